@@ -1,0 +1,34 @@
+//! # tessera-proto
+//!
+//! The Tessera protocol as data: everything two parties must agree on, and nothing that does IO.
+//!
+//! What it does:
+//! - [`envelope`]: seal a secret to an agent's RSA-2048 wrap key and open it (RSA-OAEP-SHA256 + AES-256-GCM, the
+//!   field layout of design §4, byte-compatible with the reference implementation).
+//! - [`commitment`]: the creator's HMAC-SHA-256 commitment over (domain tag, credential id, version, canonical
+//!   plaintext), verified in constant time.
+//! - [`cert`]: the org CA (P-256), agent and operator X.509 certificates, enrolment requests, and certificate
+//!   verification against the pinned CA (chain, validity window, revocation, role).
+//! - [`statement`]: statements signed over their exact RFC 8785 bytes: credential statements and revocation lists.
+//! - [`wire`] and [`topics`]: versioned, size-capped, strictly validated wire messages and the MQTT topic schema.
+//! - [`secret`]: secret wrapper types (redacted `Debug`, zeroized on drop, exposed only inside a closure).
+//! - [`ids`]: validated identifiers that cannot inject MQTT wildcards or separators.
+//!
+//! What it does not do: no sockets, no files, no clocks of its own (callers pass `now`), no async runtime.
+//! Persistence, transport and policy live in `tessera-agent` and `tessera-relay`.
+#![forbid(unsafe_code)]
+
+pub mod canonical;
+pub mod cert;
+pub mod commitment;
+pub mod envelope;
+pub mod ids;
+pub mod secret;
+pub mod statement;
+pub mod topics;
+pub mod wire;
+
+mod b64;
+mod random;
+
+pub use b64::{decode as b64_decode, encode as b64_encode};

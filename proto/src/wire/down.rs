@@ -1,0 +1,152 @@
+//! Messages the relay sends to an agent (its `down` topic).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    check, AgentState, Nonce, PublicReason, RegistrationMode, WireError, WireMessage,
+    MAX_CERT_BYTES, MAX_JOB_CREDENTIALS, MAX_JOB_PARAMS, MAX_PARAM_VALUE,
+};
+use crate::envelope::Envelope;
+use crate::ids::{is_valid_name, AgentId, CredentialId, CredentialName, TemplateName};
+use crate::statement::{CredentialStatement, RevocationList, Signed};
+
+/// Everything the relay may send to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Down {
+    /// Registration accepted.
+    RegisterAck(RegisterAck),
+    /// Asks a peer to re-encrypt a credential for a target.
+    RewrapRequest(RewrapRequest),
+    /// Delivers an envelope to a target.
+    CredentialStore(CredentialStore),
+    /// A JIT repair that cannot be served.
+    CredentialUnavailable(CredentialUnavailable),
+    /// Run a locally defined job template.
+    JobDispatch(JobDispatch),
+    /// A newer revocation list.
+    RevocationUpdate(RevocationUpdate),
+}
+
+/// Registration accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAck {
+    /// Echo of the mode.
+    pub mode: RegistrationMode,
+    /// `backfilling` while deliveries are pending, else `online`.
+    pub state: AgentState,
+    /// How many deliveries the backfill will make.
+    pub backfill: u32,
+}
+
+/// A rewrap request to a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewrapRequest {
+    /// Request id.
+    pub request_id: uuid::Uuid,
+    /// Fresh nonce the response must echo.
+    #[serde(with = "crate::b64::array")]
+    pub nonce: Nonce,
+    /// The credential...
+    pub credential_id: CredentialId,
+    /// ...and version to re-encrypt.
+    pub version: u64,
+    /// The creator's statement (the peer checks the target against its signed scope).
+    pub statement: Signed<CredentialStatement>,
+    /// The target agent.
+    pub target: AgentId,
+    /// The target's certificate, DER: the only source of the key the peer will encrypt to.
+    #[serde(with = "crate::b64::vec")]
+    pub target_cert: Vec<u8>,
+}
+
+/// A delivery to a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialStore {
+    /// Delivery id the acknowledgement echoes.
+    pub delivery_id: uuid::Uuid,
+    /// The creator's signed statement: id, version, name, scope, salt, commitment.
+    pub statement: Signed<CredentialStatement>,
+    /// The envelope, sealed to the target's wrap key.
+    pub envelope: Envelope,
+    /// The JIT request this answers, if any.
+    #[serde(default)]
+    pub request_id: Option<uuid::Uuid>,
+}
+
+/// A JIT repair that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialUnavailable {
+    /// Echo of the request id.
+    pub request_id: uuid::Uuid,
+    /// The credential asked for.
+    pub name: CredentialName,
+    /// The public reason.
+    pub reason: PublicReason,
+}
+
+/// A job: a template name the agent defines locally, never a command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobDispatch {
+    /// Job id.
+    pub job_id: uuid::Uuid,
+    /// The template, defined in the agent's configuration.
+    pub template: TemplateName,
+    /// Parameters the template may reference (names match the id alphabet).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Credentials the job needs.
+    #[serde(default)]
+    pub credentials: Vec<CredentialName>,
+}
+
+/// A newer revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationUpdate {
+    /// The list, signed by the org CA.
+    pub list: Signed<RevocationList>,
+}
+
+impl WireMessage for Down {
+    fn validate(&self) -> Result<(), WireError> {
+        match self {
+            Self::RewrapRequest(r) => {
+                check(r.version >= 1, "version must be at least 1")?;
+                check(
+                    r.target_cert.len() <= MAX_CERT_BYTES,
+                    "certificate too large",
+                )
+            }
+            Self::JobDispatch(j) => {
+                check(j.params.len() <= MAX_JOB_PARAMS, "too many job parameters")?;
+                check(
+                    j.credentials.len() <= MAX_JOB_CREDENTIALS,
+                    "too many job credentials",
+                )?;
+                check(
+                    j.params.keys().all(|k| is_valid_name(k)),
+                    "invalid job parameter name",
+                )?;
+                check(
+                    j.params
+                        .values()
+                        .all(|v| v.len() <= MAX_PARAM_VALUE && !v.contains('\0')),
+                    "invalid job parameter value",
+                )
+            }
+            Self::RegisterAck(_)
+            | Self::CredentialStore(_)
+            | Self::CredentialUnavailable(_)
+            | Self::RevocationUpdate(_) => Ok(()),
+        }
+    }
+}

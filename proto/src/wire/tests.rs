@@ -1,0 +1,259 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::commitment::Commitment;
+use crate::envelope::{Envelope, KeyFingerprint};
+use crate::ids::{AgentId, CredentialId, CredentialName, TemplateName};
+
+fn envelope() -> Envelope {
+    Envelope {
+        encrypted_key: "AA==".into(),
+        iv: "AA==".into(),
+        ciphertext: String::new(),
+        tag: "AA==".into(),
+    }
+}
+
+fn ups() -> Vec<Up> {
+    vec![
+        Up::Register(Register {
+            mode: RegistrationMode::WarmReconnect,
+            cert: vec![1, 2, 3],
+            held: vec![Held {
+                credential_id: CredentialId::random(),
+                version: 3,
+            }],
+            agent_version: "0.1.0".into(),
+        }),
+        Up::RewrapResponse(RewrapResponse {
+            request_id: uuid::Uuid::new_v4(),
+            nonce: [9; 32],
+            peer: AgentId::new("p1").unwrap(),
+            credential_id: CredentialId::random(),
+            version: 1,
+            target_key: KeyFingerprint([4; 32]),
+            envelope: envelope(),
+        }),
+        Up::RewrapRefused(RewrapRefused {
+            request_id: uuid::Uuid::new_v4(),
+            nonce: [1; 32],
+            reason: RefusalReason::UntrustedTarget,
+        }),
+        Up::CredentialStored(CredentialStored {
+            delivery_id: uuid::Uuid::new_v4(),
+            credential_id: CredentialId::random(),
+            version: 2,
+            outcome: StoreOutcome::Stored {
+                digest: Commitment([5; 32]),
+            },
+        }),
+        Up::CredentialStored(CredentialStored {
+            delivery_id: uuid::Uuid::new_v4(),
+            credential_id: CredentialId::random(),
+            version: 2,
+            outcome: StoreOutcome::Mismatch,
+        }),
+        Up::CredentialMissing(CredentialMissing {
+            request_id: uuid::Uuid::new_v4(),
+            name: CredentialName::new("core-ssh").unwrap(),
+        }),
+        Up::JobResult(JobResult {
+            job_id: uuid::Uuid::new_v4(),
+            exit_code: Some(0),
+            stdout: "ok".into(),
+            stderr: String::new(),
+            error: None,
+            meta: BTreeMap::new(),
+        }),
+    ]
+}
+
+#[test]
+fn every_up_message_round_trips() {
+    for msg in ups() {
+        let bytes = encode(&msg).unwrap();
+        assert_eq!(decode::<Up>(&bytes).unwrap(), msg);
+    }
+}
+
+#[test]
+fn down_messages_round_trip() {
+    let msgs = vec![
+        Down::RegisterAck(RegisterAck {
+            mode: RegistrationMode::FirstRegistration,
+            state: AgentState::Backfilling,
+            backfill: 7,
+        }),
+        Down::CredentialUnavailable(CredentialUnavailable {
+            request_id: uuid::Uuid::new_v4(),
+            name: CredentialName::new("x").unwrap(),
+            reason: PublicReason::BackendBusy,
+        }),
+        Down::JobDispatch(JobDispatch {
+            job_id: uuid::Uuid::new_v4(),
+            template: TemplateName::new("backup").unwrap(),
+            params: BTreeMap::from([("host".to_owned(), "10.0.0.1".to_owned())]),
+            credentials: vec![CredentialName::new("core-ssh").unwrap()],
+        }),
+    ];
+    for msg in msgs {
+        assert_eq!(decode::<Down>(&encode(&msg).unwrap()).unwrap(), msg);
+    }
+}
+
+#[test]
+fn frame_shape_is_stable() {
+    let msg = Up::CredentialMissing(CredentialMissing {
+        request_id: uuid::Uuid::nil(),
+        name: CredentialName::new("db").unwrap(),
+    });
+    assert_eq!(
+        String::from_utf8(encode(&msg).unwrap()).unwrap(),
+        r#"{"v":1,"msg":{"type":"credential_missing","body":{"request_id":"00000000-0000-0000-0000-000000000000","name":"db"}}}"#
+    );
+    let reason = serde_json::to_string(&PublicReason::BackendBusy).unwrap();
+    assert_eq!(reason, "\"BACKEND_BUSY\"");
+}
+
+#[test]
+fn oversized_frames_are_refused_before_parsing() {
+    let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+    assert_eq!(
+        decode::<Up>(&big).unwrap_err(),
+        WireError::TooLarge {
+            len: MAX_MESSAGE_BYTES + 1,
+            max: MAX_MESSAGE_BYTES
+        }
+    );
+}
+
+#[test]
+fn unknown_types_fields_and_versions_are_refused() {
+    let unknown_type = br#"{"v":1,"msg":{"type":"become_root","body":{}}}"#;
+    assert!(matches!(
+        decode::<Up>(unknown_type),
+        Err(WireError::Malformed { .. })
+    ));
+    let extra_field = br#"{"v":1,"msg":{"type":"credential_missing","body":{"request_id":"00000000-0000-0000-0000-000000000000","name":"db","x":1}}}"#;
+    assert!(matches!(
+        decode::<Up>(extra_field),
+        Err(WireError::Malformed { .. })
+    ));
+    let v2 = br#"{"v":2,"msg":{"anything":"else"}}"#;
+    assert_eq!(
+        decode::<Up>(v2).unwrap_err(),
+        WireError::UnsupportedVersion(2)
+    );
+    // A down message is not an up message.
+    let down = encode(&Down::RegisterAck(RegisterAck {
+        mode: RegistrationMode::KeyRegenerated,
+        state: AgentState::Online,
+        backfill: 0,
+    }))
+    .unwrap();
+    assert!(decode::<Up>(&down).is_err());
+}
+
+#[test]
+fn ids_inside_messages_are_validated() {
+    let bad_name = br#"{"v":1,"msg":{"type":"credential_missing","body":{"request_id":"00000000-0000-0000-0000-000000000000","name":"a/#"}}}"#;
+    assert!(matches!(
+        decode::<Up>(bad_name),
+        Err(WireError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn limits_are_enforced() {
+    let too_many = Up::Register(Register {
+        mode: RegistrationMode::WarmReconnect,
+        cert: vec![],
+        held: vec![
+            Held {
+                credential_id: CredentialId::random(),
+                version: 1
+            };
+            MAX_HELD + 1
+        ],
+        agent_version: String::new(),
+    });
+    assert_eq!(
+        encode(&too_many).unwrap_err(),
+        WireError::Invalid("too many held credentials")
+    );
+    let held_on_first = Up::Register(Register {
+        mode: RegistrationMode::FirstRegistration,
+        cert: vec![],
+        held: vec![Held {
+            credential_id: CredentialId::random(),
+            version: 1,
+        }],
+        agent_version: String::new(),
+    });
+    assert!(encode(&held_on_first).is_err());
+    let params: BTreeMap<String, String> = (0..=MAX_JOB_PARAMS)
+        .map(|i| (format!("p{i}"), String::new()))
+        .collect();
+    let job = Down::JobDispatch(JobDispatch {
+        job_id: uuid::Uuid::nil(),
+        template: TemplateName::new("t").unwrap(),
+        params,
+        credentials: vec![],
+    });
+    assert_eq!(
+        encode(&job).unwrap_err(),
+        WireError::Invalid("too many job parameters")
+    );
+    let injected = Down::JobDispatch(JobDispatch {
+        job_id: uuid::Uuid::nil(),
+        template: TemplateName::new("t").unwrap(),
+        params: BTreeMap::from([("a;rm -rf".to_owned(), String::new())]),
+        credentials: vec![],
+    });
+    assert_eq!(
+        encode(&injected).unwrap_err(),
+        WireError::Invalid("invalid job parameter name")
+    );
+}
+
+#[test]
+fn a_10000_credential_warm_reconnect_fits_the_cap() {
+    let msg = Up::Register(Register {
+        mode: RegistrationMode::WarmReconnect,
+        cert: vec![0; 1200],
+        held: (0..MAX_HELD)
+            .map(|_| Held {
+                credential_id: CredentialId::random(),
+                version: u64::from(u32::MAX),
+            })
+            .collect(),
+        agent_version: "0.1.0".into(),
+    });
+    let bytes = encode(&msg).unwrap();
+    assert!(bytes.len() < MAX_MESSAGE_BYTES);
+}
+
+#[test]
+fn errors_never_quote_the_input() {
+    let hostile = br#"{"v":1,"msg":{"type":"SECRET-hunter2","body":{}}}"#;
+    let err = decode::<Up>(hostile).unwrap_err();
+    assert!(!err.to_string().contains("hunter2"));
+    assert_eq!(err.public(), BoundaryError::Invalid);
+}
+
+#[test]
+fn garbage_never_panics() {
+    for junk in [
+        &b""[..],
+        b"null",
+        b"[]",
+        b"{",
+        b"\xff\xfe",
+        br#"{"v":"1"}"#,
+        br#"{"v":1,"msg":null}"#,
+    ] {
+        assert!(decode::<Up>(junk).is_err());
+        assert!(decode::<Down>(junk).is_err());
+        assert!(decode::<Status>(junk).is_err());
+    }
+}

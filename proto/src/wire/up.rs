@@ -1,0 +1,198 @@
+//! Messages an agent sends to the relay (its `up` topic).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    check, Nonce, RefusalReason, WireError, WireMessage, MAX_CERT_BYTES, MAX_HELD, MAX_JOB_OUTPUT,
+};
+use crate::commitment::Commitment;
+use crate::envelope::{Envelope, KeyFingerprint};
+use crate::ids::{AgentId, CredentialId, CredentialName};
+
+/// Everything an agent may send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Up {
+    /// Hello, with the registration mode.
+    Register(Register),
+    /// A peer's answer to a rewrap request: an envelope for the target.
+    RewrapResponse(RewrapResponse),
+    /// A peer's refusal of a rewrap request.
+    RewrapRefused(RewrapRefused),
+    /// A target's acknowledgement (or refusal) of a delivery.
+    CredentialStored(CredentialStored),
+    /// A workload asked for a credential this agent lacks (JIT repair).
+    CredentialMissing(CredentialMissing),
+    /// The outcome of a job.
+    JobResult(JobResult),
+}
+
+/// How an agent registers (design §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RegistrationMode {
+    /// First handshake ever: fan out every credential in scope.
+    FirstRegistration,
+    /// The wrap key changed: everything held is unreadable, fan out again.
+    KeyRegenerated,
+    /// Reconnect listing what is held: backfill the gap.
+    WarmReconnect,
+}
+
+/// A credential version an agent holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Held {
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// The newest version held.
+    pub version: u64,
+}
+
+/// Registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    /// The mode.
+    pub mode: RegistrationMode,
+    /// The agent's certificate, DER.
+    #[serde(with = "crate::b64::vec")]
+    pub cert: Vec<u8>,
+    /// For `warm_reconnect`: what the agent holds (at most [`MAX_HELD`]); empty otherwise.
+    #[serde(default)]
+    pub held: Vec<Held>,
+    /// The agent's software version, informational.
+    pub agent_version: String,
+}
+
+/// A peer's rewrap answer, carrying the four bindings the relay checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewrapResponse {
+    /// Echo of the request id.
+    pub request_id: uuid::Uuid,
+    /// Binding 1: echo of the request nonce.
+    #[serde(with = "crate::b64::array")]
+    pub nonce: Nonce,
+    /// Binding 2: the responding peer.
+    pub peer: AgentId,
+    /// Binding 3: the credential id...
+    pub credential_id: CredentialId,
+    /// ...and version.
+    pub version: u64,
+    /// Binding 4: fingerprint of the wrap key the envelope is sealed to.
+    pub target_key: KeyFingerprint,
+    /// The envelope for the target.
+    pub envelope: Envelope,
+}
+
+/// A peer's refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewrapRefused {
+    /// Echo of the request id.
+    pub request_id: uuid::Uuid,
+    /// Echo of the request nonce.
+    #[serde(with = "crate::b64::array")]
+    pub nonce: Nonce,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// What a target did with a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum StoreOutcome {
+    /// Stored and flushed; `digest` is the commitment the target recomputed from the plaintext.
+    Stored {
+        /// The recomputed commitment.
+        digest: Commitment,
+    },
+    /// The plaintext did not match the creator's commitment; nothing was stored.
+    Mismatch,
+    /// Refused before the commitment check; nothing was stored.
+    Refused {
+        /// Why.
+        reason: RefusalReason,
+    },
+}
+
+/// A target's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialStored {
+    /// Echo of the delivery id.
+    pub delivery_id: uuid::Uuid,
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// The version delivered.
+    pub version: u64,
+    /// The outcome.
+    pub outcome: StoreOutcome,
+}
+
+/// JIT repair request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialMissing {
+    /// Correlates the relay's answer.
+    pub request_id: uuid::Uuid,
+    /// The credential the workload asked for.
+    pub name: CredentialName,
+}
+
+/// A job's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobResult {
+    /// Echo of the job id.
+    pub job_id: uuid::Uuid,
+    /// Exit code, if the process exited normally.
+    pub exit_code: Option<i32>,
+    /// Bounded stdout (lossy UTF-8, at most [`MAX_JOB_OUTPUT`] bytes).
+    pub stdout: String,
+    /// Bounded stderr.
+    pub stderr: String,
+    /// Why the job did not run or did not finish (unknown template, missing credential, timeout, signal).
+    pub error: Option<String>,
+    /// Extra facts (duration, truncated flags).
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+}
+
+impl WireMessage for Up {
+    fn validate(&self) -> Result<(), WireError> {
+        match self {
+            Self::Register(r) => {
+                check(r.cert.len() <= MAX_CERT_BYTES, "certificate too large")?;
+                check(r.held.len() <= MAX_HELD, "too many held credentials")?;
+                check(
+                    r.mode == RegistrationMode::WarmReconnect || r.held.is_empty(),
+                    "only warm_reconnect lists held credentials",
+                )?;
+                check(r.agent_version.len() <= 64, "agent_version too long")
+            }
+            Self::RewrapResponse(r) => check(r.version >= 1, "version must be at least 1"),
+            Self::CredentialStored(s) => check(s.version >= 1, "version must be at least 1"),
+            Self::JobResult(j) => {
+                check(j.stdout.len() <= MAX_JOB_OUTPUT, "stdout too large")?;
+                check(j.stderr.len() <= MAX_JOB_OUTPUT, "stderr too large")?;
+                check(
+                    j.error.as_ref().is_none_or(|e| e.len() <= 1024),
+                    "error too long",
+                )?;
+                check(j.meta.len() <= 16, "too many meta entries")?;
+                check(
+                    j.meta.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 256),
+                    "meta entry too long",
+                )
+            }
+            Self::RewrapRefused(_) | Self::CredentialMissing(_) => Ok(()),
+        }
+    }
+}
