@@ -7,6 +7,8 @@
 //!   `use_identity_as_username` reads the CN), EKU clientAuth, and the agent's RSA wrap key in the non-critical
 //!   extension [`WRAP_KEY_OID`] (SubjectPublicKeyInfo DER).
 //! - An **operator certificate** is `CN=<operator id>, OU=tessera-operator`; operators sign credential statements.
+//! - A **service certificate** is `CN=<name>, OU=tessera-service` with DNS/IP names: the broker's and relays' TLS
+//!   identity. It can neither pass as an agent's nor as an operator's (the OU is checked).
 //!
 //! Verification ([`PinnedCa::verify_agent`], [`PinnedCa::verify_operator`]) checks the chain to the pinned CA, the
 //! signature algorithm, the validity window, revocation, the role, and the identifiers, and returns a typed view.
@@ -32,6 +34,8 @@ pub const WRAP_KEY_OID: &[u64] = &[2, 25, 8_567_869_376_218_639_812, 1];
 pub const AGENT_OU: &str = "tessera-agent";
 /// Organisational unit of operator certificates.
 pub const OPERATOR_OU: &str = "tessera-operator";
+/// Organisational unit of service certificates (broker, relay TLS endpoints).
+pub const SERVICE_OU: &str = "tessera-service";
 
 /// A certificate serial number, as lowercase hex of its big-endian bytes.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

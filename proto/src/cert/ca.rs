@@ -4,7 +4,7 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
     SubjectPublicKeyInfo, PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::{
     CertError, EnrollmentRequest, IdentityKey, IdentityPublicKey, PinnedCa, AGENT_OU, OPERATOR_OU,
-    WRAP_KEY_OID,
+    SERVICE_OU, WRAP_KEY_OID,
 };
 use crate::ids::OperatorId;
 use crate::random;
@@ -139,6 +139,40 @@ impl OrgCa {
         params.distinguished_name = dn(operator.as_str(), OPERATOR_OU, self.pinned.org_name());
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(&params, identity)
+    }
+
+    /// Signs a service certificate (the broker's or a relay's TLS identity): `CN=<name>, OU=tessera-service`,
+    /// with DNS and IP subject alternative names, EKU serverAuth and clientAuth.
+    pub fn issue_service(
+        &self,
+        name: &str,
+        dns_names: &[&str],
+        ips: &[std::net::IpAddr],
+        identity: &IdentityPublicKey,
+        validity: Validity,
+    ) -> Result<Vec<u8>, CertError> {
+        if !crate::ids::is_valid_name(name) {
+            return Err(CertError::Malformed(
+                "service name must match the id alphabet",
+            ));
+        }
+        let mut params = base_params(validity)?;
+        params.distinguished_name = dn(name, SERVICE_OU, self.pinned.org_name());
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        for dns in dns_names {
+            let dns = (*dns)
+                .try_into()
+                .map_err(|_| CertError::Malformed("DNS name is not IA5"))?;
+            params.subject_alt_names.push(SanType::DnsName(dns));
+        }
+        params
+            .subject_alt_names
+            .extend(ips.iter().copied().map(SanType::IpAddress));
         self.sign(&params, identity)
     }
 

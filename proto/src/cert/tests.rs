@@ -216,3 +216,36 @@ fn serials_are_normalised_hex() {
     assert!(CertSerial::try_from("1A".to_owned()).is_err());
     assert!(CertSerial::try_from("abc".to_owned()).is_err());
 }
+
+#[test]
+fn service_certificates_are_neither_agents_nor_operators() {
+    let f = fx();
+    let der =
+        f.ca.issue_service(
+            "broker",
+            &["localhost"],
+            &["127.0.0.1".parse().unwrap()],
+            f.identity.public_key(),
+            Validity::days_from(NOW, 30),
+        )
+        .unwrap();
+    let pinned = f.ca.pinned();
+    assert!(matches!(
+        pinned.verify_agent(&der, NOW, &RevocationList::empty()),
+        Err(CertError::WrongRole { .. })
+    ));
+    assert!(matches!(
+        pinned.verify_operator(&der, NOW, &RevocationList::empty()),
+        Err(CertError::WrongRole { .. })
+    ));
+    assert!(f
+        .ca
+        .issue_service(
+            "a/b",
+            &[],
+            &[],
+            f.identity.public_key(),
+            Validity::days_from(NOW, 1)
+        )
+        .is_err());
+}

@@ -1,0 +1,297 @@
+//! Agent certificates are real MQTT TLS client identities: a real Mosquitto with `require_certificate`,
+//! `use_identity_as_username` and the ACL from `proto::topics::mosquitto_acl` accepts an agent's certificate and
+//! key, confines it to its own topics, and refuses a certificate from another CA.
+//!
+//! Needs `mosquitto` and `mosquitto_pub`/`mosquitto_sub` (Debian: mosquitto, mosquitto-clients; `scripts/test`
+//! installs them when missing).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
+use tessera_proto::envelope::WrapPrivateKey;
+use tessera_proto::ids::AgentId;
+use tessera_proto::topics;
+
+fn now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+fn pem_file(dir: &Path, name: &str, tag: &str, der: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, pem::encode(&pem::Pem::new(tag, der))).unwrap();
+    path
+}
+
+/// A client identity on disk: certificate and key PEM files.
+struct Identity {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn write_identity(dir: &Path, name: &str, cert_der: &[u8], key: &IdentityKey) -> Identity {
+    let cert = pem_file(dir, &format!("{name}.crt"), "CERTIFICATE", cert_der);
+    let key_path = dir.join(format!("{name}.key"));
+    key.to_pkcs8_pem()
+        .unwrap()
+        .expose(|k| std::fs::write(&key_path, k))
+        .unwrap();
+    Identity {
+        cert,
+        key: key_path,
+    }
+}
+
+fn agent_identity(dir: &Path, ca: &OrgCa, id: &str) -> Identity {
+    let key = IdentityKey::generate().unwrap();
+    let wrap = WrapPrivateKey::generate().unwrap();
+    let req = EnrollmentRequest::new(
+        AgentId::new(id).unwrap(),
+        &key,
+        wrap.public_key(),
+        BTreeMap::new(),
+        now(),
+    )
+    .unwrap();
+    let der = ca.issue_agent(&req, Validity::days_from(now(), 1)).unwrap();
+    write_identity(dir, id, &der, &key)
+}
+
+fn service_identity(dir: &Path, ca: &OrgCa, name: &str) -> Identity {
+    let key = IdentityKey::generate().unwrap();
+    let der = ca
+        .issue_service(
+            name,
+            &["localhost"],
+            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            key.public_key(),
+            Validity::days_from(now(), 1),
+        )
+        .unwrap();
+    write_identity(dir, name, &der, &key)
+}
+
+/// A Mosquitto broker on a free loopback port, stopped on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+    ca_file: PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_broker(dir: &Path, ca: &OrgCa, relay_user: &str) -> Broker {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ca_file = pem_file(dir, "ca.crt", "CERTIFICATE", ca.cert_der());
+    let server = service_identity(dir, ca, "broker");
+    let acl = dir.join("acl");
+    std::fs::write(&acl, topics::mosquitto_acl(&[relay_user])).unwrap();
+    let whoami = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "user {user}\nper_listener_settings false\npersistence false\nlog_dest stderr\n\
+             listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+             require_certificate true\nuse_identity_as_username true\nacl_file {acl}\n",
+            user = whoami.trim(),
+            ca = ca_file.display(),
+            cert = server.cert.display(),
+            key = server.key.display(),
+            acl = acl.display(),
+        ),
+    )
+    .unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto must be installed (Debian package mosquitto)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not start listening on {port}"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    Broker {
+        child,
+        port,
+        ca_file,
+    }
+}
+
+fn client_args(broker: &Broker, who: &Identity) -> Vec<String> {
+    vec![
+        "-h".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        broker.port.to_string(),
+        "--cafile".into(),
+        broker.ca_file.display().to_string(),
+        "--cert".into(),
+        who.cert.display().to_string(),
+        "--key".into(),
+        who.key.display().to_string(),
+        "-q".into(),
+        "1".into(),
+    ]
+}
+
+fn publish(broker: &Broker, who: &Identity, topic: &str, msg: &str) -> Output {
+    Command::new("mosquitto_pub")
+        .args(client_args(broker, who))
+        .args(["-t", topic, "-m", msg])
+        .output()
+        .expect("mosquitto_pub must be installed (Debian package mosquitto-clients)")
+}
+
+/// Subscribes to `topic`, runs `act` once the subscription is up, and returns what arrived within `wait`.
+fn received_while(
+    broker: &Broker,
+    who: &Identity,
+    topic: &str,
+    wait: Duration,
+    act: impl FnOnce(),
+) -> String {
+    let sub = Command::new("mosquitto_sub")
+        .args(client_args(broker, who))
+        .args(["-t", topic, "-v", "-W", &wait.as_secs().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub must be installed (Debian package mosquitto-clients)");
+    // Give the subscription time to reach the broker before publishing. Each test pairs a negative check with a
+    // positive one published in the same window, so a subscription that was not ready fails the test rather than
+    // letting a negative check pass vacuously.
+    sleep(Duration::from_millis(800));
+    act();
+    let out = sub.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn agent_certificate_is_an_mqtt_identity_confined_to_its_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OrgCa::generate("Acme", Validity::days_from(now(), 30)).unwrap();
+    let broker = start_broker(dir.path(), &ca, "relay-1");
+    let relay = service_identity(dir.path(), &ca, "relay-1");
+    let edge1 = agent_identity(dir.path(), &ca, "edge-1");
+    let edge1_id = AgentId::new("edge-1").unwrap();
+    let edge2_id = AgentId::new("edge-2").unwrap();
+
+    // The agent's own up topic reaches the relay, with the CN as the username in the ACL pattern.
+    let seen = received_while(
+        &broker,
+        &relay,
+        "tessera/v1/agents/+/up",
+        Duration::from_secs(3),
+        || {
+            let out = publish(
+                &broker,
+                &edge1,
+                &topics::agent_up(&edge1_id),
+                "hello from edge-1",
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Spoofing another agent's up topic is dropped by the ACL.
+            let _ = publish(
+                &broker,
+                &edge1,
+                &topics::agent_up(&edge2_id),
+                "spoofed as edge-2",
+            );
+        },
+    );
+    assert!(
+        seen.contains("tessera/v1/agents/edge-1/up hello from edge-1"),
+        "relay saw: {seen:?}"
+    );
+    assert!(
+        !seen.contains("spoofed"),
+        "ACL let edge-1 publish as edge-2: {seen:?}"
+    );
+
+    // The relay's message to edge-1 arrives; edge-1 cannot read edge-2's down topic.
+    let seen = received_while(
+        &broker,
+        &edge1,
+        "tessera/v1/agents/+/down",
+        Duration::from_secs(3),
+        || {
+            assert!(publish(
+                &broker,
+                &relay,
+                &topics::agent_down(&edge1_id),
+                "for edge-1"
+            )
+            .status
+            .success());
+            assert!(publish(
+                &broker,
+                &relay,
+                &topics::agent_down(&edge2_id),
+                "for edge-2 only"
+            )
+            .status
+            .success());
+        },
+    );
+    assert!(
+        seen.contains("tessera/v1/agents/edge-1/down for edge-1"),
+        "edge-1 saw: {seen:?}"
+    );
+    assert!(
+        !seen.contains("for edge-2 only"),
+        "ACL let edge-1 read edge-2's topic: {seen:?}"
+    );
+}
+
+#[test]
+fn certificate_from_another_ca_is_refused_by_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = OrgCa::generate("Acme", Validity::days_from(now(), 30)).unwrap();
+    let broker = start_broker(dir.path(), &ca, "relay-1");
+    let rogue_ca = OrgCa::generate("Acme", Validity::days_from(now(), 30)).unwrap();
+    let rogue_dir = dir.path().join("rogue");
+    std::fs::create_dir(&rogue_dir).unwrap();
+    let rogue = agent_identity(&rogue_dir, &rogue_ca, "edge-1");
+    let out = publish(&broker, &rogue, "tessera/v1/agents/edge-1/up", "let me in");
+    assert!(
+        !out.status.success(),
+        "broker accepted a certificate from another CA"
+    );
+    let genuine = agent_identity(dir.path(), &ca, "edge-1");
+    assert!(
+        publish(&broker, &genuine, "tessera/v1/agents/edge-1/up", "ok")
+            .status
+            .success()
+    );
+}
