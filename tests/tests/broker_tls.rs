@@ -193,11 +193,17 @@ fn received_while(
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn agent_certificate_is_an_mqtt_identity_confined_to_its_topics() {
+/// A fresh org CA and a broker that trusts it, in a temporary directory.
+fn org_with_broker() -> (tempfile::TempDir, OrgCa, Broker) {
     let dir = tempfile::tempdir().unwrap();
     let ca = OrgCa::generate("Acme", Validity::days_from(now(), 30)).unwrap();
     let broker = start_broker(dir.path(), &ca, "relay-1");
+    (dir, ca, broker)
+}
+
+#[test]
+fn agent_certificate_is_an_mqtt_identity_confined_to_its_topics() {
+    let (dir, ca, broker) = org_with_broker();
     let relay = service_identity(dir.path(), &ca, "relay-1");
     let edge1 = agent_identity(dir.path(), &ca, "edge-1");
     let edge1_id = AgentId::new("edge-1").unwrap();
@@ -276,9 +282,7 @@ fn agent_certificate_is_an_mqtt_identity_confined_to_its_topics() {
 
 #[test]
 fn certificate_from_another_ca_is_refused_by_the_broker() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = OrgCa::generate("Acme", Validity::days_from(now(), 30)).unwrap();
-    let broker = start_broker(dir.path(), &ca, "relay-1");
+    let (dir, ca, broker) = org_with_broker();
     let rogue_ca = OrgCa::generate("Acme", Validity::days_from(now(), 30)).unwrap();
     let rogue_dir = dir.path().join("rogue");
     std::fs::create_dir(&rogue_dir).unwrap();

@@ -138,7 +138,12 @@ impl Signed<CredentialStatement> {
         // The signing time is inside the signed payload; read it first, trust it only once the signature holds.
         let claimed = self.parse_unverified(CREDENTIAL_KIND)?;
         let signer = ca.verify_operator(&self.signer_cert, claimed.created_at, revoked)?;
-        let statement = self.open_with(&signer.identity, CREDENTIAL_KIND)?;
+        // Same bytes as parsed above: verifying the signature over them makes `claimed` the signed statement.
+        signer
+            .identity
+            .verify(&self.payload, &self.signature)
+            .map_err(|_| StatementError::BadSignature)?;
+        let statement = claimed;
         if statement.creator != signer.operator_id {
             return Err(StatementError::CreatorMismatch);
         }
