@@ -4,8 +4,10 @@
 //! `tessera-board`), credentials served just in time to local workloads over a Unix socket, jobs run from locally
 //! defined templates with credentials injected, and the peer and target roles of the rewrap protocol over MQTT.
 //!
-//! Status: the wire protocol and crypto it builds on are in `tessera-proto`; the store, MQTT session, roles, local
-//! API, `exec` and jobs arrive with the issue "Agent".
-//!
 //! What it does not do: trust the relay. Every statement it acts on is verified against the pinned org CA.
 #![forbid(unsafe_code)]
+
+pub mod store;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,442 @@
+//! The agent's encrypted store.
+//!
+//! Every record is AES-256-GCM under the store key with its key and version as associated data
+//! ([`record`]); the key-value backend is sled behind a small trait ([`backend`]). What is kept:
+//! - `self/*`: the agent's id, identity and wrap keys, certificate, pinned org CA, revocation list, and the wrap
+//!   key fingerprint it last registered with;
+//! - `cred/<id>` (record version = credential version), `hwm/<id>` (newest version accepted: the rollback guard) and
+//!   `name/<name>` (index), written together in one atomic batch;
+//! - `audit/<seq>`: a bounded log of local reads.
+//!
+//! [`Store::accept`] flushes before it returns: a caller may acknowledge a credential as stored only after it.
+//! Opening with the wrong key fails on the `meta/check` record with [`StoreError::WrongKey`]; any other record
+//! that does not open is [`StoreError::Corrupt`] naming it.
+
+mod audit;
+mod backend;
+mod credential;
+mod record;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tessera_proto::ids::{CredentialId, CredentialName};
+use tessera_proto::secret::{SecretBytes, SecretPayload};
+use tessera_proto::statement::{CredentialStatement, Signed};
+use tessera_proto::wire::Held;
+use zeroize::Zeroizing;
+
+pub use audit::{AuditEntry, AuditOutcome};
+pub use backend::BackendError;
+pub use credential::{CredentialMeta, StoredCredential};
+
+use backend::{BatchOp, RecordBackend, SledBackend};
+use record::{RecordCipher, RecordFault};
+
+const CHECK_KEY: &[u8] = b"meta/check";
+const CHECK_VALUE: &[u8] = b"tessera-agent-store/v1";
+const CRED: &str = "cred/";
+const HWM: &str = "hwm/";
+const NAME: &str = "name/";
+const AUDIT: &[u8] = b"audit/";
+
+/// The agent's own records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SelfRecord {
+    /// The agent id (UTF-8).
+    AgentId,
+    /// Identity key, PKCS#8 DER.
+    IdentityKey,
+    /// Wrap key, PKCS#8 DER.
+    WrapKey,
+    /// The pinned org CA certificate, DER.
+    OrgCa,
+    /// The agent's certificate, DER.
+    Certificate,
+    /// The newest verified revocation list (signed JSON).
+    Revocations,
+    /// Fingerprint of the wrap key in the last successful registration.
+    RegisteredWrapKey,
+}
+
+impl SelfRecord {
+    fn key(self) -> &'static [u8] {
+        match self {
+            Self::AgentId => b"self/agent_id",
+            Self::IdentityKey => b"self/identity_key",
+            Self::WrapKey => b"self/wrap_key",
+            Self::OrgCa => b"self/org_ca",
+            Self::Certificate => b"self/certificate",
+            Self::Revocations => b"self/revocations",
+            Self::RegisteredWrapKey => b"self/registered_wrap_key",
+        }
+    }
+}
+
+/// A credential version to accept, already verified by the target role.
+#[derive(Debug)]
+pub struct NewCredential {
+    /// The verified statement.
+    pub statement: CredentialStatement,
+    /// Its signed form.
+    pub signed: Signed<CredentialStatement>,
+    /// The plaintext whose commitment matched.
+    pub payload: SecretPayload,
+}
+
+/// Store errors. Record names (`cred/<uuid>`, `self/...`) are not secret and are always given.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed or is locked.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The store key does not open this store.
+    #[error("the store key does not open this store (wrong key file, or the sealed key belongs to another store)")]
+    WrongKey,
+    /// A record did not open or decode.
+    #[error("store record {record} is corrupt: {reason}")]
+    Corrupt {
+        /// The record's key.
+        record: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A credential record is older than the newest version accepted for it.
+    #[error("store record {record} was rolled back: it holds version {found}, the store accepted {expected}")]
+    RolledBack {
+        /// The record's key.
+        record: String,
+        /// Version found.
+        found: u64,
+        /// Version expected.
+        expected: u64,
+    },
+    /// A version older than the newest accepted was offered.
+    #[error("credential {credential} version {offered} is older than the accepted version {held}")]
+    Stale {
+        /// The credential.
+        credential: CredentialId,
+        /// Version offered.
+        offered: u64,
+        /// Newest accepted.
+        held: u64,
+    },
+    /// The store key is not 32 bytes, or a record could not be encoded.
+    #[error("store: {0}")]
+    Internal(&'static str),
+}
+
+/// The encrypted store. Cheap to clone; all clones share one database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Box<dyn RecordBackend>,
+    cipher: RecordCipher,
+    audit: Mutex<AuditCursor>,
+    audit_max: u64,
+}
+
+#[derive(Debug)]
+struct AuditCursor {
+    next: u64,
+    oldest: u64,
+}
+
+fn record_name(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+fn fault(key: &[u8], f: RecordFault) -> StoreError {
+    StoreError::Corrupt {
+        record: record_name(key),
+        reason: match f {
+            RecordFault::Malformed => "malformed record",
+            RecordFault::Authentication => "does not authenticate (altered, or moved from another record)",
+        },
+    }
+}
+
+fn cred_key(id: &CredentialId) -> Vec<u8> {
+    format!("{CRED}{id}").into_bytes()
+}
+fn hwm_key(id: &CredentialId) -> Vec<u8> {
+    format!("{HWM}{id}").into_bytes()
+}
+fn name_key(name: &CredentialName) -> Vec<u8> {
+    format!("{NAME}{}", name.as_str()).into_bytes()
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` with `store_key`, keeping at most `audit_max` audit entries.
+    pub fn open(path: &Path, store_key: &SecretBytes, audit_max: u64) -> Result<Self, StoreError> {
+        let cipher = RecordCipher::new(store_key).ok_or(StoreError::Internal("store key must be 32 bytes"))?;
+        let backend: Box<dyn RecordBackend> = Box::new(SledBackend::open(path)?);
+        match backend.get(CHECK_KEY)? {
+            Some(rec) => match cipher.open(CHECK_KEY, &rec) {
+                Ok((_, v)) if v.as_slice() == CHECK_VALUE => {}
+                Ok(_) | Err(RecordFault::Authentication) => return Err(StoreError::WrongKey),
+                Err(f) => return Err(fault(CHECK_KEY, f)),
+            },
+            None => {
+                let rec = cipher
+                    .seal(CHECK_KEY, 0, CHECK_VALUE)
+                    .ok_or(StoreError::Internal("seal check record"))?;
+                backend.apply(vec![(CHECK_KEY.to_vec(), Some(rec))])?;
+                backend.flush()?;
+            }
+        }
+        let seq_of = |k: Vec<u8>| -> u64 {
+            let mut b = [0u8; 8];
+            if let Some(tail) = k.get(AUDIT.len()..AUDIT.len() + 8) {
+                b.copy_from_slice(tail);
+            }
+            u64::from_be_bytes(b)
+        };
+        let first = backend.scan_prefix(AUDIT)?.into_iter().next().map(|(k, _)| seq_of(k));
+        let last = backend.last_key(AUDIT)?.map(seq_of);
+        let cursor = AuditCursor {
+            next: last.map_or(0, |l| l + 1),
+            oldest: first.unwrap_or(0),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                cipher,
+                audit: Mutex::new(cursor),
+                audit_max: audit_max.max(1),
+            }),
+        })
+    }
+
+    fn seal(&self, key: &[u8], version: u64, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.inner
+            .cipher
+            .seal(key, version, plain)
+            .ok_or(StoreError::Internal("record too large to seal"))
+    }
+
+    fn open_record(&self, key: &[u8]) -> Result<Option<(u64, Zeroizing<Vec<u8>>)>, StoreError> {
+        match self.inner.backend.get(key)? {
+            None => Ok(None),
+            Some(rec) => self
+                .inner
+                .cipher
+                .open(key, &rec)
+                .map(Some)
+                .map_err(|f| fault(key, f)),
+        }
+    }
+
+    /// Reads one of the agent's own records.
+    pub fn get_self(&self, item: SelfRecord) -> Result<Option<SecretBytes>, StoreError> {
+        Ok(self
+            .open_record(item.key())?
+            .map(|(_, v)| SecretBytes::copy_from(&v)))
+    }
+
+    /// Writes several of the agent's own records atomically and flushes.
+    pub fn put_self(&self, items: &[(SelfRecord, &[u8])]) -> Result<(), StoreError> {
+        let ops = items
+            .iter()
+            .map(|(item, bytes)| Ok((item.key().to_vec(), Some(self.seal(item.key(), 0, bytes)?))))
+            .collect::<Result<Vec<BatchOp>, StoreError>>()?;
+        self.inner.backend.apply(ops)?;
+        self.inner.backend.flush()?;
+        Ok(())
+    }
+
+    /// The newest version accepted for `id`.
+    pub fn newest_version(&self, id: &CredentialId) -> Result<Option<u64>, StoreError> {
+        Ok(self.open_record(&hwm_key(id))?.map(|(v, _)| v))
+    }
+
+    /// The credential `id`, checked against the rollback guard.
+    pub fn credential(&self, id: &CredentialId) -> Result<Option<StoredCredential>, StoreError> {
+        let key = cred_key(id);
+        let Some((version, plain)) = self.open_record(&key)? else {
+            return Ok(None);
+        };
+        let expected = self.newest_version(id)?.unwrap_or(0);
+        if version != expected {
+            return Err(StoreError::RolledBack {
+                record: record_name(&key),
+                found: version,
+                expected,
+            });
+        }
+        let cred = credential::decode(&plain).map_err(|reason| StoreError::Corrupt {
+            record: record_name(&key),
+            reason,
+        })?;
+        if cred.statement.credential_id != *id || cred.statement.version != version {
+            return Err(StoreError::Corrupt {
+                record: record_name(&key),
+                reason: "statement does not match the record",
+            });
+        }
+        Ok(Some(cred))
+    }
+
+    /// The credential currently known under `name`.
+    pub fn credential_by_name(&self, name: &CredentialName) -> Result<Option<StoredCredential>, StoreError> {
+        let key = name_key(name);
+        let Some((_, plain)) = self.open_record(&key)? else {
+            return Ok(None);
+        };
+        let id = std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|s| s.parse::<CredentialId>().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                record: record_name(&key),
+                reason: "not a credential id",
+            })?;
+        self.credential(&id)
+    }
+
+    /// Metadata of every credential held.
+    pub fn list(&self) -> Result<Vec<CredentialMeta>, StoreError> {
+        let mut out = Vec::new();
+        for (key, _) in self.inner.backend.scan_prefix(CRED.as_bytes())? {
+            let id = std::str::from_utf8(key.get(CRED.len()..).unwrap_or_default())
+                .ok()
+                .and_then(|s| s.parse::<CredentialId>().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    record: record_name(&key),
+                    reason: "key is not a credential id",
+                })?;
+            if let Some(c) = self.credential(&id)? {
+                out.push(c.meta());
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the agent holds, for a warm reconnect (from the rollback guard records; no plaintext is opened).
+    pub fn held(&self) -> Result<Vec<Held>, StoreError> {
+        let mut out = Vec::new();
+        for (key, rec) in self.inner.backend.scan_prefix(HWM.as_bytes())? {
+            let (version, _) = self.inner.cipher.open(&key, &rec).map_err(|f| fault(&key, f))?;
+            let id = std::str::from_utf8(key.get(HWM.len()..).unwrap_or_default())
+                .ok()
+                .and_then(|s| s.parse::<CredentialId>().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    record: record_name(&key),
+                    reason: "key is not a credential id",
+                })?;
+            out.push(Held {
+                credential_id: id,
+                version,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores verified credential versions in one atomic batch and flushes; only then may they be acknowledged.
+    ///
+    /// Refuses (with nothing written) a version older than the newest accepted. An equal version replaces the
+    /// record (the caller has checked its commitment equals the held one).
+    pub fn accept(&self, batch: &[NewCredential], now: i64) -> Result<(), StoreError> {
+        let mut ops: Vec<BatchOp> = Vec::with_capacity(batch.len() * 3);
+        for c in batch {
+            let id = c.statement.credential_id;
+            let version = c.statement.version;
+            if let Some(held) = self.newest_version(&id)? {
+                if version < held {
+                    return Err(StoreError::Stale {
+                        credential: id,
+                        offered: version,
+                        held,
+                    });
+                }
+            }
+            let plain = credential::encode(&c.signed, now, &c.payload)
+                .ok_or(StoreError::Internal("encode credential"))?;
+            let ck = cred_key(&id);
+            let rec = plain.expose(|p| self.seal(&ck, version, p))?;
+            let hk = hwm_key(&id);
+            let nk = name_key(&c.statement.name);
+            ops.push((hk.clone(), Some(self.seal(&hk, version, &[])?)));
+            ops.push((nk.clone(), Some(self.seal(&nk, 0, id.to_string().as_bytes())?)));
+            ops.push((ck, Some(rec)));
+        }
+        self.inner.backend.apply(ops)?;
+        self.inner.backend.flush()?;
+        Ok(())
+    }
+
+    /// Replaces the statement of a held version with a newer scope revision of the same version (a grant or revoke
+    /// the peer learned from a rewrap request). The payload is kept.
+    pub fn update_statement(
+        &self,
+        existing: &StoredCredential,
+        signed: &Signed<CredentialStatement>,
+        statement: CredentialStatement,
+    ) -> Result<(), StoreError> {
+        let id = statement.credential_id;
+        let plain = credential::encode(signed, existing.stored_at, &existing.payload)
+            .ok_or(StoreError::Internal("encode credential"))?;
+        let ck = cred_key(&id);
+        let rec = plain.expose(|p| self.seal(&ck, statement.version, p))?;
+        self.inner.backend.apply(vec![(ck, Some(rec))])?;
+        self.inner.backend.flush()?;
+        Ok(())
+    }
+
+    /// Appends an audit entry, dropping the oldest beyond the bound. Durable within sled's flush interval.
+    pub fn audit(&self, mut entry: AuditEntry) -> Result<(), StoreError> {
+        let mut cursor = self
+            .inner
+            .audit
+            .lock()
+            .map_err(|_| StoreError::Internal("audit cursor poisoned"))?;
+        entry.seq = cursor.next;
+        let mut key = AUDIT.to_vec();
+        key.extend_from_slice(&entry.seq.to_be_bytes());
+        let json = serde_json::to_vec(&entry).map_err(|_| StoreError::Internal("encode audit entry"))?;
+        let mut ops = vec![(key.clone(), Some(self.seal(&key, 0, &json)?))];
+        while cursor.next + 1 - cursor.oldest > self.inner.audit_max {
+            let mut old = AUDIT.to_vec();
+            old.extend_from_slice(&cursor.oldest.to_be_bytes());
+            ops.push((old, None));
+            cursor.oldest += 1;
+        }
+        self.inner.backend.apply(ops)?;
+        cursor.next += 1;
+        Ok(())
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner
+            .backend
+            .scan_prefix(AUDIT)?
+            .into_iter()
+            .map(|(k, rec)| {
+                let (_, plain) = self.inner.cipher.open(&k, &rec).map_err(|f| fault(&k, f))?;
+                serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt {
+                    record: "audit entry".to_owned(),
+                    reason: "not valid JSON",
+                })
+            })
+            .collect()
+    }
+
+    /// Flushes everything (audit included).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        Ok(self.inner.backend.flush()?)
+    }
+
+    #[cfg(test)]
+    fn raw(&self) -> &dyn RecordBackend {
+        self.inner.backend.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use tessera_proto::statement::Scope;
+
+use super::*;
+use crate::fixtures::{Org, NOW};
+
+fn key(b: u8) -> SecretBytes {
+    SecretBytes::new(vec![b; 32])
+}
+
+fn new_cred(org: &Org, id: CredentialId, version: u64, name: &str, secret: &str) -> NewCredential {
+    let (signed, statement, payload) = org.credential(id, version, name, Scope::All, secret);
+    NewCredential {
+        statement,
+        signed,
+        payload,
+    }
+}
+
+fn secret_of(c: &StoredCredential) -> String {
+    c.payload.expose(|b| String::from_utf8(b.to_vec()).unwrap())
+}
+
+#[test]
+fn accepted_credentials_read_back_by_id_name_list_and_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let id = CredentialId::random();
+    store.accept(&[new_cred(&org, id, 1, "db", "hunter2")], NOW).unwrap();
+    let c = store.credential(&id).unwrap().unwrap();
+    assert_eq!(secret_of(&c), r#"{"secret":"hunter2"}"#);
+    let by_name = store
+        .credential_by_name(&CredentialName::new("db").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_name.statement.credential_id, id);
+    assert_eq!(store.list().unwrap().len(), 1);
+    assert_eq!(
+        store.held().unwrap(),
+        vec![Held {
+            credential_id: id,
+            version: 1
+        }]
+    );
+}
+
+#[test]
+fn survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let id = CredentialId::random();
+    {
+        let store = Store::open(dir.path(), &key(1), 100).unwrap();
+        store.accept(&[new_cred(&org, id, 3, "db", "v3")], NOW).unwrap();
+        store.put_self(&[(SelfRecord::AgentId, b"edge-1")]).unwrap();
+    }
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    assert_eq!(store.newest_version(&id).unwrap(), Some(3));
+    let agent = store.get_self(SelfRecord::AgentId).unwrap().unwrap();
+    agent.expose(|b| assert_eq!(b, b"edge-1"));
+}
+
+#[test]
+fn wrong_key_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), &key(1), 100).unwrap());
+    let err = Store::open(dir.path(), &key(2), 100).unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey), "{err}");
+}
+
+#[test]
+fn second_open_while_held_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path(), &key(1), 100).unwrap();
+    let err = Store::open(dir.path(), &key(1), 100).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Backend(BackendError::Locked(_))),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupted_record_names_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let id = CredentialId::random();
+    store.accept(&[new_cred(&org, id, 1, "db", "x")], NOW).unwrap();
+    let k = cred_key(&id);
+    let mut rec = store.raw().get(&k).unwrap().unwrap();
+    let last = rec.len() - 1;
+    rec[last] ^= 0x80;
+    store.raw().apply(vec![(k, Some(rec))]).unwrap();
+    let err = store.credential(&id).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Corrupt { .. }));
+    assert!(text.contains(&format!("cred/{id}")), "{text}");
+}
+
+#[test]
+fn record_moved_to_another_key_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let (a, b) = (CredentialId::random(), CredentialId::random());
+    store
+        .accept(&[new_cred(&org, a, 1, "a", "A"), new_cred(&org, b, 1, "b", "B")], NOW)
+        .unwrap();
+    let rec_a = store.raw().get(&cred_key(&a)).unwrap().unwrap();
+    store.raw().apply(vec![(cred_key(&b), Some(rec_a))]).unwrap();
+    assert!(matches!(
+        store.credential(&b),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn record_rolled_back_on_disk_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let id = CredentialId::random();
+    store.accept(&[new_cred(&org, id, 1, "db", "old")], NOW).unwrap();
+    let old = store.raw().get(&cred_key(&id)).unwrap().unwrap();
+    store.accept(&[new_cred(&org, id, 2, "db", "new")], NOW).unwrap();
+    store.raw().apply(vec![(cred_key(&id), Some(old))]).unwrap();
+    let err = store.credential(&id).unwrap_err();
+    assert!(
+        matches!(err, StoreError::RolledBack { found: 1, expected: 2, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn older_version_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let (id, other) = (CredentialId::random(), CredentialId::random());
+    store.accept(&[new_cred(&org, id, 5, "db", "v5")], NOW).unwrap();
+    let err = store
+        .accept(
+            &[new_cred(&org, other, 1, "other", "o"), new_cred(&org, id, 4, "db", "v4")],
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Stale { offered: 4, held: 5, .. }));
+    assert_eq!(store.newest_version(&other).unwrap(), None, "batch is all or nothing");
+    assert_eq!(secret_of(&store.credential(&id).unwrap().unwrap()), r#"{"secret":"v5"}"#);
+}
+
+#[test]
+fn audit_is_bounded_and_ordered() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |n: u32| AuditEntry {
+        seq: 0,
+        at: NOW,
+        uid: n,
+        gid: 0,
+        pid: None,
+        op: "get".into(),
+        name: Some("db".into()),
+        outcome: AuditOutcome::Served,
+        detail: None,
+    };
+    {
+        let store = Store::open(dir.path(), &key(1), 3).unwrap();
+        for n in 0..5 {
+            store.audit(entry(n)).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &key(1), 3).unwrap();
+    store.audit(entry(5)).unwrap();
+    let log = store.audit_log().unwrap();
+    let uids: Vec<u32> = log.iter().map(|e| e.uid).collect();
+    assert_eq!(uids, vec![3, 4, 5]);
+    assert_eq!(log.last().unwrap().seq, 5);
+}
+
+#[test]
+fn records_on_disk_do_not_contain_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    store
+        .accept(&[new_cred(&org, CredentialId::random(), 1, "db", "very-secret-plaintext")], NOW)
+        .unwrap();
+    for (_, v) in store.raw().scan_prefix(b"").unwrap() {
+        assert!(!v.windows(21).any(|w| w == b"very-secret-plaintext"));
+    }
+}
