@@ -7,7 +7,11 @@
 //! What it does not do: trust the relay. Every statement it acts on is verified against the pinned org CA.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod enroll;
+pub mod identity;
 pub mod store;
+pub mod unseal;
 
 #[cfg(test)]
 mod fixtures;

@@ -1,0 +1,282 @@
+//! Agent configuration: defaults, then the TOML file (`/etc/tessera/agent.toml` or `--config`), then `TESSERA_*`
+//! environment variables, then command-line flags (applied by `main`). Unknown keys are errors.
+
+mod jobs;
+mod policy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tessera_board::DeviceOverrides;
+
+pub use jobs::JobTemplate;
+pub use policy::{Caller, Policy};
+
+/// Where the file is looked for when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tessera/agent.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Directory of the store, the sealed store key and the enrolment request.
+    pub state_dir: PathBuf,
+    /// The key file that seals the store key (file sealer). Default: `<state_dir>/store.key`.
+    pub key_file: Option<PathBuf>,
+    /// The MQTT broker.
+    pub broker: BrokerConfig,
+    /// The local API socket.
+    pub socket: SocketConfig,
+    /// Device facts that override what the board reports.
+    pub device: DeviceOverrides,
+    /// Local audit.
+    pub audit: AuditConfig,
+    /// Who may read which credential: credential name (or `*`) to policy.
+    pub policy: BTreeMap<String, Policy>,
+    /// Job templates the relay may ask for by name.
+    pub jobs: BTreeMap<String, JobTemplate>,
+}
+
+/// MQTT broker settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Host name or address.
+    pub host: String,
+    /// TLS port.
+    pub port: u16,
+    /// CA certificate (PEM) for the broker's server certificate. Default: the pinned org CA.
+    pub ca_file: Option<PathBuf>,
+    /// Keep-alive, seconds.
+    pub keep_alive_secs: u64,
+    /// Reconnect backoff bounds, milliseconds (full jitter between them).
+    pub reconnect_min_ms: u64,
+    /// See `reconnect_min_ms`.
+    pub reconnect_max_ms: u64,
+    /// How long to wait for a registration acknowledgement before sending it again, milliseconds.
+    pub register_retry_ms: u64,
+}
+
+/// Local API settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocketConfig {
+    /// Socket path.
+    pub path: PathBuf,
+    /// Socket file mode (octal in TOML: `0o660`).
+    pub mode: u32,
+    /// Group owning the socket (gid), so that members of it can connect.
+    pub gid: Option<u32>,
+    /// Concurrent requests allowed per caller uid.
+    pub max_concurrent_per_uid: usize,
+    /// How long a request for a missing credential waits for JIT repair, milliseconds.
+    pub jit_timeout_ms: u64,
+}
+
+/// Local audit settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Entries kept; the oldest are dropped beyond it.
+    pub max_entries: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/tessera"),
+            key_file: None,
+            broker: BrokerConfig::default(),
+            socket: SocketConfig::default(),
+            device: DeviceOverrides::default(),
+            audit: AuditConfig::default(),
+            policy: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8883,
+            ca_file: None,
+            keep_alive_secs: 30,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+            register_retry_ms: 10_000,
+        }
+    }
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("/run/tessera/agent.sock"),
+            mode: 0o660,
+            gid: None,
+            max_concurrent_per_uid: 4,
+            jit_timeout_ms: 15_000,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { max_entries: 10_000 }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message names the key and line).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl AgentConfig {
+    /// Loads the configuration: defaults, then the file (`explicit`, or [`DEFAULT_CONFIG_PATH`] when it exists),
+    /// then `TESSERA_*` variables from `env`.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut cfg = match explicit {
+            Some(p) => Self::from_file(p)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_PATH))?
+            }
+            None => Self::default(),
+        };
+        cfg.apply_env(env)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML document (no environment applied).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+        for (name, value) in env {
+            let bad = |message: &str| ConfigError::Env {
+                name: name.clone(),
+                message: message.to_owned(),
+            };
+            match name.as_str() {
+                "TESSERA_STATE_DIR" => self.state_dir = PathBuf::from(&value),
+                "TESSERA_KEY_FILE" => self.key_file = Some(PathBuf::from(&value)),
+                "TESSERA_SOCKET" => self.socket.path = PathBuf::from(&value),
+                "TESSERA_BROKER_HOST" => self.broker.host.clone_from(&value),
+                "TESSERA_BROKER_PORT" => {
+                    self.broker.port = value.parse().map_err(|_| bad("not a port number"))?;
+                }
+                "TESSERA_BROKER_CA" => self.broker.ca_file = Some(PathBuf::from(&value)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ranges and cross-references (job templates, policy names).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let b = &self.broker;
+        if b.host.is_empty() {
+            return Err(ConfigError::Invalid("broker.host is empty".into()));
+        }
+        if b.reconnect_min_ms == 0 || b.reconnect_min_ms > b.reconnect_max_ms {
+            return Err(ConfigError::Invalid(
+                "broker.reconnect_min_ms must be positive and at most reconnect_max_ms".into(),
+            ));
+        }
+        if !(5..=3600).contains(&b.keep_alive_secs) {
+            return Err(ConfigError::Invalid("broker.keep_alive_secs must be 5..=3600".into()));
+        }
+        let s = &self.socket;
+        if s.mode & !0o777 != 0 || s.mode & 0o007 != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "socket.mode {:o} must not grant access to others (use 0o660 and socket.gid)",
+                s.mode
+            )));
+        }
+        if s.max_concurrent_per_uid == 0 || s.jit_timeout_ms == 0 || s.jit_timeout_ms > 15_000 {
+            return Err(ConfigError::Invalid(
+                "socket.max_concurrent_per_uid must be positive and socket.jit_timeout_ms 1..=15000".into(),
+            ));
+        }
+        for name in self.policy.keys() {
+            if name != "*" && !tessera_proto::ids::is_valid_name(name) {
+                return Err(ConfigError::Invalid(format!("policy.{name}: not a credential name")));
+            }
+        }
+        for (name, job) in &self.jobs {
+            job.validate(name).map_err(ConfigError::Invalid)?;
+        }
+        Ok(())
+    }
+
+    /// The key file path.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("store.key"))
+    }
+
+    /// The sealed store key.
+    pub fn sealed_key_file(&self) -> PathBuf {
+        self.state_dir.join("store.sealed")
+    }
+
+    /// The sled database directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.state_dir.join("store")
+    }
+
+    /// The policy for `name` (an exact entry wins over `*`).
+    pub fn policy_for(&self, name: &str) -> Option<&Policy> {
+        self.policy.get(name).or_else(|| self.policy.get("*"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
