@@ -87,3 +87,32 @@ impl Org {
         (signed, st, payload)
     }
 }
+
+impl TestAgent {
+    /// The agent's keys as the agent holds them (certificate verified).
+    pub(crate) fn keys(&self, org: &Org) -> crate::identity::AgentKeys {
+        let ca = org.ca.pinned().clone();
+        let revocations = tessera_proto::statement::RevocationList::empty();
+        let cert = ca.verify_agent(&self.cert, NOW, &revocations).unwrap();
+        crate::identity::AgentKeys {
+            id: self.id.clone(),
+            identity: IdentityKey::from_pkcs8_der(&self.identity.to_pkcs8_der().unwrap()).unwrap(),
+            wrap: WrapPrivateKey::from_pkcs8_der(self.wrap.to_pkcs8_der()).unwrap(),
+            ca,
+            cert,
+            revocations,
+        }
+    }
+}
+
+/// A fresh store in a temp dir.
+pub(crate) fn store() -> (tempfile::TempDir, crate::store::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(
+        dir.path(),
+        &tessera_proto::secret::SecretBytes::new(vec![9; 32]),
+        100,
+    )
+    .unwrap();
+    (dir, store)
+}

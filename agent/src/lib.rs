@@ -10,6 +10,7 @@
 pub mod config;
 pub mod enroll;
 pub mod identity;
+pub mod roles;
 pub mod store;
 pub mod unseal;
 

@@ -1,0 +1,207 @@
+use tessera_proto::cert::{OrgCa, Validity};
+use tessera_proto::envelope::open;
+use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::statement::{RevocationList, Scope};
+
+use super::*;
+use crate::fixtures::{store, Org, TestAgent, NOW};
+use crate::store::NewCredential;
+
+struct Setup {
+    org: Org,
+    peer: crate::identity::AgentKeys,
+    target: TestAgent,
+    store: Store,
+    _dir: tempfile::TempDir,
+    id: CredentialId,
+}
+
+fn setup(scope: Scope) -> Setup {
+    let org = Org::new();
+    let peer = org.agent("peer-1").keys(&org);
+    let target = org.agent("target-1");
+    let (dir, store) = store();
+    let id = CredentialId::random();
+    let (signed, statement, payload) = org.credential(id, 2, "db", scope, "s3cret");
+    store
+        .accept(&[NewCredential { statement, signed, payload }], NOW)
+        .unwrap();
+    Setup {
+        org,
+        peer,
+        target,
+        store,
+        _dir: dir,
+        id,
+    }
+}
+
+fn request(s: &Setup) -> RewrapRequest {
+    let held = s.store.credential(&s.id).unwrap().unwrap();
+    RewrapRequest {
+        request_id: uuid::Uuid::new_v4(),
+        nonce: [7; 32],
+        credential_id: s.id,
+        version: 2,
+        statement: held.signed,
+        target: s.target.id.clone(),
+        target_cert: s.target.cert.clone(),
+    }
+}
+
+fn refusal(s: &Setup, req: &RewrapRequest) -> RefusalReason {
+    match answer(&s.peer, &s.store, req, NOW) {
+        Up::RewrapRefused(r) => {
+            assert_eq!(r.nonce, req.nonce);
+            r.reason
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn seals_to_the_certified_key_with_the_four_bindings() {
+    let s = setup(Scope::All);
+    let req = request(&s);
+    let Up::RewrapResponse(r) = answer(&s.peer, &s.store, &req, NOW) else {
+        panic!("refused")
+    };
+    assert_eq!((r.request_id, r.nonce), (req.request_id, req.nonce));
+    assert_eq!(r.peer, s.peer.id);
+    assert_eq!((r.credential_id, r.version), (s.id, 2));
+    assert_eq!(r.target_key, s.target.wrap.public_key().fingerprint());
+    let plain = open(&s.target.wrap, &r.envelope).unwrap();
+    plain.expose(|p| assert_eq!(p, br#"{"secret":"s3cret"}"#));
+}
+
+#[test]
+fn refuses_a_certificate_from_another_ca() {
+    let s = setup(Scope::All);
+    let rogue = Org::new().agent("target-1");
+    let mut req = request(&s);
+    req.target_cert = rogue.cert;
+    assert_eq!(refusal(&s, &req), RefusalReason::UntrustedTarget);
+    req.target_cert = b"garbage".to_vec();
+    assert_eq!(refusal(&s, &req), RefusalReason::UntrustedTarget);
+}
+
+#[test]
+fn refuses_an_operator_certificate_as_target() {
+    let s = setup(Scope::All);
+    let mut req = request(&s);
+    req.target_cert = s.org.operator_cert.clone();
+    assert_eq!(refusal(&s, &req), RefusalReason::UntrustedTarget);
+}
+
+#[test]
+fn refuses_expired_and_revoked_targets() {
+    let s = setup(Scope::All);
+    let req = request(&s);
+    assert_eq!(
+        match answer(&s.peer, &s.store, &req, NOW + 400 * 86_400) {
+            Up::RewrapRefused(r) => r.reason,
+            other => panic!("{other:?}"),
+        },
+        RefusalReason::TargetExpired
+    );
+    let serial = s
+        .org
+        .ca
+        .pinned()
+        .verify_agent(&s.target.cert, NOW, &RevocationList::empty())
+        .unwrap()
+        .serial;
+    let mut peer = s.org.agent("peer-2").keys(&s.org);
+    peer.revocations = RevocationList::new(1, NOW, [serial]);
+    match answer(&peer, &s.store, &req, NOW) {
+        Up::RewrapRefused(r) => assert_eq!(r.reason, RefusalReason::TargetRevoked),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_certificate_naming_another_agent() {
+    let s = setup(Scope::All);
+    let mut req = request(&s);
+    req.target = AgentId::new("someone-else").unwrap();
+    assert_eq!(refusal(&s, &req), RefusalReason::TargetMismatch);
+}
+
+#[test]
+fn refuses_targets_outside_the_signed_scope() {
+    let s = setup(Scope::explicit([AgentId::new("other").unwrap()]));
+    assert_eq!(refusal(&s, &request(&s)), RefusalReason::NotInScope);
+}
+
+#[test]
+fn a_replayed_older_scope_cannot_widen_access() {
+    // Held: revision 0 with scope {other}. The relay replays a statement with revision 0 and scope All
+    // signed... by a rogue CA's operator: refused outright. With a real older revision, the held scope wins.
+    let s = setup(Scope::explicit([AgentId::new("other").unwrap()]));
+    let held = s.store.credential(&s.id).unwrap().unwrap();
+    let mut wider = held.statement.clone();
+    wider.scope = Scope::All;
+    let signed = tessera_proto::statement::Signed::sign(&wider, &s.org.operator_key, &s.org.operator_cert).unwrap();
+    let mut req = request(&s);
+    req.statement = signed;
+    assert_eq!(refusal(&s, &req), RefusalReason::NotInScope, "same revision must not replace the held scope");
+    // A newer revision (a grant) is adopted and remembered.
+    wider.scope_revision = 1;
+    let signed = tessera_proto::statement::Signed::sign(&wider, &s.org.operator_key, &s.org.operator_cert).unwrap();
+    req.statement = signed;
+    assert!(matches!(answer(&s.peer, &s.store, &req, NOW), Up::RewrapResponse(_)));
+    assert_eq!(s.store.credential(&s.id).unwrap().unwrap().statement.scope_revision, 1);
+}
+
+#[test]
+fn refuses_bad_statements() {
+    let s = setup(Scope::All);
+    // Signed by an operator of another CA.
+    let rogue = Org::new();
+    let (signed, _, _) = rogue.credential(s.id, 2, "db", Scope::All, "s3cret");
+    let mut req = request(&s);
+    req.statement = signed;
+    assert_eq!(refusal(&s, &req), RefusalReason::BadStatement);
+    // For another credential.
+    let (signed, _, _) = s.org.credential(CredentialId::random(), 2, "db", Scope::All, "x");
+    req.statement = signed;
+    assert_eq!(refusal(&s, &req), RefusalReason::BadStatement);
+    // Same id and version, another commitment.
+    let (signed, _, _) = s.org.credential(s.id, 2, "db", Scope::All, "other plaintext");
+    req.statement = signed;
+    assert_eq!(refusal(&s, &req), RefusalReason::BadStatement);
+    // Tampered signature.
+    let mut req = request(&s);
+    let last = req.statement.signature.len() - 1;
+    req.statement.signature[last] ^= 1;
+    assert_eq!(refusal(&s, &req), RefusalReason::BadStatement);
+}
+
+#[test]
+fn refuses_unknown_credentials_and_other_versions() {
+    let s = setup(Scope::All);
+    let id = CredentialId::random();
+    let (signed, _, _) = s.org.credential(id, 1, "x", Scope::All, "x");
+    let mut req = request(&s);
+    req.credential_id = id;
+    req.version = 1;
+    req.statement = signed;
+    assert_eq!(refusal(&s, &req), RefusalReason::UnknownCredential);
+    let (signed, _, _) = s.org.credential(s.id, 3, "db", Scope::All, "newer");
+    let mut req = request(&s);
+    req.version = 3;
+    req.statement = signed;
+    assert_eq!(refusal(&s, &req), RefusalReason::StaleVersion);
+}
+
+#[test]
+fn never_encrypts_to_a_key_the_relay_names() {
+    // The request has no field for a key; the only key used is the certificate's. A certificate for the target
+    // from a rogue CA carrying the attacker's wrap key is refused (above); here a valid certificate of the
+    // target is paired with a rogue CA's signed statement: still refused, nothing sealed.
+    let s = setup(Scope::All);
+    let ca = OrgCa::generate("Rogue", Validity::days_from(NOW - 10, 10)).unwrap();
+    let mut req = request(&s);
+    req.target_cert = ca.cert_der().to_vec();
+    assert_eq!(refusal(&s, &req), RefusalReason::UntrustedTarget);
+}

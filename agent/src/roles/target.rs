@@ -1,0 +1,100 @@
+//! The target role: check a delivery before anything is stored.
+//!
+//! In order: the creator's statement verifies against the pinned CA (`BAD_STATEMENT`); this agent is in its scope
+//! (`NOT_IN_SCOPE`); the version is not older than the newest accepted (`STALE_VERSION`); the envelope opens with
+//! our wrap key (`BAD_ENVELOPE`); the plaintext is one canonical JSON document (`BAD_PAYLOAD`); the commitment
+//! recomputed over (id, version, plaintext) equals the signed one, compared in constant time (`Mismatch`). A
+//! delivery of the version already held is accepted only with the same commitment and is not written again.
+//!
+//! [`check`] returns what to store; the caller stores a batch, flushes, and only then acknowledges.
+
+use tessera_proto::commitment::{self, Commitment};
+use tessera_proto::envelope::open;
+use tessera_proto::ids::CredentialId;
+use tessera_proto::secret::SecretPayload;
+use tessera_proto::wire::{CredentialStore, RefusalReason, StoreOutcome};
+
+use crate::identity::AgentKeys;
+use crate::store::{NewCredential, Store};
+
+/// What to do with a delivery that passed every check.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Store it (then flush, then acknowledge).
+    New(NewCredential),
+    /// This exact version is already held: acknowledge without writing.
+    AlreadyHeld {
+        /// The credential.
+        credential_id: CredentialId,
+        /// The version.
+        version: u64,
+        /// The commitment to acknowledge.
+        digest: Commitment,
+    },
+}
+
+/// A delivery that was refused: the outcome to report. Nothing was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The credential, when the statement could be read.
+    pub credential_id: Option<CredentialId>,
+    /// The version, when known.
+    pub version: u64,
+    /// `Mismatch` or `Refused { reason }`.
+    pub outcome: StoreOutcome,
+}
+
+/// Checks `msg` for storage.
+pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<Accepted, Refused> {
+    let refuse = |id: Option<CredentialId>, version: u64, reason: RefusalReason| Refused {
+        credential_id: id,
+        version,
+        outcome: StoreOutcome::Refused { reason },
+    };
+    let st = msg
+        .statement
+        .verify(&keys.ca, &keys.revocations)
+        .map_err(|_| refuse(None, 0, RefusalReason::BadStatement))?
+        .statement;
+    let (id, version) = (st.credential_id, st.version);
+    if !st.scope.includes(&keys.id) {
+        return Err(refuse(Some(id), version, RefusalReason::NotInScope));
+    }
+    let internal = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store read failed during delivery");
+        refuse(Some(id), version, RefusalReason::Internal)
+    };
+    let held_version = store.newest_version(&id).map_err(internal)?;
+    if held_version.is_some_and(|h| version < h) {
+        return Err(refuse(Some(id), version, RefusalReason::StaleVersion));
+    }
+    let plain = open(&keys.wrap, &msg.envelope).map_err(|_| refuse(Some(id), version, RefusalReason::BadEnvelope))?;
+    let payload =
+        SecretPayload::from_canonical(plain).map_err(|_| refuse(Some(id), version, RefusalReason::BadPayload))?;
+    if commitment::verify(&st.salt, &id, version, &payload, &st.commitment).is_err() {
+        return Err(Refused {
+            credential_id: Some(id),
+            version,
+            outcome: StoreOutcome::Mismatch,
+        });
+    }
+    if held_version == Some(version) {
+        let held = store.credential(&id).map_err(internal)?;
+        return match held {
+            Some(h) if h.statement.commitment == st.commitment => Ok(Accepted::AlreadyHeld {
+                credential_id: id,
+                version,
+                digest: st.commitment,
+            }),
+            _ => Err(refuse(Some(id), version, RefusalReason::StaleVersion)),
+        };
+    }
+    Ok(Accepted::New(NewCredential {
+        statement: st,
+        signed: msg.statement.clone(),
+        payload,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+use tessera_proto::envelope::{seal, Envelope};
+use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::secret::{SecretBytes, SecretPayload};
+use tessera_proto::statement::Scope;
+
+use super::*;
+use crate::fixtures::{store, Org, TestAgent, NOW};
+
+struct Setup {
+    org: Org,
+    me: TestAgent,
+    keys: crate::identity::AgentKeys,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let org = Org::new();
+    let me = org.agent("target-1");
+    let keys = me.keys(&org);
+    let (dir, store) = store();
+    Setup {
+        org,
+        me,
+        keys,
+        store,
+        _dir: dir,
+    }
+}
+
+fn delivery(s: &Setup, id: CredentialId, version: u64, scope: Scope, secret: &str) -> CredentialStore {
+    let (statement, _, payload) = s.org.credential(id, version, "db", scope, secret);
+    let envelope = seal(s.me.wrap.public_key(), payload.bytes()).unwrap();
+    CredentialStore {
+        delivery_id: uuid::Uuid::new_v4(),
+        statement,
+        envelope,
+        request_id: None,
+    }
+}
+
+fn store_it(s: &Setup, msg: &CredentialStore) {
+    match check(&s.keys, &s.store, msg).unwrap() {
+        Accepted::New(c) => s.store.accept(&[c], NOW).unwrap(),
+        Accepted::AlreadyHeld { .. } => {}
+    }
+}
+
+fn reason(r: Result<Accepted, Refused>) -> StoreOutcome {
+    r.err().expect("must be refused").outcome
+}
+
+fn refused(reason: RefusalReason) -> StoreOutcome {
+    StoreOutcome::Refused { reason }
+}
+
+#[test]
+fn accepts_a_correct_delivery() {
+    let s = setup();
+    let id = CredentialId::random();
+    let msg = delivery(&s, id, 1, Scope::All, "pw");
+    let Accepted::New(c) = check(&s.keys, &s.store, &msg).unwrap() else {
+        panic!("not new")
+    };
+    assert_eq!(c.statement.credential_id, id);
+    s.store.accept(&[c], NOW).unwrap();
+    // The same delivery again is acknowledged without a write.
+    assert!(matches!(
+        check(&s.keys, &s.store, &msg).unwrap(),
+        Accepted::AlreadyHeld { version: 1, .. }
+    ));
+}
+
+#[test]
+fn commitment_swap_is_a_mismatch() {
+    // The relay ships credential A's envelope under credential B's statement.
+    let s = setup();
+    let a = delivery(&s, CredentialId::random(), 1, Scope::All, "A");
+    let mut b = delivery(&s, CredentialId::random(), 1, Scope::All, "B");
+    b.envelope = a.envelope;
+    assert_eq!(reason(check(&s.keys, &s.store, &b)), StoreOutcome::Mismatch);
+}
+
+#[test]
+fn injected_plaintext_is_a_mismatch() {
+    // Public keys are public: the relay seals a plaintext of its choice to our key.
+    let s = setup();
+    let mut msg = delivery(&s, CredentialId::random(), 1, Scope::All, "real");
+    let evil = SecretPayload::from_plain_text("attacker-chosen").unwrap();
+    msg.envelope = seal(s.me.wrap.public_key(), evil.bytes()).unwrap();
+    assert_eq!(reason(check(&s.keys, &s.store, &msg)), StoreOutcome::Mismatch);
+    assert!(s.store.list().unwrap().is_empty());
+}
+
+#[test]
+fn forged_or_foreign_statements_are_refused() {
+    let s = setup();
+    let id = CredentialId::random();
+    let mut msg = delivery(&s, id, 1, Scope::All, "pw");
+    // A statement from another org's operator, with a commitment that matches its plaintext.
+    let rogue = Org::new();
+    let (statement, _, payload) = rogue.credential(id, 1, "db", Scope::All, "evil");
+    msg.statement = statement;
+    msg.envelope = seal(s.me.wrap.public_key(), payload.bytes()).unwrap();
+    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::BadStatement));
+    // A statement altered after signing.
+    let mut msg = delivery(&s, id, 1, Scope::All, "pw");
+    msg.statement.payload[10] ^= 1;
+    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::BadStatement));
+}
+
+#[test]
+fn out_of_scope_is_refused() {
+    let s = setup();
+    let msg = delivery(&s, CredentialId::random(), 1, Scope::explicit([AgentId::new("x").unwrap()]), "pw");
+    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::NotInScope));
+}
+
+#[test]
+fn rollback_to_an_older_version_is_refused() {
+    let s = setup();
+    let id = CredentialId::random();
+    let v1 = delivery(&s, id, 1, Scope::All, "old");
+    store_it(&s, &delivery(&s, id, 2, Scope::All, "new"));
+    assert_eq!(reason(check(&s.keys, &s.store, &v1)), refused(RefusalReason::StaleVersion));
+    // The same version with another (validly signed) commitment is refused too.
+    let conflicting = delivery(&s, id, 2, Scope::All, "conflict");
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &conflicting)),
+        refused(RefusalReason::StaleVersion)
+    );
+}
+
+#[test]
+fn tampered_envelopes_are_refused() {
+    let s = setup();
+    let msg = delivery(&s, CredentialId::random(), 1, Scope::All, "pw");
+    let flip = |field: &str| -> Envelope {
+        let mut e = msg.envelope.clone();
+        let target = match field {
+            "encrypted_key" => &mut e.encrypted_key,
+            "iv" => &mut e.iv,
+            "ciphertext" => &mut e.ciphertext,
+            _ => &mut e.tag,
+        };
+        let mut bytes = tessera_proto::b64_decode(target).unwrap();
+        bytes[0] ^= 1;
+        *target = tessera_proto::b64_encode(&bytes);
+        e
+    };
+    for field in ["encrypted_key", "iv", "ciphertext", "tag"] {
+        let mut m = msg.clone();
+        m.envelope = flip(field);
+        assert_eq!(
+            reason(check(&s.keys, &s.store, &m)),
+            refused(RefusalReason::BadEnvelope),
+            "{field}"
+        );
+    }
+    // Sealed to another agent's key.
+    let mut m = msg.clone();
+    let other = s.org.agent("other");
+    m.envelope = seal(other.wrap.public_key(), &SecretBytes::copy_from(br#"{"secret":"pw"}"#)).unwrap();
+    assert_eq!(reason(check(&s.keys, &s.store, &m)), refused(RefusalReason::BadEnvelope));
+}
+
+#[test]
+fn non_canonical_plaintext_is_refused() {
+    let s = setup();
+    let mut msg = delivery(&s, CredentialId::random(), 1, Scope::All, "pw");
+    msg.envelope = seal(s.me.wrap.public_key(), &SecretBytes::copy_from(b"{ \"secret\" : \"pw\" }")).unwrap();
+    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::BadPayload));
+}
