@@ -1,16 +1,32 @@
 //! # tessera-agent
 //!
-//! The agent that runs on every appliance: keys and credentials in an encrypted sled store (store key sealed by
-//! `tessera-board`), credentials served just in time to local workloads over a Unix socket, jobs run from locally
-//! defined templates with credentials injected, and the peer and target roles of the rewrap protocol over MQTT.
+//! The agent that runs on every appliance:
+//! - [`store`]: keys and credentials in an encrypted sled store, the store key sealed by `tessera-board`
+//!   ([`unseal`]); [`enroll`] and [`identity`] create and load the agent's keys and certificate.
+//! - [`session`]: MQTT over TLS with the agent certificate, one task owning the event loop, reconnect with jittered
+//!   backoff, the registration state machine.
+//! - [`core`]: the worker that owns the agent's state and runs the [`roles`]: peer (rewrap for a certified target in
+//!   scope) and target (verify, open, check the commitment, store, flush, acknowledge).
+//! - [`local_api`]: credentials served just in time to local workloads over a Unix socket, by uid/gid policy, with
+//!   an audit of every read and JIT repair for missing ones; [`exec`] and [`jobs`] inject credentials into child
+//!   processes (jobs only from templates in the local configuration).
 //!
-//! What it does not do: trust the relay. Every statement it acts on is verified against the pinned org CA.
+//! What it does not do: trust the relay or the broker. Every statement it acts on is verified against the pinned
+//! org CA; it never encrypts to a key that is not in a certificate from that CA; it never runs a command line the
+//! relay supplies.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod core;
 pub mod enroll;
+pub mod exec;
 pub mod identity;
+pub mod jobs;
+pub mod local_api;
+pub mod payload_text;
 pub mod roles;
+pub mod runtime;
+pub mod session;
 pub mod store;
 pub mod unseal;
 

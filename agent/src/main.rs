@@ -1,1 +1,327 @@
-fn main() {}
+//! `tessera-agent`: enrol, install the certificate, run, and the local client commands (`get`, `list`, `exec`).
+//!
+//! Exit codes: 0 success; 1 other failure; 2 usage or configuration error; 3 already enrolled differently; 4
+//! certificate rejected; 5 store or sealing failure; for `get`/`exec`, 10 + the typed local API error
+//! (see docs/operations.md); `exec` otherwise exits with the child's code.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tessera_agent::config::AgentConfig;
+use tessera_agent::enroll::{self, EnrollOutcome, InstallOutcome};
+use tessera_agent::local_api::client::{Client, ClientError};
+use tessera_agent::local_api::protocol::ApiError;
+use tessera_agent::payload_text::secret_text;
+use tessera_proto::ids::{AgentId, CredentialName};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera-agent", version, about = "Tessera agent: credentials for appliance workloads")]
+struct Cli {
+    /// Configuration file (default: /etc/tessera/agent.toml when it exists).
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override the state directory.
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    /// Override the local API socket path.
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create keys, seal the store key, pin the org CA and write an enrolment request (idempotent).
+    Enroll {
+        /// The agent id (certificate CN).
+        #[arg(long)]
+        agent_id: String,
+        /// The org CA certificate (PEM or DER) to pin.
+        #[arg(long)]
+        ca: PathBuf,
+        /// Where to write the enrolment request.
+        #[arg(long)]
+        request_out: PathBuf,
+    },
+    /// Install the certificate the operator signed (PEM or DER).
+    InstallCert {
+        /// The certificate file.
+        cert: PathBuf,
+    },
+    /// Run the agent.
+    Run,
+    /// Print a credential's secret (or, with --meta, its metadata) from the running agent.
+    Get {
+        /// Credential name.
+        name: String,
+        /// Metadata only, as JSON.
+        #[arg(long)]
+        meta: bool,
+    },
+    /// List the credentials this user may read, as JSON.
+    List,
+    /// Run a command with credentials injected: --env VAR=cred:NAME (repeatable) -- command args.
+    Exec {
+        /// VAR=cred:NAME
+        #[arg(long = "env", value_name = "VAR=cred:NAME", required = true)]
+        env: Vec<String>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn load_config(cli: &Cli) -> Result<AgentConfig, ExitCode> {
+    let mut cfg = AgentConfig::load(cli.config.as_deref(), std::env::vars()).map_err(|e| {
+        eprintln!("tessera-agent: {e}");
+        ExitCode::from(2)
+    })?;
+    if let Some(d) = &cli.state_dir {
+        cfg.state_dir.clone_from(d);
+    }
+    if let Some(s) = &cli.socket {
+        cfg.socket.path.clone_from(s);
+    }
+    Ok(cfg)
+}
+
+fn api_exit(e: &ClientError) -> ExitCode {
+    let code = match e {
+        ClientError::Api { code, .. } => match code {
+            ApiError::NotGranted => 11,
+            ApiError::NotFound => 12,
+            ApiError::Timeout => 13,
+            ApiError::RateLimited => 14,
+            ApiError::BackendBusy => 15,
+            ApiError::CommitmentMismatch => 16,
+            ApiError::NoPeer => 17,
+            ApiError::Busy => 18,
+            ApiError::Invalid => 19,
+            _ => 20,
+        },
+        _ => 1,
+    };
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match &cli.command {
+        Command::Enroll {
+            agent_id,
+            ca,
+            request_out,
+        } => cmd_enroll(&cfg, agent_id, ca, request_out),
+        Command::InstallCert { cert } => cmd_install(&cfg, cert),
+        Command::Run => match cmd_run(cfg) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tessera-agent: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Get { name, meta } => cmd_get(&cfg, name, *meta),
+        Command::List => cmd_list(&cfg),
+        Command::Exec { env, command } => cmd_exec(&cfg, env, command),
+    }
+}
+
+fn cmd_enroll(cfg: &AgentConfig, agent_id: &str, ca: &PathBuf, out: &PathBuf) -> ExitCode {
+    let Ok(id) = AgentId::new(agent_id) else {
+        eprintln!("tessera-agent: agent id must match [A-Za-z0-9_-]{{1,128}}");
+        return ExitCode::from(2);
+    };
+    let ca_bytes = match std::fs::read(ca) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("tessera-agent: org CA {}: {e}", ca.display());
+            return ExitCode::from(2);
+        }
+    };
+    match enroll::enroll(cfg, &id, &ca_bytes, out, unix_now()) {
+        Ok(outcome) => {
+            let what = match outcome {
+                EnrollOutcome::Enrolled => "enrolled",
+                EnrollOutcome::AlreadyEnrolled => "already enrolled",
+            };
+            eprintln!("tessera-agent: {what} as {agent_id}; enrolment request written to {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn cmd_install(cfg: &AgentConfig, cert: &PathBuf) -> ExitCode {
+    let bytes = match std::fs::read(cert) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("tessera-agent: certificate {}: {e}", cert.display());
+            return ExitCode::from(2);
+        }
+    };
+    match enroll::install_certificate(cfg, &bytes, unix_now()) {
+        Ok(InstallOutcome::Installed) => {
+            eprintln!("tessera-agent: certificate installed");
+            ExitCode::SUCCESS
+        }
+        Ok(InstallOutcome::AlreadyInstalled) => {
+            eprintln!("tessera-agent: certificate already installed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn cmd_run(cfg: AgentConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let signals = cancel.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+            }
+            signals.cancel();
+        });
+        tessera_agent::runtime::run(cfg, cancel).await
+    })?;
+    Ok(())
+}
+
+fn name_arg(name: &str) -> Result<CredentialName, ExitCode> {
+    CredentialName::new(name).map_err(|_| {
+        eprintln!("tessera-agent: credential name must match [A-Za-z0-9_-]{{1,128}}");
+        ExitCode::from(2)
+    })
+}
+
+#[allow(clippy::print_stdout)]
+fn cmd_get(cfg: &AgentConfig, name: &str, meta: bool) -> ExitCode {
+    let name = match name_arg(name) {
+        Ok(n) => n,
+        Err(c) => return c,
+    };
+    let result = Client::connect(&cfg.socket.path).and_then(|mut c| {
+        if meta {
+            let m = c.meta(&name)?;
+            println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+        } else {
+            let (_, secret) = c.get(&name)?;
+            let text = secret_text(&secret);
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.write_all(b"\n");
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            api_exit(&e)
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn cmd_list(cfg: &AgentConfig) -> ExitCode {
+    match Client::connect(&cfg.socket.path).and_then(|mut c| c.list()) {
+        Ok(list) => {
+            println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            api_exit(&e)
+        }
+    }
+}
+
+fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
+    let mut wanted = Vec::new();
+    for spec in env {
+        let parsed = spec
+            .split_once('=')
+            .and_then(|(var, r)| r.strip_prefix("cred:").map(|n| (var, n)))
+            .filter(|(var, _)| tessera_agent::config::is_env_name(var));
+        match parsed.map(|(var, n)| (var, CredentialName::new(n))) {
+            Some((var, Ok(name))) => wanted.push((var.to_owned(), name)),
+            _ => {
+                eprintln!("tessera-agent: --env {spec:?}: expected VAR=cred:NAME");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some((program, args)) = command.split_first() else {
+        return ExitCode::from(2);
+    };
+    let mut client = match Client::connect(&cfg.socket.path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            return api_exit(&e);
+        }
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    for (var, name) in &wanted {
+        match client.get(name) {
+            Ok((_, secret)) => {
+                let text = secret_text(&secret);
+                cmd.env(var, text.as_str());
+            }
+            Err(e) => {
+                eprintln!("tessera-agent: {}: {e}", name.as_str());
+                return api_exit(&e);
+            }
+        }
+    }
+    drop(client);
+    let child = cmd.spawn();
+    // The command's copies of the values go now; the child has its own environment.
+    drop(cmd);
+    match child.and_then(|mut c| c.wait()) {
+        Ok(status) => match status.code() {
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => ExitCode::from(1),
+        },
+        Err(e) => {
+            eprintln!("tessera-agent: {program}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

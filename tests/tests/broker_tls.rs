@@ -6,143 +6,14 @@
 //! installs them when missing).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
-use tessera_proto::envelope::WrapPrivateKey;
+use tessera_proto::cert::{OrgCa, Validity};
 use tessera_proto::ids::AgentId;
 use tessera_proto::topics;
-
-fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
-fn pem_file(dir: &Path, name: &str, tag: &str, der: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, pem::encode(&pem::Pem::new(tag, der))).unwrap();
-    path
-}
-
-/// A client identity on disk: certificate and key PEM files.
-struct Identity {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn write_identity(dir: &Path, name: &str, cert_der: &[u8], key: &IdentityKey) -> Identity {
-    let cert = pem_file(dir, &format!("{name}.crt"), "CERTIFICATE", cert_der);
-    let key_path = dir.join(format!("{name}.key"));
-    key.to_pkcs8_pem()
-        .unwrap()
-        .expose(|k| std::fs::write(&key_path, k))
-        .unwrap();
-    Identity {
-        cert,
-        key: key_path,
-    }
-}
-
-fn agent_identity(dir: &Path, ca: &OrgCa, id: &str) -> Identity {
-    let key = IdentityKey::generate().unwrap();
-    let wrap = WrapPrivateKey::generate().unwrap();
-    let req = EnrollmentRequest::new(
-        AgentId::new(id).unwrap(),
-        &key,
-        wrap.public_key(),
-        BTreeMap::new(),
-        now(),
-    )
-    .unwrap();
-    let der = ca.issue_agent(&req, Validity::days_from(now(), 1)).unwrap();
-    write_identity(dir, id, &der, &key)
-}
-
-fn service_identity(dir: &Path, ca: &OrgCa, name: &str) -> Identity {
-    let key = IdentityKey::generate().unwrap();
-    let der = ca
-        .issue_service(
-            name,
-            &["localhost"],
-            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            key.public_key(),
-            Validity::days_from(now(), 1),
-        )
-        .unwrap();
-    write_identity(dir, name, &der, &key)
-}
-
-/// A Mosquitto broker on a free loopback port, stopped on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-    ca_file: PathBuf,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_broker(dir: &Path, ca: &OrgCa, relay_user: &str) -> Broker {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ca_file = pem_file(dir, "ca.crt", "CERTIFICATE", ca.cert_der());
-    let server = service_identity(dir, ca, "broker");
-    let acl = dir.join("acl");
-    std::fs::write(&acl, topics::mosquitto_acl(&[relay_user])).unwrap();
-    let whoami = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user {user}\nper_listener_settings false\npersistence false\nlog_dest stderr\n\
-             listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
-             require_certificate true\nuse_identity_as_username true\nacl_file {acl}\n",
-            user = whoami.trim(),
-            ca = ca_file.display(),
-            cert = server.cert.display(),
-            key = server.key.display(),
-            acl = acl.display(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto must be installed (Debian package mosquitto)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not start listening on {port}"
-        );
-        sleep(Duration::from_millis(50));
-    }
-    Broker {
-        child,
-        port,
-        ca_file,
-    }
-}
+use tessera_system_tests::broker::{agent_identity, now, service_identity, start_broker, Broker, Identity};
 
 fn client_args(broker: &Broker, who: &Identity) -> Vec<String> {
     vec![

@@ -37,7 +37,7 @@ fn default_timeout() -> u64 {
 }
 
 /// Whether `s` is a conventional environment variable name.
-pub(crate) fn is_env_name(s: &str) -> bool {
+pub fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_uppercase() || c == '_')
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')

@@ -12,6 +12,7 @@ use tessera_proto::commitment::{self, Commitment};
 use tessera_proto::envelope::open;
 use tessera_proto::ids::CredentialId;
 use tessera_proto::secret::SecretPayload;
+use tessera_proto::statement::CREDENTIAL_KIND;
 use tessera_proto::wire::{CredentialStore, RefusalReason, StoreOutcome};
 
 use crate::identity::AgentKeys;
@@ -54,7 +55,16 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
     let st = msg
         .statement
         .verify(&keys.ca, &keys.revocations)
-        .map_err(|_| refuse(None, 0, RefusalReason::BadStatement))?
+        .map_err(|_| {
+            // Report against the id the statement claims, when it can be read at all: only for the relay's
+            // bookkeeping, nothing is trusted from it.
+            let claimed = msg.statement.parse_unverified(CREDENTIAL_KIND).ok();
+            refuse(
+                claimed.as_ref().map(|c| c.credential_id),
+                claimed.map_or(0, |c| c.version),
+                RefusalReason::BadStatement,
+            )
+        })?
         .statement;
     let (id, version) = (st.credential_id, st.version);
     if !st.scope.includes(&keys.id) {

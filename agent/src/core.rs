@@ -1,0 +1,451 @@
+//! The core worker: the one task that owns the agent's keys, the registration state machine and the JIT waiters.
+//! It takes network events from the event-loop task and commands from the local API and jobs, answers rewrap
+//! requests (peer), stores deliveries (target) in flushed batches, and acknowledges each incoming message to the
+//! broker only once it has been handled.
+
+pub mod waiters;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Publish, QoS};
+use tessera_proto::ids::CredentialName;
+use tessera_proto::topics;
+use tessera_proto::wire::{
+    self, AgentState, CredentialStore, CredentialStored, Down, Register, Status, StoreOutcome, Up,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AgentConfig;
+use crate::identity::AgentKeys;
+use crate::jobs::{self, JobContext};
+use crate::roles::{peer, target};
+use crate::session::event_loop::NetEvent;
+use crate::session::registration::{choose_mode, held_for_register, RegAction, RegEvent, Registration};
+use crate::store::{NewCredential, SelfRecord, Store};
+pub use waiters::JitOutcome;
+use waiters::Waiters;
+
+/// Deliveries handled per store flush at most.
+const MAX_BATCH: usize = 64;
+
+/// Commands to the core worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Wait until `name` is in the store, asking the relay for JIT repair.
+    AwaitCredential {
+        /// The credential.
+        name: CredentialName,
+        /// Where to answer.
+        reply: oneshot::Sender<JitOutcome>,
+    },
+}
+
+/// A cheap handle to the core worker.
+#[derive(Debug, Clone)]
+pub struct CoreHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+/// Why a JIT wait failed locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitError {
+    /// No answer within the budget.
+    Timeout,
+    /// The core worker is shutting down or its queue is full.
+    Busy,
+}
+
+impl CoreHandle {
+    /// A handle sending to `tx`.
+    pub fn new(tx: mpsc::Sender<Command>) -> Self {
+        Self { tx }
+    }
+
+    /// Asks for JIT repair of `name` and waits at most `budget`.
+    pub async fn await_credential(&self, name: CredentialName, budget: Duration) -> Result<JitOutcome, WaitError> {
+        let (reply, rx) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + budget;
+        tokio::time::timeout_at(deadline, self.tx.send(Command::AwaitCredential { name, reply }))
+            .await
+            .map_err(|_| WaitError::Busy)?
+            .map_err(|_| WaitError::Busy)?;
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(WaitError::Busy),
+            Err(_) => Err(WaitError::Timeout),
+        }
+    }
+}
+
+/// The worker's state.
+#[derive(Debug)]
+pub struct Core {
+    keys: AgentKeys,
+    store: Store,
+    client: AsyncClient,
+    cfg: Arc<AgentConfig>,
+    handle: CoreHandle,
+    registration: Registration,
+    waiters: Waiters,
+    jobs: JoinSet<()>,
+    started: Instant,
+    up_topic: String,
+    down_topic: String,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A delivery to answer after the batch is flushed.
+struct Answer {
+    publish: Publish,
+    delivery_id: uuid::Uuid,
+    reply: Option<Up>,
+    stored_name: Option<CredentialName>,
+}
+
+impl Core {
+    /// A worker for this agent.
+    pub fn new(keys: AgentKeys, store: Store, client: AsyncClient, cfg: Arc<AgentConfig>, handle: CoreHandle) -> Self {
+        let up_topic = topics::agent_up(&keys.id);
+        let down_topic = topics::agent_down(&keys.id);
+        Self {
+            keys,
+            store,
+            client,
+            cfg,
+            handle,
+            registration: Registration::Disconnected,
+            waiters: Waiters::default(),
+            jobs: JoinSet::new(),
+            started: Instant::now(),
+            up_topic,
+            down_topic,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Runs until `cancel`, then publishes `offline` and disconnects.
+    pub async fn run(
+        mut self,
+        mut net: mpsc::Receiver<NetEvent>,
+        mut commands: mpsc::Receiver<Command>,
+        cancel: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                ev = net.recv() => match ev {
+                    Some(NetEvent::Message(p)) => {
+                        let mut batch = vec![p];
+                        while batch.len() < MAX_BATCH {
+                            match net.try_recv() {
+                                Ok(NetEvent::Message(p)) => batch.push(p),
+                                Ok(other) => { self.handle_messages(std::mem::take(&mut batch)).await; self.on_net(other).await; break; }
+                                Err(_) => break,
+                            }
+                        }
+                        self.handle_messages(batch).await;
+                    }
+                    Some(other) => self.on_net(other).await,
+                    None => break,
+                },
+                Some(cmd) = commands.recv() => self.on_command(cmd).await,
+                _ = tick.tick() => {
+                    let now_ms = self.now_ms();
+                    self.step_registration(RegEvent::Tick { now_ms }).await;
+                    self.waiters.prune();
+                    while self.jobs.try_join_next().is_some() {}
+                }
+            }
+        }
+        self.publish_status(AgentState::Offline).await;
+        self.jobs.shutdown().await;
+        let _ = self.client.disconnect().await;
+        let _ = self.store.flush();
+    }
+
+    async fn on_net(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Connected => {
+                if let Err(e) = self.client.subscribe(self.down_topic.clone(), QoS::AtLeastOnce).await {
+                    tracing::error!(error = %e, "subscribe failed");
+                }
+                let registered = self
+                    .store
+                    .get_self(SelfRecord::RegisteredWrapKey)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| b.expose(|b| <[u8; 32]>::try_from(b).ok()))
+                    .map(tessera_proto::envelope::KeyFingerprint);
+                let mode = choose_mode(registered.as_ref(), &self.keys.wrap.public_key().fingerprint());
+                let now_ms = self.now_ms();
+                self.step_registration(RegEvent::Connected { mode, now_ms }).await;
+            }
+            NetEvent::Disconnected => self.step_registration(RegEvent::Disconnected).await,
+            NetEvent::Message(p) => self.handle_messages(vec![p]).await,
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AwaitCredential { name, reply } => {
+                if matches!(self.store.credential_by_name(&name), Ok(Some(_))) {
+                    let _ = reply.send(JitOutcome::Delivered);
+                    return;
+                }
+                if let Some(request_id) = self.waiters.add(name.clone(), reply) {
+                    tracing::info!(name = name.as_str(), %request_id, "credential missing: asking for JIT repair");
+                    self.publish_up(&Up::CredentialMissing(wire::CredentialMissing { request_id, name }))
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn step_registration(&mut self, event: RegEvent) {
+        let state = std::mem::replace(&mut self.registration, Registration::Disconnected);
+        let (next, actions) = state.handle(event, self.cfg.broker.register_retry_ms);
+        self.registration = next;
+        for action in actions {
+            match action {
+                RegAction::SendRegister(mode) => {
+                    let held = match self.store.held() {
+                        Ok(h) => held_for_register(mode, h),
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not list held credentials");
+                            Vec::new()
+                        }
+                    };
+                    tracing::info!(?mode, held = held.len(), "registering");
+                    self.publish_up(&Up::Register(Register {
+                        mode,
+                        cert: self.keys.cert.der.clone(),
+                        held,
+                        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    }))
+                    .await;
+                }
+                RegAction::PublishStatus(state) => self.publish_status(state).await,
+                RegAction::RememberRegistration => {
+                    let fp = self.keys.wrap.public_key().fingerprint();
+                    if let Err(e) = self.store.put_self(&[(SelfRecord::RegisteredWrapKey, &fp.0)]) {
+                        tracing::error!(error = %e, "could not record the registration");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn publish_up(&self, up: &Up) {
+        match wire::encode(up) {
+            Ok(bytes) => {
+                if let Err(e) = self
+                    .client
+                    .publish(self.up_topic.clone(), QoS::AtLeastOnce, false, bytes)
+                    .await
+                {
+                    tracing::error!(error = %e, "publish failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a message"),
+        }
+    }
+
+    async fn publish_status(&self, state: AgentState) {
+        let status = Status { state, at: unix_now() };
+        if let Ok(bytes) = wire::encode(&status) {
+            let topic = topics::agent_status(&self.keys.id);
+            if let Err(e) = self.client.publish(topic, QoS::AtLeastOnce, true, bytes).await {
+                tracing::error!(error = %e, "status publish failed");
+            }
+        }
+    }
+
+    async fn ack(&self, p: &Publish) {
+        if let Err(e) = self.client.ack(p).await {
+            tracing::warn!(error = %e, "ack failed; the broker will redeliver");
+        }
+    }
+
+    /// Handles a batch of incoming messages: deliveries are stored with one flush, then answered and acknowledged.
+    async fn handle_messages(&mut self, batch: Vec<Publish>) {
+        let mut answers: Vec<Answer> = Vec::new();
+        let mut pending: Vec<(usize, NewCredential)> = Vec::new();
+        for p in batch {
+            let down = if p.topic == self.down_topic {
+                wire::decode::<Down>(&p.payload)
+                    .map_err(|e| tracing::warn!(error = %e, bytes = p.payload.len(), "dropped a malformed message"))
+                    .ok()
+            } else {
+                tracing::warn!(topic = %p.topic, "dropped a message on an unexpected topic");
+                None
+            };
+            match down {
+                Some(Down::CredentialStore(msg)) => {
+                    let (reply, new) = self.check_delivery(&msg);
+                    if let Some(new) = new {
+                        if pending
+                            .iter()
+                            .any(|(_, c)| c.statement.credential_id == new.statement.credential_id)
+                        {
+                            // Two versions of one credential in a batch: store what we have first, in order.
+                            self.commit(&mut answers, std::mem::take(&mut pending)).await;
+                            let (reply, again) = self.check_delivery(&msg);
+                            answers.push(Answer { publish: p, delivery_id: msg.delivery_id, reply, stored_name: None });
+                            if let Some(again) = again {
+                                pending.push((answers.len() - 1, again));
+                            }
+                            continue;
+                        }
+                        answers.push(Answer { publish: p, delivery_id: msg.delivery_id, reply, stored_name: None });
+                        pending.push((answers.len() - 1, new));
+                    } else {
+                        let stored_name = reply.as_ref().and_then(|r| match r {
+                            Up::CredentialStored(CredentialStored { outcome: StoreOutcome::Stored { .. }, .. }) => msg
+                                .statement
+                                .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                                .ok()
+                                .map(|s| s.name),
+                            _ => None,
+                        });
+                        answers.push(Answer { publish: p, delivery_id: msg.delivery_id, reply, stored_name });
+                    }
+                }
+                Some(other) => {
+                    self.commit(&mut answers, std::mem::take(&mut pending)).await;
+                    self.flush_answers(&mut answers).await;
+                    self.handle_other(other).await;
+                    self.ack(&p).await;
+                }
+                None => {
+                    answers.push(Answer { publish: p, delivery_id: uuid::Uuid::nil(), reply: None, stored_name: None });
+                }
+            }
+        }
+        self.commit(&mut answers, pending).await;
+        self.flush_answers(&mut answers).await;
+    }
+
+    /// Runs the target checks; returns the reply now (refusals, already held) or the credential to store.
+    fn check_delivery(&self, msg: &CredentialStore) -> (Option<Up>, Option<NewCredential>) {
+        let stored = |credential_id, version, outcome| {
+            Some(Up::CredentialStored(CredentialStored {
+                delivery_id: msg.delivery_id,
+                credential_id,
+                version,
+                outcome,
+            }))
+        };
+        match target::check(&self.keys, &self.store, msg) {
+            Ok(target::Accepted::New(c)) => (None, Some(c)),
+            Ok(target::Accepted::AlreadyHeld { credential_id, version, digest }) => {
+                (stored(credential_id, version, StoreOutcome::Stored { digest }), None)
+            }
+            Err(refused) => {
+                tracing::warn!(delivery = %msg.delivery_id, outcome = ?refused.outcome, "delivery refused; nothing stored");
+                match refused.credential_id {
+                    Some(id) => (stored(id, refused.version.max(1), refused.outcome), None),
+                    // Without a readable statement there is no credential id to report against.
+                    None => (None, None),
+                }
+            }
+        }
+    }
+
+    /// Stores the pending credentials in one batch and flushes; fills in their replies.
+    async fn commit(&mut self, answers: &mut [Answer], pending: Vec<(usize, NewCredential)>) {
+        if pending.is_empty() {
+            return;
+        }
+        let (slots, creds): (Vec<usize>, Vec<NewCredential>) = pending.into_iter().unzip();
+        let result = tokio::task::block_in_place(|| self.store.accept(&creds, unix_now()));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, count = creds.len(), "could not store deliveries");
+        }
+        for (i, c) in slots.into_iter().zip(&creds) {
+            let outcome = match &result {
+                Ok(()) => StoreOutcome::Stored { digest: c.statement.commitment },
+                Err(crate::store::StoreError::Stale { .. }) => StoreOutcome::Refused { reason: wire::RefusalReason::StaleVersion },
+                Err(_) => StoreOutcome::Refused { reason: wire::RefusalReason::Internal },
+            };
+            if let Some(a) = answers.get_mut(i) {
+                if result.is_ok() {
+                    a.stored_name = Some(c.statement.name.clone());
+                }
+                a.reply = Some(Up::CredentialStored(CredentialStored {
+                    delivery_id: a.delivery_id,
+                    credential_id: c.statement.credential_id,
+                    version: c.statement.version,
+                    outcome,
+                }));
+            }
+        }
+    }
+
+    /// Publishes the replies, wakes waiters, advances the backfill count, and acknowledges to the broker.
+    async fn flush_answers(&mut self, answers: &mut Vec<Answer>) {
+        for a in answers.drain(..) {
+            if let Some(up) = &a.reply {
+                self.publish_up(up).await;
+                if matches!(up, Up::CredentialStored(_)) {
+                    self.step_registration(RegEvent::Delivered).await;
+                }
+            }
+            if let Some(name) = &a.stored_name {
+                self.waiters.delivered(name);
+            }
+            self.ack(&a.publish).await;
+        }
+    }
+
+    async fn handle_other(&mut self, down: Down) {
+        match down {
+            Down::RegisterAck(ack) => self.step_registration(RegEvent::Ack(ack)).await,
+            Down::RewrapRequest(req) => {
+                let up = tokio::task::block_in_place(|| peer::answer(&self.keys, &self.store, &req, unix_now()));
+                self.publish_up(&up).await;
+            }
+            Down::CredentialUnavailable(u) => {
+                tracing::info!(name = u.name.as_str(), reason = ?u.reason, "JIT repair refused by the relay");
+                self.waiters.unavailable(&u.request_id, u.reason);
+            }
+            Down::JobDispatch(d) => {
+                let ctx = JobContext {
+                    cfg: self.cfg.clone(),
+                    store: self.store.clone(),
+                    core: self.handle.clone(),
+                    client: self.client.clone(),
+                    up_topic: self.up_topic.clone(),
+                };
+                self.jobs.spawn(jobs::run(ctx, d));
+            }
+            Down::RevocationUpdate(u) => match u.list.verify(&self.keys.ca, &self.keys.revocations) {
+                Ok(list) => match serde_json::to_vec(&u.list) {
+                    Ok(json) => {
+                        if let Err(e) = self.store.put_self(&[(SelfRecord::Revocations, &json)]) {
+                            tracing::error!(error = %e, "could not store the revocation list");
+                        } else {
+                            tracing::info!(serial = list.serial, revoked = list.revoked.len(), "revocation list updated");
+                            self.keys.revocations = list;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not encode the revocation list"),
+                },
+                Err(e) => tracing::warn!(error = %e, "revocation list refused"),
+            },
+            Down::CredentialStore(_) => {}
+            _ => tracing::warn!("dropped a message type this agent does not handle"),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The local API's messages.
+
+use serde::{Deserialize, Serialize};
+use tessera_proto::ids::CredentialName;
+use tessera_proto::wire::PublicReason;
+
+use crate::store::CredentialMeta;
+
+/// Largest request line.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The plaintext and metadata.
+    Get {
+        /// Credential name.
+        name: CredentialName,
+    },
+    /// Metadata only.
+    Meta {
+        /// Credential name.
+        name: CredentialName,
+    },
+    /// Metadata of everything the caller may read.
+    List,
+}
+
+/// Typed errors a workload sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The policy does not allow this caller.
+    NotGranted,
+    /// Not held, and the relay does not know it either.
+    NotFound,
+    /// JIT repair did not finish within the budget.
+    Timeout,
+    /// The relay rate-limited this agent's repair requests.
+    RateLimited,
+    /// The relay is overloaded.
+    BackendBusy,
+    /// A peer sent a plaintext that did not match the creator's commitment.
+    CommitmentMismatch,
+    /// No peer holds it.
+    NoPeer,
+    /// Too many concurrent requests from this uid.
+    Busy,
+    /// A malformed request.
+    Invalid,
+    /// Something failed inside the agent.
+    Internal,
+}
+
+impl From<PublicReason> for ApiError {
+    fn from(r: PublicReason) -> Self {
+        match r {
+            PublicReason::RateLimited => Self::RateLimited,
+            PublicReason::BackendBusy => Self::BackendBusy,
+            PublicReason::CommitmentMismatch => Self::CommitmentMismatch,
+            PublicReason::NotGranted => Self::NotGranted,
+            PublicReason::NotFound => Self::NotFound,
+            PublicReason::NoPeer => Self::NoPeer,
+            PublicReason::Timeout => Self::Timeout,
+            _ => Self::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// The header line of every answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The error, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+    /// A human explanation of the error (never secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For `get` and `meta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<CredentialMeta>,
+    /// For `list`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<Vec<CredentialMeta>>,
+    /// For `get`: how many plaintext bytes follow the header line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_len: Option<usize>,
+}
+
+impl Header {
+    /// An error answer.
+    pub fn error(error: ApiError, message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(error),
+            message: Some(message.into()),
+            meta: None,
+            list: None,
+            secret_len: None,
+        }
+    }
+
+    /// A success with nothing yet.
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            error: None,
+            message: None,
+            meta: None,
+            list: None,
+            secret_len: None,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The socket server: one task accepts, one task per connection.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+use super::limiter::UidLimiter;
+use super::protocol::{ApiError, Header, Request, MAX_REQUEST_BYTES};
+use crate::config::{AgentConfig, Caller};
+use crate::core::{CoreHandle, JitOutcome, WaitError};
+use crate::store::{AuditEntry, AuditOutcome, Store};
+
+/// How long a connection may take to send a request line.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a connection needs.
+#[derive(Debug, Clone)]
+pub struct ApiContext {
+    /// Configuration (policy, budget).
+    pub cfg: Arc<AgentConfig>,
+    /// The store.
+    pub store: Store,
+    /// JIT repair.
+    pub core: CoreHandle,
+    /// Per-uid limit.
+    pub limiter: UidLimiter,
+}
+
+/// Binds the socket: removes a stale socket file, creates the parent directory, sets mode and group.
+pub fn bind(path: &Path, mode: u32, gid: Option<u32>) -> std::io::Result<UnixListener> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ))
+        }
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    if let Some(gid) = gid {
+        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}
+
+/// Accepts connections until `cancel`.
+pub async fn serve(listener: UnixListener, ctx: ApiContext, cancel: CancellationToken) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => { conns.spawn(connection(stream, ctx.clone())); }
+                Err(e) => {
+                    tracing::warn!(error = %e, "local API accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.shutdown().await;
+}
+
+async fn connection(stream: UnixStream, ctx: ApiContext) {
+    let caller = match stream.peer_cred() {
+        Ok(c) => Caller {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "no peer credentials; closing");
+            return;
+        }
+    };
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read).take(u64::MAX);
+    loop {
+        let mut line = Vec::new();
+        reader.set_limit(u64::try_from(MAX_REQUEST_BYTES).unwrap_or(u64::MAX) + 1);
+        let n = match tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) | Err(_) => return,
+        };
+        if n == 0 {
+            return;
+        }
+        let (header, secret) = if line.len() > MAX_REQUEST_BYTES || !line.ends_with(b"\n") {
+            audit(&ctx, caller, "invalid", None, AuditOutcome::Invalid, Some(ApiError::Invalid));
+            (Header::error(ApiError::Invalid, "request line too long or unterminated"), None)
+        } else {
+            match serde_json::from_slice::<Request>(&line) {
+                Ok(req) => handle(&ctx, caller, req).await,
+                Err(e) => {
+                    audit(&ctx, caller, "invalid", None, AuditOutcome::Invalid, Some(ApiError::Invalid));
+                    (Header::error(ApiError::Invalid, format!("bad request: {e}")), None)
+                }
+            }
+        };
+        if write_answer(&mut write, &header, secret.as_ref()).await.is_err() || header.error == Some(ApiError::Invalid) {
+            return;
+        }
+    }
+}
+
+async fn write_answer(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    header: &Header,
+    secret: Option<&tessera_proto::secret::SecretBytes>,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    if let Some(s) = secret {
+        let bytes = s.expose(<[u8]>::to_vec);
+        let bytes = zeroize::Zeroizing::new(bytes);
+        w.write_all(&bytes).await?;
+    }
+    w.flush().await
+}
+
+fn audit(ctx: &ApiContext, caller: Caller, op: &str, name: Option<&str>, outcome: AuditOutcome, error: Option<ApiError>) {
+    let entry = AuditEntry {
+        seq: 0,
+        at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        uid: caller.uid,
+        gid: caller.gid,
+        pid: caller.pid,
+        op: op.to_owned(),
+        name: name.map(str::to_owned),
+        outcome,
+        detail: error.map(|e| e.to_string()),
+    };
+    if let Err(e) = ctx.store.audit(entry) {
+        tracing::error!(error = %e, "could not write the local audit");
+    }
+    tracing::info!(uid = caller.uid, gid = caller.gid, pid = ?caller.pid, op, name, ?outcome, "local API request");
+}
+
+fn outcome_of(e: ApiError) -> AuditOutcome {
+    match e {
+        ApiError::NotGranted => AuditOutcome::NotGranted,
+        ApiError::Busy => AuditOutcome::Busy,
+        ApiError::Invalid => AuditOutcome::Invalid,
+        ApiError::Internal => AuditOutcome::Internal,
+        _ => AuditOutcome::Unavailable,
+    }
+}
+
+async fn handle(
+    ctx: &ApiContext,
+    caller: Caller,
+    req: Request,
+) -> (Header, Option<tessera_proto::secret::SecretBytes>) {
+    let (op, name) = match &req {
+        Request::Get { name } => ("get", Some(name.clone())),
+        Request::Meta { name } => ("meta", Some(name.clone())),
+        Request::List => ("list", None),
+    };
+    let result = match ctx.limiter.try_acquire(caller.uid) {
+        None => Err((ApiError::Busy, "too many concurrent requests from this uid".to_owned())),
+        Some(_permit) => answer(ctx, caller, req).await,
+    };
+    match result {
+        Ok((header, secret)) => {
+            audit(ctx, caller, op, name.as_ref().map(|n| n.as_str()), AuditOutcome::Served, None);
+            (header, secret)
+        }
+        Err((error, message)) => {
+            audit(ctx, caller, op, name.as_ref().map(|n| n.as_str()), outcome_of(error), Some(error));
+            (Header::error(error, message), None)
+        }
+    }
+}
+
+type Answer = Result<(Header, Option<tessera_proto::secret::SecretBytes>), (ApiError, String)>;
+
+async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
+    let internal = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store read failed");
+        (ApiError::Internal, "the agent could not read its store".to_owned())
+    };
+    let name = match req {
+        Request::List => {
+            let list = ctx
+                .store
+                .list()
+                .map_err(internal)?
+                .into_iter()
+                .filter(|m| ctx.cfg.policy_for(m.name.as_str()).is_some_and(|p| p.allows(&caller)))
+                .collect();
+            let mut h = Header::ok();
+            h.list = Some(list);
+            return Ok((h, None));
+        }
+        Request::Get { ref name } | Request::Meta { ref name } => name.clone(),
+    };
+    if !ctx.cfg.policy_for(name.as_str()).is_some_and(|p| p.allows(&caller)) {
+        return Err((ApiError::NotGranted, format!("uid {} may not read {}", caller.uid, name.as_str())));
+    }
+    let mut held = ctx.store.credential_by_name(&name).map_err(internal)?;
+    if held.is_none() {
+        let budget = Duration::from_millis(ctx.cfg.socket.jit_timeout_ms);
+        match ctx.core.await_credential(name.clone(), budget).await {
+            Ok(JitOutcome::Delivered) => held = ctx.store.credential_by_name(&name).map_err(internal)?,
+            Ok(JitOutcome::Unavailable(reason)) => {
+                return Err((ApiError::from(reason), format!("the relay could not deliver {}", name.as_str())));
+            }
+            Err(WaitError::Timeout) => {
+                return Err((ApiError::Timeout, format!("{} did not arrive within {} ms", name.as_str(), budget.as_millis())));
+            }
+            Err(WaitError::Busy) => return Err((ApiError::Busy, "the agent is busy".to_owned())),
+        }
+    }
+    let cred = held.ok_or((ApiError::NotFound, format!("{} is not held", name.as_str())))?;
+    let mut h = Header::ok();
+    h.meta = Some(cred.meta());
+    if matches!(req, Request::Get { .. }) {
+        h.secret_len = Some(cred.payload.bytes().len());
+        return Ok((h, Some(cred.payload.bytes().clone())));
+    }
+    Ok((h, None))
+}

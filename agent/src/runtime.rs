@@ -1,0 +1,136 @@
+//! `tessera-agent run`: opens the store, loads the keys, and runs the event-loop task, the core worker and the
+//! local API under one cancellation token and join set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use tessera_proto::topics;
+use tessera_proto::wire::{self, AgentState, Status, MAX_MESSAGE_BYTES};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AgentConfig;
+use crate::core::{Core, CoreHandle};
+use crate::identity::{AgentKeys, IdentityError};
+use crate::local_api::limiter::UidLimiter;
+use crate::local_api::server::{self, ApiContext};
+use crate::session::backoff::Backoff;
+use crate::session::event_loop::{self, EVENT_CAPACITY};
+use crate::session::tls::{broker_roots, client_config, TlsError};
+use crate::unseal::{open_store, OpenError};
+
+/// Largest MQTT packet accepted from the broker.
+pub const MAX_INCOMING_PACKET: usize = 2 * MAX_MESSAGE_BYTES + 4096;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The store did not open.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The keys or certificate are missing or invalid.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The broker CA file could not be read.
+    #[error("broker CA file {path}: {source}")]
+    BrokerCa {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The local API socket could not be bound.
+    #[error("local API socket {path}: {source}")]
+    Socket {
+        /// The socket.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the agent until `cancel` fires.
+pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunError> {
+    let cfg = Arc::new(cfg);
+    let store = open_store(&cfg)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let keys = AgentKeys::load(&store, now)?;
+    let roots = match &cfg.broker.ca_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| RunError::BrokerCa {
+                path: path.display().to_string(),
+                source,
+            })?;
+            broker_roots(&bytes)?
+        }
+        None => vec![keys.ca.der().to_vec()],
+    };
+    let tls = client_config(&keys, &roots)?;
+
+    let mut opts = MqttOptions::new(keys.id.as_str(), cfg.broker.host.clone(), cfg.broker.port);
+    opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        // Incoming: above the broker's packet limit (2 MiB in the shipped Mosquitto config), so an oversized
+        // message reaches the wire decoder, is refused there and acknowledged, instead of breaking the connection
+        // and being redelivered forever.
+        .set_max_packet_size(MAX_INCOMING_PACKET, MAX_MESSAGE_BYTES + 4096)
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    let will = wire::encode(&Status {
+        state: AgentState::Offline,
+        at: 0,
+    })
+    .unwrap_or_default();
+    opts.set_last_will(LastWill::new(topics::agent_status(&keys.id), will, QoS::AtLeastOnce, true));
+    let (client, eventloop) = AsyncClient::new(opts, 256);
+
+    let listener = server::bind(&cfg.socket.path, cfg.socket.mode, cfg.socket.gid).map_err(|source| RunError::Socket {
+        path: cfg.socket.path.display().to_string(),
+        source,
+    })?;
+    tracing::info!(
+        agent = keys.id.as_str(),
+        broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),
+        socket = %cfg.socket.path.display(),
+        "agent starting"
+    );
+
+    let (net_tx, net_rx) = mpsc::channel(EVENT_CAPACITY);
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let handle = CoreHandle::new(cmd_tx);
+    let net_cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(event_loop::run(
+        eventloop,
+        net_tx,
+        Backoff::new(cfg.broker.reconnect_min_ms, cfg.broker.reconnect_max_ms),
+        net_cancel.clone(),
+    ));
+    let api = ApiContext {
+        cfg: cfg.clone(),
+        store: store.clone(),
+        core: handle.clone(),
+        limiter: UidLimiter::new(cfg.socket.max_concurrent_per_uid),
+    };
+    tasks.spawn(server::serve(listener, api, cancel.clone()));
+    let core = Core::new(keys, store, client, cfg.clone(), handle);
+    let core_task = tokio::spawn(core.run(net_rx, cmd_rx, cancel.clone()));
+
+    cancel.cancelled().await;
+    let _ = core_task.await;
+    // Give the event loop a moment to send the offline status and the disconnect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    net_cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    let _ = std::fs::remove_file(&cfg.socket.path);
+    tracing::info!("agent stopped");
+    Ok(())
+}
