@@ -125,7 +125,9 @@ impl Default for SocketConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { max_entries: 10_000 }
+        Self {
+            max_entries: 10_000,
+        }
     }
 }
 
@@ -197,7 +199,10 @@ impl AgentConfig {
         Self::from_toml(&text, path)
     }
 
-    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    fn apply_env(
+        &mut self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
         for (name, value) in env {
             let bad = |message: &str| ConfigError::Env {
                 name: name.clone(),
@@ -230,7 +235,9 @@ impl AgentConfig {
             ));
         }
         if !(5..=3600).contains(&b.keep_alive_secs) {
-            return Err(ConfigError::Invalid("broker.keep_alive_secs must be 5..=3600".into()));
+            return Err(ConfigError::Invalid(
+                "broker.keep_alive_secs must be 5..=3600".into(),
+            ));
         }
         let s = &self.socket;
         if s.mode & !0o777 != 0 || s.mode & 0o007 != 0 {
@@ -246,7 +253,9 @@ impl AgentConfig {
         }
         for name in self.policy.keys() {
             if name != "*" && !tessera_proto::ids::is_valid_name(name) {
-                return Err(ConfigError::Invalid(format!("policy.{name}: not a credential name")));
+                return Err(ConfigError::Invalid(format!(
+                    "policy.{name}: not a credential name"
+                )));
             }
         }
         for (name, job) in &self.jobs {

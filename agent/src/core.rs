@@ -23,7 +23,9 @@ use crate::identity::AgentKeys;
 use crate::jobs::{self, JobContext};
 use crate::roles::{peer, target};
 use crate::session::event_loop::NetEvent;
-use crate::session::registration::{choose_mode, held_for_register, RegAction, RegEvent, Registration};
+use crate::session::registration::{
+    choose_mode, held_for_register, RegAction, RegEvent, Registration,
+};
 use crate::store::{NewCredential, SelfRecord, Store};
 pub use waiters::JitOutcome;
 use waiters::Waiters;
@@ -65,13 +67,20 @@ impl CoreHandle {
     }
 
     /// Asks for JIT repair of `name` and waits at most `budget`.
-    pub async fn await_credential(&self, name: CredentialName, budget: Duration) -> Result<JitOutcome, WaitError> {
+    pub async fn await_credential(
+        &self,
+        name: CredentialName,
+        budget: Duration,
+    ) -> Result<JitOutcome, WaitError> {
         let (reply, rx) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + budget;
-        tokio::time::timeout_at(deadline, self.tx.send(Command::AwaitCredential { name, reply }))
-            .await
-            .map_err(|_| WaitError::Busy)?
-            .map_err(|_| WaitError::Busy)?;
+        tokio::time::timeout_at(
+            deadline,
+            self.tx.send(Command::AwaitCredential { name, reply }),
+        )
+        .await
+        .map_err(|_| WaitError::Busy)?
+        .map_err(|_| WaitError::Busy)?;
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Err(WaitError::Busy),
@@ -112,7 +121,13 @@ struct Answer {
 
 impl Core {
     /// A worker for this agent.
-    pub fn new(keys: AgentKeys, store: Store, client: AsyncClient, cfg: Arc<AgentConfig>, handle: CoreHandle) -> Self {
+    pub fn new(
+        keys: AgentKeys,
+        store: Store,
+        client: AsyncClient,
+        cfg: Arc<AgentConfig>,
+        handle: CoreHandle,
+    ) -> Self {
         let up_topic = topics::agent_up(&keys.id);
         let down_topic = topics::agent_down(&keys.id);
         Self {
@@ -178,7 +193,11 @@ impl Core {
     async fn on_net(&mut self, ev: NetEvent) {
         match ev {
             NetEvent::Connected => {
-                if let Err(e) = self.client.subscribe(self.down_topic.clone(), QoS::AtLeastOnce).await {
+                if let Err(e) = self
+                    .client
+                    .subscribe(self.down_topic.clone(), QoS::AtLeastOnce)
+                    .await
+                {
                     tracing::error!(error = %e, "subscribe failed");
                 }
                 let registered = self
@@ -188,9 +207,13 @@ impl Core {
                     .flatten()
                     .and_then(|b| b.expose(|b| <[u8; 32]>::try_from(b).ok()))
                     .map(tessera_proto::envelope::KeyFingerprint);
-                let mode = choose_mode(registered.as_ref(), &self.keys.wrap.public_key().fingerprint());
+                let mode = choose_mode(
+                    registered.as_ref(),
+                    &self.keys.wrap.public_key().fingerprint(),
+                );
                 let now_ms = self.now_ms();
-                self.step_registration(RegEvent::Connected { mode, now_ms }).await;
+                self.step_registration(RegEvent::Connected { mode, now_ms })
+                    .await;
             }
             NetEvent::Disconnected => self.step_registration(RegEvent::Disconnected).await,
             NetEvent::Message(p) => self.handle_messages(vec![p]).await,
@@ -206,8 +229,11 @@ impl Core {
                 }
                 if let Some(request_id) = self.waiters.add(name.clone(), reply) {
                     tracing::info!(name = name.as_str(), %request_id, "credential missing: asking for JIT repair");
-                    self.publish_up(&Up::CredentialMissing(wire::CredentialMissing { request_id, name }))
-                        .await;
+                    self.publish_up(&Up::CredentialMissing(wire::CredentialMissing {
+                        request_id,
+                        name,
+                    }))
+                    .await;
                 }
             }
         }
@@ -239,7 +265,10 @@ impl Core {
                 RegAction::PublishStatus(state) => self.publish_status(state).await,
                 RegAction::RememberRegistration => {
                     let fp = self.keys.wrap.public_key().fingerprint();
-                    if let Err(e) = self.store.put_self(&[(SelfRecord::RegisteredWrapKey, &fp.0)]) {
+                    if let Err(e) = self
+                        .store
+                        .put_self(&[(SelfRecord::RegisteredWrapKey, &fp.0)])
+                    {
                         tracing::error!(error = %e, "could not record the registration");
                     }
                 }
@@ -263,10 +292,17 @@ impl Core {
     }
 
     async fn publish_status(&self, state: AgentState) {
-        let status = Status { state, at: unix_now() };
+        let status = Status {
+            state,
+            at: unix_now(),
+        };
         if let Ok(bytes) = wire::encode(&status) {
             let topic = topics::agent_status(&self.keys.id);
-            if let Err(e) = self.client.publish(topic, QoS::AtLeastOnce, true, bytes).await {
+            if let Err(e) = self
+                .client
+                .publish(topic, QoS::AtLeastOnce, true, bytes)
+                .await
+            {
                 tracing::error!(error = %e, "status publish failed");
             }
         }
@@ -300,40 +336,63 @@ impl Core {
                             .any(|(_, c)| c.statement.credential_id == new.statement.credential_id)
                         {
                             // Two versions of one credential in a batch: store what we have first, in order.
-                            self.commit(&mut answers, std::mem::take(&mut pending)).await;
+                            self.commit(&mut answers, std::mem::take(&mut pending));
                             let (reply, again) = self.check_delivery(&msg);
-                            answers.push(Answer { publish: p, delivery_id: msg.delivery_id, reply, stored_name: None });
+                            answers.push(Answer {
+                                publish: p,
+                                delivery_id: msg.delivery_id,
+                                reply,
+                                stored_name: None,
+                            });
                             if let Some(again) = again {
                                 pending.push((answers.len() - 1, again));
                             }
                             continue;
                         }
-                        answers.push(Answer { publish: p, delivery_id: msg.delivery_id, reply, stored_name: None });
+                        answers.push(Answer {
+                            publish: p,
+                            delivery_id: msg.delivery_id,
+                            reply,
+                            stored_name: None,
+                        });
                         pending.push((answers.len() - 1, new));
                     } else {
                         let stored_name = reply.as_ref().and_then(|r| match r {
-                            Up::CredentialStored(CredentialStored { outcome: StoreOutcome::Stored { .. }, .. }) => msg
+                            Up::CredentialStored(CredentialStored {
+                                outcome: StoreOutcome::Stored { .. },
+                                ..
+                            }) => msg
                                 .statement
                                 .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
                                 .ok()
                                 .map(|s| s.name),
                             _ => None,
                         });
-                        answers.push(Answer { publish: p, delivery_id: msg.delivery_id, reply, stored_name });
+                        answers.push(Answer {
+                            publish: p,
+                            delivery_id: msg.delivery_id,
+                            reply,
+                            stored_name,
+                        });
                     }
                 }
                 Some(other) => {
-                    self.commit(&mut answers, std::mem::take(&mut pending)).await;
+                    self.commit(&mut answers, std::mem::take(&mut pending));
                     self.flush_answers(&mut answers).await;
                     self.handle_other(other).await;
                     self.ack(&p).await;
                 }
                 None => {
-                    answers.push(Answer { publish: p, delivery_id: uuid::Uuid::nil(), reply: None, stored_name: None });
+                    answers.push(Answer {
+                        publish: p,
+                        delivery_id: uuid::Uuid::nil(),
+                        reply: None,
+                        stored_name: None,
+                    });
                 }
             }
         }
-        self.commit(&mut answers, pending).await;
+        self.commit(&mut answers, pending);
         self.flush_answers(&mut answers).await;
     }
 
@@ -348,10 +407,15 @@ impl Core {
             }))
         };
         match target::check(&self.keys, &self.store, msg) {
-            Ok(target::Accepted::New(c)) => (None, Some(c)),
-            Ok(target::Accepted::AlreadyHeld { credential_id, version, digest }) => {
-                (stored(credential_id, version, StoreOutcome::Stored { digest }), None)
-            }
+            Ok(target::Accepted::New(c)) => (None, Some(*c)),
+            Ok(target::Accepted::AlreadyHeld {
+                credential_id,
+                version,
+                digest,
+            }) => (
+                stored(credential_id, version, StoreOutcome::Stored { digest }),
+                None,
+            ),
             Err(refused) => {
                 tracing::warn!(delivery = %msg.delivery_id, outcome = ?refused.outcome, "delivery refused; nothing stored");
                 match refused.credential_id {
@@ -364,7 +428,7 @@ impl Core {
     }
 
     /// Stores the pending credentials in one batch and flushes; fills in their replies.
-    async fn commit(&mut self, answers: &mut [Answer], pending: Vec<(usize, NewCredential)>) {
+    fn commit(&mut self, answers: &mut [Answer], pending: Vec<(usize, NewCredential)>) {
         if pending.is_empty() {
             return;
         }
@@ -375,9 +439,15 @@ impl Core {
         }
         for (i, c) in slots.into_iter().zip(&creds) {
             let outcome = match &result {
-                Ok(()) => StoreOutcome::Stored { digest: c.statement.commitment },
-                Err(crate::store::StoreError::Stale { .. }) => StoreOutcome::Refused { reason: wire::RefusalReason::StaleVersion },
-                Err(_) => StoreOutcome::Refused { reason: wire::RefusalReason::Internal },
+                Ok(()) => StoreOutcome::Stored {
+                    digest: c.statement.commitment,
+                },
+                Err(crate::store::StoreError::Stale { .. }) => StoreOutcome::Refused {
+                    reason: wire::RefusalReason::StaleVersion,
+                },
+                Err(_) => StoreOutcome::Refused {
+                    reason: wire::RefusalReason::Internal,
+                },
             };
             if let Some(a) = answers.get_mut(i) {
                 if result.is_ok() {
@@ -413,7 +483,9 @@ impl Core {
         match down {
             Down::RegisterAck(ack) => self.step_registration(RegEvent::Ack(ack)).await,
             Down::RewrapRequest(req) => {
-                let up = tokio::task::block_in_place(|| peer::answer(&self.keys, &self.store, &req, unix_now()));
+                let up = tokio::task::block_in_place(|| {
+                    peer::answer(&self.keys, &self.store, &req, unix_now())
+                });
                 self.publish_up(&up).await;
             }
             Down::CredentialUnavailable(u) => {
@@ -430,13 +502,18 @@ impl Core {
                 };
                 self.jobs.spawn(jobs::run(ctx, d));
             }
-            Down::RevocationUpdate(u) => match u.list.verify(&self.keys.ca, &self.keys.revocations) {
+            Down::RevocationUpdate(u) => match u.list.verify(&self.keys.ca, &self.keys.revocations)
+            {
                 Ok(list) => match serde_json::to_vec(&u.list) {
                     Ok(json) => {
                         if let Err(e) = self.store.put_self(&[(SelfRecord::Revocations, &json)]) {
                             tracing::error!(error = %e, "could not store the revocation list");
                         } else {
-                            tracing::info!(serial = list.serial, revoked = list.revoked.len(), "revocation list updated");
+                            tracing::info!(
+                                serial = list.serial,
+                                revoked = list.revoked.len(),
+                                "revocation list updated"
+                            );
                             self.keys.revocations = list;
                         }
                     }

@@ -90,9 +90,13 @@ impl From<StoreError> for EnrollError {
 /// Reads a certificate given as PEM or DER.
 pub fn read_certificate(bytes: &[u8], what: &str) -> Result<Vec<u8>, EnrollError> {
     if bytes.starts_with(b"-----BEGIN") {
-        let p = pem::parse(bytes).map_err(|_| EnrollError::BadInput(format!("{what}: not a PEM certificate")))?;
+        let p = pem::parse(bytes)
+            .map_err(|_| EnrollError::BadInput(format!("{what}: not a PEM certificate")))?;
         if p.tag() != "CERTIFICATE" {
-            return Err(EnrollError::BadInput(format!("{what}: PEM block is {}, not CERTIFICATE", p.tag())));
+            return Err(EnrollError::BadInput(format!(
+                "{what}: PEM block is {}, not CERTIFICATE",
+                p.tag()
+            )));
         }
         Ok(p.into_contents())
     } else {
@@ -109,7 +113,8 @@ pub fn enroll(
     now: i64,
 ) -> Result<EnrollOutcome, EnrollError> {
     let ca_der = read_certificate(ca_bytes, "org CA")?;
-    let ca = PinnedCa::from_der(&ca_der).map_err(|e| EnrollError::BadInput(format!("org CA: {e}")))?;
+    let ca =
+        PinnedCa::from_der(&ca_der).map_err(|e| EnrollError::BadInput(format!("org CA: {e}")))?;
     let store = open_or_create_store(cfg)?;
     let (identity, wrap, outcome) = match load_enrolled(&store) {
         Ok((id, identity, wrap, pinned)) => {
@@ -129,8 +134,10 @@ pub fn enroll(
             (identity, wrap, EnrollOutcome::AlreadyEnrolled)
         }
         Err(IdentityError::NotEnrolled) => {
-            let identity = IdentityKey::generate().map_err(|e| EnrollError::Crypto(e.to_string()))?;
-            let wrap = WrapPrivateKey::generate().map_err(|e| EnrollError::Crypto(e.to_string()))?;
+            let identity =
+                IdentityKey::generate().map_err(|e| EnrollError::Crypto(e.to_string()))?;
+            let wrap =
+                WrapPrivateKey::generate().map_err(|e| EnrollError::Crypto(e.to_string()))?;
             let identity_der = identity
                 .to_pkcs8_der()
                 .map_err(|e| EnrollError::Crypto(e.to_string()))?;
@@ -149,9 +156,11 @@ pub fn enroll(
         Err(e) => return Err(EnrollError::Identity(e)),
     };
     let device = DeviceFacts::probe(&cfg.device).to_map();
-    let request = EnrollmentRequest::new(agent_id.clone(), &identity, wrap.public_key(), device, now)
-        .map_err(|e| EnrollError::Crypto(e.to_string()))?;
-    let json = serde_json::to_vec_pretty(&request).map_err(|e| EnrollError::Crypto(e.to_string()))?;
+    let request =
+        EnrollmentRequest::new(agent_id.clone(), &identity, wrap.public_key(), device, now)
+            .map_err(|e| EnrollError::Crypto(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&request).map_err(|e| EnrollError::Crypto(e.to_string()))?;
     write_private_file(request_out, &json).map_err(|source| EnrollError::Io {
         path: request_out.display().to_string(),
         source,
@@ -160,7 +169,11 @@ pub fn enroll(
 }
 
 /// Installs the certificate the operator signed.
-pub fn install_certificate(cfg: &AgentConfig, cert_bytes: &[u8], now: i64) -> Result<InstallOutcome, EnrollError> {
+pub fn install_certificate(
+    cfg: &AgentConfig,
+    cert_bytes: &[u8],
+    now: i64,
+) -> Result<InstallOutcome, EnrollError> {
     let der = read_certificate(cert_bytes, "certificate")?;
     let store = open_store(cfg)?;
     let (id, identity, wrap, ca) = load_enrolled(&store).map_err(EnrollError::Identity)?;

@@ -47,11 +47,11 @@ pub async fn run_captured(
     timeout: Duration,
     max_output: usize,
 ) -> std::io::Result<Captured> {
-    let (program, args) = argv
+    let (program, program_args) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
+    cmd.args(program_args)
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -72,28 +72,32 @@ pub async fn run_captured(
     let out = child.stdout.take();
     let err = child.stderr.take();
     let work = async {
-        let ((o, oc), (e, ec), status) = tokio::join!(read_bounded(out, max_output), read_bounded(err, max_output), child.wait());
+        let ((o, oc), (e, ec), status) = tokio::join!(
+            read_bounded(out, max_output),
+            read_bounded(err, max_output),
+            child.wait()
+        );
         (o, oc, e, ec, status)
     };
     let mut captured = Captured::default();
-    match tokio::time::timeout(timeout, work).await {
-        Ok((o, oc, e, ec, status)) => {
-            captured.exit_code = status?.code();
-            captured.stdout = lossy_bounded(&o, max_output);
-            captured.stderr = lossy_bounded(&e, max_output);
-            captured.truncated = oc || ec;
-        }
-        Err(_) => {
-            captured.timed_out = true;
-            let _ = child.kill().await;
-        }
+    if let Ok((o, oc, e, ec, status)) = tokio::time::timeout(timeout, work).await {
+        captured.exit_code = status?.code();
+        captured.stdout = lossy_bounded(&o, max_output);
+        captured.stderr = lossy_bounded(&e, max_output);
+        captured.truncated = oc || ec;
+    } else {
+        captured.timed_out = true;
+        let _ = child.kill().await;
     }
     captured.elapsed = started.elapsed();
     Ok(captured)
 }
 
 /// Reads a pipe to its end, keeping at most `max` bytes; says whether anything was cut.
-async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>, max: usize) -> (Vec<u8>, bool) {
+async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(
+    pipe: Option<R>,
+    max: usize,
+) -> (Vec<u8>, bool) {
     let mut buf = Vec::new();
     let mut cut = false;
     if let Some(mut p) = pipe {

@@ -47,7 +47,14 @@ impl Org {
         let identity = IdentityKey::generate().unwrap();
         let wrap = WrapPrivateKey::generate().unwrap();
         let id = AgentId::new(id).unwrap();
-        let req = EnrollmentRequest::new(id.clone(), &identity, wrap.public_key(), BTreeMap::new(), NOW).unwrap();
+        let req = EnrollmentRequest::new(
+            id.clone(),
+            &identity,
+            wrap.public_key(),
+            BTreeMap::new(),
+            NOW,
+        )
+        .unwrap();
         let cert = self
             .ca
             .issue_agent(&req, Validity::days_from(NOW - 86_400, 365))
@@ -68,7 +75,11 @@ impl Org {
         name: &str,
         scope: Scope,
         secret: &str,
-    ) -> (Signed<CredentialStatement>, CredentialStatement, SecretPayload) {
+    ) -> (
+        Signed<CredentialStatement>,
+        CredentialStatement,
+        SecretPayload,
+    ) {
         let payload = SecretPayload::from_plain_text(secret).unwrap();
         let salt = Salt::random();
         let c = commitment::compute(&salt, &id, version, &payload);

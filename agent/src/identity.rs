@@ -72,7 +72,9 @@ pub fn load_revocations(store: &Store, ca: &PinnedCa) -> Result<RevocationList, 
 }
 
 /// The pinned CA, identity and wrap keys (present after enrolment).
-pub fn load_enrolled(store: &Store) -> Result<(AgentId, IdentityKey, WrapPrivateKey, PinnedCa), IdentityError> {
+pub fn load_enrolled(
+    store: &Store,
+) -> Result<(AgentId, IdentityKey, WrapPrivateKey, PinnedCa), IdentityError> {
     let id = text(store, SelfRecord::AgentId)?.ok_or(IdentityError::NotEnrolled)?;
     let id = AgentId::new(id).map_err(|_| IdentityError::Invalid {
         what: "agent id",
@@ -83,12 +85,16 @@ pub fn load_enrolled(store: &Store) -> Result<(AgentId, IdentityKey, WrapPrivate
         .get_self(SelfRecord::IdentityKey)?
         .ok_or(IdentityError::NotEnrolled)?;
     let identity = IdentityKey::from_pkcs8_der(&identity).map_err(invalid("identity key"))?;
-    let wrap = store.get_self(SelfRecord::WrapKey)?.ok_or(IdentityError::NotEnrolled)?;
+    let wrap = store
+        .get_self(SelfRecord::WrapKey)?
+        .ok_or(IdentityError::NotEnrolled)?;
     let wrap = WrapPrivateKey::from_pkcs8_der(&wrap).map_err(|_| IdentityError::Invalid {
         what: "wrap key",
         source: CertError::Malformed("wrap key"),
     })?;
-    let ca = store.get_self(SelfRecord::OrgCa)?.ok_or(IdentityError::NotEnrolled)?;
+    let ca = store
+        .get_self(SelfRecord::OrgCa)?
+        .ok_or(IdentityError::NotEnrolled)?;
     let ca = ca.expose(PinnedCa::from_der).map_err(invalid("org CA"))?;
     Ok((id, identity, wrap, ca))
 }
@@ -126,7 +132,8 @@ impl AgentKeys {
         let der = store
             .get_self(SelfRecord::Certificate)?
             .ok_or(IdentityError::NoCertificate)?;
-        let cert = der.expose(|d| check_certificate(d, &id, &identity, &wrap, &ca, &revocations, now))?;
+        let cert =
+            der.expose(|d| check_certificate(d, &id, &identity, &wrap, &ca, &revocations, now))?;
         Ok(Self {
             id,
             identity,

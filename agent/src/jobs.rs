@@ -51,7 +51,11 @@ pub async fn run(ctx: JobContext, job: JobDispatch) {
     });
     match wire::encode(&Up::JobResult(result)) {
         Ok(bytes) => {
-            if let Err(e) = ctx.client.publish(ctx.up_topic.clone(), QoS::AtLeastOnce, false, bytes).await {
+            if let Err(e) = ctx
+                .client
+                .publish(ctx.up_topic.clone(), QoS::AtLeastOnce, false, bytes)
+                .await
+            {
                 tracing::error!(error = %e, "could not publish a job result");
             }
         }
@@ -71,7 +75,10 @@ async fn execute(ctx: &JobContext, job: &JobDispatch) -> Result<JobResult, Strin
         .iter()
         .find(|c| !template.credentials.values().any(|v| v == c.as_str()))
     {
-        return Err(format!("credential {} is not declared by the template", extra.as_str()));
+        return Err(format!(
+            "credential {} is not declared by the template",
+            extra.as_str()
+        ));
     }
     let budget = Duration::from_millis(ctx.cfg.socket.jit_timeout_ms);
     let mut injected = Vec::with_capacity(template.credentials.len());
@@ -94,19 +101,28 @@ async fn execute(ctx: &JobContext, job: &JobDispatch) -> Result<JobResult, Strin
     .await
     .map_err(|e| format!("could not start the job: {e}"))?;
     let mut meta = BTreeMap::new();
-    meta.insert("duration_ms".to_owned(), out.elapsed.as_millis().to_string());
+    meta.insert(
+        "duration_ms".to_owned(),
+        out.elapsed.as_millis().to_string(),
+    );
     meta.insert("truncated".to_owned(), out.truncated.to_string());
     Ok(JobResult {
         job_id: job.job_id,
         exit_code: out.exit_code,
         stdout: out.stdout,
         stderr: out.stderr,
-        error: out.timed_out.then(|| format!("timed out after {} s", template.timeout_secs)),
+        error: out
+            .timed_out
+            .then(|| format!("timed out after {} s", template.timeout_secs)),
         meta,
     })
 }
 
-async fn fetch(ctx: &JobContext, name: &CredentialName, budget: Duration) -> Result<zeroize::Zeroizing<String>, String> {
+async fn fetch(
+    ctx: &JobContext,
+    name: &CredentialName,
+    budget: Duration,
+) -> Result<zeroize::Zeroizing<String>, String> {
     let read = |store: &Store| {
         store
             .credential_by_name(name)
@@ -117,8 +133,13 @@ async fn fetch(ctx: &JobContext, name: &CredentialName, budget: Duration) -> Res
         return Ok(text);
     }
     match ctx.core.await_credential(name.clone(), budget).await {
-        Ok(JitOutcome::Delivered) => read(&ctx.store)?.ok_or_else(|| format!("credential {} vanished", name.as_str())),
-        Ok(JitOutcome::Unavailable(reason)) => Err(format!("credential {} unavailable: {reason:?}", name.as_str())),
+        Ok(JitOutcome::Delivered) => {
+            read(&ctx.store)?.ok_or_else(|| format!("credential {} vanished", name.as_str()))
+        }
+        Ok(JitOutcome::Unavailable(reason)) => Err(format!(
+            "credential {} unavailable: {reason:?}",
+            name.as_str()
+        )),
         Err(e) => Err(format!("credential {} unavailable: {e:?}", name.as_str())),
     }
 }

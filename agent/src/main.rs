@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -20,7 +20,11 @@ use tessera_proto::ids::{AgentId, CredentialName};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(name = "tessera-agent", version, about = "Tessera agent: credentials for appliance workloads")]
+#[command(
+    name = "tessera-agent",
+    version,
+    about = "Tessera agent: credentials for appliance workloads"
+)]
 struct Cli {
     /// Configuration file (default: /etc/tessera/agent.toml when it exists).
     #[arg(long, global = true, env = "TESSERA_CONFIG")]
@@ -149,7 +153,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn cmd_enroll(cfg: &AgentConfig, agent_id: &str, ca: &PathBuf, out: &PathBuf) -> ExitCode {
+fn cmd_enroll(cfg: &AgentConfig, agent_id: &str, ca: &Path, out: &Path) -> ExitCode {
     let Ok(id) = AgentId::new(agent_id) else {
         eprintln!("tessera-agent: agent id must match [A-Za-z0-9_-]{{1,128}}");
         return ExitCode::from(2);
@@ -167,7 +171,10 @@ fn cmd_enroll(cfg: &AgentConfig, agent_id: &str, ca: &PathBuf, out: &PathBuf) ->
                 EnrollOutcome::Enrolled => "enrolled",
                 EnrollOutcome::AlreadyEnrolled => "already enrolled",
             };
-            eprintln!("tessera-agent: {what} as {agent_id}; enrolment request written to {}", out.display());
+            eprintln!(
+                "tessera-agent: {what} as {agent_id}; enrolment request written to {}",
+                out.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -177,7 +184,7 @@ fn cmd_enroll(cfg: &AgentConfig, agent_id: &str, ca: &PathBuf, out: &PathBuf) ->
     }
 }
 
-fn cmd_install(cfg: &AgentConfig, cert: &PathBuf) -> ExitCode {
+fn cmd_install(cfg: &AgentConfig, cert: &Path) -> ExitCode {
     let bytes = match std::fs::read(cert) {
         Ok(b) => b,
         Err(e) => {
@@ -261,7 +268,10 @@ fn cmd_get(cfg: &AgentConfig, name: &str, meta: bool) -> ExitCode {
 fn cmd_list(cfg: &AgentConfig) -> ExitCode {
     match Client::connect(&cfg.socket.path).and_then(|mut c| c.list()) {
         Ok(list) => {
-            println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -278,12 +288,11 @@ fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
             .split_once('=')
             .and_then(|(var, r)| r.strip_prefix("cred:").map(|n| (var, n)))
             .filter(|(var, _)| tessera_agent::config::is_env_name(var));
-        match parsed.map(|(var, n)| (var, CredentialName::new(n))) {
-            Some((var, Ok(name))) => wanted.push((var.to_owned(), name)),
-            _ => {
-                eprintln!("tessera-agent: --env {spec:?}: expected VAR=cred:NAME");
-                return ExitCode::from(2);
-            }
+        if let Some((var, Ok(name))) = parsed.map(|(var, n)| (var, CredentialName::new(n))) {
+            wanted.push((var.to_owned(), name));
+        } else {
+            eprintln!("tessera-agent: --env {spec:?}: expected VAR=cred:NAME");
+            return ExitCode::from(2);
         }
     }
     let Some((program, args)) = command.split_first() else {

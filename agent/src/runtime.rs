@@ -89,13 +89,21 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         at: 0,
     })
     .unwrap_or_default();
-    opts.set_last_will(LastWill::new(topics::agent_status(&keys.id), will, QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        topics::agent_status(&keys.id),
+        will,
+        QoS::AtLeastOnce,
+        true,
+    ));
     let (client, eventloop) = AsyncClient::new(opts, 256);
 
-    let listener = server::bind(&cfg.socket.path, cfg.socket.mode, cfg.socket.gid).map_err(|source| RunError::Socket {
-        path: cfg.socket.path.display().to_string(),
-        source,
-    })?;
+    let listener =
+        server::bind(&cfg.socket.path, cfg.socket.mode, cfg.socket.gid).map_err(|source| {
+            RunError::Socket {
+                path: cfg.socket.path.display().to_string(),
+                source,
+            }
+        })?;
     tracing::info!(
         agent = keys.id.as_str(),
         broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),

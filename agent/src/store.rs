@@ -33,6 +33,9 @@ pub use credential::{CredentialMeta, StoredCredential};
 use backend::{BatchOp, RecordBackend, SledBackend};
 use record::{RecordCipher, RecordFault};
 
+/// A record's version and plaintext.
+type Opened = (u64, Zeroizing<Vec<u8>>);
+
 const CHECK_KEY: &[u8] = b"meta/check";
 const CHECK_VALUE: &[u8] = b"tessera-agent-store/v1";
 const CRED: &str = "cred/";
@@ -157,7 +160,9 @@ fn fault(key: &[u8], f: RecordFault) -> StoreError {
         record: record_name(key),
         reason: match f {
             RecordFault::Malformed => "malformed record",
-            RecordFault::Authentication => "does not authenticate (altered, or moved from another record)",
+            RecordFault::Authentication => {
+                "does not authenticate (altered, or moved from another record)"
+            }
         },
     }
 }
@@ -175,21 +180,21 @@ fn name_key(name: &CredentialName) -> Vec<u8> {
 impl Store {
     /// Opens (creating if needed) the store at `path` with `store_key`, keeping at most `audit_max` audit entries.
     pub fn open(path: &Path, store_key: &SecretBytes, audit_max: u64) -> Result<Self, StoreError> {
-        let cipher = RecordCipher::new(store_key).ok_or(StoreError::Internal("store key must be 32 bytes"))?;
+        let cipher = RecordCipher::new(store_key)
+            .ok_or(StoreError::Internal("store key must be 32 bytes"))?;
         let backend: Box<dyn RecordBackend> = Box::new(SledBackend::open(path)?);
-        match backend.get(CHECK_KEY)? {
-            Some(rec) => match cipher.open(CHECK_KEY, &rec) {
+        if let Some(rec) = backend.get(CHECK_KEY)? {
+            match cipher.open(CHECK_KEY, &rec) {
                 Ok((_, v)) if v.as_slice() == CHECK_VALUE => {}
                 Ok(_) | Err(RecordFault::Authentication) => return Err(StoreError::WrongKey),
                 Err(f) => return Err(fault(CHECK_KEY, f)),
-            },
-            None => {
-                let rec = cipher
-                    .seal(CHECK_KEY, 0, CHECK_VALUE)
-                    .ok_or(StoreError::Internal("seal check record"))?;
-                backend.apply(vec![(CHECK_KEY.to_vec(), Some(rec))])?;
-                backend.flush()?;
             }
+        } else {
+            let rec = cipher
+                .seal(CHECK_KEY, 0, CHECK_VALUE)
+                .ok_or(StoreError::Internal("seal check record"))?;
+            backend.apply(vec![(CHECK_KEY.to_vec(), Some(rec))])?;
+            backend.flush()?;
         }
         let seq_of = |k: Vec<u8>| -> u64 {
             let mut b = [0u8; 8];
@@ -198,7 +203,11 @@ impl Store {
             }
             u64::from_be_bytes(b)
         };
-        let first = backend.scan_prefix(AUDIT)?.into_iter().next().map(|(k, _)| seq_of(k));
+        let first = backend
+            .scan_prefix(AUDIT)?
+            .into_iter()
+            .next()
+            .map(|(k, _)| seq_of(k));
         let last = backend.last_key(AUDIT)?.map(seq_of);
         let cursor = AuditCursor {
             next: last.map_or(0, |l| l + 1),
@@ -221,7 +230,7 @@ impl Store {
             .ok_or(StoreError::Internal("record too large to seal"))
     }
 
-    fn open_record(&self, key: &[u8]) -> Result<Option<(u64, Zeroizing<Vec<u8>>)>, StoreError> {
+    fn open_record(&self, key: &[u8]) -> Result<Option<Opened>, StoreError> {
         match self.inner.backend.get(key)? {
             None => Ok(None),
             Some(rec) => self
@@ -284,7 +293,10 @@ impl Store {
     }
 
     /// The credential currently known under `name`.
-    pub fn credential_by_name(&self, name: &CredentialName) -> Result<Option<StoredCredential>, StoreError> {
+    pub fn credential_by_name(
+        &self,
+        name: &CredentialName,
+    ) -> Result<Option<StoredCredential>, StoreError> {
         let key = name_key(name);
         let Some((_, plain)) = self.open_record(&key)? else {
             return Ok(None);
@@ -321,7 +333,11 @@ impl Store {
     pub fn held(&self) -> Result<Vec<Held>, StoreError> {
         let mut out = Vec::new();
         for (key, rec) in self.inner.backend.scan_prefix(HWM.as_bytes())? {
-            let (version, _) = self.inner.cipher.open(&key, &rec).map_err(|f| fault(&key, f))?;
+            let (version, _) = self
+                .inner
+                .cipher
+                .open(&key, &rec)
+                .map_err(|f| fault(&key, f))?;
             let id = std::str::from_utf8(key.get(HWM.len()..).unwrap_or_default())
                 .ok()
                 .and_then(|s| s.parse::<CredentialId>().ok())
@@ -362,7 +378,10 @@ impl Store {
             let hk = hwm_key(&id);
             let nk = name_key(&c.statement.name);
             ops.push((hk.clone(), Some(self.seal(&hk, version, &[])?)));
-            ops.push((nk.clone(), Some(self.seal(&nk, 0, id.to_string().as_bytes())?)));
+            ops.push((
+                nk.clone(),
+                Some(self.seal(&nk, 0, id.to_string().as_bytes())?),
+            ));
             ops.push((ck, Some(rec)));
         }
         self.inner.backend.apply(ops)?;
@@ -376,7 +395,7 @@ impl Store {
         &self,
         existing: &StoredCredential,
         signed: &Signed<CredentialStatement>,
-        statement: CredentialStatement,
+        statement: &CredentialStatement,
     ) -> Result<(), StoreError> {
         let id = statement.credential_id;
         let plain = credential::encode(signed, existing.stored_at, &existing.payload)
@@ -398,7 +417,8 @@ impl Store {
         entry.seq = cursor.next;
         let mut key = AUDIT.to_vec();
         key.extend_from_slice(&entry.seq.to_be_bytes());
-        let json = serde_json::to_vec(&entry).map_err(|_| StoreError::Internal("encode audit entry"))?;
+        let json =
+            serde_json::to_vec(&entry).map_err(|_| StoreError::Internal("encode audit entry"))?;
         let mut ops = vec![(key.clone(), Some(self.seal(&key, 0, &json)?))];
         while cursor.next + 1 - cursor.oldest > self.inner.audit_max {
             let mut old = AUDIT.to_vec();

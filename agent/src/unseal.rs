@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use tessera_board::{write_private_file, FileSealer, SealError, SealedKey, Sealer, STORE_KEY_BYTES};
+use tessera_board::{
+    write_private_file, FileSealer, SealError, SealedKey, Sealer, STORE_KEY_BYTES,
+};
 use tessera_proto::secret::SecretBytes;
 
 use crate::config::AgentConfig;
@@ -65,5 +67,9 @@ fn open(cfg: &AgentConfig, create: bool) -> Result<Store, OpenError> {
         }
         Err(e) => return Err(io(e)),
     };
-    Ok(Store::open(&cfg.store_dir(), &store_key, cfg.audit.max_entries)?)
+    Ok(Store::open(
+        &cfg.store_dir(),
+        &store_key,
+        cfg.audit.max_entries,
+    )?)
 }

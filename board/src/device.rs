@@ -79,8 +79,13 @@ fn read_fact(path: &Path) -> Option<String> {
         .collect();
     let placeholder = value.is_empty()
         || value.chars().all(|c| c == '0')
-        || ["to be filled by o.e.m.", "default string", "not specified", "none"]
-            .contains(&value.to_ascii_lowercase().as_str());
+        || [
+            "to be filled by o.e.m.",
+            "default string",
+            "not specified",
+            "none",
+        ]
+        .contains(&value.to_ascii_lowercase().as_str());
     (!placeholder).then_some(value)
 }
 

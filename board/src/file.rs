@@ -53,10 +53,7 @@ impl FileSealer {
         let mut kek = Zeroizing::new([0u8; 32]);
         let mut file = fs::File::open(path).map_err(io)?;
         let mut buf = Zeroizing::new(Vec::with_capacity(33));
-        file.by_ref()
-            .take(33)
-            .read_to_end(&mut buf)
-            .map_err(io)?;
+        file.by_ref().take(33).read_to_end(&mut buf).map_err(io)?;
         if buf.len() != 32 {
             return Err(SealError::CorruptKeyFile(path.to_owned()));
         }
@@ -127,10 +124,8 @@ impl Sealer for FileSealer {
         OsRng.fill_bytes(&mut nonce);
         let ct = key
             .expose(|msg| {
-                self.cipher().encrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload { msg, aad: DOMAIN },
-                )
+                self.cipher()
+                    .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad: DOMAIN })
             })
             .map_err(|_| SealError::Unseal("file"))?;
         let mut blob = Vec::with_capacity(4 + NONCE_BYTES + ct.len());
@@ -151,7 +146,13 @@ impl Sealer for FileSealer {
             .ok_or(SealError::Unseal("file"))?;
         let key = self
             .cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: DOMAIN })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: DOMAIN,
+                },
+            )
             .map_err(|_| SealError::Unseal("file"))?;
         let key = SecretBytes::new(key);
         if key.len() == STORE_KEY_BYTES {

@@ -55,7 +55,9 @@ pub enum SealError {
     #[error("the store key must be {STORE_KEY_BYTES} bytes")]
     KeyLength,
     /// The blob is not one this backend sealed, or was altered.
-    #[error("sealed store key does not open with this {0} backend (wrong key file or tampered blob)")]
+    #[error(
+        "sealed store key does not open with this {0} backend (wrong key file or tampered blob)"
+    )]
     Unseal(&'static str),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]

@@ -25,7 +25,10 @@ fn round_trip() {
         // Sealing is randomised: the same key never gives the same blob twice.
         assert_ne!(a.seal(&key()).unwrap(), sealed);
         // The blob does not contain the key.
-        assert!(!sealed.0.windows(32).any(|w| w == (0u8..32).collect::<Vec<_>>()));
+        assert!(!sealed
+            .0
+            .windows(32)
+            .any(|w| w == (0u8..32).collect::<Vec<_>>()));
     }
 }
 

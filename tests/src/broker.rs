@@ -157,4 +157,3 @@ pub fn start_broker_with(dir: &Path, ca: &OrgCa, relay_users: &[&str]) -> Broker
         ca_file,
     }
 }
-

@@ -13,7 +13,9 @@ use std::time::Duration;
 use tessera_proto::cert::{OrgCa, Validity};
 use tessera_proto::ids::AgentId;
 use tessera_proto::topics;
-use tessera_system_tests::broker::{agent_identity, now, service_identity, start_broker, Broker, Identity};
+use tessera_system_tests::broker::{
+    agent_identity, now, service_identity, start_broker, Broker, Identity,
+};
 
 fn client_args(broker: &Broker, who: &Identity) -> Vec<String> {
     vec![

@@ -54,17 +54,23 @@ impl JobTemplate {
             return Err(here("command is empty".into()));
         };
         if !Path::new(program).is_absolute() || program.contains('{') {
-            return Err(here("command[0] must be an absolute path without parameters".into()));
+            return Err(here(
+                "command[0] must be an absolute path without parameters".into(),
+            ));
         }
         for p in &self.params {
             if !is_valid_name(p) {
-                return Err(here(format!("parameter name {p:?} must match [A-Za-z0-9_-]{{1,128}}")));
+                return Err(here(format!(
+                    "parameter name {p:?} must match [A-Za-z0-9_-]{{1,128}}"
+                )));
             }
         }
         for arg in &self.command {
             for placeholder in placeholders(arg) {
                 if !self.params.iter().any(|p| p == placeholder) {
-                    return Err(here(format!("command uses {{{placeholder}}} which is not in params")));
+                    return Err(here(format!(
+                        "command uses {{{placeholder}}} which is not in params"
+                    )));
                 }
             }
         }
@@ -91,7 +97,11 @@ impl JobTemplate {
         if let Some(missing) = self.params.iter().find(|p| !params.contains_key(*p)) {
             return Err(format!("parameter {missing} is missing"));
         }
-        Ok(self.command.iter().map(|arg| substitute(arg, params)).collect())
+        Ok(self
+            .command
+            .iter()
+            .map(|arg| substitute(arg, params))
+            .collect())
     }
 }
 
@@ -102,15 +112,15 @@ fn substitute(arg: &str, params: &BTreeMap<String, String>) -> String {
     while let Some(start) = rest.find('{') {
         out.push_str(rest.get(..start).unwrap_or_default());
         let after = rest.get(start + 1..).unwrap_or_default();
-        match after.find('}').and_then(|end| Some((params.get(after.get(..end)?)?, end))) {
-            Some((value, end)) => {
-                out.push_str(value);
-                rest = after.get(end + 1..).unwrap_or_default();
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
+        if let Some((value, end)) = after
+            .find('}')
+            .and_then(|end| Some((params.get(after.get(..end)?)?, end)))
+        {
+            out.push_str(value);
+            rest = after.get(end + 1..).unwrap_or_default();
+        } else {
+            out.push('{');
+            rest = after;
         }
     }
     out.push_str(rest);

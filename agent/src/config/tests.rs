@@ -10,26 +10,33 @@ fn parse(text: &str) -> Result<AgentConfig, ConfigError> {
 
 #[test]
 fn example_config_parses() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/agent.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/agent.toml"))
+        .unwrap();
     let cfg = parse(&text).unwrap();
     assert_eq!(cfg.broker.port, 8883);
     assert_eq!(cfg.socket.mode, 0o660);
     assert!(cfg.jobs.contains_key("backup-config"));
-    assert!(cfg
-        .policy_for("db-password")
-        .unwrap()
-        .allows(&Caller { uid: 1001, gid: 5, pid: None }));
+    assert!(cfg.policy_for("db-password").unwrap().allows(&Caller {
+        uid: 1001,
+        gid: 5,
+        pid: None
+    }));
 }
 
 #[test]
 fn defaults_are_valid() {
     AgentConfig::default().validate().unwrap();
-    assert_eq!(AgentConfig::default().key_file(), PathBuf::from("/var/lib/tessera/store.key"));
+    assert_eq!(
+        AgentConfig::default().key_file(),
+        PathBuf::from("/var/lib/tessera/store.key")
+    );
 }
 
 #[test]
 fn unknown_keys_are_refused_with_the_key_name() {
-    let err = parse("state_dir = \"/x\"\nsatte = 1\n").unwrap_err().to_string();
+    let err = parse("state_dir = \"/x\"\nsatte = 1\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("satte"), "{err}");
     let err = parse("[broker]\nhots = \"x\"\n").unwrap_err().to_string();
     assert!(err.contains("hots"), "{err}");
@@ -49,7 +56,11 @@ fn env_overrides_file() {
     assert_eq!(cfg.broker.host, "file-host");
     assert_eq!(cfg.broker.port, 9999);
     assert_eq!(cfg.socket.path, PathBuf::from("/tmp/s.sock"));
-    let err = AgentConfig::load(Some(&path), vec![("TESSERA_BROKER_PORT".into(), "http".into())]).unwrap_err();
+    let err = AgentConfig::load(
+        Some(&path),
+        vec![("TESSERA_BROKER_PORT".into(), "http".into())],
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("TESSERA_BROKER_PORT"));
 }
 
@@ -91,7 +102,10 @@ fn render_substitutes_declared_params_once() {
     let mut p = BTreeMap::new();
     p.insert("host".to_owned(), "{port}".to_owned());
     p.insert("port".to_owned(), "22".to_owned());
-    assert_eq!(t.render(&p).unwrap(), vec!["/bin/echo", "--host={port}", "22"]);
+    assert_eq!(
+        t.render(&p).unwrap(),
+        vec!["/bin/echo", "--host={port}", "22"]
+    );
     p.insert("extra".to_owned(), "x".to_owned());
     assert!(t.render(&p).is_err());
     p.remove("extra");

@@ -32,7 +32,11 @@ pub struct Waiters {
 
 impl Waiters {
     /// Adds a waiter; returns the request id to publish when no request for `name` is open yet.
-    pub fn add(&mut self, name: CredentialName, reply: oneshot::Sender<JitOutcome>) -> Option<Uuid> {
+    pub fn add(
+        &mut self,
+        name: CredentialName,
+        reply: oneshot::Sender<JitOutcome>,
+    ) -> Option<Uuid> {
         if let Some(pending) = self
             .by_name
             .get(&name)

@@ -38,10 +38,19 @@ fn enroll_then_install_then_load() {
     // Not runnable before the certificate is installed.
     {
         let store = open_store(&cfg).unwrap();
-        assert!(matches!(AgentKeys::load(&store, NOW), Err(IdentityError::NoCertificate)));
+        assert!(matches!(
+            AgentKeys::load(&store, NOW),
+            Err(IdentityError::NoCertificate)
+        ));
     }
-    let cert = org.ca.issue_agent(&req, Validity::days_from(NOW, 30)).unwrap();
-    assert_eq!(install_certificate(&cfg, &cert, NOW).unwrap(), InstallOutcome::Installed);
+    let cert = org
+        .ca
+        .issue_agent(&req, Validity::days_from(NOW, 30))
+        .unwrap();
+    assert_eq!(
+        install_certificate(&cfg, &cert, NOW).unwrap(),
+        InstallOutcome::Installed
+    );
     assert_eq!(
         install_certificate(&cfg, &cert, NOW).unwrap(),
         InstallOutcome::AlreadyInstalled
@@ -68,7 +77,14 @@ fn enroll_is_idempotent_and_refuses_another_identity() {
     assert_eq!(first.body.identity_spki, second.body.identity_spki);
     assert_eq!(first.body.wrap_spki, second.body.wrap_spki);
 
-    let err = enroll(&cfg, &AgentId::new("edge-2").unwrap(), org.ca.cert_der(), &out, NOW).unwrap_err();
+    let err = enroll(
+        &cfg,
+        &AgentId::new("edge-2").unwrap(),
+        org.ca.cert_der(),
+        &out,
+        NOW,
+    )
+    .unwrap_err();
     assert_eq!(err.exit_code(), 3, "{err}");
     let other = OrgCa::generate("Other", Validity::days_from(NOW, 30)).unwrap();
     let err = enroll(&cfg, &id, other.cert_der(), &out, NOW).unwrap_err();
@@ -91,12 +107,32 @@ fn install_refuses_certificates_that_are_not_ours() {
     assert_eq!(err.exit_code(), 4, "{err}");
     // Our request signed by another CA.
     let rogue = OrgCa::generate("Rogue", Validity::days_from(NOW - 10, 30)).unwrap();
-    let cert = rogue.issue_agent(&request(&out), Validity::days_from(NOW - 10, 30)).unwrap();
-    assert_eq!(install_certificate(&cfg, &cert, NOW).unwrap_err().exit_code(), 4);
+    let cert = rogue
+        .issue_agent(&request(&out), Validity::days_from(NOW - 10, 30))
+        .unwrap();
+    assert_eq!(
+        install_certificate(&cfg, &cert, NOW)
+            .unwrap_err()
+            .exit_code(),
+        4
+    );
     // Expired.
-    let cert = org.ca.issue_agent(&request(&out), Validity::days_from(NOW - 100 * 86_400, 30)).unwrap();
-    assert_eq!(install_certificate(&cfg, &cert, NOW).unwrap_err().exit_code(), 4);
-    assert_eq!(install_certificate(&cfg, b"garbage", NOW).unwrap_err().exit_code(), 4);
+    let cert = org
+        .ca
+        .issue_agent(&request(&out), Validity::days_from(NOW - 100 * 86_400, 30))
+        .unwrap();
+    assert_eq!(
+        install_certificate(&cfg, &cert, NOW)
+            .unwrap_err()
+            .exit_code(),
+        4
+    );
+    assert_eq!(
+        install_certificate(&cfg, b"garbage", NOW)
+            .unwrap_err()
+            .exit_code(),
+        4
+    );
 }
 
 #[test]
@@ -104,7 +140,14 @@ fn a_replaced_key_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg(dir.path());
     let org = Org::new();
-    enroll(&cfg, &AgentId::new("edge-1").unwrap(), org.ca.cert_der(), &dir.path().join("r"), NOW).unwrap();
+    enroll(
+        &cfg,
+        &AgentId::new("edge-1").unwrap(),
+        org.ca.cert_der(),
+        &dir.path().join("r"),
+        NOW,
+    )
+    .unwrap();
     std::fs::remove_file(cfg.key_file()).unwrap();
     tessera_board::FileSealer::open_or_create(&cfg.key_file()).unwrap();
     let err = open_store(&cfg).unwrap_err();

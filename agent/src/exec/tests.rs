@@ -25,7 +25,11 @@ async fn injects_only_the_given_variables() {
 #[tokio::test]
 async fn output_is_bounded_and_exit_codes_reported() {
     let out = run_captured(
-        &argv(&["/bin/sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x; echo err >&2; exit 3"]),
+        &argv(&[
+            "/bin/sh",
+            "-c",
+            "head -c 10000 /dev/zero | tr '\\0' x; echo err >&2; exit 3",
+        ]),
         &["PATH".into()],
         vec![],
         Duration::from_secs(5),
@@ -41,18 +45,30 @@ async fn output_is_bounded_and_exit_codes_reported() {
 
 #[tokio::test]
 async fn timeout_kills() {
-    let out = run_captured(&argv(&["/bin/sleep", "30"]), &[], vec![], Duration::from_millis(200), 100)
-        .await
-        .unwrap();
+    let out = run_captured(
+        &argv(&["/bin/sleep", "30"]),
+        &[],
+        vec![],
+        Duration::from_millis(200),
+        100,
+    )
+    .await
+    .unwrap();
     assert!(out.timed_out);
     assert!(out.elapsed < Duration::from_secs(10));
 }
 
 #[tokio::test]
 async fn missing_program_is_an_error() {
-    assert!(run_captured(&argv(&["/nonexistent/x"]), &[], vec![], Duration::from_secs(1), 10)
-        .await
-        .is_err());
+    assert!(run_captured(
+        &argv(&["/nonexistent/x"]),
+        &[],
+        vec![],
+        Duration::from_secs(1),
+        10
+    )
+    .await
+    .is_err());
 }
 
 #[test]

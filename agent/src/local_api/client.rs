@@ -46,7 +46,10 @@ impl Client {
     /// Connects to the socket at `path`.
     pub fn connect(path: &Path) -> Result<Self, ClientError> {
         let p = path.display().to_string();
-        let stream = UnixStream::connect(path).map_err(|source| ClientError::Io { path: p.clone(), source })?;
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Io {
+            path: p.clone(),
+            source,
+        })?;
         Ok(Self {
             path: p,
             reader: BufReader::new(stream),
@@ -63,7 +66,10 @@ impl Client {
     fn call(&mut self, req: &Request) -> Result<Header, ClientError> {
         let mut line = serde_json::to_vec(req).map_err(|_| ClientError::Protocol)?;
         line.push(b'\n');
-        self.reader.get_mut().write_all(&line).map_err(|e| self.io(e))?;
+        self.reader
+            .get_mut()
+            .write_all(&line)
+            .map_err(|e| self.io(e))?;
         let mut answer = String::new();
         self.reader.read_line(&mut answer).map_err(|e| self.io(e))?;
         let header: Header = serde_json::from_str(&answer).map_err(|_| ClientError::Protocol)?;
@@ -78,7 +84,10 @@ impl Client {
     }
 
     /// Metadata and plaintext of `name`.
-    pub fn get(&mut self, name: &CredentialName) -> Result<(CredentialMeta, SecretBytes), ClientError> {
+    pub fn get(
+        &mut self,
+        name: &CredentialName,
+    ) -> Result<(CredentialMeta, SecretBytes), ClientError> {
         let h = self.call(&Request::Get { name: name.clone() })?;
         let (Some(meta), Some(len)) = (h.meta, h.secret_len) else {
             return Err(ClientError::Protocol);

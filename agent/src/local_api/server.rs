@@ -37,7 +37,9 @@ pub fn bind(path: &Path, mode: u32, gid: Option<u32>) -> std::io::Result<UnixLis
         std::fs::create_dir_all(parent)?;
     }
     match std::fs::symlink_metadata(path) {
-        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => std::fs::remove_file(path)?,
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+            std::fs::remove_file(path)?;
+        }
         Ok(_) => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -90,26 +92,51 @@ async fn connection(stream: UnixStream, ctx: ApiContext) {
     loop {
         let mut line = Vec::new();
         reader.set_limit(u64::try_from(MAX_REQUEST_BYTES).unwrap_or(u64::MAX) + 1);
-        let n = match tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(_)) | Err(_) => return,
+        let Ok(Ok(n)) =
+            tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await
+        else {
+            return;
         };
         if n == 0 {
             return;
         }
         let (header, secret) = if line.len() > MAX_REQUEST_BYTES || !line.ends_with(b"\n") {
-            audit(&ctx, caller, "invalid", None, AuditOutcome::Invalid, Some(ApiError::Invalid));
-            (Header::error(ApiError::Invalid, "request line too long or unterminated"), None)
+            audit(
+                &ctx,
+                caller,
+                "invalid",
+                None,
+                AuditOutcome::Invalid,
+                Some(ApiError::Invalid),
+            );
+            (
+                Header::error(ApiError::Invalid, "request line too long or unterminated"),
+                None,
+            )
         } else {
             match serde_json::from_slice::<Request>(&line) {
                 Ok(req) => handle(&ctx, caller, req).await,
                 Err(e) => {
-                    audit(&ctx, caller, "invalid", None, AuditOutcome::Invalid, Some(ApiError::Invalid));
-                    (Header::error(ApiError::Invalid, format!("bad request: {e}")), None)
+                    audit(
+                        &ctx,
+                        caller,
+                        "invalid",
+                        None,
+                        AuditOutcome::Invalid,
+                        Some(ApiError::Invalid),
+                    );
+                    (
+                        Header::error(ApiError::Invalid, format!("bad request: {e}")),
+                        None,
+                    )
                 }
             }
         };
-        if write_answer(&mut write, &header, secret.as_ref()).await.is_err() || header.error == Some(ApiError::Invalid) {
+        if write_answer(&mut write, &header, secret.as_ref())
+            .await
+            .is_err()
+            || header.error == Some(ApiError::Invalid)
+        {
             return;
         }
     }
@@ -131,7 +158,14 @@ async fn write_answer(
     w.flush().await
 }
 
-fn audit(ctx: &ApiContext, caller: Caller, op: &str, name: Option<&str>, outcome: AuditOutcome, error: Option<ApiError>) {
+fn audit(
+    ctx: &ApiContext,
+    caller: Caller,
+    op: &str,
+    name: Option<&str>,
+    outcome: AuditOutcome,
+    error: Option<ApiError>,
+) {
     let entry = AuditEntry {
         seq: 0,
         at: std::time::SystemTime::now()
@@ -172,16 +206,35 @@ async fn handle(
         Request::List => ("list", None),
     };
     let result = match ctx.limiter.try_acquire(caller.uid) {
-        None => Err((ApiError::Busy, "too many concurrent requests from this uid".to_owned())),
+        None => Err((
+            ApiError::Busy,
+            "too many concurrent requests from this uid".to_owned(),
+        )),
         Some(_permit) => answer(ctx, caller, req).await,
     };
     match result {
         Ok((header, secret)) => {
-            audit(ctx, caller, op, name.as_ref().map(|n| n.as_str()), AuditOutcome::Served, None);
+            audit(
+                ctx,
+                caller,
+                op,
+                name.as_ref()
+                    .map(tessera_proto::ids::CredentialName::as_str),
+                AuditOutcome::Served,
+                None,
+            );
             (header, secret)
         }
         Err((error, message)) => {
-            audit(ctx, caller, op, name.as_ref().map(|n| n.as_str()), outcome_of(error), Some(error));
+            audit(
+                ctx,
+                caller,
+                op,
+                name.as_ref()
+                    .map(tessera_proto::ids::CredentialName::as_str),
+                outcome_of(error),
+                Some(error),
+            );
             (Header::error(error, message), None)
         }
     }
@@ -192,7 +245,10 @@ type Answer = Result<(Header, Option<tessera_proto::secret::SecretBytes>), (ApiE
 async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
     let internal = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "store read failed");
-        (ApiError::Internal, "the agent could not read its store".to_owned())
+        (
+            ApiError::Internal,
+            "the agent could not read its store".to_owned(),
+        )
     };
     let name = match req {
         Request::List => {
@@ -201,7 +257,11 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
                 .list()
                 .map_err(internal)?
                 .into_iter()
-                .filter(|m| ctx.cfg.policy_for(m.name.as_str()).is_some_and(|p| p.allows(&caller)))
+                .filter(|m| {
+                    ctx.cfg
+                        .policy_for(m.name.as_str())
+                        .is_some_and(|p| p.allows(&caller))
+                })
                 .collect();
             let mut h = Header::ok();
             h.list = Some(list);
@@ -209,19 +269,38 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
         }
         Request::Get { ref name } | Request::Meta { ref name } => name.clone(),
     };
-    if !ctx.cfg.policy_for(name.as_str()).is_some_and(|p| p.allows(&caller)) {
-        return Err((ApiError::NotGranted, format!("uid {} may not read {}", caller.uid, name.as_str())));
+    if !ctx
+        .cfg
+        .policy_for(name.as_str())
+        .is_some_and(|p| p.allows(&caller))
+    {
+        return Err((
+            ApiError::NotGranted,
+            format!("uid {} may not read {}", caller.uid, name.as_str()),
+        ));
     }
     let mut held = ctx.store.credential_by_name(&name).map_err(internal)?;
     if held.is_none() {
         let budget = Duration::from_millis(ctx.cfg.socket.jit_timeout_ms);
         match ctx.core.await_credential(name.clone(), budget).await {
-            Ok(JitOutcome::Delivered) => held = ctx.store.credential_by_name(&name).map_err(internal)?,
+            Ok(JitOutcome::Delivered) => {
+                held = ctx.store.credential_by_name(&name).map_err(internal)?;
+            }
             Ok(JitOutcome::Unavailable(reason)) => {
-                return Err((ApiError::from(reason), format!("the relay could not deliver {}", name.as_str())));
+                return Err((
+                    ApiError::from(reason),
+                    format!("the relay could not deliver {}", name.as_str()),
+                ));
             }
             Err(WaitError::Timeout) => {
-                return Err((ApiError::Timeout, format!("{} did not arrive within {} ms", name.as_str(), budget.as_millis())));
+                return Err((
+                    ApiError::Timeout,
+                    format!(
+                        "{} did not arrive within {} ms",
+                        name.as_str(),
+                        budget.as_millis()
+                    ),
+                ));
             }
             Err(WaitError::Busy) => return Err((ApiError::Busy, "the agent is busy".to_owned())),
         }

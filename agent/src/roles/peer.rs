@@ -37,7 +37,12 @@ pub fn answer(keys: &AgentKeys, store: &Store, req: &RewrapRequest, now: i64) ->
     }
 }
 
-fn rewrap(keys: &AgentKeys, store: &Store, req: &RewrapRequest, now: i64) -> Result<RewrapResponse, RefusalReason> {
+fn rewrap(
+    keys: &AgentKeys,
+    store: &Store,
+    req: &RewrapRequest,
+    now: i64,
+) -> Result<RewrapResponse, RefusalReason> {
     let target = keys
         .ca
         .verify_agent(&req.target_cert, now, &keys.revocations)
@@ -75,7 +80,7 @@ fn rewrap(keys: &AgentKeys, store: &Store, req: &RewrapRequest, now: i64) -> Res
     }
     let scope = if offered.scope_revision > held.statement.scope_revision {
         let scope = offered.scope.clone();
-        if let Err(e) = store.update_statement(&held, &req.statement, offered) {
+        if let Err(e) = store.update_statement(&held, &req.statement, &offered) {
             tracing::error!(error = %e, "could not store a newer scope revision");
             return Err(RefusalReason::Internal);
         }

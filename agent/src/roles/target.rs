@@ -22,7 +22,7 @@ use crate::store::{NewCredential, Store};
 #[derive(Debug)]
 pub enum Accepted {
     /// Store it (then flush, then acknowledge).
-    New(NewCredential),
+    New(Box<NewCredential>),
     /// This exact version is already held: acknowledge without writing.
     AlreadyHeld {
         /// The credential.
@@ -78,9 +78,10 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
     if held_version.is_some_and(|h| version < h) {
         return Err(refuse(Some(id), version, RefusalReason::StaleVersion));
     }
-    let plain = open(&keys.wrap, &msg.envelope).map_err(|_| refuse(Some(id), version, RefusalReason::BadEnvelope))?;
-    let payload =
-        SecretPayload::from_canonical(plain).map_err(|_| refuse(Some(id), version, RefusalReason::BadPayload))?;
+    let plain = open(&keys.wrap, &msg.envelope)
+        .map_err(|_| refuse(Some(id), version, RefusalReason::BadEnvelope))?;
+    let payload = SecretPayload::from_canonical(plain)
+        .map_err(|_| refuse(Some(id), version, RefusalReason::BadPayload))?;
     if commitment::verify(&st.salt, &id, version, &payload, &st.commitment).is_err() {
         return Err(Refused {
             credential_id: Some(id),
@@ -99,11 +100,11 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
             _ => Err(refuse(Some(id), version, RefusalReason::StaleVersion)),
         };
     }
-    Ok(Accepted::New(NewCredential {
+    Ok(Accepted::New(Box::new(NewCredential {
         statement: st,
         signed: msg.statement.clone(),
         payload,
-    }))
+    })))
 }
 
 #[cfg(test)]

@@ -34,7 +34,11 @@ impl Backoff {
         let ceiling = self.ceiling_ms();
         self.attempt = self.attempt.saturating_add(1);
         let span = ceiling - self.min_ms;
-        let jitter = if span == 0 { 0 } else { OsRng.next_u64() % (span + 1) };
+        let jitter = if span == 0 {
+            0
+        } else {
+            OsRng.next_u64() % (span + 1)
+        };
         Duration::from_millis(self.min_ms + jitter)
     }
 

@@ -9,7 +9,10 @@ use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::wire::{AgentState, Held, RegisterAck, RegistrationMode, MAX_HELD};
 
 /// Chooses the registration mode.
-pub fn choose_mode(registered: Option<&KeyFingerprint>, current: &KeyFingerprint) -> RegistrationMode {
+pub fn choose_mode(
+    registered: Option<&KeyFingerprint>,
+    current: &KeyFingerprint,
+) -> RegistrationMode {
     match registered {
         None => RegistrationMode::FirstRegistration,
         Some(fp) if fp != current => RegistrationMode::KeyRegenerated,
@@ -105,12 +108,18 @@ impl Registration {
                             expected: ack.backfill,
                             received: 0,
                         },
-                        vec![A::RememberRegistration, A::PublishStatus(AgentState::Backfilling)],
+                        vec![
+                            A::RememberRegistration,
+                            A::PublishStatus(AgentState::Backfilling),
+                        ],
                     )
                 } else {
                     (
                         Self::Online,
-                        vec![A::RememberRegistration, A::PublishStatus(AgentState::Online)],
+                        vec![
+                            A::RememberRegistration,
+                            A::PublishStatus(AgentState::Online),
+                        ],
                     )
                 }
             }

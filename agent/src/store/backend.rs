@@ -10,6 +10,9 @@ use std::path::Path;
 /// A write in an atomic batch: a value to set, or `None` to remove.
 pub(crate) type BatchOp = (Vec<u8>, Option<Vec<u8>>);
 
+/// Key-value pairs, in key order.
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Errors from the key-value backend.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,7 +33,7 @@ pub(crate) trait RecordBackend: Send + Sync + std::fmt::Debug {
     /// Makes every applied operation durable.
     fn flush(&self) -> Result<(), BackendError>;
     /// All entries whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, BackendError>;
     /// The last key with `prefix`, if any.
     fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 }
@@ -60,13 +63,13 @@ impl SledBackend {
     }
 }
 
-fn io(e: sled::Error) -> BackendError {
+fn io(e: &sled::Error) -> BackendError {
     BackendError::Io(e.to_string())
 }
 
 impl RecordBackend for SledBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.db.get(key).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self.db.get(key).map_err(|e| io(&e))?.map(|v| v.to_vec()))
     }
 
     fn apply(&self, ops: Vec<BatchOp>) -> Result<(), BackendError> {
@@ -77,17 +80,17 @@ impl RecordBackend for SledBackend {
                 None => batch.remove(k),
             }
         }
-        self.db.apply_batch(batch).map_err(io)
+        self.db.apply_batch(batch).map_err(|e| io(&e))
     }
 
     fn flush(&self) -> Result<(), BackendError> {
-        self.db.flush().map(|_| ()).map_err(io)
+        self.db.flush().map(|_| ()).map_err(|e| io(&e))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, BackendError> {
         self.db
             .scan_prefix(prefix)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io))
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| io(&e)))
             .collect()
     }
 
@@ -97,7 +100,7 @@ impl RecordBackend for SledBackend {
             .scan_prefix(prefix)
             .next_back()
             .transpose()
-            .map_err(io)?
+            .map_err(|e| io(&e))?
             .map(|(k, _)| k.to_vec()))
     }
 }

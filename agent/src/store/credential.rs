@@ -62,7 +62,11 @@ struct Header {
     stored_at: i64,
 }
 
-pub(crate) fn encode(signed: &Signed<CredentialStatement>, stored_at: i64, payload: &SecretPayload) -> Option<SecretBytes> {
+pub(crate) fn encode(
+    signed: &Signed<CredentialStatement>,
+    stored_at: i64,
+    payload: &SecretPayload,
+) -> Option<SecretBytes> {
     let header = serde_json::to_vec(&Header {
         statement: signed.clone(),
         stored_at,

@@ -58,7 +58,13 @@ impl RecordCipher {
         let aad = aad(key, version);
         let ct = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .ok()?;
         let mut out = Vec::with_capacity(HEADER + ct.len());
         out.push(FORMAT);
@@ -69,7 +75,11 @@ impl RecordCipher {
     }
 
     /// Opens a record stored under `key`, returning its version and plaintext.
-    pub(crate) fn open(&self, key: &[u8], record: &[u8]) -> Result<(u64, Zeroizing<Vec<u8>>), RecordFault> {
+    pub(crate) fn open(
+        &self,
+        key: &[u8],
+        record: &[u8],
+    ) -> Result<(u64, Zeroizing<Vec<u8>>), RecordFault> {
         let (format, rest) = record.split_first().ok_or(RecordFault::Malformed)?;
         if *format != FORMAT || rest.len() < 8 + 12 + 16 {
             return Err(RecordFault::Malformed);

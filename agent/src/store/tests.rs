@@ -26,7 +26,9 @@ fn accepted_credentials_read_back_by_id_name_list_and_held() {
     let org = Org::new();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let id = CredentialId::random();
-    store.accept(&[new_cred(&org, id, 1, "db", "hunter2")], NOW).unwrap();
+    store
+        .accept(&[new_cred(&org, id, 1, "db", "hunter2")], NOW)
+        .unwrap();
     let c = store.credential(&id).unwrap().unwrap();
     assert_eq!(secret_of(&c), r#"{"secret":"hunter2"}"#);
     let by_name = store
@@ -51,7 +53,9 @@ fn survives_reopen() {
     let id = CredentialId::random();
     {
         let store = Store::open(dir.path(), &key(1), 100).unwrap();
-        store.accept(&[new_cred(&org, id, 3, "db", "v3")], NOW).unwrap();
+        store
+            .accept(&[new_cred(&org, id, 3, "db", "v3")], NOW)
+            .unwrap();
         store.put_self(&[(SelfRecord::AgentId, b"edge-1")]).unwrap();
     }
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
@@ -85,7 +89,9 @@ fn corrupted_record_names_the_record() {
     let org = Org::new();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let id = CredentialId::random();
-    store.accept(&[new_cred(&org, id, 1, "db", "x")], NOW).unwrap();
+    store
+        .accept(&[new_cred(&org, id, 1, "db", "x")], NOW)
+        .unwrap();
     let k = cred_key(&id);
     let mut rec = store.raw().get(&k).unwrap().unwrap();
     let last = rec.len() - 1;
@@ -104,10 +110,19 @@ fn record_moved_to_another_key_fails_to_open() {
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let (a, b) = (CredentialId::random(), CredentialId::random());
     store
-        .accept(&[new_cred(&org, a, 1, "a", "A"), new_cred(&org, b, 1, "b", "B")], NOW)
+        .accept(
+            &[
+                new_cred(&org, a, 1, "a", "A"),
+                new_cred(&org, b, 1, "b", "B"),
+            ],
+            NOW,
+        )
         .unwrap();
     let rec_a = store.raw().get(&cred_key(&a)).unwrap().unwrap();
-    store.raw().apply(vec![(cred_key(&b), Some(rec_a))]).unwrap();
+    store
+        .raw()
+        .apply(vec![(cred_key(&b), Some(rec_a))])
+        .unwrap();
     assert!(matches!(
         store.credential(&b),
         Err(StoreError::Corrupt { .. })
@@ -120,13 +135,24 @@ fn record_rolled_back_on_disk_is_detected() {
     let org = Org::new();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let id = CredentialId::random();
-    store.accept(&[new_cred(&org, id, 1, "db", "old")], NOW).unwrap();
+    store
+        .accept(&[new_cred(&org, id, 1, "db", "old")], NOW)
+        .unwrap();
     let old = store.raw().get(&cred_key(&id)).unwrap().unwrap();
-    store.accept(&[new_cred(&org, id, 2, "db", "new")], NOW).unwrap();
+    store
+        .accept(&[new_cred(&org, id, 2, "db", "new")], NOW)
+        .unwrap();
     store.raw().apply(vec![(cred_key(&id), Some(old))]).unwrap();
     let err = store.credential(&id).unwrap_err();
     assert!(
-        matches!(err, StoreError::RolledBack { found: 1, expected: 2, .. }),
+        matches!(
+            err,
+            StoreError::RolledBack {
+                found: 1,
+                expected: 2,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -137,16 +163,35 @@ fn older_version_is_refused_and_nothing_is_written() {
     let org = Org::new();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let (id, other) = (CredentialId::random(), CredentialId::random());
-    store.accept(&[new_cred(&org, id, 5, "db", "v5")], NOW).unwrap();
+    store
+        .accept(&[new_cred(&org, id, 5, "db", "v5")], NOW)
+        .unwrap();
     let err = store
         .accept(
-            &[new_cred(&org, other, 1, "other", "o"), new_cred(&org, id, 4, "db", "v4")],
+            &[
+                new_cred(&org, other, 1, "other", "o"),
+                new_cred(&org, id, 4, "db", "v4"),
+            ],
             NOW,
         )
         .unwrap_err();
-    assert!(matches!(err, StoreError::Stale { offered: 4, held: 5, .. }));
-    assert_eq!(store.newest_version(&other).unwrap(), None, "batch is all or nothing");
-    assert_eq!(secret_of(&store.credential(&id).unwrap().unwrap()), r#"{"secret":"v5"}"#);
+    assert!(matches!(
+        err,
+        StoreError::Stale {
+            offered: 4,
+            held: 5,
+            ..
+        }
+    ));
+    assert_eq!(
+        store.newest_version(&other).unwrap(),
+        None,
+        "batch is all or nothing"
+    );
+    assert_eq!(
+        secret_of(&store.credential(&id).unwrap().unwrap()),
+        r#"{"secret":"v5"}"#
+    );
 }
 
 #[test]
@@ -184,7 +229,16 @@ fn records_on_disk_do_not_contain_plaintext() {
     let org = Org::new();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     store
-        .accept(&[new_cred(&org, CredentialId::random(), 1, "db", "very-secret-plaintext")], NOW)
+        .accept(
+            &[new_cred(
+                &org,
+                CredentialId::random(),
+                1,
+                "db",
+                "very-secret-plaintext",
+            )],
+            NOW,
+        )
         .unwrap();
     for (_, v) in store.raw().scan_prefix(b"").unwrap() {
         assert!(!v.windows(21).any(|w| w == b"very-secret-plaintext"));

@@ -35,9 +35,17 @@ impl Org {
         let ca = OrgCa::generate("Acme", Validity::days_from(now() - 3600, 30)).unwrap();
         let operator = IdentityKey::generate().unwrap();
         let operator_cert = ca
-            .issue_operator(&OperatorId::new("alice").unwrap(), operator.public_key(), Validity::days_from(now() - 3600, 30))
+            .issue_operator(
+                &OperatorId::new("alice").unwrap(),
+                operator.public_key(),
+                Validity::days_from(now() - 3600, 30),
+            )
             .unwrap();
-        Self { ca, operator, operator_cert }
+        Self {
+            ca,
+            operator,
+            operator_cert,
+        }
     }
 
     /// A signed statement for `secret` and its payload.
@@ -63,20 +71,41 @@ impl Org {
             OperatorId::new("alice").unwrap(),
             now(),
         );
-        (Signed::sign(&st, &self.operator, &self.operator_cert).unwrap(), payload)
+        (
+            Signed::sign(&st, &self.operator, &self.operator_cert).unwrap(),
+            payload,
+        )
     }
 
     /// A certificate (issued `offset_days` from now, valid 30 days) and wrap key for an agent that is not running.
     pub fn test_agent(&self, id: &str, offset_days: i64) -> (Vec<u8>, WrapPrivateKey) {
         let identity = IdentityKey::generate().unwrap();
         let wrap = WrapPrivateKey::generate().unwrap();
-        let req = EnrollmentRequest::new(AgentId::new(id).unwrap(), &identity, wrap.public_key(), Default::default(), now()).unwrap();
-        let cert = self.ca.issue_agent(&req, Validity::days_from(now() + offset_days * 86_400, 30)).unwrap();
+        let req = EnrollmentRequest::new(
+            AgentId::new(id).unwrap(),
+            &identity,
+            wrap.public_key(),
+            std::collections::BTreeMap::default(),
+            now(),
+        )
+        .unwrap();
+        let cert = self
+            .ca
+            .issue_agent(&req, Validity::days_from(now() + offset_days * 86_400, 30))
+            .unwrap();
         (cert, wrap)
     }
 
     /// A delivery of `secret` sealed to `to`.
-    pub fn delivery(&self, to: &AgentCertificate, id: CredentialId, version: u64, name: &str, scope: Scope, secret: &str) -> wire::CredentialStore {
+    pub fn delivery(
+        &self,
+        to: &AgentCertificate,
+        id: CredentialId,
+        version: u64,
+        name: &str,
+        scope: Scope,
+        secret: &str,
+    ) -> wire::CredentialStore {
         let (statement, payload) = self.credential(id, version, name, scope, secret);
         wire::CredentialStore {
             delivery_id: uuid::Uuid::new_v4(),
@@ -99,7 +128,9 @@ pub struct WireRelay {
 
 fn tls(ca_der: &[u8], cert_der: Vec<u8>, key_pkcs8: Vec<u8>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(ca_der.to_vec())).unwrap();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(ca_der.to_vec()))
+        .unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
@@ -117,12 +148,20 @@ fn tls(ca_der: &[u8], cert_der: Vec<u8>, key_pkcs8: Vec<u8>) -> Arc<rustls::Clie
 impl WireRelay {
     pub async fn connect(broker: &Broker, dir: &Path, ca: &OrgCa) -> Self {
         let ident = service_identity(dir, ca, "relay-1");
-        let cert = pem::parse(std::fs::read(&ident.cert).unwrap()).unwrap().into_contents();
-        let key = pem::parse(std::fs::read(&ident.key).unwrap()).unwrap().into_contents();
+        let cert = pem::parse(std::fs::read(&ident.cert).unwrap())
+            .unwrap()
+            .into_contents();
+        let key = pem::parse(std::fs::read(&ident.key).unwrap())
+            .unwrap()
+            .into_contents();
         let mut opts = MqttOptions::new("relay-1", "127.0.0.1", broker.port);
         opts.set_keep_alive(Duration::from_secs(10))
             .set_max_packet_size(4 << 20, 4 << 20)
-            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls(ca.cert_der(), cert, key))));
+            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls(
+                ca.cert_der(),
+                cert,
+                key,
+            ))));
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
@@ -140,12 +179,27 @@ impl WireRelay {
                 }
             }
         });
-        client.subscribe("tessera/v1/agents/+/up", QoS::AtLeastOnce).await.unwrap();
-        client.subscribe("tessera/v1/agents/+/status", QoS::AtLeastOnce).await.unwrap();
+        client
+            .subscribe("tessera/v1/agents/+/up", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        client
+            .subscribe("tessera/v1/agents/+/status", QoS::AtLeastOnce)
+            .await
+            .unwrap();
         for _ in 0..2 {
-            tokio::time::timeout(WAIT, ready_rx.recv()).await.expect("relay subscription").unwrap();
+            tokio::time::timeout(WAIT, ready_rx.recv())
+                .await
+                .expect("relay subscription")
+                .unwrap();
         }
-        Self { client, rx, statuses: VecDeque::new(), ups: VecDeque::new(), received: Vec::new() }
+        Self {
+            client,
+            rx,
+            statuses: VecDeque::new(),
+            ups: VecDeque::new(),
+            received: Vec::new(),
+        }
     }
 
     async fn pull(&mut self, within: Duration) -> bool {
@@ -173,7 +227,11 @@ impl WireRelay {
                 return wire::decode::<Up>(&payload).unwrap();
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            assert!(self.pull(left).await, "no message from {} within {WAIT:?}", agent.as_str());
+            assert!(
+                self.pull(left).await,
+                "no message from {} within {WAIT:?}",
+                agent.as_str()
+            );
         }
     }
 
@@ -188,7 +246,11 @@ impl WireRelay {
                 }
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            assert!(self.pull(left).await, "{} never reported {state:?}", agent.as_str());
+            assert!(
+                self.pull(left).await,
+                "{} never reported {state:?}",
+                agent.as_str()
+            );
         }
     }
 
@@ -197,7 +259,10 @@ impl WireRelay {
     }
 
     pub async fn send_raw(&self, agent: &AgentId, bytes: Vec<u8>) {
-        self.client.publish(topics::agent_down(agent), QoS::AtLeastOnce, false, bytes).await.unwrap();
+        self.client
+            .publish(topics::agent_down(agent), QoS::AtLeastOnce, false, bytes)
+            .await
+            .unwrap();
     }
 }
 
@@ -235,26 +300,63 @@ impl Agent {
             ),
         )
         .unwrap();
-        Self { id: AgentId::new(id).unwrap(), dir, config, socket, cert: None, child: None }
+        Self {
+            id: AgentId::new(id).unwrap(),
+            dir,
+            config,
+            socket,
+            cert: None,
+            child: None,
+        }
     }
 
     /// Runs `tessera-agent --config <cfg> args`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN).arg("--config").arg(&self.config).args(args).output().unwrap()
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// Enrols through the CLI and installs a certificate signed by `org`.
     pub fn enroll(&mut self, org: &Org) {
         let ca = pem_file(&self.dir, "org-ca.pem", "CERTIFICATE", org.ca.cert_der());
         let req = self.dir.join("request.json");
-        let out = self.cli(&["enroll", "--agent-id", self.id.as_str(), "--ca", ca.to_str().unwrap(), "--request-out", req.to_str().unwrap()]);
-        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
-        let request: EnrollmentRequest = serde_json::from_slice(&std::fs::read(&req).unwrap()).unwrap();
-        let der = org.ca.issue_agent(&request, Validity::days_from(now() - 60, 30)).unwrap();
+        let out = self.cli(&[
+            "enroll",
+            "--agent-id",
+            self.id.as_str(),
+            "--ca",
+            ca.to_str().unwrap(),
+            "--request-out",
+            req.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "enroll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let request: EnrollmentRequest =
+            serde_json::from_slice(&std::fs::read(&req).unwrap()).unwrap();
+        let der = org
+            .ca
+            .issue_agent(&request, Validity::days_from(now() - 60, 30))
+            .unwrap();
         let cert = pem_file(&self.dir, "agent.pem", "CERTIFICATE", &der);
         let out = self.cli(&["install-cert", cert.to_str().unwrap()]);
-        assert!(out.status.success(), "install-cert: {}", String::from_utf8_lossy(&out.stderr));
-        self.cert = Some(org.ca.pinned().verify_agent(&der, now(), &RevocationList::empty()).unwrap());
+        assert!(
+            out.status.success(),
+            "install-cert: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.cert = Some(
+            org.ca
+                .pinned()
+                .verify_agent(&der, now(), &RevocationList::empty())
+                .unwrap(),
+        );
     }
 
     pub fn cert(&self) -> &AgentCertificate {
@@ -262,7 +364,11 @@ impl Agent {
     }
 
     pub fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("agent.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
@@ -316,22 +422,44 @@ impl World {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         // Readable by the unprivileged uid of the two-uid tests (the socket lives below it).
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let org = Org::new();
         let broker = start_broker(dir.path(), &org.ca, "relay-1");
         let relay = WireRelay::connect(&broker, dir.path(), &org.ca).await;
-        Self { dir, org, broker, relay }
+        Self {
+            dir,
+            org,
+            broker,
+            relay,
+        }
     }
 
     /// An enrolled, running agent that has registered; the relay acknowledged with nothing to backfill.
     pub async fn online_agent(&mut self, id: &str, extra: &str) -> Agent {
         let mut agent = Agent::new(self.dir.path(), id, &self.broker, extra);
-        std::fs::set_permissions(&agent.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            &agent.dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         agent.enroll(&self.org);
         agent.start();
-        let Up::Register(r) = self.relay.next_up(&agent.id).await else { panic!("expected register") };
+        let Up::Register(r) = self.relay.next_up(&agent.id).await else {
+            panic!("expected register")
+        };
         self.relay
-            .send(&agent.id, &Down::RegisterAck(wire::RegisterAck { mode: r.mode, state: AgentState::Online, backfill: 0 }))
+            .send(
+                &agent.id,
+                &Down::RegisterAck(wire::RegisterAck {
+                    mode: r.mode,
+                    state: AgentState::Online,
+                    backfill: 0,
+                }),
+            )
             .await;
         self.relay.wait_status(&agent.id, AgentState::Online).await;
         agent
@@ -341,7 +469,10 @@ impl World {
 /// The envelope's plaintext never appears in what the relay received.
 pub fn assert_never_seen(relay: &WireRelay, secret: &str) {
     assert!(
-        !relay.received.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        !relay
+            .received
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes()),
         "the relay saw plaintext {secret:?}"
     );
 }

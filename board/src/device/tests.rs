@@ -19,7 +19,10 @@ fn reads_dmi() {
 fn device_tree_wins_over_dmi_and_nul_is_stripped() {
     let facts = DeviceFacts::probe_at(&testdata("devicetree"), &DeviceOverrides::default());
     assert_eq!(facts.serial.as_deref(), Some("00000000a1b2c3d4"));
-    assert_eq!(facts.model.as_deref(), Some("Raspberry Pi Compute Module 4 Rev 1.0"));
+    assert_eq!(
+        facts.model.as_deref(),
+        Some("Raspberry Pi Compute Module 4 Rev 1.0")
+    );
 }
 
 #[test]

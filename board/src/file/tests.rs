@@ -17,7 +17,10 @@ fn reopening_keeps_the_same_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.key");
     let key = SecretBytes::new(vec![7; 32]);
-    let blob = FileSealer::open_or_create(&path).unwrap().seal(&key).unwrap();
+    let blob = FileSealer::open_or_create(&path)
+        .unwrap()
+        .seal(&key)
+        .unwrap();
     let again = FileSealer::open_or_create(&path).unwrap();
     assert!(again.unseal(&blob).unwrap().ct_eq(&key));
 }
@@ -54,7 +57,10 @@ fn refuses_symlinked_key_file() {
 fn missing_and_truncated_key_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.key");
-    assert!(matches!(FileSealer::open(&path), Err(SealError::Missing(_))));
+    assert!(matches!(
+        FileSealer::open(&path),
+        Err(SealError::Missing(_))
+    ));
     write_private_file(&path, &[1; 31]).unwrap();
     assert!(matches!(
         FileSealer::open(&path),

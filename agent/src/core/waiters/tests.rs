@@ -23,7 +23,10 @@ async fn requests_for_one_name_share_one_request_and_all_wake() {
     let again = w.add(name("db"), tx).unwrap();
     assert_ne!(again, id, "a new request gets a new id");
     w.unavailable(&again, PublicReason::CommitmentMismatch);
-    assert_eq!(rx.await.unwrap(), JitOutcome::Unavailable(PublicReason::CommitmentMismatch));
+    assert_eq!(
+        rx.await.unwrap(),
+        JitOutcome::Unavailable(PublicReason::CommitmentMismatch)
+    );
 }
 
 #[tokio::test]

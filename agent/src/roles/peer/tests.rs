@@ -24,7 +24,14 @@ fn setup(scope: Scope) -> Setup {
     let id = CredentialId::random();
     let (signed, statement, payload) = org.credential(id, 2, "db", scope, "s3cret");
     store
-        .accept(&[NewCredential { statement, signed, payload }], NOW)
+        .accept(
+            &[NewCredential {
+                statement,
+                signed,
+                payload,
+            }],
+            NOW,
+        )
         .unwrap();
     Setup {
         org,
@@ -141,16 +148,35 @@ fn a_replayed_older_scope_cannot_widen_access() {
     let held = s.store.credential(&s.id).unwrap().unwrap();
     let mut wider = held.statement.clone();
     wider.scope = Scope::All;
-    let signed = tessera_proto::statement::Signed::sign(&wider, &s.org.operator_key, &s.org.operator_cert).unwrap();
+    let signed =
+        tessera_proto::statement::Signed::sign(&wider, &s.org.operator_key, &s.org.operator_cert)
+            .unwrap();
     let mut req = request(&s);
     req.statement = signed;
-    assert_eq!(refusal(&s, &req), RefusalReason::NotInScope, "same revision must not replace the held scope");
+    assert_eq!(
+        refusal(&s, &req),
+        RefusalReason::NotInScope,
+        "same revision must not replace the held scope"
+    );
     // A newer revision (a grant) is adopted and remembered.
     wider.scope_revision = 1;
-    let signed = tessera_proto::statement::Signed::sign(&wider, &s.org.operator_key, &s.org.operator_cert).unwrap();
+    let signed =
+        tessera_proto::statement::Signed::sign(&wider, &s.org.operator_key, &s.org.operator_cert)
+            .unwrap();
     req.statement = signed;
-    assert!(matches!(answer(&s.peer, &s.store, &req, NOW), Up::RewrapResponse(_)));
-    assert_eq!(s.store.credential(&s.id).unwrap().unwrap().statement.scope_revision, 1);
+    assert!(matches!(
+        answer(&s.peer, &s.store, &req, NOW),
+        Up::RewrapResponse(_)
+    ));
+    assert_eq!(
+        s.store
+            .credential(&s.id)
+            .unwrap()
+            .unwrap()
+            .statement
+            .scope_revision,
+        1
+    );
 }
 
 #[test]
@@ -163,11 +189,15 @@ fn refuses_bad_statements() {
     req.statement = signed;
     assert_eq!(refusal(&s, &req), RefusalReason::BadStatement);
     // For another credential.
-    let (signed, _, _) = s.org.credential(CredentialId::random(), 2, "db", Scope::All, "x");
+    let (signed, _, _) = s
+        .org
+        .credential(CredentialId::random(), 2, "db", Scope::All, "x");
     req.statement = signed;
     assert_eq!(refusal(&s, &req), RefusalReason::BadStatement);
     // Same id and version, another commitment.
-    let (signed, _, _) = s.org.credential(s.id, 2, "db", Scope::All, "other plaintext");
+    let (signed, _, _) = s
+        .org
+        .credential(s.id, 2, "db", Scope::All, "other plaintext");
     req.statement = signed;
     assert_eq!(refusal(&s, &req), RefusalReason::BadStatement);
     // Tampered signature.

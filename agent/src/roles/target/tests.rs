@@ -28,7 +28,13 @@ fn setup() -> Setup {
     }
 }
 
-fn delivery(s: &Setup, id: CredentialId, version: u64, scope: Scope, secret: &str) -> CredentialStore {
+fn delivery(
+    s: &Setup,
+    id: CredentialId,
+    version: u64,
+    scope: Scope,
+    secret: &str,
+) -> CredentialStore {
     let (statement, _, payload) = s.org.credential(id, version, "db", scope, secret);
     let envelope = seal(s.me.wrap.public_key(), payload.bytes()).unwrap();
     CredentialStore {
@@ -41,13 +47,13 @@ fn delivery(s: &Setup, id: CredentialId, version: u64, scope: Scope, secret: &st
 
 fn store_it(s: &Setup, msg: &CredentialStore) {
     match check(&s.keys, &s.store, msg).unwrap() {
-        Accepted::New(c) => s.store.accept(&[c], NOW).unwrap(),
+        Accepted::New(c) => s.store.accept(&[*c], NOW).unwrap(),
         Accepted::AlreadyHeld { .. } => {}
     }
 }
 
 fn reason(r: Result<Accepted, Refused>) -> StoreOutcome {
-    r.err().expect("must be refused").outcome
+    r.expect_err("must be refused").outcome
 }
 
 fn refused(reason: RefusalReason) -> StoreOutcome {
@@ -63,7 +69,7 @@ fn accepts_a_correct_delivery() {
         panic!("not new")
     };
     assert_eq!(c.statement.credential_id, id);
-    s.store.accept(&[c], NOW).unwrap();
+    s.store.accept(&[*c], NOW).unwrap();
     // The same delivery again is acknowledged without a write.
     assert!(matches!(
         check(&s.keys, &s.store, &msg).unwrap(),
@@ -88,7 +94,10 @@ fn injected_plaintext_is_a_mismatch() {
     let mut msg = delivery(&s, CredentialId::random(), 1, Scope::All, "real");
     let evil = SecretPayload::from_plain_text("attacker-chosen").unwrap();
     msg.envelope = seal(s.me.wrap.public_key(), evil.bytes()).unwrap();
-    assert_eq!(reason(check(&s.keys, &s.store, &msg)), StoreOutcome::Mismatch);
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &msg)),
+        StoreOutcome::Mismatch
+    );
     assert!(s.store.list().unwrap().is_empty());
 }
 
@@ -102,18 +111,33 @@ fn forged_or_foreign_statements_are_refused() {
     let (statement, _, payload) = rogue.credential(id, 1, "db", Scope::All, "evil");
     msg.statement = statement;
     msg.envelope = seal(s.me.wrap.public_key(), payload.bytes()).unwrap();
-    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::BadStatement));
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &msg)),
+        refused(RefusalReason::BadStatement)
+    );
     // A statement altered after signing.
     let mut msg = delivery(&s, id, 1, Scope::All, "pw");
     msg.statement.payload[10] ^= 1;
-    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::BadStatement));
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &msg)),
+        refused(RefusalReason::BadStatement)
+    );
 }
 
 #[test]
 fn out_of_scope_is_refused() {
     let s = setup();
-    let msg = delivery(&s, CredentialId::random(), 1, Scope::explicit([AgentId::new("x").unwrap()]), "pw");
-    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::NotInScope));
+    let msg = delivery(
+        &s,
+        CredentialId::random(),
+        1,
+        Scope::explicit([AgentId::new("x").unwrap()]),
+        "pw",
+    );
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &msg)),
+        refused(RefusalReason::NotInScope)
+    );
 }
 
 #[test]
@@ -122,7 +146,10 @@ fn rollback_to_an_older_version_is_refused() {
     let id = CredentialId::random();
     let v1 = delivery(&s, id, 1, Scope::All, "old");
     store_it(&s, &delivery(&s, id, 2, Scope::All, "new"));
-    assert_eq!(reason(check(&s.keys, &s.store, &v1)), refused(RefusalReason::StaleVersion));
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &v1)),
+        refused(RefusalReason::StaleVersion)
+    );
     // The same version with another (validly signed) commitment is refused too.
     let conflicting = delivery(&s, id, 2, Scope::All, "conflict");
     assert_eq!(
@@ -160,14 +187,28 @@ fn tampered_envelopes_are_refused() {
     // Sealed to another agent's key.
     let mut m = msg.clone();
     let other = s.org.agent("other");
-    m.envelope = seal(other.wrap.public_key(), &SecretBytes::copy_from(br#"{"secret":"pw"}"#)).unwrap();
-    assert_eq!(reason(check(&s.keys, &s.store, &m)), refused(RefusalReason::BadEnvelope));
+    m.envelope = seal(
+        other.wrap.public_key(),
+        &SecretBytes::copy_from(br#"{"secret":"pw"}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &m)),
+        refused(RefusalReason::BadEnvelope)
+    );
 }
 
 #[test]
 fn non_canonical_plaintext_is_refused() {
     let s = setup();
     let mut msg = delivery(&s, CredentialId::random(), 1, Scope::All, "pw");
-    msg.envelope = seal(s.me.wrap.public_key(), &SecretBytes::copy_from(b"{ \"secret\" : \"pw\" }")).unwrap();
-    assert_eq!(reason(check(&s.keys, &s.store, &msg)), refused(RefusalReason::BadPayload));
+    msg.envelope = seal(
+        s.me.wrap.public_key(),
+        &SecretBytes::copy_from(b"{ \"secret\" : \"pw\" }"),
+    )
+    .unwrap();
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &msg)),
+        refused(RefusalReason::BadPayload)
+    );
 }

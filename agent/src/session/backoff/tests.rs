@@ -6,7 +6,7 @@ fn grows_to_the_cap_and_stays_within_bounds() {
     let ceilings: Vec<u64> = (0..6)
         .map(|_| {
             let c = b.ceiling_ms();
-            let d = b.next_delay().as_millis() as u64;
+            let d = u64::try_from(b.next_delay().as_millis()).unwrap();
             assert!((100..=c).contains(&d), "{d} outside 100..={c}");
             c
         })

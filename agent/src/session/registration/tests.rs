@@ -27,7 +27,10 @@ fn held_list_only_for_warm_reconnect_and_capped() {
             version: 1,
         })
         .collect();
-    assert_eq!(held_for_register(RegistrationMode::WarmReconnect, held.clone()).len(), MAX_HELD);
+    assert_eq!(
+        held_for_register(RegistrationMode::WarmReconnect, held.clone()).len(),
+        MAX_HELD
+    );
     assert!(held_for_register(RegistrationMode::FirstRegistration, held).is_empty());
 }
 
@@ -39,7 +42,10 @@ fn backfill_then_online() {
     let (s, a) = s.handle(ack(mode, AgentState::Backfilling, 2), RETRY);
     assert_eq!(
         a,
-        vec![RegAction::RememberRegistration, RegAction::PublishStatus(AgentState::Backfilling)]
+        vec![
+            RegAction::RememberRegistration,
+            RegAction::PublishStatus(AgentState::Backfilling)
+        ]
     );
     let (s, a) = s.handle(RegEvent::Delivered, RETRY);
     assert!(a.is_empty());
@@ -60,7 +66,13 @@ fn nothing_to_backfill_is_online_at_once() {
 #[test]
 fn unacknowledged_register_is_resent_after_the_retry_interval() {
     let mode = RegistrationMode::WarmReconnect;
-    let (s, _) = Registration::Disconnected.handle(RegEvent::Connected { mode, now_ms: 1_000 }, RETRY);
+    let (s, _) = Registration::Disconnected.handle(
+        RegEvent::Connected {
+            mode,
+            now_ms: 1_000,
+        },
+        RETRY,
+    );
     let (s, a) = s.handle(RegEvent::Tick { now_ms: 5_000 }, RETRY);
     assert!(a.is_empty());
     let (s, a) = s.handle(RegEvent::Tick { now_ms: 11_000 }, RETRY);
@@ -78,7 +90,10 @@ fn unacknowledged_register_is_resent_after_the_retry_interval() {
 fn an_ack_for_another_mode_or_out_of_turn_is_ignored() {
     let mode = RegistrationMode::WarmReconnect;
     let (s, _) = Registration::Disconnected.handle(RegEvent::Connected { mode, now_ms: 0 }, RETRY);
-    let (s2, a) = s.clone().handle(ack(RegistrationMode::FirstRegistration, AgentState::Online, 0), RETRY);
+    let (s2, a) = s.clone().handle(
+        ack(RegistrationMode::FirstRegistration, AgentState::Online, 0),
+        RETRY,
+    );
     assert_eq!((s2, a), (s, vec![]));
     let (s, a) = Registration::Online.handle(ack(mode, AgentState::Backfilling, 5), RETRY);
     assert_eq!((s, a), (Registration::Online, vec![]));
