@@ -8,7 +8,7 @@ pub mod waiters;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Publish, QoS};
+use rumqttc::Publish;
 use tessera_proto::ids::CredentialName;
 use tessera_proto::topics;
 use tessera_proto::wire::{
@@ -23,6 +23,7 @@ use crate::identity::AgentKeys;
 use crate::jobs::{self, JobContext};
 use crate::roles::{peer, target};
 use crate::session::event_loop::NetEvent;
+use crate::session::outbox::Outbox;
 use crate::session::registration::{
     choose_mode, held_for_register, RegAction, RegEvent, Registration,
 };
@@ -94,7 +95,7 @@ impl CoreHandle {
 pub struct Core {
     keys: AgentKeys,
     store: Store,
-    client: AsyncClient,
+    outbox: Outbox,
     cfg: Arc<AgentConfig>,
     handle: CoreHandle,
     registration: Registration,
@@ -124,7 +125,7 @@ impl Core {
     pub fn new(
         keys: AgentKeys,
         store: Store,
-        client: AsyncClient,
+        outbox: Outbox,
         cfg: Arc<AgentConfig>,
         handle: CoreHandle,
     ) -> Self {
@@ -133,7 +134,7 @@ impl Core {
         Self {
             keys,
             store,
-            client,
+            outbox,
             cfg,
             handle,
             registration: Registration::Disconnected,
@@ -166,40 +167,34 @@ impl Core {
                         while batch.len() < MAX_BATCH {
                             match net.try_recv() {
                                 Ok(NetEvent::Message(p)) => batch.push(p),
-                                Ok(other) => { self.handle_messages(std::mem::take(&mut batch)).await; self.on_net(other).await; break; }
+                                Ok(other) => { self.handle_messages(std::mem::take(&mut batch)); self.on_net(other); break; }
                                 Err(_) => break,
                             }
                         }
-                        self.handle_messages(batch).await;
+                        self.handle_messages(batch);
                     }
-                    Some(other) => self.on_net(other).await,
+                    Some(other) => self.on_net(other),
                     None => break,
                 },
-                Some(cmd) = commands.recv() => self.on_command(cmd).await,
+                Some(cmd) = commands.recv() => self.on_command(cmd),
                 _ = tick.tick() => {
                     let now_ms = self.now_ms();
-                    self.step_registration(RegEvent::Tick { now_ms }).await;
+                    self.step_registration(RegEvent::Tick { now_ms });
                     self.waiters.prune();
                     while self.jobs.try_join_next().is_some() {}
                 }
             }
         }
-        self.publish_status(AgentState::Offline).await;
+        self.publish_status(AgentState::Offline);
         self.jobs.shutdown().await;
-        let _ = self.client.disconnect().await;
+        self.outbox.disconnect();
         let _ = self.store.flush();
     }
 
-    async fn on_net(&mut self, ev: NetEvent) {
+    fn on_net(&mut self, ev: NetEvent) {
         match ev {
             NetEvent::Connected => {
-                if let Err(e) = self
-                    .client
-                    .subscribe(self.down_topic.clone(), QoS::AtLeastOnce)
-                    .await
-                {
-                    tracing::error!(error = %e, "subscribe failed");
-                }
+                self.outbox.subscribe(self.down_topic.clone());
                 let registered = self
                     .store
                     .get_self(SelfRecord::RegisteredWrapKey)
@@ -212,15 +207,14 @@ impl Core {
                     &self.keys.wrap.public_key().fingerprint(),
                 );
                 let now_ms = self.now_ms();
-                self.step_registration(RegEvent::Connected { mode, now_ms })
-                    .await;
+                self.step_registration(RegEvent::Connected { mode, now_ms });
             }
-            NetEvent::Disconnected => self.step_registration(RegEvent::Disconnected).await,
-            NetEvent::Message(p) => self.handle_messages(vec![p]).await,
+            NetEvent::Disconnected => self.step_registration(RegEvent::Disconnected),
+            NetEvent::Message(p) => self.handle_messages(vec![p]),
         }
     }
 
-    async fn on_command(&mut self, cmd: Command) {
+    fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::AwaitCredential { name, reply } => {
                 if matches!(self.store.credential_by_name(&name), Ok(Some(_))) {
@@ -232,14 +226,13 @@ impl Core {
                     self.publish_up(&Up::CredentialMissing(wire::CredentialMissing {
                         request_id,
                         name,
-                    }))
-                    .await;
+                    }));
                 }
             }
         }
     }
 
-    async fn step_registration(&mut self, event: RegEvent) {
+    fn step_registration(&mut self, event: RegEvent) {
         let state = std::mem::replace(&mut self.registration, Registration::Disconnected);
         let (next, actions) = state.handle(event, self.cfg.broker.register_retry_ms);
         self.registration = next;
@@ -259,10 +252,9 @@ impl Core {
                         cert: self.keys.cert.der.clone(),
                         held,
                         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-                    }))
-                    .await;
+                    }));
                 }
-                RegAction::PublishStatus(state) => self.publish_status(state).await,
+                RegAction::PublishStatus(state) => self.publish_status(state),
                 RegAction::RememberRegistration => {
                     let fp = self.keys.wrap.public_key().fingerprint();
                     if let Err(e) = self
@@ -276,46 +268,30 @@ impl Core {
         }
     }
 
-    async fn publish_up(&self, up: &Up) {
+    fn publish_up(&self, up: &Up) {
         match wire::encode(up) {
-            Ok(bytes) => {
-                if let Err(e) = self
-                    .client
-                    .publish(self.up_topic.clone(), QoS::AtLeastOnce, false, bytes)
-                    .await
-                {
-                    tracing::error!(error = %e, "publish failed");
-                }
-            }
+            Ok(bytes) => self.outbox.publish(self.up_topic.clone(), false, bytes),
             Err(e) => tracing::error!(error = %e, "could not encode a message"),
         }
     }
 
-    async fn publish_status(&self, state: AgentState) {
+    fn publish_status(&self, state: AgentState) {
         let status = Status {
             state,
             at: unix_now(),
         };
         if let Ok(bytes) = wire::encode(&status) {
             let topic = topics::agent_status(&self.keys.id);
-            if let Err(e) = self
-                .client
-                .publish(topic, QoS::AtLeastOnce, true, bytes)
-                .await
-            {
-                tracing::error!(error = %e, "status publish failed");
-            }
+            self.outbox.publish(topic, true, bytes);
         }
     }
 
-    async fn ack(&self, p: &Publish) {
-        if let Err(e) = self.client.ack(p).await {
-            tracing::warn!(error = %e, "ack failed; the broker will redeliver");
-        }
+    fn ack(&self, p: Publish) {
+        self.outbox.ack(p);
     }
 
     /// Handles a batch of incoming messages: deliveries are stored with one flush, then answered and acknowledged.
-    async fn handle_messages(&mut self, batch: Vec<Publish>) {
+    fn handle_messages(&mut self, batch: Vec<Publish>) {
         let mut answers: Vec<Answer> = Vec::new();
         let mut pending: Vec<(usize, NewCredential)> = Vec::new();
         for p in batch {
@@ -378,9 +354,9 @@ impl Core {
                 }
                 Some(other) => {
                     self.commit(&mut answers, std::mem::take(&mut pending));
-                    self.flush_answers(&mut answers).await;
-                    self.handle_other(other).await;
-                    self.ack(&p).await;
+                    self.flush_answers(&mut answers);
+                    self.handle_other(other);
+                    self.ack(p);
                 }
                 None => {
                     answers.push(Answer {
@@ -393,7 +369,7 @@ impl Core {
             }
         }
         self.commit(&mut answers, pending);
-        self.flush_answers(&mut answers).await;
+        self.flush_answers(&mut answers);
     }
 
     /// Runs the target checks; returns the reply now (refusals, already held) or the credential to store.
@@ -464,29 +440,29 @@ impl Core {
     }
 
     /// Publishes the replies, wakes waiters, advances the backfill count, and acknowledges to the broker.
-    async fn flush_answers(&mut self, answers: &mut Vec<Answer>) {
+    fn flush_answers(&mut self, answers: &mut Vec<Answer>) {
         for a in answers.drain(..) {
             if let Some(up) = &a.reply {
-                self.publish_up(up).await;
+                self.publish_up(up);
                 if matches!(up, Up::CredentialStored(_)) {
-                    self.step_registration(RegEvent::Delivered).await;
+                    self.step_registration(RegEvent::Delivered);
                 }
             }
             if let Some(name) = &a.stored_name {
                 self.waiters.delivered(name);
             }
-            self.ack(&a.publish).await;
+            self.ack(a.publish);
         }
     }
 
-    async fn handle_other(&mut self, down: Down) {
+    fn handle_other(&mut self, down: Down) {
         match down {
-            Down::RegisterAck(ack) => self.step_registration(RegEvent::Ack(ack)).await,
+            Down::RegisterAck(ack) => self.step_registration(RegEvent::Ack(ack)),
             Down::RewrapRequest(req) => {
                 let up = tokio::task::block_in_place(|| {
                     peer::answer(&self.keys, &self.store, &req, unix_now())
                 });
-                self.publish_up(&up).await;
+                self.publish_up(&up);
             }
             Down::CredentialUnavailable(u) => {
                 tracing::info!(name = u.name.as_str(), reason = ?u.reason, "JIT repair refused by the relay");
@@ -497,7 +473,7 @@ impl Core {
                     cfg: self.cfg.clone(),
                     store: self.store.clone(),
                     core: self.handle.clone(),
-                    client: self.client.clone(),
+                    outbox: self.outbox.clone(),
                     up_topic: self.up_topic.clone(),
                 };
                 self.jobs.spawn(jobs::run(ctx, d));

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, QoS};
 use tessera_proto::ids::CredentialName;
 use tessera_proto::wire::{self, JobDispatch, JobResult, Up, MAX_JOB_OUTPUT};
 
@@ -15,6 +14,7 @@ use crate::config::AgentConfig;
 use crate::core::{CoreHandle, JitOutcome};
 use crate::exec::{run_captured, Injected};
 use crate::payload_text::secret_text;
+use crate::session::outbox::Outbox;
 use crate::store::Store;
 
 /// What a job task needs.
@@ -27,7 +27,7 @@ pub struct JobContext {
     /// For JIT repair.
     pub core: CoreHandle,
     /// For the result.
-    pub client: AsyncClient,
+    pub outbox: Outbox,
     /// The agent's up topic.
     pub up_topic: String,
 }
@@ -50,15 +50,7 @@ pub async fn run(ctx: JobContext, job: JobDispatch) {
         failed(&job, e)
     });
     match wire::encode(&Up::JobResult(result)) {
-        Ok(bytes) => {
-            if let Err(e) = ctx
-                .client
-                .publish(ctx.up_topic.clone(), QoS::AtLeastOnce, false, bytes)
-                .await
-            {
-                tracing::error!(error = %e, "could not publish a job result");
-            }
-        }
+        Ok(bytes) => ctx.outbox.publish(ctx.up_topic.clone(), false, bytes),
         Err(e) => tracing::error!(error = %e, "could not encode a job result"),
     }
 }

@@ -18,6 +18,7 @@ use crate::local_api::limiter::UidLimiter;
 use crate::local_api::server::{self, ApiContext};
 use crate::session::backoff::Backoff;
 use crate::session::event_loop::{self, EVENT_CAPACITY};
+use crate::session::outbox::{self, Outbox};
 use crate::session::tls::{broker_roots, client_config, TlsError};
 use crate::unseal::{open_store, OpenError};
 
@@ -129,12 +130,15 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         limiter: UidLimiter::new(cfg.socket.max_concurrent_per_uid),
     };
     tasks.spawn(server::serve(listener, api, cancel.clone()));
-    let core = Core::new(keys, store, client, cfg.clone(), handle);
+    let (outbox, outbox_rx) = Outbox::new();
+    let publisher = tokio::spawn(outbox::run(client, outbox_rx));
+    let core = Core::new(keys, store, outbox, cfg.clone(), handle);
     let core_task = tokio::spawn(core.run(net_rx, cmd_rx, cancel.clone()));
 
     cancel.cancelled().await;
     let _ = core_task.await;
-    // Give the event loop a moment to send the offline status and the disconnect.
+    // The core queued the offline status and a disconnect; let the event loop send them.
+    let _ = tokio::time::timeout(Duration::from_secs(2), publisher).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     net_cancel.cancel();
     while tasks.join_next().await.is_some() {}

@@ -8,5 +8,6 @@
 
 pub mod backoff;
 pub mod event_loop;
+pub mod outbox;
 pub mod registration;
 pub mod tls;

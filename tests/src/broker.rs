@@ -95,6 +95,8 @@ pub struct Broker {
     pub port: u16,
     /// The CA file the broker trusts (the org CA).
     pub ca_file: PathBuf,
+    /// The broker's log (stderr).
+    pub log: PathBuf,
 }
 
 impl Drop for Broker {
@@ -125,7 +127,7 @@ pub fn start_broker_with(dir: &Path, ca: &OrgCa, relay_users: &[&str]) -> Broker
     std::fs::write(
         &conf,
         format!(
-            "user {user}\nmax_packet_size 2097152\nper_listener_settings false\npersistence false\nlog_dest stderr\n\
+            "user {user}\nmax_packet_size 2097152\nper_listener_settings false\npersistence false\nlog_dest stderr\nlog_type all\n\
              listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
              require_certificate true\nuse_identity_as_username true\nacl_file {acl}\n",
             user = whoami.trim(),
@@ -140,7 +142,7 @@ pub fn start_broker_with(dir: &Path, ca: &OrgCa, relay_users: &[&str]) -> Broker
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("mosquitto.log")).unwrap())
         .spawn()
         .expect("mosquitto must be installed (Debian package mosquitto)");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -155,5 +157,6 @@ pub fn start_broker_with(dir: &Path, ca: &OrgCa, relay_users: &[&str]) -> Broker
         child,
         port,
         ca_file,
+        log: dir.join("mosquitto.log"),
     }
 }

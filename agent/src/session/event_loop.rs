@@ -1,11 +1,8 @@
 //! The one task that owns the MQTT event loop: it only polls, hands events to the core worker over a bounded
 //! channel, and on error backs off with jitter and keeps polling (rumqttc reconnects on the next poll).
 //!
-//! Why the bounded channel cannot deadlock with the worker's publishes: incoming QoS 1 messages are acknowledged
-//! only after the worker handles them (manual acks), and the broker keeps at most its in-flight limit (Mosquitto:
-//! 20) unacknowledged messages to a client, so at most that many publishes plus a few connection events are ever
-//! queued: the channel's capacity ([`EVENT_CAPACITY`]) is larger, so `send` never waits while the worker waits on
-//! the client's request queue.
+//! The worker never awaits the client (it sends through the outbox task), so this task waiting on the bounded
+//! channel is plain backpressure, never a cycle: see `outbox`.
 
 use rumqttc::{Event, EventLoop, Packet, Publish};
 use tokio::sync::mpsc;
