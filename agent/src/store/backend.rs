@@ -38,6 +38,9 @@ pub(crate) trait RecordBackend: Send + Sync + std::fmt::Debug {
     fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 }
 
+/// sled page cache size.
+const CACHE_BYTES: u64 = 2 * 1024 * 1024;
+
 /// sled as the backend.
 #[derive(Debug)]
 pub(crate) struct SledBackend {
@@ -49,6 +52,8 @@ impl SledBackend {
         let db = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(500))
+            // sled's default page cache is 1 GiB; an appliance holds a few thousand small records.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {

