@@ -632,6 +632,36 @@ async fn jit_repair_typed_errors_and_jobs() {
         panic!("expected credential_missing")
     };
 
+    // Concurrency per uid: four requests wait for repair, the fifth is refused BUSY at once.
+    let waiting: Vec<_> = (0..4)
+        .map(|i| {
+            let socket = agent.socket.clone();
+            std::thread::spawn(move || {
+                std::process::Command::new(common::BIN)
+                    .arg("--socket")
+                    .arg(socket)
+                    .args(["get", &format!("wait-{i}")])
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for _ in 0..4 {
+        let Up::CredentialMissing(_) = w.relay.next_up(&agent.id).await else {
+            panic!("expected credential_missing")
+        };
+    }
+    let out = agent.get_as(None, &["get", "db"]);
+    assert_eq!(
+        out.status.code(),
+        Some(18),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for t in waiting {
+        assert_eq!(t.join().unwrap().status.code(), Some(13));
+    }
+
     // Jobs: a template runs with the credential injected; only its digest leaves the agent here.
     let (id, d) = job("hash-db", &[]);
     w.relay.send(&agent.id, &d).await;
