@@ -16,7 +16,7 @@ use tessera_proto::ids::CredentialId;
 use tessera_proto::statement::Scope;
 use tessera_proto::wire::{AgentState, Down, RegisterAck, StoreOutcome, Up};
 
-const PER_ROUND: usize = 40;
+const PER_ROUND: usize = 200;
 
 fn rounds() -> usize {
     std::env::var("TESSERA_CRASH_ROUNDS")
@@ -30,15 +30,21 @@ fn random_below(n: u64) -> u64 {
     u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap()) % n
 }
 
-/// Reads the agent's messages for `window`: records acknowledged credentials, answers registrations.
-async fn collect(
+/// Reads the agent's messages for `window` or until `stop_after` new acknowledgements: records acknowledged
+/// credentials, answers registrations.
+async fn collect_until(
     w: &mut World,
     agent: &common::Agent,
     acked: &mut BTreeSet<CredentialId>,
     window: Duration,
+    stop_after: usize,
 ) {
     let deadline = tokio::time::Instant::now() + window;
-    while let Ok(up) = tokio::time::timeout_at(deadline, w.relay.next_up(&agent.id)).await {
+    let before = acked.len();
+    while acked.len() - before < stop_after {
+        let Ok(up) = tokio::time::timeout_at(deadline, w.relay.next_up(&agent.id)).await else {
+            break;
+        };
         match up {
             Up::CredentialStored(s) => {
                 assert!(matches!(s.outcome, StoreOutcome::Stored { .. }), "{s:?}");
@@ -59,6 +65,15 @@ async fn collect(
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+async fn collect(
+    w: &mut World,
+    agent: &common::Agent,
+    acked: &mut BTreeSet<CredentialId>,
+    window: Duration,
+) {
+    collect_until(w, agent, acked, window, usize::MAX).await;
 }
 
 fn check_store(
@@ -98,8 +113,16 @@ async fn sigkill_never_loses_an_acknowledged_credential() {
             sent.push(id);
             w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
         }
-        let window = Duration::from_millis(random_below(400));
-        collect(&mut w, &agent, &mut acked, window).await;
+        // Kill after a random number of this round's acknowledgements: mid-stream, at a random point.
+        let stop_after = usize::try_from(random_below(u64::try_from(PER_ROUND).unwrap())).unwrap();
+        collect_until(
+            &mut w,
+            &agent,
+            &mut acked,
+            Duration::from_secs(10),
+            stop_after,
+        )
+        .await;
         agent.kill();
         // Acknowledgements already on their way still count: the agent sent them, so it must have flushed.
         collect(&mut w, &agent, &mut acked, Duration::from_millis(200)).await;
