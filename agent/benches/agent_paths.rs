@@ -11,7 +11,6 @@
     missing_docs
 )]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +22,12 @@ use tessera_agent::local_api::limiter::UidLimiter;
 use tessera_agent::local_api::server::{self, ApiContext};
 use tessera_agent::roles::target;
 use tessera_agent::store::{NewCredential, Store};
-use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
-use tessera_proto::commitment::{self, Salt};
-use tessera_proto::envelope::{seal, WrapPrivateKey};
-use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
-use tessera_proto::secret::{SecretBytes, SecretPayload};
-use tessera_proto::statement::{CredentialStatement, RevocationList, Scope, Signed};
+use tessera_proto::envelope::seal;
+use tessera_proto::ids::{CredentialId, CredentialName};
+use tessera_proto::secret::SecretBytes;
+use tessera_proto::statement::{RevocationList, Scope};
 use tessera_proto::wire::CredentialStore;
+use tessera_system_tests::org::TestOrg;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -49,80 +47,18 @@ fn row(name: &str, n: usize, samples: Vec<Duration>) {
     println!("| {name} | {n} | {p50:.1?} | {p99:.1?} | {max:.1?} |");
 }
 
-struct Org {
-    ca: OrgCa,
-    op: IdentityKey,
-    op_cert: Vec<u8>,
-}
-
-impl Org {
-    fn credential(
-        &self,
-        name: &str,
-        secret: &str,
-    ) -> (
-        Signed<CredentialStatement>,
-        CredentialStatement,
-        SecretPayload,
-    ) {
-        let id = CredentialId::random();
-        let payload = SecretPayload::from_plain_text(secret).unwrap();
-        let salt = Salt::random();
-        let c = commitment::compute(&salt, &id, 1, &payload);
-        let st = CredentialStatement::new(
-            id,
-            1,
-            0,
-            CredentialName::new(name).unwrap(),
-            Scope::All,
-            salt,
-            c,
-            OperatorId::new("alice").unwrap(),
-            NOW,
-        );
-        (
-            Signed::sign(&st, &self.op, &self.op_cert).unwrap(),
-            st,
-            payload,
-        )
-    }
-}
-
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = OrgCa::generate("Bench", Validity::days_from(NOW - 10, 30)).unwrap();
-    let op = IdentityKey::generate().unwrap();
-    let op_cert = ca
-        .issue_operator(
-            &OperatorId::new("alice").unwrap(),
-            op.public_key(),
-            Validity::days_from(NOW - 10, 30),
-        )
-        .unwrap();
-    let org = Org { ca, op, op_cert };
-    let identity = IdentityKey::generate().unwrap();
-    let wrap = WrapPrivateKey::generate().unwrap();
-    let id = AgentId::new("bench-1").unwrap();
-    let req = EnrollmentRequest::new(
-        id.clone(),
-        &identity,
-        wrap.public_key(),
-        BTreeMap::new(),
-        NOW,
-    )
-    .unwrap();
-    let cert_der = org
-        .ca
-        .issue_agent(&req, Validity::days_from(NOW - 10, 30))
-        .unwrap();
+    let org = TestOrg::at(NOW);
+    let agent = org.agent("bench-1");
     let pinned = org.ca.pinned().clone();
     let cert = pinned
-        .verify_agent(&cert_der, NOW, &RevocationList::empty())
+        .verify_agent(&agent.cert, NOW, &RevocationList::empty())
         .unwrap();
     let keys = AgentKeys {
-        id,
-        identity,
-        wrap,
+        id: agent.id,
+        identity: agent.identity,
+        wrap: agent.wrap,
         ca: pinned,
         cert: cert.clone(),
         revocations: RevocationList::empty(),
@@ -140,7 +76,13 @@ fn main() {
     // Target role per delivery.
     let deliveries: Vec<CredentialStore> = (0..1000)
         .map(|i| {
-            let (statement, _, payload) = org.credential(&format!("c{i}"), &format!("secret-{i}"));
+            let (statement, _, payload) = org.credential(
+                CredentialId::random(),
+                1,
+                &format!("c{i}"),
+                Scope::All,
+                &format!("secret-{i}"),
+            );
             CredentialStore {
                 delivery_id: uuid::Uuid::new_v4(),
                 statement,
@@ -181,10 +123,15 @@ fn main() {
         1000,
         samples,
     );
-    let (_, _, single) = org.credential("single", "s");
     let mut samples = Vec::new();
     for i in 0..50 {
-        let (signed, statement, payload) = org.credential(&format!("one{i}"), "s");
+        let (signed, statement, payload) = org.credential(
+            CredentialId::random(),
+            1,
+            &format!("one{i}"),
+            Scope::All,
+            "s",
+        );
         let t = Instant::now();
         store
             .accept(
@@ -198,7 +145,6 @@ fn main() {
             .unwrap();
         samples.push(t.elapsed());
     }
-    drop(single);
     row(
         "store accept, one credential with its own flush",
         50,

@@ -41,7 +41,7 @@ fn main() {
         let cert = agent.cert().clone();
         let deliveries: Vec<Down> = (0..n)
             .map(|i| {
-                Down::CredentialStore(w.org.delivery(&cert, CredentialId::random(), 1, &format!("c{i}"), Scope::All, &format!("secret-{i}")))
+                Down::CredentialStore(w.org.delivery(&cert.wrap, CredentialId::random(), 1, &format!("c{i}"), Scope::All, &format!("secret-{i}")))
             })
             .collect();
         let start = Instant::now();

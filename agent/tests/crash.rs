@@ -106,9 +106,14 @@ async fn sigkill_never_loses_an_acknowledged_credential() {
         for i in 0..PER_ROUND {
             let id = CredentialId::random();
             let secret = format!("round-{round}-{i}");
-            let d = w
-                .org
-                .delivery(&cert, id, 1, &format!("c-{round}-{i}"), Scope::All, &secret);
+            let d = w.org.delivery(
+                &cert.wrap,
+                id,
+                1,
+                &format!("c-{round}-{i}"),
+                Scope::All,
+                &secret,
+            );
             secrets.insert(id, secret);
             sent.push(id);
             w.relay.send(&agent.id, &Down::CredentialStore(d)).await;

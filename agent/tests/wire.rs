@@ -92,7 +92,7 @@ async fn registration_backfill_local_api_and_restart() {
     for (id, name, secret) in [(db, "db", "hunter2"), (shared, "shared", "for-everyone")] {
         let d = w
             .org
-            .delivery(agent.cert(), id, 1, name, Scope::All, secret);
+            .delivery(&agent.cert().wrap, id, 1, name, Scope::All, secret);
         let (_, payload) = (
             d.statement.clone(),
             SecretPayload::from_plain_text(secret).unwrap(),
@@ -222,7 +222,7 @@ async fn target_refuses_every_attack_and_stores_nothing() {
     for (id, name, secret) in [(db, "db", "hunter2"), (shared, "shared", "for-everyone")] {
         let d = w
             .org
-            .delivery(agent.cert(), id, 1, name, Scope::All, secret);
+            .delivery(&agent.cert().wrap, id, 1, name, Scope::All, secret);
         w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
         assert!(matches!(
             stored_outcome(w.relay.next_up(&agent.id).await),
@@ -233,10 +233,12 @@ async fn target_refuses_every_attack_and_stores_nothing() {
     // Target refusals over the wire: nothing stored, typed outcome.
     let cert = agent.cert().clone();
     // Commitment swap: another credential's envelope under db's statement, version 2.
-    let mut swap = w.org.delivery(&cert, db, 2, "db", Scope::All, "rotated");
+    let mut swap = w
+        .org
+        .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
     swap.envelope = w
         .org
-        .delivery(&cert, shared, 2, "shared", Scope::All, "other")
+        .delivery(&cert.wrap, shared, 2, "shared", Scope::All, "other")
         .envelope;
     w.relay.send(&agent.id, &Down::CredentialStore(swap)).await;
     assert_eq!(
@@ -244,7 +246,9 @@ async fn target_refuses_every_attack_and_stores_nothing() {
         StoreOutcome::Mismatch
     );
     // Injection of a plaintext of the relay's choosing.
-    let mut inject = w.org.delivery(&cert, db, 2, "db", Scope::All, "rotated");
+    let mut inject = w
+        .org
+        .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
     inject.envelope = tessera_proto::envelope::seal(
         &cert.wrap,
         SecretPayload::from_plain_text("relay-chosen")
@@ -261,7 +265,9 @@ async fn target_refuses_every_attack_and_stores_nothing() {
     );
     // Tampered envelope fields.
     for field in ["encrypted_key", "iv", "ciphertext", "tag"] {
-        let mut d = w.org.delivery(&cert, db, 2, "db", Scope::All, "rotated");
+        let mut d = w
+            .org
+            .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
         let f = envelope_field(&mut d.envelope, field);
         let mut bytes = tessera_proto::b64_decode(f).unwrap();
         bytes[0] ^= 0x55;
@@ -275,7 +281,7 @@ async fn target_refuses_every_attack_and_stores_nothing() {
     }
     // Scope escalation: explicit scope naming another agent.
     let d = w.org.delivery(
-        &cert,
+        &cert.wrap,
         CredentialId::random(),
         1,
         "scoped",
@@ -289,15 +295,19 @@ async fn target_refuses_every_attack_and_stores_nothing() {
     );
     // A statement from another org.
     let rogue = common::Org::new();
-    let d = rogue.delivery(&cert, db, 3, "db", Scope::All, "forged");
+    let d = rogue.delivery(&cert.wrap, db, 3, "db", Scope::All, "forged");
     w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
     assert_eq!(
         stored_outcome(w.relay.next_up(&agent.id).await),
         refused(RefusalReason::BadStatement)
     );
     // Rotation to v2 succeeds; a replay of v1 (rollback) is then refused.
-    let v1_replay = w.org.delivery(&cert, db, 1, "db", Scope::All, "hunter2");
-    let v2 = w.org.delivery(&cert, db, 2, "db", Scope::All, "rotated");
+    let v1_replay = w
+        .org
+        .delivery(&cert.wrap, db, 1, "db", Scope::All, "hunter2");
+    let v2 = w
+        .org
+        .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
     w.relay.send(&agent.id, &Down::CredentialStore(v2)).await;
     assert!(matches!(
         stored_outcome(w.relay.next_up(&agent.id).await),
@@ -337,7 +347,8 @@ fn refusal(up: Up) -> RefusalReason {
 async fn peer_rewraps_only_to_certified_targets_in_scope() {
     let mut w = World::new().await;
     let peer = w.online_agent("peer-1", POLICY).await;
-    let (target_cert, target_wrap) = w.org.test_agent("target-1", 0);
+    let target = w.org.agent("target-1");
+    let (target_cert, target_wrap) = (target.cert, target.wrap);
     let cert = peer.cert().clone();
     let (db, scoped) = (CredentialId::random(), CredentialId::random());
     let mut statements = std::collections::HashMap::new();
@@ -349,7 +360,9 @@ async fn peer_rewraps_only_to_certified_targets_in_scope() {
             Scope::explicit([AgentId::new("peer-1").unwrap()]),
         ),
     ] {
-        let d = w.org.delivery(&cert, cid, 1, name, scope, "peer-secret");
+        let d = w
+            .org
+            .delivery(&cert.wrap, cid, 1, name, scope, "peer-secret");
         statements.insert(cid, d.statement.clone());
         w.relay.send(&peer.id, &Down::CredentialStore(d)).await;
         assert!(matches!(
@@ -397,7 +410,7 @@ async fn peer_rewraps_only_to_certified_targets_in_scope() {
     }
     // Key substitution: the relay's own certificate from another CA for the target's name.
     let rogue = common::Org::new();
-    let (rogue_cert, _) = rogue.test_agent("target-1", 0);
+    let rogue_cert = rogue.agent("target-1").cert;
     w.relay
         .send(&peer.id, &request(db, "target-1", &rogue_cert))
         .await;
@@ -433,7 +446,10 @@ async fn peer_rewraps_only_to_certified_targets_in_scope() {
         RefusalReason::UnknownCredential
     );
     // An expired target certificate.
-    let (expired, _) = w.org.test_agent("target-1", -60);
+    let expired = w
+        .org
+        .agent_from("target-1", w.org.at - 60 * 86_400, 30)
+        .cert;
     w.relay
         .send(&peer.id, &request(db, "target-1", &expired))
         .await;
@@ -563,7 +579,7 @@ async fn jit_repair_typed_errors_and_jobs() {
     };
     assert_eq!(m.name, CredentialName::new("db").unwrap());
     let mut d = w.org.delivery(
-        &cert,
+        &cert.wrap,
         CredentialId::random(),
         1,
         "db",
@@ -696,7 +712,7 @@ async fn jit_repair_typed_errors_and_jobs() {
     };
     assert_eq!(m.name.as_str(), "newcred");
     let mut d = w.org.delivery(
-        &cert,
+        &cert.wrap,
         CredentialId::random(),
         1,
         "newcred",

@@ -3,7 +3,7 @@ use std::os::unix::fs::PermissionsExt;
 use tessera_proto::cert::{OrgCa, Validity};
 
 use super::*;
-use crate::fixtures::{Org, NOW};
+use crate::fixtures::NOW;
 use crate::identity::AgentKeys;
 
 fn cfg(dir: &Path) -> AgentConfig {
@@ -21,7 +21,7 @@ fn request(path: &Path) -> EnrollmentRequest {
 fn enroll_then_install_then_load() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg(dir.path());
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let id = AgentId::new("edge-1").unwrap();
     let out = dir.path().join("edge-1.request.json");
     let ca_pem = pem::encode(&pem::Pem::new("CERTIFICATE", org.ca.cert_der().to_vec()));
@@ -64,7 +64,7 @@ fn enroll_then_install_then_load() {
 fn enroll_is_idempotent_and_refuses_another_identity() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg(dir.path());
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let id = AgentId::new("edge-1").unwrap();
     let out = dir.path().join("req.json");
     enroll(&cfg, &id, org.ca.cert_der(), &out, NOW).unwrap();
@@ -97,7 +97,7 @@ fn enroll_is_idempotent_and_refuses_another_identity() {
 fn install_refuses_certificates_that_are_not_ours() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg(dir.path());
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let id = AgentId::new("edge-1").unwrap();
     let out = dir.path().join("req.json");
     enroll(&cfg, &id, org.ca.cert_der(), &out, NOW).unwrap();
@@ -139,7 +139,7 @@ fn install_refuses_certificates_that_are_not_ours() {
 fn a_replaced_key_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg(dir.path());
-    let org = Org::new();
+    let org = crate::fixtures::org();
     enroll(
         &cfg,
         &AgentId::new("edge-1").unwrap(),

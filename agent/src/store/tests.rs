@@ -23,7 +23,7 @@ fn secret_of(c: &StoredCredential) -> String {
 #[test]
 fn accepted_credentials_read_back_by_id_name_list_and_held() {
     let dir = tempfile::tempdir().unwrap();
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let id = CredentialId::random();
     store
@@ -49,7 +49,7 @@ fn accepted_credentials_read_back_by_id_name_list_and_held() {
 #[test]
 fn survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let id = CredentialId::random();
     {
         let store = Store::open(dir.path(), &key(1), 100).unwrap();
@@ -86,7 +86,7 @@ fn second_open_while_held_is_locked() {
 #[test]
 fn corrupted_record_names_the_record() {
     let dir = tempfile::tempdir().unwrap();
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let id = CredentialId::random();
     store
@@ -106,7 +106,7 @@ fn corrupted_record_names_the_record() {
 #[test]
 fn record_moved_to_another_key_fails_to_open() {
     let dir = tempfile::tempdir().unwrap();
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let (a, b) = (CredentialId::random(), CredentialId::random());
     store
@@ -132,7 +132,7 @@ fn record_moved_to_another_key_fails_to_open() {
 #[test]
 fn record_rolled_back_on_disk_is_detected() {
     let dir = tempfile::tempdir().unwrap();
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let id = CredentialId::random();
     store
@@ -160,7 +160,7 @@ fn record_rolled_back_on_disk_is_detected() {
 #[test]
 fn older_version_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     let (id, other) = (CredentialId::random(), CredentialId::random());
     store
@@ -226,7 +226,7 @@ fn audit_is_bounded_and_ordered() {
 #[test]
 fn records_on_disk_do_not_contain_plaintext() {
     let dir = tempfile::tempdir().unwrap();
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let store = Store::open(dir.path(), &key(1), 100).unwrap();
     store
         .accept(

@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
-use tessera_proto::cert::{AgentCertificate, EnrollmentRequest, IdentityKey, OrgCa, Validity};
-use tessera_proto::commitment::{self, Salt};
-use tessera_proto::envelope::{seal, Envelope, WrapPrivateKey};
-use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
-use tessera_proto::secret::SecretPayload;
-use tessera_proto::statement::{CredentialStatement, RevocationList, Scope, Signed};
+use tessera_proto::cert::{AgentCertificate, EnrollmentRequest, OrgCa, Validity};
+use tessera_proto::envelope::Envelope;
+use tessera_proto::ids::AgentId;
+use tessera_proto::statement::RevocationList;
 use tessera_proto::topics;
 use tessera_proto::wire::{self, AgentState, Down, Status, Up};
 use tessera_system_tests::broker::{now, pem_file, service_identity, start_broker, Broker};
@@ -23,98 +21,7 @@ use tokio::sync::mpsc;
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera-agent");
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// The org: CA and an operator who signs credentials.
-pub struct Org {
-    pub ca: OrgCa,
-    pub operator: IdentityKey,
-    pub operator_cert: Vec<u8>,
-}
-
-impl Org {
-    pub fn new() -> Self {
-        let ca = OrgCa::generate("Acme", Validity::days_from(now() - 3600, 30)).unwrap();
-        let operator = IdentityKey::generate().unwrap();
-        let operator_cert = ca
-            .issue_operator(
-                &OperatorId::new("alice").unwrap(),
-                operator.public_key(),
-                Validity::days_from(now() - 3600, 30),
-            )
-            .unwrap();
-        Self {
-            ca,
-            operator,
-            operator_cert,
-        }
-    }
-
-    /// A signed statement for `secret` and its payload.
-    pub fn credential(
-        &self,
-        id: CredentialId,
-        version: u64,
-        name: &str,
-        scope: Scope,
-        secret: &str,
-    ) -> (Signed<CredentialStatement>, SecretPayload) {
-        let payload = SecretPayload::from_plain_text(secret).unwrap();
-        let salt = Salt::random();
-        let c = commitment::compute(&salt, &id, version, &payload);
-        let st = CredentialStatement::new(
-            id,
-            version,
-            0,
-            CredentialName::new(name).unwrap(),
-            scope,
-            salt,
-            c,
-            OperatorId::new("alice").unwrap(),
-            now(),
-        );
-        (
-            Signed::sign(&st, &self.operator, &self.operator_cert).unwrap(),
-            payload,
-        )
-    }
-
-    /// A certificate (issued `offset_days` from now, valid 30 days) and wrap key for an agent that is not running.
-    pub fn test_agent(&self, id: &str, offset_days: i64) -> (Vec<u8>, WrapPrivateKey) {
-        let identity = IdentityKey::generate().unwrap();
-        let wrap = WrapPrivateKey::generate().unwrap();
-        let req = EnrollmentRequest::new(
-            AgentId::new(id).unwrap(),
-            &identity,
-            wrap.public_key(),
-            std::collections::BTreeMap::default(),
-            now(),
-        )
-        .unwrap();
-        let cert = self
-            .ca
-            .issue_agent(&req, Validity::days_from(now() + offset_days * 86_400, 30))
-            .unwrap();
-        (cert, wrap)
-    }
-
-    /// A delivery of `secret` sealed to `to`.
-    pub fn delivery(
-        &self,
-        to: &AgentCertificate,
-        id: CredentialId,
-        version: u64,
-        name: &str,
-        scope: Scope,
-        secret: &str,
-    ) -> wire::CredentialStore {
-        let (statement, payload) = self.credential(id, version, name, scope, secret);
-        wire::CredentialStore {
-            delivery_id: uuid::Uuid::new_v4(),
-            statement,
-            envelope: seal(&to.wrap, payload.bytes()).unwrap(),
-            request_id: None,
-        }
-    }
-}
+pub use tessera_system_tests::org::TestOrg as Org;
 
 /// The test playing the relay on the wire, with a service certificate the ACL gives the relay's rights.
 pub struct WireRelay {

@@ -17,8 +17,8 @@ struct Setup {
 }
 
 fn setup(scope: Scope) -> Setup {
-    let org = Org::new();
-    let peer = org.agent("peer-1").keys(&org);
+    let org = crate::fixtures::org();
+    let peer = crate::fixtures::keys(&org, &org.agent("peer-1"));
     let target = org.agent("target-1");
     let (dir, store) = store();
     let id = CredentialId::random();
@@ -84,7 +84,7 @@ fn seals_to_the_certified_key_with_the_four_bindings() {
 #[test]
 fn refuses_a_certificate_from_another_ca() {
     let s = setup(Scope::All);
-    let rogue = Org::new().agent("target-1");
+    let rogue = crate::fixtures::org().agent("target-1");
     let mut req = request(&s);
     req.target_cert = rogue.cert;
     assert_eq!(refusal(&s, &req), RefusalReason::UntrustedTarget);
@@ -118,7 +118,7 @@ fn refuses_expired_and_revoked_targets() {
         .verify_agent(&s.target.cert, NOW, &RevocationList::empty())
         .unwrap()
         .serial;
-    let mut peer = s.org.agent("peer-2").keys(&s.org);
+    let mut peer = crate::fixtures::keys(&s.org, &s.org.agent("peer-2"));
     peer.revocations = RevocationList::new(1, NOW, [serial]);
     match answer(&peer, &s.store, &req, NOW) {
         Up::RewrapRefused(r) => assert_eq!(r.reason, RefusalReason::TargetRevoked),
@@ -183,7 +183,7 @@ fn a_replayed_older_scope_cannot_widen_access() {
 fn refuses_bad_statements() {
     let s = setup(Scope::All);
     // Signed by an operator of another CA.
-    let rogue = Org::new();
+    let rogue = crate::fixtures::org();
     let (signed, _, _) = rogue.credential(s.id, 2, "db", Scope::All, "s3cret");
     let mut req = request(&s);
     req.statement = signed;

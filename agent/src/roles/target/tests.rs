@@ -15,9 +15,9 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let org = Org::new();
+    let org = crate::fixtures::org();
     let me = org.agent("target-1");
-    let keys = me.keys(&org);
+    let keys = crate::fixtures::keys(&org, &me);
     let (dir, store) = store();
     Setup {
         org,
@@ -107,7 +107,7 @@ fn forged_or_foreign_statements_are_refused() {
     let id = CredentialId::random();
     let mut msg = delivery(&s, id, 1, Scope::All, "pw");
     // A statement from another org's operator, with a commitment that matches its plaintext.
-    let rogue = Org::new();
+    let rogue = crate::fixtures::org();
     let (statement, _, payload) = rogue.credential(id, 1, "db", Scope::All, "evil");
     msg.statement = statement;
     msg.envelope = seal(s.me.wrap.public_key(), payload.bytes()).unwrap();
