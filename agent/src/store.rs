@@ -167,6 +167,16 @@ fn fault(key: &[u8], f: RecordFault) -> StoreError {
     }
 }
 
+/// A credential id stored as text (in a record key after its prefix, or as a name index value).
+fn parse_id(record: &[u8], text: Option<&[u8]>) -> Result<CredentialId, StoreError> {
+    text.and_then(|t| std::str::from_utf8(t).ok())
+        .and_then(|s| s.parse::<CredentialId>().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            record: record_name(record),
+            reason: "not a credential id",
+        })
+}
+
 fn cred_key(id: &CredentialId) -> Vec<u8> {
     format!("{CRED}{id}").into_bytes()
 }
@@ -301,13 +311,7 @@ impl Store {
         let Some((_, plain)) = self.open_record(&key)? else {
             return Ok(None);
         };
-        let id = std::str::from_utf8(&plain)
-            .ok()
-            .and_then(|s| s.parse::<CredentialId>().ok())
-            .ok_or_else(|| StoreError::Corrupt {
-                record: record_name(&key),
-                reason: "not a credential id",
-            })?;
+        let id = parse_id(&key, Some(&plain))?;
         self.credential(&id)
     }
 
@@ -315,13 +319,7 @@ impl Store {
     pub fn list(&self) -> Result<Vec<CredentialMeta>, StoreError> {
         let mut out = Vec::new();
         for (key, _) in self.inner.backend.scan_prefix(CRED.as_bytes())? {
-            let id = std::str::from_utf8(key.get(CRED.len()..).unwrap_or_default())
-                .ok()
-                .and_then(|s| s.parse::<CredentialId>().ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    record: record_name(&key),
-                    reason: "key is not a credential id",
-                })?;
+            let id = parse_id(&key, key.get(CRED.len()..))?;
             if let Some(c) = self.credential(&id)? {
                 out.push(c.meta());
             }
@@ -338,13 +336,7 @@ impl Store {
                 .cipher
                 .open(&key, &rec)
                 .map_err(|f| fault(&key, f))?;
-            let id = std::str::from_utf8(key.get(HWM.len()..).unwrap_or_default())
-                .ok()
-                .and_then(|s| s.parse::<CredentialId>().ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    record: record_name(&key),
-                    reason: "key is not a credential id",
-                })?;
+            let id = parse_id(&key, key.get(HWM.len()..))?;
             out.push(Held {
                 credential_id: id,
                 version,

@@ -100,36 +100,24 @@ async fn connection(stream: UnixStream, ctx: ApiContext) {
         if n == 0 {
             return;
         }
-        let (header, secret) = if line.len() > MAX_REQUEST_BYTES || !line.ends_with(b"\n") {
-            audit(
-                &ctx,
-                caller,
-                "invalid",
-                None,
-                AuditOutcome::Invalid,
-                Some(ApiError::Invalid),
-            );
-            (
-                Header::error(ApiError::Invalid, "request line too long or unterminated"),
-                None,
-            )
+        let parsed = if line.len() > MAX_REQUEST_BYTES || !line.ends_with(b"\n") {
+            Err("request line too long or unterminated".to_owned())
         } else {
-            match serde_json::from_slice::<Request>(&line) {
-                Ok(req) => handle(&ctx, caller, req).await,
-                Err(e) => {
-                    audit(
-                        &ctx,
-                        caller,
-                        "invalid",
-                        None,
-                        AuditOutcome::Invalid,
-                        Some(ApiError::Invalid),
-                    );
-                    (
-                        Header::error(ApiError::Invalid, format!("bad request: {e}")),
-                        None,
-                    )
-                }
+            serde_json::from_slice::<Request>(&line).map_err(|e| format!("bad request: {e}"))
+        };
+        let (header, secret) = match parsed {
+            Ok(req) => handle(&ctx, caller, req).await,
+            Err(message) => {
+                let e = ApiError::Invalid;
+                audit(
+                    &ctx,
+                    caller,
+                    "invalid",
+                    None,
+                    AuditOutcome::Invalid,
+                    Some(e),
+                );
+                (Header::error(e, message), None)
             }
         };
         if write_answer(&mut write, &header, secret.as_ref())
