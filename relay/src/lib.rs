@@ -4,9 +4,18 @@
 //! reconciler, alerts, hash-chained audit and admin API; `ca`, `cred`, `grant`, `job` subcommands that run on an
 //! operator's workstation and encrypt there.
 //!
-//! Status: the wire protocol and crypto it builds on are in `tessera-proto`; the relay itself arrives with the
-//! issue "Relay".
+//! - [`engine`]: the rules, sans-IO: messages and ticks in, messages out, state in a [`state::RelayStore`].
+//! - [`audit`], [`alerts`], [`schedule`], [`limits`]: the chain, the alert catalogue with deduplication, the
+//!   reconciler's backoff table, rate limits and flood counters. [`clock`] makes time injectable.
 //!
 //! What it does not do: hold any key that opens a credential. It sees ids, ciphertext, commitments, certificates
 //! and signatures, and is trusted only for availability and for enforcing rules.
 #![forbid(unsafe_code)]
+
+pub mod alerts;
+pub mod audit;
+pub mod clock;
+pub mod engine;
+pub mod limits;
+pub mod schedule;
+pub mod state;

@@ -1,0 +1,137 @@
+//! Alerts (design §4), deduplicated per (kind, subject) over a window per kind.
+
+use serde::{Deserialize, Serialize};
+
+/// Alert kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertKind {
+    /// A delivery retired after the last attempt.
+    CredentialSyncStalled,
+    /// An agent asked for too many missing credentials.
+    AgentCredentialFlood,
+    /// A plaintext did not match its commitment.
+    CredentialCommitmentMismatch,
+    /// A peer supplied a mismatching plaintext.
+    PeerAgentIntegrityFailure,
+    /// Too many mismatches involving one agent.
+    AgentCommitmentFlood,
+    /// The coordination backend (multi-replica) is degraded.
+    RedisCoordinationDegraded,
+}
+
+/// Severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+impl AlertKind {
+    /// The design's severity.
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::CredentialSyncStalled | Self::RedisCoordinationDegraded => Severity::Medium,
+            Self::AgentCredentialFlood | Self::AgentCommitmentFlood => Severity::High,
+            Self::CredentialCommitmentMismatch | Self::PeerAgentIntegrityFailure => {
+                Severity::Critical
+            }
+        }
+    }
+
+    /// How long a raised alert suppresses the same (kind, subject); `None`: raised once, ever.
+    pub fn dedup_ms(self) -> Option<u64> {
+        match self {
+            Self::CredentialSyncStalled => Some(24 * HOUR_MS),
+            Self::PeerAgentIntegrityFailure => None,
+            _ => Some(HOUR_MS),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CredentialSyncStalled => "credential_sync_stalled",
+            Self::AgentCredentialFlood => "agent_credential_flood",
+            Self::CredentialCommitmentMismatch => "credential_commitment_mismatch",
+            Self::PeerAgentIntegrityFailure => "peer_agent_integrity_failure",
+            Self::AgentCommitmentFlood => "agent_commitment_flood",
+            Self::RedisCoordinationDegraded => "redis_coordination_degraded",
+        }
+    }
+}
+
+/// A raised alert, with how often it recurred while suppressed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    /// Kind.
+    pub kind: AlertKind,
+    /// Severity.
+    pub severity: Severity,
+    /// What it is about (`agent=edge-1`, `credential=<id> peer=edge-2`).
+    pub subject: String,
+    /// When it was (last) raised, Unix ms.
+    pub raised_ms: u64,
+    /// When it last recurred, Unix ms.
+    pub last_ms: u64,
+    /// Occurrences, including suppressed ones.
+    pub count: u64,
+    /// A human message.
+    pub message: String,
+}
+
+impl Alert {
+    /// The deduplication key.
+    pub fn key(kind: AlertKind, subject: &str) -> String {
+        format!("{}|{subject}", kind.as_str())
+    }
+
+    /// Applies a new occurrence to `existing`: returns the updated alert and whether it is raised (not
+    /// suppressed).
+    pub fn occur(
+        existing: Option<Alert>,
+        kind: AlertKind,
+        subject: &str,
+        message: String,
+        now_ms: u64,
+    ) -> (Alert, bool) {
+        match existing {
+            Some(mut a) => {
+                a.count += 1;
+                a.last_ms = now_ms;
+                let expired = kind
+                    .dedup_ms()
+                    .is_some_and(|w| now_ms.saturating_sub(a.raised_ms) >= w);
+                if expired {
+                    a.raised_ms = now_ms;
+                    a.message = message;
+                }
+                (a, expired)
+            }
+            None => (
+                Alert {
+                    kind,
+                    severity: kind.severity(),
+                    subject: subject.to_owned(),
+                    raised_ms: now_ms,
+                    last_ms: now_ms,
+                    count: 1,
+                    message,
+                },
+                true,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

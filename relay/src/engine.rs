@@ -1,0 +1,271 @@
+//! The relay's rules, sans-IO: a message from an agent (topic and bytes), an operator action or a tick goes in;
+//! messages to agents come out; state lives in a [`RelayStore`]. The MQTT runtime feeds it; tests drive it
+//! directly with an injectable clock.
+//!
+//! - [`register`]: registration and backfill (the three modes, `backfilling` until the gap is closed, bounded
+//!   concurrency per agent).
+//! - [`dispatch`]: choosing a peer, the rewrap request, the four bindings on the response, relaying to the target,
+//!   the digest check on its acknowledgement, commitment-mismatch handling.
+//! - [`jit`]: `credential_missing`, the per-agent rate limit, the flood alert, public reasons.
+//! - [`reconcile`]: timeouts of in-flight rewraps and the periodic reconciler with its backoff table.
+//! - [`operator`]: credentials put, rotated, granted, revoked, removed and retried; jobs.
+
+pub mod dispatch;
+pub mod jit;
+pub mod operator;
+pub mod reconcile;
+pub mod register;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tessera_proto::cert::PinnedCa;
+use tessera_proto::ids::AgentId;
+use tessera_proto::statement::RevocationList;
+use tessera_proto::topics::{parse_agent_topic, AgentChannel};
+use tessera_proto::wire::{self, Down, Status, Up};
+
+use crate::alerts::{Alert, AlertKind};
+use crate::clock::Clock;
+use crate::limits::{RateLimiter, WindowCounter};
+use crate::schedule::Backoff;
+use crate::state::{RelayStore, StateError};
+
+/// Every number of design §4, configurable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// How long a peer (and then the target) has to answer, ms.
+    pub peer_timeout_ms: u64,
+    /// Peers tried per dispatch.
+    pub max_peers: usize,
+    /// How long a (credential, peer) stays blocklisted after a mismatch, ms.
+    pub blocklist_ms: u64,
+    /// JIT requests an agent may burst.
+    pub jit_burst: u32,
+    /// JIT requests an agent may make per minute, sustained.
+    pub jit_per_minute: u32,
+    /// Missing-credential events in the window that raise `agent_credential_flood`.
+    pub missing_flood_threshold: usize,
+    /// Mismatches in the window that raise `agent_commitment_flood`.
+    pub mismatch_flood_threshold: usize,
+    /// The flood window, ms.
+    pub flood_window_ms: u64,
+    /// Reconciler period, ms.
+    pub reconcile_interval_ms: u64,
+    /// Rows per reconciler tick.
+    pub reconcile_batch: usize,
+    /// Deliveries in flight per backfilling agent.
+    pub backfill_concurrency: usize,
+    /// Rewraps in flight in total before JIT answers `BACKEND_BUSY`.
+    pub max_in_flight: usize,
+    /// Cooldown of an operator's retry, ms.
+    pub retry_cooldown_ms: u64,
+    /// The reconciler's backoff table.
+    pub backoff: Backoff,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            peer_timeout_ms: 30_000,
+            max_peers: 3,
+            blocklist_ms: 24 * 3_600_000,
+            jit_burst: 20,
+            jit_per_minute: 60,
+            missing_flood_threshold: 100,
+            mismatch_flood_threshold: 10,
+            flood_window_ms: 300_000,
+            reconcile_interval_ms: 60_000,
+            reconcile_batch: 100,
+            backfill_concurrency: 64,
+            max_in_flight: 10_000,
+            retry_cooldown_ms: 30_000,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// A message for an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The agent.
+    pub to: AgentId,
+    /// The message.
+    pub msg: Down,
+}
+
+/// Counters exported as Prometheus metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Metrics {
+    /// Messages dropped as malformed, oversized, of an unknown type, or unverifiable.
+    pub dropped_messages: u64,
+    /// Rewrap responses or acknowledgements that failed a binding.
+    pub unsolicited: u64,
+    /// Rewrap requests sent to peers.
+    pub rewrap_requests: u64,
+    /// Deliveries confirmed by a matching digest.
+    pub deliveries_ok: u64,
+    /// Commitment mismatches.
+    pub mismatches: u64,
+    /// JIT requests answered RATE_LIMITED.
+    pub rate_limited: u64,
+    /// Deliveries retired as stalled.
+    pub stalled: u64,
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) store: Arc<dyn RelayStore>,
+    pub(crate) ca: PinnedCa,
+    pub(crate) revocations: RevocationList,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) jit_limiter: RateLimiter<AgentId>,
+    pub(crate) missing_flood: WindowCounter<AgentId>,
+    pub(crate) mismatch_flood: WindowCounter<AgentId>,
+    pub(crate) last_reconcile_ms: u64,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+/// Internal failures are logged once here and never reach an agent.
+pub(crate) fn log_state(e: &StateError) {
+    tracing::error!(error = %e, "relay state failure");
+}
+
+/// Audit data from pairs.
+pub(crate) fn data<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+impl Engine {
+    /// An engine over `store`, trusting `ca`.
+    pub fn new(
+        store: Arc<dyn RelayStore>,
+        ca: PinnedCa,
+        cfg: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let now = clock.now_ms();
+        Self {
+            jit_limiter: RateLimiter::new(cfg.jit_burst, cfg.jit_per_minute),
+            missing_flood: WindowCounter::new(cfg.flood_window_ms),
+            mismatch_flood: WindowCounter::new(cfg.flood_window_ms),
+            store,
+            ca,
+            revocations: RevocationList::empty(),
+            cfg,
+            clock,
+            last_reconcile_ms: now,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The state backend.
+    pub fn store(&self) -> &Arc<dyn RelayStore> {
+        &self.store
+    }
+
+    /// Adopts a newer revocation list (already verified by the caller).
+    pub fn set_revocations(&mut self, list: RevocationList) {
+        self.revocations = list;
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn now_s(&self) -> i64 {
+        i64::try_from(self.now_ms() / 1000).unwrap_or(i64::MAX)
+    }
+
+    /// Appends to the audit chain; a failure is logged (the chain's integrity never depends on it).
+    pub(crate) fn audit(&self, kind: &str, link: Option<u64>, d: BTreeMap<String, String>) -> u64 {
+        match self.store.append_audit(self.now_ms(), kind, link, d) {
+            Ok(e) => e.seq,
+            Err(e) => {
+                log_state(&e);
+                0
+            }
+        }
+    }
+
+    /// Raises (or counts) an alert.
+    pub(crate) fn alert(&self, kind: AlertKind, subject: &str, message: String) {
+        let key = Alert::key(kind, subject);
+        let existing = self.store.alert(&key).unwrap_or_else(|e| {
+            log_state(&e);
+            None
+        });
+        let (alert, raised) = Alert::occur(existing, kind, subject, message, self.now_ms());
+        if raised {
+            tracing::warn!(alert = kind.as_str(), severity = ?alert.severity, subject, "{}", alert.message);
+        }
+        if let Err(e) = self.store.put_alert(&key, &alert) {
+            log_state(&e);
+        }
+    }
+
+    fn drop_message(&mut self, agent: &str, reason: &str) {
+        self.metrics.dropped_messages += 1;
+        tracing::warn!(agent, reason, "dropped a message from an agent");
+        self.audit(
+            "dropped_message",
+            None,
+            data([("agent", agent.to_owned()), ("reason", reason.to_owned())]),
+        );
+    }
+
+    /// A message on `topic`. Anything malformed, oversized, of an unknown type or on a topic that is not an
+    /// agent's own is dropped with an audit entry and a metric; nothing is answered to it.
+    pub fn on_message(&mut self, topic: &str, payload: &[u8]) -> Vec<Outbound> {
+        let Some((agent, channel)) = parse_agent_topic(topic) else {
+            self.drop_message("?", "not an agent topic");
+            return Vec::new();
+        };
+        match channel {
+            AgentChannel::Status => {
+                match wire::decode::<Status>(payload) {
+                    Ok(status) => self.on_status(&agent, &status),
+                    Err(e) => self.drop_message(agent.as_str(), &format!("status: {e}")),
+                }
+                Vec::new()
+            }
+            AgentChannel::Up => match wire::decode::<Up>(payload) {
+                Ok(up) => self.on_up(&agent, up),
+                Err(e) => {
+                    self.drop_message(agent.as_str(), &e.to_string());
+                    Vec::new()
+                }
+            },
+            _ => {
+                self.drop_message(agent.as_str(), "message on a relay-to-agent topic");
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_up(&mut self, agent: &AgentId, up: Up) -> Vec<Outbound> {
+        match up {
+            Up::Register(r) => self.on_register(agent, &r),
+            Up::RewrapResponse(r) => self.on_rewrap_response(agent, r),
+            Up::RewrapRefused(r) => self.on_rewrap_refused(agent, &r),
+            Up::CredentialStored(s) => self.on_stored(agent, &s),
+            Up::CredentialMissing(m) => self.on_missing(agent, &m),
+            Up::JobResult(j) => {
+                self.on_job_result(agent, j);
+                Vec::new()
+            }
+            _ => {
+                self.drop_message(agent.as_str(), "unhandled message type");
+                Vec::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,514 @@
+//! Peer rewrap: choose a peer, ask it, check the four bindings on its answer, relay to the target, check the
+//! target's digest against the creator's commitment; commitment-mismatch handling.
+
+use subtle::ConstantTimeEq as _;
+use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::wire::{
+    AgentState, CredentialStore, CredentialStored, CredentialUnavailable, Down, PublicReason,
+    RefusalReason, RewrapRefused, RewrapRequest, RewrapResponse, StoreOutcome,
+};
+
+use super::{data, log_state, Engine, Outbound};
+use crate::alerts::AlertKind;
+use crate::schedule::Next;
+use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, RewrapStage, StateResult};
+
+fn nonce() -> [u8; 32] {
+    let mut n = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
+    n
+}
+
+impl Engine {
+    fn unavailable(
+        to: &AgentId,
+        jit: Option<uuid::Uuid>,
+        c: &CredentialRecord,
+        reason: PublicReason,
+    ) -> Vec<Outbound> {
+        jit.map(|request_id| Outbound {
+            to: to.clone(),
+            msg: Down::CredentialUnavailable(CredentialUnavailable {
+                request_id,
+                name: c.name.clone(),
+                reason,
+            }),
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// An eligible peer: connected, holds the current version, not the target, not blocklisted, not tried.
+    fn choose_peer(
+        &self,
+        c: &CredentialRecord,
+        target: &AgentId,
+        tried: &[AgentId],
+    ) -> StateResult<Option<AgentId>> {
+        let now = self.now_ms();
+        for row in self.store.deliveries_of_credential(&c.id)? {
+            if row.state != DeliveryState::Stored
+                || row.version != c.version
+                || row.agent == *target
+                || tried.contains(&row.agent)
+            {
+                continue;
+            }
+            if self
+                .store
+                .blocked_until(&c.id, &row.agent)?
+                .is_some_and(|t| t > now)
+            {
+                continue;
+            }
+            if self
+                .store
+                .agent(&row.agent)?
+                .is_some_and(|a| a.state != AgentState::Offline)
+            {
+                return Ok(Some(row.agent));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts (or joins) the delivery of `credential` to `target`.
+    pub(crate) fn start_delivery(
+        &mut self,
+        credential: &CredentialId,
+        target: &AgentId,
+        jit: Option<uuid::Uuid>,
+    ) -> Vec<Outbound> {
+        self.try_start(credential, target, jit).unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        })
+    }
+
+    fn try_start(
+        &mut self,
+        credential: &CredentialId,
+        target: &AgentId,
+        jit: Option<uuid::Uuid>,
+    ) -> StateResult<Vec<Outbound>> {
+        let Some(c) = self.store.credential(credential)? else {
+            return Ok(Vec::new());
+        };
+        // Join an in-flight delivery instead of starting a second one.
+        if let Some(mut p) = self
+            .store
+            .pendings()?
+            .into_iter()
+            .find(|p| p.credential == *credential && p.target == *target)
+        {
+            if jit.is_some() && p.jit.is_none() {
+                p.jit = jit;
+                self.store.put_pending(&p)?;
+            }
+            return Ok(Vec::new());
+        }
+        let Some(target_rec) = self.store.agent(target)? else {
+            return Ok(Self::unavailable(target, jit, &c, PublicReason::NotFound));
+        };
+        let pending_seq = self.audit(
+            "rewrap_pending",
+            None,
+            data([
+                ("credential", c.id.to_string()),
+                ("version", c.version.to_string()),
+                ("target", target.as_str().to_owned()),
+            ]),
+        );
+        let request_id = uuid::Uuid::new_v4();
+        let deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
+        // An envelope the operator sealed to this agent's current key needs no peer.
+        if let Some((envelope, key)) = self.store.envelope(&c.id, c.version, target)? {
+            if key == target_rec.wrap_fingerprint {
+                self.store.put_pending(&PendingRewrap {
+                    request_id,
+                    nonce: [0; 32],
+                    credential: c.id,
+                    version: c.version,
+                    target: target.clone(),
+                    peer: None,
+                    tried: Vec::new(),
+                    stage: RewrapStage::AwaitingTarget,
+                    deadline_ms,
+                    jit,
+                    audit_seq: pending_seq,
+                })?;
+                return Ok(vec![Outbound {
+                    to: target.clone(),
+                    msg: Down::CredentialStore(CredentialStore {
+                        delivery_id: request_id,
+                        statement: c.statement.clone(),
+                        envelope,
+                        request_id: jit,
+                    }),
+                }]);
+            }
+        }
+        let p = PendingRewrap {
+            request_id,
+            nonce: nonce(),
+            credential: c.id,
+            version: c.version,
+            target: target.clone(),
+            peer: None,
+            tried: Vec::new(),
+            stage: RewrapStage::AwaitingPeer,
+            deadline_ms,
+            jit,
+            audit_seq: pending_seq,
+        };
+        self.ask_next_peer(p, &c, &target_rec.cert)
+    }
+
+    /// Sends the rewrap to the next eligible peer, or ends the dispatch as exhausted.
+    pub(crate) fn ask_next_peer(
+        &mut self,
+        mut p: PendingRewrap,
+        c: &CredentialRecord,
+        target_cert: &[u8],
+    ) -> StateResult<Vec<Outbound>> {
+        let peer = if p.tried.len() < self.cfg.max_peers {
+            self.choose_peer(c, &p.target, &p.tried)?
+        } else {
+            None
+        };
+        let Some(peer) = peer else {
+            let reason = if p.tried.is_empty() {
+                PublicReason::NoPeer
+            } else {
+                PublicReason::Timeout
+            };
+            return self.fail_dispatch(&p, c, "exhausted", reason);
+        };
+        p.tried.push(peer.clone());
+        p.peer = Some(peer.clone());
+        p.nonce = nonce();
+        p.stage = RewrapStage::AwaitingPeer;
+        p.deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
+        self.store.put_pending(&p)?;
+        self.metrics.rewrap_requests += 1;
+        Ok(vec![Outbound {
+            to: peer,
+            msg: Down::RewrapRequest(RewrapRequest {
+                request_id: p.request_id,
+                nonce: p.nonce,
+                credential_id: c.id,
+                version: c.version,
+                statement: c.statement.clone(),
+                target: p.target.clone(),
+                target_cert: target_cert.to_vec(),
+            }),
+        }])
+    }
+
+    /// Ends a dispatch without delivery: final audit entry, backoff on the row, typed answer to a waiting JIT.
+    pub(crate) fn fail_dispatch(
+        &mut self,
+        p: &PendingRewrap,
+        c: &CredentialRecord,
+        result: &str,
+        reason: PublicReason,
+    ) -> StateResult<Vec<Outbound>> {
+        self.store.remove_pending(&p.request_id)?;
+        self.audit(
+            "rewrap_final",
+            Some(p.audit_seq),
+            data([
+                ("result", result.to_owned()),
+                ("credential", c.id.to_string()),
+                ("target", p.target.as_str().to_owned()),
+            ]),
+        );
+        self.row_failed(&c.id, &p.target, result)?;
+        Ok(Self::unavailable(&p.target, p.jit, c, reason))
+    }
+
+    /// A failed attempt on a delivery row: the backoff table, or retirement with the stalled alert.
+    pub(crate) fn row_failed(
+        &mut self,
+        credential: &CredentialId,
+        agent: &AgentId,
+        error: &str,
+    ) -> StateResult<()> {
+        let Some(mut row) = self.store.delivery(credential, agent)? else {
+            return Ok(());
+        };
+        if row.state != DeliveryState::Pending {
+            return Ok(());
+        }
+        row.attempts += 1;
+        row.last_error = Some(error.to_owned());
+        match self.cfg.backoff.after(row.attempts, self.now_ms()) {
+            Next::RetryAt(t) => row.next_attempt_ms = t,
+            Next::Retire => {
+                row.state = DeliveryState::Stalled;
+                self.metrics.stalled += 1;
+                self.alert(
+                    AlertKind::CredentialSyncStalled,
+                    &format!("credential={credential} agent={}", agent.as_str()),
+                    format!(
+                        "delivery retired after {} attempts (last error: {error})",
+                        row.attempts
+                    ),
+                );
+            }
+        }
+        self.store.put_delivery(&row)
+    }
+
+    fn unsolicited(&mut self, from: &AgentId, request_id: &uuid::Uuid, reason: &str) {
+        self.metrics.unsolicited += 1;
+        tracing::warn!(agent = from.as_str(), %request_id, reason, "unsolicited or mismatched answer ignored");
+        self.audit(
+            "unsolicited_response",
+            None,
+            data([
+                ("agent", from.as_str().to_owned()),
+                ("request", request_id.to_string()),
+                ("reason", reason.to_owned()),
+            ]),
+        );
+    }
+
+    pub(super) fn on_rewrap_response(
+        &mut self,
+        from: &AgentId,
+        r: RewrapResponse,
+    ) -> Vec<Outbound> {
+        let result: StateResult<Vec<Outbound>> = (|| {
+            let Some(mut p) = self.store.pending(&r.request_id)? else {
+                self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST");
+                return Ok(Vec::new());
+            };
+            let target = self.store.agent(&p.target)?;
+            let check = if p.stage != RewrapStage::AwaitingPeer {
+                Some("WRONG_STAGE")
+            } else if !bool::from(r.nonce.ct_eq(&p.nonce)) {
+                Some("NONCE_MISMATCH")
+            } else if p.peer.as_ref() != Some(from) || r.peer != *from {
+                Some("PEER_MISMATCH")
+            } else if r.credential_id != p.credential || r.version != p.version {
+                Some("CREDENTIAL_MISMATCH")
+            } else if target
+                .as_ref()
+                .is_none_or(|t| t.wrap_fingerprint != r.target_key.0)
+            {
+                Some("TARGET_KEY_MISMATCH")
+            } else {
+                None
+            };
+            if let Some(reason) = check {
+                self.unsolicited(from, &r.request_id, reason);
+                return Ok(Vec::new());
+            }
+            let Some(c) = self.store.credential(&p.credential)? else {
+                return Ok(Vec::new());
+            };
+            p.stage = RewrapStage::AwaitingTarget;
+            p.deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
+            self.store.put_pending(&p)?;
+            Ok(vec![Outbound {
+                to: p.target.clone(),
+                msg: Down::CredentialStore(CredentialStore {
+                    delivery_id: p.request_id,
+                    statement: c.statement,
+                    envelope: r.envelope,
+                    request_id: p.jit,
+                }),
+            }])
+        })();
+        result.unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        })
+    }
+
+    pub(super) fn on_rewrap_refused(&mut self, from: &AgentId, r: &RewrapRefused) -> Vec<Outbound> {
+        let result: StateResult<Vec<Outbound>> = (|| {
+            let Some(p) = self.store.pending(&r.request_id)? else {
+                self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST");
+                return Ok(Vec::new());
+            };
+            if p.peer.as_ref() != Some(from)
+                || !bool::from(r.nonce.ct_eq(&p.nonce))
+                || p.stage != RewrapStage::AwaitingPeer
+            {
+                self.unsolicited(from, &r.request_id, "REFUSAL_MISMATCH");
+                return Ok(Vec::new());
+            }
+            tracing::info!(peer = from.as_str(), reason = ?r.reason, "peer refused a rewrap");
+            let (Some(c), Some(t)) = (
+                self.store.credential(&p.credential)?,
+                self.store.agent(&p.target)?,
+            ) else {
+                return Ok(Vec::new());
+            };
+            self.ask_next_peer(p, &c, &t.cert)
+        })();
+        result.unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        })
+    }
+
+    pub(super) fn on_stored(&mut self, from: &AgentId, s: &CredentialStored) -> Vec<Outbound> {
+        let result: StateResult<Vec<Outbound>> = (|| {
+            let Some(p) = self.store.pending(&s.delivery_id)? else {
+                // Redeliveries after a reconnect are acknowledged again; only count them.
+                self.unsolicited(from, &s.delivery_id, "UNKNOWN_DELIVERY");
+                return Ok(Vec::new());
+            };
+            if p.target != *from
+                || p.stage != RewrapStage::AwaitingTarget
+                || s.credential_id != p.credential
+                || s.version != p.version
+            {
+                self.unsolicited(from, &s.delivery_id, "DELIVERY_MISMATCH");
+                return Ok(Vec::new());
+            }
+            let Some(c) = self.store.credential(&p.credential)? else {
+                return Ok(Vec::new());
+            };
+            match &s.outcome {
+                StoreOutcome::Stored { digest } if digest.ct_eq(&c.commitment) => {
+                    self.delivered(&p, &c)
+                }
+                StoreOutcome::Stored { .. } | StoreOutcome::Mismatch => self.mismatch(p, &c),
+                StoreOutcome::Refused { reason } => {
+                    let reason = *reason;
+                    tracing::info!(target = from.as_str(), ?reason, "target refused a delivery");
+                    // An envelope the target cannot open or parse is the source's fault: try another peer.
+                    if matches!(
+                        reason,
+                        RefusalReason::BadEnvelope | RefusalReason::BadPayload
+                    ) && p.peer.is_some()
+                    {
+                        let t = self
+                            .store
+                            .agent(&p.target)?
+                            .map(|a| a.cert)
+                            .unwrap_or_default();
+                        return self.ask_next_peer(p, &c, &t);
+                    }
+                    self.fail_dispatch(
+                        &p,
+                        &c,
+                        &format!("target_refused:{reason:?}"),
+                        PublicReason::BackendBusy,
+                    )
+                }
+                _ => {
+                    self.fail_dispatch(&p, &c, "target_unknown_outcome", PublicReason::BackendBusy)
+                }
+            }
+        })();
+        result.unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        })
+    }
+
+    fn delivered(&mut self, p: &PendingRewrap, c: &CredentialRecord) -> StateResult<Vec<Outbound>> {
+        self.store.remove_pending(&p.request_id)?;
+        if let Some(mut row) = self.store.delivery(&c.id, &p.target)? {
+            row.state = DeliveryState::Stored;
+            row.version = c.version;
+            row.attempts = 0;
+            row.last_error = None;
+            self.store.put_delivery(&row)?;
+        }
+        self.metrics.deliveries_ok += 1;
+        self.audit(
+            "rewrap_final",
+            Some(p.audit_seq),
+            data([
+                ("result", "success".to_owned()),
+                ("credential", c.id.to_string()),
+                ("target", p.target.as_str().to_owned()),
+                (
+                    "peer",
+                    p.peer
+                        .as_ref()
+                        .map_or("operator".to_owned(), |a| a.as_str().to_owned()),
+                ),
+            ]),
+        );
+        Ok(self.pump(&p.target))
+    }
+
+    /// Design §4: no delivery mark; attribute the source; its copy untrusted; blocklist 24 h; alerts; audit; a
+    /// typed failure to the waiting workload; then the next peer.
+    fn mismatch(
+        &mut self,
+        mut p: PendingRewrap,
+        c: &CredentialRecord,
+    ) -> StateResult<Vec<Outbound>> {
+        self.metrics.mismatches += 1;
+        let source = p.peer.clone();
+        let source_name = source
+            .as_ref()
+            .map_or("operator".to_owned(), |a| a.as_str().to_owned());
+        if let Some(peer) = &source {
+            if let Some(mut row) = self.store.delivery(&c.id, peer)? {
+                row.state = DeliveryState::Untrusted;
+                row.last_error = Some("COMMITMENT_MISMATCH_SOURCE".to_owned());
+                self.store.put_delivery(&row)?;
+            }
+            self.store
+                .block(&c.id, peer, self.now_ms() + self.cfg.blocklist_ms)?;
+            self.alert(
+                AlertKind::PeerAgentIntegrityFailure,
+                &format!("peer={} credential={}", peer.as_str(), c.id),
+                format!(
+                    "peer {} supplied a plaintext that does not match the commitment of {}",
+                    peer.as_str(),
+                    c.name.as_str()
+                ),
+            );
+            if self.mismatch_flood.record(peer, self.now_ms()) > self.cfg.mismatch_flood_threshold {
+                self.alert(
+                    AlertKind::AgentCommitmentFlood,
+                    &format!("agent={}", peer.as_str()),
+                    format!(
+                        "more than {} commitment mismatches in the window from {}",
+                        self.cfg.mismatch_flood_threshold,
+                        peer.as_str()
+                    ),
+                );
+            }
+        }
+        self.alert(
+            AlertKind::CredentialCommitmentMismatch,
+            &format!("credential={} target={}", c.id, p.target.as_str()),
+            format!(
+                "delivery of {} to {} failed its commitment check (source {source_name})",
+                c.name.as_str(),
+                p.target.as_str()
+            ),
+        );
+        self.audit(
+            "commitment_mismatch_detected",
+            Some(p.audit_seq),
+            data([
+                ("credential", c.id.to_string()),
+                ("version", c.version.to_string()),
+                ("target", p.target.as_str().to_owned()),
+                ("source", source_name),
+            ]),
+        );
+        let mut out = Self::unavailable(&p.target, p.jit, c, PublicReason::CommitmentMismatch);
+        // The workload has its answer; the delivery itself goes on with the next peer.
+        p.jit = None;
+        let target_cert = self
+            .store
+            .agent(&p.target)?
+            .map(|a| a.cert)
+            .unwrap_or_default();
+        out.extend(self.ask_next_peer(p, c, &target_cert)?);
+        Ok(out)
+    }
+}

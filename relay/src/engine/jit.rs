@@ -1,0 +1,108 @@
+//! JIT repair: a workload on `agent` asked for a credential the agent lacks.
+//!
+//! Dispatch starts at once; a per-agent token bucket answers `RATE_LIMITED`; more than
+//! `missing_flood_threshold` events in the window raise `agent_credential_flood`; every internal condition maps
+//! to a public reason (`DISPATCH_BACKPRESSURE` → `BACKEND_BUSY`), so nothing internal reaches a possibly
+//! compromised agent.
+
+use tessera_proto::ids::AgentId;
+use tessera_proto::wire::{CredentialMissing, CredentialUnavailable, Down, PublicReason};
+
+use super::{data, log_state, Engine, Outbound};
+use crate::alerts::AlertKind;
+
+/// Internal reasons a JIT request is not served, and the public reason each becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JitRefusal {
+    /// The agent's token bucket is empty.
+    RateLimited,
+    /// Too many rewraps in flight relay-wide.
+    DispatchBackpressure,
+    /// No live credential has that name.
+    UnknownName,
+    /// The credential's scope does not include the agent.
+    OutOfScope,
+    /// The relay's state failed.
+    StateFailure,
+}
+
+impl JitRefusal {
+    /// What the agent is told.
+    pub fn public(self) -> PublicReason {
+        match self {
+            Self::RateLimited => PublicReason::RateLimited,
+            Self::DispatchBackpressure | Self::StateFailure => PublicReason::BackendBusy,
+            Self::UnknownName => PublicReason::NotFound,
+            Self::OutOfScope => PublicReason::NotGranted,
+        }
+    }
+}
+
+impl Engine {
+    pub(super) fn on_missing(&mut self, agent: &AgentId, m: &CredentialMissing) -> Vec<Outbound> {
+        let now = self.now_ms();
+        if self.missing_flood.record(agent, now) > self.cfg.missing_flood_threshold {
+            self.alert(
+                AlertKind::AgentCredentialFlood,
+                &format!("agent={}", agent.as_str()),
+                format!(
+                    "{} asked for more than {} missing credentials in the window",
+                    agent.as_str(),
+                    self.cfg.missing_flood_threshold
+                ),
+            );
+        }
+        match self.jit(agent, m) {
+            Ok(out) => out,
+            Err(refusal) => {
+                if refusal == JitRefusal::RateLimited {
+                    self.metrics.rate_limited += 1;
+                }
+                self.audit(
+                    "jit_refused",
+                    None,
+                    data([
+                        ("agent", agent.as_str().to_owned()),
+                        ("name", m.name.as_str().to_owned()),
+                        ("reason", format!("{refusal:?}")),
+                    ]),
+                );
+                vec![Outbound {
+                    to: agent.clone(),
+                    msg: Down::CredentialUnavailable(CredentialUnavailable {
+                        request_id: m.request_id,
+                        name: m.name.clone(),
+                        reason: refusal.public(),
+                    }),
+                }]
+            }
+        }
+    }
+
+    fn jit(&mut self, agent: &AgentId, m: &CredentialMissing) -> Result<Vec<Outbound>, JitRefusal> {
+        if !self.jit_limiter.allow(agent, self.now_ms()) {
+            return Err(JitRefusal::RateLimited);
+        }
+        let state = |e| {
+            log_state(&e);
+            JitRefusal::StateFailure
+        };
+        let c = self
+            .store
+            .credential_by_name(&m.name)
+            .map_err(state)?
+            .filter(|c| !c.deleted)
+            .ok_or(JitRefusal::UnknownName)?;
+        if !c.scope.includes(agent) {
+            return Err(JitRefusal::OutOfScope);
+        }
+        if self.store.pendings().map_err(state)?.len() >= self.cfg.max_in_flight {
+            return Err(JitRefusal::DispatchBackpressure);
+        }
+        // Make sure a delivery row exists (a credential granted since the last registration).
+        if self.store.delivery(&c.id, agent).map_err(state)?.is_none() {
+            self.ensure_row(&c, agent).map_err(state)?;
+        }
+        Ok(self.start_delivery(&c.id, agent, Some(m.request_id)))
+    }
+}

@@ -1,0 +1,261 @@
+//! Operator actions (through the admin API): put, rotate, re-scope (grant/revoke), remove and retry credentials;
+//! dispatch jobs and record their results.
+//!
+//! The relay never sees plaintext here either: a put carries the creator's signed statement and one envelope per
+//! certified agent in scope, sealed on the operator's workstation.
+
+use tessera_proto::envelope::{Envelope, KeyFingerprint};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
+use tessera_proto::statement::{CredentialStatement, Signed};
+use tessera_proto::wire::{AgentState, Down, JobDispatch, JobResult};
+
+use super::{data, log_state, Engine, Outbound};
+use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, JobRecord, StateResult};
+
+/// Why an operator action was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// The statement does not verify against the org CA.
+    #[error("statement refused: {0}")]
+    Statement(String),
+    /// The version or scope revision does not move forward.
+    #[error("{0}")]
+    Conflict(String),
+    /// Unknown credential, agent or template.
+    #[error("{0}")]
+    NotFound(String),
+    /// A retry within the cooldown, or no eligible agent for a job.
+    #[error("{0}")]
+    Busy(String),
+    /// The relay's state failed.
+    #[error("relay state: {0}")]
+    State(#[from] crate::state::StateError),
+}
+
+impl Engine {
+    pub(crate) fn ensure_row(
+        &self,
+        c: &CredentialRecord,
+        agent: &AgentId,
+    ) -> StateResult<DeliveryRow> {
+        if let Some(row) = self.store.delivery(&c.id, agent)? {
+            if row.version == c.version {
+                return Ok(row);
+            }
+        }
+        let row = DeliveryRow {
+            credential: c.id,
+            agent: agent.clone(),
+            version: c.version,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_ms: self.now_ms(),
+            last_error: None,
+            retry_requested_ms: 0,
+        };
+        self.store.put_delivery(&row)?;
+        Ok(row)
+    }
+
+    /// Puts a new credential or a new version (rotation) or a new scope revision of the current version (grant,
+    /// revoke), with envelopes the operator sealed for agents in scope (each with the fingerprint of the
+    /// certified wrap key it is sealed to).
+    pub fn put_credential(
+        &mut self,
+        signed: &Signed<CredentialStatement>,
+        envelopes: &[(AgentId, KeyFingerprint, Envelope)],
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        let st = signed
+            .verify(&self.ca, &self.revocations)
+            .map_err(|e| OperatorError::Statement(e.to_string()))?
+            .statement;
+        let existing = self.store.credential(&st.credential_id)?;
+        if let Some(e) = &existing {
+            let forward = st.version > e.version
+                || (st.version == e.version
+                    && st.scope_revision > e.scope_revision
+                    && st.commitment == e.commitment);
+            if !forward {
+                return Err(OperatorError::Conflict(format!(
+                    "{} is at version {} revision {}; a put must raise one of them",
+                    e.name.as_str(),
+                    e.version,
+                    e.scope_revision
+                )));
+            }
+        } else if let Some(other) = self.store.credential_by_name(&st.name)? {
+            return Err(OperatorError::Conflict(format!(
+                "the name {} is taken by credential {}",
+                st.name.as_str(),
+                other.id
+            )));
+        }
+        let c = CredentialRecord {
+            id: st.credential_id,
+            name: st.name.clone(),
+            version: st.version,
+            scope_revision: st.scope_revision,
+            scope: st.scope.clone(),
+            commitment: st.commitment,
+            statement: signed.clone(),
+            deleted: false,
+            updated_ms: self.now_ms(),
+        };
+        self.store.put_credential(&c)?;
+        for (agent, key, env) in envelopes {
+            // Kept with the fingerprint of the key it is sealed to: used only while the agent still has that key.
+            self.store
+                .put_envelope(&c.id, c.version, agent, env, key.0)?;
+        }
+        self.audit(
+            "credential_put",
+            None,
+            data([
+                ("credential", c.id.to_string()),
+                ("name", c.name.as_str().to_owned()),
+                ("version", c.version.to_string()),
+                ("scope_revision", c.scope_revision.to_string()),
+                ("creator", st.creator.as_str().to_owned()),
+            ]),
+        );
+        let mut out = Vec::new();
+        for a in self.store.agents()? {
+            if !c.scope.includes(&a.id) {
+                continue;
+            }
+            let row = self.ensure_row(&c, &a.id)?;
+            if row.state == DeliveryState::Pending && a.state != AgentState::Offline {
+                out.extend(self.start_delivery(&c.id, &a.id, None));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Soft-deletes a credential: it stops syncing and is no longer served by name.
+    pub fn remove_credential(&mut self, id: &CredentialId) -> Result<(), OperatorError> {
+        let mut c = self
+            .store
+            .credential(id)?
+            .ok_or_else(|| OperatorError::NotFound(format!("no credential {id}")))?;
+        c.deleted = true;
+        self.store.put_credential(&c)?;
+        self.audit(
+            "credential_removed",
+            None,
+            data([("credential", id.to_string())]),
+        );
+        Ok(())
+    }
+
+    /// An operator's retry of every pending or stalled delivery of a credential (30 s cooldown per row).
+    pub fn retry(&mut self, id: &CredentialId) -> Result<Vec<Outbound>, OperatorError> {
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        let mut cooled = false;
+        for mut row in self.store.deliveries_of_credential(id)? {
+            if !matches!(row.state, DeliveryState::Pending | DeliveryState::Stalled) {
+                continue;
+            }
+            if now.saturating_sub(row.retry_requested_ms) < self.cfg.retry_cooldown_ms {
+                cooled = true;
+                continue;
+            }
+            row.retry_requested_ms = now;
+            row.state = DeliveryState::Pending;
+            row.attempts = 0;
+            row.next_attempt_ms = now;
+            self.store.put_delivery(&row)?;
+            out.extend(self.start_delivery(id, &row.agent, None));
+        }
+        if out.is_empty() && cooled {
+            return Err(OperatorError::Busy(
+                "a retry was requested less than 30 s ago".into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Dispatches a job to `agent` or to an eligible one (online, not backfilling), preferring one that holds the
+    /// credentials.
+    pub fn dispatch_job(
+        &mut self,
+        template: TemplateName,
+        params: std::collections::BTreeMap<String, String>,
+        credentials: Vec<CredentialName>,
+        agent: Option<&AgentId>,
+    ) -> Result<(uuid::Uuid, AgentId, Vec<Outbound>), OperatorError> {
+        let agents = self.store.agents()?;
+        let eligible: Vec<&crate::state::AgentRecord> = agents
+            .iter()
+            .filter(|a| a.state == AgentState::Online)
+            .filter(|a| agent.is_none_or(|want| *want == a.id))
+            .collect();
+        let holds = |a: &AgentId| -> usize {
+            credentials
+                .iter()
+                .filter(|n| {
+                    self.store
+                        .credential_by_name(n)
+                        .ok()
+                        .flatten()
+                        .and_then(|c| self.store.delivery(&c.id, a).ok().flatten())
+                        .is_some_and(|r| r.state == DeliveryState::Stored)
+                })
+                .count()
+        };
+        let chosen = eligible
+            .iter()
+            .max_by_key(|a| holds(&a.id))
+            .map(|a| a.id.clone())
+            .ok_or_else(|| {
+                OperatorError::Busy("no eligible agent (online and not backfilling)".into())
+            })?;
+        let id = uuid::Uuid::new_v4();
+        self.store.put_job(&JobRecord {
+            id,
+            template: template.clone(),
+            agent: chosen.clone(),
+            dispatched_ms: self.now_ms(),
+            result: None,
+        })?;
+        self.audit(
+            "job_dispatched",
+            None,
+            data([
+                ("job", id.to_string()),
+                ("template", template.as_str().to_owned()),
+                ("agent", chosen.as_str().to_owned()),
+            ]),
+        );
+        let msg = Down::JobDispatch(JobDispatch {
+            job_id: id,
+            template,
+            params,
+            credentials,
+        });
+        Ok((id, chosen.clone(), vec![Outbound { to: chosen, msg }]))
+    }
+
+    pub(super) fn on_job_result(&mut self, from: &AgentId, r: JobResult) {
+        match self.store.job(&r.job_id) {
+            Ok(Some(mut job)) if job.agent == *from && job.result.is_none() => {
+                self.audit(
+                    "job_result",
+                    None,
+                    data([
+                        ("job", r.job_id.to_string()),
+                        ("agent", from.as_str().to_owned()),
+                        ("exit_code", format!("{:?}", r.exit_code)),
+                    ]),
+                );
+                job.result = Some(r);
+                if let Err(e) = self.store.put_job(&job) {
+                    log_state(&e);
+                }
+            }
+            Ok(_) => self.drop_message(from.as_str(), "job result for an unknown job"),
+            Err(e) => log_state(&e),
+        }
+    }
+}

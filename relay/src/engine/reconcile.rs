@@ -1,0 +1,94 @@
+//! Time: in-flight rewraps that time out move to the next peer (at most `max_peers`, `peer_timeout_ms` each), and
+//! every `reconcile_interval_ms` the reconciler retries at most `reconcile_batch` due rows of connected agents.
+
+use tessera_proto::wire::{AgentState, PublicReason};
+
+use super::{log_state, Engine, Outbound};
+use crate::state::{DeliveryState, RewrapStage, StateResult};
+
+impl Engine {
+    /// Call about once a second.
+    pub fn tick(&mut self) -> Vec<Outbound> {
+        let mut out = self.expire().unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        });
+        let now = self.now_ms();
+        if now.saturating_sub(self.last_reconcile_ms) >= self.cfg.reconcile_interval_ms {
+            self.last_reconcile_ms = now;
+            out.extend(self.reconcile().unwrap_or_else(|e| {
+                log_state(&e);
+                Vec::new()
+            }));
+        }
+        out
+    }
+
+    fn expire(&mut self) -> StateResult<Vec<Outbound>> {
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        for p in self.store.pendings()? {
+            if p.deadline_ms > now {
+                continue;
+            }
+            let Some(c) = self.store.credential(&p.credential)? else {
+                self.store.remove_pending(&p.request_id)?;
+                continue;
+            };
+            tracing::info!(request = %p.request_id, stage = ?p.stage, "rewrap timed out");
+            match (p.stage, p.peer.is_some()) {
+                (RewrapStage::AwaitingPeer, _) | (RewrapStage::AwaitingTarget, true) => {
+                    let cert = self
+                        .store
+                        .agent(&p.target)?
+                        .map(|a| a.cert)
+                        .unwrap_or_default();
+                    out.extend(self.ask_next_peer(p, &c, &cert)?);
+                }
+                (RewrapStage::AwaitingTarget, false) => {
+                    out.extend(self.fail_dispatch(&p, &c, "timeout", PublicReason::Timeout)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One reconciler pass.
+    pub fn reconcile(&mut self) -> StateResult<Vec<Outbound>> {
+        let now = self.now_ms();
+        let busy: Vec<_> = self
+            .store
+            .pendings()?
+            .into_iter()
+            .map(|p| (p.credential, p.target))
+            .collect();
+        let mut due = Vec::new();
+        for row in self.store.deliveries()? {
+            if due.len() >= self.cfg.reconcile_batch {
+                break;
+            }
+            if row.state != DeliveryState::Pending
+                || row.next_attempt_ms > now
+                || busy.contains(&(row.credential, row.agent.clone()))
+            {
+                continue;
+            }
+            let connected = self
+                .store
+                .agent(&row.agent)?
+                .is_some_and(|a| a.state != AgentState::Offline);
+            let live = self
+                .store
+                .credential(&row.credential)?
+                .is_some_and(|c| !c.deleted && c.version == row.version);
+            if connected && live {
+                due.push(row);
+            }
+        }
+        let mut out = Vec::new();
+        for row in due {
+            out.extend(self.start_delivery(&row.credential, &row.agent, None));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,180 @@
+//! Registration and backfill.
+//!
+//! `first_registration` and `key_regenerated` make every credential in the agent's scope pending for it;
+//! `warm_reconnect` marks stored what the agent lists (at the current version) and pending the rest. The agent is
+//! `backfilling` (ineligible for jobs) until no pending row is left, and at most `backfill_concurrency` of its
+//! deliveries are in flight at once; each completion starts the next.
+
+use std::collections::HashMap;
+
+use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::wire::{AgentState, Down, Register, RegisterAck, RegistrationMode, Status};
+
+use super::{data, log_state, Engine, Outbound};
+use crate::state::{AgentRecord, DeliveryRow, DeliveryState, StateResult};
+
+impl Engine {
+    pub(super) fn on_status(&mut self, agent: &AgentId, status: &Status) {
+        // Only presence: an agent that says (or whose Last Will says) it is offline is not a peer candidate.
+        if status.state == AgentState::Offline {
+            if let Ok(Some(mut a)) = self.store.agent(agent) {
+                a.state = AgentState::Offline;
+                if let Err(e) = self.store.put_agent(&a) {
+                    log_state(&e);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_register(&mut self, agent: &AgentId, r: &Register) -> Vec<Outbound> {
+        let cert = match self
+            .ca
+            .verify_agent(&r.cert, self.now_s(), &self.revocations)
+        {
+            Ok(c) if c.agent_id == *agent => c,
+            Ok(_) => {
+                self.drop_message(agent.as_str(), "register: certificate names another agent");
+                return Vec::new();
+            }
+            Err(e) => {
+                self.drop_message(agent.as_str(), &format!("register: {e}"));
+                return Vec::new();
+            }
+        };
+        match self.register(agent, r, cert.wrap.fingerprint().0) {
+            Ok(out) => out,
+            Err(e) => {
+                log_state(&e);
+                Vec::new()
+            }
+        }
+    }
+
+    fn register(
+        &mut self,
+        agent: &AgentId,
+        r: &Register,
+        wrap_fingerprint: [u8; 32],
+    ) -> StateResult<Vec<Outbound>> {
+        let now = self.now_ms();
+        let held: HashMap<CredentialId, u64> = r
+            .held
+            .iter()
+            .map(|h| (h.credential_id, h.version))
+            .collect();
+        let mut gap = 0u32;
+        for c in self.store.credentials()? {
+            if c.deleted || !c.scope.includes(agent) {
+                continue;
+            }
+            let mut row = self
+                .store
+                .delivery(&c.id, agent)?
+                .unwrap_or_else(|| DeliveryRow {
+                    credential: c.id,
+                    agent: agent.clone(),
+                    version: c.version,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt_ms: now,
+                    last_error: None,
+                    retry_requested_ms: 0,
+                });
+            let has = r.mode == RegistrationMode::WarmReconnect
+                && held.get(&c.id).is_some_and(|v| *v >= c.version);
+            row.version = c.version;
+            if has {
+                row.state = DeliveryState::Stored;
+            } else {
+                row.state = DeliveryState::Pending;
+                row.attempts = 0;
+                row.next_attempt_ms = now;
+                gap += 1;
+            }
+            self.store.put_delivery(&row)?;
+        }
+        let state = if gap > 0 {
+            AgentState::Backfilling
+        } else {
+            AgentState::Online
+        };
+        self.store.put_agent(&AgentRecord {
+            id: agent.clone(),
+            cert: r.cert.clone(),
+            wrap_fingerprint,
+            state,
+            last_seen_ms: now,
+            mode: Some(r.mode),
+        })?;
+        self.audit(
+            "agent_registered",
+            None,
+            data([
+                ("agent", agent.as_str().to_owned()),
+                ("mode", format!("{:?}", r.mode)),
+                ("backfill", gap.to_string()),
+            ]),
+        );
+        let mut out = vec![Outbound {
+            to: agent.clone(),
+            msg: Down::RegisterAck(RegisterAck {
+                mode: r.mode,
+                state,
+                backfill: gap,
+            }),
+        }];
+        out.extend(self.pump(agent));
+        Ok(out)
+    }
+
+    /// Starts pending deliveries for `agent` up to the backfill concurrency; marks it online when none is left.
+    pub(crate) fn pump(&mut self, agent: &AgentId) -> Vec<Outbound> {
+        let result: StateResult<Vec<Outbound>> = (|| {
+            let in_flight = self
+                .store
+                .pendings()?
+                .iter()
+                .filter(|p| p.target == *agent)
+                .count();
+            let rows: Vec<DeliveryRow> = self
+                .store
+                .deliveries_of_agent(agent)?
+                .into_iter()
+                .filter(|r| r.state == DeliveryState::Pending)
+                .collect();
+            let Some(mut a) = self.store.agent(agent)? else {
+                return Ok(Vec::new());
+            };
+            if rows.is_empty() {
+                if a.state == AgentState::Backfilling {
+                    a.state = AgentState::Online;
+                    self.store.put_agent(&a)?;
+                    tracing::info!(agent = agent.as_str(), "backfill complete");
+                }
+                return Ok(Vec::new());
+            }
+            let busy: Vec<CredentialId> = self
+                .store
+                .pendings()?
+                .into_iter()
+                .filter(|p| p.target == *agent)
+                .map(|p| p.credential)
+                .collect();
+            let room = self.cfg.backfill_concurrency.saturating_sub(in_flight);
+            let mut out = Vec::new();
+            let now = self.now_ms();
+            for r in rows
+                .into_iter()
+                .filter(|r| !busy.contains(&r.credential) && r.next_attempt_ms <= now)
+                .take(room)
+            {
+                out.extend(self.start_delivery(&r.credential, agent, None));
+            }
+            Ok(out)
+        })();
+        result.unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        })
+    }
+}

@@ -1,0 +1,846 @@
+//! The engine's rules, each with a test that fails when the rule is broken. Real crypto, a real sled store, a
+//! manual clock; the agents' side is played by building their wire messages.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tessera_proto::commitment::Commitment;
+use tessera_proto::envelope::{seal, Envelope};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
+use tessera_proto::statement::Scope;
+use tessera_proto::topics;
+use tessera_proto::wire::{
+    self, AgentState, CredentialMissing, CredentialStored, Down, Held, PublicReason, RefusalReason,
+    Register, RegistrationMode, RewrapRefused, RewrapRequest, RewrapResponse, StoreOutcome, Up,
+};
+use tessera_system_tests::org::{TestAgent, TestOrg};
+
+use super::*;
+use crate::alerts::AlertKind;
+use crate::clock::ManualClock;
+use crate::state::{DeliveryState, SledStore};
+
+const T0: u64 = 1_800_000_000_000;
+
+struct World {
+    engine: Engine,
+    org: TestOrg,
+    clock: ManualClock,
+    agents: BTreeMap<String, TestAgent>,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let org = TestOrg::at(i64::try_from(T0 / 1000).unwrap());
+        let clock = ManualClock::at(T0);
+        let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
+        let engine = Engine::new(
+            store,
+            org.ca.pinned().clone(),
+            EngineConfig::default(),
+            Arc::new(clock.clone()),
+        );
+        Self {
+            engine,
+            org,
+            clock,
+            agents: BTreeMap::new(),
+            dir,
+        }
+    }
+
+    /// Reopens the engine on the same state (a relay restart).
+    fn restart(&mut self) {
+        let store: Arc<dyn RelayStore> = self.engine.store.clone();
+        drop(std::mem::replace(
+            &mut self.engine,
+            Engine::new(
+                store,
+                self.org.ca.pinned().clone(),
+                EngineConfig::default(),
+                Arc::new(self.clock.clone()),
+            ),
+        ));
+    }
+
+    fn agent(&mut self, id: &str) -> AgentId {
+        let a = self.org.agent(id);
+        let aid = a.id.clone();
+        self.agents.insert(id.to_owned(), a);
+        aid
+    }
+
+    fn up(&mut self, from: &AgentId, up: &Up) -> Vec<Outbound> {
+        self.engine
+            .on_message(&topics::agent_up(from), &wire::encode(up).unwrap())
+    }
+
+    fn register(&mut self, id: &AgentId, mode: RegistrationMode, held: Vec<Held>) -> Vec<Outbound> {
+        let cert = self.agents[id.as_str()].cert.clone();
+        self.up(
+            id,
+            &Up::Register(Register {
+                mode,
+                cert,
+                held,
+                agent_version: "test".into(),
+            }),
+        )
+    }
+
+    /// Puts a credential with operator envelopes for `sealed_for`.
+    fn put(
+        &mut self,
+        name: &str,
+        scope: Scope,
+        secret: &str,
+        sealed_for: &[&AgentId],
+    ) -> (CredentialId, Commitment, Vec<Outbound>) {
+        let id = CredentialId::random();
+        let (signed, st, payload) = self.org.credential(id, 1, name, scope, secret);
+        let envs: Vec<(AgentId, tessera_proto::envelope::KeyFingerprint, Envelope)> = sealed_for
+            .iter()
+            .map(|a| {
+                let key = self.agents[a.as_str()].wrap.public_key();
+                (
+                    (*a).clone(),
+                    key.fingerprint(),
+                    seal(key, payload.bytes()).unwrap(),
+                )
+            })
+            .collect();
+        let out = self.engine.put_credential(&signed, &envs).unwrap();
+        (id, st.commitment, out)
+    }
+
+    fn ack(
+        &mut self,
+        from: &AgentId,
+        delivery: uuid::Uuid,
+        id: CredentialId,
+        outcome: StoreOutcome,
+    ) -> Vec<Outbound> {
+        self.up(
+            from,
+            &Up::CredentialStored(CredentialStored {
+                delivery_id: delivery,
+                credential_id: id,
+                version: 1,
+                outcome,
+            }),
+        )
+    }
+
+    /// An agent that holds `secret` as credential `name`, registered and online; returns the credential id.
+    fn seeded_peer(
+        &mut self,
+        peer: &str,
+        name: &str,
+        secret: &str,
+    ) -> (AgentId, CredentialId, Commitment) {
+        let p = self.agent(peer);
+        let (id, commitment, _) = self.put(name, Scope::All, secret, &[&p]);
+        let out = self.register(&p, RegistrationMode::FirstRegistration, vec![]);
+        let d = store_msg(&out, &p);
+        self.ack(
+            &p,
+            d.delivery_id,
+            id,
+            StoreOutcome::Stored { digest: commitment },
+        );
+        (p, id, commitment)
+    }
+
+    fn row(&self, id: &CredentialId, agent: &AgentId) -> crate::state::DeliveryRow {
+        self.engine.store.delivery(id, agent).unwrap().unwrap()
+    }
+
+    fn audit_kinds(&self) -> Vec<String> {
+        self.engine
+            .store
+            .audit()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+fn store_msg(out: &[Outbound], to: &AgentId) -> wire::CredentialStore {
+    out.iter()
+        .find_map(|o| match &o.msg {
+            Down::CredentialStore(s) if o.to == *to => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no credential_store to {}: {out:?}", to.as_str()))
+}
+
+fn rewrap_msg(out: &[Outbound]) -> (AgentId, RewrapRequest) {
+    out.iter()
+        .find_map(|o| match &o.msg {
+            Down::RewrapRequest(r) => Some((o.to.clone(), r.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no rewrap_request: {out:?}"))
+}
+
+fn unavailable(out: &[Outbound]) -> Option<PublicReason> {
+    out.iter().find_map(|o| match &o.msg {
+        Down::CredentialUnavailable(u) => Some(u.reason),
+        _ => None,
+    })
+}
+
+impl World {
+    /// The peer's honest answer to `req`.
+    fn honest(&self, peer: &AgentId, req: &RewrapRequest, secret: &str) -> Up {
+        let target = &self.agents[req.target.as_str()];
+        let payload = tessera_proto::secret::SecretPayload::from_plain_text(secret).unwrap();
+        Up::RewrapResponse(RewrapResponse {
+            request_id: req.request_id,
+            nonce: req.nonce,
+            peer: peer.clone(),
+            credential_id: req.credential_id,
+            version: req.version,
+            target_key: target.wrap.public_key().fingerprint(),
+            envelope: seal(target.wrap.public_key(), payload.bytes()).unwrap(),
+        })
+    }
+}
+
+#[test]
+fn first_registration_backfills_through_a_peer_and_goes_online() {
+    let mut w = World::new();
+    let (peer, id, commitment) = w.seeded_peer("peer-1", "db", "pw");
+    assert_eq!(w.row(&id, &peer).state, DeliveryState::Stored);
+    let target = w.agent("target-1");
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    let Down::RegisterAck(ack) = &out[0].msg else {
+        panic!("{out:?}")
+    };
+    assert_eq!((ack.state, ack.backfill), (AgentState::Backfilling, 1));
+    assert_eq!(
+        w.engine.store.agent(&target).unwrap().unwrap().state,
+        AgentState::Backfilling
+    );
+    let (to, req) = rewrap_msg(&out);
+    assert_eq!(to, peer);
+    assert_eq!(req.target_cert, w.agents["target-1"].cert);
+    let resp = w.honest(&peer, &req, "pw");
+    let out = w.up(&peer, &resp);
+    let d = store_msg(&out, &target);
+    assert_eq!(d.delivery_id, req.request_id);
+    w.ack(
+        &target,
+        d.delivery_id,
+        id,
+        StoreOutcome::Stored { digest: commitment },
+    );
+    assert_eq!(w.row(&id, &target).state, DeliveryState::Stored);
+    assert_eq!(
+        w.engine.store.agent(&target).unwrap().unwrap().state,
+        AgentState::Online
+    );
+    // Write-ahead audit: a pending entry and a final entry linked to it; the chain verifies.
+    let audit = w.engine.store.audit().unwrap();
+    let fin = audit
+        .iter()
+        .rev()
+        .find(|e| e.kind == "rewrap_final")
+        .unwrap();
+    assert_eq!(fin.data["result"], "success");
+    assert_eq!(
+        audit[usize::try_from(fin.link.unwrap()).unwrap()].kind,
+        "rewrap_pending"
+    );
+    crate::audit::verify(&audit).unwrap();
+}
+
+#[test]
+fn warm_reconnect_backfills_only_the_gap() {
+    let mut w = World::new();
+    let (peer, a, _) = w.seeded_peer("peer-1", "a", "A");
+    let (b, _, _) = w.put("b", Scope::All, "B", &[]);
+    let target = w.agent("target-1");
+    let held = vec![Held {
+        credential_id: a,
+        version: 1,
+    }];
+    let out = w.register(&target, RegistrationMode::WarmReconnect, held);
+    let Down::RegisterAck(ack) = &out[0].msg else {
+        panic!()
+    };
+    assert_eq!(ack.backfill, 1, "only b is missing");
+    assert_eq!(w.row(&a, &target).state, DeliveryState::Stored);
+    assert_eq!(w.row(&b, &target).state, DeliveryState::Pending);
+    let _ = peer;
+}
+
+#[test]
+fn every_binding_is_checked() {
+    let mut w = World::new();
+    let (peer, _, _) = w.seeded_peer("peer-1", "db", "pw");
+    let other = w.agent("other-1");
+    w.register(&other, RegistrationMode::FirstRegistration, vec![]);
+    let target = w.agent("target-1");
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    let (_, req) = rewrap_msg(&out);
+    let good = w.honest(&peer, &req, "pw");
+    let Up::RewrapResponse(good) = good else {
+        unreachable!()
+    };
+    let attacks: Vec<(&str, AgentId, RewrapResponse)> = vec![
+        (
+            "nonce",
+            peer.clone(),
+            RewrapResponse {
+                nonce: [0; 32],
+                ..good.clone()
+            },
+        ),
+        (
+            "peer field",
+            peer.clone(),
+            RewrapResponse {
+                peer: other.clone(),
+                ..good.clone()
+            },
+        ),
+        (
+            "responding peer",
+            other.clone(),
+            RewrapResponse {
+                peer: other.clone(),
+                ..good.clone()
+            },
+        ),
+        (
+            "credential",
+            peer.clone(),
+            RewrapResponse {
+                credential_id: CredentialId::random(),
+                ..good.clone()
+            },
+        ),
+        (
+            "version",
+            peer.clone(),
+            RewrapResponse {
+                version: 2,
+                ..good.clone()
+            },
+        ),
+        (
+            "target key",
+            peer.clone(),
+            RewrapResponse {
+                target_key: w.agents["other-1"].wrap.public_key().fingerprint(),
+                ..good.clone()
+            },
+        ),
+        (
+            "request",
+            peer.clone(),
+            RewrapResponse {
+                request_id: uuid::Uuid::new_v4(),
+                ..good.clone()
+            },
+        ),
+    ];
+    for (i, (what, from, resp)) in attacks.into_iter().enumerate() {
+        let out = w.up(&from, &Up::RewrapResponse(resp));
+        assert!(out.is_empty(), "{what}: relayed {out:?}");
+        assert_eq!(
+            w.engine.metrics.unsolicited,
+            u64::try_from(i + 1).unwrap(),
+            "{what}"
+        );
+    }
+    assert!(
+        w.audit_kinds()
+            .iter()
+            .filter(|k| *k == "unsolicited_response")
+            .count()
+            >= 7
+    );
+    // The genuine answer still goes through.
+    let out = w.up(&peer, &Up::RewrapResponse(good));
+    store_msg(&out, &target);
+}
+
+#[test]
+fn commitment_mismatch_is_handled_in_full() {
+    let mut w = World::new();
+    let (bad_peer, id, commitment) = w.seeded_peer("peer-1", "db", "pw");
+    let good_peer = w.agent("peer-2");
+    // peer-2 joins and receives it from peer-1 (honestly, this time).
+    let out = w.register(&good_peer, RegistrationMode::FirstRegistration, vec![]);
+    let (_, req) = rewrap_msg(&out);
+    let resp = w.honest(&bad_peer, &req, "pw");
+    let d = store_msg(&w.up(&bad_peer, &resp), &good_peer);
+    w.ack(
+        &good_peer,
+        d.delivery_id,
+        id,
+        StoreOutcome::Stored { digest: commitment },
+    );
+    assert_eq!(w.row(&id, &good_peer).state, DeliveryState::Stored);
+
+    let target = w.agent("target-1");
+    w.register(
+        &target,
+        RegistrationMode::WarmReconnect,
+        vec![Held {
+            credential_id: id,
+            version: 1,
+        }],
+    );
+    // Force a JIT through the hostile peer: make the target's row pending, then ask.
+    let mut row = w.row(&id, &target);
+    row.state = DeliveryState::Pending;
+    w.engine.store.put_delivery(&row).unwrap();
+    w.engine.store.block(&id, &good_peer, T0 + 1).unwrap(); // only for this first choice
+    let jit = uuid::Uuid::new_v4();
+    let out = w.up(
+        &target,
+        &Up::CredentialMissing(CredentialMissing {
+            request_id: jit,
+            name: CredentialName::new("db").unwrap(),
+        }),
+    );
+    let (to, req) = rewrap_msg(&out);
+    assert_eq!(to, bad_peer);
+    w.clock.advance(10);
+    let substituted = w.honest(&bad_peer, &req, "substituted");
+    let d = store_msg(&w.up(&bad_peer, &substituted), &target);
+    assert_eq!(d.request_id, Some(jit));
+    let out = w.ack(&target, d.delivery_id, id, StoreOutcome::Mismatch);
+
+    assert_ne!(
+        w.row(&id, &target).state,
+        DeliveryState::Stored,
+        "no delivery mark"
+    );
+    assert_eq!(
+        w.row(&id, &bad_peer).state,
+        DeliveryState::Untrusted,
+        "source invalidated"
+    );
+    assert!(
+        w.engine
+            .store
+            .blocked_until(&id, &bad_peer)
+            .unwrap()
+            .unwrap()
+            >= T0 + 24 * 3_600_000
+    );
+    let alerts = w.engine.store.alerts().unwrap();
+    assert!(alerts
+        .iter()
+        .any(|a| a.kind == AlertKind::PeerAgentIntegrityFailure && a.subject.contains("peer-1")));
+    assert!(alerts
+        .iter()
+        .any(|a| a.kind == AlertKind::CredentialCommitmentMismatch));
+    assert!(w
+        .audit_kinds()
+        .contains(&"commitment_mismatch_detected".to_owned()));
+    assert_eq!(
+        unavailable(&out),
+        Some(PublicReason::CommitmentMismatch),
+        "typed failure, not a timeout"
+    );
+    // The next peer is asked at once.
+    let (next, _) = rewrap_msg(&out);
+    assert_eq!(next, good_peer);
+    // A second mismatch from the same peer does not raise the critical alert again.
+    let n = w
+        .engine
+        .store
+        .alerts()
+        .unwrap()
+        .iter()
+        .find(|a| a.kind == AlertKind::PeerAgentIntegrityFailure)
+        .unwrap()
+        .count;
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn blocklist_expires_after_24_hours() {
+    let mut w = World::new();
+    let (peer, id, _) = w.seeded_peer("peer-1", "db", "pw");
+    let target = w.agent("target-1");
+    w.engine
+        .store
+        .block(&id, &peer, T0 + 24 * 3_600_000)
+        .unwrap();
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    assert!(
+        out.iter().all(|o| !matches!(o.msg, Down::RewrapRequest(_))),
+        "blocklisted peer asked"
+    );
+    w.clock.advance(60_000);
+    let out = w.engine.reconcile().unwrap();
+    assert!(
+        out.iter().all(|o| !matches!(o.msg, Down::RewrapRequest(_))),
+        "still blocklisted"
+    );
+    w.clock.advance(24 * 3_600_000 - 60_000);
+    let out = w.engine.reconcile().unwrap();
+    assert_eq!(
+        rewrap_msg(&out).0,
+        peer,
+        "eligible again once the 24 h are over"
+    );
+}
+
+#[test]
+fn reconciler_follows_the_backoff_table_and_retires_with_one_alert() {
+    let mut w = World::new();
+    let (_, _, _) = w.put("db", Scope::All, "pw", &[]);
+    let target = w.agent("target-1");
+    w.register(&target, RegistrationMode::FirstRegistration, vec![]); // attempt 1: no peer
+    let id = w.engine.store.credentials().unwrap()[0].id;
+    let min = 60_000;
+    let expected = [
+        30_000,
+        2 * min,
+        8 * min,
+        30 * min,
+        120 * min,
+        120 * min,
+        120 * min,
+        120 * min,
+        120 * min,
+    ];
+    for (n, delay) in expected.iter().enumerate() {
+        let row = w.row(&id, &target);
+        assert_eq!(row.attempts, u32::try_from(n + 1).unwrap());
+        assert_eq!(
+            row.next_attempt_ms,
+            w.clock.now_ms() + delay,
+            "after attempt {}",
+            n + 1
+        );
+        w.clock.advance(delay - 1);
+        w.engine.reconcile().unwrap();
+        assert_eq!(
+            w.row(&id, &target).attempts,
+            u32::try_from(n + 1).unwrap(),
+            "too early"
+        );
+        w.clock.advance(1);
+        w.engine.reconcile().unwrap();
+    }
+    let row = w.row(&id, &target);
+    assert_eq!((row.state, row.attempts), (DeliveryState::Stalled, 10));
+    let alerts: Vec<_> = w
+        .engine
+        .store
+        .alerts()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::CredentialSyncStalled)
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(w.engine.metrics.stalled, 1);
+}
+
+#[test]
+fn reconciler_takes_at_most_a_batch_per_tick() {
+    let mut w = World::new();
+    let peer = w.agent("peer-1");
+    for i in 0..150 {
+        w.put(&format!("c{i}"), Scope::All, "x", &[]);
+    }
+    w.register(&peer, RegistrationMode::FirstRegistration, vec![]);
+    w.clock.advance(30_000);
+    let attempts = |w: &World| {
+        w.engine
+            .store
+            .deliveries()
+            .unwrap()
+            .iter()
+            .map(|r| r.attempts)
+            .sum::<u32>()
+    };
+    assert_eq!(
+        attempts(&w),
+        64,
+        "backfill started the first 64 (its concurrency) and found no peer"
+    );
+    w.engine.reconcile().unwrap();
+    assert_eq!(
+        attempts(&w),
+        64 + 100,
+        "one reconciler pass handles at most 100 rows"
+    );
+}
+
+#[test]
+fn jit_rate_limit_flood_alert_and_reason_mapping() {
+    let mut w = World::new();
+    let (_, _, _) = w.seeded_peer("peer-1", "db", "pw");
+    let target = w.agent("target-1");
+    w.register(&target, RegistrationMode::WarmReconnect, vec![]);
+    let ask = |w: &mut World, name: &str| {
+        let out = w.up(
+            &target,
+            &Up::CredentialMissing(CredentialMissing {
+                request_id: uuid::Uuid::new_v4(),
+                name: CredentialName::new(name).unwrap(),
+            }),
+        );
+        unavailable(&out)
+    };
+    assert_eq!(ask(&mut w, "nonexistent"), Some(PublicReason::NotFound));
+    let mut limited = 0;
+    for _ in 0..120 {
+        if ask(&mut w, "nonexistent") == Some(PublicReason::RateLimited) {
+            limited += 1;
+        }
+    }
+    assert_eq!(limited, 120 - 19, "a burst of 20, then RATE_LIMITED");
+    assert!(w
+        .engine
+        .store
+        .alerts()
+        .unwrap()
+        .iter()
+        .any(|a| a.kind == AlertKind::AgentCredentialFlood));
+    // Internal reasons never reach the agent.
+    assert_eq!(
+        jit::JitRefusal::DispatchBackpressure.public(),
+        PublicReason::BackendBusy
+    );
+    assert_eq!(
+        jit::JitRefusal::StateFailure.public(),
+        PublicReason::BackendBusy
+    );
+    assert_eq!(
+        jit::JitRefusal::OutOfScope.public(),
+        PublicReason::NotGranted
+    );
+}
+
+#[test]
+fn out_of_scope_jit_is_not_granted() {
+    let mut w = World::new();
+    let target = w.agent("target-1");
+    w.put(
+        "secret-db",
+        Scope::explicit([AgentId::new("someone").unwrap()]),
+        "x",
+        &[],
+    );
+    w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    let out = w.up(
+        &target,
+        &Up::CredentialMissing(CredentialMissing {
+            request_id: uuid::Uuid::new_v4(),
+            name: CredentialName::new("secret-db").unwrap(),
+        }),
+    );
+    assert_eq!(unavailable(&out), Some(PublicReason::NotGranted));
+}
+
+#[test]
+fn peers_time_out_after_30_s_each_and_at_most_three_are_tried() {
+    let mut w = World::new();
+    let (p1, id, _) = w.seeded_peer("peer-1", "db", "pw");
+    let mut peers = vec![p1];
+    for name in ["peer-2", "peer-3", "peer-4"] {
+        let p = w.agent(name);
+        w.register(
+            &p,
+            RegistrationMode::WarmReconnect,
+            vec![Held {
+                credential_id: id,
+                version: 1,
+            }],
+        );
+        peers.push(p);
+    }
+    let target = w.agent("target-1");
+    let jit = uuid::Uuid::new_v4();
+    w.register(&target, RegistrationMode::WarmReconnect, vec![]);
+    // The registration's backfill already asked a peer; the JIT request joins that dispatch.
+    let out = w.up(
+        &target,
+        &Up::CredentialMissing(CredentialMissing {
+            request_id: jit,
+            name: CredentialName::new("db").unwrap(),
+        }),
+    );
+    assert!(out.is_empty(), "joined, not dispatched twice: {out:?}");
+    let pending = w.engine.store.pendings().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].jit, Some(jit));
+    let mut asked = vec![pending[0].peer.clone().unwrap()];
+    for _ in 0..3 {
+        w.clock.advance(29_999);
+        assert!(
+            w.engine
+                .tick()
+                .iter()
+                .all(|o| !matches!(o.msg, Down::RewrapRequest(_))),
+            "too early"
+        );
+        w.clock.advance(1);
+        let out = w.engine.tick();
+        if let Some(r) = out.iter().find(|o| matches!(o.msg, Down::RewrapRequest(_))) {
+            asked.push(r.to.clone());
+        } else {
+            assert_eq!(unavailable(&out), Some(PublicReason::Timeout), "{out:?}");
+        }
+    }
+    asked.dedup();
+    assert_eq!(asked.len(), 3, "three peers, each once: {asked:?}");
+    assert!(w.audit_kinds().iter().any(|k| k == "rewrap_final"));
+}
+
+#[test]
+fn a_refusing_peer_moves_the_dispatch_on() {
+    let mut w = World::new();
+    let (p1, id, _) = w.seeded_peer("peer-1", "db", "pw");
+    let p2 = w.agent("peer-2");
+    w.register(
+        &p2,
+        RegistrationMode::WarmReconnect,
+        vec![Held {
+            credential_id: id,
+            version: 1,
+        }],
+    );
+    let target = w.agent("target-1");
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    let (first, req) = rewrap_msg(&out);
+    let out = w.up(
+        &first,
+        &Up::RewrapRefused(RewrapRefused {
+            request_id: req.request_id,
+            nonce: req.nonce,
+            reason: RefusalReason::NotInScope,
+        }),
+    );
+    let (second, _) = rewrap_msg(&out);
+    assert_ne!(first, second);
+    assert!([p1, p2].contains(&second));
+}
+
+#[test]
+fn pending_work_survives_a_restart() {
+    let mut w = World::new();
+    let (peer, id, commitment) = w.seeded_peer("peer-1", "db", "pw");
+    let target = w.agent("target-1");
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    let (_, req) = rewrap_msg(&out);
+    w.engine.store.flush().unwrap();
+    w.restart();
+    let resp = w.honest(&peer, &req, "pw");
+    let d = store_msg(&w.up(&peer, &resp), &target);
+    w.ack(
+        &target,
+        d.delivery_id,
+        id,
+        StoreOutcome::Stored { digest: commitment },
+    );
+    assert_eq!(w.row(&id, &target).state, DeliveryState::Stored);
+    let _ = &w.dir;
+}
+
+#[test]
+fn bad_input_is_dropped_with_an_audit_entry_and_no_reply() {
+    let mut w = World::new();
+    let a = w.agent("edge-1");
+    let up = topics::agent_up(&a);
+    for (topic, payload) in [
+        (up.as_str(), b"{not json".to_vec()),
+        (up.as_str(), vec![b'x'; (1 << 20) + 1]),
+        (
+            up.as_str(),
+            br#"{"v":1,"msg":{"type":"launch","body":{}}}"#.to_vec(),
+        ),
+        (
+            up.as_str(),
+            br#"{"v":2,"msg":{"type":"register","body":{}}}"#.to_vec(),
+        ),
+        ("tessera/v1/agents/edge-1/down", b"{}".to_vec()),
+        ("some/other/topic", b"{}".to_vec()),
+    ] {
+        assert!(w.engine.on_message(topic, &payload).is_empty());
+    }
+    assert_eq!(w.engine.metrics.dropped_messages, 6);
+    assert_eq!(
+        w.audit_kinds()
+            .iter()
+            .filter(|k| *k == "dropped_message")
+            .count(),
+        6
+    );
+    // A registration whose certificate names another agent, or comes from another CA, is dropped too.
+    let other = w.agent("edge-2");
+    let cert = w.agents["edge-2"].cert.clone();
+    assert!(w
+        .up(
+            &a,
+            &Up::Register(Register {
+                mode: RegistrationMode::FirstRegistration,
+                cert,
+                held: vec![],
+                agent_version: "x".into()
+            })
+        )
+        .is_empty());
+    let rogue = TestOrg::at(i64::try_from(T0 / 1000).unwrap()).agent("edge-1");
+    assert!(w
+        .up(
+            &a,
+            &Up::Register(Register {
+                mode: RegistrationMode::FirstRegistration,
+                cert: rogue.cert,
+                held: vec![],
+                agent_version: "x".into()
+            })
+        )
+        .is_empty());
+    assert!(w.engine.store.agent(&a).unwrap().is_none());
+    let _ = other;
+}
+
+#[test]
+fn mismatch_flood_raises_the_agent_alert() {
+    let mut w = World::new();
+    let (peer, _, _) = w.seeded_peer("peer-1", "seed", "s");
+    let mut flood = false;
+    for i in 0..12 {
+        let target = w.agent(&format!("t{i}"));
+        let (id, _, _) = w.put(&format!("c{i}"), Scope::All, "pw", &[]);
+        let mut row = w
+            .engine
+            .ensure_row(&w.engine.store.credential(&id).unwrap().unwrap(), &peer)
+            .unwrap();
+        row.state = DeliveryState::Stored;
+        w.engine.store.put_delivery(&row).unwrap();
+        let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+        let (_, req) = out
+            .iter()
+            .find_map(|o| match &o.msg {
+                Down::RewrapRequest(r) if r.credential_id == id => Some((o.to.clone(), r.clone())),
+                _ => None,
+            })
+            .unwrap();
+        let d = store_msg(&w.up(&peer, &w.honest(&peer, &req, "wrong")), &target);
+        w.ack(&target, d.delivery_id, id, StoreOutcome::Mismatch);
+        flood |= w
+            .engine
+            .store
+            .alerts()
+            .unwrap()
+            .iter()
+            .any(|a| a.kind == AlertKind::AgentCommitmentFlood);
+        assert_eq!(flood, i >= 10, "after mismatch {}", i + 1);
+    }
+}

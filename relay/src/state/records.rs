@@ -1,0 +1,149 @@
+//! The relay's records. None holds a secret: ids, certificates, statements, commitments and ciphertext only.
+
+use serde::{Deserialize, Serialize};
+use tessera_proto::commitment::Commitment;
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
+use tessera_proto::statement::{CredentialStatement, Scope, Signed};
+use tessera_proto::wire::{AgentState, Nonce, RegistrationMode};
+
+/// A registered agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Id.
+    pub id: AgentId,
+    /// Its certificate (DER, b64 in JSON).
+    #[serde(with = "b64")]
+    pub cert: Vec<u8>,
+    /// SHA-256 of its wrap key's SPKI.
+    pub wrap_fingerprint: [u8; 32],
+    /// Online, backfilling, offline.
+    pub state: AgentState,
+    /// Last message, Unix ms.
+    pub last_seen_ms: u64,
+    /// The last registration mode.
+    pub mode: Option<RegistrationMode>,
+}
+
+/// A credential version the relay coordinates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// Id.
+    pub id: CredentialId,
+    /// Name.
+    pub name: CredentialName,
+    /// Current version.
+    pub version: u64,
+    /// Scope revision of the current statement.
+    pub scope_revision: u64,
+    /// Scope.
+    pub scope: Scope,
+    /// Commitment of the current version.
+    pub commitment: Commitment,
+    /// The creator's signed statement of the current version.
+    pub statement: Signed<CredentialStatement>,
+    /// Soft-deleted: no longer synced or served.
+    pub deleted: bool,
+    /// When the current version was put, Unix ms.
+    pub updated_ms: u64,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not yet stored by the agent.
+    Pending,
+    /// Acknowledged with a digest equal to the commitment.
+    Stored,
+    /// Retired after the last attempt.
+    Stalled,
+    /// This agent's copy produced a commitment mismatch when it acted as a source: never used as a peer again
+    /// for this credential (`COMMITMENT_MISMATCH_SOURCE`).
+    Untrusted,
+}
+
+/// One (credential, agent) delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    /// Credential.
+    pub credential: CredentialId,
+    /// Agent.
+    pub agent: AgentId,
+    /// The version this row is about.
+    pub version: u64,
+    /// State.
+    pub state: DeliveryState,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When the reconciler may try again, Unix ms.
+    pub next_attempt_ms: u64,
+    /// The last error (internal reason).
+    pub last_error: Option<String>,
+    /// When the operator last asked for a retry, Unix ms (30 s cooldown).
+    pub retry_requested_ms: u64,
+}
+
+/// Where an in-flight rewrap is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewrapStage {
+    /// Asked the peer.
+    AwaitingPeer,
+    /// Sent the envelope to the target.
+    AwaitingTarget,
+}
+
+/// An in-flight rewrap (or direct delivery of an operator envelope).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRewrap {
+    /// Request id (to the peer) and delivery id (to the target).
+    pub request_id: uuid::Uuid,
+    /// The nonce the peer must echo.
+    pub nonce: Nonce,
+    /// Credential.
+    pub credential: CredentialId,
+    /// Version.
+    pub version: u64,
+    /// Target.
+    pub target: AgentId,
+    /// Current peer (None for an operator envelope).
+    pub peer: Option<AgentId>,
+    /// Peers tried so far.
+    pub tried: Vec<AgentId>,
+    /// Stage.
+    pub stage: RewrapStage,
+    /// When the current stage times out, Unix ms.
+    pub deadline_ms: u64,
+    /// The JIT request this serves.
+    pub jit: Option<uuid::Uuid>,
+    /// Sequence number of the write-ahead audit entry.
+    pub audit_seq: u64,
+}
+
+/// A dispatched job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Template.
+    pub template: TemplateName,
+    /// Agent it ran on.
+    pub agent: AgentId,
+    /// When dispatched, Unix ms.
+    pub dispatched_ms: u64,
+    /// The result, once reported.
+    pub result: Option<tessera_proto::wire::JobResult>,
+}
+
+mod b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&tessera_proto::b64_encode(v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        tessera_proto::b64_decode(&s).ok_or_else(|| serde::de::Error::custom("invalid base64"))
+    }
+}
