@@ -16,11 +16,11 @@ use crate::core::{Core, CoreHandle};
 use crate::identity::{AgentKeys, IdentityError};
 use crate::local_api::limiter::UidLimiter;
 use crate::local_api::server::{self, ApiContext};
-use crate::session::backoff::Backoff;
 use crate::session::event_loop::{self, EVENT_CAPACITY};
 use crate::session::outbox::{self, Outbox};
 use crate::session::tls::{broker_roots, client_config, TlsError};
 use crate::unseal::{open_store, OpenError};
+use tessera_proto::backoff::Backoff;
 
 /// Largest MQTT packet accepted from the broker.
 pub const MAX_INCOMING_PACKET: usize = 2 * MAX_MESSAGE_BYTES + 4096;

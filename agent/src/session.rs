@@ -6,7 +6,6 @@
 //! flushed), so a crash before that point makes the broker deliver it again. Outgoing QoS 1 messages the broker
 //! has not acknowledged are retransmitted by rumqttc after a reconnect.
 
-pub mod backoff;
 pub mod event_loop;
 pub mod outbox;
 pub mod registration;

@@ -13,11 +13,13 @@
 //! - [`wire`] and [`topics`]: versioned, size-capped, strictly validated wire messages and the MQTT topic schema.
 //! - [`secret`]: secret wrapper types (redacted `Debug`, zeroized on drop, exposed only inside a closure).
 //! - [`ids`]: validated identifiers that cannot inject MQTT wildcards or separators.
+//! - [`backoff`]: reconnect delays with full jitter (a policy, no timer: callers sleep).
 //!
 //! What it does not do: no sockets, no files, no clocks of its own (callers pass `now`), no async runtime.
 //! Persistence, transport and policy live in `tessera-agent` and `tessera-relay`.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod canonical;
 pub mod cert;
 pub mod commitment;

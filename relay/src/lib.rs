@@ -12,10 +12,15 @@
 //! and signatures, and is trusted only for availability and for enforcing rules.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod clock;
+pub mod config;
 pub mod engine;
 pub mod limits;
+pub mod operator;
+pub mod runtime;
 pub mod schedule;
 pub mod state;
+pub mod tls;

@@ -6,5 +6,6 @@
 //! wire tests.
 #![forbid(unsafe_code)]
 
+pub mod bins;
 pub mod broker;
 pub mod org;

@@ -8,7 +8,7 @@ use rumqttc::{Event, EventLoop, Packet, Publish};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
+use tessera_proto::backoff::Backoff;
 
 /// Capacity of the event channel to the core worker.
 pub const EVENT_CAPACITY: usize = 128;

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use rand_core::{OsRng, RngCore};
-
 /// Reconnect delays.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -37,7 +35,7 @@ impl Backoff {
         let jitter = if span == 0 {
             0
         } else {
-            OsRng.next_u64() % (span + 1)
+            u64::from_le_bytes(crate::random::array::<8>()) % (span + 1)
         };
         Duration::from_millis(self.min_ms + jitter)
     }

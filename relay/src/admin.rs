@@ -1,0 +1,419 @@
+//! The admin API: HTTPS (rustls) on localhost by default, every request authenticated by an operator certificate
+//! from the org CA (chain checked in the handshake; role, validity and revocation checked per request).
+//!
+//! Errors map to a small public set — `invalid` (400/409), `unauthorized` (401), `busy` (429), `internal` (500) —
+//! with the full chain logged once here.
+
+mod views;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use tessera_proto::cert::{OperatorCertificate, PinnedCa};
+use tessera_proto::envelope::{Envelope, KeyFingerprint};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
+use tessera_proto::statement::{CredentialStatement, RevocationList, Signed};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use views::{AgentView, CredentialView, SyncChips};
+
+use crate::engine::operator::OperatorError;
+use crate::engine::Metrics;
+use crate::runtime::AdminRequest;
+use crate::state::RelayStore;
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    /// State, for reads.
+    pub store: Arc<dyn RelayStore>,
+    /// The org CA, for the operator check.
+    pub ca: PinnedCa,
+    /// Mutations go to the engine worker.
+    pub requests: mpsc::Sender<AdminRequest>,
+    /// The engine's counters.
+    pub metrics: watch::Receiver<Metrics>,
+}
+
+/// A public error.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(serde_json::json!({ "error": self.1, "message": self.2 })),
+        )
+            .into_response()
+    }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "admin API request failed");
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error".into(),
+    )
+}
+
+impl From<OperatorError> for ApiError {
+    fn from(e: OperatorError) -> Self {
+        match e {
+            OperatorError::Statement(m) => ApiError(StatusCode::BAD_REQUEST, "invalid", m),
+            OperatorError::Conflict(m) => ApiError(StatusCode::CONFLICT, "invalid", m),
+            OperatorError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "invalid", m),
+            OperatorError::Busy(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, "busy", m),
+            other => internal(&other),
+        }
+    }
+}
+
+impl From<crate::state::StateError> for ApiError {
+    fn from(e: crate::state::StateError) -> Self {
+        internal(&e)
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The authenticated operator, from the TLS client certificate.
+#[derive(Debug, Clone)]
+pub struct Operator(pub Option<OperatorCertificate>);
+
+fn require(op: &Operator) -> Result<&OperatorCertificate, ApiError> {
+    op.0.as_ref().ok_or_else(|| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "an operator certificate is required".into(),
+        )
+    })
+}
+
+async fn ask<T>(
+    st: &AdminState,
+    make: impl FnOnce(oneshot::Sender<Result<T, OperatorError>>) -> AdminRequest,
+) -> Result<T, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    st.requests.send(make(tx)).await.map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the relay is shutting down".into(),
+        )
+    })?;
+    rx.await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the relay is shutting down".into(),
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+async fn agents(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+) -> ApiResult<Vec<AgentView>> {
+    require(&op)?;
+    Ok(Json(
+        st.store.agents()?.iter().map(AgentView::from).collect(),
+    ))
+}
+
+async fn credentials(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+) -> ApiResult<Vec<CredentialView>> {
+    require(&op)?;
+    let mut out = Vec::new();
+    for c in st.store.credentials()? {
+        let rows = st.store.deliveries_of_credential(&c.id)?;
+        let failures = st
+            .store
+            .alerts()?
+            .into_iter()
+            .filter(|a| a.subject.contains(&c.id.to_string()))
+            .collect::<Vec<_>>();
+        out.push(CredentialView::new(&c, &rows, &failures));
+    }
+    Ok(Json(out))
+}
+
+/// A put: the statement and the envelopes the operator sealed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutBody {
+    /// The signed statement.
+    pub statement: Signed<CredentialStatement>,
+    /// Envelopes per agent.
+    pub envelopes: Vec<EnvelopeFor>,
+}
+
+/// One envelope.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeFor {
+    /// The agent.
+    pub agent: AgentId,
+    /// Fingerprint of the certified wrap key it is sealed to.
+    pub key: KeyFingerprint,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+async fn put(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+    Json(body): Json<PutBody>,
+) -> ApiResult<serde_json::Value> {
+    let op = require(&op)?;
+    tracing::info!(operator = op.operator_id.as_str(), "credential put");
+    let envelopes = body
+        .envelopes
+        .into_iter()
+        .map(|e| (e.agent, e.key, e.envelope))
+        .collect();
+    ask(&st, |reply| AdminRequest::Put {
+        statement: body.statement,
+        envelopes,
+        reply,
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+fn parse_id(id: &str) -> Result<CredentialId, ApiError> {
+    id.parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "not a credential id".into(),
+        )
+    })
+}
+
+async fn remove(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+    Path(id): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    require(&op)?;
+    let id = parse_id(&id)?;
+    ask(&st, |reply| AdminRequest::Remove { id, reply }).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn retry(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+    Path(id): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    require(&op)?;
+    let id = parse_id(&id)?;
+    ask(&st, |reply| AdminRequest::Retry { id, reply }).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+/// A job request.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobBody {
+    /// Template.
+    pub template: TemplateName,
+    /// Parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Credentials it needs.
+    #[serde(default)]
+    pub credentials: Vec<CredentialName>,
+    /// A specific agent.
+    #[serde(default)]
+    pub agent: Option<AgentId>,
+}
+
+async fn job(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+    Json(b): Json<JobBody>,
+) -> ApiResult<serde_json::Value> {
+    require(&op)?;
+    let (id, agent) = ask(&st, |reply| AdminRequest::Job {
+        template: b.template,
+        params: b.params,
+        credentials: b.credentials,
+        agent: b.agent,
+        reply,
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "job_id": id, "agent": agent })))
+}
+
+async fn jobs(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+) -> ApiResult<Vec<crate::state::JobRecord>> {
+    require(&op)?;
+    Ok(Json(st.store.jobs()?))
+}
+
+async fn alerts(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+) -> ApiResult<Vec<crate::alerts::Alert>> {
+    require(&op)?;
+    Ok(Json(st.store.alerts()?))
+}
+
+async fn audit(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+) -> ApiResult<Vec<crate::audit::AuditEntry>> {
+    require(&op)?;
+    Ok(Json(st.store.audit()?))
+}
+
+async fn status(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+) -> ApiResult<serde_json::Value> {
+    require(&op)?;
+    Ok(Json(serde_json::json!({
+        "replicas": 1,
+        "state_backend": "sled",
+        "coordination": "in-process (single replica)",
+        "in_flight": st.store.pendings()?.len(),
+    })))
+}
+
+async fn metrics(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+) -> Result<String, ApiError> {
+    require(&op)?;
+    let m = st.metrics.borrow().clone();
+    let agents = st.store.agents()?;
+    let mut text = String::new();
+    let mut line = |name: &str, help: &str, v: u64| {
+        text.push_str(&format!("# HELP tessera_relay_{name} {help}\n# TYPE tessera_relay_{name} counter\ntessera_relay_{name} {v}\n"));
+    };
+    line(
+        "dropped_messages_total",
+        "Messages from agents dropped as invalid.",
+        m.dropped_messages,
+    );
+    line(
+        "unsolicited_total",
+        "Answers that failed a binding.",
+        m.unsolicited,
+    );
+    line(
+        "rewrap_requests_total",
+        "Rewrap requests sent to peers.",
+        m.rewrap_requests,
+    );
+    line(
+        "deliveries_ok_total",
+        "Deliveries confirmed by digest.",
+        m.deliveries_ok,
+    );
+    line(
+        "commitment_mismatches_total",
+        "Commitment mismatches.",
+        m.mismatches,
+    );
+    line(
+        "jit_rate_limited_total",
+        "JIT requests answered RATE_LIMITED.",
+        m.rate_limited,
+    );
+    line(
+        "deliveries_stalled_total",
+        "Deliveries retired as stalled.",
+        m.stalled,
+    );
+    let agents_n = u64::try_from(agents.len()).unwrap_or(u64::MAX);
+    text.push_str(&format!("# HELP tessera_relay_agents Registered agents.\n# TYPE tessera_relay_agents gauge\ntessera_relay_agents {agents_n}\n"));
+    Ok(text)
+}
+
+/// The routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/v1/agents", get(agents))
+        .route("/v1/credentials", get(credentials).post(put))
+        .route("/v1/credentials/{id}", axum::routing::delete(remove))
+        .route("/v1/credentials/{id}/retry", post(retry))
+        .route("/v1/jobs", get(jobs).post(job))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/audit", get(audit))
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Accepts TLS connections until `cancel`; each request carries the verified operator (or none).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: AdminState,
+    cancel: CancellationToken,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let ca = state.ca.clone();
+    let app = router(state);
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((tcp, peer)) = accepted else { continue };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let ca = ca.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "admin TLS handshake failed");
+                    return;
+                }
+            };
+            let operator = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|der| {
+                    ca.verify_operator(der.as_ref(), now_s(), &RevocationList::empty())
+                        .ok()
+                });
+            let svc = TowerToHyperService::new(app.layer(Extension(Operator(operator))));
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "admin connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,154 @@
+//! Relay configuration: defaults, then the TOML file (`/etc/tessera/relay.toml` or `--config`), then `TESSERA_*`
+//! environment variables, then flags. Unknown keys are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::engine::EngineConfig;
+
+/// Where the file is looked for without `--config`.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tessera/relay.toml";
+
+/// The relay's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// State directory (the sled store).
+    pub state_dir: PathBuf,
+    /// The org CA certificate (PEM or DER).
+    pub org_ca: PathBuf,
+    /// The broker.
+    pub broker: BrokerConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// The rules' numbers.
+    pub engine: EngineConfig,
+}
+
+/// The relay's MQTT connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Host.
+    pub host: String,
+    /// TLS port.
+    pub port: u16,
+    /// CA of the broker's certificate; default the org CA.
+    pub ca_file: Option<PathBuf>,
+    /// The relay's service certificate (PEM) — its CN is its MQTT username.
+    pub cert: PathBuf,
+    /// Its key (PKCS#8 PEM).
+    pub key: PathBuf,
+    /// MQTT client id.
+    pub client_id: String,
+    /// Shared-subscription group of the relay replicas; empty for a plain subscription.
+    pub shared_group: String,
+    /// Keep-alive, seconds.
+    pub keep_alive_secs: u64,
+}
+
+/// The admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Listen address (localhost by default).
+    pub listen: SocketAddr,
+    /// Server certificate (PEM), from the org CA (`ca issue-service`).
+    pub cert: PathBuf,
+    /// Its key (PKCS#8 PEM).
+    pub key: PathBuf,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/tessera-relay"),
+            org_ca: PathBuf::from("/etc/tessera/org-ca.pem"),
+            broker: BrokerConfig::default(),
+            admin: AdminConfig::default(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8883,
+            ca_file: None,
+            cert: PathBuf::from("/etc/tessera/relay.pem"),
+            key: PathBuf::from("/etc/tessera/relay.key"),
+            client_id: "relay-1".into(),
+            shared_group: tessera_proto::topics::DEFAULT_RELAY_GROUP.into(),
+            keep_alive_secs: 30,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            cert: PathBuf::from("/etc/tessera/relay-admin.pem"),
+            key: PathBuf::from("/etc/tessera/relay-admin.key"),
+        }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// Invalid TOML or schema (the message names the key).
+    #[error("config file {0}: {1}")]
+    Parse(PathBuf, String),
+    /// A bad environment value.
+    #[error("environment variable {0}: {1}")]
+    Env(String, String),
+}
+
+impl RelayConfig {
+    /// Defaults, then the file, then `TESSERA_*` from `env`.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let path = explicit.map(Path::to_path_buf).or_else(|| {
+            Path::new(DEFAULT_CONFIG_PATH)
+                .exists()
+                .then(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+        });
+        let mut cfg = match path {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| ConfigError::Read(p.clone(), e))?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse(p.clone(), e.to_string()))?
+            }
+            None => Self::default(),
+        };
+        for (k, v) in env {
+            match k.as_str() {
+                "TESSERA_RELAY_STATE_DIR" => cfg.state_dir = PathBuf::from(v),
+                "TESSERA_BROKER_HOST" => cfg.broker.host = v,
+                "TESSERA_BROKER_PORT" => {
+                    cfg.broker.port = v
+                        .parse()
+                        .map_err(|_| ConfigError::Env(k.clone(), "not a port".into()))?;
+                }
+                "TESSERA_ADMIN_LISTEN" => {
+                    cfg.admin.listen = v
+                        .parse()
+                        .map_err(|_| ConfigError::Env(k.clone(), "not host:port".into()))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,624 @@
+//! `tessera-relay`: `serve` runs the control plane; the other subcommands run on an operator's workstation.
+//!
+//! Exit codes: 0 success; 1 failure; 2 usage or input error; 3 the relay refused (invalid, unauthorized, busy).
+#![forbid(unsafe_code)]
+
+use std::io::Read as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tessera_proto::cert::{IdentityKey, PinnedCa};
+use tessera_proto::ids::{AgentId, CredentialName, OperatorId};
+use tessera_proto::secret::SecretBytes;
+use tessera_proto::statement::Scope;
+use tessera_relay::operator::client::{AdminClient, ClientError};
+use tessera_relay::operator::{ca, cred};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tessera-relay",
+    version,
+    about = "Tessera relay and operator commands"
+)]
+struct Cli {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Conn {
+    /// The relay's admin API, host:port.
+    #[arg(long, env = "TESSERA_RELAY", default_value = "127.0.0.1:8443")]
+    relay: String,
+    /// Directory with operator.pem, operator.key and ca.pem (from `ca issue-operator`).
+    #[arg(long, env = "TESSERA_OPERATOR_DIR", default_value = ".")]
+    operator_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the relay.
+    Serve {
+        /// Configuration file (default /etc/tessera/relay.toml when it exists).
+        #[arg(long, env = "TESSERA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// The org CA (on the operator's workstation).
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Credentials.
+    #[command(subcommand)]
+    Cred(CredCmd),
+    /// Agents.
+    #[command(subcommand)]
+    Agents(ListCmd),
+    /// Alerts.
+    #[command(subcommand)]
+    Alerts(ListCmd),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Jobs.
+    #[command(subcommand)]
+    Job(JobCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCmd {
+    /// Create the CA in DIR (ca.pem, ca.key).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Sign an agent's enrolment request.
+    IssueAgent {
+        #[arg(long)]
+        dir: PathBuf,
+        request: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Create an operator key and certificate in OUT_DIR.
+    IssueOperator {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        out_dir: PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Create a service certificate (broker, relay) in OUT_DIR.
+    IssueService {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "dns")]
+        dns: Vec<String>,
+        #[arg(long = "ip")]
+        ip: Vec<IpAddr>,
+        #[arg(long)]
+        out_dir: PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CredCmd {
+    /// Create NAME, or a new version of it (reads the secret from --file or stdin).
+    Put {
+        name: String,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Explicit scope: only these agents (default: every agent).
+        #[arg(long = "agent")]
+        agents: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A new version of NAME (same as put on an existing name).
+    Rotate {
+        name: String,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List credentials with their sync state.
+    Ls {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Soft-delete by id.
+    Rm {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Retry pending and stalled deliveries (30 s cooldown).
+    Retry {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ListCmd {
+    /// List.
+    Ls {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Fetch the audit trail and verify its hash chain.
+    Verify {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JobCmd {
+    /// Dispatch TEMPLATE to an eligible agent.
+    Run {
+        template: String,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long = "param", value_name = "K=V")]
+        params: Vec<String>,
+        #[arg(long = "credential")]
+        credentials: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List jobs.
+    Ls {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+fn fail(code: u8, msg: &str) -> ExitCode {
+    eprintln!("tessera-relay: {msg}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::Ca(c) => ca_cmd(c),
+        Command::Cred(c) => cred_cmd(c, cli.json).await,
+        Command::Agents(ListCmd::Ls { conn }) => {
+            list(&conn, "/v1/agents", cli.json, |v| {
+                format!(
+                    "{:<24} {:<12} {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["state"].as_str().unwrap_or(""),
+                    v["mode"].as_str().unwrap_or("-")
+                )
+            })
+            .await
+        }
+        Command::Alerts(ListCmd::Ls { conn }) => {
+            list(&conn, "/v1/alerts", cli.json, |v| {
+                format!(
+                    "{:<10} {:<32} x{:<4} {}  {}",
+                    v["severity"].as_str().unwrap_or(""),
+                    v["kind"].as_str().unwrap_or(""),
+                    v["count"],
+                    v["subject"].as_str().unwrap_or(""),
+                    v["message"].as_str().unwrap_or("")
+                )
+            })
+            .await
+        }
+        Command::Audit(AuditCmd::Verify { conn }) => audit_verify(&conn, cli.json).await,
+        Command::Job(j) => job_cmd(j, cli.json).await,
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> ExitCode {
+    let cfg = match tessera_relay::config::RelayConfig::load(config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let cancel = CancellationToken::new();
+    let signals = cancel.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+        }
+        signals.cancel();
+    });
+    match tessera_relay::runtime::serve(cfg, cancel).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, &e.to_string()),
+    }
+}
+
+fn ca_cmd(c: CaCmd) -> ExitCode {
+    let r = match c {
+        CaCmd::Init { dir, org, days } => {
+            ca::init(&dir, &org, days).map(|()| format!("CA created in {}", dir.display()))
+        }
+        CaCmd::IssueAgent {
+            dir,
+            request,
+            out,
+            days,
+        } => ca::issue_agent(&dir, &request, &out, days)
+            .map(|id| format!("certificate for {id} written to {}", out.display())),
+        CaCmd::IssueOperator {
+            dir,
+            id,
+            out_dir,
+            days,
+        } => ca::issue_operator(&dir, &id, &out_dir, days)
+            .map(|()| format!("operator {id} written to {}", out_dir.display())),
+        CaCmd::IssueService {
+            dir,
+            name,
+            dns,
+            ip,
+            out_dir,
+            days,
+        } => ca::issue_service(&dir, &name, &dns, &ip, &out_dir, days).map(|()| {
+            format!(
+                "service certificate {name} written to {}",
+                out_dir.display()
+            )
+        }),
+    };
+    match r {
+        Ok(msg) => {
+            eprintln!("tessera-relay: {msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(2, &e.to_string()),
+    }
+}
+
+struct OperatorFiles {
+    ca: PinnedCa,
+    key: IdentityKey,
+    cert: Vec<u8>,
+    id: OperatorId,
+    client: AdminClient,
+}
+
+fn load_operator(conn: &Conn) -> Result<OperatorFiles, String> {
+    let read = |n: &str| {
+        std::fs::read(conn.operator_dir.join(n))
+            .map_err(|e| format!("{}: {e}", conn.operator_dir.join(n).display()))
+    };
+    let ca_der = tessera_relay::tls::first_cert(&read("ca.pem")?)?;
+    let ca = PinnedCa::from_der(&ca_der).map_err(|e| e.to_string())?;
+    let cert_pem = read("operator.pem")?;
+    let key_pem = read("operator.key")?;
+    let cert = tessera_relay::tls::first_cert(&cert_pem)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let verified = ca
+        .verify_operator(
+            &cert,
+            now,
+            &tessera_proto::statement::RevocationList::empty(),
+        )
+        .map_err(|e| format!("operator certificate: {e}"))?;
+    let key = pem::parse(&key_pem).map_err(|e| e.to_string())?;
+    let key = IdentityKey::from_pkcs8_der(&SecretBytes::new(key.into_contents()))
+        .map_err(|e| e.to_string())?;
+    let tls = tessera_relay::tls::client_config(&[ca_der], &cert_pem, &key_pem)?;
+    Ok(OperatorFiles {
+        ca,
+        key,
+        cert,
+        id: verified.operator_id,
+        client: AdminClient::new(&conn.relay, tls),
+    })
+}
+
+fn api_fail(e: &ClientError) -> ExitCode {
+    match e {
+        ClientError::Api { .. } => fail(3, &e.to_string()),
+        ClientError::Transport(..) => fail(1, &e.to_string()),
+        _ => fail(1, &e.to_string()),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print(json: bool, v: &serde_json::Value, text: &str) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn list(
+    conn: &Conn,
+    path: &str,
+    json: bool,
+    row: impl Fn(&serde_json::Value) -> String,
+) -> ExitCode {
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    match op.client.get(path).await {
+        Ok(v) => {
+            let text = v
+                .as_array()
+                .map(|a| a.iter().map(&row).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default();
+            print(json, &v, &text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => api_fail(&e),
+    }
+}
+
+fn read_secret(file: Option<&Path>) -> Result<SecretBytes, String> {
+    let mut buf = Vec::new();
+    let r = match file {
+        Some(f) => std::fs::File::open(f).and_then(|mut h| h.read_to_end(&mut buf)),
+        None => std::io::stdin().read_to_end(&mut buf),
+    };
+    let secret = SecretBytes::new(buf);
+    r.map_err(|e| e.to_string())?;
+    Ok(secret)
+}
+
+async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
+    match c {
+        CredCmd::Put {
+            name,
+            file,
+            agents,
+            conn,
+        } => put(&conn, &name, file.as_deref(), &agents, json).await,
+        CredCmd::Rotate { name, file, conn } => put(&conn, &name, file.as_deref(), &[], json).await,
+        CredCmd::Ls { conn } => {
+            list(&conn, "/v1/credentials", json, |v| {
+                let s = &v["sync"];
+                let chip = if s["integrity_failure"].as_bool() == Some(true) {
+                    "integrity failure".to_owned()
+                } else if s["stalled"].as_u64().unwrap_or(0) > 0 {
+                    format!("stalled {}", s["stalled"])
+                } else if s["pending"].as_u64().unwrap_or(0) > 0 {
+                    format!("pending {}", s["pending"])
+                } else {
+                    "synced".to_owned()
+                };
+                format!(
+                    "{:<24} v{:<4} synced {}/{}  {chip}  {}",
+                    v["name"].as_str().unwrap_or(""),
+                    v["version"],
+                    s["synced"],
+                    s["of"],
+                    v["id"].as_str().unwrap_or("")
+                )
+            })
+            .await
+        }
+        CredCmd::Rm { id, conn } => {
+            simple(&conn, json, |c| async move {
+                c.delete(&format!("/v1/credentials/{id}")).await
+            })
+            .await
+        }
+        CredCmd::Retry { id, conn } => {
+            simple(&conn, json, |c| async move {
+                c.post(
+                    &format!("/v1/credentials/{id}/retry"),
+                    &serde_json::json!({}),
+                )
+                .await
+            })
+            .await
+        }
+    }
+}
+
+async fn simple<F, Fut>(conn: &Conn, json: bool, f: F) -> ExitCode
+where
+    F: FnOnce(AdminClient) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, ClientError>>,
+{
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    match f(op.client).await {
+        Ok(v) => {
+            print(json, &v, "ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => api_fail(&e),
+    }
+}
+
+async fn put(
+    conn: &Conn,
+    name: &str,
+    file: Option<&Path>,
+    agents: &[String],
+    json: bool,
+) -> ExitCode {
+    let Ok(name) = CredentialName::new(name) else {
+        return fail(2, "credential name must match [A-Za-z0-9_-]{1,128}");
+    };
+    let scope = if agents.is_empty() {
+        Scope::All
+    } else {
+        match agents
+            .iter()
+            .map(AgentId::new)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(ids) => Scope::explicit(ids),
+            Err(e) => return fail(2, &e.to_string()),
+        }
+    };
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let payload = match read_secret(file)
+        .map_err(cred::CredError::Invalid)
+        .and_then(|s| cred::payload_from_input(&s))
+    {
+        Ok(p) => p,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let operator = cred::Operator {
+        ca: &op.ca,
+        id: op.id.clone(),
+        key: &op.key,
+        cert: &op.cert,
+    };
+    match cred::put(&op.client, &operator, &name, scope, &payload).await {
+        Ok(r) => {
+            let v = serde_json::to_value(&r).unwrap_or_default();
+            let mut text = format!(
+                "{} version {} ({}) sealed for {} agent(s)",
+                name.as_str(),
+                r.version,
+                r.id,
+                r.sealed_for.len()
+            );
+            if !r.skipped.is_empty() {
+                text.push_str(&format!(
+                    "; skipped (certificate does not verify): {}",
+                    r.skipped.join(", ")
+                ));
+            }
+            print(json, &v, &text);
+            ExitCode::SUCCESS
+        }
+        Err(cred::CredError::Client(e)) => api_fail(&e),
+        Err(e) => fail(2, &e.to_string()),
+    }
+}
+
+async fn audit_verify(conn: &Conn, json: bool) -> ExitCode {
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let v = match op.client.get("/v1/audit").await {
+        Ok(v) => v,
+        Err(e) => return api_fail(&e),
+    };
+    let entries: Vec<tessera_relay::audit::AuditEntry> = match serde_json::from_value(v) {
+        Ok(e) => e,
+        Err(e) => return fail(1, &format!("unexpected audit format: {e}")),
+    };
+    let head = entries.last().map(|e| (e.seq, e.hash.clone()));
+    match tessera_relay::audit::verify(&entries) {
+        Ok(()) => {
+            let (seq, hash) = head.unwrap_or((0, tessera_relay::audit::GENESIS.to_owned()));
+            let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash });
+            print(
+                json,
+                &out,
+                &format!(
+                    "audit chain intact: {} entries, head {seq} {hash}",
+                    entries.len()
+                ),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let out = serde_json::json!({ "ok": false, "error": e.to_string() });
+            print(json, &out, &format!("audit chain BROKEN: {e}"));
+            ExitCode::from(4)
+        }
+    }
+}
+
+async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
+    match j {
+        JobCmd::Run {
+            template,
+            agent,
+            params,
+            credentials,
+            conn,
+        } => {
+            let mut map = serde_json::Map::new();
+            for p in &params {
+                let Some((k, v)) = p.split_once('=') else {
+                    return fail(2, &format!("--param {p:?}: expected K=V"));
+                };
+                map.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+            }
+            let body = serde_json::json!({ "template": template, "params": map, "credentials": credentials, "agent": agent });
+            simple(
+                &conn,
+                json,
+                |c| async move { c.post("/v1/jobs", &body).await },
+            )
+            .await
+        }
+        JobCmd::Ls { conn } => {
+            list(&conn, "/v1/jobs", json, |v| {
+                let result = &v["result"];
+                format!(
+                    "{}  {:<20} on {:<16} exit {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["template"].as_str().unwrap_or(""),
+                    v["agent"].as_str().unwrap_or(""),
+                    if result.is_null() {
+                        "-".to_owned()
+                    } else {
+                        result["exit_code"].to_string()
+                    }
+                )
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The org CA on the operator's workstation: a directory with `ca.pem` (the certificate every agent pins) and
+//! `ca.key` (PKCS#8, mode 0600; keep it offline).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
+use tessera_proto::ids::OperatorId;
+use tessera_proto::secret::SecretBytes;
+
+/// CA operation failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// A file problem.
+    #[error("{0}")]
+    Io(String),
+    /// Bad input (request, names).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path, e: &std::io::Error) -> CaError {
+    CaError::Io(format!("{}: {e}", path.display()))
+}
+
+fn write_pem(path: &Path, tag: &str, der: &[u8], private: bool) -> Result<(), CaError> {
+    let text = pem::encode(&pem::Pem::new(tag, der));
+    if private {
+        write_private(path, text.as_bytes())
+    } else {
+        std::fs::write(path, text).map_err(|e| io(path, &e))
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(path, &e))?;
+    f.write_all(bytes).map_err(|e| io(path, &e))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `ca init`: a new CA in `dir` (refuses to overwrite).
+pub fn init(dir: &Path, org: &str, days: u32) -> Result<(), CaError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, &e))?;
+    if dir.join("ca.key").exists() {
+        return Err(CaError::Invalid(format!(
+            "{} already holds a CA",
+            dir.display()
+        )));
+    }
+    let ca = OrgCa::generate(org, Validity::days_from(now() - 300, days))
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    let key = ca
+        .key()
+        .to_pkcs8_der()
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    key.expose(|k| write_pem(&dir.join("ca.key"), "PRIVATE KEY", k, true))?;
+    write_pem(&dir.join("ca.pem"), "CERTIFICATE", ca.cert_der(), false)
+}
+
+/// Loads the CA from `dir`.
+pub fn load(dir: &Path) -> Result<OrgCa, CaError> {
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| io(&dir.join(name), &e));
+    let cert = crate::tls::first_cert(&read("ca.pem")?).map_err(CaError::Invalid)?;
+    let key_pem = read("ca.key")?;
+    let key = pem::parse(&key_pem).map_err(|e| CaError::Invalid(e.to_string()))?;
+    OrgCa::from_parts(&cert, &SecretBytes::new(key.into_contents()))
+        .map_err(|e| CaError::Invalid(e.to_string()))
+}
+
+/// `ca issue-agent`: signs an enrolment request.
+pub fn issue_agent(dir: &Path, request: &Path, out: &Path, days: u32) -> Result<String, CaError> {
+    let ca = load(dir)?;
+    let bytes = std::fs::read(request).map_err(|e| io(request, &e))?;
+    let req: EnrollmentRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| CaError::Invalid(format!("enrolment request: {e}")))?;
+    let der = ca
+        .issue_agent(&req, Validity::days_from(now() - 300, days))
+        .map_err(|e| CaError::Invalid(format!("enrolment request refused: {e}")))?;
+    write_pem(out, "CERTIFICATE", &der, false)?;
+    Ok(req.body.agent_id.as_str().to_owned())
+}
+
+/// `ca issue-operator`: a new operator key and certificate in `out_dir` (`operator.pem`, `operator.key`, and a copy
+/// of `ca.pem`).
+pub fn issue_operator(dir: &Path, id: &str, out_dir: &Path, days: u32) -> Result<(), CaError> {
+    let ca = load(dir)?;
+    let id = OperatorId::new(id).map_err(|e| CaError::Invalid(e.to_string()))?;
+    let key = IdentityKey::generate().map_err(|e| CaError::Invalid(e.to_string()))?;
+    let der = ca
+        .issue_operator(
+            &id,
+            key.public_key(),
+            Validity::days_from(now() - 300, days),
+        )
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, &e))?;
+    let k = key
+        .to_pkcs8_der()
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    k.expose(|k| write_pem(&out_dir.join("operator.key"), "PRIVATE KEY", k, true))?;
+    write_pem(&out_dir.join("operator.pem"), "CERTIFICATE", &der, false)?;
+    write_pem(&out_dir.join("ca.pem"), "CERTIFICATE", ca.cert_der(), false)
+}
+
+/// `ca issue-service`: a TLS server/client certificate for the broker or the relay (`NAME.pem`, `NAME.key`).
+pub fn issue_service(
+    dir: &Path,
+    name: &str,
+    dns: &[String],
+    ips: &[IpAddr],
+    out_dir: &Path,
+    days: u32,
+) -> Result<(), CaError> {
+    let ca = load(dir)?;
+    let key = IdentityKey::generate().map_err(|e| CaError::Invalid(e.to_string()))?;
+    let dns: Vec<&str> = dns.iter().map(String::as_str).collect();
+    let der = ca
+        .issue_service(
+            name,
+            &dns,
+            ips,
+            key.public_key(),
+            Validity::days_from(now() - 300, days),
+        )
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, &e))?;
+    let k = key
+        .to_pkcs8_der()
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    k.expose(|k| write_pem(&out_dir.join(format!("{name}.key")), "PRIVATE KEY", k, true))?;
+    write_pem(
+        &out_dir.join(format!("{name}.pem")),
+        "CERTIFICATE",
+        &der,
+        false,
+    )
+}

@@ -1,0 +1,122 @@
+//! A small HTTPS client for the admin API, authenticated by the operator's certificate.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Could not connect or talk TLS/HTTP.
+    #[error("admin API {0}: {1}")]
+    Transport(String, String),
+    /// The relay answered with an error.
+    #[error("relay: {status} {error}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Public error class.
+        error: String,
+        /// Message.
+        message: String,
+    },
+}
+
+/// The admin API at `addr` (`host:port`).
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    addr: String,
+    host: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl AdminClient {
+    /// A client trusting `tls`'s roots, presenting its client certificate.
+    pub fn new(addr: &str, tls: Arc<rustls::ClientConfig>) -> Self {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_owned();
+        Self {
+            addr: addr.to_owned(),
+            host,
+            tls,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let t =
+            |e: &dyn std::fmt::Display| ClientError::Transport(self.addr.clone(), e.to_string());
+        let tcp = tokio::net::TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| t(&e))?;
+        let name = ServerName::try_from(self.host.clone()).map_err(|e| t(&e))?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| t(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| t(&e))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| t(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| t(&e))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| t(&e))?
+            .to_bytes();
+        if status.is_success() {
+            if status == hyper::StatusCode::OK && path == "/metrics" {
+                return Ok(serde_json::Value::String(
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| t(&e));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            error: v["error"].as_str().unwrap_or("unknown").to_owned(),
+            message: v["message"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(hyper::Method::GET, path, None).await
+    }
+
+    /// POST JSON.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            hyper::Method::POST,
+            path,
+            Some(serde_json::to_vec(body).unwrap_or_default()),
+        )
+        .await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(hyper::Method::DELETE, path, None).await
+    }
+}

@@ -1,0 +1,138 @@
+//! `cred put` and `cred rotate`: the plaintext is read here, committed to, signed and sealed to every agent in
+//! scope whose certificate verifies against the operator's own copy of the org CA. The relay's list of agents is
+//! only a list of candidates: a certificate that does not verify is skipped, never sealed to.
+
+use tessera_proto::cert::{IdentityKey, PinnedCa};
+use tessera_proto::commitment::{self, Salt};
+use tessera_proto::envelope::seal;
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
+use tessera_proto::secret::{SecretBytes, SecretPayload};
+use tessera_proto::statement::{CredentialStatement, RevocationList, Scope, Signed};
+
+use super::client::{AdminClient, ClientError};
+use crate::admin::{AgentView, CredentialView, EnvelopeFor};
+
+/// What a put did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PutReport {
+    /// The credential.
+    pub id: CredentialId,
+    /// Its version.
+    pub version: u64,
+    /// Agents sealed to.
+    pub sealed_for: Vec<AgentId>,
+    /// Agents skipped because their certificate did not verify against the CA.
+    pub skipped: Vec<String>,
+}
+
+/// Put failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredError {
+    /// The admin API failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The plaintext from input bytes: a JSON document as is, anything else as `{"secret": text}` (one trailing newline
+/// dropped).
+pub fn payload_from_input(input: &SecretBytes) -> Result<SecretPayload, CredError> {
+    input.expose(|b| {
+        let trimmed = b.strip_suffix(b"\n").unwrap_or(b);
+        if trimmed.first() == Some(&b'{') {
+            SecretPayload::from_json(trimmed).map_err(|e| CredError::Invalid(e.to_string()))
+        } else {
+            let text = std::str::from_utf8(trimmed)
+                .map_err(|_| CredError::Invalid("the secret is not UTF-8".into()))?;
+            SecretPayload::from_plain_text(text).map_err(|e| CredError::Invalid(e.to_string()))
+        }
+    })
+}
+
+/// Everything needed to sign and seal.
+#[derive(Debug)]
+pub struct Operator<'a> {
+    /// The CA, as the operator has it.
+    pub ca: &'a PinnedCa,
+    /// The operator's id.
+    pub id: OperatorId,
+    /// The operator's key.
+    pub key: &'a IdentityKey,
+    /// The operator's certificate, DER.
+    pub cert: &'a [u8],
+}
+
+/// Puts `name` (a new credential, or a new version of the existing one with that name).
+pub async fn put(
+    client: &AdminClient,
+    op: &Operator<'_>,
+    name: &CredentialName,
+    scope: Scope,
+    payload: &SecretPayload,
+) -> Result<PutReport, CredError> {
+    let creds: Vec<CredentialView> = serde_json::from_value(client.get("/v1/credentials").await?)
+        .map_err(|e| {
+        CredError::Invalid(format!("relay answered an unexpected credential list: {e}"))
+    })?;
+    let (id, version) = creds
+        .iter()
+        .find(|c| c.name == *name && !c.deleted)
+        .map_or((CredentialId::random(), 1), |c| (c.id, c.version + 1));
+    let agents: Vec<AgentView> = serde_json::from_value(client.get("/v1/agents").await?)
+        .map_err(|e| CredError::Invalid(format!("relay answered an unexpected agent list: {e}")))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut envelopes = Vec::new();
+    let mut skipped = Vec::new();
+    for a in agents {
+        if !scope.includes(&a.id) {
+            continue;
+        }
+        let verified = tessera_proto::b64_decode(&a.cert)
+            .and_then(|der| op.ca.verify_agent(&der, now, &RevocationList::empty()).ok())
+            .filter(|c| c.agent_id == a.id);
+        let Some(cert) = verified else {
+            skipped.push(a.id.as_str().to_owned());
+            continue;
+        };
+        let envelope =
+            seal(&cert.wrap, payload.bytes()).map_err(|e| CredError::Invalid(e.to_string()))?;
+        envelopes.push(EnvelopeFor {
+            agent: cert.agent_id,
+            key: cert.wrap.fingerprint(),
+            envelope,
+        });
+    }
+    let salt = Salt::random();
+    let c = commitment::compute(&salt, &id, version, payload);
+    let st = CredentialStatement::new(
+        id,
+        version,
+        0,
+        name.clone(),
+        scope,
+        salt,
+        c,
+        op.id.clone(),
+        now,
+    );
+    let signed =
+        Signed::sign(&st, op.key, op.cert).map_err(|e| CredError::Invalid(e.to_string()))?;
+    let sealed_for = envelopes.iter().map(|e| e.agent.clone()).collect();
+    client
+        .post(
+            "/v1/credentials",
+            &serde_json::json!({ "statement": signed, "envelopes": envelopes }),
+        )
+        .await?;
+    Ok(PutReport {
+        id,
+        version,
+        sealed_for,
+        skipped,
+    })
+}

@@ -1,0 +1,283 @@
+//! `tessera-relay serve`: the MQTT event-loop task, the engine worker, the outbox task and the admin API, under one
+//! cancellation token.
+//!
+//! The engine worker owns the [`Engine`]; it takes agents' messages from the event loop, operator mutations from
+//! the admin API (typed requests with a reply channel) and a tick each second. Reads of state go to the store
+//! directly. The worker never awaits the MQTT client: outbound messages go through the outbox task (the same rule
+//! as the agent's, for the same reason).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use tessera_proto::backoff::Backoff;
+use tessera_proto::cert::PinnedCa;
+use tessera_proto::envelope::{Envelope, KeyFingerprint};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
+use tessera_proto::statement::{CredentialStatement, Signed};
+use tessera_proto::topics;
+use tessera_proto::wire::{self, MAX_MESSAGE_BYTES};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::RelayConfig;
+use crate::engine::operator::OperatorError;
+use crate::engine::{Engine, Metrics, Outbound};
+use crate::state::{RelayStore, SledStore};
+use crate::tls;
+
+/// A mutation for the engine worker.
+#[derive(Debug)]
+pub enum AdminRequest {
+    /// Put, rotate, grant or revoke.
+    Put {
+        /// The signed statement.
+        statement: Signed<CredentialStatement>,
+        /// Envelopes with the fingerprint of the key each is sealed to.
+        envelopes: Vec<(AgentId, KeyFingerprint, Envelope)>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
+    /// Soft delete.
+    Remove {
+        /// Credential.
+        id: CredentialId,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
+    /// Operator retry.
+    Retry {
+        /// Credential.
+        id: CredentialId,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
+    /// Dispatch a job.
+    Job {
+        /// Template.
+        template: TemplateName,
+        /// Parameters.
+        params: std::collections::BTreeMap<String, String>,
+        /// Credentials it needs.
+        credentials: Vec<CredentialName>,
+        /// A specific agent.
+        agent: Option<AgentId>,
+        /// Answer: job id and agent.
+        reply: oneshot::Sender<Result<(uuid::Uuid, AgentId), OperatorError>>,
+    },
+}
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A file could not be read or parsed.
+    #[error("{0}")]
+    Input(String),
+    /// The state store failed to open.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The admin API could not start.
+    #[error("admin API: {0}")]
+    Admin(String),
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|e| ServeError::Input(format!("{}: {e}", path.display())))
+}
+
+/// Runs the relay until `cancel`.
+pub async fn serve(cfg: RelayConfig, cancel: CancellationToken) -> Result<(), ServeError> {
+    let ca_der = tls::first_cert(&read(&cfg.org_ca)?).map_err(ServeError::Input)?;
+    let ca = PinnedCa::from_der(&ca_der).map_err(|e| ServeError::Input(format!("org CA: {e}")))?;
+    let store: Arc<dyn RelayStore> = Arc::new(SledStore::open(&cfg.state_dir.join("state"))?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
+
+    let broker_roots = match &cfg.broker.ca_file {
+        Some(p) => tls::all_certs(&read(p)?).map_err(ServeError::Input)?,
+        None => vec![ca_der.clone()],
+    };
+    let client_tls = tls::client_config(
+        &broker_roots,
+        &read(&cfg.broker.cert)?,
+        &read(&cfg.broker.key)?,
+    )
+    .map_err(ServeError::Input)?;
+    let mut opts = MqttOptions::new(
+        cfg.broker.client_id.clone(),
+        cfg.broker.host.clone(),
+        cfg.broker.port,
+    );
+    opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs.max(5)))
+        .set_clean_session(false)
+        .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            client_tls,
+        )));
+    let (client, eventloop) = AsyncClient::new(opts, 1024);
+
+    let (net_tx, net_rx) = mpsc::channel(1024);
+    let (admin_tx, admin_rx) = mpsc::channel(64);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (metrics_tx, metrics_rx) = watch::channel(Metrics::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    let net_cancel = CancellationToken::new();
+    tasks.spawn(event_loop(
+        eventloop,
+        client.clone(),
+        cfg.broker.shared_group.clone(),
+        net_tx,
+        net_cancel.clone(),
+    ));
+    tasks.spawn(outbox(client.clone(), out_rx));
+    let admin = crate::admin::AdminState {
+        store: store.clone(),
+        ca,
+        requests: admin_tx,
+        metrics: metrics_rx,
+    };
+    let admin_tls = tls::server_config(&[ca_der], &read(&cfg.admin.cert)?, &read(&cfg.admin.key)?)
+        .map_err(ServeError::Input)?;
+    let listener = tokio::net::TcpListener::bind(cfg.admin.listen)
+        .await
+        .map_err(|e| ServeError::Admin(format!("{}: {e}", cfg.admin.listen)))?;
+    tracing::info!(admin = %cfg.admin.listen, broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port), "relay starting");
+    tasks.spawn(crate::admin::serve(
+        listener,
+        admin_tls,
+        admin,
+        cancel.clone(),
+    ));
+    let worker = tokio::spawn(engine_worker(
+        engine,
+        net_rx,
+        admin_rx,
+        out_tx,
+        metrics_tx,
+        cancel.clone(),
+    ));
+
+    cancel.cancelled().await;
+    let _ = worker.await;
+    let _ = store.flush();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    net_cancel.cancel();
+    let _ = client.disconnect().await;
+    tasks.shutdown().await;
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+/// The one task that polls the event loop; it (re)subscribes on every connection.
+async fn event_loop(
+    mut eventloop: rumqttc::EventLoop,
+    client: AsyncClient,
+    group: String,
+    tx: mpsc::Sender<(String, Vec<u8>)>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::new(200, 10_000);
+    let up = if group.is_empty() {
+        "tessera/v1/agents/+/up".to_owned()
+    } else {
+        topics::relay_agents_up(&group)
+    };
+    loop {
+        let polled = tokio::select! {
+            () = cancel.cancelled() => return,
+            p = eventloop.poll() => p,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                tracing::info!("relay connected to broker");
+                // try_subscribe: never wait on the request queue from the task that drains it.
+                for t in [up.clone(), topics::relay_agents_status()] {
+                    if let Err(e) = client.try_subscribe(t, QoS::AtLeastOnce) {
+                        tracing::error!(error = %e, "subscribe failed");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if tx
+                    .send((p.topic.clone(), p.payload.to_vec()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let d = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = d.as_millis(), "relay broker connection failed");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(d) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn outbox(client: AsyncClient, mut rx: mpsc::UnboundedReceiver<Outbound>) {
+    while let Some(o) = rx.recv().await {
+        match wire::encode(&o.msg) {
+            Ok(bytes) => {
+                if let Err(e) = client
+                    .publish(topics::agent_down(&o.to), QoS::AtLeastOnce, false, bytes)
+                    .await
+                {
+                    tracing::warn!(error = %e, "publish failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a message"),
+        }
+    }
+}
+
+async fn engine_worker(
+    mut engine: Engine,
+    mut net: mpsc::Receiver<(String, Vec<u8>)>,
+    mut admin: mpsc::Receiver<AdminRequest>,
+    out: mpsc::UnboundedSender<Outbound>,
+    metrics: watch::Sender<Metrics>,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let send = |msgs: Vec<Outbound>| {
+        for m in msgs {
+            let _ = out.send(m);
+        }
+    };
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            Some((topic, payload)) = net.recv() => send(engine.on_message(&topic, &payload)),
+            Some(req) = admin.recv() => match req {
+                AdminRequest::Put { statement, envelopes, reply } => {
+                    let r = engine.put_credential(&statement, &envelopes).map(&send);
+                    let _ = reply.send(r);
+                }
+                AdminRequest::Remove { id, reply } => { let _ = reply.send(engine.remove_credential(&id)); }
+                AdminRequest::Retry { id, reply } => {
+                    let r = engine.retry(&id).map(&send);
+                    let _ = reply.send(r);
+                }
+                AdminRequest::Job { template, params, credentials, agent, reply } => {
+                    let r = engine.dispatch_job(template, params, credentials, agent.as_ref()).map(|(id, agent, msgs)| {
+                        send(msgs);
+                        (id, agent)
+                    });
+                    let _ = reply.send(r);
+                }
+            },
+            _ = tick.tick() => {
+                send(engine.tick());
+                let _ = metrics.send(engine.metrics.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The workspace's binaries for system tests that run them as real processes: built once per test process with
+//! `cargo build` (a no-op when they are fresh) and found in the target directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+static BUILT: OnceLock<PathBuf> = OnceLock::new();
+
+/// The directory holding `tessera-agent` and `tessera-relay`, built for this test run's profile.
+pub fn bin_dir() -> PathBuf {
+    BUILT
+        .get_or_init(|| {
+            // tests/<crate>/target/<profile>/deps/<test-binary>: the profile directory is two levels up.
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args([
+                "build",
+                "-p",
+                "tessera-agent",
+                "-p",
+                "tessera-relay",
+                "--bins",
+            ])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd
+                .status()
+                .expect("cargo must be available to build the binaries");
+            assert!(
+                status.success(),
+                "building tessera-agent and tessera-relay failed"
+            );
+            profile_dir
+        })
+        .clone()
+}
+
+/// The path of a workspace binary.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
