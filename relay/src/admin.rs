@@ -7,6 +7,7 @@
 mod views;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -308,7 +309,10 @@ async fn metrics(
     let agents = st.store.agents()?;
     let mut text = String::new();
     let mut line = |name: &str, help: &str, v: u64| {
-        text.push_str(&format!("# HELP tessera_relay_{name} {help}\n# TYPE tessera_relay_{name} counter\ntessera_relay_{name} {v}\n"));
+        let _ = write!(
+            text,
+            "# HELP tessera_relay_{name} {help}\n# TYPE tessera_relay_{name} counter\ntessera_relay_{name} {v}\n"
+        );
     };
     line(
         "dropped_messages_total",
@@ -346,7 +350,10 @@ async fn metrics(
         m.stalled,
     );
     let agents_n = u64::try_from(agents.len()).unwrap_or(u64::MAX);
-    text.push_str(&format!("# HELP tessera_relay_agents Registered agents.\n# TYPE tessera_relay_agents gauge\ntessera_relay_agents {agents_n}\n"));
+    let _ = write!(
+        text,
+        "# HELP tessera_relay_agents Registered agents.\n# TYPE tessera_relay_agents gauge\ntessera_relay_agents {agents_n}\n"
+    );
     Ok(text)
 }
 

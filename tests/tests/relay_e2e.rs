@@ -3,6 +3,8 @@
 //! reconnect; an agent enrolled later is backfilled by peer rewrap; a job runs with the credential injected; the
 //! audit chain verifies. (The issue "The whole system" adds the fault scenarios on this harness.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// One story on one broker, read top to bottom.
+#![allow(clippy::too_many_lines)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
