@@ -363,7 +363,6 @@ fn load_operator(conn: &Conn) -> Result<OperatorFiles, String> {
 fn api_fail(e: &ClientError) -> ExitCode {
     match e {
         ClientError::Api { .. } => fail(3, &e.to_string()),
-        ClientError::Transport(..) => fail(1, &e.to_string()),
         _ => fail(1, &e.to_string()),
     }
 }
@@ -530,10 +529,8 @@ async fn put(
                 r.sealed_for.len()
             );
             if !r.skipped.is_empty() {
-                text.push_str(&format!(
-                    "; skipped (certificate does not verify): {}",
-                    r.skipped.join(", ")
-                ));
+                text.push_str("; skipped (certificate does not verify): ");
+                text.push_str(&r.skipped.join(", "));
             }
             print(json, &v, &text);
             ExitCode::SUCCESS

@@ -91,8 +91,16 @@ impl AdminClient {
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         Err(ClientError::Api {
             status: status.as_u16(),
-            error: v.get("error").and_then(|e| e.as_str()).unwrap_or("unknown").to_owned(),
-            message: v.get("message").and_then(|e| e.as_str()).unwrap_or_default().to_owned(),
+            error: v
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("unknown")
+                .to_owned(),
+            message: v
+                .get("message")
+                .and_then(|e| e.as_str())
+                .unwrap_or_default()
+                .to_owned(),
         })
     }
 
