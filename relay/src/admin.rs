@@ -263,6 +263,16 @@ async fn job(
     Ok(Json(serde_json::json!({ "job_id": id, "agent": agent })))
 }
 
+async fn revocations(
+    State(st): State<AdminState>,
+    Extension(op): Extension<Operator>,
+    Json(list): Json<Signed<RevocationList>>,
+) -> ApiResult<serde_json::Value> {
+    require(&op)?;
+    ask(&st, |reply| AdminRequest::Revocations { list, reply }).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
 async fn jobs(
     State(st): State<AdminState>,
     Extension(op): Extension<Operator>,
@@ -366,6 +376,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/credentials/{id}/retry", post(retry))
         .route("/v1/jobs", get(jobs).post(job))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/revocations", post(revocations))
         .route("/v1/audit", get(audit))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
@@ -387,6 +398,7 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let ca = state.ca.clone();
+    let store = state.store.clone();
     let app = router(state);
     loop {
         let accepted = tokio::select! {
@@ -397,6 +409,12 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let ca = ca.clone();
+        let revoked = store
+            .revocations()
+            .ok()
+            .flatten()
+            .and_then(|l| l.verify(&ca, &RevocationList::empty()).ok())
+            .unwrap_or_else(RevocationList::empty);
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(t) => t,
@@ -410,10 +428,7 @@ pub async fn serve(
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .and_then(|der| {
-                    ca.verify_operator(der.as_ref(), now_s(), &RevocationList::empty())
-                        .ok()
-                });
+                .and_then(|der| ca.verify_operator(der.as_ref(), now_s(), &revoked).ok());
             let svc = TowerToHyperService::new(app.layer(Extension(Operator(operator))));
             if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), svc)

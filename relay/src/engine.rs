@@ -150,13 +150,20 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let now = clock.now_ms();
+        // The persisted list was verified when it was accepted; verify again against the pinned CA.
+        let revocations = store
+            .revocations()
+            .ok()
+            .flatten()
+            .and_then(|l| l.verify(&ca, &RevocationList::empty()).ok())
+            .unwrap_or_else(RevocationList::empty);
         Self {
             jit_limiter: RateLimiter::new(cfg.jit_burst, cfg.jit_per_minute),
             missing_flood: WindowCounter::new(cfg.flood_window_ms),
             mismatch_flood: WindowCounter::new(cfg.flood_window_ms),
             store,
             ca,
-            revocations: RevocationList::empty(),
+            revocations,
             cfg,
             clock,
             last_reconcile_ms: now,

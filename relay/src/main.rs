@@ -67,6 +67,22 @@ enum Command {
     /// Jobs.
     #[command(subcommand)]
     Job(JobCmd),
+    /// Add agents to a credential's explicit scope (re-signs its statement with a higher scope revision).
+    Grant {
+        name: String,
+        #[arg(required = true)]
+        agents: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove agents from a credential's scope (agents that already hold it keep what they have).
+    Revoke {
+        name: String,
+        #[arg(required = true)]
+        agents: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +116,19 @@ enum CaCmd {
         out_dir: PathBuf,
         #[arg(long, default_value_t = 365)]
         days: u32,
+    },
+    /// Revoke certificates (agent or operator) and, with --push, send the signed list to the relay and agents.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Certificate files to revoke.
+        #[arg(long = "cert")]
+        certs: Vec<PathBuf>,
+        /// Push the new list through the admin API.
+        #[arg(long)]
+        push: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Create a service certificate (broker, relay) in OUT_DIR.
     IssueService {
@@ -224,7 +253,19 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config).await,
+        Command::Ca(CaCmd::Revoke {
+            dir,
+            certs,
+            push,
+            conn,
+        }) => ca_revoke(&dir, &certs, push, &conn, cli.json).await,
         Command::Ca(c) => ca_cmd(c),
+        Command::Grant { name, agents, conn } => {
+            rescope(&conn, &name, &agents, cred::Rescope::Grant, cli.json).await
+        }
+        Command::Revoke { name, agents, conn } => {
+            rescope(&conn, &name, &agents, cred::Rescope::Revoke, cli.json).await
+        }
         Command::Cred(c) => cred_cmd(c, cli.json).await,
         Command::Agents(ListCmd::Ls { conn }) => {
             list(&conn, "/v1/agents", cli.json, |v| {
@@ -309,6 +350,10 @@ fn ca_cmd(c: CaCmd) -> ExitCode {
                 out_dir.display()
             )
         }),
+        // Dispatched to `ca_revoke` before this function is called.
+        CaCmd::Revoke { .. } => Err(ca::CaError::Invalid(
+            "revoke is handled by ca_revoke".into(),
+        )),
     };
     match r {
         Ok(msg) => {
@@ -617,5 +662,86 @@ async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
             })
             .await
         }
+    }
+}
+
+async fn ca_revoke(dir: &Path, certs: &[PathBuf], push: bool, conn: &Conn, json: bool) -> ExitCode {
+    let mut serials = Vec::new();
+    for c in certs {
+        match ca::serial_of(dir, c) {
+            Ok(s) => serials.push(s),
+            Err(e) => return fail(2, &e.to_string()),
+        }
+    }
+    let signed = match ca::revoke(dir, &serials) {
+        Ok(s) => s,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let serial = signed
+        .parse_unverified(tessera_proto::statement::REVOCATION_KIND)
+        .map(|l| l.serial)
+        .unwrap_or_default();
+    if push {
+        let op = match load_operator(conn) {
+            Ok(o) => o,
+            Err(e) => return fail(2, &e),
+        };
+        let body = serde_json::to_value(&signed).unwrap_or_default();
+        if let Err(e) = op.client.post("/v1/revocations", &body).await {
+            return api_fail(&e);
+        }
+    }
+    let v = serde_json::json!({ "serial": serial, "revoked": serials, "pushed": push });
+    print(
+        json,
+        &v,
+        &format!(
+            "revocation list {serial} written to {}{}",
+            dir.join("revocations.json").display(),
+            if push { " and pushed" } else { "" }
+        ),
+    );
+    ExitCode::SUCCESS
+}
+
+async fn rescope(
+    conn: &Conn,
+    name: &str,
+    agents: &[String],
+    how: cred::Rescope,
+    json: bool,
+) -> ExitCode {
+    let Ok(name) = CredentialName::new(name) else {
+        return fail(2, "credential name must match [A-Za-z0-9_-]{1,128}");
+    };
+    let agents = match agents
+        .iter()
+        .map(AgentId::new)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(a) => a,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let operator = cred::Operator {
+        ca: &op.ca,
+        id: op.id.clone(),
+        key: &op.key,
+        cert: &op.cert,
+    };
+    match cred::rescope(&op.client, &operator, &name, &agents, how).await {
+        Ok(rev) => {
+            print(
+                json,
+                &serde_json::json!({ "scope_revision": rev }),
+                &format!("{} scope revision {rev}", name.as_str()),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(cred::CredError::Client(e)) => api_fail(&e),
+        Err(e) => fail(2, &e.to_string()),
     }
 }

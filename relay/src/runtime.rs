@@ -53,6 +53,13 @@ pub enum AdminRequest {
         /// Answer.
         reply: oneshot::Sender<Result<(), OperatorError>>,
     },
+    /// A new revocation list.
+    Revocations {
+        /// The list, signed by the org CA.
+        list: Signed<tessera_proto::statement::RevocationList>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
     /// Dispatch a job.
     Job {
         /// Template.
@@ -259,6 +266,10 @@ async fn engine_worker(
             Some(req) = admin.recv() => match req {
                 AdminRequest::Put { statement, envelopes, reply } => {
                     let r = engine.put_credential(&statement, &envelopes).map(&send);
+                    let _ = reply.send(r);
+                }
+                AdminRequest::Revocations { list, reply } => {
+                    let r = engine.apply_revocations(&list).map(&send);
                     let _ = reply.send(r);
                 }
                 AdminRequest::Remove { id, reply } => { let _ = reply.send(engine.remove_credential(&id)); }

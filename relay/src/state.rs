@@ -121,6 +121,18 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     /// Every job.
     fn jobs(&self) -> StateResult<Vec<JobRecord>>;
 
+    /// The newest revocation list accepted (signed, as the CA issued it).
+    fn revocations(
+        &self,
+    ) -> StateResult<
+        Option<tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>>,
+    >;
+    /// Replaces it.
+    fn put_revocations(
+        &self,
+        list: &tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>,
+    ) -> StateResult<()>;
+
     /// Makes everything written durable.
     fn flush(&self) -> StateResult<()>;
 }

@@ -316,6 +316,85 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
             .any(|j| j["result"]["exit_code"] == 0)
     });
 
+    // Explicit scope, then a grant: edge-2 is refused until the operator re-signs the scope.
+    let out = relay_cli(root, &admin)
+        .args(["cred", "put", "scoped", "--agent", "edge-1", "--file"])
+        .arg(write(root, "s.txt", "only-edge-1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("edge-1 to hold scoped", Duration::from_secs(20), || {
+        get(&a, "scoped").as_deref() == Some("only-edge-1")
+    });
+    let refused = Command::new(bin("tessera-agent"))
+        .arg("--socket")
+        .arg(&b.socket)
+        .args(["get", "scoped"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(11),
+        "NOT_GRANTED: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = relay_cli(root, &admin)
+        .args(["grant", "scoped", "edge-2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(
+        "edge-2 to hold scoped after the grant",
+        Duration::from_secs(20),
+        || get(&b, "scoped").as_deref() == Some("only-edge-1"),
+    );
+
+    // Revoking edge-3's certificate: the relay delivers nothing more to it.
+    let out = relay_cli(root, &admin)
+        .args(["ca", "revoke", "--push", "--dir"])
+        .arg(&ca_dir)
+        .arg("--cert")
+        .arg(root.join("edge-3.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = relay_cli(root, &admin)
+        .args(["cred", "put", "later", "--file"])
+        .arg(write(root, "l.txt", "after-revoke"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("edge-1 to hold later", Duration::from_secs(20), || {
+        get(&a, "later").as_deref() == Some("after-revoke")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let out = Command::new(bin("tessera-agent"))
+        .arg("--socket")
+        .arg(&c.socket)
+        .args(["get", "later"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a revoked agent received a new credential"
+    );
+
     // The audit chain verifies; the relay never saw the plaintext.
     let out = relay_cli(root, &admin)
         .args(["audit", "verify"])

@@ -65,6 +65,8 @@ pub struct CredentialView {
     pub deleted: bool,
     /// Chips.
     pub sync: SyncChips,
+    /// The creator's signed statement of the current version (operators verify it before re-scoping).
+    pub statement: tessera_proto::statement::Signed<tessera_proto::statement::CredentialStatement>,
 }
 
 impl CredentialView {
@@ -87,6 +89,7 @@ impl CredentialView {
                     .iter()
                     .any(|a| a.kind == AlertKind::CredentialCommitmentMismatch),
             },
+            statement: c.statement.clone(),
         }
     }
 }

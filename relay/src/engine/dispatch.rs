@@ -94,6 +94,9 @@ impl Engine {
         let Some(c) = self.store.credential(credential)? else {
             return Ok(Vec::new());
         };
+        if c.deleted || !c.scope.includes(target) {
+            return Ok(Self::unavailable(target, jit, &c, PublicReason::NotGranted));
+        }
         // Join an in-flight delivery instead of starting a second one.
         if let Some(mut p) = self
             .store
@@ -110,6 +113,14 @@ impl Engine {
         let Some(target_rec) = self.store.agent(target)? else {
             return Ok(Self::unavailable(target, jit, &c, PublicReason::NotFound));
         };
+        // Never deliver to an agent whose certificate is revoked or expired since it registered.
+        if self
+            .ca
+            .verify_agent(&target_rec.cert, self.now_s(), &self.revocations)
+            .is_err()
+        {
+            return Ok(Self::unavailable(target, jit, &c, PublicReason::NotGranted));
+        }
         let pending_seq = self.audit(
             "rewrap_pending",
             None,

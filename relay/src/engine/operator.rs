@@ -132,6 +132,37 @@ impl Engine {
         Ok(out)
     }
 
+    /// Adopts a revocation list signed by the org CA and newer than the one held, and sends it to every agent.
+    pub fn apply_revocations(
+        &mut self,
+        signed: &Signed<tessera_proto::statement::RevocationList>,
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        let list = signed
+            .verify(&self.ca, &self.revocations)
+            .map_err(|e| OperatorError::Conflict(format!("revocation list refused: {e}")))?;
+        self.store.put_revocations(signed)?;
+        self.audit(
+            "revocation_list",
+            None,
+            data([
+                ("serial", list.serial.to_string()),
+                ("revoked", list.revoked.len().to_string()),
+            ]),
+        );
+        self.revocations = list;
+        Ok(self
+            .store
+            .agents()?
+            .into_iter()
+            .map(|a| Outbound {
+                to: a.id,
+                msg: Down::RevocationUpdate(tessera_proto::wire::RevocationUpdate {
+                    list: signed.clone(),
+                }),
+            })
+            .collect())
+    }
+
     /// Soft-deletes a credential: it stops syncing and is no longer served by name.
     pub fn remove_credential(&mut self, id: &CredentialId) -> Result<(), OperatorError> {
         let mut c = self

@@ -123,6 +123,12 @@ impl Engine {
                 backfill: gap,
             }),
         }];
+        if let Some(list) = self.store.revocations()? {
+            out.push(Outbound {
+                to: agent.clone(),
+                msg: Down::RevocationUpdate(tessera_proto::wire::RevocationUpdate { list }),
+            });
+        }
         out.extend(self.pump(agent));
         Ok(out)
     }

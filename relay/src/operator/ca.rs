@@ -148,3 +148,55 @@ pub fn issue_service(
         false,
     )
 }
+
+/// `ca revoke`: adds serials to the CA's revocation list (`revocations.json` in `dir`, signed, serial + 1).
+pub fn revoke(
+    dir: &Path,
+    serials: &[tessera_proto::cert::CertSerial],
+) -> Result<tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>, CaError> {
+    use tessera_proto::statement::{RevocationList, Signed};
+    let ca = load(dir)?;
+    let path = dir.join("revocations.json");
+    let held = match std::fs::read(&path) {
+        Ok(bytes) => {
+            let signed: Signed<RevocationList> = serde_json::from_slice(&bytes)
+                .map_err(|e| CaError::Invalid(format!("{}: {e}", path.display())))?;
+            signed
+                .verify(ca.pinned(), &RevocationList::empty())
+                .map_err(|e| CaError::Invalid(format!("{}: {e}", path.display())))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RevocationList::empty(),
+        Err(e) => return Err(io(&path, &e)),
+    };
+    let list = RevocationList::new(
+        held.serial + 1,
+        now(),
+        held.revoked.iter().chain(serials).cloned(),
+    );
+    let signed = list
+        .sign(&ca)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&signed).map_err(|e| CaError::Invalid(e.to_string()))?;
+    let tmp = dir.join(".revocations.json.tmp");
+    std::fs::write(&tmp, json).map_err(|e| io(&tmp, &e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, &e))?;
+    Ok(signed)
+}
+
+/// The serial of an agent or operator certificate file issued by this CA.
+pub fn serial_of(dir: &Path, cert: &Path) -> Result<tessera_proto::cert::CertSerial, CaError> {
+    use tessera_proto::statement::RevocationList;
+    let ca = load(dir)?;
+    let bytes = std::fs::read(cert).map_err(|e| io(cert, &e))?;
+    let der = crate::tls::first_cert(&bytes).map_err(CaError::Invalid)?;
+    let empty = RevocationList::empty();
+    ca.pinned()
+        .verify_agent(&der, now(), &empty)
+        .map(|c| c.serial)
+        .or_else(|_| {
+            ca.pinned()
+                .verify_operator(&der, now(), &empty)
+                .map(|c| c.serial)
+        })
+        .map_err(|e| CaError::Invalid(format!("{}: {e}", cert.display())))
+}

@@ -30,6 +30,7 @@ pub struct SledStore {
     alerts: sled::Tree,
     audit: sled::Tree,
     jobs: sled::Tree,
+    meta: sled::Tree,
     audit_lock: Mutex<()>,
 }
 
@@ -97,6 +98,7 @@ impl SledStore {
             alerts: tree("alerts")?,
             audit: tree("audit")?,
             jobs: tree("jobs")?,
+            meta: tree("meta")?,
             db,
             audit_lock: Mutex::new(()),
         })
@@ -287,6 +289,20 @@ impl RelayStore for SledStore {
     }
     fn jobs(&self) -> StateResult<Vec<JobRecord>> {
         all(&self.jobs, b"")
+    }
+
+    fn revocations(
+        &self,
+    ) -> StateResult<
+        Option<tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>>,
+    > {
+        get(&self.meta, b"revocations")
+    }
+    fn put_revocations(
+        &self,
+        list: &tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>,
+    ) -> StateResult<()> {
+        put(&self.meta, b"revocations", list)
     }
 
     fn flush(&self) -> StateResult<()> {
