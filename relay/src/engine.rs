@@ -127,6 +127,11 @@ pub struct Engine {
     pub(crate) missing_flood: WindowCounter<AgentId>,
     pub(crate) mismatch_flood: WindowCounter<AgentId>,
     pub(crate) last_reconcile_ms: u64,
+    /// Deliveries waiting to start, per backfilling agent (rebuilt from the store when absent).
+    pub(crate) backlog: std::collections::HashMap<
+        AgentId,
+        std::collections::VecDeque<tessera_proto::ids::CredentialId>,
+    >,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -167,6 +172,7 @@ impl Engine {
             cfg,
             clock,
             last_reconcile_ms: now,
+            backlog: std::collections::HashMap::new(),
             metrics: Metrics::default(),
         }
     }

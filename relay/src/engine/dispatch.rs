@@ -100,9 +100,9 @@ impl Engine {
         // Join an in-flight delivery instead of starting a second one.
         if let Some(mut p) = self
             .store
-            .pendings()?
+            .pendings_of_target(target)?
             .into_iter()
-            .find(|p| p.credential == *credential && p.target == *target)
+            .find(|p| p.credential == *credential)
         {
             if jit.is_some() && p.jit.is_none() {
                 p.jit = jit;

@@ -134,47 +134,53 @@ impl Engine {
     }
 
     /// Starts pending deliveries for `agent` up to the backfill concurrency; marks it online when none is left.
+    ///
+    /// The backlog of an agent is scanned from the store once (at registration, or after a restart) and then
+    /// consumed from memory, so each completion costs O(1) store reads, not a scan of the agent's rows.
     pub(crate) fn pump(&mut self, agent: &AgentId) -> Vec<Outbound> {
         let result: StateResult<Vec<Outbound>> = (|| {
-            let in_flight = self
-                .store
-                .pendings()?
-                .iter()
-                .filter(|p| p.target == *agent)
-                .count();
-            let rows: Vec<DeliveryRow> = self
-                .store
-                .deliveries_of_agent(agent)?
-                .into_iter()
-                .filter(|r| r.state == DeliveryState::Pending)
-                .collect();
-            let Some(mut a) = self.store.agent(agent)? else {
-                return Ok(Vec::new());
-            };
-            if rows.is_empty() {
-                if a.state == AgentState::Backfilling {
-                    a.state = AgentState::Online;
-                    self.store.put_agent(&a)?;
-                    tracing::info!(agent = agent.as_str(), "backfill complete");
-                }
-                return Ok(Vec::new());
-            }
             let busy: Vec<CredentialId> = self
                 .store
-                .pendings()?
+                .pendings_of_target(agent)?
                 .into_iter()
-                .filter(|p| p.target == *agent)
                 .map(|p| p.credential)
                 .collect();
-            let room = self.cfg.backfill_concurrency.saturating_sub(in_flight);
+            if !self.backlog.contains_key(agent) {
+                let now = self.now_ms();
+                let rows: std::collections::VecDeque<CredentialId> = self
+                    .store
+                    .deliveries_of_agent(agent)?
+                    .into_iter()
+                    .filter(|r| r.state == DeliveryState::Pending && r.next_attempt_ms <= now)
+                    .map(|r| r.credential)
+                    .collect();
+                self.backlog.insert(agent.clone(), rows);
+            }
+            let mut room = self.cfg.backfill_concurrency.saturating_sub(busy.len());
             let mut out = Vec::new();
-            let now = self.now_ms();
-            for r in rows
-                .into_iter()
-                .filter(|r| !busy.contains(&r.credential) && r.next_attempt_ms <= now)
-                .take(room)
-            {
-                out.extend(self.start_delivery(&r.credential, agent, None));
+            while room > 0 {
+                let Some(id) = self
+                    .backlog
+                    .get_mut(agent)
+                    .and_then(std::collections::VecDeque::pop_front)
+                else {
+                    break;
+                };
+                let due = self.store.delivery(&id, agent)?.is_some_and(|r| {
+                    r.state == DeliveryState::Pending && r.next_attempt_ms <= self.now_ms()
+                });
+                if due && !busy.contains(&id) {
+                    out.extend(self.start_delivery(&id, agent, None));
+                    room -= 1;
+                }
+            }
+            let drained = self
+                .backlog
+                .get(agent)
+                .is_none_or(std::collections::VecDeque::is_empty);
+            if drained && busy.is_empty() && out.is_empty() {
+                self.backlog.remove(agent);
+                self.finish_backfill(agent)?;
             }
             Ok(out)
         })();
@@ -182,5 +188,26 @@ impl Engine {
             log_state(&e);
             Vec::new()
         })
+    }
+
+    /// Marks a backfilling agent online once none of its rows is pending.
+    fn finish_backfill(&mut self, agent: &AgentId) -> StateResult<()> {
+        let Some(mut a) = self.store.agent(agent)? else {
+            return Ok(());
+        };
+        if a.state != AgentState::Backfilling {
+            return Ok(());
+        }
+        let pending = self
+            .store
+            .deliveries_of_agent(agent)?
+            .iter()
+            .any(|r| r.state == DeliveryState::Pending);
+        if !pending {
+            a.state = AgentState::Online;
+            self.store.put_agent(&a)?;
+            tracing::info!(agent = agent.as_str(), "backfill complete");
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sled::Transactional as _;
 use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
@@ -24,8 +25,11 @@ pub struct SledStore {
     credentials: sled::Tree,
     names: sled::Tree,
     deliveries: sled::Tree,
+    /// The same rows keyed agent first, for per-agent scans.
+    agent_deliveries: sled::Tree,
     envelopes: sled::Tree,
     pending: sled::Tree,
+    pending_by_target: sled::Tree,
     blocklist: sled::Tree,
     alerts: sled::Tree,
     audit: sled::Tree,
@@ -92,8 +96,10 @@ impl SledStore {
             credentials: tree("credentials")?,
             names: tree("names")?,
             deliveries: tree("deliveries")?,
+            agent_deliveries: tree("agent_deliveries")?,
             envelopes: tree("envelopes")?,
             pending: tree("pending")?,
+            pending_by_target: tree("pending_by_target")?,
             blocklist: tree("blocklist")?,
             alerts: tree("alerts")?,
             audit: tree("audit")?,
@@ -162,21 +168,27 @@ impl RelayStore for SledStore {
         )
     }
     fn put_delivery(&self, row: &DeliveryRow) -> StateResult<()> {
-        put(
-            &self.deliveries,
-            &pair(&row.credential.to_string(), row.agent.as_str()),
-            row,
-        )
+        let bytes = enc(row)?;
+        let by_cred = pair(&row.credential.to_string(), row.agent.as_str());
+        let by_agent = pair(row.agent.as_str(), &row.credential.to_string());
+        (&self.deliveries, &self.agent_deliveries)
+            .transaction(|(d, a)| {
+                d.insert(by_cred.as_slice(), bytes.as_slice())?;
+                a.insert(by_agent.as_slice(), bytes.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| {
+                StateError::Backend(format!("{e:?}"))
+            })
     }
     fn deliveries_of_credential(&self, credential: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
         all(&self.deliveries, format!("{credential}|").as_bytes())
     }
     fn deliveries_of_agent(&self, agent: &AgentId) -> StateResult<Vec<DeliveryRow>> {
-        Ok(self
-            .deliveries()?
-            .into_iter()
-            .filter(|r| r.agent == *agent)
-            .collect())
+        all(
+            &self.agent_deliveries,
+            format!("{}|", agent.as_str()).as_bytes(),
+        )
     }
     fn deliveries(&self) -> StateResult<Vec<DeliveryRow>> {
         all(&self.deliveries, b"")
@@ -214,13 +226,41 @@ impl RelayStore for SledStore {
         get(&self.pending, request_id.as_bytes())
     }
     fn put_pending(&self, p: &PendingRewrap) -> StateResult<()> {
-        put(&self.pending, p.request_id.as_bytes(), p)
+        let bytes = enc(p)?;
+        let by_target = pair(p.target.as_str(), &p.request_id.to_string());
+        (&self.pending, &self.pending_by_target)
+            .transaction(|(all, idx)| {
+                all.insert(p.request_id.as_bytes(), bytes.as_slice())?;
+                idx.insert(by_target.as_slice(), bytes.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| {
+                StateError::Backend(format!("{e:?}"))
+            })
     }
     fn remove_pending(&self, request_id: &uuid::Uuid) -> StateResult<()> {
-        self.pending
-            .remove(request_id.as_bytes())
-            .map_err(|e| backend(&e))?;
-        Ok(())
+        let Some(p) = self.pending(request_id)? else {
+            return Ok(());
+        };
+        let by_target = pair(p.target.as_str(), &p.request_id.to_string());
+        (&self.pending, &self.pending_by_target)
+            .transaction(|(all, idx)| {
+                all.remove(request_id.as_bytes())?;
+                idx.remove(by_target.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| {
+                StateError::Backend(format!("{e:?}"))
+            })
+    }
+    fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>> {
+        all(
+            &self.pending_by_target,
+            format!("{}|", target.as_str()).as_bytes(),
+        )
+    }
+    fn pending_count(&self) -> StateResult<usize> {
+        Ok(self.pending.len())
     }
     fn pendings(&self) -> StateResult<Vec<PendingRewrap>> {
         all(&self.pending, b"")

@@ -1,0 +1,138 @@
+//! Relay CPU per rewrap (dispatch, the four bindings, relay to the target, digest check), measured on the sans-IO
+//! engine over its real sled store: `cargo bench -p tessera-relay --bench rewrap`. The agents' crypto is done
+//! before the clock starts; only the relay's work is timed. Goal (design §6): ≤ 100 µs per rewrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::too_many_lines,
+    missing_docs
+)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_proto::envelope::seal;
+use tessera_proto::ids::CredentialId;
+use tessera_proto::statement::Scope;
+use tessera_proto::topics;
+use tessera_proto::wire::{
+    self, CredentialStored, Down, Held, Register, RegistrationMode, RewrapResponse, StoreOutcome,
+    Up,
+};
+use tessera_relay::clock::SystemClock;
+use tessera_relay::engine::{Engine, EngineConfig};
+use tessera_relay::state::SledStore;
+use tessera_system_tests::org::TestOrg;
+
+fn main() {
+    let n: usize = std::env::var("TESSERA_REWRAP_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let org = TestOrg::new();
+    let peer = org.agent("peer-1");
+    let target = org.agent("target-1");
+    let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
+    let mut engine = Engine::new(
+        store,
+        org.ca.pinned().clone(),
+        EngineConfig::default(),
+        Arc::new(SystemClock),
+    );
+    let mut envelopes = HashMap::new();
+    let mut commitments = HashMap::new();
+    let mut held = Vec::new();
+    for i in 0..n {
+        let id = CredentialId::random();
+        let (signed, st, payload) =
+            org.credential(id, 1, &format!("c{i}"), Scope::All, &format!("s{i}"));
+        engine.put_credential(&signed, &[]).unwrap();
+        envelopes.insert(id, seal(target.wrap.public_key(), payload.bytes()).unwrap());
+        commitments.insert(id, st.commitment);
+        held.push(Held {
+            credential_id: id,
+            version: 1,
+        });
+    }
+    let up = |e: &mut Engine, who: &tessera_proto::ids::AgentId, m: &Up| {
+        e.on_message(&topics::agent_up(who), &wire::encode(m).unwrap())
+    };
+    let reg = |cert: Vec<u8>, mode, held| {
+        Up::Register(Register {
+            mode,
+            cert,
+            held,
+            agent_version: "bench".into(),
+        })
+    };
+    up(
+        &mut engine,
+        &peer.id,
+        &reg(peer.cert.clone(), RegistrationMode::WarmReconnect, held),
+    );
+
+    let mut relay_time = Duration::ZERO;
+    let t = Instant::now();
+    let mut queue = up(
+        &mut engine,
+        &target.id,
+        &reg(
+            target.cert.clone(),
+            RegistrationMode::FirstRegistration,
+            vec![],
+        ),
+    );
+    relay_time += t.elapsed();
+    let mut delivered = 0;
+    while let Some(o) = queue.pop() {
+        let next = match o.msg {
+            Down::RewrapRequest(r) => Up::RewrapResponse(RewrapResponse {
+                request_id: r.request_id,
+                nonce: r.nonce,
+                peer: peer.id.clone(),
+                credential_id: r.credential_id,
+                version: r.version,
+                target_key: target.wrap.public_key().fingerprint(),
+                envelope: envelopes[&r.credential_id].clone(),
+            }),
+            Down::CredentialStore(s) => {
+                let id = s
+                    .statement
+                    .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                    .unwrap()
+                    .credential_id;
+                delivered += 1;
+                Up::CredentialStored(CredentialStored {
+                    delivery_id: s.delivery_id,
+                    credential_id: id,
+                    version: 1,
+                    outcome: StoreOutcome::Stored {
+                        digest: commitments[&id],
+                    },
+                })
+            }
+            _ => continue,
+        };
+        let (to, bytes) = match &next {
+            Up::RewrapResponse(_) => (&peer.id, wire::encode(&next).unwrap()),
+            _ => (&target.id, wire::encode(&next).unwrap()),
+        };
+        let t = Instant::now();
+        let out = engine.on_message(&topics::agent_up(to), &bytes);
+        relay_time += t.elapsed();
+        queue.extend(out);
+    }
+    assert_eq!(delivered, n);
+    assert_eq!(engine.metrics.deliveries_ok, u64::try_from(n).unwrap());
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!("| rewraps | {n} |");
+    println!("| relay time, all rewraps (registration, dispatch, bindings, relay, digest check) | {relay_time:.2?} |");
+    println!(
+        "| relay CPU per rewrap | {:.1?} |",
+        relay_time / u32::try_from(n).unwrap()
+    );
+}
