@@ -3,6 +3,7 @@
 //! before the clock starts; only the relay's work is timed. Goal (design §6): ≤ 100 µs per rewrap.
 #![allow(
     clippy::unwrap_used,
+    clippy::indexing_slicing,
     clippy::expect_used,
     clippy::print_stdout,
     clippy::too_many_lines,
