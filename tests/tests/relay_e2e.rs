@@ -413,7 +413,28 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
             "plaintext in the relay's state"
         );
     }
-    // An unauthenticated client (an agent's certificate is not an operator's) is refused.
+    // A certificate from the org CA that is not an operator's (the relay's own service certificate) is refused.
+    let svc = root.join("svc");
+    let tls = tessera_relay::tls::client_config(
+        &[std::fs::read(ca_dir.join("ca.pem"))
+            .map(|b| tessera_relay::tls::first_cert(&b).unwrap())
+            .unwrap()],
+        &std::fs::read(svc.join("relay-1.pem")).unwrap(),
+        &std::fs::read(svc.join("relay-1.key")).unwrap(),
+    )
+    .unwrap();
+    let client = tessera_relay::operator::client::AdminClient::new(&admin, tls);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match rt.block_on(client.get("/v1/agents")) {
+        Err(tessera_relay::operator::client::ClientError::Api { status, error, .. }) => {
+            assert_eq!((status, error.as_str()), (401, "unauthorized"));
+        }
+        other => panic!("a service certificate was accepted as an operator: {other:?}"),
+    }
+    // Without operator files the command refuses locally.
     let out = Command::new(bin("tessera-relay"))
         .env("TESSERA_RELAY", &admin)
         .env("TESSERA_OPERATOR_DIR", root.join("nonexistent"))

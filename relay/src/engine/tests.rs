@@ -596,20 +596,22 @@ fn jit_rate_limit_flood_alert_and_reason_mapping() {
         unavailable(&out)
     };
     assert_eq!(ask(&mut w, "nonexistent"), Some(PublicReason::NotFound));
+    let flood = |w: &World| {
+        w.engine
+            .store
+            .alerts()
+            .unwrap()
+            .iter()
+            .any(|a| a.kind == AlertKind::AgentCredentialFlood)
+    };
     let mut limited = 0;
-    for _ in 0..120 {
+    for n in 2..=120 {
         if ask(&mut w, "nonexistent") == Some(PublicReason::RateLimited) {
             limited += 1;
         }
+        assert_eq!(flood(&w), n > 100, "flood alert after event {n}");
     }
-    assert_eq!(limited, 120 - 19, "a burst of 20, then RATE_LIMITED");
-    assert!(w
-        .engine
-        .store
-        .alerts()
-        .unwrap()
-        .iter()
-        .any(|a| a.kind == AlertKind::AgentCredentialFlood));
+    assert_eq!(limited, 120 - 20, "a burst of 20, then RATE_LIMITED");
     // Internal reasons never reach the agent.
     assert_eq!(
         jit::JitRefusal::DispatchBackpressure.public(),
