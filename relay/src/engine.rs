@@ -127,6 +127,13 @@ pub struct Engine {
     pub(crate) missing_flood: WindowCounter<AgentId>,
     pub(crate) mismatch_flood: WindowCounter<AgentId>,
     pub(crate) last_reconcile_ms: u64,
+    /// Credentials in flight per target (mirrors the store's in-flight records; rebuilt at start).
+    pub(crate) in_flight: std::collections::HashMap<
+        AgentId,
+        std::collections::HashSet<tessera_proto::ids::CredentialId>,
+    >,
+    /// Targets whose registered certificate verified: (certificate, revocation list serial, not after).
+    pub(crate) certified: std::collections::HashMap<AgentId, (Vec<u8>, u64, i64)>,
     /// Deliveries waiting to start, per backfilling agent (rebuilt from the store when absent).
     pub(crate) backlog: std::collections::HashMap<
         AgentId,
@@ -162,6 +169,14 @@ impl Engine {
             .flatten()
             .and_then(|l| l.verify(&ca, &RevocationList::empty()).ok())
             .unwrap_or_else(RevocationList::empty);
+        let mut in_flight: std::collections::HashMap<AgentId, std::collections::HashSet<_>> =
+            std::collections::HashMap::new();
+        for p in store.pendings().unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        }) {
+            in_flight.entry(p.target).or_default().insert(p.credential);
+        }
         Self {
             jit_limiter: RateLimiter::new(cfg.jit_burst, cfg.jit_per_minute),
             missing_flood: WindowCounter::new(cfg.flood_window_ms),
@@ -172,6 +187,8 @@ impl Engine {
             cfg,
             clock,
             last_reconcile_ms: now,
+            in_flight,
+            certified: std::collections::HashMap::new(),
             backlog: std::collections::HashMap::new(),
             metrics: Metrics::default(),
         }
@@ -193,6 +210,45 @@ impl Engine {
 
     pub(crate) fn now_s(&self) -> i64 {
         i64::try_from(self.now_ms() / 1000).unwrap_or(i64::MAX)
+    }
+
+    /// Stores an in-flight rewrap and tracks it.
+    pub(crate) fn save_pending(
+        &mut self,
+        p: &crate::state::PendingRewrap,
+    ) -> crate::state::StateResult<()> {
+        self.store.put_pending(p)?;
+        self.in_flight
+            .entry(p.target.clone())
+            .or_default()
+            .insert(p.credential);
+        Ok(())
+    }
+
+    /// Removes an in-flight rewrap.
+    pub(crate) fn drop_pending(
+        &mut self,
+        p: &crate::state::PendingRewrap,
+    ) -> crate::state::StateResult<()> {
+        self.store.remove_pending(&p.request_id)?;
+        if let Some(set) = self.in_flight.get_mut(&p.target) {
+            set.remove(&p.credential);
+            if set.is_empty() {
+                self.in_flight.remove(&p.target);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a delivery of `credential` to `target` is in flight.
+    pub(crate) fn is_in_flight(
+        &self,
+        credential: &tessera_proto::ids::CredentialId,
+        target: &AgentId,
+    ) -> bool {
+        self.in_flight
+            .get(target)
+            .is_some_and(|s| s.contains(credential))
     }
 
     /// Appends to the audit chain; a failure is logged (the chain's integrity never depends on it).

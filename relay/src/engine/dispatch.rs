@@ -38,6 +38,26 @@ impl Engine {
         .collect()
     }
 
+    /// Whether `cert` (the target's registered certificate) is valid now and not revoked; remembered per agent
+    /// until the certificate, the revocation list or its validity window changes.
+    fn target_certified(&mut self, target: &AgentId, cert: &[u8]) -> bool {
+        let now = self.now_s();
+        let serial = self.revocations.serial;
+        if let Some((c, s, not_after)) = self.certified.get(target) {
+            if c.as_slice() == cert && *s == serial && now <= *not_after {
+                return true;
+            }
+        }
+        if let Ok(v) = self.ca.verify_agent(cert, now, &self.revocations) {
+            self.certified
+                .insert(target.clone(), (cert.to_vec(), serial, v.not_after));
+            true
+        } else {
+            self.certified.remove(target);
+            false
+        }
+    }
+
     /// An eligible peer: connected, holds the current version, not the target, not blocklisted, not tried.
     fn choose_peer(
         &self,
@@ -98,15 +118,18 @@ impl Engine {
             return Ok(Self::unavailable(target, jit, &c, PublicReason::NotGranted));
         }
         // Join an in-flight delivery instead of starting a second one.
-        if let Some(mut p) = self
-            .store
-            .pendings_of_target(target)?
-            .into_iter()
-            .find(|p| p.credential == *credential)
-        {
+        let joined = if self.is_in_flight(credential, target) {
+            self.store
+                .pendings_of_target(target)?
+                .into_iter()
+                .find(|p| p.credential == *credential)
+        } else {
+            None
+        };
+        if let Some(mut p) = joined {
             if jit.is_some() && p.jit.is_none() {
                 p.jit = jit;
-                self.store.put_pending(&p)?;
+                self.save_pending(&p)?;
             }
             return Ok(Vec::new());
         }
@@ -114,11 +137,7 @@ impl Engine {
             return Ok(Self::unavailable(target, jit, &c, PublicReason::NotFound));
         };
         // Never deliver to an agent whose certificate is revoked or expired since it registered.
-        if self
-            .ca
-            .verify_agent(&target_rec.cert, self.now_s(), &self.revocations)
-            .is_err()
-        {
+        if !self.target_certified(target, &target_rec.cert) {
             return Ok(Self::unavailable(target, jit, &c, PublicReason::NotGranted));
         }
         let pending_seq = self.audit(
@@ -135,7 +154,7 @@ impl Engine {
         // An envelope the operator sealed to this agent's current key needs no peer.
         if let Some((envelope, key)) = self.store.envelope(&c.id, c.version, target)? {
             if key == target_rec.wrap_fingerprint {
-                self.store.put_pending(&PendingRewrap {
+                self.save_pending(&PendingRewrap {
                     request_id,
                     nonce: [0; 32],
                     credential: c.id,
@@ -200,7 +219,7 @@ impl Engine {
         p.nonce = nonce();
         p.stage = RewrapStage::AwaitingPeer;
         p.deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
-        self.store.put_pending(&p)?;
+        self.save_pending(&p)?;
         self.metrics.rewrap_requests += 1;
         Ok(vec![Outbound {
             to: peer,
@@ -224,7 +243,7 @@ impl Engine {
         result: &str,
         reason: PublicReason,
     ) -> StateResult<Vec<Outbound>> {
-        self.store.remove_pending(&p.request_id)?;
+        self.drop_pending(p)?;
         self.audit(
             "rewrap_final",
             Some(p.audit_seq),
@@ -321,7 +340,7 @@ impl Engine {
             };
             p.stage = RewrapStage::AwaitingTarget;
             p.deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
-            self.store.put_pending(&p)?;
+            self.save_pending(&p)?;
             Ok(vec![Outbound {
                 to: p.target.clone(),
                 msg: Down::CredentialStore(CredentialStore {
@@ -424,7 +443,7 @@ impl Engine {
     }
 
     fn delivered(&mut self, p: &PendingRewrap, c: &CredentialRecord) -> StateResult<Vec<Outbound>> {
-        self.store.remove_pending(&p.request_id)?;
+        self.drop_pending(p)?;
         if let Some(mut row) = self.store.delivery(&c.id, &p.target)? {
             row.state = DeliveryState::Stored;
             row.version = c.version;

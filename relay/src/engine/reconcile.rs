@@ -32,7 +32,7 @@ impl Engine {
                 continue;
             }
             let Some(c) = self.store.credential(&p.credential)? else {
-                self.store.remove_pending(&p.request_id)?;
+                self.drop_pending(&p)?;
                 continue;
             };
             tracing::info!(request = %p.request_id, stage = ?p.stage, "rewrap timed out");

@@ -140,11 +140,10 @@ impl Engine {
     pub(crate) fn pump(&mut self, agent: &AgentId) -> Vec<Outbound> {
         let result: StateResult<Vec<Outbound>> = (|| {
             let busy: Vec<CredentialId> = self
-                .store
-                .pendings_of_target(agent)?
-                .into_iter()
-                .map(|p| p.credential)
-                .collect();
+                .in_flight
+                .get(agent)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
             if !self.backlog.contains_key(agent) {
                 let now = self.now_ms();
                 let rows: std::collections::VecDeque<CredentialId> = self
