@@ -92,14 +92,25 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 #[derive(Debug, Clone)]
 pub struct Operator(pub Option<OperatorCertificate>);
 
-fn require(op: &Operator) -> Result<&OperatorCertificate, ApiError> {
-    op.0.as_ref().ok_or_else(|| {
-        ApiError(
+/// Every route requires an operator certificate; the operator is logged with each request.
+async fn require_operator(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    let operator = req
+        .extensions()
+        .get::<Operator>()
+        .and_then(|o| o.0.as_ref())
+        .map(|o| o.operator_id.as_str().to_owned());
+    let Some(operator) = operator else {
+        return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "an operator certificate is required".into(),
-        )
-    })
+        ));
+    };
+    tracing::info!(operator, method = %req.method(), path = %req.uri().path(), "admin request");
+    Ok(next.run(req).await)
 }
 
 async fn ask<T>(
@@ -125,21 +136,13 @@ async fn ask<T>(
         .map_err(ApiError::from)
 }
 
-async fn agents(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-) -> ApiResult<Vec<AgentView>> {
-    require(&op)?;
+async fn agents(State(st): State<AdminState>) -> ApiResult<Vec<AgentView>> {
     Ok(Json(
         st.store.agents()?.iter().map(AgentView::from).collect(),
     ))
 }
 
-async fn credentials(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-) -> ApiResult<Vec<CredentialView>> {
-    require(&op)?;
+async fn credentials(State(st): State<AdminState>) -> ApiResult<Vec<CredentialView>> {
     let mut out = Vec::new();
     for c in st.store.credentials()? {
         let rows = st.store.deliveries_of_credential(&c.id)?;
@@ -178,11 +181,8 @@ pub struct EnvelopeFor {
 
 async fn put(
     State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
     Json(body): Json<PutBody>,
 ) -> ApiResult<serde_json::Value> {
-    let op = require(&op)?;
-    tracing::info!(operator = op.operator_id.as_str(), "credential put");
     let envelopes = body
         .envelopes
         .into_iter()
@@ -209,10 +209,8 @@ fn parse_id(id: &str) -> Result<CredentialId, ApiError> {
 
 async fn remove(
     State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
     Path(id): Path<String>,
 ) -> ApiResult<serde_json::Value> {
-    require(&op)?;
     let id = parse_id(&id)?;
     ask(&st, |reply| AdminRequest::Remove { id, reply }).await?;
     Ok(Json(serde_json::json!({ "ok": true })))
@@ -220,10 +218,8 @@ async fn remove(
 
 async fn retry(
     State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
     Path(id): Path<String>,
 ) -> ApiResult<serde_json::Value> {
-    require(&op)?;
     let id = parse_id(&id)?;
     ask(&st, |reply| AdminRequest::Retry { id, reply }).await?;
     Ok(Json(serde_json::json!({ "ok": true })))
@@ -246,12 +242,7 @@ pub struct JobBody {
     pub agent: Option<AgentId>,
 }
 
-async fn job(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-    Json(b): Json<JobBody>,
-) -> ApiResult<serde_json::Value> {
-    require(&op)?;
+async fn job(State(st): State<AdminState>, Json(b): Json<JobBody>) -> ApiResult<serde_json::Value> {
     let (id, agent) = ask(&st, |reply| AdminRequest::Job {
         template: b.template,
         params: b.params,
@@ -265,43 +256,25 @@ async fn job(
 
 async fn revocations(
     State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
     Json(list): Json<Signed<RevocationList>>,
 ) -> ApiResult<serde_json::Value> {
-    require(&op)?;
     ask(&st, |reply| AdminRequest::Revocations { list, reply }).await?;
     Ok(Json(serde_json::json!({ "ok": true })))
 }
 
-async fn jobs(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-) -> ApiResult<Vec<crate::state::JobRecord>> {
-    require(&op)?;
+async fn jobs(State(st): State<AdminState>) -> ApiResult<Vec<crate::state::JobRecord>> {
     Ok(Json(st.store.jobs()?))
 }
 
-async fn alerts(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-) -> ApiResult<Vec<crate::alerts::Alert>> {
-    require(&op)?;
+async fn alerts(State(st): State<AdminState>) -> ApiResult<Vec<crate::alerts::Alert>> {
     Ok(Json(st.store.alerts()?))
 }
 
-async fn audit(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-) -> ApiResult<Vec<crate::audit::AuditEntry>> {
-    require(&op)?;
+async fn audit(State(st): State<AdminState>) -> ApiResult<Vec<crate::audit::AuditEntry>> {
     Ok(Json(st.store.audit()?))
 }
 
-async fn status(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-) -> ApiResult<serde_json::Value> {
-    require(&op)?;
+async fn status(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
     Ok(Json(serde_json::json!({
         "replicas": 1,
         "state_backend": "sled",
@@ -310,11 +283,7 @@ async fn status(
     })))
 }
 
-async fn metrics(
-    State(st): State<AdminState>,
-    Extension(op): Extension<Operator>,
-) -> Result<String, ApiError> {
-    require(&op)?;
+async fn metrics(State(st): State<AdminState>) -> Result<String, ApiError> {
     let m = st.metrics.borrow().clone();
     let agents = st.store.agents()?;
     let mut text = String::new();
@@ -380,6 +349,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn(require_operator))
         .with_state(state)
 }
 

@@ -238,16 +238,9 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
 
     // edge-2 goes offline; a second credential is put; on reconnect it gets its stored envelope.
     drop(pb.take());
-    let put = relay_cli(root, &admin)
+    run(relay_cli(root, &admin)
         .args(["cred", "put", "api-token", "--file"])
-        .arg(write(root, "token.txt", "tok-123"))
-        .output()
-        .unwrap();
-    assert!(
-        put.status.success(),
-        "{}",
-        String::from_utf8_lossy(&put.stderr)
-    );
+        .arg(write(root, "token.txt", "tok-123")));
     wait_for("edge-1 to hold api-token", Duration::from_secs(20), || {
         get(&a, "api-token").as_deref() == Some("tok-123")
     });
@@ -286,24 +279,16 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
     });
 
     // A job with the credential injected.
-    let put = relay_cli(root, &admin)
-        .args([
-            "--json",
-            "job",
-            "run",
-            "hash-db",
-            "--agent",
-            "edge-3",
-            "--credential",
-            "db",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        put.status.success(),
-        "{}",
-        String::from_utf8_lossy(&put.stderr)
-    );
+    run(relay_cli(root, &admin).args([
+        "--json",
+        "job",
+        "run",
+        "hash-db",
+        "--agent",
+        "edge-3",
+        "--credential",
+        "db",
+    ]));
     wait_for("job result", Duration::from_secs(20), || {
         let out = relay_cli(root, &admin)
             .args(["--json", "job", "ls"])
@@ -317,16 +302,9 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
     });
 
     // Explicit scope, then a grant: edge-2 is refused until the operator re-signs the scope.
-    let out = relay_cli(root, &admin)
+    run(relay_cli(root, &admin)
         .args(["cred", "put", "scoped", "--agent", "edge-1", "--file"])
-        .arg(write(root, "s.txt", "only-edge-1"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(write(root, "s.txt", "only-edge-1")));
     wait_for("edge-1 to hold scoped", Duration::from_secs(20), || {
         get(&a, "scoped").as_deref() == Some("only-edge-1")
     });
@@ -342,15 +320,7 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
         "NOT_GRANTED: {}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let out = relay_cli(root, &admin)
-        .args(["grant", "scoped", "edge-2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(relay_cli(root, &admin).args(["grant", "scoped", "edge-2"]));
     wait_for(
         "edge-2 to hold scoped after the grant",
         Duration::from_secs(20),
@@ -358,28 +328,14 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
     );
 
     // Revoking edge-3's certificate: the relay delivers nothing more to it.
-    let out = relay_cli(root, &admin)
+    run(relay_cli(root, &admin)
         .args(["ca", "revoke", "--push", "--dir"])
         .arg(&ca_dir)
         .arg("--cert")
-        .arg(root.join("edge-3.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = relay_cli(root, &admin)
+        .arg(root.join("edge-3.pem")));
+    run(relay_cli(root, &admin)
         .args(["cred", "put", "later", "--file"])
-        .arg(write(root, "l.txt", "after-revoke"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(write(root, "l.txt", "after-revoke")));
     wait_for("edge-1 to hold later", Duration::from_secs(20), || {
         get(&a, "later").as_deref() == Some("after-revoke")
     });
