@@ -45,6 +45,26 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
     f.write_all(bytes).map_err(|e| io(path, &e))
 }
 
+/// Writes `STEM.key` (0600) and `STEM.pem` in `out_dir`.
+fn write_identity(
+    out_dir: &Path,
+    stem: &str,
+    key: &IdentityKey,
+    cert_der: &[u8],
+) -> Result<(), CaError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, &e))?;
+    let k = key
+        .to_pkcs8_der()
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    k.expose(|k| write_pem(&out_dir.join(format!("{stem}.key")), "PRIVATE KEY", k, true))?;
+    write_pem(
+        &out_dir.join(format!("{stem}.pem")),
+        "CERTIFICATE",
+        cert_der,
+        false,
+    )
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -106,12 +126,7 @@ pub fn issue_operator(dir: &Path, id: &str, out_dir: &Path, days: u32) -> Result
             Validity::days_from(now() - 300, days),
         )
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, &e))?;
-    let k = key
-        .to_pkcs8_der()
-        .map_err(|e| CaError::Invalid(e.to_string()))?;
-    k.expose(|k| write_pem(&out_dir.join("operator.key"), "PRIVATE KEY", k, true))?;
-    write_pem(&out_dir.join("operator.pem"), "CERTIFICATE", &der, false)?;
+    write_identity(out_dir, "operator", &key, &der)?;
     write_pem(&out_dir.join("ca.pem"), "CERTIFICATE", ca.cert_der(), false)
 }
 
@@ -136,17 +151,7 @@ pub fn issue_service(
             Validity::days_from(now() - 300, days),
         )
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, &e))?;
-    let k = key
-        .to_pkcs8_der()
-        .map_err(|e| CaError::Invalid(e.to_string()))?;
-    k.expose(|k| write_pem(&out_dir.join(format!("{name}.key")), "PRIVATE KEY", k, true))?;
-    write_pem(
-        &out_dir.join(format!("{name}.pem")),
-        "CERTIFICATE",
-        &der,
-        false,
-    )
+    write_identity(out_dir, name, &key, &der)
 }
 
 /// `ca revoke`: adds serials to the CA's revocation list (`revocations.json` in `dir`, signed, serial + 1).
