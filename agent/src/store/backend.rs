@@ -38,6 +38,9 @@ pub(crate) trait RecordBackend: Send + Sync + std::fmt::Debug {
     fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 }
 
+/// How long an open waits for a lock that is being released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// sled page cache size.
 const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 
@@ -48,7 +51,21 @@ pub(crate) struct SledBackend {
 }
 
 impl SledBackend {
+    /// Opens the database. A lock held by a process that is just exiting (or, in one process, by a handle whose
+    /// background flusher has not stopped yet) is waited for up to [`LOCK_WAIT`] before [`BackendError::Locked`].
     pub(crate) fn open(path: &Path) -> Result<Self, BackendError> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match Self::try_open(path) {
+                Err(BackendError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Self, BackendError> {
         let db = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(500))
