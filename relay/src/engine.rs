@@ -132,6 +132,8 @@ pub struct Engine {
         AgentId,
         std::collections::HashSet<tessera_proto::ids::CredentialId>,
     >,
+    /// When each agent's last-seen time was last written.
+    pub(crate) seen: std::collections::HashMap<AgentId, u64>,
     /// Targets whose registered certificate verified: (certificate, revocation list serial, not after).
     pub(crate) certified: std::collections::HashMap<AgentId, (Vec<u8>, u64, i64)>,
     /// Deliveries waiting to start, per backfilling agent (rebuilt from the store when absent).
@@ -189,6 +191,7 @@ impl Engine {
             last_reconcile_ms: now,
             in_flight,
             certified: std::collections::HashMap::new(),
+            seen: std::collections::HashMap::new(),
             backlog: std::collections::HashMap::new(),
             metrics: Metrics::default(),
         }
@@ -304,7 +307,10 @@ impl Engine {
                 Vec::new()
             }
             AgentChannel::Up => match wire::decode::<Up>(payload) {
-                Ok(up) => self.on_up(&agent, up),
+                Ok(up) => {
+                    self.touch(&agent);
+                    self.on_up(&agent, up)
+                }
                 Err(e) => {
                     self.drop_message(agent.as_str(), &e.to_string());
                     Vec::new()
@@ -313,6 +319,27 @@ impl Engine {
             _ => {
                 self.drop_message(agent.as_str(), "message on a relay-to-agent topic");
                 Vec::new()
+            }
+        }
+    }
+
+    /// Records that `agent` was heard from (at most one write per agent every 10 s).
+    fn touch(&mut self, agent: &AgentId) {
+        let now = self.now_ms();
+        if self
+            .seen
+            .get(agent)
+            .is_some_and(|t| now.saturating_sub(*t) < 10_000)
+        {
+            return;
+        }
+        self.seen.insert(agent.clone(), now);
+        if let Ok(Some(mut a)) = self.store.agent(agent) {
+            if now.saturating_sub(a.last_seen_ms) >= 10_000 {
+                a.last_seen_ms = now;
+                if let Err(e) = self.store.put_agent(&a) {
+                    log_state(&e);
+                }
             }
         }
     }
