@@ -13,6 +13,23 @@ fn cfg(dir: &Path) -> AgentConfig {
     }
 }
 
+/// An agent `edge-1` enrolled (no certificate yet), with its request at `<dir>/req.json`.
+fn enrolled() -> (
+    tempfile::TempDir,
+    AgentConfig,
+    crate::fixtures::Org,
+    AgentId,
+    std::path::PathBuf,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path());
+    let org = crate::fixtures::org();
+    let id = AgentId::new("edge-1").unwrap();
+    let out = dir.path().join("req.json");
+    enroll(&cfg, &id, org.ca.cert_der(), &out, NOW).unwrap();
+    (dir, cfg, org, id, out)
+}
+
 fn request(path: &Path) -> EnrollmentRequest {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -62,12 +79,7 @@ fn enroll_then_install_then_load() {
 
 #[test]
 fn enroll_is_idempotent_and_refuses_another_identity() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = cfg(dir.path());
-    let org = crate::fixtures::org();
-    let id = AgentId::new("edge-1").unwrap();
-    let out = dir.path().join("req.json");
-    enroll(&cfg, &id, org.ca.cert_der(), &out, NOW).unwrap();
+    let (_dir, cfg, org, id, out) = enrolled();
     let first = request(&out);
     assert_eq!(
         enroll(&cfg, &id, org.ca.cert_der(), &out, NOW + 5).unwrap(),
@@ -95,12 +107,7 @@ fn enroll_is_idempotent_and_refuses_another_identity() {
 
 #[test]
 fn install_refuses_certificates_that_are_not_ours() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = cfg(dir.path());
-    let org = crate::fixtures::org();
-    let id = AgentId::new("edge-1").unwrap();
-    let out = dir.path().join("req.json");
-    enroll(&cfg, &id, org.ca.cert_der(), &out, NOW).unwrap();
+    let (_dir, cfg, org, _id, out) = enrolled();
     // Another agent's certificate from the right CA.
     let other = org.agent("edge-2");
     let err = install_certificate(&cfg, &other.cert, NOW).unwrap_err();

@@ -194,6 +194,24 @@ fn unavailable(out: &[Outbound]) -> Option<PublicReason> {
 }
 
 impl World {
+    /// The peer answers `req` honestly with `secret` and the target acknowledges the matching digest.
+    fn complete_honestly(
+        &mut self,
+        peer: &AgentId,
+        req: &RewrapRequest,
+        secret: &str,
+        commitment: Commitment,
+    ) {
+        let resp = self.honest(peer, req, secret);
+        let d = store_msg(&self.up(peer, &resp), &req.target);
+        self.ack(
+            &req.target,
+            d.delivery_id,
+            req.credential_id,
+            StoreOutcome::Stored { digest: commitment },
+        );
+    }
+
     /// The peer's honest answer to `req`.
     fn honest(&self, peer: &AgentId, req: &RewrapRequest, secret: &str) -> Up {
         let target = &self.agents[req.target.as_str()];
@@ -378,14 +396,7 @@ fn commitment_mismatch_is_handled_in_full() {
     // peer-2 joins and receives it from peer-1 (honestly, this time).
     let out = w.register(&good_peer, RegistrationMode::FirstRegistration, vec![]);
     let (_, req) = rewrap_msg(&out);
-    let resp = w.honest(&bad_peer, &req, "pw");
-    let d = store_msg(&w.up(&bad_peer, &resp), &good_peer);
-    w.ack(
-        &good_peer,
-        d.delivery_id,
-        id,
-        StoreOutcome::Stored { digest: commitment },
-    );
+    w.complete_honestly(&bad_peer, &req, "pw", commitment);
     assert_eq!(w.row(&id, &good_peer).state, DeliveryState::Stored);
 
     let target = w.agent("target-1");
@@ -741,14 +752,7 @@ fn pending_work_survives_a_restart() {
     let (_, req) = rewrap_msg(&out);
     w.engine.store.flush().unwrap();
     w.restart();
-    let resp = w.honest(&peer, &req, "pw");
-    let d = store_msg(&w.up(&peer, &resp), &target);
-    w.ack(
-        &target,
-        d.delivery_id,
-        id,
-        StoreOutcome::Stored { digest: commitment },
-    );
+    w.complete_honestly(&peer, &req, "pw", commitment);
     assert_eq!(w.row(&id, &target).state, DeliveryState::Stored);
     let _ = &w.dir;
 }
