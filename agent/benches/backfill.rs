@@ -35,7 +35,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut w = common::World::new().await;
+        let mut w = common::world().await;
         let agent = w.online_agent("bench-1", "").await;
         let idle = rss_kib(agent.pid().unwrap());
         let cert = agent.cert().clone();

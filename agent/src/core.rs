@@ -306,6 +306,7 @@ impl Core {
             match down {
                 Some(Down::CredentialStore(msg)) => {
                     let (reply, new) = self.check_delivery(&msg);
+                    self.fail_refused_waiter(&msg, reply.as_ref());
                     if let Some(new) = new {
                         if pending
                             .iter()
@@ -370,6 +371,19 @@ impl Core {
         }
         self.commit(&mut answers, pending);
         self.flush_answers(&mut answers);
+    }
+
+    /// A delivery answering a workload's JIT request failed an integrity check: the workload gets a typed error now,
+    /// not a timeout (design §4), whoever sent it. A delivery that merely does not open (`BAD_ENVELOPE`) keeps the
+    /// workload waiting: an honest relay tries the next peer.
+    fn fail_refused_waiter(&mut self, msg: &CredentialStore, reply: Option<&Up>) {
+        let (Some(request_id), Some(Up::CredentialStored(s))) = (msg.request_id, reply) else {
+            return;
+        };
+        if let Some(reason) = waiter_failure(&s.outcome) {
+            tracing::warn!(%request_id, ?reason, "a JIT delivery failed its integrity check; the workload is told");
+            self.waiters.unavailable(&request_id, reason);
+        }
     }
 
     /// Runs the target checks; returns the reply now (refusals, already held) or the credential to store.
@@ -500,5 +514,22 @@ impl Core {
             Down::CredentialStore(_) => {}
             _ => tracing::warn!("dropped a message type this agent does not handle"),
         }
+    }
+}
+
+/// The typed error a waiting workload gets when its delivery is refused for integrity; `None` to keep waiting.
+fn waiter_failure(outcome: &StoreOutcome) -> Option<wire::PublicReason> {
+    match outcome {
+        StoreOutcome::Mismatch
+        | StoreOutcome::Refused {
+            reason:
+                wire::RefusalReason::CommitmentMismatch
+                | wire::RefusalReason::BadStatement
+                | wire::RefusalReason::StaleVersion,
+        } => Some(wire::PublicReason::CommitmentMismatch),
+        StoreOutcome::Refused {
+            reason: wire::RefusalReason::NotInScope,
+        } => Some(wire::PublicReason::NotGranted),
+        _ => None,
     }
 }

@@ -144,7 +144,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tessera-agent: {e:#}");
-                ExitCode::from(1)
+                ExitCode::from(run_exit_code(&e))
             }
         },
         Command::Get { name, meta } => cmd_get(&cfg, name, *meta),
@@ -205,6 +205,24 @@ fn cmd_install(cfg: &AgentConfig, cert: &Path) -> ExitCode {
             eprintln!("tessera-agent: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `run`'s exit code: 2 when the agent needs provisioning or its configuration is wrong (not enrolled, no
+/// certificate, unreadable CA or socket path), 5 when the store or its key refuses to open, 1 otherwise. A service
+/// manager restarts on 1 and leaves 2 and 5 to a human (the shipped unit's `RestartPreventExitStatus`).
+fn run_exit_code(e: &anyhow::Error) -> u8 {
+    use tessera_agent::runtime::RunError;
+    use tessera_agent::unseal::OpenError;
+    match e.downcast_ref::<RunError>() {
+        Some(
+            RunError::Identity(_)
+            | RunError::BrokerCa { .. }
+            | RunError::Tls(_)
+            | RunError::Open(OpenError::NotEnrolled(_)),
+        ) => 2,
+        Some(RunError::Open(_)) => 5,
+        _ => 1,
     }
 }
 

@@ -96,7 +96,11 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         QoS::AtLeastOnce,
         true,
     ));
-    let (client, eventloop) = AsyncClient::new(opts, 256);
+    let (client, mut eventloop) = AsyncClient::new(opts, 256);
+    // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
 
     let listener =
         server::bind(&cfg.socket.path, cfg.socket.mode, cfg.socket.gid).map_err(|source| {

@@ -91,9 +91,6 @@ fn usage_and_input_errors_exit_2_with_a_message() {
 #[test]
 fn running_unenrolled_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &["run"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("not enrolled"), "{}", stderr(&out));
     let out = run(dir.path(), &["install-cert", "/dev/null"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let out = run(dir.path(), &["get", "db"]);
@@ -155,4 +152,12 @@ async fn socket_rejects_malformed_requests() {
     let log = store.audit_log().unwrap();
     assert_eq!(log.len(), 6);
     cancel.cancel();
+}
+
+#[test]
+fn running_unenrolled_exits_2_so_a_service_manager_does_not_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not enrolled"), "{}", stderr(&out));
 }

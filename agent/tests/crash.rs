@@ -95,7 +95,7 @@ fn check_store(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_never_loses_an_acknowledged_credential() {
-    let mut w = World::new().await;
+    let mut w = common::world().await;
     let mut agent = w.online_agent("edge-1", "").await;
     let cert = agent.cert().clone();
     let mut acked = BTreeSet::new();

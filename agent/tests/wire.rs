@@ -1,20 +1,19 @@
 //! The real agent binary against a real Mosquitto (TLS, client certificates, pattern ACL), with the test acting
-//! as the relay on the wire: registration and backfill, the target role and its refusals, the peer role and its
-//! refusals, the local API with two uids, exec, JIT repair, jobs, bad input and a restart.
+//! as the relay on the wire: registration and backfill, the local API with two uids, exec, JIT repair, jobs and a
+//! restart. The attacks of a relay taken over are the hostile-relay suite in `tests/tests/hostile_relay.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Each scenario reads top to bottom as one story on one broker; splitting it would hide the sequence.
 #![allow(clippy::too_many_lines)]
 
 mod common;
 
-use common::{assert_never_seen, envelope_field, is_root, stdout, World};
-use tessera_proto::envelope::open;
+use common::{assert_never_seen, is_root, stdout, World};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::secret::SecretPayload;
 use tessera_proto::statement::Scope;
 use tessera_proto::wire::{
-    self, AgentState, Down, JobDispatch, PublicReason, RefusalReason, RegisterAck,
-    RegistrationMode, RewrapRequest, StoreOutcome, Up,
+    self, AgentState, Down, JobDispatch, PublicReason, RegisterAck, RegistrationMode, StoreOutcome,
+    Up,
 };
 
 const POLICY: &str =
@@ -27,14 +26,10 @@ fn stored_outcome(up: Up) -> StoreOutcome {
     }
 }
 
-fn refused(reason: RefusalReason) -> StoreOutcome {
-    StoreOutcome::Refused { reason }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_backfill_local_api_and_restart() {
-    let mut w = World::new().await;
-    let mut agent = common::Agent::new(w.dir.path(), "edge-1", &w.broker, POLICY);
+    let mut w = common::world().await;
+    let mut agent = w.new_agent("edge-1", POLICY);
     std::fs::set_permissions(
         &agent.dir,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -214,302 +209,6 @@ async fn registration_backfill_local_api_and_restart() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn target_refuses_every_attack_and_stores_nothing() {
-    let mut w = World::new().await;
-    let agent = w.online_agent("edge-1", POLICY).await;
-    let (db, shared) = (CredentialId::random(), CredentialId::random());
-    for (id, name, secret) in [(db, "db", "hunter2"), (shared, "shared", "for-everyone")] {
-        let d = w
-            .org
-            .delivery(&agent.cert().wrap, id, 1, name, Scope::All, secret);
-        w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
-        assert!(matches!(
-            stored_outcome(w.relay.next_up(&agent.id).await),
-            StoreOutcome::Stored { .. }
-        ));
-    }
-
-    // Target refusals over the wire: nothing stored, typed outcome.
-    let cert = agent.cert().clone();
-    // Commitment swap: another credential's envelope under db's statement, version 2.
-    let mut swap = w
-        .org
-        .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
-    swap.envelope = w
-        .org
-        .delivery(&cert.wrap, shared, 2, "shared", Scope::All, "other")
-        .envelope;
-    w.relay.send(&agent.id, &Down::CredentialStore(swap)).await;
-    assert_eq!(
-        stored_outcome(w.relay.next_up(&agent.id).await),
-        StoreOutcome::Mismatch
-    );
-    // Injection of a plaintext of the relay's choosing.
-    let mut inject = w
-        .org
-        .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
-    inject.envelope = tessera_proto::envelope::seal(
-        &cert.wrap,
-        SecretPayload::from_plain_text("relay-chosen")
-            .unwrap()
-            .bytes(),
-    )
-    .unwrap();
-    w.relay
-        .send(&agent.id, &Down::CredentialStore(inject))
-        .await;
-    assert_eq!(
-        stored_outcome(w.relay.next_up(&agent.id).await),
-        StoreOutcome::Mismatch
-    );
-    // Tampered envelope fields.
-    for field in ["encrypted_key", "iv", "ciphertext", "tag"] {
-        let mut d = w
-            .org
-            .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
-        let f = envelope_field(&mut d.envelope, field);
-        let mut bytes = tessera_proto::b64_decode(f).unwrap();
-        bytes[0] ^= 0x55;
-        *f = tessera_proto::b64_encode(&bytes);
-        w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
-        assert_eq!(
-            stored_outcome(w.relay.next_up(&agent.id).await),
-            refused(RefusalReason::BadEnvelope),
-            "{field}"
-        );
-    }
-    // Scope escalation: explicit scope naming another agent.
-    let d = w.org.delivery(
-        &cert.wrap,
-        CredentialId::random(),
-        1,
-        "scoped",
-        Scope::explicit([AgentId::new("edge-2").unwrap()]),
-        "x",
-    );
-    w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
-    assert_eq!(
-        stored_outcome(w.relay.next_up(&agent.id).await),
-        refused(RefusalReason::NotInScope)
-    );
-    // A statement from another org.
-    let rogue = common::Org::new();
-    let d = rogue.delivery(&cert.wrap, db, 3, "db", Scope::All, "forged");
-    w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
-    assert_eq!(
-        stored_outcome(w.relay.next_up(&agent.id).await),
-        refused(RefusalReason::BadStatement)
-    );
-    // Rotation to v2 succeeds; a replay of v1 (rollback) is then refused.
-    let v1_replay = w
-        .org
-        .delivery(&cert.wrap, db, 1, "db", Scope::All, "hunter2");
-    let v2 = w
-        .org
-        .delivery(&cert.wrap, db, 2, "db", Scope::All, "rotated");
-    w.relay.send(&agent.id, &Down::CredentialStore(v2)).await;
-    assert!(matches!(
-        stored_outcome(w.relay.next_up(&agent.id).await),
-        StoreOutcome::Stored { .. }
-    ));
-    w.relay
-        .send(&agent.id, &Down::CredentialStore(v1_replay))
-        .await;
-    assert_eq!(
-        stored_outcome(w.relay.next_up(&agent.id).await),
-        refused(RefusalReason::StaleVersion)
-    );
-    // Malformed and oversized messages are dropped; the agent keeps serving.
-    w.relay.send_raw(&agent.id, b"{not json".to_vec()).await;
-    w.relay.send_raw(&agent.id, vec![b'x'; 3 << 19]).await;
-    w.relay
-        .send_raw(
-            &agent.id,
-            br#"{"v":1,"msg":{"type":"launch_missiles","body":{}}}"#.to_vec(),
-        )
-        .await;
-    let out = agent.get_as(None, &["get", "db"]);
-    assert_eq!(stdout(&out), "rotated", "{}", agent.log());
-    for secret in ["hunter2", "rotated", "for-everyone", "relay-chosen"] {
-        assert_never_seen(&w.relay, secret);
-    }
-}
-
-fn refusal(up: Up) -> RefusalReason {
-    match up {
-        Up::RewrapRefused(r) => r.reason,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peer_rewraps_only_to_certified_targets_in_scope() {
-    let mut w = World::new().await;
-    let peer = w.online_agent("peer-1", POLICY).await;
-    let target = w.org.agent("target-1");
-    let (target_cert, target_wrap) = (target.cert, target.wrap);
-    let cert = peer.cert().clone();
-    let (db, scoped) = (CredentialId::random(), CredentialId::random());
-    let mut statements = std::collections::HashMap::new();
-    for (cid, name, scope) in [
-        (db, "db", Scope::All),
-        (
-            scoped,
-            "scoped",
-            Scope::explicit([AgentId::new("peer-1").unwrap()]),
-        ),
-    ] {
-        let d = w
-            .org
-            .delivery(&cert.wrap, cid, 1, name, scope, "peer-secret");
-        statements.insert(cid, d.statement.clone());
-        w.relay.send(&peer.id, &Down::CredentialStore(d)).await;
-        assert!(matches!(
-            stored_outcome(w.relay.next_up(&peer.id).await),
-            StoreOutcome::Stored { .. }
-        ));
-    }
-    let request = |cid: CredentialId, target: &str, target_cert: &[u8]| {
-        Down::RewrapRequest(RewrapRequest {
-            request_id: uuid::Uuid::new_v4(),
-            nonce: tessera_proto::b64_decode(&tessera_proto::b64_encode(
-                uuid::Uuid::new_v4().as_bytes().repeat(2),
-            ))
-            .unwrap()
-            .try_into()
-            .unwrap(),
-            credential_id: cid,
-            version: 1,
-            statement: statements
-                .get(&cid)
-                .cloned()
-                .unwrap_or_else(|| w.org.credential(cid, 1, "x", Scope::All, "y").0),
-            target: AgentId::new(target).unwrap(),
-            target_cert: target_cert.to_vec(),
-        })
-    };
-
-    // The good case: the four bindings, sealed to the certified key.
-    let req = request(db, "target-1", &target_cert);
-    w.relay.send(&peer.id, &req).await;
-    let Down::RewrapRequest(sent) = &req else {
-        unreachable!()
-    };
-    match w.relay.next_up(&peer.id).await {
-        Up::RewrapResponse(r) => {
-            assert_eq!((r.request_id, r.nonce), (sent.request_id, sent.nonce));
-            assert_eq!(r.peer, peer.id);
-            assert_eq!((r.credential_id, r.version), (db, 1));
-            assert_eq!(r.target_key, target_wrap.public_key().fingerprint());
-            open(&target_wrap, &r.envelope)
-                .unwrap()
-                .expose(|p| assert_eq!(p, br#"{"secret":"peer-secret"}"#));
-        }
-        other => panic!("{other:?}"),
-    }
-    // Key substitution: the relay's own certificate from another CA for the target's name.
-    let rogue = common::Org::new();
-    let rogue_cert = rogue.agent("target-1").cert;
-    w.relay
-        .send(&peer.id, &request(db, "target-1", &rogue_cert))
-        .await;
-    assert_eq!(
-        refusal(w.relay.next_up(&peer.id).await),
-        RefusalReason::UntrustedTarget
-    );
-    // A valid certificate for someone else than the named target.
-    w.relay
-        .send(&peer.id, &request(db, "target-2", &target_cert))
-        .await;
-    assert_eq!(
-        refusal(w.relay.next_up(&peer.id).await),
-        RefusalReason::TargetMismatch
-    );
-    // Scope escalation.
-    w.relay
-        .send(&peer.id, &request(scoped, "target-1", &target_cert))
-        .await;
-    assert_eq!(
-        refusal(w.relay.next_up(&peer.id).await),
-        RefusalReason::NotInScope
-    );
-    // A credential the peer does not hold.
-    w.relay
-        .send(
-            &peer.id,
-            &request(CredentialId::random(), "target-1", &target_cert),
-        )
-        .await;
-    assert_eq!(
-        refusal(w.relay.next_up(&peer.id).await),
-        RefusalReason::UnknownCredential
-    );
-    // An expired target certificate.
-    let expired = w
-        .org
-        .agent_from("target-1", w.org.at - 60 * 86_400, 30)
-        .cert;
-    w.relay
-        .send(&peer.id, &request(db, "target-1", &expired))
-        .await;
-    assert_eq!(
-        refusal(w.relay.next_up(&peer.id).await),
-        RefusalReason::TargetExpired
-    );
-    // A statement from another org.
-    let mut forged = request(db, "target-1", &target_cert);
-    if let Down::RewrapRequest(r) = &mut forged {
-        r.statement = rogue.credential(db, 1, "db", Scope::All, "peer-secret").0;
-    }
-    w.relay.send(&peer.id, &forged).await;
-    assert_eq!(
-        refusal(w.relay.next_up(&peer.id).await),
-        RefusalReason::BadStatement
-    );
-    // After the CA revokes the target, the peer refuses it.
-    let serial = w
-        .org
-        .ca
-        .pinned()
-        .verify_agent(
-            &target_cert,
-            tessera_system_tests::broker::now(),
-            &tessera_proto::statement::RevocationList::empty(),
-        )
-        .unwrap()
-        .serial;
-    let list = tessera_proto::statement::RevocationList::new(
-        1,
-        tessera_system_tests::broker::now(),
-        [serial],
-    )
-    .sign(&w.org.ca)
-    .unwrap();
-    w.relay
-        .send(
-            &peer.id,
-            &Down::RevocationUpdate(wire::RevocationUpdate { list }),
-        )
-        .await;
-    // The update has no reply; retry until the peer applies it.
-    let mut reason = None;
-    for _ in 0..20 {
-        w.relay
-            .send(&peer.id, &request(db, "target-1", &target_cert))
-            .await;
-        match w.relay.next_up(&peer.id).await {
-            Up::RewrapRefused(r) => {
-                reason = Some(r.reason);
-                break;
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    }
-    assert_eq!(reason, Some(RefusalReason::TargetRevoked));
-    assert_never_seen(&w.relay, "peer-secret");
-}
-
 const JOBS: &str = r#"
 [jobs.hash-db]
 command = ["/bin/sh", "-c", "printf %s \"$DB\" | sha256sum"]
@@ -560,7 +259,7 @@ async fn job_result(w: &mut World, agent: &AgentId) -> wire::JobResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jit_repair_typed_errors_and_jobs() {
-    let mut w = World::new().await;
+    let mut w = common::world().await;
     let agent = w.online_agent("edge-1", &format!("{POLICY}{JOBS}")).await;
     let cert = agent.cert().clone();
 

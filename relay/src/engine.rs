@@ -244,6 +244,14 @@ impl Engine {
     }
 
     /// Whether a delivery of `credential` to `target` is in flight.
+    /// How many rewraps are in flight (from memory: the store's records are counted once, at start).
+    pub(crate) fn in_flight_count(&self) -> usize {
+        self.in_flight
+            .values()
+            .map(std::collections::HashSet::len)
+            .sum()
+    }
+
     pub(crate) fn is_in_flight(
         &self,
         credential: &tessera_proto::ids::CredentialId,

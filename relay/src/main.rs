@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tessera_proto::cert::{IdentityKey, PinnedCa};
 use tessera_proto::ids::{AgentId, CredentialName, OperatorId};
-use tessera_proto::secret::SecretBytes;
+use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::Scope;
 use tessera_relay::operator::client::{AdminClient, ClientError};
 use tessera_relay::operator::{ca, cred};
@@ -160,7 +160,16 @@ enum CredCmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// A new version of NAME (same as put on an existing name).
+    /// Put every regular file in DIR as a credential named after the file (a migration).
+    Import {
+        dir: PathBuf,
+        /// Explicit scope for all of them (default: every agent, or an existing credential's scope).
+        #[arg(long = "agent")]
+        agents: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A new version of NAME (same as put on an existing name); the scope is kept.
     Rotate {
         name: String,
         #[arg(long)]
@@ -200,6 +209,13 @@ enum ListCmd {
 enum AuditCmd {
     /// Fetch the audit trail and verify its hash chain.
     Verify {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List audit entries, oldest first (only those of KIND with --kind).
+    Ls {
+        #[arg(long)]
+        kind: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -292,6 +308,28 @@ async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Audit(AuditCmd::Verify { conn }) => audit_verify(&conn, cli.json).await,
+        Command::Audit(AuditCmd::Ls { kind, conn }) => {
+            list_where(
+                &conn,
+                "/v1/audit",
+                cli.json,
+                |v| kind.as_ref().is_none_or(|k| v["kind"] == k.as_str()),
+                |v| {
+                    let data = v["data"].as_object().map_or_else(String::new, |d| {
+                        d.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    });
+                    format!(
+                        "{:>6}  {:<30} {data}",
+                        v["seq"],
+                        v["kind"].as_str().unwrap_or("")
+                    )
+                },
+            )
+            .await
+        }
         Command::Job(j) => job_cmd(j, cli.json).await,
     }
 }
@@ -372,6 +410,18 @@ struct OperatorFiles {
     client: AdminClient,
 }
 
+impl OperatorFiles {
+    /// What signs and seals on this workstation.
+    fn signer(&self) -> cred::Operator<'_> {
+        cred::Operator {
+            ca: &self.ca,
+            id: self.id.clone(),
+            key: &self.key,
+            cert: &self.cert,
+        }
+    }
+}
+
 fn load_operator(conn: &Conn) -> Result<OperatorFiles, String> {
     let read = |n: &str| {
         std::fs::read(conn.operator_dir.join(n))
@@ -427,17 +477,29 @@ async fn list(
     json: bool,
     row: impl Fn(&serde_json::Value) -> String,
 ) -> ExitCode {
+    list_where(conn, path, json, |_| true, row).await
+}
+
+/// Lists the entries of `path` that `keep` keeps, as JSON or one `row` per line.
+async fn list_where(
+    conn: &Conn,
+    path: &str,
+    json: bool,
+    keep: impl Fn(&serde_json::Value) -> bool,
+    row: impl Fn(&serde_json::Value) -> String,
+) -> ExitCode {
     let op = match load_operator(conn) {
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
     match op.client.get(path).await {
         Ok(v) => {
-            let text = v
+            let kept: Vec<serde_json::Value> = v
                 .as_array()
-                .map(|a| a.iter().map(&row).collect::<Vec<_>>().join("\n"))
+                .map(|a| a.iter().filter(|e| keep(e)).cloned().collect())
                 .unwrap_or_default();
-            print(json, &v, &text);
+            let text = kept.iter().map(&row).collect::<Vec<_>>().join("\n");
+            print(json, &serde_json::Value::Array(kept), &text);
             ExitCode::SUCCESS
         }
         Err(e) => api_fail(&e),
@@ -463,6 +525,7 @@ async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
             agents,
             conn,
         } => put(&conn, &name, file.as_deref(), &agents, json).await,
+        CredCmd::Import { dir, agents, conn } => import(&conn, &dir, &agents, json).await,
         CredCmd::Rotate { name, file, conn } => put(&conn, &name, file.as_deref(), &[], json).await,
         CredCmd::Ls { conn } => {
             list(&conn, "/v1/credentials", json, |v| {
@@ -524,6 +587,19 @@ where
     }
 }
 
+/// `--agent ID ...`: an explicit scope, or `None` (every agent, or an existing credential's scope).
+fn scope_arg(agents: &[String]) -> Result<Option<Scope>, ExitCode> {
+    if agents.is_empty() {
+        return Ok(None);
+    }
+    agents
+        .iter()
+        .map(AgentId::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map(|ids| Some(Scope::explicit(ids)))
+        .map_err(|e| fail(2, &e.to_string()))
+}
+
 async fn put(
     conn: &Conn,
     name: &str,
@@ -534,17 +610,9 @@ async fn put(
     let Ok(name) = CredentialName::new(name) else {
         return fail(2, "credential name must match [A-Za-z0-9_-]{1,128}");
     };
-    let scope = if agents.is_empty() {
-        Scope::All
-    } else {
-        match agents
-            .iter()
-            .map(AgentId::new)
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(ids) => Scope::explicit(ids),
-            Err(e) => return fail(2, &e.to_string()),
-        }
+    let scope = match scope_arg(agents) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let op = match load_operator(conn) {
         Ok(o) => o,
@@ -557,14 +625,12 @@ async fn put(
         Ok(p) => p,
         Err(e) => return fail(2, &e.to_string()),
     };
-    let operator = cred::Operator {
-        ca: &op.ca,
-        id: op.id.clone(),
-        key: &op.key,
-        cert: &op.cert,
-    };
-    match cred::put(&op.client, &operator, &name, scope, &payload).await {
-        Ok(r) => {
+    let operator = op.signer();
+    match cred::put_many(&op.client, &operator, &[(name.clone(), scope, &payload)])
+        .await
+        .map(|mut v| v.pop())
+    {
+        Ok(Some(r)) => {
             let v = serde_json::to_value(&r).unwrap_or_default();
             let mut text = format!(
                 "{} version {} ({}) sealed for {} agent(s)",
@@ -578,6 +644,68 @@ async fn put(
                 text.push_str(&r.skipped.join(", "));
             }
             print(json, &v, &text);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => fail(1, "nothing was put"),
+        Err(cred::CredError::Client(e)) => api_fail(&e),
+        Err(e) => fail(2, &e.to_string()),
+    }
+}
+
+/// `cred import DIR`: every regular file is a credential named after the file, its content the secret.
+async fn import(conn: &Conn, dir: &Path, agents: &[String], json: bool) -> ExitCode {
+    let scope = match scope_arg(agents) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => return fail(2, &format!("{}: {e}", dir.display())),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    let mut items = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let Ok(name) = CredentialName::new(name) else {
+            return fail(
+                2,
+                &format!(
+                    "{}: a credential name must match [A-Za-z0-9_-]{{1,128}}",
+                    p.display()
+                ),
+            );
+        };
+        let payload = match read_secret(Some(p))
+            .map_err(cred::CredError::Invalid)
+            .and_then(|s| cred::payload_from_input(&s))
+        {
+            Ok(v) => v,
+            Err(e) => return fail(2, &format!("{}: {e}", p.display())),
+        };
+        items.push((name, scope.clone(), payload));
+    }
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let operator = op.signer();
+    let refs: Vec<(CredentialName, Option<Scope>, &SecretPayload)> = items
+        .iter()
+        .map(|(n, s, p)| (n.clone(), s.clone(), p))
+        .collect();
+    match cred::put_many(&op.client, &operator, &refs).await {
+        Ok(r) => {
+            let v = serde_json::to_value(&r).unwrap_or_default();
+            print(
+                json,
+                &v,
+                &format!("imported {} credential(s) from {}", r.len(), dir.display()),
+            );
             ExitCode::SUCCESS
         }
         Err(cred::CredError::Client(e)) => api_fail(&e),
@@ -726,12 +854,7 @@ async fn rescope(
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
-    let operator = cred::Operator {
-        ca: &op.ca,
-        id: op.id.clone(),
-        key: &op.key,
-        cert: &op.cert,
-    };
+    let operator = op.signer();
     match cred::rescope(&op.client, &operator, &name, &agents, how).await {
         Ok(rev) => {
             print(

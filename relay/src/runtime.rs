@@ -96,10 +96,19 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
 
 /// Runs the relay until `cancel`.
 pub async fn serve(cfg: RelayConfig, cancel: CancellationToken) -> Result<(), ServeError> {
+    serve_with_clock(cfg, Arc::new(SystemClock), cancel).await
+}
+
+/// Runs the relay until `cancel`, its schedules reading `clock` (system tests accelerate time with a
+/// [`crate::clock::ManualClock`]).
+pub async fn serve_with_clock(
+    cfg: RelayConfig,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) -> Result<(), ServeError> {
     let ca_der = tls::first_cert(&read(&cfg.org_ca)?).map_err(ServeError::Input)?;
     let ca = PinnedCa::from_der(&ca_der).map_err(|e| ServeError::Input(format!("org CA: {e}")))?;
     let store: Arc<dyn RelayStore> = Arc::new(SledStore::open(&cfg.state_dir.join("state"))?);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
 
     let broker_roots = match &cfg.broker.ca_file {
@@ -123,7 +132,11 @@ pub async fn serve(cfg: RelayConfig, cancel: CancellationToken) -> Result<(), Se
         .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             client_tls,
         )));
-    let (client, eventloop) = AsyncClient::new(opts, 1024);
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
 
     let (net_tx, net_rx) = mpsc::channel(1024);
     let (admin_tx, admin_rx) = mpsc::channel(64);

@@ -92,8 +92,6 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     fn pendings(&self) -> StateResult<Vec<PendingRewrap>>;
     /// The in-flight rewraps for one target.
     fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>>;
-    /// How many rewraps are in flight.
-    fn pending_count(&self) -> StateResult<usize>;
 
     /// Until when (Unix ms) `peer` is blocklisted as a source of `credential`.
     fn blocked_until(&self, credential: &CredentialId, peer: &AgentId) -> StateResult<Option<u64>>;

@@ -90,7 +90,8 @@ pub fn service_identity(dir: &Path, ca: &OrgCa, name: &str) -> Identity {
 /// A Mosquitto broker on a free loopback port, stopped on drop.
 #[derive(Debug)]
 pub struct Broker {
-    child: Child,
+    child: Option<Child>,
+    conf: PathBuf,
     /// The TLS port on 127.0.0.1.
     pub port: u16,
     /// The CA file the broker trusts (the org CA).
@@ -101,9 +102,35 @@ pub struct Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// Why a broker did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// `mosquitto` is not installed.
+    #[error(
+        "mosquitto is not installed (Debian: apt-get install mosquitto mosquitto-clients): {0}"
+    )]
+    NotInstalled(std::io::Error),
+    /// A file could not be written.
+    #[error("broker files: {0}")]
+    Io(#[from] std::io::Error),
+    /// It started but never listened.
+    #[error("mosquitto did not start listening on 127.0.0.1:{port}; see {log}")]
+    NotListening {
+        /// The port.
+        port: u16,
+        /// Its log.
+        log: String,
+    },
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Starts a broker trusting `ca`, with `relay_user` as the relay.
@@ -113,50 +140,86 @@ pub fn start_broker(dir: &Path, ca: &OrgCa, relay_user: &str) -> Broker {
 
 /// Starts a broker whose ACL gives `relay_users` the relay's rights.
 pub fn start_broker_with(dir: &Path, ca: &OrgCa, relay_users: &[&str]) -> Broker {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let ca_file = pem_file(dir, "ca.crt", "CERTIFICATE", ca.cert_der());
     let server = service_identity(dir, ca, "broker");
-    let acl = dir.join("acl");
-    std::fs::write(&acl, topics::mosquitto_acl(relay_users)).unwrap();
-    let whoami = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user {user}\nmax_packet_size 2097152\nper_listener_settings false\npersistence false\nlog_dest stderr\nlog_type all\n\
-             listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
-             require_certificate true\nuse_identity_as_username true\nacl_file {acl}\n",
-            user = whoami.trim(),
-            ca = ca_file.display(),
-            cert = server.cert.display(),
-            key = server.key.display(),
-            acl = acl.display(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("mosquitto.log")).unwrap())
-        .spawn()
-        .expect("mosquitto must be installed (Debian package mosquitto)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not start listening on {port}"
-        );
-        sleep(Duration::from_millis(50));
+    Broker::start(dir, &ca_file, &server, relay_users).unwrap()
+}
+
+impl Broker {
+    /// Starts Mosquitto in `dir`: TLS on a free port with `server` as its identity, clients must present a
+    /// certificate from `ca_file` and are named by it, and the pattern ACL confines each agent to its own topics.
+    pub fn start(
+        dir: &Path,
+        ca_file: &Path,
+        server: &Identity,
+        relay_users: &[&str],
+    ) -> Result<Self, BrokerError> {
+        let port = free_port()?;
+        let acl = dir.join("acl");
+        std::fs::write(&acl, topics::mosquitto_acl(relay_users))?;
+        let whoami = Command::new("id").arg("-un").output()?.stdout;
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user {user}\nmax_packet_size 2097152\nset_tcp_nodelay true\nper_listener_settings false\npersistence false\nlog_dest stderr\nlog_type all\n\
+                 listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+                 require_certificate true\nuse_identity_as_username true\nacl_file {acl}\n",
+                user = String::from_utf8_lossy(&whoami).trim(),
+                ca = ca_file.display(),
+                cert = server.cert.display(),
+                key = server.key.display(),
+                acl = acl.display(),
+            ),
+        )?;
+        let mut broker = Self {
+            child: None,
+            conf,
+            port,
+            ca_file: ca_file.to_path_buf(),
+            log: dir.join("mosquitto.log"),
+        };
+        broker.run()?;
+        Ok(broker)
     }
-    Broker {
-        child,
-        port,
-        ca_file,
-        log: dir.join("mosquitto.log"),
+
+    fn run(&mut self) -> Result<(), BrokerError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(BrokerError::NotInstalled)?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(BrokerError::NotListening {
+                    port: self.port,
+                    log: self.log.display().to_string(),
+                });
+            }
+            sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Kills the broker (SIGKILL: sessions and queued messages are lost, as in a crash without persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the broker and starts it again on the same port with the same configuration.
+    pub fn restart(&mut self) -> Result<(), BrokerError> {
+        self.stop();
+        self.run()
     }
 }

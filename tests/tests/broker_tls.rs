@@ -1,6 +1,8 @@
 //! Agent certificates are real MQTT TLS client identities: a real Mosquitto with `require_certificate`,
 //! `use_identity_as_username` and the ACL from `proto::topics::mosquitto_acl` accepts an agent's certificate and
-//! key, confines it to its own topics, and refuses a certificate from another CA.
+//! key, confines it to its own topics, and refuses a certificate from another CA. This is system scenario 4 (broker
+//! ACLs): an agent cannot subscribe to another agent's topics, nor publish on its up, down or status topics,
+//! checked with real clients using real certificates, each negative check paired with a positive one.
 //!
 //! Needs `mosquitto` and `mosquitto_pub`/`mosquitto_sub` (Debian: mosquitto, mosquitto-clients; `scripts/test`
 //! installs them when missing).
@@ -150,6 +152,74 @@ fn agent_certificate_is_an_mqtt_identity_confined_to_its_topics() {
     assert!(
         !seen.contains("for edge-2 only"),
         "ACL let edge-1 read edge-2's topic: {seen:?}"
+    );
+}
+
+#[test]
+fn an_agent_cannot_speak_as_the_relay_or_as_another_agent() {
+    let (dir, ca, broker) = org_with_broker();
+    let relay = service_identity(dir.path(), &ca, "relay-1");
+    let edge1 = agent_identity(dir.path(), &ca, "edge-1");
+    let edge1_id = AgentId::new("edge-1").unwrap();
+    let edge2_id = AgentId::new("edge-2").unwrap();
+    // edge-1 cannot play the relay towards edge-2: its publication on edge-2's down topic never arrives, the
+    // relay's does.
+    let edge2 = agent_identity(dir.path(), &ca, "edge-2");
+    let seen = received_while(
+        &broker,
+        &edge2,
+        &topics::agent_down(&edge2_id),
+        Duration::from_secs(3),
+        || {
+            let _ = publish(
+                &broker,
+                &edge1,
+                &topics::agent_down(&edge2_id),
+                "forged by edge-1",
+            );
+            assert!(publish(
+                &broker,
+                &relay,
+                &topics::agent_down(&edge2_id),
+                "from the relay"
+            )
+            .status
+            .success());
+        },
+    );
+    assert!(seen.contains("from the relay"), "edge-2 saw: {seen:?}");
+    assert!(
+        !seen.contains("forged by edge-1"),
+        "ACL let edge-1 publish on edge-2's down topic: {seen:?}"
+    );
+
+    // Nor can it announce edge-2's presence: only its own status reaches the relay.
+    let seen = received_while(
+        &broker,
+        &relay,
+        "tessera/v1/agents/+/status",
+        Duration::from_secs(3),
+        || {
+            let _ = publish(
+                &broker,
+                &edge1,
+                &topics::agent_status(&edge2_id),
+                "edge-2 spoofed status",
+            );
+            assert!(publish(
+                &broker,
+                &edge1,
+                &topics::agent_status(&edge1_id),
+                "edge-1 status"
+            )
+            .status
+            .success());
+        },
+    );
+    assert!(seen.contains("edge-1 status"), "relay saw: {seen:?}");
+    assert!(
+        !seen.contains("spoofed"),
+        "ACL let edge-1 publish edge-2's status: {seen:?}"
     );
 }
 

@@ -304,6 +304,36 @@ impl Engine {
         );
     }
 
+    /// A target refused, for integrity, a delivery this relay never dispatched: someone else publishes on agents'
+    /// topics with the relay's rights (a stolen relay identity, a rogue replica, a compromised broker). The target
+    /// stored nothing; the operator must know.
+    fn forged_delivery(&mut self, from: &AgentId, s: &CredentialStored) {
+        self.metrics.mismatches += 1;
+        tracing::error!(target = from.as_str(), delivery = %s.delivery_id, credential = %s.credential_id,
+            "an agent refused a forged delivery this relay never sent");
+        self.alert(
+            AlertKind::CredentialCommitmentMismatch,
+            &format!("credential={} target={} source=unknown", s.credential_id, from.as_str()),
+            format!(
+                "{} refused a delivery of credential {} that this relay never dispatched: another party publishes \
+                 as the relay",
+                from.as_str(),
+                s.credential_id
+            ),
+        );
+        self.audit(
+            "commitment_mismatch_detected",
+            None,
+            data([
+                ("credential", s.credential_id.to_string()),
+                ("version", s.version.to_string()),
+                ("target", from.as_str().to_owned()),
+                ("source", "not_dispatched_by_this_relay".to_owned()),
+                ("delivery", s.delivery_id.to_string()),
+            ]),
+        );
+    }
+
     pub(super) fn on_rewrap_response(
         &mut self,
         from: &AgentId,
@@ -388,8 +418,12 @@ impl Engine {
     pub(super) fn on_stored(&mut self, from: &AgentId, s: &CredentialStored) -> Vec<Outbound> {
         let result: StateResult<Vec<Outbound>> = (|| {
             let Some(p) = self.store.pending(&s.delivery_id)? else {
-                // Redeliveries after a reconnect are acknowledged again; only count them.
-                self.unsolicited(from, &s.delivery_id, "UNKNOWN_DELIVERY");
+                if forged(&s.outcome) {
+                    self.forged_delivery(from, s);
+                } else {
+                    // Redeliveries after a reconnect are acknowledged again; only count them.
+                    self.unsolicited(from, &s.delivery_id, "UNKNOWN_DELIVERY");
+                }
                 return Ok(Vec::new());
             };
             if p.target != *from
@@ -541,4 +575,15 @@ impl Engine {
         out.extend(self.ask_next_peer(p, c, &target_cert)?);
         Ok(out)
     }
+}
+
+/// Outcomes only a forged delivery can cause: the plaintext or the statement does not verify.
+fn forged(outcome: &StoreOutcome) -> bool {
+    matches!(
+        outcome,
+        StoreOutcome::Mismatch
+            | StoreOutcome::Refused {
+                reason: RefusalReason::CommitmentMismatch | RefusalReason::BadStatement
+            }
+    )
 }

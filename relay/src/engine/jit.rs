@@ -96,7 +96,7 @@ impl Engine {
         if !c.scope.includes(agent) {
             return Err(JitRefusal::OutOfScope);
         }
-        if self.store.pending_count().map_err(state)? >= self.cfg.max_in_flight {
+        if self.in_flight_count() >= self.cfg.max_in_flight {
             return Err(JitRefusal::DispatchBackpressure);
         }
         // Make sure a delivery row exists (a credential granted since the last registration).

@@ -170,7 +170,10 @@ impl Engine {
                 });
                 if due && !busy.contains(&id) {
                     out.extend(self.start_delivery(&id, agent, None));
-                    room -= 1;
+                    // A start that failed at once (no peer holds it) takes no slot: go on with the backlog.
+                    if self.is_in_flight(&id, agent) {
+                        room -= 1;
+                    }
                 }
             }
             let drained = self
@@ -189,7 +192,8 @@ impl Engine {
         })
     }
 
-    /// Marks a backfilling agent online once none of its rows is pending.
+    /// Marks a backfilling agent online once none of its rows is due. A row waiting out its backoff (no peer held
+    /// the credential) does not keep the agent out of service: the reconciler and JIT repair take it from there.
     fn finish_backfill(&mut self, agent: &AgentId) -> StateResult<()> {
         let Some(mut a) = self.store.agent(agent)? else {
             return Ok(());
@@ -201,7 +205,7 @@ impl Engine {
             .store
             .deliveries_of_agent(agent)?
             .iter()
-            .any(|r| r.state == DeliveryState::Pending);
+            .any(|r| r.state == DeliveryState::Pending && r.next_attempt_ms <= self.now_ms());
         if !pending {
             a.state = AgentState::Online;
             self.store.put_agent(&a)?;

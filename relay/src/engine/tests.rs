@@ -32,16 +32,15 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with(EngineConfig::default())
+    }
+
+    fn with(cfg: EngineConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let org = TestOrg::at(i64::try_from(T0 / 1000).unwrap());
         let clock = ManualClock::at(T0);
         let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
-        let engine = Engine::new(
-            store,
-            org.ca.pinned().clone(),
-            EngineConfig::default(),
-            Arc::new(clock.clone()),
-        );
+        let engine = Engine::new(store, org.ca.pinned().clone(), cfg, Arc::new(clock.clone()));
         Self {
             engine,
             org,
@@ -579,13 +578,13 @@ fn reconciler_takes_at_most_a_batch_per_tick() {
     };
     assert_eq!(
         attempts(&w),
-        64,
-        "backfill started the first 64 (its concurrency) and found no peer"
+        150,
+        "backfill tried every row once and found no peer (failed starts take no concurrency slot)"
     );
     w.engine.reconcile().unwrap();
     assert_eq!(
         attempts(&w),
-        64 + 100,
+        150 + 100,
         "one reconciler pass handles at most 100 rows"
     );
 }
@@ -849,4 +848,116 @@ fn mismatch_flood_raises_the_agent_alert() {
             .any(|a| a.kind == AlertKind::AgentCommitmentFlood);
         assert_eq!(flood, i >= 10, "after mismatch {}", i + 1);
     }
+}
+
+#[test]
+fn a_forged_delivery_refused_by_its_target_raises_the_critical_alert() {
+    let mut w = World::new();
+    let a = w.agent("edge-1");
+    let credential = CredentialId::random();
+    // A stale redelivery is only counted; a refusal only forgery can cause is alerted and audited.
+    for (outcome, alerted) in [
+        (
+            StoreOutcome::Refused {
+                reason: RefusalReason::StaleVersion,
+            },
+            false,
+        ),
+        (StoreOutcome::Mismatch, true),
+    ] {
+        let out = w.up(
+            &a,
+            &Up::CredentialStored(CredentialStored {
+                delivery_id: uuid::Uuid::new_v4(),
+                credential_id: credential,
+                version: 1,
+                outcome,
+            }),
+        );
+        assert!(out.is_empty(), "nothing is sent in answer");
+        let alerts = w.engine.store.alerts().unwrap();
+        assert_eq!(
+            alerts
+                .iter()
+                .any(|a| a.kind == AlertKind::CredentialCommitmentMismatch
+                    && a.subject.contains("source=unknown")),
+            alerted
+        );
+        assert_eq!(
+            w.audit_kinds()
+                .contains(&"commitment_mismatch_detected".to_owned()),
+            alerted
+        );
+    }
+    crate::audit::verify(&w.engine.store.audit().unwrap()).unwrap();
+}
+
+#[test]
+fn a_backfill_that_finds_no_peer_leaves_the_agent_online_with_the_row_in_backoff() {
+    let mut w = World::new();
+    let (peer, id, _) = w.seeded_peer("peer-1", "db", "pw");
+    // The only holder goes offline (its Last Will).
+    w.engine.on_message(
+        &topics::agent_status(&peer),
+        &wire::encode(&wire::Status {
+            state: AgentState::Offline,
+            at: 0,
+        })
+        .unwrap(),
+    );
+    let target = w.agent("target-1");
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    assert!(out.iter().all(|o| !matches!(o.msg, Down::RewrapRequest(_))));
+    let row = w.row(&id, &target);
+    assert_eq!(row.state, DeliveryState::Pending);
+    assert_eq!(row.next_attempt_ms, T0 + 30_000, "first backoff step");
+    assert_eq!(
+        w.engine.store.agent(&target).unwrap().unwrap().state,
+        AgentState::Online,
+        "eligible for jobs: the reconciler and JIT repair take the row from here"
+    );
+}
+
+#[test]
+fn a_backfill_larger_than_the_concurrency_with_no_peer_still_finishes() {
+    let mut w = World::new();
+    let peer = w.agent("peer-1");
+    let n = EngineConfig::default().backfill_concurrency * 2 + 3;
+    let ids: Vec<CredentialId> = (0..n)
+        .map(|i| w.put(&format!("c{i}"), Scope::All, "x", &[&peer]).0)
+        .collect();
+    // The only holder never registered: every start fails at once.
+    let target = w.agent("target-1");
+    w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    for id in &ids {
+        assert_eq!(w.row(id, &target).next_attempt_ms, T0 + 30_000);
+    }
+    assert_eq!(
+        w.engine.store.agent(&target).unwrap().unwrap().state,
+        AgentState::Online,
+        "every row was tried and is waiting out its backoff"
+    );
+}
+
+#[test]
+fn jit_beyond_the_in_flight_limit_is_backend_busy() {
+    let mut w = World::with(EngineConfig {
+        max_in_flight: 1,
+        ..EngineConfig::default()
+    });
+    let (peer, _, _) = w.seeded_peer("peer-1", "db", "pw");
+    // One rewrap in flight: a new agent's backfill, waiting for the peer.
+    let first = w.agent("target-1");
+    let out = w.register(&first, RegistrationMode::FirstRegistration, vec![]);
+    assert_eq!(rewrap_msg(&out).0, peer);
+    let second = w.agent("target-2");
+    w.register(&second, RegistrationMode::WarmReconnect, vec![]);
+    let out = w.up(
+        &second,
+        &Up::CredentialMissing(CredentialMissing {
+            request_id: uuid::Uuid::new_v4(),
+            name: CredentialName::new("db").unwrap(),
+        }),
+    );
+    assert_eq!(unavailable(&out), Some(PublicReason::BackendBusy));
 }

@@ -73,68 +73,102 @@ pub async fn put(
     scope: Scope,
     payload: &SecretPayload,
 ) -> Result<PutReport, CredError> {
+    let mut reports = put_many(client, op, &[(name.clone(), Some(scope), payload)]).await?;
+    reports
+        .pop()
+        .ok_or_else(|| CredError::Invalid("nothing was put".into()))
+}
+
+/// Puts several credentials, reading the relay's credential and agent lists once (an import). A scope of `None`
+/// keeps the current version's signed scope (verified against our CA: the relay is untrusted), or means every
+/// agent for a new credential.
+pub async fn put_many(
+    client: &AdminClient,
+    op: &Operator<'_>,
+    items: &[(CredentialName, Option<Scope>, &SecretPayload)],
+) -> Result<Vec<PutReport>, CredError> {
     let creds: Vec<CredentialView> = serde_json::from_value(client.get("/v1/credentials").await?)
         .map_err(|e| {
         CredError::Invalid(format!("relay answered an unexpected credential list: {e}"))
     })?;
-    let (id, version) = creds
-        .iter()
-        .find(|c| c.name == *name && !c.deleted)
-        .map_or((CredentialId::random(), 1), |c| (c.id, c.version + 1));
     let agents: Vec<AgentView> = serde_json::from_value(client.get("/v1/agents").await?)
         .map_err(|e| CredError::Invalid(format!("relay answered an unexpected agent list: {e}")))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut envelopes = Vec::new();
+    // Only certificates that verify against our own copy of the CA are sealed to.
+    let mut certified = Vec::new();
     let mut skipped = Vec::new();
-    for a in agents {
-        if !scope.includes(&a.id) {
-            continue;
-        }
+    for a in &agents {
         let verified = tessera_proto::b64_decode(&a.cert)
             .and_then(|der| op.ca.verify_agent(&der, now, &RevocationList::empty()).ok())
             .filter(|c| c.agent_id == a.id);
-        let Some(cert) = verified else {
-            skipped.push(a.id.as_str().to_owned());
-            continue;
+        match verified {
+            Some(cert) => certified.push(cert),
+            None => skipped.push(a.id.clone()),
+        }
+    }
+    let mut reports = Vec::with_capacity(items.len());
+    for (name, scope, payload) in items {
+        let current = creds.iter().find(|c| c.name == *name && !c.deleted);
+        let (id, version) = current.map_or((CredentialId::random(), 1), |c| (c.id, c.version + 1));
+        let scope = match (scope, current) {
+            (Some(s), _) => s.clone(),
+            (None, None) => Scope::All,
+            (None, Some(c)) => {
+                c.statement
+                    .verify(op.ca, &RevocationList::empty())
+                    .map_err(|e| {
+                        CredError::Invalid(format!("the relay's statement does not verify: {e}"))
+                    })?
+                    .statement
+                    .scope
+            }
         };
-        let envelope =
-            seal(&cert.wrap, payload.bytes()).map_err(|e| CredError::Invalid(e.to_string()))?;
-        envelopes.push(EnvelopeFor {
-            agent: cert.agent_id,
-            key: cert.wrap.fingerprint(),
-            envelope,
+        let mut envelopes = Vec::new();
+        for cert in certified.iter().filter(|c| scope.includes(&c.agent_id)) {
+            let envelope =
+                seal(&cert.wrap, payload.bytes()).map_err(|e| CredError::Invalid(e.to_string()))?;
+            envelopes.push(EnvelopeFor {
+                agent: cert.agent_id.clone(),
+                key: cert.wrap.fingerprint(),
+                envelope,
+            });
+        }
+        let salt = Salt::random();
+        let c = commitment::compute(&salt, &id, version, payload);
+        let st = CredentialStatement::new(
+            id,
+            version,
+            0,
+            name.clone(),
+            scope.clone(),
+            salt,
+            c,
+            op.id.clone(),
+            now,
+        );
+        let signed =
+            Signed::sign(&st, op.key, op.cert).map_err(|e| CredError::Invalid(e.to_string()))?;
+        let sealed_for = envelopes.iter().map(|e| e.agent.clone()).collect();
+        client
+            .post(
+                "/v1/credentials",
+                &serde_json::json!({ "statement": signed, "envelopes": envelopes }),
+            )
+            .await?;
+        reports.push(PutReport {
+            id,
+            version,
+            sealed_for,
+            skipped: skipped
+                .iter()
+                .filter(|a| scope.includes(a))
+                .map(|a| a.as_str().to_owned())
+                .collect(),
         });
     }
-    let salt = Salt::random();
-    let c = commitment::compute(&salt, &id, version, payload);
-    let st = CredentialStatement::new(
-        id,
-        version,
-        0,
-        name.clone(),
-        scope,
-        salt,
-        c,
-        op.id.clone(),
-        now,
-    );
-    let signed =
-        Signed::sign(&st, op.key, op.cert).map_err(|e| CredError::Invalid(e.to_string()))?;
-    let sealed_for = envelopes.iter().map(|e| e.agent.clone()).collect();
-    client
-        .post(
-            "/v1/credentials",
-            &serde_json::json!({ "statement": signed, "envelopes": envelopes }),
-        )
-        .await?;
-    Ok(PutReport {
-        id,
-        version,
-        sealed_for,
-        skipped,
-    })
+    Ok(reports)
 }
 
 /// How to change a scope.

@@ -1,12 +1,12 @@
 //! The embedded backend: sled trees of JSON records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::path::Path;
 use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::Transactional as _;
 use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
@@ -24,18 +24,60 @@ pub struct SledStore {
     agents: sled::Tree,
     credentials: sled::Tree,
     names: sled::Tree,
+    /// Delivery rows under `c|<credential>|<agent>` and, for per-agent scans, the same rows under
+    /// `a|<agent>|<credential>`: one tree, so both copies are written in one atomic batch (cheaper than a
+    /// transaction across trees).
     deliveries: sled::Tree,
-    /// The same rows keyed agent first, for per-agent scans.
-    agent_deliveries: sled::Tree,
     envelopes: sled::Tree,
+    /// In-flight rewraps under `r|<request id>` and, for per-target scans, under `t|<target>|<request id>`; one
+    /// tree, one atomic batch per change.
     pending: sled::Tree,
-    pending_by_target: sled::Tree,
     blocklist: sled::Tree,
     alerts: sled::Tree,
     audit: sled::Tree,
     jobs: sled::Tree,
     meta: sled::Tree,
     audit_lock: Mutex<()>,
+    agent_cache: Decoded<AgentId, AgentRecord>,
+    credential_cache: Decoded<CredentialId, CredentialRecord>,
+}
+
+/// Decoded records kept in memory, so the rewrap path does not parse the same JSON (certificates, signed
+/// statements) at every step. Coherent because this process is the store's only writer (sled holds the directory's
+/// lock) and every write here updates it. A poisoned lock only skips the cache.
+struct Decoded<K, V>(Mutex<HashMap<K, V>>);
+
+impl<K: Eq + Hash + Clone, V: Clone> Decoded<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    fn get_or(
+        &self,
+        key: &K,
+        load: impl FnOnce() -> StateResult<Option<V>>,
+    ) -> StateResult<Option<V>> {
+        if let Some(v) = self.0.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(Some(v));
+        }
+        let v = load()?;
+        if let (Some(v), Ok(mut m)) = (&v, self.0.lock()) {
+            m.insert(key.clone(), v.clone());
+        }
+        Ok(v)
+    }
+
+    fn set(&self, key: &K, v: &V) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key.clone(), v.clone());
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for Decoded<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decoded")
+    }
 }
 
 fn backend(e: &sled::Error) -> StateError {
@@ -76,6 +118,24 @@ fn pair(a: &str, b: &str) -> Vec<u8> {
     format!("{a}|{b}").into_bytes()
 }
 
+fn by_credential(credential: &CredentialId, agent: &AgentId) -> Vec<u8> {
+    format!("c|{credential}|{}", agent.as_str()).into_bytes()
+}
+
+fn by_agent(agent: &AgentId, credential: &CredentialId) -> Vec<u8> {
+    format!("a|{}|{credential}", agent.as_str()).into_bytes()
+}
+
+fn by_request(request_id: &uuid::Uuid) -> Vec<u8> {
+    let mut k = b"r|".to_vec();
+    k.extend_from_slice(request_id.as_bytes());
+    k
+}
+
+fn by_target(target: &AgentId, request_id: &uuid::Uuid) -> Vec<u8> {
+    format!("t|{}|{request_id}", target.as_str()).into_bytes()
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredEnvelope {
     envelope: Envelope,
@@ -95,11 +155,9 @@ impl SledStore {
             agents: tree("agents")?,
             credentials: tree("credentials")?,
             names: tree("names")?,
-            deliveries: tree("deliveries")?,
-            agent_deliveries: tree("agent_deliveries")?,
+            deliveries: tree("delivery_rows")?,
             envelopes: tree("envelopes")?,
-            pending: tree("pending")?,
-            pending_by_target: tree("pending_by_target")?,
+            pending: tree("in_flight")?,
             blocklist: tree("blocklist")?,
             alerts: tree("alerts")?,
             audit: tree("audit")?,
@@ -107,32 +165,45 @@ impl SledStore {
             meta: tree("meta")?,
             db,
             audit_lock: Mutex::new(()),
+            agent_cache: Decoded::new(),
+            credential_cache: Decoded::new(),
         })
     }
 }
 
 impl RelayStore for SledStore {
     fn agent(&self, id: &AgentId) -> StateResult<Option<AgentRecord>> {
-        get(&self.agents, id.as_str().as_bytes())
+        self.agent_cache
+            .get_or(id, || get(&self.agents, id.as_str().as_bytes()))
     }
     fn put_agent(&self, agent: &AgentRecord) -> StateResult<()> {
-        put(&self.agents, agent.id.as_str().as_bytes(), agent)
+        put(&self.agents, agent.id.as_str().as_bytes(), agent)?;
+        self.agent_cache.set(&agent.id, agent);
+        Ok(())
     }
     fn agents(&self) -> StateResult<Vec<AgentRecord>> {
         all(&self.agents, b"")
     }
 
     fn credential(&self, id: &CredentialId) -> StateResult<Option<CredentialRecord>> {
-        get(&self.credentials, id.to_string().as_bytes())
+        self.credential_cache
+            .get_or(id, || get(&self.credentials, id.to_string().as_bytes()))
     }
     fn credential_by_name(&self, name: &CredentialName) -> StateResult<Option<CredentialRecord>> {
         let Some(id) = self.names.get(name.as_str()).map_err(|e| backend(&e))? else {
             return Ok(None);
         };
-        get(&self.credentials, &id)
+        match std::str::from_utf8(&id)
+            .ok()
+            .and_then(|s| s.parse::<CredentialId>().ok())
+        {
+            Some(cid) => self.credential(&cid),
+            None => get(&self.credentials, &id),
+        }
     }
     fn put_credential(&self, c: &CredentialRecord) -> StateResult<()> {
         put(&self.credentials, c.id.to_string().as_bytes(), c)?;
+        self.credential_cache.set(&c.id, c);
         if c.deleted {
             // Only the live credential keeps the name.
             if self
@@ -162,36 +233,26 @@ impl RelayStore for SledStore {
         credential: &CredentialId,
         agent: &AgentId,
     ) -> StateResult<Option<DeliveryRow>> {
-        get(
-            &self.deliveries,
-            &pair(&credential.to_string(), agent.as_str()),
-        )
+        get(&self.deliveries, &by_credential(credential, agent))
     }
     fn put_delivery(&self, row: &DeliveryRow) -> StateResult<()> {
         let bytes = enc(row)?;
-        let by_cred = pair(&row.credential.to_string(), row.agent.as_str());
-        let by_agent = pair(row.agent.as_str(), &row.credential.to_string());
-        (&self.deliveries, &self.agent_deliveries)
-            .transaction(|(d, a)| {
-                d.insert(by_cred.as_slice(), bytes.as_slice())?;
-                a.insert(by_agent.as_slice(), bytes.as_slice())?;
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| {
-                StateError::Backend(format!("{e:?}"))
-            })
+        let mut batch = sled::Batch::default();
+        batch.insert(by_credential(&row.credential, &row.agent), bytes.as_slice());
+        batch.insert(by_agent(&row.agent, &row.credential), bytes);
+        self.deliveries.apply_batch(batch).map_err(|e| backend(&e))
     }
     fn deliveries_of_credential(&self, credential: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
-        all(&self.deliveries, format!("{credential}|").as_bytes())
+        all(&self.deliveries, format!("c|{credential}|").as_bytes())
     }
     fn deliveries_of_agent(&self, agent: &AgentId) -> StateResult<Vec<DeliveryRow>> {
         all(
-            &self.agent_deliveries,
-            format!("{}|", agent.as_str()).as_bytes(),
+            &self.deliveries,
+            format!("a|{}|", agent.as_str()).as_bytes(),
         )
     }
     fn deliveries(&self) -> StateResult<Vec<DeliveryRow>> {
-        all(&self.deliveries, b"")
+        all(&self.deliveries, b"c|")
     }
 
     fn envelope(
@@ -223,47 +284,29 @@ impl RelayStore for SledStore {
     }
 
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
-        get(&self.pending, request_id.as_bytes())
+        get(&self.pending, &by_request(request_id))
     }
     fn put_pending(&self, p: &PendingRewrap) -> StateResult<()> {
         let bytes = enc(p)?;
-        let by_target = pair(p.target.as_str(), &p.request_id.to_string());
-        (&self.pending, &self.pending_by_target)
-            .transaction(|(all, idx)| {
-                all.insert(p.request_id.as_bytes(), bytes.as_slice())?;
-                idx.insert(by_target.as_slice(), bytes.as_slice())?;
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| {
-                StateError::Backend(format!("{e:?}"))
-            })
+        let mut batch = sled::Batch::default();
+        batch.insert(by_request(&p.request_id), bytes.as_slice());
+        batch.insert(by_target(&p.target, &p.request_id), bytes);
+        self.pending.apply_batch(batch).map_err(|e| backend(&e))
     }
     fn remove_pending(&self, request_id: &uuid::Uuid) -> StateResult<()> {
         let Some(p) = self.pending(request_id)? else {
             return Ok(());
         };
-        let by_target = pair(p.target.as_str(), &p.request_id.to_string());
-        (&self.pending, &self.pending_by_target)
-            .transaction(|(all, idx)| {
-                all.remove(request_id.as_bytes())?;
-                idx.remove(by_target.as_slice())?;
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| {
-                StateError::Backend(format!("{e:?}"))
-            })
+        let mut batch = sled::Batch::default();
+        batch.remove(by_request(request_id));
+        batch.remove(by_target(&p.target, request_id));
+        self.pending.apply_batch(batch).map_err(|e| backend(&e))
     }
     fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>> {
-        all(
-            &self.pending_by_target,
-            format!("{}|", target.as_str()).as_bytes(),
-        )
-    }
-    fn pending_count(&self) -> StateResult<usize> {
-        Ok(self.pending.len())
+        all(&self.pending, format!("t|{}|", target.as_str()).as_bytes())
     }
     fn pendings(&self) -> StateResult<Vec<PendingRewrap>> {
-        all(&self.pending, b"")
+        all(&self.pending, b"r|")
     }
 
     fn blocked_until(&self, credential: &CredentialId, peer: &AgentId) -> StateResult<Option<u64>> {

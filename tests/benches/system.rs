@@ -1,0 +1,200 @@
+//! The design's system figures, measured on the real system: release binaries as processes on a real Mosquitto.
+//!
+//! `cargo bench -p tessera-system-tests --bench system` prints a table:
+//! - backfill of N credentials to a fresh agent by peer rewrap, first start to `online` with all of them;
+//! - relay CPU per rewrap (the relay process's user + system time over that backfill, divided by N);
+//! - the agent's resident memory holding N credentials (with `MALLOC_ARENA_MAX=1`, as the shipped unit runs it);
+//! - JIT repair, workload request to credential in hand (`tessera-agent get` of a missing credential), against a
+//!   `get` of a held one (the cost of the process and the socket round trip alone).
+//!
+//! Sizes: `TESSERA_BENCH_BACKFILL` (comma-separated, default `1000`; `1000,10000` for the design's second figure),
+//! `TESSERA_BENCH_JIT` (default 200). The relay's JIT rate limit is raised for the run (it would answer
+//! `RATE_LIMITED` by design) and its reconciler slowed (so JIT repair is what delivers).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::cast_precision_loss,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, Instant};
+
+use tessera_system_tests::bins::bin_dir;
+use tessera_system_tests::cluster::{wait_for, Cluster};
+
+const POLICY: &str = "[policy.\"*\"]\nuids = [0]\n";
+
+fn sizes() -> Vec<usize> {
+    std::env::var("TESSERA_BENCH_BACKFILL")
+        .unwrap_or_else(|_| "1000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
+/// User plus system CPU time of a process, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz: u64 = String::from_utf8(
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// The `pct`-th percentile (nearest rank) of sorted samples.
+fn percentile(sorted: &[Duration], pct: usize) -> Duration {
+    sorted[(sorted.len() - 1) * pct / 100]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct Row(String, String);
+
+fn backfill(n: usize, rows: &mut Vec<Row>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    c.start_relay().unwrap();
+    let mut peer = c.agent("edge-1", POLICY).unwrap();
+    peer.start().unwrap();
+    c.wait_state("edge-1", "online", Duration::from_secs(30))
+        .unwrap();
+    let creds: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("c{i:05}"), format!("v{i:05}")))
+        .collect();
+    let t = Instant::now();
+    c.import_all(&creds).unwrap();
+    eprintln!("imported {n} in {:?}", t.elapsed());
+    let wait = Duration::from_secs(120 + u64::try_from(n).unwrap() / 20);
+    wait_for("the peer to hold everything", wait, || {
+        Ok(peer.names()?.len() == n)
+    })
+    .unwrap();
+
+    let relay = c.relay_pid().unwrap();
+    let cpu0 = cpu_time(relay);
+    let mut fresh = c.agent("edge-2", POLICY).unwrap();
+    let t = Instant::now();
+    fresh.start_env(&[("MALLOC_ARENA_MAX", "1")]).unwrap();
+    wait_for("the fresh agent online", wait, || {
+        Ok(c.agent_state("edge-2")?.as_deref() == Some("online"))
+    })
+    .unwrap();
+    let took = t.elapsed();
+    let cpu = cpu_time(relay).saturating_sub(cpu0);
+    assert_eq!(fresh.names().unwrap().len(), n, "everything arrived");
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = fresh.rss_kib().unwrap();
+    rows.push(Row(
+        format!("backfill of {n} to a fresh agent (goal: 1,000 ≤ 2 s, 10,000 ≤ 20 s)"),
+        format!("{:.2} s", took.as_secs_f64()),
+    ));
+    rows.push(Row(
+        "relay CPU per rewrap over that backfill (goal ≤ 100 µs)".to_owned(),
+        format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / n as f64),
+    ));
+    rows.push(Row(
+        format!("agent RSS holding {n} credentials, MALLOC_ARENA_MAX=1 (goal ≤ 16 MB for 1,000)"),
+        format!("{:.1} MiB", rss as f64 / 1024.0),
+    ));
+}
+
+fn jit(count: usize, rows: &mut Vec<Row>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = format!(
+        "reconcile_interval_ms = 3600000\njit_burst = {n}\njit_per_minute = {n}\nmissing_flood_threshold = {n}",
+        n = count * 2
+    );
+    let mut c = Cluster::new(tmp.path(), &bin_dir(), &engine).unwrap();
+    c.start_relay().unwrap();
+    let wait = Duration::from_secs(120);
+    let mut peer = c.agent("edge-1", POLICY).unwrap();
+    peer.start().unwrap();
+    c.wait_state("edge-1", "online", wait).unwrap();
+    let creds: Vec<(String, String)> = (0..count)
+        .map(|i| (format!("j{i:04}"), format!("v{i:04}")))
+        .collect();
+    c.import_all(&creds).unwrap();
+    wait_for("the peer to hold everything", wait, || {
+        Ok(peer.names()?.len() == count)
+    })
+    .unwrap();
+    // The target joins while the peer is away: it lacks everything, and only JIT repair will deliver.
+    peer.kill();
+    c.wait_state("edge-1", "offline", wait).unwrap();
+    let mut target = c.agent("edge-2", POLICY).unwrap();
+    target.start().unwrap();
+    c.wait_state("edge-2", "online", wait).unwrap();
+    peer.start().unwrap();
+    c.wait_state("edge-1", "online", wait).unwrap();
+
+    let mut missing = Vec::with_capacity(count);
+    for (name, value) in &creds {
+        let t = Instant::now();
+        let v = target.value(name).unwrap();
+        missing.push(t.elapsed());
+        assert_eq!(v.as_deref(), Some(value.as_str()), "JIT repair of {name}");
+    }
+    let mut held = Vec::with_capacity(count);
+    for (name, _) in &creds {
+        let t = Instant::now();
+        assert!(target.value(name).unwrap().is_some());
+        held.push(t.elapsed());
+    }
+    missing.sort();
+    held.sort();
+    rows.push(Row(
+        format!(
+            "JIT repair, `get` of a missing credential, p50 / p99 of {count} (goal p99 ≤ 20 ms)"
+        ),
+        format!(
+            "{} / {}",
+            ms(percentile(&missing, 50)),
+            ms(percentile(&missing, 99))
+        ),
+    ));
+    rows.push(Row(
+        "`get` of a held credential (process start + local API), p50 / p99".into(),
+        format!(
+            "{} / {}",
+            ms(percentile(&held, 50)),
+            ms(percentile(&held, 99))
+        ),
+    ));
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument selects nothing here.
+    let mut rows = Vec::new();
+    for n in sizes() {
+        backfill(n, &mut rows);
+    }
+    let count = std::env::var("TESSERA_BENCH_JIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    jit(count, &mut rows);
+    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    println!(
+        "\n{:<width$}  value",
+        "figure (release binaries, real Mosquitto, this machine)"
+    );
+    for Row(k, v) in rows {
+        println!("{k:<width$}  {v}");
+    }
+}
