@@ -262,6 +262,14 @@ async fn revocations(
     Ok(Json(serde_json::json!({ "ok": true })))
 }
 
+/// The newest revocation list the relay accepted, as the CA signed it (`null` before the first): operators seal
+/// only to agents it does not revoke, after checking its signature themselves.
+async fn revocation_list(
+    State(st): State<AdminState>,
+) -> ApiResult<Option<Signed<RevocationList>>> {
+    Ok(Json(st.store.revocations()?))
+}
+
 async fn jobs(State(st): State<AdminState>) -> ApiResult<Vec<crate::state::JobRecord>> {
     Ok(Json(st.store.jobs()?))
 }
@@ -345,7 +353,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/credentials/{id}/retry", post(retry))
         .route("/v1/jobs", get(jobs).post(job))
         .route("/v1/alerts", get(alerts))
-        .route("/v1/revocations", post(revocations))
+        .route("/v1/revocations", get(revocation_list).post(revocations))
         .route("/v1/audit", get(audit))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))

@@ -14,7 +14,7 @@ use tessera_proto::ids::{AgentId, CredentialName, OperatorId};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::Scope;
 use tessera_relay::operator::client::{AdminClient, ClientError};
-use tessera_relay::operator::{ca, cred};
+use tessera_relay::operator::{ca, cred, revocations};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -407,6 +407,7 @@ struct OperatorFiles {
     key: IdentityKey,
     cert: Vec<u8>,
     id: OperatorId,
+    dir: PathBuf,
     client: AdminClient,
 }
 
@@ -418,6 +419,7 @@ impl OperatorFiles {
             id: self.id.clone(),
             key: &self.key,
             cert: &self.cert,
+            dir: &self.dir,
         }
     }
 }
@@ -451,6 +453,7 @@ fn load_operator(conn: &Conn) -> Result<OperatorFiles, String> {
         key,
         cert,
         id: verified.operator_id,
+        dir: conn.operator_dir.clone(),
         client: AdminClient::new(&conn.relay, tls),
     })
 }
@@ -809,6 +812,13 @@ async fn ca_revoke(dir: &Path, certs: &[PathBuf], push: bool, conn: &Conn, json:
         .parse_unverified(tessera_proto::statement::REVOCATION_KIND)
         .map(|l| l.serial)
         .unwrap_or_default();
+    // This workstation's operator directory keeps a copy: `cred put` then seals by it even if the relay withholds it.
+    let copied = operator_dir_of_this_ca(dir, &conn.operator_dir);
+    if copied {
+        if let Err(e) = revocations::write_dir_copy(&conn.operator_dir, &signed) {
+            return fail(1, &e.to_string());
+        }
+    }
     if push {
         let op = match load_operator(conn) {
             Ok(o) => o,
@@ -819,17 +829,43 @@ async fn ca_revoke(dir: &Path, certs: &[PathBuf], push: bool, conn: &Conn, json:
             return api_fail(&e);
         }
     }
-    let v = serde_json::json!({ "serial": serial, "revoked": serials, "pushed": push });
+    let v = serde_json::json!({
+        "serial": serial, "revoked": serials, "pushed": push, "operator_copy": copied
+    });
     print(
         json,
         &v,
         &format!(
-            "revocation list {serial} written to {}{}",
-            dir.join("revocations.json").display(),
-            if push { " and pushed" } else { "" }
+            "revocation list {serial} written to {}{}{}",
+            dir.join(revocations::FILE).display(),
+            if copied {
+                format!(
+                    " and {}",
+                    conn.operator_dir.join(revocations::FILE).display()
+                )
+            } else {
+                String::new()
+            },
+            if push { ", and pushed" } else { "" }
         ),
     );
     ExitCode::SUCCESS
+}
+
+/// Whether `operator_dir` is another directory holding an operator identity under the CA in `ca_dir`.
+fn operator_dir_of_this_ca(ca_dir: &Path, operator_dir: &Path) -> bool {
+    let same_dir = match (ca_dir.canonicalize(), operator_dir.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => return false,
+    };
+    let same_ca = match (
+        std::fs::read(ca_dir.join("ca.pem")),
+        std::fs::read(operator_dir.join("ca.pem")),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    !same_dir && same_ca && operator_dir.join("operator.pem").is_file()
 }
 
 async fn rescope(

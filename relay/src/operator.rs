@@ -5,3 +5,4 @@
 pub mod ca;
 pub mod client;
 pub mod cred;
+pub mod revocations;

@@ -159,20 +159,11 @@ pub fn revoke(
     dir: &Path,
     serials: &[tessera_proto::cert::CertSerial],
 ) -> Result<tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>, CaError> {
-    use tessera_proto::statement::{RevocationList, Signed};
+    use tessera_proto::statement::RevocationList;
     let ca = load(dir)?;
-    let path = dir.join("revocations.json");
-    let held = match std::fs::read(&path) {
-        Ok(bytes) => {
-            let signed: Signed<RevocationList> = serde_json::from_slice(&bytes)
-                .map_err(|e| CaError::Invalid(format!("{}: {e}", path.display())))?;
-            signed
-                .verify(ca.pinned(), &RevocationList::empty())
-                .map_err(|e| CaError::Invalid(format!("{}: {e}", path.display())))?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RevocationList::empty(),
-        Err(e) => return Err(io(&path, &e)),
-    };
+    let held = super::revocations::read_dir_copy(dir, ca.pinned())
+        .map_err(|e| CaError::Invalid(e.to_string()))?
+        .unwrap_or_else(RevocationList::empty);
     let list = RevocationList::new(
         held.serial + 1,
         now(),
@@ -181,10 +172,8 @@ pub fn revoke(
     let signed = list
         .sign(&ca)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    let json = serde_json::to_vec_pretty(&signed).map_err(|e| CaError::Invalid(e.to_string()))?;
-    let tmp = dir.join(".revocations.json.tmp");
-    std::fs::write(&tmp, json).map_err(|e| io(&tmp, &e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io(&path, &e))?;
+    super::revocations::write_dir_copy(dir, &signed)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
     Ok(signed)
 }
 

@@ -1,13 +1,14 @@
 //! `cred put` and `cred rotate`: the plaintext is read here, committed to, signed and sealed to every agent in
-//! scope whose certificate verifies against the operator's own copy of the org CA. The relay's list of agents is
-//! only a list of candidates: a certificate that does not verify is skipped, never sealed to.
+//! scope whose certificate verifies against the operator's own copy of the org CA and is not revoked by the newest
+//! CA-signed revocation list the operator knows of ([`super::revocations`]). The relay's list of agents is only a
+//! list of candidates: a certificate that does not verify is skipped, never sealed to.
 
 use tessera_proto::cert::{IdentityKey, PinnedCa};
 use tessera_proto::commitment::{self, Salt};
 use tessera_proto::envelope::seal;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
-use tessera_proto::statement::{CredentialStatement, RevocationList, Scope, Signed};
+use tessera_proto::statement::{CredentialStatement, Scope, Signed};
 
 use super::client::{AdminClient, ClientError};
 use crate::admin::{AgentView, CredentialView, EnvelopeFor};
@@ -32,6 +33,9 @@ pub enum CredError {
     /// The admin API failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// No revocation list could be settled on.
+    #[error(transparent)]
+    Revocations(#[from] super::revocations::RevocationsError),
     /// Bad input.
     #[error("{0}")]
     Invalid(String),
@@ -63,6 +67,8 @@ pub struct Operator<'a> {
     pub key: &'a IdentityKey,
     /// The operator's certificate, DER.
     pub cert: &'a [u8],
+    /// The operator directory, where a copy of the CA's revocation list may be kept.
+    pub dir: &'a std::path::Path,
 }
 
 /// Puts `name` (a new credential, or a new version of the existing one with that name).
@@ -93,15 +99,16 @@ pub async fn put_many(
     })?;
     let agents: Vec<AgentView> = serde_json::from_value(client.get("/v1/agents").await?)
         .map_err(|e| CredError::Invalid(format!("relay answered an unexpected agent list: {e}")))?;
+    let revoked = super::revocations::current(client, op.ca, op.dir).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    // Only certificates that verify against our own copy of the CA are sealed to.
+    // Only certificates that verify against our own copy of the CA, and are not revoked, are sealed to.
     let mut certified = Vec::new();
     let mut skipped = Vec::new();
     for a in &agents {
         let verified = tessera_proto::b64_decode(&a.cert)
-            .and_then(|der| op.ca.verify_agent(&der, now, &RevocationList::empty()).ok())
+            .and_then(|der| op.ca.verify_agent(&der, now, &revoked).ok())
             .filter(|c| c.agent_id == a.id);
         match verified {
             Some(cert) => certified.push(cert),
@@ -117,9 +124,12 @@ pub async fn put_many(
             (None, None) => Scope::All,
             (None, Some(c)) => {
                 c.statement
-                    .verify(op.ca, &RevocationList::empty())
+                    .verify(op.ca, &revoked)
                     .map_err(|e| {
-                        CredError::Invalid(format!("the relay's statement does not verify: {e}"))
+                        CredError::Invalid(format!(
+                            "the current version's statement does not verify ({e}), so its scope cannot be kept; \
+                             give the scope with --agent"
+                        ))
                     })?
                     .statement
                     .scope
@@ -199,9 +209,10 @@ pub async fn rescope(
         .find(|c| c.name == *name && !c.deleted)
         .ok_or_else(|| CredError::Invalid(format!("no credential named {}", name.as_str())))?;
     // The relay is untrusted: the statement must verify against our CA before we build on it.
+    let revoked = super::revocations::current(client, op.ca, op.dir).await?;
     let current = view
         .statement
-        .verify(op.ca, &RevocationList::empty())
+        .verify(op.ca, &revoked)
         .map_err(|e| CredError::Invalid(format!("the relay's statement does not verify: {e}")))?
         .statement;
     let scope = match (how, &current.scope) {
