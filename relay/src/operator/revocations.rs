@@ -110,3 +110,6 @@ pub fn newest(a: Option<RevocationList>, b: Option<RevocationList>) -> Revocatio
         (None, None) => RevocationList::empty(),
     }
 }
+
+#[cfg(test)]
+mod tests;
