@@ -2,6 +2,7 @@
 //! The embedded backend is sled ([`SledStore`]). Everything here survives a restart: the engine resumes pending
 //! work from it.
 
+mod index;
 mod records;
 mod sled_store;
 

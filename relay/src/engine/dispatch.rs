@@ -501,7 +501,18 @@ impl Engine {
                 ),
             ]),
         );
-        Ok(self.pump(&p.target))
+        // Only a backfill has a backlog to go on with; an online agent's delivery (an operator's put, JIT repair)
+        // ends here, without a look at the rest of its rows.
+        let backfilling = self.backlog.contains_key(&p.target)
+            || self
+                .store
+                .agent(&p.target)?
+                .is_some_and(|a| a.state == AgentState::Backfilling);
+        Ok(if backfilling {
+            self.pump(&p.target)
+        } else {
+            Vec::new()
+        })
     }
 
     /// Design §4: no delivery mark; attribute the source; its copy untrusted; blocklist 24 h; alerts; audit; a

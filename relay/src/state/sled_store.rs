@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
+use super::index::Index;
 use super::{
     AgentRecord, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, RelayStore, StateError,
     StateResult,
@@ -24,14 +25,15 @@ pub struct SledStore {
     agents: sled::Tree,
     credentials: sled::Tree,
     names: sled::Tree,
-    /// Delivery rows under `c|<credential>|<agent>` and, for per-agent scans, the same rows under
-    /// `a|<agent>|<credential>`: one tree, so both copies are written in one atomic batch (cheaper than a
-    /// transaction across trees).
+    /// Delivery rows under `c|<credential>|<agent>`: a credential's rows are one prefix scan (the peer choice).
     deliveries: sled::Tree,
+    /// Each agent's delivery rows (their credential ids), rebuilt at open.
+    rows_of_agent: Index<AgentId, CredentialId>,
     envelopes: sled::Tree,
-    /// In-flight rewraps under `r|<request id>` and, for per-target scans, under `t|<target>|<request id>`; one
-    /// tree, one atomic batch per change.
+    /// In-flight rewraps under `r|<request id>`.
     pending: sled::Tree,
+    /// The rewraps in flight to each target, rebuilt at open.
+    pending_of_target: Index<AgentId, uuid::Uuid>,
     blocklist: sled::Tree,
     alerts: sled::Tree,
     audit: sled::Tree,
@@ -122,18 +124,22 @@ fn by_credential(credential: &CredentialId, agent: &AgentId) -> Vec<u8> {
     format!("c|{credential}|{}", agent.as_str()).into_bytes()
 }
 
-fn by_agent(agent: &AgentId, credential: &CredentialId) -> Vec<u8> {
-    format!("a|{}|{credential}", agent.as_str()).into_bytes()
-}
-
 fn by_request(request_id: &uuid::Uuid) -> Vec<u8> {
     let mut k = b"r|".to_vec();
     k.extend_from_slice(request_id.as_bytes());
     k
 }
 
-fn by_target(target: &AgentId, request_id: &uuid::Uuid) -> Vec<u8> {
-    format!("t|{}|{request_id}", target.as_str()).into_bytes()
+/// Prefixes of the on-disk secondary copies an earlier version wrote (`a|<agent>|…` delivery rows, `t|<target>|…`
+/// in-flight records); removed at open, the indexes are in memory now.
+const RETIRED_PREFIXES: [(&str, &[u8]); 2] = [("delivery_rows", b"a|"), ("in_flight", b"t|")];
+
+fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> StateResult<()> {
+    for k in tree.scan_prefix(prefix).keys() {
+        tree.remove(k.map_err(|e| backend(&e))?)
+            .map_err(|e| backend(&e))?;
+    }
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -151,13 +157,30 @@ impl SledStore {
             .open()
             .map_err(|e| backend(&e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| backend(&e));
+        for (name, prefix) in RETIRED_PREFIXES {
+            remove_prefix(&tree(name)?, prefix)?;
+        }
+        let deliveries = tree("delivery_rows")?;
+        let rows_of_agent = Index::from_pairs(
+            all::<DeliveryRow>(&deliveries, b"c|")?
+                .into_iter()
+                .map(|r| (r.agent, r.credential)),
+        );
+        let pending = tree("in_flight")?;
+        let pending_of_target = Index::from_pairs(
+            all::<PendingRewrap>(&pending, b"r|")?
+                .into_iter()
+                .map(|p| (p.target, p.request_id)),
+        );
         Ok(Self {
             agents: tree("agents")?,
             credentials: tree("credentials")?,
             names: tree("names")?,
-            deliveries: tree("delivery_rows")?,
+            deliveries,
+            rows_of_agent,
             envelopes: tree("envelopes")?,
-            pending: tree("in_flight")?,
+            pending,
+            pending_of_target,
             blocklist: tree("blocklist")?,
             alerts: tree("alerts")?,
             audit: tree("audit")?,
@@ -236,20 +259,23 @@ impl RelayStore for SledStore {
         get(&self.deliveries, &by_credential(credential, agent))
     }
     fn put_delivery(&self, row: &DeliveryRow) -> StateResult<()> {
-        let bytes = enc(row)?;
-        let mut batch = sled::Batch::default();
-        batch.insert(by_credential(&row.credential, &row.agent), bytes.as_slice());
-        batch.insert(by_agent(&row.agent, &row.credential), bytes);
-        self.deliveries.apply_batch(batch).map_err(|e| backend(&e))
+        put(
+            &self.deliveries,
+            &by_credential(&row.credential, &row.agent),
+            row,
+        )?;
+        self.rows_of_agent.add(&row.agent, row.credential);
+        Ok(())
     }
     fn deliveries_of_credential(&self, credential: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
         all(&self.deliveries, format!("c|{credential}|").as_bytes())
     }
     fn deliveries_of_agent(&self, agent: &AgentId) -> StateResult<Vec<DeliveryRow>> {
-        all(
-            &self.deliveries,
-            format!("a|{}|", agent.as_str()).as_bytes(),
-        )
+        let mut rows = Vec::new();
+        for c in self.rows_of_agent.keys_of(agent) {
+            rows.extend(self.delivery(&c, agent)?);
+        }
+        Ok(rows)
     }
     fn deliveries(&self) -> StateResult<Vec<DeliveryRow>> {
         all(&self.deliveries, b"c|")
@@ -287,23 +313,26 @@ impl RelayStore for SledStore {
         get(&self.pending, &by_request(request_id))
     }
     fn put_pending(&self, p: &PendingRewrap) -> StateResult<()> {
-        let bytes = enc(p)?;
-        let mut batch = sled::Batch::default();
-        batch.insert(by_request(&p.request_id), bytes.as_slice());
-        batch.insert(by_target(&p.target, &p.request_id), bytes);
-        self.pending.apply_batch(batch).map_err(|e| backend(&e))
+        put(&self.pending, &by_request(&p.request_id), p)?;
+        self.pending_of_target.add(&p.target, p.request_id);
+        Ok(())
     }
     fn remove_pending(&self, request_id: &uuid::Uuid) -> StateResult<()> {
         let Some(p) = self.pending(request_id)? else {
             return Ok(());
         };
-        let mut batch = sled::Batch::default();
-        batch.remove(by_request(request_id));
-        batch.remove(by_target(&p.target, request_id));
-        self.pending.apply_batch(batch).map_err(|e| backend(&e))
+        self.pending
+            .remove(by_request(request_id))
+            .map_err(|e| backend(&e))?;
+        self.pending_of_target.remove(&p.target, request_id);
+        Ok(())
     }
     fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>> {
-        all(&self.pending, format!("t|{}|", target.as_str()).as_bytes())
+        let mut out = Vec::new();
+        for id in self.pending_of_target.keys_of(target) {
+            out.extend(self.pending(&id)?);
+        }
+        Ok(out)
     }
     fn pendings(&self) -> StateResult<Vec<PendingRewrap>> {
         all(&self.pending, b"r|")
@@ -392,3 +421,6 @@ impl RelayStore for SledStore {
         self.db.flush().map(|_| ()).map_err(|e| backend(&e))
     }
 }
+
+#[cfg(test)]
+mod tests;
