@@ -39,7 +39,9 @@ pub struct SledStore {
     audit: sled::Tree,
     jobs: sled::Tree,
     meta: sled::Tree,
-    audit_lock: Mutex<()>,
+    /// The newest audit entry, the link for the next one; held while an entry is appended. Loaded at open: this
+    /// process is the store's only writer, so the tree's last entry does not change under it.
+    audit_tail: Mutex<Option<AuditEntry>>,
     agent_cache: Decoded<AgentId, AgentRecord>,
     credential_cache: Decoded<CredentialId, CredentialRecord>,
 }
@@ -166,6 +168,11 @@ impl SledStore {
                 .into_iter()
                 .map(|r| (r.agent, r.credential)),
         );
+        let audit = tree("audit")?;
+        let audit_tail = match audit.last().map_err(|e| backend(&e))? {
+            Some((k, v)) => Some(dec::<AuditEntry>(&k, &v)?),
+            None => None,
+        };
         let pending = tree("in_flight")?;
         let pending_of_target = Index::from_pairs(
             all::<PendingRewrap>(&pending, b"r|")?
@@ -183,11 +190,11 @@ impl SledStore {
             pending_of_target,
             blocklist: tree("blocklist")?,
             alerts: tree("alerts")?,
-            audit: tree("audit")?,
+            audit,
             jobs: tree("jobs")?,
             meta: tree("meta")?,
             db,
-            audit_lock: Mutex::new(()),
+            audit_tail: Mutex::new(audit_tail),
             agent_cache: Decoded::new(),
             credential_cache: Decoded::new(),
         })
@@ -369,15 +376,13 @@ impl RelayStore for SledStore {
         link: Option<u64>,
         data: BTreeMap<String, String>,
     ) -> StateResult<AuditEntry> {
-        let _guard = self
-            .audit_lock
+        // A poisoned lock: a panic mid-append left the tail as it was before that append (it is replaced only
+        // after the entry is stored), so it is still the right link.
+        let mut tail = self
+            .audit_tail
             .lock()
-            .map_err(|_| StateError::Backend("audit lock poisoned".into()))?;
-        let last: Option<AuditEntry> = match self.audit.last().map_err(|e| backend(&e))? {
-            Some((k, v)) => Some(dec(&k, &v)?),
-            None => None,
-        };
-        let entry = next_entry(last.as_ref(), at_ms, kind, link, data);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = next_entry(tail.as_ref(), at_ms, kind, link, data);
         // Append-only: compare-and-swap from empty, so an existing sequence number is never overwritten.
         self.audit
             .compare_and_swap(
@@ -387,6 +392,7 @@ impl RelayStore for SledStore {
             )
             .map_err(|e| backend(&e))?
             .map_err(|_| StateError::Backend("audit sequence already taken".into()))?;
+        *tail = Some(entry.clone());
         Ok(entry)
     }
     fn audit(&self) -> StateResult<Vec<AuditEntry>> {

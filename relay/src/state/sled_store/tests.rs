@@ -81,3 +81,28 @@ fn per_agent_rows_and_in_flight_records_are_found_again_after_a_reopen() {
     assert!(s.pendings_of_target(&a).unwrap().is_empty());
     assert_eq!(s.pendings().unwrap().len(), 1);
 }
+
+#[test]
+fn the_audit_chain_continues_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let second = {
+        let s = SledStore::open(&path).unwrap();
+        s.append_audit(1, "one", None, std::collections::BTreeMap::new())
+            .unwrap();
+        let e = s
+            .append_audit(2, "two", Some(1), std::collections::BTreeMap::new())
+            .unwrap();
+        s.flush().unwrap();
+        e
+    };
+    let s = SledStore::open(&path).unwrap();
+    let third = s
+        .append_audit(3, "three", None, std::collections::BTreeMap::new())
+        .unwrap();
+    assert_eq!(third.seq, second.seq + 1);
+    assert_eq!(third.prev, second.hash);
+    let all = s.audit().unwrap();
+    assert_eq!(all.len(), 3);
+    crate::audit::verify(&all).unwrap();
+}
