@@ -13,18 +13,24 @@
 //! - [`wire`] and [`topics`]: versioned, size-capped, strictly validated wire messages and the MQTT topic schema.
 //! - [`secret`]: secret wrapper types (redacted `Debug`, zeroized on drop, exposed only inside a closure).
 //! - [`ids`]: validated identifiers that cannot inject MQTT wildcards or separators.
+//! - [`admin`]: the admin API's JSON bodies (data only; the operator's tools verify every answer).
+//! - [`audit`]: the relay's hash-chained audit entries and the chain check that `tessera audit verify` runs.
+//! - [`pem_files`]: the one PEM/DER loader for certificates and keys.
 //! - [`backoff`]: reconnect delays with full jitter (a policy, no timer: callers sleep).
 //!
 //! What it does not do: no sockets, no files, no clocks of its own (callers pass `now`), no async runtime.
 //! Persistence, transport and policy live in `tessera-agent` and `tessera-relay`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod backoff;
 pub mod canonical;
 pub mod cert;
 pub mod commitment;
 pub mod envelope;
 pub mod ids;
+pub mod pem_files;
 pub mod secret;
 pub mod statement;
 pub mod topics;

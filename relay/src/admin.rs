@@ -19,13 +19,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use tessera_proto::cert::{OperatorCertificate, PinnedCa};
-use tessera_proto::envelope::{Envelope, KeyFingerprint};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
-use tessera_proto::statement::{CredentialStatement, RevocationList, Signed};
+use tessera_proto::statement::{RevocationList, Signed};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use views::{AgentView, CredentialView, SyncChips};
+pub use tessera_proto::admin::{AgentView, CredentialView, EnvelopeFor, PutBody, SyncChips};
+use views::{agent_view, credential_view};
 
 use crate::engine::operator::OperatorError;
 use crate::engine::Metrics;
@@ -137,9 +137,7 @@ async fn ask<T>(
 }
 
 async fn agents(State(st): State<AdminState>) -> ApiResult<Vec<AgentView>> {
-    Ok(Json(
-        st.store.agents()?.iter().map(AgentView::from).collect(),
-    ))
+    Ok(Json(st.store.agents()?.iter().map(agent_view).collect()))
 }
 
 async fn credentials(State(st): State<AdminState>) -> ApiResult<Vec<CredentialView>> {
@@ -152,31 +150,9 @@ async fn credentials(State(st): State<AdminState>) -> ApiResult<Vec<CredentialVi
             .into_iter()
             .filter(|a| a.subject.contains(&c.id.to_string()))
             .collect::<Vec<_>>();
-        out.push(CredentialView::new(&c, &rows, &failures));
+        out.push(credential_view(&c, &rows, &failures));
     }
     Ok(Json(out))
-}
-
-/// A put: the statement and the envelopes the operator sealed.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutBody {
-    /// The signed statement.
-    pub statement: Signed<CredentialStatement>,
-    /// Envelopes per agent.
-    pub envelopes: Vec<EnvelopeFor>,
-}
-
-/// One envelope.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvelopeFor {
-    /// The agent.
-    pub agent: AgentId,
-    /// Fingerprint of the certified wrap key it is sealed to.
-    pub key: KeyFingerprint,
-    /// The envelope.
-    pub envelope: Envelope,
 }
 
 async fn put(
@@ -278,7 +254,7 @@ async fn alerts(State(st): State<AdminState>) -> ApiResult<Vec<crate::alerts::Al
     Ok(Json(st.store.alerts()?))
 }
 
-async fn audit(State(st): State<AdminState>) -> ApiResult<Vec<crate::audit::AuditEntry>> {
+async fn audit(State(st): State<AdminState>) -> ApiResult<Vec<tessera_proto::audit::AuditEntry>> {
     Ok(Json(st.store.audit()?))
 }
 

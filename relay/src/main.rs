@@ -1,44 +1,26 @@
-//! `tessera-relay`: `serve` runs the control plane; the other subcommands run on an operator's workstation.
+//! `tessera-relay`: the control plane. `serve` runs it; `check-config` loads and checks a configuration without
+//! starting anything. The operator's commands (CA, sealing, statements) are in the `tessera` binary of
+//! `tessera-operator`, not here: this binary holds no CA or sealing code.
 //!
-//! Exit codes: 0 success; 1 failure; 2 usage or input error; 3 the relay refused (invalid, unauthorized, busy).
+//! Exit codes: 0 success; 1 failure; 2 configuration or usage error.
 #![forbid(unsafe_code)]
 
-use std::io::Read as _;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tessera_proto::cert::{IdentityKey, PinnedCa};
-use tessera_proto::ids::{AgentId, CredentialName, OperatorId};
-use tessera_proto::secret::{SecretBytes, SecretPayload};
-use tessera_proto::statement::Scope;
-use tessera_relay::operator::client::{AdminClient, ClientError};
-use tessera_relay::operator::{ca, cred, revocations};
+use tessera_relay::config::RelayConfig;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tessera-relay",
     version,
-    about = "Tessera relay and operator commands"
+    about = "The Tessera relay (control plane)"
 )]
 struct Cli {
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-struct Conn {
-    /// The relay's admin API, host:port.
-    #[arg(long, env = "TESSERA_RELAY", default_value = "127.0.0.1:8443")]
-    relay: String,
-    /// Directory with operator.pem, operator.key and ca.pem (from `ca issue-operator`).
-    #[arg(long, env = "TESSERA_OPERATOR_DIR", default_value = ".")]
-    operator_dir: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,196 +31,11 @@ enum Command {
         #[arg(long, env = "TESSERA_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// The org CA (on the operator's workstation).
-    #[command(subcommand)]
-    Ca(CaCmd),
-    /// Credentials.
-    #[command(subcommand)]
-    Cred(CredCmd),
-    /// Agents.
-    #[command(subcommand)]
-    Agents(ListCmd),
-    /// Alerts.
-    #[command(subcommand)]
-    Alerts(ListCmd),
-    /// The audit trail.
-    #[command(subcommand)]
-    Audit(AuditCmd),
-    /// Jobs.
-    #[command(subcommand)]
-    Job(JobCmd),
-    /// Add agents to a credential's explicit scope (re-signs its statement with a higher scope revision).
-    Grant {
-        name: String,
-        #[arg(required = true)]
-        agents: Vec<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Remove agents from a credential's scope (agents that already hold it keep what they have).
-    Revoke {
-        name: String,
-        #[arg(required = true)]
-        agents: Vec<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum CaCmd {
-    /// Create the CA in DIR (ca.pem, ca.key).
-    Init {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        org: String,
-        #[arg(long, default_value_t = 3650)]
-        days: u32,
-    },
-    /// Sign an agent's enrolment request.
-    IssueAgent {
-        #[arg(long)]
-        dir: PathBuf,
-        request: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-    },
-    /// Create an operator key and certificate in OUT_DIR.
-    IssueOperator {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        out_dir: PathBuf,
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-    },
-    /// Revoke certificates (agent or operator) and, with --push, send the signed list to the relay and agents.
-    Revoke {
-        #[arg(long)]
-        dir: PathBuf,
-        /// Certificate files to revoke.
-        #[arg(long = "cert")]
-        certs: Vec<PathBuf>,
-        /// Push the new list through the admin API.
-        #[arg(long)]
-        push: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Create a service certificate (broker, relay) in OUT_DIR.
-    IssueService {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        name: String,
-        #[arg(long = "dns")]
-        dns: Vec<String>,
-        #[arg(long = "ip")]
-        ip: Vec<IpAddr>,
-        #[arg(long)]
-        out_dir: PathBuf,
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum CredCmd {
-    /// Create NAME, or a new version of it (reads the secret from --file or stdin).
-    Put {
-        name: String,
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// Explicit scope: only these agents (default: every agent).
-        #[arg(long = "agent")]
-        agents: Vec<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Put every regular file in DIR as a credential named after the file (a migration).
-    Import {
-        dir: PathBuf,
-        /// Explicit scope for all of them (default: every agent, or an existing credential's scope).
-        #[arg(long = "agent")]
-        agents: Vec<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// A new version of NAME (same as put on an existing name); the scope is kept.
-    Rotate {
-        name: String,
-        #[arg(long)]
-        file: Option<PathBuf>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List credentials with their sync state.
-    Ls {
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Soft-delete by id.
-    Rm {
-        id: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Retry pending and stalled deliveries (30 s cooldown).
-    Retry {
-        id: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum ListCmd {
-    /// List.
-    Ls {
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum AuditCmd {
-    /// Fetch the audit trail and verify its hash chain.
-    Verify {
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List audit entries, oldest first (only those of KIND with --kind).
-    Ls {
-        #[arg(long)]
-        kind: Option<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum JobCmd {
-    /// Dispatch TEMPLATE to an eligible agent.
-    Run {
-        template: String,
-        #[arg(long)]
-        agent: Option<String>,
-        #[arg(long = "param", value_name = "K=V")]
-        params: Vec<String>,
-        #[arg(long = "credential")]
-        credentials: Vec<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List jobs.
-    Ls {
-        #[command(flatten)]
-        conn: Conn,
+    /// Load the configuration and read every certificate and key it names; print the settings and exit.
+    CheckConfig {
+        /// Configuration file (default /etc/tessera/relay.toml when it exists).
+        #[arg(long, env = "TESSERA_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -256,88 +53,65 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(1, &e.to_string()),
-    };
-    rt.block_on(run(cli))
-}
-
-async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { config } => serve(config).await,
-        Command::Ca(CaCmd::Revoke {
-            dir,
-            certs,
-            push,
-            conn,
-        }) => ca_revoke(&dir, &certs, push, &conn, cli.json).await,
-        Command::Ca(c) => ca_cmd(c),
-        Command::Grant { name, agents, conn } => {
-            rescope(&conn, &name, &agents, cred::Rescope::Grant, cli.json).await
+        Command::Serve { config } => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return fail(1, &e.to_string()),
+            };
+            rt.block_on(serve(config))
         }
-        Command::Revoke { name, agents, conn } => {
-            rescope(&conn, &name, &agents, cred::Rescope::Revoke, cli.json).await
-        }
-        Command::Cred(c) => cred_cmd(c, cli.json).await,
-        Command::Agents(ListCmd::Ls { conn }) => {
-            list(&conn, "/v1/agents", cli.json, |v| {
-                format!(
-                    "{:<24} {:<12} {}",
-                    v["id"].as_str().unwrap_or(""),
-                    v["state"].as_str().unwrap_or(""),
-                    v["mode"].as_str().unwrap_or("-")
-                )
-            })
-            .await
-        }
-        Command::Alerts(ListCmd::Ls { conn }) => {
-            list(&conn, "/v1/alerts", cli.json, |v| {
-                format!(
-                    "{:<10} {:<32} x{:<4} {}  {}",
-                    v["severity"].as_str().unwrap_or(""),
-                    v["kind"].as_str().unwrap_or(""),
-                    v["count"],
-                    v["subject"].as_str().unwrap_or(""),
-                    v["message"].as_str().unwrap_or("")
-                )
-            })
-            .await
-        }
-        Command::Audit(AuditCmd::Verify { conn }) => audit_verify(&conn, cli.json).await,
-        Command::Audit(AuditCmd::Ls { kind, conn }) => {
-            list_where(
-                &conn,
-                "/v1/audit",
-                cli.json,
-                |v| kind.as_ref().is_none_or(|k| v["kind"] == k.as_str()),
-                |v| {
-                    let data = v["data"].as_object().map_or_else(String::new, |d| {
-                        d.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    });
-                    format!(
-                        "{:>6}  {:<30} {data}",
-                        v["seq"],
-                        v["kind"].as_str().unwrap_or("")
-                    )
-                },
-            )
-            .await
-        }
-        Command::Job(j) => job_cmd(j, cli.json).await,
+        Command::CheckConfig { config } => check_config(config.as_deref()),
     }
 }
 
-async fn serve(config: Option<PathBuf>) -> ExitCode {
-    let cfg = match tessera_relay::config::RelayConfig::load(config.as_deref(), std::env::vars()) {
+fn load(config: Option<&Path>) -> Result<RelayConfig, ExitCode> {
+    RelayConfig::load(config, std::env::vars()).map_err(|e| fail(2, &e.to_string()))
+}
+
+fn check_config(config: Option<&Path>) -> ExitCode {
+    let cfg = match load(config) {
         Ok(c) => c,
-        Err(e) => return fail(2, &e.to_string()),
+        Err(code) => return code,
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let checks: [(&Path, bool); 5] = [
+        (&cfg.org_ca, false),
+        (&cfg.broker.cert, false),
+        (&cfg.broker.key, true),
+        (&cfg.admin.cert, false),
+        (&cfg.admin.key, true),
+    ];
+    for (path, is_key) in checks {
+        let checked = read(path).and_then(|b| {
+            if is_key {
+                tessera_proto::pem_files::pkcs8_key(&b).map(drop)
+            } else {
+                tessera_proto::pem_files::first_cert(&b).map(drop)
+            }
+            .map_err(|e| format!("{}: {e}", path.display()))
+        });
+        if let Err(e) = checked {
+            return fail(2, &e);
+        }
+    }
+    eprintln!(
+        "tessera-relay: configuration ok: state_dir {}, broker {}:{}, admin API {}",
+        cfg.state_dir.display(),
+        cfg.broker.host,
+        cfg.broker.port,
+        cfg.admin.listen
+    );
+    ExitCode::SUCCESS
+}
+
+async fn serve(config: Option<PathBuf>) -> ExitCode {
+    let cfg = match load(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let cancel = CancellationToken::new();
     let signals = cancel.clone();
@@ -353,554 +127,5 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
     match tessera_relay::runtime::serve(cfg, cancel).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, &e.to_string()),
-    }
-}
-
-fn ca_cmd(c: CaCmd) -> ExitCode {
-    let r = match c {
-        CaCmd::Init { dir, org, days } => {
-            ca::init(&dir, &org, days).map(|()| format!("CA created in {}", dir.display()))
-        }
-        CaCmd::IssueAgent {
-            dir,
-            request,
-            out,
-            days,
-        } => ca::issue_agent(&dir, &request, &out, days)
-            .map(|id| format!("certificate for {id} written to {}", out.display())),
-        CaCmd::IssueOperator {
-            dir,
-            id,
-            out_dir,
-            days,
-        } => ca::issue_operator(&dir, &id, &out_dir, days)
-            .map(|()| format!("operator {id} written to {}", out_dir.display())),
-        CaCmd::IssueService {
-            dir,
-            name,
-            dns,
-            ip,
-            out_dir,
-            days,
-        } => ca::issue_service(&dir, &name, &dns, &ip, &out_dir, days).map(|()| {
-            format!(
-                "service certificate {name} written to {}",
-                out_dir.display()
-            )
-        }),
-        // Dispatched to `ca_revoke` before this function is called.
-        CaCmd::Revoke { .. } => Err(ca::CaError::Invalid(
-            "revoke is handled by ca_revoke".into(),
-        )),
-    };
-    match r {
-        Ok(msg) => {
-            eprintln!("tessera-relay: {msg}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(2, &e.to_string()),
-    }
-}
-
-struct OperatorFiles {
-    ca: PinnedCa,
-    key: IdentityKey,
-    cert: Vec<u8>,
-    id: OperatorId,
-    dir: PathBuf,
-    client: AdminClient,
-}
-
-impl OperatorFiles {
-    /// What signs and seals on this workstation.
-    fn signer(&self) -> cred::Operator<'_> {
-        cred::Operator {
-            ca: &self.ca,
-            id: self.id.clone(),
-            key: &self.key,
-            cert: &self.cert,
-            dir: &self.dir,
-        }
-    }
-}
-
-fn load_operator(conn: &Conn) -> Result<OperatorFiles, String> {
-    let read = |n: &str| {
-        std::fs::read(conn.operator_dir.join(n))
-            .map_err(|e| format!("{}: {e}", conn.operator_dir.join(n).display()))
-    };
-    let ca_der = tessera_relay::tls::first_cert(&read("ca.pem")?)?;
-    let ca = PinnedCa::from_der(&ca_der).map_err(|e| e.to_string())?;
-    let cert_pem = read("operator.pem")?;
-    let key_pem = read("operator.key")?;
-    let cert = tessera_relay::tls::first_cert(&cert_pem)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let verified = ca
-        .verify_operator(
-            &cert,
-            now,
-            &tessera_proto::statement::RevocationList::empty(),
-        )
-        .map_err(|e| format!("operator certificate: {e}"))?;
-    let key = pem::parse(&key_pem).map_err(|e| e.to_string())?;
-    let key = IdentityKey::from_pkcs8_der(&SecretBytes::new(key.into_contents()))
-        .map_err(|e| e.to_string())?;
-    let tls = tessera_relay::tls::client_config(&[ca_der], &cert_pem, &key_pem)?;
-    Ok(OperatorFiles {
-        ca,
-        key,
-        cert,
-        id: verified.operator_id,
-        dir: conn.operator_dir.clone(),
-        client: AdminClient::new(&conn.relay, tls),
-    })
-}
-
-fn api_fail(e: &ClientError) -> ExitCode {
-    match e {
-        ClientError::Api { .. } => fail(3, &e.to_string()),
-        _ => fail(1, &e.to_string()),
-    }
-}
-
-#[allow(clippy::print_stdout)]
-fn print(json: bool, v: &serde_json::Value, text: &str) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-    } else {
-        println!("{text}");
-    }
-}
-
-async fn list(
-    conn: &Conn,
-    path: &str,
-    json: bool,
-    row: impl Fn(&serde_json::Value) -> String,
-) -> ExitCode {
-    list_where(conn, path, json, |_| true, row).await
-}
-
-/// Lists the entries of `path` that `keep` keeps, as JSON or one `row` per line.
-async fn list_where(
-    conn: &Conn,
-    path: &str,
-    json: bool,
-    keep: impl Fn(&serde_json::Value) -> bool,
-    row: impl Fn(&serde_json::Value) -> String,
-) -> ExitCode {
-    let op = match load_operator(conn) {
-        Ok(o) => o,
-        Err(e) => return fail(2, &e),
-    };
-    match op.client.get(path).await {
-        Ok(v) => {
-            let kept: Vec<serde_json::Value> = v
-                .as_array()
-                .map(|a| a.iter().filter(|e| keep(e)).cloned().collect())
-                .unwrap_or_default();
-            let text = kept.iter().map(&row).collect::<Vec<_>>().join("\n");
-            print(json, &serde_json::Value::Array(kept), &text);
-            ExitCode::SUCCESS
-        }
-        Err(e) => api_fail(&e),
-    }
-}
-
-fn read_secret(file: Option<&Path>) -> Result<SecretBytes, String> {
-    let mut buf = Vec::new();
-    let r = match file {
-        Some(f) => std::fs::File::open(f).and_then(|mut h| h.read_to_end(&mut buf)),
-        None => std::io::stdin().read_to_end(&mut buf),
-    };
-    let secret = SecretBytes::new(buf);
-    r.map_err(|e| e.to_string())?;
-    Ok(secret)
-}
-
-async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
-    match c {
-        CredCmd::Put {
-            name,
-            file,
-            agents,
-            conn,
-        } => put(&conn, &name, file.as_deref(), &agents, json).await,
-        CredCmd::Import { dir, agents, conn } => import(&conn, &dir, &agents, json).await,
-        CredCmd::Rotate { name, file, conn } => put(&conn, &name, file.as_deref(), &[], json).await,
-        CredCmd::Ls { conn } => {
-            list(&conn, "/v1/credentials", json, |v| {
-                let s = &v["sync"];
-                let chip = if s["integrity_failure"].as_bool() == Some(true) {
-                    "integrity failure".to_owned()
-                } else if s["stalled"].as_u64().unwrap_or(0) > 0 {
-                    format!("stalled {}", s["stalled"])
-                } else if s["pending"].as_u64().unwrap_or(0) > 0 {
-                    format!("pending {}", s["pending"])
-                } else {
-                    "synced".to_owned()
-                };
-                format!(
-                    "{:<24} v{:<4} synced {}/{}  {chip}  {}",
-                    v["name"].as_str().unwrap_or(""),
-                    v["version"],
-                    s["synced"],
-                    s["of"],
-                    v["id"].as_str().unwrap_or("")
-                )
-            })
-            .await
-        }
-        CredCmd::Rm { id, conn } => {
-            simple(&conn, json, |c| async move {
-                c.delete(&format!("/v1/credentials/{id}")).await
-            })
-            .await
-        }
-        CredCmd::Retry { id, conn } => {
-            simple(&conn, json, |c| async move {
-                c.post(
-                    &format!("/v1/credentials/{id}/retry"),
-                    &serde_json::json!({}),
-                )
-                .await
-            })
-            .await
-        }
-    }
-}
-
-async fn simple<F, Fut>(conn: &Conn, json: bool, f: F) -> ExitCode
-where
-    F: FnOnce(AdminClient) -> Fut,
-    Fut: std::future::Future<Output = Result<serde_json::Value, ClientError>>,
-{
-    let op = match load_operator(conn) {
-        Ok(o) => o,
-        Err(e) => return fail(2, &e),
-    };
-    match f(op.client).await {
-        Ok(v) => {
-            print(json, &v, "ok");
-            ExitCode::SUCCESS
-        }
-        Err(e) => api_fail(&e),
-    }
-}
-
-/// `--agent ID ...`: an explicit scope, or `None` (every agent, or an existing credential's scope).
-fn scope_arg(agents: &[String]) -> Result<Option<Scope>, ExitCode> {
-    if agents.is_empty() {
-        return Ok(None);
-    }
-    agents
-        .iter()
-        .map(AgentId::new)
-        .collect::<Result<Vec<_>, _>>()
-        .map(|ids| Some(Scope::explicit(ids)))
-        .map_err(|e| fail(2, &e.to_string()))
-}
-
-async fn put(
-    conn: &Conn,
-    name: &str,
-    file: Option<&Path>,
-    agents: &[String],
-    json: bool,
-) -> ExitCode {
-    let Ok(name) = CredentialName::new(name) else {
-        return fail(2, "credential name must match [A-Za-z0-9_-]{1,128}");
-    };
-    let scope = match scope_arg(agents) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let op = match load_operator(conn) {
-        Ok(o) => o,
-        Err(e) => return fail(2, &e),
-    };
-    let payload = match read_secret(file)
-        .map_err(cred::CredError::Invalid)
-        .and_then(|s| cred::payload_from_input(&s))
-    {
-        Ok(p) => p,
-        Err(e) => return fail(2, &e.to_string()),
-    };
-    let operator = op.signer();
-    match cred::put_many(&op.client, &operator, &[(name.clone(), scope, &payload)])
-        .await
-        .map(|mut v| v.pop())
-    {
-        Ok(Some(r)) => {
-            let v = serde_json::to_value(&r).unwrap_or_default();
-            let mut text = format!(
-                "{} version {} ({}) sealed for {} agent(s)",
-                name.as_str(),
-                r.version,
-                r.id,
-                r.sealed_for.len()
-            );
-            if !r.skipped.is_empty() {
-                text.push_str("; skipped (certificate does not verify): ");
-                text.push_str(&r.skipped.join(", "));
-            }
-            print(json, &v, &text);
-            ExitCode::SUCCESS
-        }
-        Ok(None) => fail(1, "nothing was put"),
-        Err(cred::CredError::Client(e)) => api_fail(&e),
-        Err(e) => fail(2, &e.to_string()),
-    }
-}
-
-/// `cred import DIR`: every regular file is a credential named after the file, its content the secret.
-async fn import(conn: &Conn, dir: &Path, agents: &[String], json: bool) -> ExitCode {
-    let scope = match scope_arg(agents) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let entries = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => return fail(2, &format!("{}: {e}", dir.display())),
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
-    let mut items = Vec::with_capacity(paths.len());
-    for p in &paths {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let Ok(name) = CredentialName::new(name) else {
-            return fail(
-                2,
-                &format!(
-                    "{}: a credential name must match [A-Za-z0-9_-]{{1,128}}",
-                    p.display()
-                ),
-            );
-        };
-        let payload = match read_secret(Some(p))
-            .map_err(cred::CredError::Invalid)
-            .and_then(|s| cred::payload_from_input(&s))
-        {
-            Ok(v) => v,
-            Err(e) => return fail(2, &format!("{}: {e}", p.display())),
-        };
-        items.push((name, scope.clone(), payload));
-    }
-    let op = match load_operator(conn) {
-        Ok(o) => o,
-        Err(e) => return fail(2, &e),
-    };
-    let operator = op.signer();
-    let refs: Vec<(CredentialName, Option<Scope>, &SecretPayload)> = items
-        .iter()
-        .map(|(n, s, p)| (n.clone(), s.clone(), p))
-        .collect();
-    match cred::put_many(&op.client, &operator, &refs).await {
-        Ok(r) => {
-            let v = serde_json::to_value(&r).unwrap_or_default();
-            print(
-                json,
-                &v,
-                &format!("imported {} credential(s) from {}", r.len(), dir.display()),
-            );
-            ExitCode::SUCCESS
-        }
-        Err(cred::CredError::Client(e)) => api_fail(&e),
-        Err(e) => fail(2, &e.to_string()),
-    }
-}
-
-async fn audit_verify(conn: &Conn, json: bool) -> ExitCode {
-    let op = match load_operator(conn) {
-        Ok(o) => o,
-        Err(e) => return fail(2, &e),
-    };
-    let v = match op.client.get("/v1/audit").await {
-        Ok(v) => v,
-        Err(e) => return api_fail(&e),
-    };
-    let entries: Vec<tessera_relay::audit::AuditEntry> = match serde_json::from_value(v) {
-        Ok(e) => e,
-        Err(e) => return fail(1, &format!("unexpected audit format: {e}")),
-    };
-    let head = entries.last().map(|e| (e.seq, e.hash.clone()));
-    match tessera_relay::audit::verify(&entries) {
-        Ok(()) => {
-            let (seq, hash) = head.unwrap_or((0, tessera_relay::audit::GENESIS.to_owned()));
-            let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash });
-            print(
-                json,
-                &out,
-                &format!(
-                    "audit chain intact: {} entries, head {seq} {hash}",
-                    entries.len()
-                ),
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let out = serde_json::json!({ "ok": false, "error": e.to_string() });
-            print(json, &out, &format!("audit chain BROKEN: {e}"));
-            ExitCode::from(4)
-        }
-    }
-}
-
-async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
-    match j {
-        JobCmd::Run {
-            template,
-            agent,
-            params,
-            credentials,
-            conn,
-        } => {
-            let mut map = serde_json::Map::new();
-            for p in &params {
-                let Some((k, v)) = p.split_once('=') else {
-                    return fail(2, &format!("--param {p:?}: expected K=V"));
-                };
-                map.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
-            }
-            let body = serde_json::json!({ "template": template, "params": map, "credentials": credentials, "agent": agent });
-            simple(
-                &conn,
-                json,
-                |c| async move { c.post("/v1/jobs", &body).await },
-            )
-            .await
-        }
-        JobCmd::Ls { conn } => {
-            list(&conn, "/v1/jobs", json, |v| {
-                let result = &v["result"];
-                format!(
-                    "{}  {:<20} on {:<16} exit {}",
-                    v["id"].as_str().unwrap_or(""),
-                    v["template"].as_str().unwrap_or(""),
-                    v["agent"].as_str().unwrap_or(""),
-                    if result.is_null() {
-                        "-".to_owned()
-                    } else {
-                        result["exit_code"].to_string()
-                    }
-                )
-            })
-            .await
-        }
-    }
-}
-
-async fn ca_revoke(dir: &Path, certs: &[PathBuf], push: bool, conn: &Conn, json: bool) -> ExitCode {
-    let mut serials = Vec::new();
-    for c in certs {
-        match ca::serial_of(dir, c) {
-            Ok(s) => serials.push(s),
-            Err(e) => return fail(2, &e.to_string()),
-        }
-    }
-    let signed = match ca::revoke(dir, &serials) {
-        Ok(s) => s,
-        Err(e) => return fail(2, &e.to_string()),
-    };
-    let serial = signed
-        .parse_unverified(tessera_proto::statement::REVOCATION_KIND)
-        .map(|l| l.serial)
-        .unwrap_or_default();
-    // This workstation's operator directory keeps a copy: `cred put` then seals by it even if the relay withholds it.
-    let copied = operator_dir_of_this_ca(dir, &conn.operator_dir);
-    if copied {
-        if let Err(e) = revocations::write_dir_copy(&conn.operator_dir, &signed) {
-            return fail(1, &e.to_string());
-        }
-    }
-    if push {
-        let op = match load_operator(conn) {
-            Ok(o) => o,
-            Err(e) => return fail(2, &e),
-        };
-        let body = serde_json::to_value(&signed).unwrap_or_default();
-        if let Err(e) = op.client.post("/v1/revocations", &body).await {
-            return api_fail(&e);
-        }
-    }
-    let v = serde_json::json!({
-        "serial": serial, "revoked": serials, "pushed": push, "operator_copy": copied
-    });
-    print(
-        json,
-        &v,
-        &format!(
-            "revocation list {serial} written to {}{}{}",
-            dir.join(revocations::FILE).display(),
-            if copied {
-                format!(
-                    " and {}",
-                    conn.operator_dir.join(revocations::FILE).display()
-                )
-            } else {
-                String::new()
-            },
-            if push { ", and pushed" } else { "" }
-        ),
-    );
-    ExitCode::SUCCESS
-}
-
-/// Whether `operator_dir` is another directory holding an operator identity under the CA in `ca_dir`.
-fn operator_dir_of_this_ca(ca_dir: &Path, operator_dir: &Path) -> bool {
-    let same_dir = match (ca_dir.canonicalize(), operator_dir.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => return false,
-    };
-    let same_ca = match (
-        std::fs::read(ca_dir.join("ca.pem")),
-        std::fs::read(operator_dir.join("ca.pem")),
-    ) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    !same_dir && same_ca && operator_dir.join("operator.pem").is_file()
-}
-
-async fn rescope(
-    conn: &Conn,
-    name: &str,
-    agents: &[String],
-    how: cred::Rescope,
-    json: bool,
-) -> ExitCode {
-    let Ok(name) = CredentialName::new(name) else {
-        return fail(2, "credential name must match [A-Za-z0-9_-]{1,128}");
-    };
-    let agents = match agents
-        .iter()
-        .map(AgentId::new)
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(a) => a,
-        Err(e) => return fail(2, &e.to_string()),
-    };
-    let op = match load_operator(conn) {
-        Ok(o) => o,
-        Err(e) => return fail(2, &e),
-    };
-    let operator = op.signer();
-    match cred::rescope(&op.client, &operator, &name, &agents, how).await {
-        Ok(rev) => {
-            print(
-                json,
-                &serde_json::json!({ "scope_revision": rev }),
-                &format!("{} scope revision {rev}", name.as_str()),
-            );
-            ExitCode::SUCCESS
-        }
-        Err(cred::CredError::Client(e)) => api_fail(&e),
-        Err(e) => fail(2, &e.to_string()),
     }
 }

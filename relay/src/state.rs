@@ -16,7 +16,7 @@ use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
 use crate::alerts::Alert;
-use crate::audit::AuditEntry;
+use tessera_proto::audit::AuditEntry;
 
 /// State errors.
 #[derive(Debug, thiserror::Error)]

@@ -10,41 +10,20 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Every certificate in a PEM file, or the DER file itself.
 pub fn all_certs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if !bytes.starts_with(b"-----BEGIN") {
-        return Ok(vec![bytes.to_vec()]);
-    }
-    let certs: Vec<Vec<u8>> = pem::parse_many(bytes)
-        .map_err(|e| format!("not PEM: {e}"))?
-        .into_iter()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .map(pem::Pem::into_contents)
-        .collect();
-    if certs.is_empty() {
-        return Err("no CERTIFICATE in the file".into());
-    }
-    Ok(certs)
+    tessera_proto::pem_files::all_certs(bytes).map_err(|e| e.to_string())
 }
 
 /// The first certificate.
 pub fn first_cert(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    all_certs(bytes)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| "no certificate".into())
+    tessera_proto::pem_files::first_cert(bytes).map_err(|e| e.to_string())
 }
 
 /// A PKCS#8 private key from PEM or DER.
 pub fn key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
-    let der = if bytes.starts_with(b"-----BEGIN") {
-        let p = pem::parse(bytes).map_err(|e| format!("not PEM: {e}"))?;
-        if p.tag() != "PRIVATE KEY" {
-            return Err(format!("expected a PKCS#8 PRIVATE KEY, found {}", p.tag()));
-        }
-        p.into_contents()
-    } else {
-        bytes.to_vec()
-    };
-    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)))
+    let der = tessera_proto::pem_files::pkcs8_key(bytes).map_err(|e| e.to_string())?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        der.expose(<[u8]>::to_vec),
+    )))
 }
 
 fn roots(certs: &[Vec<u8>]) -> Result<RootCertStore, String> {

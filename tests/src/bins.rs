@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 static BUILT: OnceLock<PathBuf> = OnceLock::new();
 
-/// The directory holding `tessera-agent` and `tessera-relay`, built for this test run's profile.
+/// The directory holding `tessera-agent`, `tessera-relay` and `tessera`, built for this test run's profile.
 pub fn bin_dir() -> PathBuf {
     BUILT
         .get_or_init(|| {
@@ -24,6 +24,8 @@ pub fn bin_dir() -> PathBuf {
                 "tessera-agent",
                 "-p",
                 "tessera-relay",
+                "-p",
+                "tessera-operator",
                 "--bins",
             ])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
@@ -35,7 +37,7 @@ pub fn bin_dir() -> PathBuf {
                 .expect("cargo must be available to build the binaries");
             assert!(
                 status.success(),
-                "building tessera-agent and tessera-relay failed"
+                "building tessera-agent, tessera-relay and tessera failed"
             );
             profile_dir
         })

@@ -160,7 +160,7 @@ impl Cluster {
     /// the broker and writes the relay's configuration (`engine` is appended as its `[engine]` table). The relay is
     /// not started.
     pub fn new(root: &Path, bins: &Path, engine: &str) -> Result<Self> {
-        let relay = || Command::new(bins.join("tessera-relay"));
+        let relay = || Command::new(bins.join("tessera"));
         let ca = root.join("ca");
         let svc = root.join("svc");
         run(relay()
@@ -296,8 +296,10 @@ impl Cluster {
         Ok(self.operator_cmd().args(args).output()?)
     }
 
-    fn operator_cmd(&self) -> Command {
-        let mut c = self.cmd("tessera-relay");
+    /// A `tessera` command on this workstation: the operator directory and the relay's admin API set, so that
+    /// `ca issue-agent` copies the registry of issued certificates into the operator directory.
+    pub fn operator_cmd(&self) -> Command {
+        let mut c = self.cmd("tessera");
         c.env("TESSERA_RELAY", &self.admin)
             .env("TESSERA_OPERATOR_DIR", self.operator_dir());
         c
@@ -305,7 +307,7 @@ impl Cluster {
 
     /// An operator command that must succeed; returns its output.
     pub fn op(&self, args: &[&str]) -> Result<Output> {
-        let what = format!("tessera-relay {}", args.join(" "));
+        let what = format!("tessera {}", args.join(" "));
         checked(&what, self.op_unchecked(args)?)
     }
 
@@ -315,7 +317,7 @@ impl Cluster {
         all.extend_from_slice(args);
         let out = self.op(&all)?;
         serde_json::from_slice(&out.stdout).map_err(|e| ClusterError::Output {
-            what: format!("tessera-relay {}", args.join(" ")),
+            what: format!("tessera {}", args.join(" ")),
             detail: e.to_string(),
         })
     }
@@ -505,7 +507,7 @@ impl Cluster {
             .arg("--request-out")
             .arg(&req))?;
         run(self
-            .cmd("tessera-relay")
+            .operator_cmd()
             .args(["ca", "issue-agent", "--dir"])
             .arg(self.ca_dir())
             .arg(&req)

@@ -56,7 +56,7 @@ impl WireAgent {
         std::fs::write(&req_path, serde_json::to_vec(&req).unwrap()).unwrap();
         let cert_path = dir.join("agent.pem");
         run(c
-            .cmd("tessera-relay")
+            .operator_cmd()
             .args(["ca", "issue-agent", "--dir"])
             .arg(c.ca_dir())
             .arg(&req_path)

@@ -184,7 +184,7 @@ fn the_overlay_provisions_an_appliance_that_comes_online() {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     }
     tessera_system_tests::cluster::run(
-        c.cmd("tessera-relay")
+        c.operator_cmd()
             .args(["ca", "issue-agent", "--dir"])
             .arg(c.ca_dir())
             .arg(&request)

@@ -157,25 +157,25 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
     }
     // A certificate from the org CA that is not an operator's (the relay's own service certificate) is refused.
     let svc = c.service_identity("relay-1");
-    let tls = tessera_relay::tls::client_config(
-        &[c.ca_der().unwrap()],
+    let tls = tessera_operator::tls::client_config(
+        &c.ca_der().unwrap(),
         &std::fs::read(&svc.cert).unwrap(),
         &std::fs::read(&svc.key).unwrap(),
     )
     .unwrap();
-    let client = tessera_relay::operator::client::AdminClient::new(&c.admin, tls);
+    let client = tessera_operator::client::AdminClient::new(&c.admin, tls);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     match rt.block_on(client.get("/v1/agents")) {
-        Err(tessera_relay::operator::client::ClientError::Api { status, error, .. }) => {
+        Err(tessera_operator::client::ClientError::Api { status, error, .. }) => {
             assert_eq!((status, error.as_str()), (401, "unauthorized"));
         }
         other => panic!("a service certificate was accepted as an operator: {other:?}"),
     }
     // Without operator files the command refuses locally.
-    let out = Command::new(bin("tessera-relay"))
+    let out = Command::new(bin("tessera"))
         .env("TESSERA_RELAY", &c.admin)
         .env("TESSERA_OPERATOR_DIR", root.join("nonexistent"))
         .args(["agents", "ls"])

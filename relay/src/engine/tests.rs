@@ -272,7 +272,7 @@ fn first_registration_backfills_through_a_peer_and_goes_online() {
         audit[usize::try_from(fin.link.unwrap()).unwrap()].kind,
         "rewrap_pending"
     );
-    crate::audit::verify(&audit).unwrap();
+    tessera_proto::audit::verify(&audit).unwrap();
 }
 
 #[test]
@@ -889,7 +889,7 @@ fn a_forged_delivery_refused_by_its_target_raises_the_critical_alert() {
             alerted
         );
     }
-    crate::audit::verify(&w.engine.store.audit().unwrap()).unwrap();
+    tessera_proto::audit::verify(&w.engine.store.audit().unwrap()).unwrap();
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::{
     StateResult,
 };
 use crate::alerts::Alert;
-use crate::audit::{next_entry, AuditEntry};
+use tessera_proto::audit::{next_entry, AuditEntry};
 
 /// sled-backed relay state.
 #[derive(Debug)]

@@ -104,5 +104,5 @@ fn the_audit_chain_continues_across_a_reopen() {
     assert_eq!(third.prev, second.hash);
     let all = s.audit().unwrap();
     assert_eq!(all.len(), 3);
-    crate::audit::verify(&all).unwrap();
+    tessera_proto::audit::verify(&all).unwrap();
 }

@@ -3,7 +3,7 @@
 //! credentials sealed on the operator's side, backfill by peer rewrap, the 02:00 reboot repaired just in time, and a
 //! compromised relay's swap refused with its alert and audit row. Exits 0 and removes everything it made.
 //!
-//! It finds `tessera-agent` and `tessera-relay` next to its own executable (`scripts/demo` builds all three).
+//! It finds `tessera-agent`, `tessera-relay` and `tessera` next to its own executable (`scripts/demo` builds them all).
 //! `--pace MS` sets the pause between steps (default 700); `--keep` keeps the directory for inspection.
 
 mod say;
@@ -36,11 +36,11 @@ fn main() -> ExitCode {
         Ok(exe) => exe.parent().map(PathBuf::from).unwrap_or_default(),
         Err(e) => return fail(&format!("cannot locate this executable: {e}")),
     };
-    for b in ["tessera-agent", "tessera-relay"] {
+    for b in ["tessera-agent", "tessera-relay", "tessera"] {
         if !bins.join(b).is_file() {
             return fail(&format!(
                 "{b} is not next to tessera-demo in {}; build them together: scripts/demo, or \
-                 cargo build --release -p tessera-agent -p tessera-relay -p tessera-system-tests --bin tessera-demo",
+                 cargo build --release -p tessera-agent -p tessera-relay -p tessera-operator -p tessera-system-tests --bin tessera-demo",
                 bins.display()
             ));
         }

@@ -133,7 +133,7 @@ impl Story {
         self.say
             .fact(&format!("working directory: {}", self.c.root().display()));
         self.say.fact(
-            "org CA created with `tessera-relay ca init` (its key never leaves the operator's machine); operator \
+            "org CA created with `tessera ca init` (its key never leaves the operator's machine); operator \
              alice and the relay's service certificates issued",
         );
         self.say.fact(&format!(
@@ -406,7 +406,7 @@ impl Story {
             return Err(unexpected(format!("audit chain: {v}")));
         }
         self.say.ok(&format!(
-            "`tessera-relay audit verify`: hash chain intact over {} entries (a deleted or altered row would be \
+            "`tessera audit verify`: hash chain intact over {} entries (a deleted or altered row would be \
              detected)",
             v["entries"]
         ));

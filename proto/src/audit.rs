@@ -67,7 +67,7 @@ fn hex(bytes: &[u8]) -> String {
 pub fn entry_hash(entry: &AuditEntry) -> String {
     let mut body = entry.clone();
     body.hash = String::new();
-    let canonical = tessera_proto::canonical::to_vec(&body).unwrap_or_default();
+    let canonical = crate::canonical::to_vec(&body).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(entry.prev.as_bytes());
     h.update(&canonical);

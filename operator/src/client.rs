@@ -1,4 +1,5 @@
-//! A small HTTPS client for the admin API, authenticated by the operator's certificate.
+//! A small HTTPS client for the admin API, authenticated by the operator's certificate. It moves bytes only: what
+//! the relay answers is parsed by [`crate::answers`] and checked by the commands.
 
 use std::sync::Arc;
 
@@ -6,6 +7,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+
+/// The largest answer read from the relay; a longer one is an error, not read into memory.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +78,7 @@ impl AdminClient {
             .map_err(|e| t(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| t(&e))?;
         let status = resp.status();
-        let bytes = resp
-            .into_body()
+        let bytes = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
             .map_err(|e| t(&e))?

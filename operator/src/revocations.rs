@@ -13,7 +13,7 @@ use std::path::Path;
 use tessera_proto::cert::PinnedCa;
 use tessera_proto::statement::{RevocationList, Signed};
 
-use super::client::{AdminClient, ClientError};
+use crate::client::{AdminClient, ClientError};
 
 /// The file name, in the CA directory and in an operator directory.
 pub const FILE: &str = "revocations.json";
@@ -81,18 +81,15 @@ pub async fn current(
     operator_dir: &Path,
 ) -> Result<RevocationList, RevocationsError> {
     let local = read_dir_copy(operator_dir, ca)?;
-    let served = client.get("/v1/revocations").await?;
-    let relays = if served.is_null() {
-        None
-    } else {
-        let signed: Signed<RevocationList> =
-            serde_json::from_value(served).map_err(|e| RevocationsError::Relay(e.to_string()))?;
-        Some(
+    let served = crate::answers::revocations(client.get("/v1/revocations").await?)
+        .map_err(|e| RevocationsError::Relay(e.to_string()))?;
+    let relays = served
+        .map(|signed| {
             signed
                 .verify(ca, &RevocationList::empty())
-                .map_err(|e| RevocationsError::Relay(e.to_string()))?,
-        )
-    };
+                .map_err(|e| RevocationsError::Relay(e.to_string()))
+        })
+        .transpose()?;
     Ok(newest(local, relays))
 }
 

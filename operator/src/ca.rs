@@ -4,9 +4,12 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
-use tessera_proto::ids::OperatorId;
+use tessera_proto::cert::{CertSerial, EnrollmentRequest, IdentityKey, OrgCa, Validity};
+use tessera_proto::ids::{AgentId, OperatorId};
 use tessera_proto::secret::SecretBytes;
+use tessera_proto::statement::{RevocationList, Signed};
+
+use crate::issued::Registry;
 
 /// CA operation failures.
 #[derive(Debug, thiserror::Error)]
@@ -93,24 +96,81 @@ pub fn init(dir: &Path, org: &str, days: u32) -> Result<(), CaError> {
 /// Loads the CA from `dir`.
 pub fn load(dir: &Path) -> Result<OrgCa, CaError> {
     let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| io(&dir.join(name), &e));
-    let cert = crate::tls::first_cert(&read("ca.pem")?).map_err(CaError::Invalid)?;
+    let cert = tessera_proto::pem_files::first_cert(&read("ca.pem")?)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
     let key_pem = read("ca.key")?;
     let key = pem::parse(&key_pem).map_err(|e| CaError::Invalid(e.to_string()))?;
     OrgCa::from_parts(&cert, &SecretBytes::new(key.into_contents()))
         .map_err(|e| CaError::Invalid(e.to_string()))
 }
 
-/// `ca issue-agent`: signs an enrolment request.
-pub fn issue_agent(dir: &Path, request: &Path, out: &Path, days: u32) -> Result<String, CaError> {
+/// What `ca issue-agent` did.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The agent.
+    pub agent: AgentId,
+    /// The new certificate's serial.
+    pub serial: CertSerial,
+    /// Serials of the certificates it replaced (now revoked).
+    pub replaced: Vec<CertSerial>,
+    /// The new revocation list, when certificates were replaced.
+    pub revocations: Option<Signed<RevocationList>>,
+}
+
+/// `ca issue-agent`: signs an enrolment request and records the certificate in the CA's registry
+/// ([`crate::issued`]). An agent id that already holds a live certificate is refused unless `replace`, which
+/// revokes the certificates it replaces.
+pub fn issue_agent(
+    dir: &Path,
+    request: &Path,
+    out: &Path,
+    days: u32,
+    replace: bool,
+) -> Result<Issued, CaError> {
     let ca = load(dir)?;
     let bytes = std::fs::read(request).map_err(|e| io(request, &e))?;
     let req: EnrollmentRequest = serde_json::from_slice(&bytes)
         .map_err(|e| CaError::Invalid(format!("enrolment request: {e}")))?;
+    let agent = req.body.agent_id.clone();
+    let mut registry = Registry::load(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?
+        .unwrap_or_default();
+    let revoked = crate::revocations::read_dir_copy(dir, ca.pinned())
+        .map_err(|e| CaError::Invalid(e.to_string()))?
+        .unwrap_or_else(RevocationList::empty);
+    let live = registry.live(&agent, ca.pinned(), now(), &revoked);
+    if !live.is_empty() && !replace {
+        let serials: Vec<&str> = live.iter().map(|c| c.serial.as_str()).collect();
+        return Err(CaError::Invalid(format!(
+            "agent {} already holds a live certificate (serial {}); give --replace to issue a new one and revoke \
+             the old",
+            agent.as_str(),
+            serials.join(", ")
+        )));
+    }
     let der = ca
         .issue_agent(&req, Validity::days_from(now() - 300, days))
         .map_err(|e| CaError::Invalid(format!("enrolment request refused: {e}")))?;
+    let cert = ca
+        .pinned()
+        .verify_agent(&der, now(), &RevocationList::empty())
+        .map_err(|e| CaError::Invalid(format!("the issued certificate does not verify: {e}")))?;
     write_pem(out, "CERTIFICATE", &der, false)?;
-    Ok(req.body.agent_id.as_str().to_owned())
+    let replaced = registry.record(&cert, now());
+    registry
+        .save(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    let revocations = if replaced.is_empty() {
+        None
+    } else {
+        Some(revoke(dir, &replaced)?)
+    };
+    Ok(Issued {
+        agent,
+        serial: cert.serial,
+        replaced,
+        revocations,
+    })
 }
 
 /// `ca issue-operator`: a new operator key and certificate in `out_dir` (`operator.pem`, `operator.key`, and a copy
@@ -127,7 +187,11 @@ pub fn issue_operator(dir: &Path, id: &str, out_dir: &Path, days: u32) -> Result
         )
         .map_err(|e| CaError::Invalid(e.to_string()))?;
     write_identity(out_dir, "operator", &key, &der)?;
-    write_pem(&out_dir.join("ca.pem"), "CERTIFICATE", ca.cert_der(), false)
+    write_pem(&out_dir.join("ca.pem"), "CERTIFICATE", ca.cert_der(), false)?;
+    // The new operator directory starts with the CA's registry of issued agent certificates (sealing needs it).
+    Registry::load(dir)
+        .and_then(|r| r.unwrap_or_default().save(out_dir))
+        .map_err(|e| CaError::Invalid(e.to_string()))
 }
 
 /// `ca issue-service`: a TLS server/client certificate for the broker or the relay (`NAME.pem`, `NAME.key`).
@@ -155,13 +219,9 @@ pub fn issue_service(
 }
 
 /// `ca revoke`: adds serials to the CA's revocation list (`revocations.json` in `dir`, signed, serial + 1).
-pub fn revoke(
-    dir: &Path,
-    serials: &[tessera_proto::cert::CertSerial],
-) -> Result<tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>, CaError> {
-    use tessera_proto::statement::RevocationList;
+pub fn revoke(dir: &Path, serials: &[CertSerial]) -> Result<Signed<RevocationList>, CaError> {
     let ca = load(dir)?;
-    let held = super::revocations::read_dir_copy(dir, ca.pinned())
+    let held = crate::revocations::read_dir_copy(dir, ca.pinned())
         .map_err(|e| CaError::Invalid(e.to_string()))?
         .unwrap_or_else(RevocationList::empty);
     let list = RevocationList::new(
@@ -172,17 +232,17 @@ pub fn revoke(
     let signed = list
         .sign(&ca)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    super::revocations::write_dir_copy(dir, &signed)
+    crate::revocations::write_dir_copy(dir, &signed)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
     Ok(signed)
 }
 
 /// The serial of an agent or operator certificate file issued by this CA.
-pub fn serial_of(dir: &Path, cert: &Path) -> Result<tessera_proto::cert::CertSerial, CaError> {
-    use tessera_proto::statement::RevocationList;
+pub fn serial_of(dir: &Path, cert: &Path) -> Result<CertSerial, CaError> {
     let ca = load(dir)?;
     let bytes = std::fs::read(cert).map_err(|e| io(cert, &e))?;
-    let der = crate::tls::first_cert(&bytes).map_err(CaError::Invalid)?;
+    let der = tessera_proto::pem_files::first_cert(&bytes)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
     let empty = RevocationList::empty();
     ca.pinned()
         .verify_agent(&der, now(), &empty)

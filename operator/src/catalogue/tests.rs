@@ -1,0 +1,154 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tessera_proto::cert::{IdentityKey, OrgCa, Validity};
+use tessera_proto::commitment::{self, Salt};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
+use tessera_proto::secret::SecretPayload;
+use tessera_proto::statement::{CredentialStatement, RevocationList, Scope, Signed};
+
+use super::{Catalogue, CatalogueError, Change};
+
+struct Org {
+    ca: OrgCa,
+    key: IdentityKey,
+    cert: Vec<u8>,
+}
+
+fn org() -> Org {
+    let ca = OrgCa::generate("Test Org", Validity::days_from(1_700_000_000, 3650)).unwrap();
+    let key = IdentityKey::generate().unwrap();
+    let cert = ca
+        .issue_operator(
+            &OperatorId::new("alice").unwrap(),
+            key.public_key(),
+            Validity::days_from(1_700_000_000, 3650),
+        )
+        .unwrap();
+    Org { ca, key, cert }
+}
+
+fn signed(
+    o: &Org,
+    id: CredentialId,
+    name: &str,
+    version: u64,
+    revision: u64,
+    scope: Scope,
+) -> Signed<CredentialStatement> {
+    let payload = SecretPayload::from_plain_text("s3cret").unwrap();
+    let salt = Salt::random();
+    let c = commitment::compute(&salt, &id, version, &payload);
+    let st = CredentialStatement::new(
+        id,
+        version,
+        revision,
+        CredentialName::new(name).unwrap(),
+        scope,
+        salt,
+        c,
+        OperatorId::new("alice").unwrap(),
+        1_700_000_100,
+    );
+    Signed::sign(&st, &o.key, &o.cert).unwrap()
+}
+
+fn accept(
+    cat: &mut Catalogue,
+    o: &Org,
+    s: &Signed<CredentialStatement>,
+) -> Result<Change, CatalogueError> {
+    let v = s.verify(o.ca.pinned(), &RevocationList::empty()).unwrap();
+    cat.accept(&v, s)
+}
+
+#[test]
+fn a_name_stays_bound_to_its_id_and_versions_only_move_forward() {
+    let o = org();
+    let mut cat = Catalogue::default();
+    let id = CredentialId::random();
+    let v1 = signed(&o, id, "db", 1, 0, Scope::All);
+    assert_eq!(accept(&mut cat, &o, &v1), Ok(Change::New));
+    assert_eq!(accept(&mut cat, &o, &v1), Ok(Change::Same));
+    let v2 = signed(&o, id, "db", 2, 0, Scope::All);
+    assert_eq!(
+        accept(&mut cat, &o, &v2),
+        Ok(Change::Newer { from: (1, 0) })
+    );
+    // The older version again: refused, not adopted.
+    assert!(matches!(
+        accept(&mut cat, &o, &v1),
+        Err(CatalogueError::Older {
+            claimed_version: 1,
+            version: 2,
+            ..
+        })
+    ));
+    // Another id under the same name.
+    let other = signed(&o, CredentialId::random(), "db", 9, 0, Scope::All);
+    assert!(matches!(
+        accept(&mut cat, &o, &other),
+        Err(CatalogueError::NameBound { signed, .. }) if signed == id
+    ));
+    // The same id under another name.
+    let renamed = signed(&o, id, "web", 3, 0, Scope::All);
+    assert!(matches!(
+        accept(&mut cat, &o, &renamed),
+        Err(CatalogueError::IdRenamed { .. })
+    ));
+    // A different statement with the same version and revision.
+    let twin = signed(&o, id, "db", 2, 0, Scope::All);
+    assert!(matches!(
+        accept(&mut cat, &o, &twin),
+        Err(CatalogueError::Conflicting { .. })
+    ));
+    assert_eq!(
+        cat.get(&CredentialName::new("db").unwrap())
+            .unwrap()
+            .version,
+        2
+    );
+}
+
+#[test]
+fn a_deleted_id_is_never_accepted_again_and_the_name_can_be_reused() {
+    let o = org();
+    let mut cat = Catalogue::default();
+    let old = CredentialId::random();
+    let db = CredentialName::new("db").unwrap();
+    accept(&mut cat, &o, &signed(&o, old, "db", 1, 0, Scope::All)).unwrap();
+    assert_eq!(cat.delete(&db).unwrap().id, old);
+    assert!(matches!(
+        accept(&mut cat, &o, &signed(&o, old, "db", 2, 0, Scope::All)),
+        Err(CatalogueError::Deleted { id, .. }) if id == old
+    ));
+    let new = CredentialId::random();
+    let scope = Scope::explicit([AgentId::new("edge-1").unwrap()]);
+    assert_eq!(
+        accept(&mut cat, &o, &signed(&o, new, "db", 1, 0, scope)),
+        Ok(Change::New)
+    );
+    assert_eq!(cat.get(&db).unwrap().id, new);
+}
+
+#[test]
+fn the_catalogue_survives_a_save_and_load() {
+    let o = org();
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(Catalogue::load(dir.path()).unwrap(), Catalogue::default());
+    let mut cat = Catalogue::default();
+    accept(
+        &mut cat,
+        &o,
+        &signed(&o, CredentialId::random(), "db", 1, 0, Scope::All),
+    )
+    .unwrap();
+    cat.delete(&CredentialName::new("db").unwrap());
+    accept(
+        &mut cat,
+        &o,
+        &signed(&o, CredentialId::random(), "db", 1, 0, Scope::All),
+    )
+    .unwrap();
+    cat.save(dir.path()).unwrap();
+    assert_eq!(Catalogue::load(dir.path()).unwrap(), cat);
+}

@@ -1,0 +1,571 @@
+//! `cred put`, `rotate`, `import`, `grant`, `revoke`, `rm` and `adopt`: what an operator signs and seals, decided
+//! from the operator's own [`Catalogue`] and checked against the relay's answers, never taken from them.
+//!
+//! The plaintext is read here, committed to, signed and sealed only to certificates the CA issued for the agents in
+//! scope ([`crate::certified`]). What the relay says about a credential (its id, version, scope, statement) is
+//! verified against the org CA and compared with the catalogue; a contradiction is an error that names what the
+//! relay claimed and what was signed, and nothing is signed or sealed.
+
+use tessera_proto::admin::{AgentView, CredentialView, EnvelopeFor, PutBody};
+use tessera_proto::cert::{IdentityKey, PinnedCa};
+use tessera_proto::commitment::{self, Salt};
+use tessera_proto::envelope::seal;
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
+use tessera_proto::secret::{SecretBytes, SecretPayload};
+use tessera_proto::statement::{
+    CredentialStatement, RevocationList, Scope, Signed, CREDENTIAL_KIND,
+};
+
+use crate::answers::{self, AnswerError};
+use crate::catalogue::{Catalogue, CatalogueError, Change, Entry};
+use crate::certified::{self, NotCertified, Skipped};
+use crate::client::{AdminClient, ClientError};
+use crate::issued::{IssuedError, Registry};
+use crate::revocations::RevocationsError;
+use crate::scope_diff::ScopeDiff;
+
+/// What a put did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PutReport {
+    /// The credential.
+    pub id: CredentialId,
+    /// Its name.
+    pub name: CredentialName,
+    /// Its version.
+    pub version: u64,
+    /// The scope signed.
+    pub scope: Scope,
+    /// How the scope changed from the previous version (none for a new credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_change: Option<ScopeDiff>,
+    /// Agents sealed to.
+    pub sealed_for: Vec<AgentId>,
+    /// Agents of the relay's list left out, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// What a re-scope did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RescopeReport {
+    /// The credential.
+    pub id: CredentialId,
+    /// Its version.
+    pub version: u64,
+    /// The new scope revision.
+    pub scope_revision: u64,
+    /// The scope signed.
+    pub scope: Scope,
+    /// How it changed.
+    pub scope_change: ScopeDiff,
+}
+
+/// Why nothing was signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredError {
+    /// The admin API failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// An answer is not what the admin API documents.
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+    /// No revocation list could be settled on.
+    #[error(transparent)]
+    Revocations(#[from] RevocationsError),
+    /// The issued-certificate registry.
+    #[error(transparent)]
+    Issued(#[from] IssuedError),
+    /// The relay contradicts what was signed.
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    /// An explicit scope names an uncertified agent.
+    #[error(transparent)]
+    NotCertified(#[from] NotCertified),
+    /// The relay lists a credential the catalogue does not know.
+    #[error(
+        "the relay lists {name} (credential {id}, version {version}) which this operator's catalogue does not know; \
+         if it is yours, check who signed it and run `tessera cred adopt {name}`"
+    )]
+    Unknown {
+        /// The name.
+        name: String,
+        /// The id claimed.
+        id: CredentialId,
+        /// The version claimed.
+        version: u64,
+    },
+    /// The catalogue has no such credential.
+    #[error("no credential {0} in this operator's catalogue")]
+    NotInCatalogue(String),
+    /// A version or revision would overflow.
+    #[error("{0}: the version or scope revision cannot be raised further")]
+    Overflow(String),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The plaintext from input bytes: a JSON document as is, anything else as `{"secret": text}` (one trailing newline
+/// dropped).
+pub fn payload_from_input(input: &SecretBytes) -> Result<SecretPayload, CredError> {
+    input.expose(|b| {
+        let trimmed = b.strip_suffix(b"\n").unwrap_or(b);
+        if trimmed.first() == Some(&b'{') {
+            SecretPayload::from_json(trimmed).map_err(|e| CredError::Invalid(e.to_string()))
+        } else {
+            let text = std::str::from_utf8(trimmed)
+                .map_err(|_| CredError::Invalid("the secret is not UTF-8".into()))?;
+            SecretPayload::from_plain_text(text).map_err(|e| CredError::Invalid(e.to_string()))
+        }
+    })
+}
+
+/// Everything needed to sign and seal.
+#[derive(Debug)]
+pub struct Operator<'a> {
+    /// The CA, as the operator has it.
+    pub ca: &'a PinnedCa,
+    /// The operator's id.
+    pub id: OperatorId,
+    /// The operator's key.
+    pub key: &'a IdentityKey,
+    /// The operator's certificate, DER.
+    pub cert: &'a [u8],
+    /// The operator directory: catalogue, issued-certificate registry, revocation list copy.
+    pub dir: &'a std::path::Path,
+}
+
+/// What a command works from: the relay's answers (untrusted) and the operator's own files.
+#[derive(Debug)]
+pub struct Context<'a> {
+    op: &'a Operator<'a>,
+    creds: Vec<CredentialView>,
+    agents: Vec<AgentView>,
+    revoked: RevocationList,
+    catalogue: Catalogue,
+    now: i64,
+    /// Warnings for the operator (printed on standard error).
+    pub notes: Vec<String>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl<'a> Context<'a> {
+    /// Reads the relay's credential and agent lists, settles on a revocation list, loads the catalogue.
+    pub async fn load(client: &AdminClient, op: &'a Operator<'a>) -> Result<Self, CredError> {
+        let creds = answers::credentials(client.get("/v1/credentials").await?)?;
+        let agents = answers::agents(client.get("/v1/agents").await?)?;
+        let revoked = crate::revocations::current(client, op.ca, op.dir).await?;
+        Ok(Self {
+            op,
+            creds,
+            agents,
+            revoked,
+            catalogue: Catalogue::load(op.dir)?,
+            now: now(),
+            notes: Vec::new(),
+        })
+    }
+
+    /// The catalogue's entry for `name`, brought up to date with newer statements the relay serves that verify
+    /// and extend it; an error when the relay contradicts it, or lists a credential of that name the catalogue does
+    /// not know.
+    pub fn current(&mut self, name: &CredentialName) -> Result<Option<Entry>, CredError> {
+        let known = self.catalogue.get(name).map(|e| e.id);
+        let claims: Vec<CredentialView> = self
+            .creds
+            .iter()
+            .filter(|v| !v.deleted && (v.name == *name || Some(v.id) == known))
+            .cloned()
+            .collect();
+        if known.is_none() {
+            if let Some(v) = claims.first() {
+                return Err(CredError::Unknown {
+                    name: name.as_str().to_owned(),
+                    id: v.id,
+                    version: v.version,
+                });
+            }
+            return Ok(None);
+        }
+        for view in &claims {
+            self.reconcile(view)?;
+        }
+        if claims.is_empty() {
+            self.notes.push(format!(
+                "the relay does not list {}; continuing from the catalogue",
+                name.as_str()
+            ));
+        }
+        Ok(self.catalogue.get(name).cloned())
+    }
+
+    /// Checks one relay view against its own statement and the catalogue, adopting a newer verified statement.
+    fn reconcile(&mut self, view: &CredentialView) -> Result<(), CredError> {
+        let verified = match view.statement.verify(self.op.ca, &self.revoked) {
+            Ok(v) => v,
+            Err(e) => {
+                self.notes.push(format!(
+                    "ignoring the relay's statement for {} ({}): it does not verify: {e}",
+                    view.name.as_str(),
+                    view.id
+                ));
+                return Ok(());
+            }
+        };
+        let st = &verified.statement;
+        if st.credential_id != view.id || st.name != view.name {
+            return Err(CredError::Catalogue(CatalogueError::IdRenamed {
+                id: view.id,
+                claimed: format!(
+                    "{} (listed) but its statement is {} {}",
+                    view.name.as_str(),
+                    st.credential_id,
+                    st.name.as_str()
+                ),
+                signed: st.name.as_str().to_owned(),
+            }));
+        }
+        if let Change::Newer { from } = self.catalogue.accept(&verified, &view.statement)? {
+            self.notes.push(format!(
+                "learnt {} version {} revision {} signed by {} (had version {} revision {})",
+                st.name.as_str(),
+                st.version,
+                st.scope_revision,
+                st.creator.as_str(),
+                from.0,
+                from.1
+            ));
+            self.catalogue.save(self.op.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Signs `st`, posts it with `envelopes`, and records it in the catalogue.
+    async fn sign_and_post(
+        &mut self,
+        client: &AdminClient,
+        st: &CredentialStatement,
+        envelopes: Vec<EnvelopeFor>,
+    ) -> Result<(), CredError> {
+        let signed = Signed::sign(st, self.op.key, self.op.cert)
+            .map_err(|e| CredError::Invalid(e.to_string()))?;
+        let verified = signed
+            .verify(self.op.ca, &self.revoked)
+            .map_err(|e| CredError::Invalid(format!("our own statement does not verify: {e}")))?;
+        // Checked before it is sent: the catalogue must accept what we are about to sign.
+        self.catalogue.check(&verified, &signed)?;
+        let body = PutBody {
+            statement: signed.clone(),
+            envelopes,
+        };
+        let body = serde_json::to_value(&body).map_err(|e| CredError::Invalid(e.to_string()))?;
+        client.post("/v1/credentials", &body).await?;
+        self.catalogue.accept(&verified, &signed)?;
+        self.catalogue.save(self.op.dir)?;
+        Ok(())
+    }
+}
+
+/// Puts several credentials (one `put`, or an import). A scope of `None` keeps the catalogue's signed scope of an
+/// existing credential, or means every agent for a new one.
+pub async fn put_many(
+    client: &AdminClient,
+    op: &Operator<'_>,
+    items: &[(CredentialName, Option<Scope>, &SecretPayload)],
+) -> Result<(Vec<PutReport>, Vec<String>), CredError> {
+    let registry = Registry::require(op.dir)?;
+    let mut ctx = Context::load(client, op).await?;
+    let mut reports = Vec::with_capacity(items.len());
+    for (name, scope, payload) in items {
+        let current = ctx.current(name)?;
+        let (id, version, previous) = match &current {
+            Some(e) => (
+                e.id,
+                e.version
+                    .checked_add(1)
+                    .ok_or_else(|| CredError::Overflow(name.as_str().to_owned()))?,
+                Some(e.scope.clone()),
+            ),
+            None => (CredentialId::random(), 1, None),
+        };
+        let scope = scope
+            .clone()
+            .or_else(|| previous.clone())
+            .unwrap_or(Scope::All);
+        let targets =
+            certified::targets(&scope, &ctx.agents, &registry, op.ca, ctx.now, &ctx.revoked)?;
+        let mut envelopes = Vec::with_capacity(targets.certs.len());
+        for cert in &targets.certs {
+            let envelope =
+                seal(&cert.wrap, payload.bytes()).map_err(|e| CredError::Invalid(e.to_string()))?;
+            envelopes.push(EnvelopeFor {
+                agent: cert.agent_id.clone(),
+                key: cert.wrap.fingerprint(),
+                envelope,
+            });
+        }
+        let salt = Salt::random();
+        let c = commitment::compute(&salt, &id, version, payload);
+        let st = CredentialStatement::new(
+            id,
+            version,
+            0,
+            name.clone(),
+            scope.clone(),
+            salt,
+            c,
+            op.id.clone(),
+            ctx.now,
+        );
+        let mut sealed_for: Vec<AgentId> = envelopes.iter().map(|e| e.agent.clone()).collect();
+        sealed_for.dedup();
+        ctx.sign_and_post(client, &st, envelopes).await?;
+        reports.push(PutReport {
+            id,
+            name: name.clone(),
+            version,
+            scope_change: previous
+                .filter(|p| *p != scope)
+                .map(|p| ScopeDiff::between(&p, &scope)),
+            scope,
+            sealed_for,
+            skipped: targets.skipped,
+        });
+    }
+    Ok((reports, ctx.notes))
+}
+
+/// How to change a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rescope {
+    /// Add agents (explicit scope).
+    Grant,
+    /// Remove agents; an all-agents scope becomes the certified agents the relay lists, minus these.
+    Revoke,
+}
+
+/// `grant` / `revoke`: re-signs the catalogue's statement of the current version with a new scope and the next
+/// scope revision. No plaintext is needed: newly granted agents receive the credential by peer rewrap.
+pub async fn rescope(
+    client: &AdminClient,
+    op: &Operator<'_>,
+    name: &CredentialName,
+    agents: &[AgentId],
+    how: Rescope,
+) -> Result<(RescopeReport, Vec<String>), CredError> {
+    let registry = Registry::require(op.dir)?;
+    let mut ctx = Context::load(client, op).await?;
+    let entry = ctx
+        .current(name)?
+        .ok_or_else(|| CredError::NotInCatalogue(name.as_str().to_owned()))?;
+    // Our own catalogue's copy: salt and commitment come from what was signed, never from the relay.
+    let current = entry
+        .statement
+        .parse_unverified(CREDENTIAL_KIND)
+        .map_err(|e| CredError::Invalid(format!("catalogue entry for {}: {e}", name.as_str())))?;
+    if current.credential_id != entry.id || current.name != *name {
+        return Err(CredError::Invalid(format!(
+            "catalogue entry for {} holds a statement for {} {}",
+            name.as_str(),
+            current.credential_id,
+            current.name.as_str()
+        )));
+    }
+    let scope = match (how, &entry.scope) {
+        (Rescope::Grant, Scope::All) => {
+            return Err(CredError::Invalid(format!(
+                "{} is already in scope of every agent",
+                name.as_str()
+            )))
+        }
+        (Rescope::Grant, Scope::Explicit { agents: have }) => {
+            for a in agents {
+                if registry.live(a, op.ca, ctx.now, &ctx.revoked).is_empty() {
+                    return Err(NotCertified(a.clone()).into());
+                }
+            }
+            Scope::explicit(have.iter().chain(agents).cloned())
+        }
+        (Rescope::Revoke, Scope::Explicit { agents: have }) => {
+            Scope::explicit(have.iter().filter(|a| !agents.contains(a)).cloned())
+        }
+        (Rescope::Revoke, Scope::All) => {
+            let certified = certified::targets(
+                &Scope::All,
+                &ctx.agents,
+                &registry,
+                op.ca,
+                ctx.now,
+                &ctx.revoked,
+            )?;
+            for s in &certified.skipped {
+                ctx.notes.push(format!(
+                    "left out of the new explicit scope: {} ({})",
+                    s.agent, s.reason
+                ));
+            }
+            Scope::explicit(
+                certified
+                    .certs
+                    .into_iter()
+                    .map(|c| c.agent_id)
+                    .filter(|a| !agents.contains(a)),
+            )
+        }
+    };
+    let diff = ScopeDiff::between(&entry.scope, &scope);
+    diff.only(how == Rescope::Grant, agents)
+        .map_err(CredError::Invalid)?;
+    let revision = entry
+        .scope_revision
+        .checked_add(1)
+        .ok_or_else(|| CredError::Overflow(name.as_str().to_owned()))?;
+    let st = CredentialStatement::new(
+        entry.id,
+        entry.version,
+        revision,
+        name.clone(),
+        scope.clone(),
+        current.salt,
+        current.commitment,
+        op.id.clone(),
+        ctx.now,
+    );
+    ctx.sign_and_post(client, &st, Vec::new()).await?;
+    Ok((
+        RescopeReport {
+            id: entry.id,
+            version: entry.version,
+            scope_revision: revision,
+            scope,
+            scope_change: diff,
+        },
+        ctx.notes,
+    ))
+}
+
+/// Which credential `cred rm` deletes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// By name.
+    Name(CredentialName),
+    /// By id.
+    Id(CredentialId),
+}
+
+/// `cred rm`: the id comes from the catalogue (never from the relay's listing); the credential is soft-deleted at
+/// the relay and its id is never accepted again by this catalogue.
+pub async fn remove(
+    client: &AdminClient,
+    op: &Operator<'_>,
+    target: &Target,
+) -> Result<(Entry, Vec<String>), CredError> {
+    let mut ctx = Context::load(client, op).await?;
+    let name = match target {
+        Target::Name(n) => n.clone(),
+        Target::Id(id) => ctx
+            .catalogue
+            .by_id(id)
+            .map(|e| e.name.clone())
+            .ok_or_else(|| CredError::NotInCatalogue(id.to_string()))?,
+    };
+    let entry = ctx
+        .current(&name)?
+        .ok_or_else(|| CredError::NotInCatalogue(name.as_str().to_owned()))?;
+    client
+        .delete(&format!("/v1/credentials/{}", entry.id))
+        .await?;
+    ctx.catalogue.delete(&name);
+    ctx.catalogue.save(op.dir)?;
+    Ok((entry, ctx.notes))
+}
+
+/// What `cred adopt` did with one credential the relay lists.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Adopted {
+    /// The name.
+    pub name: String,
+    /// The id.
+    pub id: CredentialId,
+    /// `new` (trusted on first use), `newer`, `same`, or `refused`.
+    pub outcome: &'static str,
+    /// Who signed it, or why it was refused.
+    pub detail: String,
+}
+
+/// `cred adopt`: learns credentials the relay lists (those named, or all) from their signed statements, after
+/// verifying them against the CA. A name the catalogue does not know is trusted on first use (reported as `new`);
+/// a known one only moves forward; anything contradicting the catalogue is refused.
+pub async fn adopt(
+    client: &AdminClient,
+    op: &Operator<'_>,
+    names: &[CredentialName],
+) -> Result<Vec<Adopted>, CredError> {
+    let mut ctx = Context::load(client, op).await?;
+    let mut out = Vec::new();
+    let views: Vec<CredentialView> = ctx
+        .creds
+        .iter()
+        .filter(|v| !v.deleted && (names.is_empty() || names.contains(&v.name)))
+        .cloned()
+        .collect();
+    for n in names {
+        if !views.iter().any(|v| v.name == *n) {
+            return Err(CredError::Invalid(format!(
+                "the relay lists no credential {}",
+                n.as_str()
+            )));
+        }
+    }
+    for v in views {
+        let refused = |detail: String| Adopted {
+            name: v.name.as_str().to_owned(),
+            id: v.id,
+            outcome: "refused",
+            detail,
+        };
+        let verified = match v.statement.verify(op.ca, &ctx.revoked) {
+            Ok(x) => x,
+            Err(e) => {
+                out.push(refused(format!("the statement does not verify: {e}")));
+                continue;
+            }
+        };
+        let st = &verified.statement;
+        if st.credential_id != v.id || st.name != v.name {
+            out.push(refused(format!(
+                "listed as {} {} but its statement is for {} {}",
+                v.name.as_str(),
+                v.id,
+                st.name.as_str(),
+                st.credential_id
+            )));
+            continue;
+        }
+        match ctx.catalogue.accept(&verified, &v.statement) {
+            Ok(change) => out.push(Adopted {
+                name: st.name.as_str().to_owned(),
+                id: st.credential_id,
+                outcome: match change {
+                    Change::New => "new",
+                    Change::Newer { .. } => "newer",
+                    Change::Same => "same",
+                },
+                detail: format!(
+                    "version {} revision {} signed by {}",
+                    st.version,
+                    st.scope_revision,
+                    st.creator.as_str()
+                ),
+            }),
+            Err(e) => out.push(refused(e.to_string())),
+        }
+    }
+    ctx.catalogue.save(op.dir)?;
+    Ok(out)
+}

@@ -1,0 +1,129 @@
+//! The CA's registry of the agent certificates it issued: `issued.json` in the CA directory, and a copy in each
+//! operator directory on the same workstation (copy it to another workstation as you copy `revocations.json`).
+//!
+//! Sealing uses only certificates in this registry: a certificate the relay presents for an agent must be one the
+//! CA issued **for that agent id** and has not replaced. `ca issue-agent` refuses an agent id that already holds a
+//! live certificate unless told to replace it, which revokes the old one. Every entry is verified against the CA
+//! when it is used, so an edited file can remove agents (availability) but never add a key the CA did not certify.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tessera_proto::cert::{AgentCertificate, CertSerial, PinnedCa};
+use tessera_proto::ids::AgentId;
+use tessera_proto::statement::RevocationList;
+
+use crate::files::{read_json, write_json, FileError};
+
+/// The file name.
+pub const FILE: &str = "issued.json";
+
+/// One issued agent certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedCert {
+    /// The agent it certifies.
+    pub agent: AgentId,
+    /// Its serial.
+    pub serial: CertSerial,
+    /// Its end of validity, Unix seconds.
+    pub not_after: i64,
+    /// When it was issued, Unix seconds.
+    pub issued_at: i64,
+    /// The serial of the certificate that replaced it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<CertSerial>,
+    /// The certificate, b64 DER.
+    pub cert: String,
+}
+
+/// The registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    /// Every certificate issued, oldest first.
+    pub certs: Vec<IssuedCert>,
+}
+
+/// Registry failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuedError {
+    /// The file.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// There is no registry where sealing needs one.
+    #[error(
+        "{0}: no registry of issued agent certificates; copy {FILE} from the CA directory (`tessera ca issue-agent` \
+         writes it) so that sealing knows which certificates the CA issued"
+    )]
+    Missing(String),
+}
+
+impl Registry {
+    /// The registry in `dir`, or `None` when there is none.
+    pub fn load(dir: &Path) -> Result<Option<Self>, IssuedError> {
+        Ok(read_json(&dir.join(FILE))?)
+    }
+
+    /// The registry in `dir`, which must exist.
+    pub fn require(dir: &Path) -> Result<Self, IssuedError> {
+        Self::load(dir)?.ok_or_else(|| IssuedError::Missing(dir.display().to_string()))
+    }
+
+    /// Writes the registry into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), IssuedError> {
+        Ok(write_json(&dir.join(FILE), self)?)
+    }
+
+    /// The certificates of `agent` that are live: not replaced, and verifying against `ca` now (unexpired,
+    /// unrevoked by `revoked`, naming that agent).
+    pub fn live(
+        &self,
+        agent: &AgentId,
+        ca: &PinnedCa,
+        now: i64,
+        revoked: &RevocationList,
+    ) -> Vec<AgentCertificate> {
+        self.certs
+            .iter()
+            .filter(|c| c.agent == *agent && c.replaced_by.is_none())
+            .filter_map(|c| tessera_proto::b64_decode(&c.cert))
+            .filter_map(|der| ca.verify_agent(&der, now, revoked).ok())
+            .filter(|c| c.agent_id == *agent)
+            .collect()
+    }
+
+    /// Whether `der` is a certificate in the registry for `agent` that has not been replaced.
+    pub fn issued_for(&self, agent: &AgentId, der: &[u8]) -> bool {
+        let b64 = tessera_proto::b64_encode(der);
+        self.certs
+            .iter()
+            .any(|c| c.agent == *agent && c.replaced_by.is_none() && c.cert == b64)
+    }
+
+    /// Records a newly issued certificate; the live ones it replaces are marked, and their serials returned.
+    pub fn record(&mut self, cert: &AgentCertificate, issued_at: i64) -> Vec<CertSerial> {
+        let mut replaced = Vec::new();
+        for old in self
+            .certs
+            .iter_mut()
+            .filter(|c| c.agent == cert.agent_id && c.replaced_by.is_none())
+        {
+            old.replaced_by = Some(cert.serial.clone());
+            replaced.push(old.serial.clone());
+        }
+        self.certs.push(IssuedCert {
+            agent: cert.agent_id.clone(),
+            serial: cert.serial.clone(),
+            not_after: cert.not_after,
+            issued_at,
+            replaced_by: None,
+            cert: tessera_proto::b64_encode(&cert.der),
+        });
+        replaced
+    }
+}
+
+#[cfg(test)]
+mod tests;
