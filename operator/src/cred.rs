@@ -94,6 +94,21 @@ pub enum CredError {
         /// The version claimed.
         version: u64,
     },
+    /// The relay lists a credential under a name or id its statement does not carry.
+    #[error(
+        "the relay lists {listed_name} as credential {listed_id} but serves a statement signed for {signed_name} \
+         (credential {signed_id})"
+    )]
+    ViewMismatch {
+        /// The name listed.
+        listed_name: String,
+        /// The id listed.
+        listed_id: CredentialId,
+        /// The name in the statement.
+        signed_name: String,
+        /// The id in the statement.
+        signed_id: CredentialId,
+    },
     /// The catalogue has no such credential.
     #[error("no credential {0} in this operator's catalogue")]
     NotInCatalogue(String),
@@ -219,16 +234,12 @@ impl<'a> Context<'a> {
         };
         let st = &verified.statement;
         if st.credential_id != view.id || st.name != view.name {
-            return Err(CredError::Catalogue(CatalogueError::IdRenamed {
-                id: view.id,
-                claimed: format!(
-                    "{} (listed) but its statement is {} {}",
-                    view.name.as_str(),
-                    st.credential_id,
-                    st.name.as_str()
-                ),
-                signed: st.name.as_str().to_owned(),
-            }));
+            return Err(CredError::ViewMismatch {
+                listed_name: view.name.as_str().to_owned(),
+                listed_id: view.id,
+                signed_name: st.name.as_str().to_owned(),
+                signed_id: st.credential_id,
+            });
         }
         if let Change::Newer { from } = self.catalogue.accept(&verified, &view.statement)? {
             self.notes.push(format!(

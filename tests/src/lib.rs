@@ -5,6 +5,8 @@
 //! - [`cluster`]: the org, the relay and agents as real processes driven through their command lines;
 //! - [`wire_relay`]: a client with the relay's rights on the broker that is not the relay (the agents' wire tests,
 //!   the hostile-relay suite, the demo's compromised relay);
+//! - [`lying_admin`]: a compromised relay's admin API that answers what a test scripts (the operator's hostile
+//!   suite);
 //! - [`org`]: an org made in memory (keys, certificates, signed statements, sealed deliveries);
 //! - [`bins`]: the workspace's binaries, built on demand.
 //!
@@ -14,6 +16,7 @@
 pub mod bins;
 pub mod broker;
 pub mod cluster;
+pub mod lying_admin;
 pub mod mqtt;
 pub mod org;
 pub mod wire_agent;
