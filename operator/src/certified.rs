@@ -95,3 +95,6 @@ pub fn targets(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

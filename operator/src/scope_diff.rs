@@ -96,3 +96,6 @@ impl std::fmt::Display for ScopeDiff {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! `ca ...`: the org CA's directory, and the copies it leaves in the operator directory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tessera_operator::{ca, issued, revocations};
+use tessera_proto::cert::CertSerial;
+
+use crate::cli::{CaCmd, Conn};
+use crate::fail;
+use crate::session::{api_fail, load_operator, print};
+
+pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
+    let r = match c {
+        CaCmd::Init { dir, org, days } => {
+            ca::init(&dir, &org, days).map(|()| format!("CA created in {}", dir.display()))
+        }
+        CaCmd::IssueAgent {
+            dir,
+            request,
+            out,
+            days,
+            replace,
+            operator_dir,
+        } => issue_agent(&dir, &request, &out, days, replace, operator_dir.as_deref()),
+        CaCmd::IssueOperator {
+            dir,
+            id,
+            out_dir,
+            days,
+        } => ca::issue_operator(&dir, &id, &out_dir, days)
+            .map(|()| format!("operator {id} written to {}", out_dir.display())),
+        CaCmd::IssueService {
+            dir,
+            name,
+            dns,
+            ip,
+            out_dir,
+            days,
+        } => ca::issue_service(&dir, &name, &dns, &ip, &out_dir, days).map(|()| {
+            format!(
+                "service certificate {name} written to {}",
+                out_dir.display()
+            )
+        }),
+        // Dispatched to `ca_revoke` before this function is called.
+        CaCmd::Revoke { .. } => Err(ca::CaError::Invalid(
+            "revoke is handled by ca_revoke".into(),
+        )),
+    };
+    match r {
+        Ok(msg) => {
+            eprintln!("tessera: {msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(2, &e.to_string()),
+    }
+}
+
+pub(crate) fn issue_agent(
+    dir: &Path,
+    request: &Path,
+    out: &Path,
+    days: u32,
+    replace: bool,
+    operator_dir: Option<&Path>,
+) -> Result<String, ca::CaError> {
+    let issued = ca::issue_agent(dir, request, out, days, replace)?;
+    let mut msg = format!(
+        "certificate {} for {} written to {}",
+        issued.serial.as_str(),
+        issued.agent.as_str(),
+        out.display()
+    );
+    if !issued.replaced.is_empty() {
+        let serials: Vec<&str> = issued.replaced.iter().map(CertSerial::as_str).collect();
+        let _ = write!(msg, "; replaced and revoked {}", serials.join(", "));
+    }
+    if let Some(od) = operator_dir.filter(|od| operator_dir_of_this_ca(dir, od)) {
+        issued::Registry::load(dir)
+            .and_then(|r| r.unwrap_or_default().save(od))
+            .map_err(|e| ca::CaError::Io(e.to_string()))?;
+        if let Some(list) = &issued.revocations {
+            revocations::write_dir_copy(od, list).map_err(|e| ca::CaError::Io(e.to_string()))?;
+        }
+        let _ = write!(msg, "; registry copied to {}", od.display());
+    }
+    Ok(msg)
+}
+
+pub(crate) async fn ca_revoke(
+    dir: &Path,
+    certs: &[PathBuf],
+    push: bool,
+    conn: &Conn,
+    json: bool,
+) -> ExitCode {
+    let mut serials = Vec::new();
+    for c in certs {
+        match ca::serial_of(dir, c) {
+            Ok(s) => serials.push(s),
+            Err(e) => return fail(2, &e.to_string()),
+        }
+    }
+    let signed = match ca::revoke(dir, &serials) {
+        Ok(s) => s,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let serial = signed
+        .parse_unverified(tessera_proto::statement::REVOCATION_KIND)
+        .map(|l| l.serial)
+        .unwrap_or_default();
+    // This workstation's operator directory keeps a copy: `cred put` then seals by it even if the relay withholds it.
+    let copied = operator_dir_of_this_ca(dir, &conn.operator_dir);
+    if copied {
+        if let Err(e) = revocations::write_dir_copy(&conn.operator_dir, &signed) {
+            return fail(1, &e.to_string());
+        }
+    }
+    if push {
+        let op = match load_operator(conn) {
+            Ok(o) => o,
+            Err(e) => return fail(2, &e),
+        };
+        let body = serde_json::to_value(&signed).unwrap_or_default();
+        if let Err(e) = op.client.post("/v1/revocations", &body).await {
+            return api_fail(&e);
+        }
+    }
+    let v = serde_json::json!({
+        "serial": serial, "revoked": serials, "pushed": push, "operator_copy": copied
+    });
+    print(
+        json,
+        &v,
+        &format!(
+            "revocation list {serial} written to {}{}{}",
+            dir.join(revocations::FILE).display(),
+            if copied {
+                format!(
+                    " and {}",
+                    conn.operator_dir.join(revocations::FILE).display()
+                )
+            } else {
+                String::new()
+            },
+            if push { ", and pushed" } else { "" }
+        ),
+    );
+    ExitCode::SUCCESS
+}
+
+/// Whether `operator_dir` is another directory holding an operator identity under the CA in `ca_dir`.
+pub(crate) fn operator_dir_of_this_ca(ca_dir: &Path, operator_dir: &Path) -> bool {
+    let same_dir = match (ca_dir.canonicalize(), operator_dir.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => return false,
+    };
+    let same_ca = match (
+        std::fs::read(ca_dir.join("ca.pem")),
+        std::fs::read(operator_dir.join("ca.pem")),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    !same_dir && same_ca && operator_dir.join("operator.pem").is_file()
+}

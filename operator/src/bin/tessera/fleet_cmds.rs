@@ -1,0 +1,87 @@
+//! `audit verify` and `job ...`.
+
+use std::process::ExitCode;
+
+use crate::cli::{Conn, JobCmd};
+use crate::fail;
+use crate::session::{api_fail, list, load_operator, print, simple};
+
+pub(crate) async fn audit_verify(conn: &Conn, json: bool) -> ExitCode {
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let v = match op.client.get("/v1/audit").await {
+        Ok(v) => v,
+        Err(e) => return api_fail(&e),
+    };
+    let entries = match tessera_operator::answers::audit(v) {
+        Ok(e) => e,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    let head = entries.last().map(|e| (e.seq, e.hash.clone()));
+    match tessera_proto::audit::verify(&entries) {
+        Ok(()) => {
+            let (seq, hash) = head.unwrap_or((0, tessera_proto::audit::GENESIS.to_owned()));
+            let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash });
+            print(
+                json,
+                &out,
+                &format!(
+                    "audit chain intact: {} entries, head {seq} {hash}",
+                    entries.len()
+                ),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let out = serde_json::json!({ "ok": false, "error": e.to_string() });
+            print(json, &out, &format!("audit chain BROKEN: {e}"));
+            ExitCode::from(4)
+        }
+    }
+}
+
+pub(crate) async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
+    match j {
+        JobCmd::Run {
+            template,
+            agent,
+            params,
+            credentials,
+            conn,
+        } => {
+            let mut map = serde_json::Map::new();
+            for p in &params {
+                let Some((k, v)) = p.split_once('=') else {
+                    return fail(2, &format!("--param {p:?}: expected K=V"));
+                };
+                map.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+            }
+            let body = serde_json::json!({ "template": template, "params": map, "credentials": credentials, "agent": agent });
+            simple(
+                &conn,
+                json,
+                |c| async move { c.post("/v1/jobs", &body).await },
+            )
+            .await
+        }
+        JobCmd::Ls { conn } => {
+            list(&conn, "/v1/jobs", json, |v| {
+                let result = &v["result"];
+                format!(
+                    "{}  {:<20} on {:<16} exit {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["template"].as_str().unwrap_or(""),
+                    v["agent"].as_str().unwrap_or(""),
+                    if result.is_null() {
+                        "-".to_owned()
+                    } else {
+                        result["exit_code"].to_string()
+                    }
+                )
+            })
+            .await
+        }
+    }
+}

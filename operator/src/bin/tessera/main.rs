@@ -1,0 +1,114 @@
+//! `tessera`: the operator's commands, on the operator's workstation (CA, sealing, statements, the admin client).
+//!
+//! Exit codes: 0 success; 1 failure; 2 usage or input error, or the relay's answers contradict what was signed
+//! (nothing was signed or sealed); 3 the relay refused (invalid, unauthorized, busy); 4 `audit verify` found the
+//! chain broken.
+#![forbid(unsafe_code)]
+
+mod ca_cmds;
+mod cli;
+mod cred_cmds;
+mod fleet_cmds;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use ca_cmds::{ca_cmd, ca_revoke};
+use cli::{AuditCmd, CaCmd, Cli, Command, ListCmd};
+use cred_cmds::{cred_cmd, rescope};
+use fleet_cmds::{audit_verify, job_cmd};
+use session::{list, list_where};
+use tessera_operator::cred;
+
+pub(crate) fn fail(code: u8, msg: &str) -> ExitCode {
+    eprintln!("tessera: {msg}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Ca(CaCmd::Revoke {
+            dir,
+            certs,
+            push,
+            conn,
+        }) => ca_revoke(&dir, &certs, push, &conn, cli.json).await,
+        Command::Ca(c) => ca_cmd(c),
+        Command::Grant { name, agents, conn } => {
+            rescope(&conn, &name, &agents, cred::Rescope::Grant, cli.json).await
+        }
+        Command::Revoke { name, agents, conn } => {
+            rescope(&conn, &name, &agents, cred::Rescope::Revoke, cli.json).await
+        }
+        Command::Cred(c) => cred_cmd(c, cli.json).await,
+        Command::Agents(ListCmd::Ls { conn }) => {
+            list(&conn, "/v1/agents", cli.json, |v| {
+                format!(
+                    "{:<24} {:<12} {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["state"].as_str().unwrap_or(""),
+                    v["mode"].as_str().unwrap_or("-")
+                )
+            })
+            .await
+        }
+        Command::Alerts(ListCmd::Ls { conn }) => {
+            list(&conn, "/v1/alerts", cli.json, |v| {
+                format!(
+                    "{:<10} {:<32} x{:<4} {}  {}",
+                    v["severity"].as_str().unwrap_or(""),
+                    v["kind"].as_str().unwrap_or(""),
+                    v["count"],
+                    v["subject"].as_str().unwrap_or(""),
+                    v["message"].as_str().unwrap_or("")
+                )
+            })
+            .await
+        }
+        Command::Audit(AuditCmd::Verify { conn }) => audit_verify(&conn, cli.json).await,
+        Command::Audit(AuditCmd::Ls { kind, conn }) => {
+            list_where(
+                &conn,
+                "/v1/audit",
+                cli.json,
+                |v| kind.as_ref().is_none_or(|k| v["kind"] == k.as_str()),
+                |v| {
+                    let data = v["data"].as_object().map_or_else(String::new, |d| {
+                        d.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    });
+                    format!(
+                        "{:>6}  {:<30} {data}",
+                        v["seq"],
+                        v["kind"].as_str().unwrap_or("")
+                    )
+                },
+            )
+            .await
+        }
+        Command::Job(j) => job_cmd(j, cli.json).await,
+    }
+}
