@@ -77,26 +77,8 @@ fn check_config(config: Option<&Path>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let checks: [(&Path, bool); 5] = [
-        (&cfg.org_ca, false),
-        (&cfg.broker.cert, false),
-        (&cfg.broker.key, true),
-        (&cfg.admin.cert, false),
-        (&cfg.admin.key, true),
-    ];
-    for (path, is_key) in checks {
-        let checked = read(path).and_then(|b| {
-            if is_key {
-                tessera_proto::pem_files::pkcs8_key(&b).map(drop)
-            } else {
-                tessera_proto::pem_files::first_cert(&b).map(drop)
-            }
-            .map_err(|e| format!("{}: {e}", path.display()))
-        });
-        if let Err(e) = checked {
-            return fail(2, &e);
-        }
+    if let Err(e) = tessera_relay::runtime::TlsMaterial::load(&cfg) {
+        return fail(2, &e.to_string());
     }
     eprintln!(
         "tessera-relay: configuration ok: state_dir {}, broker {}:{}, admin API {}",

@@ -94,6 +94,65 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
     std::fs::read(path).map_err(|e| ServeError::Input(format!("{}: {e}", path.display())))
 }
 
+/// The certificates and keys a configuration names, loaded and checked: the pinned org CA, the MQTT client
+/// configuration and the admin API's server configuration. `serve` starts from it; `check-config` only builds it.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    /// The org CA, DER.
+    pub ca_der: Vec<u8>,
+    /// The org CA.
+    pub ca: PinnedCa,
+    /// The broker connection (the relay's service identity).
+    pub broker: Arc<rustls::ClientConfig>,
+    /// The admin API (requires operator client certificates from the org CA).
+    pub admin: Arc<rustls::ServerConfig>,
+}
+
+impl TlsMaterial {
+    /// Reads and checks everything `cfg` names (each error names the file).
+    pub fn load(cfg: &RelayConfig) -> Result<Self, ServeError> {
+        let named =
+            |p: &std::path::Path, e: String| ServeError::Input(format!("{}: {e}", p.display()));
+        let ca_der = tls::first_cert(&read(&cfg.org_ca)?).map_err(|e| named(&cfg.org_ca, e))?;
+        let ca =
+            PinnedCa::from_der(&ca_der).map_err(|e| named(&cfg.org_ca, format!("org CA: {e}")))?;
+        let broker_roots = match &cfg.broker.ca_file {
+            Some(p) => tls::all_certs(&read(p)?).map_err(|e| named(p, e))?,
+            None => vec![ca_der.clone()],
+        };
+        let broker = tls::client_config(
+            &broker_roots,
+            &read(&cfg.broker.cert)?,
+            &read(&cfg.broker.key)?,
+        )
+        .map_err(|e| {
+            ServeError::Input(format!(
+                "{} / {}: {e}",
+                cfg.broker.cert.display(),
+                cfg.broker.key.display()
+            ))
+        })?;
+        let admin = tls::server_config(
+            std::slice::from_ref(&ca_der),
+            &read(&cfg.admin.cert)?,
+            &read(&cfg.admin.key)?,
+        )
+        .map_err(|e| {
+            ServeError::Input(format!(
+                "{} / {}: {e}",
+                cfg.admin.cert.display(),
+                cfg.admin.key.display()
+            ))
+        })?;
+        Ok(Self {
+            ca_der,
+            ca,
+            broker,
+            admin,
+        })
+    }
+}
+
 /// Runs the relay until `cancel`.
 pub async fn serve(cfg: RelayConfig, cancel: CancellationToken) -> Result<(), ServeError> {
     serve_with_clock(cfg, Arc::new(SystemClock), cancel).await
@@ -106,21 +165,15 @@ pub async fn serve_with_clock(
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
 ) -> Result<(), ServeError> {
-    let ca_der = tls::first_cert(&read(&cfg.org_ca)?).map_err(ServeError::Input)?;
-    let ca = PinnedCa::from_der(&ca_der).map_err(|e| ServeError::Input(format!("org CA: {e}")))?;
+    let TlsMaterial {
+        ca_der: _,
+        ca,
+        broker: client_tls,
+        admin: admin_tls,
+    } = TlsMaterial::load(&cfg)?;
     let store: Arc<dyn RelayStore> = Arc::new(SledStore::open(&cfg.state_dir.join("state"))?);
     let engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
 
-    let broker_roots = match &cfg.broker.ca_file {
-        Some(p) => tls::all_certs(&read(p)?).map_err(ServeError::Input)?,
-        None => vec![ca_der.clone()],
-    };
-    let client_tls = tls::client_config(
-        &broker_roots,
-        &read(&cfg.broker.cert)?,
-        &read(&cfg.broker.key)?,
-    )
-    .map_err(ServeError::Input)?;
     let mut opts = MqttOptions::new(
         cfg.broker.client_id.clone(),
         cfg.broker.host.clone(),
@@ -158,8 +211,6 @@ pub async fn serve_with_clock(
         requests: admin_tx,
         metrics: metrics_rx,
     };
-    let admin_tls = tls::server_config(&[ca_der], &read(&cfg.admin.cert)?, &read(&cfg.admin.key)?)
-        .map_err(ServeError::Input)?;
     let listener = tokio::net::TcpListener::bind(cfg.admin.listen)
         .await
         .map_err(|e| ServeError::Admin(format!("{}: {e}", cfg.admin.listen)))?;
