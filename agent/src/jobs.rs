@@ -129,7 +129,8 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Writes a `job:<template>` entry to the local audit.
+/// Writes a `job:<template>` entry to the local audit and flushes it (jobs are rare, and a refusal should
+/// survive the crash or kill that may follow it).
 fn audit(
     store: &Store,
     job: &JobDispatch,
@@ -150,7 +151,7 @@ fn audit(
         job_id: Some(job.job_id),
         param: failure.and_then(|f| f.param.clone()),
     };
-    if let Err(e) = store.audit(entry) {
+    if let Err(e) = store.audit(entry).and_then(|()| store.flush()) {
         tracing::error!(error = %e, "could not write the local audit");
     }
 }
