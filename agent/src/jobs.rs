@@ -97,7 +97,7 @@ pub fn admit(seen: &mut SeenJobs, job: &JobDispatch, now: i64) -> Result<(), Job
             ),
         ));
     }
-    if job.expires_at - now > MAX_JOB_TTL_SECS {
+    if job.expires_at.saturating_sub(now) > MAX_JOB_TTL_SECS {
         return Err(JobFailure::new(
             JobErrorCode::JobExpiryTooFar,
             format!("expires_at is more than {MAX_JOB_TTL_SECS} s ahead of the agent's clock"),
@@ -290,3 +290,6 @@ async fn fetch(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;
