@@ -16,6 +16,15 @@ fn example_config_parses() {
     assert_eq!(cfg.broker.port, 8883);
     assert_eq!(cfg.socket.mode, 0o660);
     assert!(cfg.jobs.contains_key("backup-config"));
+    let ssh = &cfg.jobs["ssh-check"];
+    let p = |host: &str| {
+        BTreeMap::from([
+            ("host".to_owned(), host.to_owned()),
+            ("port".to_owned(), "22".to_owned()),
+        ])
+    };
+    assert_eq!(ssh.render(&p("core-sw1")).unwrap()[7], "core-sw1");
+    assert!(ssh.render(&p("-oProxyCommand=x")).is_err());
     assert!(cfg.policy_for("db-password").unwrap().allows(&Caller {
         uid: 1001,
         gid: 5,
