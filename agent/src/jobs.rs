@@ -266,8 +266,7 @@ async fn fetch(
         tracing::error!(error = %e, "store read failed");
         JobFailure::new(JobErrorCode::Internal, "the agent could not read its store")
     };
-    let unavailable =
-        |why: String| JobFailure::new(JobErrorCode::CredentialUnavailable, why);
+    let unavailable = |why: String| JobFailure::new(JobErrorCode::CredentialUnavailable, why);
     let read = |store: &Store| {
         store
             .credential_by_name(name)

@@ -549,9 +549,21 @@ pattern = 'http://127\.0\.0\.1:[0-9]{{1,5}}/[A-Za-z0-9._~/-]*'
     // Through the agent they are refused, typed, for untyped (word) and typed parameters alike.
     let mut refused_ids = Vec::new();
     for (template, params, param) in [
-        ("ssh-word", vec![("host", ssh_injection.as_str()), ("port", port.as_str())], "host"),
-        ("ssh-typed", vec![("host", ssh_injection.as_str()), ("port", port.as_str())], "host"),
-        ("ssh-word", vec![("host", "127.0.0.1"), ("port", "-oProxyCommand=x")], "port"),
+        (
+            "ssh-word",
+            vec![("host", ssh_injection.as_str()), ("port", port.as_str())],
+            "host",
+        ),
+        (
+            "ssh-typed",
+            vec![("host", ssh_injection.as_str()), ("port", port.as_str())],
+            "host",
+        ),
+        (
+            "ssh-word",
+            vec![("host", "127.0.0.1"), ("port", "-oProxyCommand=x")],
+            "port",
+        ),
         ("fetch-word", vec![("url", curl_injection.as_str())], "url"),
         ("fetch-word", vec![("url", "--config")], "url"),
         ("fetch-word", vec![("url", "-o/tmp/x")], "url"),
@@ -562,15 +574,34 @@ pattern = 'http://127\.0\.0\.1:[0-9]{{1,5}}/[A-Za-z0-9._~/-]*'
         let r = job_result(&mut w, &agent.id).await;
         assert_eq!(r.job_id, id);
         let (code, error) = refusal(&r);
-        assert_eq!(code, Some(wire::JobErrorCode::ParamRefused), "{template}: {error}");
+        assert_eq!(
+            code,
+            Some(wire::JobErrorCode::ParamRefused),
+            "{template}: {error}"
+        );
         assert_eq!(error, format!("PARAM_REFUSED: {param}: leading '-'"));
         refused_ids.push((id, template, param));
     }
     // Typed parameters refuse more than a leading dash: a URL scheme that reads local files, a bad host name.
     for (template, params, needle) in [
-        ("fetch-typed", vec![("url", format!("file://{}", payload.display()))], "url: does not match the declared pattern"),
-        ("ssh-typed", vec![("host", "a b".to_owned()), ("port", port.clone())], "host: not a hostname"),
-        ("ssh-typed", vec![("host", "127.0.0.1".to_owned()), ("port", "70000".to_owned())], "port: not an integer in 1..=65535"),
+        (
+            "fetch-typed",
+            vec![("url", format!("file://{}", payload.display()))],
+            "url: does not match the declared pattern",
+        ),
+        (
+            "ssh-typed",
+            vec![("host", "a b".to_owned()), ("port", port.clone())],
+            "host: not a hostname",
+        ),
+        (
+            "ssh-typed",
+            vec![
+                ("host", "127.0.0.1".to_owned()),
+                ("port", "70000".to_owned()),
+            ],
+            "port: not an integer in 1..=65535",
+        ),
     ] {
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (_, d) = job(template, &params);
@@ -582,10 +613,26 @@ pattern = 'http://127\.0\.0\.1:[0-9]{{1,5}}/[A-Za-z0-9._~/-]*'
 
     // Benign values reach the real programs: ssh to a closed port exits 255, curl exits 7.
     for (template, params, exit) in [
-        ("ssh-word", vec![("host", "127.0.0.1"), ("port", port.as_str())], 255),
-        ("ssh-typed", vec![("host", "127.0.0.1"), ("port", port.as_str())], 255),
-        ("fetch-word", vec![("url", &*format!("http://127.0.0.1:{port}/"))], 7),
-        ("fetch-typed", vec![("url", &*format!("http://127.0.0.1:{port}/x"))], 7),
+        (
+            "ssh-word",
+            vec![("host", "127.0.0.1"), ("port", port.as_str())],
+            255,
+        ),
+        (
+            "ssh-typed",
+            vec![("host", "127.0.0.1"), ("port", port.as_str())],
+            255,
+        ),
+        (
+            "fetch-word",
+            vec![("url", &*format!("http://127.0.0.1:{port}/"))],
+            7,
+        ),
+        (
+            "fetch-typed",
+            vec![("url", &*format!("http://127.0.0.1:{port}/x"))],
+            7,
+        ),
     ] {
         let (_, d) = job(template, &params);
         w.relay.send(&agent.id, &d).await;
@@ -593,8 +640,14 @@ pattern = 'http://127\.0\.0\.1:[0-9]{{1,5}}/[A-Za-z0-9._~/-]*'
         assert_eq!(r.exit_code, Some(exit), "{template}: {r:?}");
         assert_eq!(r.error, None, "{r:?}");
     }
-    assert!(!ssh_marker.exists(), "the ssh injection ran through the agent");
-    assert!(!curl_marker.exists(), "the curl injection ran through the agent");
+    assert!(
+        !ssh_marker.exists(),
+        "the ssh injection ran through the agent"
+    );
+    assert!(
+        !curl_marker.exists(),
+        "the curl injection ran through the agent"
+    );
 
     // Each refusal is in the local audit: job id, template, parameter, code; never the value.
     agent.kill();

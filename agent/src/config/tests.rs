@@ -23,7 +23,7 @@ fn example_config_parses() {
             ("port".to_owned(), "22".to_owned()),
         ])
     };
-    assert_eq!(ssh.render(&p("core-sw1")).unwrap()[7], "core-sw1");
+    assert_eq!(ssh.render(&p("core-sw1")).unwrap()[6], "core-sw1");
     assert!(ssh.render(&p("-oProxyCommand=x")).is_err());
     assert!(cfg.policy_for("db-password").unwrap().allows(&Caller {
         uid: 1001,
@@ -161,7 +161,10 @@ fn job_params_are_typed_at_load_with_errors_naming_the_parameter() {
         assert!(e.contains(needle), "{bad}\n=> {e}");
     }
     // An unknown key in a declaration names its line.
-    assert!(parse("[jobs.x]\ncommand = [\"/bin/echo\", \"{a}\"]\n[jobs.x.params.a]\nknd = \"word\"\n").is_err());
+    assert!(parse(
+        "[jobs.x]\ncommand = [\"/bin/echo\", \"{a}\"]\n[jobs.x.params.a]\nknd = \"word\"\n"
+    )
+    .is_err());
     // With the `--` first, a leading dash may be allowed; the list form still parses as words.
     let cfg = parse(
         "[jobs.grep]\ncommand = [\"/bin/grep\", \"-F\", \"--\", \"{needle}\", \"/var/log/syslog\"]\n\
@@ -175,7 +178,10 @@ fn job_params_are_typed_at_load_with_errors_naming_the_parameter() {
         vec!["/bin/grep", "-F", "--", "-v x", "/var/log/syslog"]
     );
     assert_eq!(
-        cfg.jobs["old"].render(&p("who", "-n")).unwrap_err().to_string(),
+        cfg.jobs["old"]
+            .render(&p("who", "-n"))
+            .unwrap_err()
+            .to_string(),
         "who: leading '-'"
     );
 }

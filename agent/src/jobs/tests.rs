@@ -30,13 +30,19 @@ fn a_dispatch_is_admitted_once_within_its_lifetime() {
     let mut seen = seen(dir.path());
     let job = dispatch(NOW + 300);
     admit(&mut seen, &job, NOW).unwrap();
-    assert_eq!(code(admit(&mut seen, &job, NOW)), JobErrorCode::JobDuplicate);
+    assert_eq!(
+        code(admit(&mut seen, &job, NOW)),
+        JobErrorCode::JobDuplicate
+    );
     assert_eq!(
         code(admit(&mut seen, &job, NOW + 299)),
         JobErrorCode::JobDuplicate
     );
     // Past its expiry the copy is refused as expired (whether or not its id is still remembered).
-    assert_eq!(code(admit(&mut seen, &job, NOW + 300)), JobErrorCode::JobExpired);
+    assert_eq!(
+        code(admit(&mut seen, &job, NOW + 300)),
+        JobErrorCode::JobExpired
+    );
     admit(&mut seen, &dispatch(NOW + 300), NOW).unwrap();
 }
 
@@ -44,8 +50,14 @@ fn a_dispatch_is_admitted_once_within_its_lifetime() {
 fn expiry_bounds_are_checked_before_anything_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut seen = seen(dir.path());
-    assert_eq!(code(admit(&mut seen, &dispatch(NOW), NOW)), JobErrorCode::JobExpired);
-    assert_eq!(code(admit(&mut seen, &dispatch(0), NOW)), JobErrorCode::JobExpired);
+    assert_eq!(
+        code(admit(&mut seen, &dispatch(NOW), NOW)),
+        JobErrorCode::JobExpired
+    );
+    assert_eq!(
+        code(admit(&mut seen, &dispatch(0), NOW)),
+        JobErrorCode::JobExpired
+    );
     assert_eq!(
         code(admit(&mut seen, &dispatch(i64::MIN), NOW)),
         JobErrorCode::JobExpired

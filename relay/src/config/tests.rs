@@ -17,7 +17,10 @@ fn job_ttl_defaults_to_five_minutes_and_is_bounded_by_what_agents_accept() {
             .job_ttl_secs,
         86_400
     );
-    for bad in ["[engine]\njob_ttl_secs = 0\n", "[engine]\njob_ttl_secs = 86401\n"] {
+    for bad in [
+        "[engine]\njob_ttl_secs = 0\n",
+        "[engine]\njob_ttl_secs = 86401\n",
+    ] {
         let e = parse(bad).unwrap_err().to_string();
         assert!(e.contains("engine.job_ttl_secs"), "{bad}: {e}");
     }

@@ -990,7 +990,10 @@ fn a_job_expires_ttl_after_dispatch_and_a_duplicate_refusal_never_replaces_its_r
     };
     let expected = i64::try_from(T0 / 1000).unwrap() + 5 + 120;
     assert_eq!((d.job_id, d.expires_at), (id, expected));
-    assert_eq!(w.engine.store.job(&id).unwrap().unwrap().expires_at, expected);
+    assert_eq!(
+        w.engine.store.job(&id).unwrap().unwrap().expires_at,
+        expected
+    );
 
     // A second copy refused while the first runs answers first; the job's result is the one that follows.
     let result = |error: Option<String>, exit_code| {
@@ -1005,7 +1008,10 @@ fn a_job_expires_ttl_after_dispatch_and_a_duplicate_refusal_never_replaces_its_r
     };
     w.up(
         &a,
-        &result(Some(wire::JobErrorCode::JobDuplicate.with("already run")), None),
+        &result(
+            Some(wire::JobErrorCode::JobDuplicate.with("already run")),
+            None,
+        ),
     );
     assert!(w.engine.store.job(&id).unwrap().unwrap().result.is_none());
     assert!(w.audit_kinds().contains(&"job_duplicate".to_owned()));

@@ -103,7 +103,9 @@ impl<'de> Deserialize<'de> for Params {
                 let mut out = BTreeMap::new();
                 while let Some(name) = seq.next_element::<String>()? {
                     if out.insert(name.clone(), ParamSpec::default()).is_some() {
-                        return Err(de::Error::custom(format!("parameter {name:?} is listed twice")));
+                        return Err(de::Error::custom(format!(
+                            "parameter {name:?} is listed twice"
+                        )));
                     }
                 }
                 Ok(Params(out))
@@ -295,7 +297,8 @@ fn compile_pattern(p: &str) -> Result<Regex, String> {
 
 /// Control characters (C0, DEL, C1), the Unicode line and paragraph separators, and bidirectional overrides.
 fn is_forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl Checker {

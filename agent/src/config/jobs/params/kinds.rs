@@ -29,7 +29,9 @@ pub(super) fn hostname(value: &str) -> Result<(), Refusal> {
     let mut last = "";
     for label in value.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(Refusal::Hostname("a label is empty or longer than 63 bytes"));
+            return Err(Refusal::Hostname(
+                "a label is empty or longer than 63 bytes",
+            ));
         }
         if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(Refusal::Hostname("a character outside [A-Za-z0-9-]"));
@@ -40,7 +42,9 @@ pub(super) fn hostname(value: &str) -> Result<(), Refusal> {
         last = label;
     }
     if !last.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(Refusal::Hostname("the last label does not start with a letter"));
+        return Err(Refusal::Hostname(
+            "the last label does not start with a letter",
+        ));
     }
     Ok(())
 }

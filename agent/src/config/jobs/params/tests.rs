@@ -15,16 +15,29 @@ fn refused(c: &Checker, value: &str) -> Refusal {
 #[test]
 fn the_default_is_a_conservative_word() {
     let c = checker("");
-    for ok in ["10.0.0.1", "core-sw1.example.net", "user@host:/backups/a+b=c,d", "a-b_c"] {
+    for ok in [
+        "10.0.0.1",
+        "core-sw1.example.net",
+        "user@host:/backups/a+b=c,d",
+        "a-b_c",
+    ] {
         assert_eq!(c.admit(ok).unwrap(), ok);
     }
-    assert_eq!(refused(&c, "-oProxyCommand=touch /tmp/x"), Refusal::LeadingDash);
+    assert_eq!(
+        refused(&c, "-oProxyCommand=touch /tmp/x"),
+        Refusal::LeadingDash
+    );
     assert_eq!(refused(&c, "--config"), Refusal::LeadingDash);
-    for bad in ["a b", "x;id", "$(id)", "`id`", "a|b", "a'b", "a\"b", "*", "a?b", "~root", "a\\b", "é"] {
+    for bad in [
+        "a b", "x;id", "$(id)", "`id`", "a|b", "a'b", "a\"b", "*", "a?b", "~root", "a\\b", "é",
+    ] {
         assert_eq!(refused(&c, bad), Refusal::Charset, "{bad:?}");
     }
     assert_eq!(refused(&c, ""), Refusal::Empty);
-    assert_eq!(refused(&c, &"a".repeat(DEFAULT_MAX_LEN + 1)), Refusal::TooLong(DEFAULT_MAX_LEN));
+    assert_eq!(
+        refused(&c, &"a".repeat(DEFAULT_MAX_LEN + 1)),
+        Refusal::TooLong(DEFAULT_MAX_LEN)
+    );
     assert!(c.admit(&"a".repeat(DEFAULT_MAX_LEN)).is_ok());
     let short = checker("max_len = 3");
     assert_eq!(refused(&short, "abcd"), Refusal::TooLong(3));
@@ -42,7 +55,16 @@ fn every_kind_refuses_control_characters_and_line_breaks() {
         checker("kind = \"path\"\nunder = \"/var/lib/x\""),
     ];
     for c in &all {
-        for bad in ["a\nb", "a\rb", "a\0b", "a\tb", "a\u{7f}", "a\u{85}", "a\u{2028}b", "a\u{202e}b"] {
+        for bad in [
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "a\tb",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{2028}b",
+            "a\u{202e}b",
+        ] {
             assert_eq!(refused(c, bad), Refusal::Control, "{c:?} {bad:?}");
         }
         assert_eq!(refused(c, ""), Refusal::Empty, "{c:?}");
@@ -58,7 +80,11 @@ fn every_kind_refuses_a_leading_dash_unless_allowed() {
         "kind = \"integer\"",
         "kind = \"path\"\nunder = \"/var/lib/x\"",
     ] {
-        assert_eq!(refused(&checker(decl), "-5"), Refusal::LeadingDash, "{decl}");
+        assert_eq!(
+            refused(&checker(decl), "-5"),
+            Refusal::LeadingDash,
+            "{decl}"
+        );
     }
     let allowed = checker("pattern = '-?[a-z]+'\nallow_leading_dash = true");
     assert_eq!(allowed.admit("-abc").unwrap(), "-abc");
@@ -81,7 +107,12 @@ fn a_pattern_is_anchored_at_both_ends() {
     // `$` does not match before a trailing newline here, and newlines are refused before the pattern anyway.
     let url = checker(r"pattern = 'https://[a-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?'");
     assert!(url.admit("https://backup.example.net:8443/v1/x").is_ok());
-    for bad in ["http://x", "https://x y", "file:///etc/passwd", "https://x/?a=b"] {
+    for bad in [
+        "http://x",
+        "https://x y",
+        "file:///etc/passwd",
+        "https://x/?a=b",
+    ] {
         assert!(url.admit(bad).is_err(), "{bad}");
     }
 }
@@ -136,7 +167,9 @@ fn hostnames_follow_rfc_1123_or_are_ip_literals() {
     }
     assert!(c.admit(&format!("{}.example", "a".repeat(63))).is_ok());
     assert!(c.admit(&format!("{}.example", "a".repeat(64))).is_err());
-    let long = std::iter::repeat_n("a".repeat(49), 5).collect::<Vec<_>>().join(".");
+    let long = std::iter::repeat_n("a".repeat(49), 5)
+        .collect::<Vec<_>>()
+        .join(".");
     assert_eq!(long.len(), 249);
     assert!(c.admit(&long).is_ok());
     assert!(c.admit(&format!("{long}.abcd")).is_err(), "254 bytes");
@@ -147,8 +180,22 @@ fn integers_are_decimal_in_range_and_normalised() {
     let port = checker("kind = \"integer\"\nmin = 1\nmax = 65535");
     assert_eq!(port.admit("22").unwrap(), "22");
     assert_eq!(port.admit("65535").unwrap(), "65535");
-    assert_eq!(port.admit("0022").unwrap(), "22", "leading zeros are dropped");
-    for bad in ["0", "65536", "+22", "22a", "0x16", " 22", "2 2", "1e3", "99999999999999999999"] {
+    assert_eq!(
+        port.admit("0022").unwrap(),
+        "22",
+        "leading zeros are dropped"
+    );
+    for bad in [
+        "0",
+        "65536",
+        "+22",
+        "22a",
+        "0x16",
+        " 22",
+        "2 2",
+        "1e3",
+        "99999999999999999999",
+    ] {
         assert!(port.admit(bad).is_err(), "{bad}");
     }
     assert_eq!(
@@ -156,7 +203,10 @@ fn integers_are_decimal_in_range_and_normalised() {
         Refusal::Integer("1..=65535".into())
     );
     let any = checker("kind = \"integer\"");
-    assert_eq!(any.admit(&i64::MAX.to_string()).unwrap(), i64::MAX.to_string());
+    assert_eq!(
+        any.admit(&i64::MAX.to_string()).unwrap(),
+        i64::MAX.to_string()
+    );
     assert_eq!(refused(&any, "x"), Refusal::Integer("i64".into()));
 }
 
@@ -166,7 +216,11 @@ fn paths_stay_under_their_directory() {
     assert_eq!(c.admit("/var/lib/x/a.conf").unwrap(), "/var/lib/x/a.conf");
     assert_eq!(c.admit("a/b.conf").unwrap(), "/var/lib/x/a/b.conf");
     assert_eq!(c.admit("./a//b/./c").unwrap(), "/var/lib/x/a/b/c");
-    assert_eq!(c.admit("a/../b").unwrap(), "/var/lib/x/b", "normalised lexically");
+    assert_eq!(
+        c.admit("a/../b").unwrap(),
+        "/var/lib/x/b",
+        "normalised lexically"
+    );
     for bad in [
         "..",
         "../y",
@@ -212,7 +266,10 @@ fn declarations_that_cannot_work_are_config_errors() {
     }
     let huge = format!("pattern = '{}'", "a".repeat(MAX_PATTERN_LEN + 1));
     assert!(spec(&huge).compile().unwrap_err().contains("longer"));
-    assert!(toml::from_str::<ParamSpec>("colour = \"red\"").is_err(), "unknown keys");
+    assert!(
+        toml::from_str::<ParamSpec>("colour = \"red\"").is_err(),
+        "unknown keys"
+    );
 }
 
 #[test]
@@ -223,7 +280,10 @@ fn both_forms_parse() {
     }
     let list: T = toml::from_str("params = [\"host\", \"port\"]").unwrap();
     assert_eq!(list.params, Params::words(["host", "port"]));
-    let table: T = toml::from_str("[params.host]\nkind = \"hostname\"\n[params.port]\nkind = \"integer\"\nmax = 9\n").unwrap();
+    let table: T = toml::from_str(
+        "[params.host]\nkind = \"hostname\"\n[params.port]\nkind = \"integer\"\nmax = 9\n",
+    )
+    .unwrap();
     let names: Vec<&String> = table.params.iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["host", "port"]);
     assert!(toml::from_str::<T>("params = [\"a\", \"a\"]").is_err());
