@@ -499,7 +499,9 @@ impl Core {
                     Ok(()) => {
                         self.jobs.spawn(jobs::run(ctx, d));
                     }
-                    Err(failure) => jobs::refuse(&ctx, &d, &failure),
+                    Err(failure) => {
+                        tokio::task::block_in_place(|| jobs::refuse(&ctx, &d, &failure));
+                    }
                 }
             }
             Down::RevocationUpdate(u) => match u.list.verify(&self.keys.ca, &self.keys.revocations)

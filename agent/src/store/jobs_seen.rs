@@ -23,6 +23,7 @@ const PRUNE_EVERY_SECS: i64 = 60;
 
 /// What [`SeenJobs::admit`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Admission {
     /// First time: recorded and flushed; the job may start.
     New,
