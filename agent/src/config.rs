@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tessera_board::DeviceOverrides;
 
-pub use jobs::{is_env_name, JobTemplate};
+pub use jobs::{is_env_name, params, JobTemplate};
 pub use policy::{Caller, Policy};
 
 /// Where the file is looked for when no `--config` is given.

@@ -27,7 +27,7 @@ use crate::session::outbox::Outbox;
 use crate::session::registration::{
     choose_mode, held_for_register, RegAction, RegEvent, Registration,
 };
-use crate::store::{NewCredential, SelfRecord, Store};
+use crate::store::{NewCredential, SeenJobs, SelfRecord, Store};
 pub use waiters::JitOutcome;
 use waiters::Waiters;
 
@@ -101,6 +101,7 @@ pub struct Core {
     registration: Registration,
     waiters: Waiters,
     jobs: JoinSet<()>,
+    seen_jobs: SeenJobs,
     started: Instant,
     up_topic: String,
     down_topic: String,
@@ -133,6 +134,7 @@ impl Core {
         let down_topic = topics::agent_down(&keys.id);
         Self {
             keys,
+            seen_jobs: SeenJobs::new(store.clone()),
             store,
             outbox,
             cfg,
@@ -490,7 +492,17 @@ impl Core {
                     outbox: self.outbox.clone(),
                     up_topic: self.up_topic.clone(),
                 };
-                self.jobs.spawn(jobs::run(ctx, d));
+                // Decided here, in order, and recorded (flushed) before the dispatch is acknowledged: a copy
+                // delivered again after a reconnect or a crash, or replayed, is a duplicate.
+                let now = unix_now();
+                match tokio::task::block_in_place(|| jobs::admit(&mut self.seen_jobs, &d, now)) {
+                    Ok(()) => {
+                        self.jobs.spawn(jobs::run(ctx, d));
+                    }
+                    Err(failure) => {
+                        tokio::task::block_in_place(|| jobs::refuse(&ctx, &d, &failure));
+                    }
+                }
             }
             Down::RevocationUpdate(u) => match u.list.verify(&self.keys.ca, &self.keys.revocations)
             {

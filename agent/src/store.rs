@@ -6,7 +6,8 @@
 //!   key fingerprint it last registered with;
 //! - `cred/<id>` (record version = credential version), `hwm/<id>` (newest version accepted: the rollback guard) and
 //!   `name/<name>` (index), written together in one atomic batch;
-//! - `audit/<seq>`: a bounded log of local reads.
+//! - `audit/<seq>`: a bounded log of local reads;
+//! - `job/<uuid>`: the job ids run or refused, until their expiry ([`jobs_seen`]).
 //!
 //! [`Store::accept`] flushes before it returns: a caller may acknowledge a credential as stored only after it.
 //! Opening with the wrong key fails on the `meta/check` record with [`StoreError::WrongKey`]; any other record
@@ -15,6 +16,7 @@
 mod audit;
 mod backend;
 mod credential;
+pub mod jobs_seen;
 mod record;
 
 use std::path::Path;
@@ -29,6 +31,7 @@ use zeroize::Zeroizing;
 pub use audit::{AuditEntry, AuditOutcome};
 pub use backend::BackendError;
 pub use credential::{CredentialMeta, StoredCredential};
+pub use jobs_seen::{Admission, SeenJobs};
 
 use backend::{BatchOp, RecordBackend, SledBackend};
 use record::{RecordCipher, RecordFault};

@@ -216,7 +216,8 @@ credentials = { DB = "db" }
 inherit_env = ["PATH"]
 [jobs.greet]
 command = ["/bin/echo", "hello {who}"]
-params = ["who"]
+[jobs.greet.params.who]
+pattern = '[ -~]+'
 [jobs.hash-new]
 command = ["/bin/sh", "-c", "printf %s \"$N\" | sha256sum"]
 credentials = { N = "newcred" }
@@ -234,7 +235,21 @@ fn sha256_hex(s: &str) -> String {
         })
 }
 
+fn unix_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
 fn job(template: &str, params: &[(&str, &str)]) -> (uuid::Uuid, Down) {
+    job_expiring(template, params, unix_now() + 300)
+}
+
+fn job_expiring(template: &str, params: &[(&str, &str)], expires_at: i64) -> (uuid::Uuid, Down) {
     let id = uuid::Uuid::new_v4();
     (
         id,
@@ -246,6 +261,7 @@ fn job(template: &str, params: &[(&str, &str)]) -> (uuid::Uuid, Down) {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             credentials: Vec::new(),
+            expires_at,
         }),
     )
 }
@@ -384,7 +400,7 @@ async fn jit_repair_typed_errors_and_jobs() {
     assert_eq!(r.job_id, id);
     assert_eq!(r.exit_code, Some(0), "{r:?}");
     assert!(r.stdout.starts_with(&sha256_hex("jit-secret")), "{r:?}");
-    // Parameters are single arguments, never shell.
+    // Parameters are single arguments, never shell (this one's pattern allows any printable ASCII).
     let (_, d) = job("greet", &[("who", "x; rm -rf / $(id)")]);
     w.relay.send(&agent.id, &d).await;
     assert_eq!(
@@ -429,4 +445,336 @@ async fn jit_repair_typed_errors_and_jobs() {
     for secret in ["jit-secret", "fresh"] {
         assert_never_seen(&w.relay, secret);
     }
+}
+
+/// A port on 127.0.0.1 nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn refusal(r: &wire::JobResult) -> (Option<wire::JobErrorCode>, String) {
+    assert!(r.exit_code.is_none(), "the job ran: {r:?}");
+    (r.error_code(), r.error.clone().unwrap_or_default())
+}
+
+/// Real `ssh` and `curl` behind templates: the option-injection values that would run a command or write a file
+/// are refused (and audited) and never take effect; benign values reach the real program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn option_injection_into_real_programs_is_refused() {
+    let mut w = common::world().await;
+    let scratch = w.dir.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let ssh_marker = scratch.join("ssh-marker");
+    let curl_marker = scratch.join("curl-marker");
+    let payload = scratch.join("payload.txt");
+    std::fs::write(&payload, "local file").unwrap();
+    // A curl config file already on the appliance (any file an attacker could name).
+    let evil_conf = scratch.join("evil.conf");
+    std::fs::write(
+        &evil_conf,
+        format!(
+            "url = \"file://{}\"\noutput = \"{}\"\n",
+            payload.display(),
+            curl_marker.display()
+        ),
+    )
+    .unwrap();
+    let ssh = r#"["/usr/bin/ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-p", "{port}""#;
+    let jobs = format!(
+        r#"
+[jobs.ssh-word]
+command = {ssh}, "{{host}}", "true"]
+params = ["host", "port"]
+[jobs.ssh-typed]
+command = {ssh}, "--", "{{host}}", "true"]
+[jobs.ssh-typed.params.host]
+kind = "hostname"
+[jobs.ssh-typed.params.port]
+kind = "integer"
+min = 1
+max = 65535
+[jobs.fetch-word]
+command = ["/usr/bin/curl", "-sS", "--max-time", "10", "{{url}}"]
+params = ["url"]
+[jobs.fetch-typed]
+command = ["/usr/bin/curl", "-sS", "--max-time", "10", "{{url}}"]
+[jobs.fetch-typed.params.url]
+pattern = 'http://127\.0\.0\.1:[0-9]{{1,5}}/[A-Za-z0-9._~/-]*'
+"#
+    );
+    let mut agent = w.online_agent("edge-1", &format!("{POLICY}{jobs}")).await;
+    let port = closed_port().to_string();
+    let ssh_injection = format!("-oProxyCommand=touch {}", ssh_marker.display());
+    let curl_injection = format!("-K{}", evil_conf.display());
+
+    // The values are live: given straight to the programs (as one argv element each, which is what the agent did
+    // before parameters were typed) they run the command and write the file.
+    let direct = std::process::Command::new("/usr/bin/ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            &port,
+            &ssh_injection,
+            "true",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        ssh_marker.exists(),
+        "ssh did not run the ProxyCommand: {}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    std::fs::remove_file(&ssh_marker).unwrap();
+    let direct = std::process::Command::new("/usr/bin/curl")
+        .args(["-sS", "--max-time", "10", &curl_injection])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        curl_marker.exists(),
+        "curl did not read the config file: {}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    std::fs::remove_file(&curl_marker).unwrap();
+
+    // Through the agent they are refused, typed, for untyped (word) and typed parameters alike.
+    let mut refused_ids = Vec::new();
+    for (template, params, param) in [
+        (
+            "ssh-word",
+            vec![("host", ssh_injection.as_str()), ("port", port.as_str())],
+            "host",
+        ),
+        (
+            "ssh-typed",
+            vec![("host", ssh_injection.as_str()), ("port", port.as_str())],
+            "host",
+        ),
+        (
+            "ssh-word",
+            vec![("host", "127.0.0.1"), ("port", "-oProxyCommand=x")],
+            "port",
+        ),
+        ("fetch-word", vec![("url", curl_injection.as_str())], "url"),
+        ("fetch-word", vec![("url", "--config")], "url"),
+        ("fetch-word", vec![("url", "-o/tmp/x")], "url"),
+        ("fetch-typed", vec![("url", curl_injection.as_str())], "url"),
+    ] {
+        let (id, d) = job(template, &params);
+        w.relay.send(&agent.id, &d).await;
+        let r = job_result(&mut w, &agent.id).await;
+        assert_eq!(r.job_id, id);
+        let (code, error) = refusal(&r);
+        assert_eq!(
+            code,
+            Some(wire::JobErrorCode::ParamRefused),
+            "{template}: {error}"
+        );
+        assert_eq!(error, format!("PARAM_REFUSED: {param}: leading '-'"));
+        refused_ids.push((id, template, param));
+    }
+    // Typed parameters refuse more than a leading dash: a URL scheme that reads local files, a bad host name.
+    for (template, params, needle) in [
+        (
+            "fetch-typed",
+            vec![("url", format!("file://{}", payload.display()))],
+            "url: does not match the declared pattern",
+        ),
+        (
+            "ssh-typed",
+            vec![("host", "a b".to_owned()), ("port", port.clone())],
+            "host: not a hostname",
+        ),
+        (
+            "ssh-typed",
+            vec![
+                ("host", "127.0.0.1".to_owned()),
+                ("port", "70000".to_owned()),
+            ],
+            "port: not an integer in 1..=65535",
+        ),
+    ] {
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (_, d) = job(template, &params);
+        w.relay.send(&agent.id, &d).await;
+        let (code, error) = refusal(&job_result(&mut w, &agent.id).await);
+        assert_eq!(code, Some(wire::JobErrorCode::ParamRefused), "{error}");
+        assert!(error.contains(needle), "{error}");
+    }
+
+    // Benign values reach the real programs: ssh to a closed port exits 255, curl exits 7.
+    for (template, params, exit) in [
+        (
+            "ssh-word",
+            vec![("host", "127.0.0.1"), ("port", port.as_str())],
+            255,
+        ),
+        (
+            "ssh-typed",
+            vec![("host", "127.0.0.1"), ("port", port.as_str())],
+            255,
+        ),
+        (
+            "fetch-word",
+            vec![("url", &*format!("http://127.0.0.1:{port}/"))],
+            7,
+        ),
+        (
+            "fetch-typed",
+            vec![("url", &*format!("http://127.0.0.1:{port}/x"))],
+            7,
+        ),
+    ] {
+        let (_, d) = job(template, &params);
+        w.relay.send(&agent.id, &d).await;
+        let r = job_result(&mut w, &agent.id).await;
+        assert_eq!(r.exit_code, Some(exit), "{template}: {r:?}");
+        assert_eq!(r.error, None, "{r:?}");
+    }
+    assert!(
+        !ssh_marker.exists(),
+        "the ssh injection ran through the agent"
+    );
+    assert!(
+        !curl_marker.exists(),
+        "the curl injection ran through the agent"
+    );
+
+    // Each refusal is in the local audit: job id, template, parameter, code; never the value.
+    agent.kill();
+    let cfg = tessera_agent::config::AgentConfig::load(Some(&agent.config), Vec::new()).unwrap();
+    let store = tessera_agent::unseal::open_store(&cfg).unwrap();
+    let log = store.audit_log().unwrap();
+    for (id, template, param) in refused_ids {
+        let e = log
+            .iter()
+            .find(|e| e.job_id == Some(id))
+            .unwrap_or_else(|| panic!("no audit entry for job {id}"));
+        assert_eq!(e.op, format!("job:{template}"));
+        assert_eq!(e.outcome, tessera_agent::store::AuditOutcome::Refused);
+        assert_eq!(e.param.as_deref(), Some(param));
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(&*format!("PARAM_REFUSED: {param}: leading '-'"))
+        );
+    }
+    assert!(log
+        .iter()
+        .any(|e| e.op == "job:ssh-typed" && e.outcome == tessera_agent::store::AuditOutcome::Ran));
+    let text = format!("{log:?}");
+    assert!(!text.contains("ProxyCommand") && !text.contains("evil.conf"));
+}
+
+/// A dispatch delivered twice runs once, also across a restart; expired dispatches and ones too far ahead are
+/// refused, typed, without running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_at_most_once_and_never_after_its_expiry() {
+    let mut w = common::world().await;
+    let counter = w.dir.path().join("runs");
+    let jobs = format!(
+        "[jobs.count]\ncommand = [\"/bin/sh\", \"-c\", \"echo run >> '{}'\"]\n",
+        counter.display()
+    );
+    let mut agent = w.online_agent("edge-1", &format!("{POLICY}{jobs}")).await;
+    let runs = || {
+        std::fs::read_to_string(&counter)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    // The same dispatch twice (a QoS 1 redelivery, a relay replaying it): one run, one JOB_DUPLICATE.
+    let (id, d) = job("count", &[]);
+    w.relay.send(&agent.id, &d).await;
+    w.relay.send(&agent.id, &d).await;
+    let mut results = vec![
+        job_result(&mut w, &agent.id).await,
+        job_result(&mut w, &agent.id).await,
+    ];
+    results.sort_by_key(|r| r.exit_code.is_none());
+    assert!(results.iter().all(|r| r.job_id == id));
+    assert_eq!(results[0].exit_code, Some(0), "{results:?}");
+    assert_eq!(
+        results[1].error_code(),
+        Some(wire::JobErrorCode::JobDuplicate),
+        "{results:?}"
+    );
+    assert_eq!(runs(), 1);
+
+    // After a restart the id is still remembered (it was flushed before the job started).
+    agent.kill();
+    agent.start();
+    let Up::Register(r) = w.relay.next_up(&agent.id).await else {
+        panic!("expected register")
+    };
+    w.relay
+        .send(
+            &agent.id,
+            &Down::RegisterAck(RegisterAck {
+                mode: r.mode,
+                state: AgentState::Online,
+                backfill: 0,
+            }),
+        )
+        .await;
+    w.relay.wait_status(&agent.id, AgentState::Online).await;
+    w.relay.send(&agent.id, &d).await;
+    let r = job_result(&mut w, &agent.id).await;
+    assert_eq!(refusal(&r).0, Some(wire::JobErrorCode::JobDuplicate));
+
+    // Expired, absent (0) and too far ahead: refused without running.
+    let now = unix_now();
+    for (expires_at, code) in [
+        (now - 1, wire::JobErrorCode::JobExpired),
+        (0, wire::JobErrorCode::JobExpired),
+        (
+            now + wire::MAX_JOB_TTL_SECS + 3_600,
+            wire::JobErrorCode::JobExpiryTooFar,
+        ),
+    ] {
+        let (id, d) = job_expiring("count", &[], expires_at);
+        w.relay.send(&agent.id, &d).await;
+        let r = job_result(&mut w, &agent.id).await;
+        assert_eq!(r.job_id, id);
+        assert_eq!(refusal(&r).0, Some(code), "{r:?}");
+    }
+    assert_eq!(runs(), 1);
+
+    // A fresh dispatch still runs: the refusals above were not the template failing.
+    let (_, d) = job("count", &[]);
+    w.relay.send(&agent.id, &d).await;
+    assert_eq!(job_result(&mut w, &agent.id).await.exit_code, Some(0));
+    assert_eq!(runs(), 2);
+
+    agent.kill();
+    let cfg = tessera_agent::config::AgentConfig::load(Some(&agent.config), Vec::new()).unwrap();
+    let store = tessera_agent::unseal::open_store(&cfg).unwrap();
+    let dup = store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.job_id == Some(id))
+        .map(|e| (e.outcome, e.detail.unwrap_or_default()))
+        .collect::<Vec<_>>();
+    assert_eq!(dup.len(), 3, "ran once, refused twice: {dup:?}");
+    let ran = dup
+        .iter()
+        .filter(|(o, _)| *o == tessera_agent::store::AuditOutcome::Ran)
+        .count();
+    let duplicate = dup
+        .iter()
+        .filter(|(o, d)| {
+            *o == tessera_agent::store::AuditOutcome::Refused && d.starts_with("JOB_DUPLICATE: ")
+        })
+        .count();
+    assert_eq!((ran, duplicate), (1, 2), "{dup:?}");
 }

@@ -6,6 +6,7 @@
 //! and then runs each message's `validate` (list lengths, string sizes, ids). Errors never quote the input.
 
 mod down;
+mod job_error;
 mod reason;
 mod status;
 mod up;
@@ -14,6 +15,7 @@ pub use down::{
     CredentialStore, CredentialUnavailable, Down, JobDispatch, RegisterAck, RevocationUpdate,
     RewrapRequest,
 };
+pub use job_error::JobErrorCode;
 pub use reason::{BoundaryError, PublicReason, RefusalReason};
 pub use status::{AgentState, Status};
 pub use up::{
@@ -38,6 +40,9 @@ pub const MAX_JOB_PARAMS: usize = 32;
 pub const MAX_JOB_CREDENTIALS: usize = 16;
 /// Longest job parameter value.
 pub const MAX_PARAM_VALUE: usize = 4096;
+/// Furthest ahead of the agent's clock a job dispatch's `expires_at` may be, seconds (bounds the agent's record of
+/// the job ids it has seen).
+pub const MAX_JOB_TTL_SECS: i64 = 86_400;
 /// Longest certificate accepted on the wire.
 pub const MAX_CERT_BYTES: usize = 8 * 1024;
 

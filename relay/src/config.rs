@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use tessera_proto::wire::MAX_JOB_TTL_SECS;
+
 use crate::engine::EngineConfig;
 
 /// Where the file is looked for without `--config`.
@@ -111,6 +113,9 @@ pub enum ConfigError {
     /// A bad environment value.
     #[error("environment variable {0}: {1}")]
     Env(String, String),
+    /// A value out of its range (the message names the key).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl RelayConfig {
@@ -149,6 +154,21 @@ impl RelayConfig {
                 _ => {}
             }
         }
+        cfg.validate()?;
         Ok(cfg)
     }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ttl = self.engine.job_ttl_secs;
+        if ttl == 0 || i64::try_from(ttl).map_or(true, |t| t > MAX_JOB_TTL_SECS) {
+            return Err(ConfigError::Invalid(format!(
+                "engine.job_ttl_secs must be 1..={MAX_JOB_TTL_SECS} (agents refuse a job expiring further ahead)"
+            )));
+        }
+        Ok(())
+    }
 }
+
+#[cfg(test)]
+mod tests;

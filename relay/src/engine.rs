@@ -62,6 +62,9 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Cooldown of an operator's retry, ms.
     pub retry_cooldown_ms: u64,
+    /// How long a dispatched job may wait to start, seconds: its `expires_at` is dispatch time plus this, after
+    /// which the agent refuses it (`JOB_EXPIRED`). 1..=86400 (agents refuse an expiry further ahead).
+    pub job_ttl_secs: u64,
     /// The reconciler's backoff table.
     pub backoff: Backoff,
 }
@@ -82,6 +85,7 @@ impl Default for EngineConfig {
             backfill_concurrency: 64,
             max_in_flight: 10_000,
             retry_cooldown_ms: 30_000,
+            job_ttl_secs: 300,
             backoff: Backoff::default(),
         }
     }

@@ -1,5 +1,8 @@
 //! Job templates: the only commands the agent will run for the relay. The relay names a template and supplies
-//! parameter values; it can never supply a command line.
+//! parameter values; it can never supply a command line, and each value must pass its parameter's declared type
+//! ([`params`]) before it is substituted.
+
+pub mod params;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,16 +10,20 @@ use std::path::Path;
 use serde::Deserialize;
 use tessera_proto::ids::is_valid_name;
 
+use params::{ParamError, Params};
+
 /// A job template.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobTemplate {
     /// argv; the first element is an absolute path. `{param}` in an element is replaced by that parameter's value
-    /// (no shell is involved, so a value can never become another argument or command).
+    /// (no shell is involved, so a value can never become another argument or command; its type keeps it from
+    /// being an option to the program).
     pub command: Vec<String>,
-    /// Parameters the relay may (and must) supply.
+    /// Parameters the relay may (and must) supply: a list of names (each a `word`) or a table of typed
+    /// declarations.
     #[serde(default)]
-    pub params: Vec<String>,
+    pub params: Params,
     /// Environment variable to credential name: what the job gets injected.
     #[serde(default)]
     pub credentials: BTreeMap<String, String>,
@@ -58,16 +65,25 @@ impl JobTemplate {
                 "command[0] must be an absolute path without parameters".into(),
             ));
         }
-        for p in &self.params {
+        for (p, spec) in self.params.iter() {
             if !is_valid_name(p) {
                 return Err(here(format!(
                     "parameter name {p:?} must match [A-Za-z0-9_-]{{1,128}}"
                 )));
             }
+            let checker = spec
+                .compile()
+                .map_err(|m| format!("jobs.{name}.params.{p}: {m}"))?;
+            if checker.allows_leading_dash() && !self.dash_dash_before(p) {
+                return Err(format!(
+                    "jobs.{name}.params.{p}: allow_leading_dash needs a \"--\" element in command before every \
+                     element using {{{p}}}"
+                ));
+            }
         }
         for arg in &self.command {
             for placeholder in placeholders(arg) {
-                if !self.params.iter().any(|p| p == placeholder) {
+                if !self.params.contains(placeholder) {
                     return Err(here(format!(
                         "command uses {{{placeholder}}} which is not in params"
                     )));
@@ -88,19 +104,45 @@ impl JobTemplate {
         Ok(())
     }
 
-    /// The argv with parameters substituted; an error if a declared parameter is missing or an undeclared one is
-    /// given.
-    pub fn render(&self, params: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
-        if let Some(extra) = params.keys().find(|k| !self.params.contains(k)) {
-            return Err(format!("parameter {extra} is not declared by the template"));
+    /// Whether every element using `{param}` comes after a `--` element (the end of the program's options).
+    fn dash_dash_before(&self, param: &str) -> bool {
+        let first_dd = self.command.iter().skip(1).position(|a| a == "--");
+        let first_use = self
+            .command
+            .iter()
+            .position(|a| placeholders(a).contains(&param));
+        match (first_dd, first_use) {
+            (Some(dd), Some(used)) => dd + 1 < used,
+            (None, Some(_)) => false,
+            (_, None) => true,
         }
-        if let Some(missing) = self.params.iter().find(|p| !params.contains_key(*p)) {
-            return Err(format!("parameter {missing} is missing"));
+    }
+
+    /// The argv with parameters substituted, each value checked against its declared type first; an error naming
+    /// the parameter if one is missing, undeclared or refused.
+    pub fn render(&self, params: &BTreeMap<String, String>) -> Result<Vec<String>, ParamError> {
+        if let Some(extra) = params.keys().find(|k| !self.params.contains(k)) {
+            return Err(ParamError::Undeclared(extra.clone()));
+        }
+        let mut admitted = BTreeMap::new();
+        for (p, spec) in self.params.iter() {
+            let value = params
+                .get(p)
+                .ok_or_else(|| ParamError::Missing(p.clone()))?;
+            let checker = spec.compile().map_err(|message| ParamError::Declaration {
+                param: p.clone(),
+                message,
+            })?;
+            let value = checker.admit(value).map_err(|reason| ParamError::Refused {
+                param: p.clone(),
+                reason,
+            })?;
+            admitted.insert(p.clone(), value);
         }
         Ok(self
             .command
             .iter()
-            .map(|arg| substitute(arg, params))
+            .map(|arg| substitute(arg, &admitted))
             .collect())
     }
 }

@@ -16,6 +16,15 @@ fn example_config_parses() {
     assert_eq!(cfg.broker.port, 8883);
     assert_eq!(cfg.socket.mode, 0o660);
     assert!(cfg.jobs.contains_key("backup-config"));
+    let ssh = &cfg.jobs["ssh-check"];
+    let p = |host: &str| {
+        BTreeMap::from([
+            ("host".to_owned(), host.to_owned()),
+            ("port".to_owned(), "22".to_owned()),
+        ])
+    };
+    assert_eq!(ssh.render(&p("core-sw1")).unwrap()[6], "core-sw1");
+    assert!(ssh.render(&p("-oProxyCommand=x")).is_err());
     assert!(cfg.policy_for("db-password").unwrap().allows(&Caller {
         uid: 1001,
         gid: 5,
@@ -94,21 +103,85 @@ fn job_templates_are_validated() {
 fn render_substitutes_declared_params_once() {
     let t = JobTemplate {
         command: vec!["/bin/echo".into(), "--host={host}".into(), "{port}".into()],
-        params: vec!["host".into(), "port".into()],
+        params: params::Params::words(["host", "port"]),
         credentials: BTreeMap::new(),
         inherit_env: vec![],
         timeout_secs: 5,
     };
     let mut p = BTreeMap::new();
-    p.insert("host".to_owned(), "{port}".to_owned());
+    p.insert("host".to_owned(), "a{port}".to_owned());
     p.insert("port".to_owned(), "22".to_owned());
+    // `{` is outside the default word's characters.
+    assert!(t.render(&p).is_err());
+    let typed: AgentConfig = parse(
+        "[jobs.t]\ncommand = [\"/bin/echo\", \"--host={host}\", \"{port}\"]\n\
+         [jobs.t.params.host]\npattern = '[a-z{}]+'\n[jobs.t.params.port]\nkind = \"integer\"\n",
+    )
+    .unwrap();
     assert_eq!(
-        t.render(&p).unwrap(),
-        vec!["/bin/echo", "--host={port}", "22"]
+        typed.jobs["t"].render(&p).unwrap(),
+        vec!["/bin/echo", "--host=a{port}", "22"]
     );
     p.insert("extra".to_owned(), "x".to_owned());
     assert!(t.render(&p).is_err());
     p.remove("extra");
     p.remove("port");
     assert!(t.render(&p).is_err());
+}
+
+#[test]
+fn job_params_are_typed_at_load_with_errors_naming_the_parameter() {
+    for (bad, needle) in [
+        (
+            "[jobs.x]\ncommand = [\"/usr/bin/ssh\", \"{host}\"]\n[jobs.x.params.host]\nkind = \"shell\"\n",
+            "jobs.x.params.host: unknown kind",
+        ),
+        (
+            "[jobs.x]\ncommand = [\"/usr/bin/ssh\", \"{host}\"]\n[jobs.x.params.host]\npattern = '(['\n",
+            "jobs.x.params.host: pattern does not compile",
+        ),
+        (
+            "[jobs.x]\ncommand = [\"/usr/bin/ssh\", \"{host}\"]\n[jobs.x.params.host]\npattern = '.*'\nallow_leading_dash = true\n",
+            "jobs.x.params.host: allow_leading_dash needs a \"--\"",
+        ),
+        (
+            "[jobs.x]\ncommand = [\"/usr/bin/ssh\", \"{host}\", \"--\"]\n[jobs.x.params.host]\npattern = '.*'\nallow_leading_dash = true\n",
+            "jobs.x.params.host: allow_leading_dash",
+        ),
+        (
+            "[jobs.x]\ncommand = [\"/usr/bin/ssh\", \"--\", \"{host}\", \"{host}\"]\n[jobs.x.params.host]\nkind = \"path\"\n",
+            "jobs.x.params.host: kind = \"path\" needs under",
+        ),
+        (
+            "[jobs.x]\ncommand = [\"/bin/echo\", \"{a}\"]\n[jobs.x.params.b]\n",
+            "jobs.x: command uses {a}",
+        ),
+    ] {
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(e.contains(needle), "{bad}\n=> {e}");
+    }
+    // An unknown key in a declaration names its line.
+    assert!(parse(
+        "[jobs.x]\ncommand = [\"/bin/echo\", \"{a}\"]\n[jobs.x.params.a]\nknd = \"word\"\n"
+    )
+    .is_err());
+    // With the `--` first, a leading dash may be allowed; the list form still parses as words.
+    let cfg = parse(
+        "[jobs.grep]\ncommand = [\"/bin/grep\", \"-F\", \"--\", \"{needle}\", \"/var/log/syslog\"]\n\
+         [jobs.grep.params.needle]\npattern = '[ -~]+'\nallow_leading_dash = true\n\
+         [jobs.old]\ncommand = [\"/bin/echo\", \"{who}\"]\nparams = [\"who\"]\n",
+    )
+    .unwrap();
+    let p = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+    assert_eq!(
+        cfg.jobs["grep"].render(&p("needle", "-v x")).unwrap(),
+        vec!["/bin/grep", "-F", "--", "-v x", "/var/log/syslog"]
+    );
+    assert_eq!(
+        cfg.jobs["old"]
+            .render(&p("who", "-n"))
+            .unwrap_err()
+            .to_string(),
+        "who: leading '-'"
+    );
 }

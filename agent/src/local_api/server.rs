@@ -166,6 +166,8 @@ fn audit(
         name: name.map(str::to_owned),
         outcome,
         detail: error.map(|e| e.to_string()),
+        job_id: None,
+        param: None,
     };
     if let Err(e) = ctx.store.audit(entry) {
         tracing::error!(error = %e, "could not write the local audit");

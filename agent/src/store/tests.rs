@@ -207,6 +207,8 @@ fn audit_is_bounded_and_ordered() {
         name: Some("db".into()),
         outcome: AuditOutcome::Served,
         detail: None,
+        job_id: None,
+        param: None,
     };
     {
         let store = Store::open(dir.path(), &key(1), 3).unwrap();

@@ -106,6 +106,11 @@ pub struct JobDispatch {
     /// Credentials the job needs.
     #[serde(default)]
     pub credentials: Vec<CredentialName>,
+    /// Unix seconds after which the agent refuses the dispatch (`JOB_EXPIRED`); at most
+    /// [`super::MAX_JOB_TTL_SECS`] ahead of the agent's clock (else `JOB_EXPIRY_TOO_FAR`). Absent is 0: expired.
+    /// The agent runs a job id at most once until then.
+    #[serde(default)]
+    pub expires_at: i64,
 }
 
 /// A newer revocation list.

@@ -94,6 +94,7 @@ fn down_messages_round_trip() {
             template: TemplateName::new("backup").unwrap(),
             params: BTreeMap::from([("host".to_owned(), "10.0.0.1".to_owned())]),
             credentials: vec![CredentialName::new("core-ssh").unwrap()],
+            expires_at: 1_790_000_300,
         }),
     ];
     for msg in msgs {
@@ -199,6 +200,7 @@ fn limits_are_enforced() {
         template: TemplateName::new("t").unwrap(),
         params,
         credentials: vec![],
+        expires_at: 0,
     });
     assert_eq!(
         encode(&job).unwrap_err(),
@@ -209,6 +211,7 @@ fn limits_are_enforced() {
         template: TemplateName::new("t").unwrap(),
         params: BTreeMap::from([("a;rm -rf".to_owned(), String::new())]),
         credentials: vec![],
+        expires_at: 0,
     });
     assert_eq!(
         encode(&injected).unwrap_err(),

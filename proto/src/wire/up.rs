@@ -158,7 +158,8 @@ pub struct JobResult {
     pub stdout: String,
     /// Bounded stderr.
     pub stderr: String,
-    /// Why the job did not run or did not finish (unknown template, missing credential, timeout, signal).
+    /// Why the job did not run or did not finish: `"CODE: detail"` with a [`super::JobErrorCode`] (see
+    /// [`JobResult::error_code`]); none if it ran to its exit.
     pub error: Option<String>,
     /// Extra facts (duration, truncated flags).
     #[serde(default)]

@@ -7,7 +7,9 @@
 use tessera_proto::envelope::{Envelope, KeyFingerprint};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::statement::{CredentialStatement, Signed};
-use tessera_proto::wire::{AgentState, Down, JobDispatch, JobResult};
+use tessera_proto::wire::{
+    AgentState, Down, JobDispatch, JobErrorCode, JobResult, MAX_JOB_TTL_SECS,
+};
 
 use super::{data, log_state, Engine, Outbound};
 use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, JobRecord, StateResult};
@@ -243,11 +245,16 @@ impl Engine {
                 OperatorError::Busy("no eligible agent (online and not backfilling)".into())
             })?;
         let id = uuid::Uuid::new_v4();
+        let ttl = i64::try_from(self.cfg.job_ttl_secs)
+            .unwrap_or(MAX_JOB_TTL_SECS)
+            .min(MAX_JOB_TTL_SECS);
+        let expires_at = self.now_s().saturating_add(ttl);
         self.store.put_job(&JobRecord {
             id,
             template: template.clone(),
             agent: chosen.clone(),
             dispatched_ms: self.now_ms(),
+            expires_at,
             result: None,
         })?;
         self.audit(
@@ -257,6 +264,7 @@ impl Engine {
                 ("job", id.to_string()),
                 ("template", template.as_str().to_owned()),
                 ("agent", chosen.as_str().to_owned()),
+                ("expires_at", expires_at.to_string()),
             ]),
         );
         let msg = Down::JobDispatch(JobDispatch {
@@ -264,11 +272,25 @@ impl Engine {
             template,
             params,
             credentials,
+            expires_at,
         });
         Ok((id, chosen.clone(), vec![Outbound { to: chosen, msg }]))
     }
 
     pub(super) fn on_job_result(&mut self, from: &AgentId, r: JobResult) {
+        if r.error_code() == Some(JobErrorCode::JobDuplicate) {
+            // The agent refused a second copy of a job it has run or is running: the job's own result is (or
+            // will be) the other one, so this one never takes its place.
+            self.audit(
+                "job_duplicate",
+                None,
+                data([
+                    ("job", r.job_id.to_string()),
+                    ("agent", from.as_str().to_owned()),
+                ]),
+            );
+            return;
+        }
         match self.store.job(&r.job_id) {
             Ok(Some(mut job)) if job.agent == *from && job.result.is_none() => {
                 self.audit(

@@ -961,3 +961,61 @@ fn jit_beyond_the_in_flight_limit_is_backend_busy() {
     );
     assert_eq!(unavailable(&out), Some(PublicReason::BackendBusy));
 }
+
+#[test]
+fn a_job_expires_ttl_after_dispatch_and_a_duplicate_refusal_never_replaces_its_result() {
+    let mut w = World::with(EngineConfig {
+        job_ttl_secs: 120,
+        ..EngineConfig::default()
+    });
+    let a = w.agent("edge-1");
+    w.register(&a, RegistrationMode::FirstRegistration, vec![]);
+    assert_eq!(
+        w.engine.store.agent(&a).unwrap().unwrap().state,
+        AgentState::Online
+    );
+    w.clock.advance(5_000);
+    let (id, to, out) = w
+        .engine
+        .dispatch_job(
+            tessera_proto::ids::TemplateName::new("t").unwrap(),
+            BTreeMap::new(),
+            vec![],
+            None,
+        )
+        .unwrap();
+    assert_eq!(to, a);
+    let Some(Down::JobDispatch(d)) = out.first().map(|o| &o.msg) else {
+        panic!("expected a job dispatch: {out:?}")
+    };
+    let expected = i64::try_from(T0 / 1000).unwrap() + 5 + 120;
+    assert_eq!((d.job_id, d.expires_at), (id, expected));
+    assert_eq!(
+        w.engine.store.job(&id).unwrap().unwrap().expires_at,
+        expected
+    );
+
+    // A second copy refused while the first runs answers first; the job's result is the one that follows.
+    let result = |error: Option<String>, exit_code| {
+        Up::JobResult(wire::JobResult {
+            job_id: id,
+            exit_code,
+            stdout: String::new(),
+            stderr: String::new(),
+            error,
+            meta: BTreeMap::new(),
+        })
+    };
+    w.up(
+        &a,
+        &result(
+            Some(wire::JobErrorCode::JobDuplicate.with("already run")),
+            None,
+        ),
+    );
+    assert!(w.engine.store.job(&id).unwrap().unwrap().result.is_none());
+    assert!(w.audit_kinds().contains(&"job_duplicate".to_owned()));
+    w.up(&a, &result(None, Some(0)));
+    let stored = w.engine.store.job(&id).unwrap().unwrap().result.unwrap();
+    assert_eq!((stored.exit_code, stored.error), (Some(0), None));
+}

@@ -131,6 +131,9 @@ pub struct JobRecord {
     pub agent: AgentId,
     /// When dispatched, Unix ms.
     pub dispatched_ms: u64,
+    /// When the agent stops accepting the dispatch, Unix seconds (0 in records from before expiries).
+    #[serde(default)]
+    pub expires_at: i64,
     /// The result, once reported.
     pub result: Option<tessera_proto::wire::JobResult>,
 }
