@@ -113,6 +113,7 @@ fn api_exit(e: &ClientError) -> ExitCode {
             ApiError::NoPeer => 17,
             ApiError::Busy => 18,
             ApiError::Invalid => 19,
+            ApiError::Quarantined => 21,
             _ => 20,
         },
         _ => 1,

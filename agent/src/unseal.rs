@@ -67,9 +67,7 @@ fn open(cfg: &AgentConfig, create: bool) -> Result<Store, OpenError> {
         }
         Err(e) => return Err(io(e)),
     };
-    Ok(Store::open(
-        &cfg.store_dir(),
-        &store_key,
-        cfg.audit.max_entries,
-    )?)
+    let store = Store::open(&cfg.store_dir(), &store_key, cfg.audit.max_entries)?;
+    store.set_quarantine_revoked_signers(cfg.store.quarantine_revoked_signers);
+    Ok(store)
 }

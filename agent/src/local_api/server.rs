@@ -267,12 +267,28 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
             format!("uid {} may not read {}", caller.uid, name.as_str()),
         ));
     }
-    let mut held = ctx.store.credential_by_name(&name).map_err(internal)?;
+    let read = |name: &tessera_proto::ids::CredentialName| {
+        if matches!(req, Request::Meta { .. }) {
+            // Metadata shows the status (`quarantined`) and is never refused for it.
+            return ctx.store.lookup_by_name(name).map_err(internal);
+        }
+        ctx.store.credential_by_name(name).map_err(|e| match e {
+            crate::store::StoreError::Quarantined { .. } => (
+                ApiError::Quarantined,
+                format!(
+                    "{} is quarantined: the operator certificate that signed it was revoked",
+                    name.as_str()
+                ),
+            ),
+            other => internal(other),
+        })
+    };
+    let mut held = read(&name)?;
     if held.is_none() {
         let budget = Duration::from_millis(ctx.cfg.socket.jit_timeout_ms);
         match ctx.core.await_credential(name.clone(), budget).await {
             Ok(JitOutcome::Delivered) => {
-                held = ctx.store.credential_by_name(&name).map_err(internal)?;
+                held = read(&name)?;
             }
             Ok(JitOutcome::Unavailable(reason)) => {
                 return Err((

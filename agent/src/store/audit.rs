@@ -1,5 +1,6 @@
-//! Entries of the bounded local audit of reads: who (uid, gid, pid), what (operation, credential name), when, and
-//! the outcome.
+//! Entries of the bounded local audit: reads by workloads (who: uid, gid, pid; what: operation, credential name;
+//! when; the outcome), and what the agent refused on the wire for its own reasons (`op` `delivery` or `rewrap`,
+//! with the agent's own uid, gid and pid, outcome `REFUSED`, the typed reason in `detail`).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,8 @@ pub enum AuditOutcome {
     Invalid,
     /// An internal failure.
     Internal,
+    /// A message from the relay refused by the agent (a delivery or rewrap request).
+    Refused,
 }
 
 /// One audit entry.
@@ -44,4 +47,24 @@ pub struct AuditEntry {
     pub outcome: AuditOutcome,
     /// The public error code, if refused.
     pub detail: Option<String>,
+}
+
+impl AuditEntry {
+    /// An entry for something the agent itself refused on the wire (`op`: `delivery` or `rewrap`).
+    pub fn wire_refusal(op: &str, name: Option<&str>, detail: String) -> Self {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Self {
+            seq: 0,
+            at,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            pid: Some(rustix::process::getpid().as_raw_nonzero().get()),
+            op: op.to_owned(),
+            name: name.map(str::to_owned),
+            outcome: AuditOutcome::Refused,
+            detail: Some(detail),
+        }
+    }
 }
