@@ -122,6 +122,8 @@ fn api_exit(e: &ClientError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before anything is created: files 0600 and directories 0700, whatever umask the caller left (no systemd).
+    tessera_agent::private_dir::restrict_umask();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -220,7 +222,7 @@ fn run_exit_code(e: &anyhow::Error) -> u8 {
             RunError::Identity(_)
             | RunError::BrokerCa { .. }
             | RunError::Tls(_)
-            | RunError::Open(OpenError::NotEnrolled(_)),
+            | RunError::Open(OpenError::NotEnrolled(_) | OpenError::UnsafeDir(_)),
         ) => 2,
         Some(RunError::Open(_)) => 5,
         _ => 1,

@@ -31,10 +31,11 @@ pub struct ApiContext {
     pub limiter: UidLimiter,
 }
 
-/// Binds the socket: removes a stale socket file, creates the parent directory, sets mode and group.
+/// Binds the socket: removes a stale socket file, creates a missing parent directory (0700, or 0710 with the socket
+/// group: see `private_dir`), sets mode and group.
 pub fn bind(path: &Path, mode: u32, gid: Option<u32>) -> std::io::Result<UnixListener> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::private_dir::create_socket_dir(parent, gid)?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
