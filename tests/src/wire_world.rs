@@ -55,6 +55,10 @@ impl WireRelay {
     pub async fn send_raw(&self, agent: &AgentId, bytes: Vec<u8>) {
         self.0.send_raw(agent, bytes).await.unwrap();
     }
+
+    pub async fn send_retained(&self, agent: &AgentId, down: &Down) {
+        self.0.send_retained(agent, down).await.unwrap();
+    }
 }
 
 /// One agent: its directory, configuration and (when running) process.
@@ -250,6 +254,13 @@ impl World {
 
     /// An enrolled, running agent that has registered; the relay acknowledged with nothing to backfill.
     pub async fn online_agent(&mut self, id: &str, extra: &str) -> Agent {
+        let mut agent = self.enrolled_agent(id, extra);
+        self.start_online(&mut agent).await;
+        agent
+    }
+
+    /// An enrolled agent, not started.
+    pub fn enrolled_agent(&self, id: &str, extra: &str) -> Agent {
         let mut agent = self.new_agent(id, extra);
         std::fs::set_permissions(
             &agent.dir,
@@ -257,6 +268,11 @@ impl World {
         )
         .unwrap();
         agent.enroll(&self.org);
+        agent
+    }
+
+    /// Starts `agent` and answers its registration with nothing to backfill; returns once it is online.
+    pub async fn start_online(&mut self, agent: &mut Agent) {
         agent.start();
         let Up::Register(r) = self.relay.next_up(&agent.id).await else {
             panic!("expected register")
@@ -272,7 +288,6 @@ impl World {
             )
             .await;
         self.relay.wait_status(&agent.id, AgentState::Online).await;
-        agent
     }
 }
 
