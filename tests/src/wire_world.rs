@@ -82,6 +82,26 @@ impl Drop for Agent {
 impl Agent {
     /// Writes a configuration for an agent (the binary `bin`) on `broker`.
     pub fn new(bin: &Path, root: &Path, id: &str, broker: &Broker, extra: &str) -> Self {
+        Self::on_port(
+            bin,
+            root,
+            id,
+            broker.port,
+            "reconnect_min_ms = 100\nreconnect_max_ms = 1000\n",
+            extra,
+        )
+    }
+
+    /// Writes a configuration for an agent on a broker at 127.0.0.1:`port`, with `broker_keys` (TOML lines) in
+    /// its `[broker]` table (the reconnect backoff) and `extra` after its `[socket]` table.
+    pub fn on_port(
+        bin: &Path,
+        root: &Path,
+        id: &str,
+        port: u16,
+        broker_keys: &str,
+        extra: &str,
+    ) -> Self {
         let dir = root.join(id);
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("agent.sock");
@@ -89,10 +109,9 @@ impl Agent {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{state}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\nregister_retry_ms = 3000\n\
+                "state_dir = \"{state}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\n{broker_keys}register_retry_ms = 3000\n\
                  [socket]\npath = \"{socket}\"\ngid = 65534\njit_timeout_ms = 3000\n{extra}",
                 state = dir.join("state").display(),
-                port = broker.port,
                 socket = socket.display(),
             ),
         )
