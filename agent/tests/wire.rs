@@ -577,3 +577,65 @@ async fn retained_messages_on_the_down_topic_are_dropped() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "live\n");
     assert!(agent2.log().contains("dropped a retained message"));
 }
+
+/// A newer revocation list revokes the operator who signed a held credential: the agent reports it
+/// (`credentials_flagged`), shows it (`quarantined` in `list` and `get --meta`), and with
+/// `quarantine_revoked_signers` no longer serves it (`QUARANTINED`, exit code 21).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_whose_signer_is_revoked_later_is_flagged_and_quarantined() {
+    let mut w = common::world().await;
+    let extra = format!("{POLICY}[store]\nquarantine_revoked_signers = true\n");
+    let agent = w.online_agent("edge-1", &extra).await;
+    let id = CredentialId::random();
+    let d = w
+        .org
+        .delivery(&agent.cert().wrap, id, 1, "db", Scope::All, "signed-by-alice");
+    w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+    assert_eq!(stdout(&agent.get_as(None, &["get", "db"])), "signed-by-alice");
+
+    let alice = w
+        .org
+        .ca
+        .pinned()
+        .verify_operator(
+            &w.org.operator_cert,
+            w.org.at,
+            &tessera_proto::statement::RevocationList::empty(),
+        )
+        .unwrap()
+        .serial;
+    let list = tessera_proto::statement::RevocationList::new(1, w.org.at, [alice])
+        .sign(&w.org.ca)
+        .unwrap();
+    w.relay
+        .send(
+            &agent.id,
+            &Down::RevocationUpdate(wire::RevocationUpdate { list }),
+        )
+        .await;
+    match w.relay.next_up(&agent.id).await {
+        Up::CredentialsFlagged(f) => {
+            assert_eq!(f.reason, wire::FlagReason::SignerRevoked);
+            assert_eq!(f.list_serial, 1);
+            assert_eq!(f.credential_ids, vec![id]);
+        }
+        other => panic!("expected credentials_flagged, got {other:?}"),
+    }
+    let out = agent.get_as(None, &["get", "db"]);
+    assert_eq!(
+        out.status.code(),
+        Some(21),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QUARANTINED"));
+    assert!(!stdout(&out).contains("signed-by-alice"));
+    let meta = stdout(&agent.get_as(None, &["get", "db", "--meta"]));
+    assert!(meta.contains("\"status\": \"quarantined\""), "{meta}");
+    let list = stdout(&agent.get_as(None, &["list"]));
+    assert!(list.contains("\"status\": \"quarantined\""), "{list}");
+}
