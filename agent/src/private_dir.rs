@@ -140,7 +140,8 @@ fn tighten(path: &Path) -> Result<(), DirError> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(io)?;
     }
     Ok(())
 }

@@ -143,7 +143,9 @@ pub enum StoreError {
         offered: CredentialId,
     },
     /// The credential is quarantined (its statement's signer was revoked) and is not served.
-    #[error("credential {name} is quarantined: the operator certificate that signed it was revoked")]
+    #[error(
+        "credential {name} is quarantined: the operator certificate that signed it was revoked"
+    )]
     Quarantined {
         /// The name.
         name: String,

@@ -238,7 +238,10 @@ fn everything_the_agent_creates_is_private_whatever_the_umask() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !socket.exists() {
-        assert!(std::time::Instant::now() < deadline, "the socket never appeared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the socket never appeared"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     child.kill().unwrap();

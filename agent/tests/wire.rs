@@ -446,14 +446,14 @@ async fn a_deleted_credentials_delivery_replayed_under_its_old_name_is_refused()
     let mut w = common::world().await;
     let agent = w.online_agent("edge-1", POLICY).await;
     let cert = agent.cert().clone();
-    let (a, b) = (CredentialId::random(), CredentialId::random());
+    let (deleted, current) = (CredentialId::random(), CredentialId::random());
     // Captured before the deletion: A's delivery, validly signed.
     let old = w
         .org
-        .delivery(&cert.wrap, a, 1, "db", Scope::All, "deleted-secret");
+        .delivery(&cert.wrap, deleted, 1, "db", Scope::All, "deleted-secret");
     let new = w
         .org
-        .delivery(&cert.wrap, b, 1, "db", Scope::All, "current-secret");
+        .delivery(&cert.wrap, current, 1, "db", Scope::All, "current-secret");
     w.relay.send(&agent.id, &Down::CredentialStore(new)).await;
     assert!(matches!(
         stored_reply(w.relay.next_up(&agent.id).await).outcome,
@@ -463,10 +463,13 @@ async fn a_deleted_credentials_delivery_replayed_under_its_old_name_is_refused()
     w.relay
         .send(&agent.id, &Down::CredentialStore(old.clone()))
         .await;
-    let s = stored_reply(w.relay.next_up(&agent.id).await);
-    assert_eq!((s.delivery_id, s.credential_id), (old.delivery_id, a));
+    let reply = stored_reply(w.relay.next_up(&agent.id).await);
     assert_eq!(
-        s.outcome,
+        (reply.delivery_id, reply.credential_id),
+        (old.delivery_id, deleted)
+    );
+    assert_eq!(
+        reply.outcome,
         StoreOutcome::Refused {
             reason: wire::RefusalReason::NameBoundToOtherId
         }
@@ -480,7 +483,7 @@ async fn a_deleted_credentials_delivery_replayed_under_its_old_name_is_refused()
             &Down::RewrapRequest(wire::RewrapRequest {
                 request_id: uuid::Uuid::new_v4(),
                 nonce,
-                credential_id: a,
+                credential_id: deleted,
                 version: 1,
                 statement: old.statement.clone(),
                 target: target.id.clone(),
@@ -510,8 +513,8 @@ async fn a_deleted_credentials_delivery_replayed_under_its_old_name_is_refused()
     agent.kill();
     let cfg = tessera_agent::config::AgentConfig::load(Some(&agent.config), Vec::new()).unwrap();
     let store = tessera_agent::unseal::open_store(&cfg).unwrap();
-    assert!(store.credential(&a).unwrap().is_none());
-    assert_eq!(store.newest_version(&a).unwrap(), None);
+    assert!(store.credential(&deleted).unwrap().is_none());
+    assert_eq!(store.newest_version(&deleted).unwrap(), None);
     let refusals: Vec<_> = store
         .audit_log()
         .unwrap()
@@ -521,10 +524,9 @@ async fn a_deleted_credentials_delivery_replayed_under_its_old_name_is_refused()
     let ops: Vec<&str> = refusals.iter().map(|e| e.op.as_str()).collect();
     assert_eq!(ops, vec!["delivery", "rewrap"]);
     assert!(refusals.iter().all(|e| e.name.as_deref() == Some("db")
-        && e
-            .detail
-            .as_deref()
-            .is_some_and(|d| d.starts_with("NAME_BOUND_TO_OTHER_ID") && d.contains(&a.to_string()))));
+        && e.detail.as_deref().is_some_and(
+            |d| d.starts_with("NAME_BOUND_TO_OTHER_ID") && d.contains(&deleted.to_string())
+        )));
 }
 
 /// A message left retained on the down topic (a relay taken over could leave a delivery or a job there, to be
@@ -587,15 +589,23 @@ async fn a_credential_whose_signer_is_revoked_later_is_flagged_and_quarantined()
     let extra = format!("{POLICY}[store]\nquarantine_revoked_signers = true\n");
     let agent = w.online_agent("edge-1", &extra).await;
     let id = CredentialId::random();
-    let d = w
-        .org
-        .delivery(&agent.cert().wrap, id, 1, "db", Scope::All, "signed-by-alice");
+    let d = w.org.delivery(
+        &agent.cert().wrap,
+        id,
+        1,
+        "db",
+        Scope::All,
+        "signed-by-alice",
+    );
     w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
     assert!(matches!(
         stored_reply(w.relay.next_up(&agent.id).await).outcome,
         StoreOutcome::Stored { .. }
     ));
-    assert_eq!(stdout(&agent.get_as(None, &["get", "db"])), "signed-by-alice");
+    assert_eq!(
+        stdout(&agent.get_as(None, &["get", "db"])),
+        "signed-by-alice"
+    );
 
     let alice = w
         .org

@@ -17,8 +17,8 @@ pub use down::{
 pub use reason::{BoundaryError, PublicReason, RefusalReason};
 pub use status::{AgentState, Status};
 pub use up::{
-    CredentialMissing, CredentialStored, CredentialsFlagged, FlagReason, Held, JobResult, Register, RegistrationMode,
-    RewrapRefused, RewrapResponse, StoreOutcome, Up,
+    CredentialMissing, CredentialStored, CredentialsFlagged, FlagReason, Held, JobResult, Register,
+    RegistrationMode, RewrapRefused, RewrapResponse, StoreOutcome, Up,
 };
 
 use serde::de::DeserializeOwned;

@@ -68,8 +68,11 @@ pub fn adopt(
             return Vec::new();
         }
     };
-    let stored = recheck(keys, store, &list)
-        .and_then(|flagged| store.apply_revocations(&json, list.serial, &flagged, now).map(|()| flagged));
+    let stored = recheck(keys, store, &list).and_then(|flagged| {
+        store
+            .apply_revocations(&json, list.serial, &flagged, now)
+            .map(|()| flagged)
+    });
     match stored {
         Ok(flagged) => {
             tracing::info!(

@@ -26,7 +26,8 @@ fn a_writable_state_dir_is_refused_naming_path_and_mode() {
         let text = err.to_string();
         assert!(matches!(err, DirError::Writable { .. }), "{text}");
         assert!(
-            text.contains(&root.path().display().to_string()) && text.contains(&format!("{bad:04o}")),
+            text.contains(&root.path().display().to_string())
+                && text.contains(&format!("{bad:04o}")),
             "{text}"
         );
     }

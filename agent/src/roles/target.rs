@@ -132,7 +132,8 @@ pub(crate) fn record_name_bound(
         op,
         "refused: the credential name is bound to another credential id on this agent"
     );
-    let detail = format!("NAME_BOUND_TO_OTHER_ID: offered credential {offered}, name bound to {bound}");
+    let detail =
+        format!("NAME_BOUND_TO_OTHER_ID: offered credential {offered}, name bound to {bound}");
     if let Err(e) = store.audit(AuditEntry::wire_refusal(op, Some(name.as_str()), detail)) {
         tracing::error!(error = %e, "could not write the local audit");
     }

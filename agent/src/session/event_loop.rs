@@ -10,10 +10,10 @@
 //! The worker never awaits the client (it sends through the outbox task), so this task waiting on the bounded
 //! channel is plain backpressure, never a cycle: see `outbox`.
 
-use std::time::Duration;
 use rumqttc::{ConnectionError, Event, EventLoop, Packet, Publish, StateError};
-use tokio::sync::mpsc;
+use std::time::Duration;
 use std::time::Instant;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use tessera_proto::backoff::Backoff;
@@ -73,11 +73,11 @@ impl Streak {
         self.failures = self.failures.saturating_add(1);
         let delay = self.backoff.next_delay();
         if is_oversized(e) {
-            if !self.size_logged {
+            if self.size_logged {
+                tracing::debug!(error = %e, failures = self.failures, retry_in_ms = delay.as_millis(), "oversized packet again");
+            } else {
                 self.size_logged = true;
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "the broker sent a packet larger than this agent accepts; dropping the connection and backing off (logged once until a connection stays healthy)");
-            } else {
-                tracing::debug!(error = %e, failures = self.failures, retry_in_ms = delay.as_millis(), "oversized packet again");
             }
         } else {
             tracing::warn!(error = %e, failures = self.failures, retry_in_ms = delay.as_millis(), "broker connection failed");

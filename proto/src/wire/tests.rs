@@ -293,7 +293,8 @@ fn flagged_credentials_are_bounded_unique_and_typed() {
     // The wire names are stable.
     let text = String::from_utf8(encode(&flagged(vec![id])).unwrap()).unwrap();
     assert!(
-        text.contains(r#""type":"credentials_flagged""#) && text.contains(r#""reason":"signer_revoked""#),
+        text.contains(r#""type":"credentials_flagged""#)
+            && text.contains(r#""reason":"signer_revoked""#),
         "{text}"
     );
     assert_eq!(

@@ -18,7 +18,11 @@ fn signed_by_bob(
     let bob = OperatorId::new("bob").unwrap();
     let cert = org
         .ca
-        .issue_operator(&bob, key.public_key(), Validity::days_from(NOW - 86_400, 365))
+        .issue_operator(
+            &bob,
+            key.public_key(),
+            Validity::days_from(NOW - 86_400, 365),
+        )
         .unwrap();
     let serial = org
         .ca
@@ -71,7 +75,9 @@ fn a_newer_list_flags_exactly_the_credentials_its_signers_revoke() {
         .accept(&[bob_cred, alice_cred(&org, by_alice, "alices")], NOW)
         .unwrap();
 
-    let list = RevocationList::new(1, NOW, [bob_serial]).sign(&org.ca).unwrap();
+    let list = RevocationList::new(1, NOW, [bob_serial])
+        .sign(&org.ca)
+        .unwrap();
     let flagged = adopt(&mut keys, &store, &list, NOW);
     assert_eq!(flagged, vec![by_bob]);
     assert_eq!(keys.revocations.serial, 1);
@@ -80,7 +86,10 @@ fn a_newer_list_flags_exactly_the_credentials_its_signers_revoke() {
     // The list was stored with the flags.
     let held = crate::identity::load_revocations(&store, &keys.ca).unwrap();
     assert_eq!(held.serial, 1);
-    let meta = store.lookup_by_name(&CredentialName::new("bobs").unwrap()).unwrap().unwrap();
+    let meta = store
+        .lookup_by_name(&CredentialName::new("bobs").unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(meta.status, CredentialStatus::SignerRevoked);
 
     // The relay hears of it.
@@ -118,11 +127,15 @@ fn an_old_or_foreign_list_changes_nothing() {
     let newer = RevocationList::new(5, NOW, []).sign(&org.ca).unwrap();
     assert!(adopt(&mut keys, &store, &newer, NOW).is_empty());
     // Not newer than the held serial 5.
-    let replayed = RevocationList::new(4, NOW, [serial.clone()]).sign(&org.ca).unwrap();
+    let replayed = RevocationList::new(4, NOW, [serial.clone()])
+        .sign(&org.ca)
+        .unwrap();
     assert!(adopt(&mut keys, &store, &replayed, NOW).is_empty());
     // Signed by another CA.
     let rogue = crate::fixtures::org();
-    let foreign = RevocationList::new(9, NOW, [serial]).sign(&rogue.ca).unwrap();
+    let foreign = RevocationList::new(9, NOW, [serial])
+        .sign(&rogue.ca)
+        .unwrap();
     assert!(adopt(&mut keys, &store, &foreign, NOW).is_empty());
     assert_eq!(keys.revocations.serial, 5);
     assert!(store.flag(&id).unwrap().is_none());
@@ -130,7 +143,7 @@ fn an_old_or_foreign_list_changes_nothing() {
 
 #[test]
 fn many_flags_are_split_under_the_message_cap() {
-    let ids: Vec<CredentialId> = (0..MAX_FLAGGED + 1).map(|_| CredentialId::random()).collect();
+    let ids: Vec<CredentialId> = (0..=MAX_FLAGGED).map(|_| CredentialId::random()).collect();
     let ups = flagged_messages(&ids, 2);
     assert_eq!(ups.len(), 2);
     assert!(ups.iter().all(|u| tessera_proto::wire::encode(u).is_ok()));

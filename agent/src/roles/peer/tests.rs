@@ -252,10 +252,7 @@ fn refuses_a_statement_whose_name_is_bound_to_another_id() {
     let entry = s.store.audit_log().unwrap().pop().unwrap();
     assert_eq!(entry.op, "rewrap");
     assert_eq!(entry.outcome, crate::store::AuditOutcome::Refused);
-    assert!(entry
-        .detail
-        .unwrap()
-        .starts_with("NAME_BOUND_TO_OTHER_ID"));
+    assert!(entry.detail.unwrap().starts_with("NAME_BOUND_TO_OTHER_ID"));
 }
 
 #[test]

@@ -273,7 +273,11 @@ fn the_first_id_under_a_name_keeps_it() {
     let (a, b) = (CredentialId::random(), CredentialId::random());
     store_it(&s, &delivery_named(&s, a, 1, "db", "first"));
     assert_eq!(
-        reason(check(&s.keys, &s.store, &delivery_named(&s, b, 1, "db", "second"))),
+        reason(check(
+            &s.keys,
+            &s.store,
+            &delivery_named(&s, b, 1, "db", "second")
+        )),
         refused(RefusalReason::NameBoundToOtherId)
     );
     assert_eq!(s.store.newest_version(&b).unwrap(), None);

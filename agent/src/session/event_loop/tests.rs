@@ -43,14 +43,20 @@ fn a_healthy_connection_starts_a_new_streak() {
     assert_eq!(s.backoff.ceiling_ms(), 1600);
     // Up for a moment only: still the same streak.
     s.connected(now);
-    s.failed(&ConnectionError::NetworkTimeout, now + Duration::from_secs(1));
+    s.failed(
+        &ConnectionError::NetworkTimeout,
+        now + Duration::from_secs(1),
+    );
     assert_eq!(s.backoff.ceiling_ms(), 3200);
     s.connected(now);
     s.failed(&ConnectionError::NetworkTimeout, now + HEALTHY_CONNECTION);
     // Reset before this failure's delay was drawn: the next ceiling is the second step.
     assert_eq!(s.backoff.ceiling_ms(), 200);
     assert_eq!(s.failures, 1);
-    assert!(!s.size_logged, "the size error is logged again in a new streak");
+    assert!(
+        !s.size_logged,
+        "the size error is logged again in a new streak"
+    );
 }
 
 #[test]
