@@ -32,6 +32,8 @@ pub struct AgentConfig {
     pub device: DeviceOverrides,
     /// Local audit.
     pub audit: AuditConfig,
+    /// The credential store.
+    pub store: StoreConfig,
     /// Who may read which credential: credential name (or `*`) to policy.
     pub policy: BTreeMap<String, Policy>,
     /// Job templates the relay may ask for by name.
@@ -82,6 +84,15 @@ pub struct AuditConfig {
     pub max_entries: u64,
 }
 
+/// Credential store settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Quarantine held credentials whose statement's signer is revoked by a newer revocation list: not served to
+    /// workloads (`QUARANTINED`), not rewrapped for peers. Off: they are flagged `signer_revoked` and still served.
+    pub quarantine_revoked_signers: bool,
+}
+
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
@@ -91,6 +102,7 @@ impl Default for AgentConfig {
             socket: SocketConfig::default(),
             device: DeviceOverrides::default(),
             audit: AuditConfig::default(),
+            store: StoreConfig::default(),
             policy: BTreeMap::new(),
             jobs: BTreeMap::new(),
         }

@@ -3,6 +3,7 @@
 //! requests (peer), stores deliveries (target) in flushed batches, and acknowledges each incoming message to the
 //! broker only once it has been handled.
 
+pub mod revocations;
 pub mod waiters;
 
 use std::sync::Arc;
@@ -297,6 +298,18 @@ impl Core {
         let mut answers: Vec<Answer> = Vec::new();
         let mut pending: Vec<(usize, NewCredential)> = Vec::new();
         for p in batch {
+            if p.retain {
+                // The relay never publishes retained messages to an agent; one left retained on the down topic
+                // would be acted on again at every reconnect. Dropped (and acknowledged), never handled.
+                tracing::warn!(topic = %p.topic, bytes = p.payload.len(), "dropped a retained message on the down topic");
+                answers.push(Answer {
+                    publish: p,
+                    delivery_id: uuid::Uuid::nil(),
+                    reply: None,
+                    stored_name: None,
+                });
+                continue;
+            }
             let down = if p.topic == self.down_topic {
                 wire::decode::<Down>(&p.payload)
                     .map_err(|e| tracing::warn!(error = %e, bytes = p.payload.len(), "dropped a malformed message"))
@@ -310,11 +323,12 @@ impl Core {
                     let (reply, new) = self.check_delivery(&msg);
                     self.fail_refused_waiter(&msg, reply.as_ref());
                     if let Some(new) = new {
-                        if pending
-                            .iter()
-                            .any(|(_, c)| c.statement.credential_id == new.statement.credential_id)
-                        {
-                            // Two versions of one credential in a batch: store what we have first, in order.
+                        if pending.iter().any(|(_, c)| {
+                            c.statement.credential_id == new.statement.credential_id
+                                || c.statement.name == new.statement.name
+                        }) {
+                            // Two versions of one credential (or two credentials under one name) in a batch: store
+                            // what we have first, in order, then check this one against it.
                             self.commit(&mut answers, std::mem::take(&mut pending));
                             let (reply, again) = self.check_delivery(&msg);
                             answers.push(Answer {
@@ -437,6 +451,9 @@ impl Core {
                 Err(crate::store::StoreError::Stale { .. }) => StoreOutcome::Refused {
                     reason: wire::RefusalReason::StaleVersion,
                 },
+                Err(crate::store::StoreError::NameBound { .. }) => StoreOutcome::Refused {
+                    reason: wire::RefusalReason::NameBoundToOtherId,
+                },
                 Err(_) => StoreOutcome::Refused {
                     reason: wire::RefusalReason::Internal,
                 },
@@ -504,25 +521,14 @@ impl Core {
                     }
                 }
             }
-            Down::RevocationUpdate(u) => match u.list.verify(&self.keys.ca, &self.keys.revocations)
-            {
-                Ok(list) => match serde_json::to_vec(&u.list) {
-                    Ok(json) => {
-                        if let Err(e) = self.store.put_self(&[(SelfRecord::Revocations, &json)]) {
-                            tracing::error!(error = %e, "could not store the revocation list");
-                        } else {
-                            tracing::info!(
-                                serial = list.serial,
-                                revoked = list.revoked.len(),
-                                "revocation list updated"
-                            );
-                            self.keys.revocations = list;
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not encode the revocation list"),
-                },
-                Err(e) => tracing::warn!(error = %e, "revocation list refused"),
-            },
+            Down::RevocationUpdate(u) => {
+                let flagged = tokio::task::block_in_place(|| {
+                    revocations::adopt(&mut self.keys, &self.store, &u.list, unix_now())
+                });
+                for up in revocations::flagged_messages(&flagged, self.keys.revocations.serial) {
+                    self.publish_up(&up);
+                }
+            }
             Down::CredentialStore(_) => {}
             _ => tracing::warn!("dropped a message type this agent does not handle"),
         }

@@ -24,6 +24,7 @@ pub mod identity;
 pub mod jobs;
 pub mod local_api;
 pub mod payload_text;
+pub mod private_dir;
 pub mod roles;
 pub mod runtime;
 pub mod session;

@@ -113,6 +113,7 @@ fn api_exit(e: &ClientError) -> ExitCode {
             ApiError::NoPeer => 17,
             ApiError::Busy => 18,
             ApiError::Invalid => 19,
+            ApiError::Quarantined => 21,
             _ => 20,
         },
         _ => 1,
@@ -121,6 +122,8 @@ fn api_exit(e: &ClientError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before anything is created: files 0600 and directories 0700, whatever umask the caller left (no systemd).
+    tessera_agent::private_dir::restrict_umask();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -219,7 +222,7 @@ fn run_exit_code(e: &anyhow::Error) -> u8 {
             RunError::Identity(_)
             | RunError::BrokerCa { .. }
             | RunError::Tls(_)
-            | RunError::Open(OpenError::NotEnrolled(_)),
+            | RunError::Open(OpenError::NotEnrolled(_) | OpenError::UnsafeDir(_)),
         ) => 2,
         Some(RunError::Open(_)) => 5,
         _ => 1,

@@ -5,7 +5,11 @@
 //! - `self/*`: the agent's id, identity and wrap keys, certificate, pinned org CA, revocation list, and the wrap
 //!   key fingerprint it last registered with;
 //! - `cred/<id>` (record version = credential version), `hwm/<id>` (newest version accepted: the rollback guard) and
-//!   `name/<name>` (index), written together in one atomic batch;
+//!   `name/<name>` (the name's binding to the first credential id accepted under it), written together in one
+//!   atomic batch. A binding is never moved: a credential of another id under a bound name is refused
+//!   ([`StoreError::NameBound`]) with nothing written;
+//! - `flag/<id>`: a held credential whose statement's signer was revoked since it was accepted (written in one batch
+//!   with the revocation list that caused it; removed when a newer version is accepted);
 //! - `audit/<seq>`: a bounded log of local reads;
 //! - `job/<uuid>`: the job ids run or refused, until their expiry ([`jobs_seen`]).
 //!
@@ -20,6 +24,7 @@ pub mod jobs_seen;
 mod record;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tessera_proto::ids::{CredentialId, CredentialName};
@@ -30,7 +35,7 @@ use zeroize::Zeroizing;
 
 pub use audit::{AuditEntry, AuditOutcome};
 pub use backend::BackendError;
-pub use credential::{CredentialMeta, StoredCredential};
+pub use credential::{CredentialFlag, CredentialMeta, CredentialStatus, StoredCredential};
 pub use jobs_seen::{Admission, SeenJobs};
 
 use backend::{BatchOp, RecordBackend, SledBackend};
@@ -44,6 +49,7 @@ const CHECK_VALUE: &[u8] = b"tessera-agent-store/v1";
 const CRED: &str = "cred/";
 const HWM: &str = "hwm/";
 const NAME: &str = "name/";
+const FLAG: &str = "flag/";
 const AUDIT: &[u8] = b"audit/";
 
 /// The agent's own records.
@@ -129,6 +135,24 @@ pub enum StoreError {
         /// Newest accepted.
         held: u64,
     },
+    /// The name is bound on this agent to another credential id.
+    #[error("credential name {name} is bound to credential {bound}; credential {offered} is refused under it")]
+    NameBound {
+        /// The name.
+        name: String,
+        /// The id it is bound to.
+        bound: CredentialId,
+        /// The id offered.
+        offered: CredentialId,
+    },
+    /// The credential is quarantined (its statement's signer was revoked) and is not served.
+    #[error(
+        "credential {name} is quarantined: the operator certificate that signed it was revoked"
+    )]
+    Quarantined {
+        /// The name.
+        name: String,
+    },
     /// The store key is not 32 bytes, or a record could not be encoded.
     #[error("store: {0}")]
     Internal(&'static str),
@@ -146,6 +170,7 @@ struct Inner {
     cipher: RecordCipher,
     audit: Mutex<AuditCursor>,
     audit_max: u64,
+    quarantine: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -188,6 +213,9 @@ fn hwm_key(id: &CredentialId) -> Vec<u8> {
 }
 fn name_key(name: &CredentialName) -> Vec<u8> {
     format!("{NAME}{}", name.as_str()).into_bytes()
+}
+fn flag_key(id: &CredentialId) -> Vec<u8> {
+    format!("{FLAG}{id}").into_bytes()
 }
 
 impl Store {
@@ -232,8 +260,20 @@ impl Store {
                 cipher,
                 audit: Mutex::new(cursor),
                 audit_max: audit_max.max(1),
+                quarantine: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Whether flagged credentials (signer revoked) are quarantined: refused by [`Store::credential_by_name`] and
+    /// reported `quarantined`. Off by default (`[store] quarantine_revoked_signers`).
+    pub fn set_quarantine_revoked_signers(&self, on: bool) {
+        self.inner.quarantine.store(on, Ordering::Relaxed);
+    }
+
+    /// See [`Store::set_quarantine_revoked_signers`].
+    pub fn quarantines_revoked_signers(&self) -> bool {
+        self.inner.quarantine.load(Ordering::Relaxed)
     }
 
     fn seal(&self, key: &[u8], version: u64, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -302,20 +342,101 @@ impl Store {
                 reason: "statement does not match the record",
             });
         }
+        let mut cred = cred;
+        if self.flag(id)?.is_some() {
+            cred.status = if self.quarantines_revoked_signers() {
+                CredentialStatus::Quarantined
+            } else {
+                CredentialStatus::SignerRevoked
+            };
+        }
         Ok(Some(cred))
     }
 
-    /// The credential currently known under `name`.
-    pub fn credential_by_name(
-        &self,
-        name: &CredentialName,
-    ) -> Result<Option<StoredCredential>, StoreError> {
+    /// The credential id `name` is bound to on this agent, if any.
+    pub fn name_binding(&self, name: &CredentialName) -> Result<Option<CredentialId>, StoreError> {
         let key = name_key(name);
         let Some((_, plain)) = self.open_record(&key)? else {
             return Ok(None);
         };
-        let id = parse_id(&key, Some(&plain))?;
-        self.credential(&id)
+        parse_id(&key, Some(&plain)).map(Some)
+    }
+
+    /// The credential bound to `name`, for a workload: a quarantined one is [`StoreError::Quarantined`].
+    pub fn credential_by_name(
+        &self,
+        name: &CredentialName,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        match self.lookup_by_name(name)? {
+            Some(c) if c.status == CredentialStatus::Quarantined => Err(StoreError::Quarantined {
+                name: name.as_str().to_owned(),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// The credential bound to `name`, whatever its status (metadata; never to serve a secret).
+    pub fn lookup_by_name(
+        &self,
+        name: &CredentialName,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        match self.name_binding(name)? {
+            Some(id) => self.credential(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// The flag on a held credential, if any.
+    pub fn flag(&self, id: &CredentialId) -> Result<Option<CredentialFlag>, StoreError> {
+        let key = flag_key(id);
+        let Some((_, plain)) = self.open_record(&key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt {
+                record: record_name(&key),
+                reason: "not a credential flag",
+            })
+    }
+
+    /// Adopts a newer revocation list (its signed JSON) and, in the same atomic batch, sets the flags of the held
+    /// credentials: exactly those in `flagged` are flagged afterwards. Flushes.
+    pub fn apply_revocations(
+        &self,
+        list_json: &[u8],
+        list_serial: u64,
+        flagged: &[CredentialId],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let item = SelfRecord::Revocations;
+        let mut ops: Vec<BatchOp> = vec![(
+            item.key().to_vec(),
+            Some(self.seal(item.key(), 0, list_json)?),
+        )];
+        for (key, _) in self.inner.backend.scan_prefix(FLAG.as_bytes())? {
+            let id = parse_id(&key, key.get(FLAG.len()..))?;
+            if !flagged.contains(&id) {
+                ops.push((key, None));
+            }
+        }
+        for id in flagged {
+            if self.flag(id)?.is_some() {
+                continue;
+            }
+            let flag = CredentialFlag {
+                reason: tessera_proto::wire::FlagReason::SignerRevoked,
+                list_serial,
+                at: now,
+            };
+            let json =
+                serde_json::to_vec(&flag).map_err(|_| StoreError::Internal("encode flag"))?;
+            let key = flag_key(id);
+            ops.push((key.clone(), Some(self.seal(&key, 0, &json)?)));
+        }
+        self.inner.backend.apply(ops)?;
+        self.inner.backend.flush()?;
+        Ok(())
     }
 
     /// Metadata of every credential held.
@@ -350,14 +471,31 @@ impl Store {
 
     /// Stores verified credential versions in one atomic batch and flushes; only then may they be acknowledged.
     ///
-    /// Refuses (with nothing written) a version older than the newest accepted. An equal version replaces the
-    /// record (the caller has checked its commitment equals the held one).
+    /// Refuses (with nothing written) a version older than the newest accepted, and a credential whose name is
+    /// bound to another id (in the store or earlier in the batch). An equal version replaces the record (the
+    /// caller has checked its commitment equals the held one). The name binding, the rollback guard and the record
+    /// are one atomic batch; a newer version clears the credential's flag in it.
     pub fn accept(&self, batch: &[NewCredential], now: i64) -> Result<(), StoreError> {
-        let mut ops: Vec<BatchOp> = Vec::with_capacity(batch.len() * 3);
+        let mut ops: Vec<BatchOp> = Vec::with_capacity(batch.len() * 4);
+        let mut names: Vec<(&CredentialName, CredentialId)> = Vec::with_capacity(batch.len());
         for c in batch {
             let id = c.statement.credential_id;
             let version = c.statement.version;
-            if let Some(held) = self.newest_version(&id)? {
+            let name = &c.statement.name;
+            let bound = match names.iter().find(|(n, _)| *n == name) {
+                Some((_, b)) => Some(*b),
+                None => self.name_binding(name)?,
+            };
+            if let Some(bound) = bound.filter(|b| *b != id) {
+                return Err(StoreError::NameBound {
+                    name: name.as_str().to_owned(),
+                    bound,
+                    offered: id,
+                });
+            }
+            names.push((name, id));
+            let held = self.newest_version(&id)?;
+            if let Some(held) = held {
                 if version < held {
                     return Err(StoreError::Stale {
                         credential: id,
@@ -365,6 +503,9 @@ impl Store {
                         held,
                     });
                 }
+            }
+            if held.is_some_and(|h| version > h) {
+                ops.push((flag_key(&id), None));
             }
             let plain = credential::encode(&c.signed, now, &c.payload)
                 .ok_or(StoreError::Internal("encode credential"))?;

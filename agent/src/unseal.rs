@@ -8,6 +8,7 @@ use tessera_board::{
 use tessera_proto::secret::SecretBytes;
 
 use crate::config::AgentConfig;
+use crate::private_dir::{check_state_dir, restrict_tree, DirError};
 use crate::store::{Store, StoreError};
 
 /// Why the store could not be opened.
@@ -17,6 +18,9 @@ pub enum OpenError {
     /// No sealed store key: the agent is not enrolled.
     #[error("no sealed store key at {0}: this agent is not enrolled (run `tessera-agent enroll`)")]
     NotEnrolled(PathBuf),
+    /// The state directory is not the agent's own (group- or world-writable, another owner).
+    #[error(transparent)]
+    UnsafeDir(#[from] DirError),
     /// The sealer refused (missing or unsafe key file, or a blob it cannot open).
     #[error(transparent)]
     Seal(#[from] SealError),
@@ -44,6 +48,7 @@ pub fn open_or_create_store(cfg: &AgentConfig) -> Result<Store, OpenError> {
 }
 
 fn open(cfg: &AgentConfig, create: bool) -> Result<Store, OpenError> {
+    check_state_dir(&cfg.state_dir, create)?;
     let sealed_path = cfg.sealed_key_file();
     let io = |source| OpenError::Io {
         path: sealed_path.clone(),
@@ -53,7 +58,6 @@ fn open(cfg: &AgentConfig, create: bool) -> Result<Store, OpenError> {
     let store_key = match std::fs::read(&sealed_path) {
         Ok(blob) => FileSealer::open(&key_file)?.unseal(&SealedKey(blob))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            std::fs::create_dir_all(&cfg.state_dir).map_err(io)?;
             let sealer = FileSealer::open_or_create(&key_file)?;
             let mut key = vec![0u8; STORE_KEY_BYTES];
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
@@ -67,9 +71,10 @@ fn open(cfg: &AgentConfig, create: bool) -> Result<Store, OpenError> {
         }
         Err(e) => return Err(io(e)),
     };
-    Ok(Store::open(
-        &cfg.store_dir(),
-        &store_key,
-        cfg.audit.max_entries,
-    )?)
+    restrict_tree(&cfg.store_dir())?;
+    let store = Store::open(&cfg.store_dir(), &store_key, cfg.audit.max_entries)?;
+    // sled's files, if anything created them under a looser umask.
+    restrict_tree(&cfg.store_dir())?;
+    store.set_quarantine_revoked_signers(cfg.store.quarantine_revoked_signers);
+    Ok(store)
 }

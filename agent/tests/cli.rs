@@ -161,3 +161,145 @@ fn running_unenrolled_exits_2_so_a_service_manager_does_not_loop() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("not enrolled"), "{}", stderr(&out));
 }
+
+/// Runs the binary with `args` under `umask 022` (a shell, a container, an init script: no systemd `UMask=`).
+fn umask_022(args: &[&str]) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("umask 022; exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args(args)
+        .env_remove("TESSERA_CONFIG");
+    cmd
+}
+
+fn modes_under(path: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    out.push((path.to_owned(), meta.permissions().mode() & 0o7777));
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            modes_under(&e.unwrap().path(), out);
+        }
+    }
+}
+
+#[test]
+fn everything_the_agent_creates_is_private_whatever_the_umask() {
+    use tessera_proto::cert::{EnrollmentRequest, Validity};
+    use tessera_system_tests::broker::{free_port, now, pem_file};
+    let root = tempfile::tempdir().unwrap();
+    let org = tessera_system_tests::org::TestOrg::new();
+    let state = root.path().join("state");
+    let socket_dir = root.path().join("run/tessera");
+    let socket = socket_dir.join("agent.sock");
+    let cfg = root.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\n[socket]\npath = \"{}\"\nmode = 0o600\n",
+            state.display(),
+            free_port().unwrap(),
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let ca = pem_file(root.path(), "org-ca.pem", "CERTIFICATE", org.ca.cert_der());
+    let request = state.join("request.json");
+    let cfg_arg = cfg.to_str().unwrap();
+    let out = umask_022(&[
+        "--config",
+        cfg_arg,
+        "enroll",
+        "--agent-id",
+        "edge-1",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--request-out",
+        request.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let req: EnrollmentRequest = serde_json::from_slice(&std::fs::read(&request).unwrap()).unwrap();
+    let der = org
+        .ca
+        .issue_agent(&req, Validity::days_from(now() - 60, 30))
+        .unwrap();
+    let cert = pem_file(root.path(), "agent.pem", "CERTIFICATE", &der);
+    let out = umask_022(&["--config", cfg_arg, "install-cert", cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Run (the broker is not there: it keeps retrying) until the socket is bound, then stop it.
+    let mut child = umask_022(&["--config", cfg_arg, "run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the socket never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut modes = Vec::new();
+    modes_under(&state, &mut modes);
+    modes_under(&root.path().join("run"), &mut modes);
+    assert!(
+        modes.len() > 5,
+        "the store, key and sealed key are there: {modes:?}"
+    );
+    assert!(modes.iter().any(|(p, _)| *p == socket));
+    for (path, mode) in &modes {
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} has mode {mode:04o}: readable by group or others",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_state_dir_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&state.display().to_string()) && text.contains("0777"),
+        "{text}"
+    );
+    // Enrolment refuses it too, and leaves nothing inside.
+    let org = tessera_system_tests::org::TestOrg::new();
+    let ca = tessera_system_tests::broker::pem_file(
+        dir.path(),
+        "ca.pem",
+        "CERTIFICATE",
+        org.ca.cert_der(),
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "enroll",
+            "--agent-id",
+            "edge-1",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--request-out",
+            dir.path().join("req.json").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("0777"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
+}

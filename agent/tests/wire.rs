@@ -778,3 +778,222 @@ async fn a_job_runs_at_most_once_and_never_after_its_expiry() {
         .count();
     assert_eq!((ran, duplicate), (1, 2), "{dup:?}");
 }
+
+fn stored_reply(up: Up) -> wire::CredentialStored {
+    match up {
+        Up::CredentialStored(s) => s,
+        other => panic!("expected credential_stored, got {other:?}"),
+    }
+}
+
+/// The operator deleted `db` (id A) and created a new `db` (id B). The relay re-sends A's delivery, still validly
+/// signed, to an agent that holds B: refused with `NAME_BOUND_TO_OTHER_ID`, nothing stored, B still served, the
+/// refusal in the local audit. The same for a rewrap request for A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_credentials_delivery_replayed_under_its_old_name_is_refused() {
+    let mut w = common::world().await;
+    let agent = w.online_agent("edge-1", POLICY).await;
+    let cert = agent.cert().clone();
+    let (deleted, current) = (CredentialId::random(), CredentialId::random());
+    // Captured before the deletion: A's delivery, validly signed.
+    let old = w
+        .org
+        .delivery(&cert.wrap, deleted, 1, "db", Scope::All, "deleted-secret");
+    let new = w
+        .org
+        .delivery(&cert.wrap, current, 1, "db", Scope::All, "current-secret");
+    w.relay.send(&agent.id, &Down::CredentialStore(new)).await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(old.clone()))
+        .await;
+    let reply = stored_reply(w.relay.next_up(&agent.id).await);
+    assert_eq!(
+        (reply.delivery_id, reply.credential_id),
+        (old.delivery_id, deleted)
+    );
+    assert_eq!(
+        reply.outcome,
+        StoreOutcome::Refused {
+            reason: wire::RefusalReason::NameBoundToOtherId
+        }
+    );
+    // A rewrap request for A (as a peer) is refused the same way.
+    let target = w.org.agent("edge-2");
+    let nonce = [3u8; 32];
+    w.relay
+        .send(
+            &agent.id,
+            &Down::RewrapRequest(wire::RewrapRequest {
+                request_id: uuid::Uuid::new_v4(),
+                nonce,
+                credential_id: deleted,
+                version: 1,
+                statement: old.statement.clone(),
+                target: target.id.clone(),
+                target_cert: target.cert.clone(),
+            }),
+        )
+        .await;
+    match w.relay.next_up(&agent.id).await {
+        Up::RewrapRefused(r) => {
+            assert_eq!(r.nonce, nonce);
+            assert_eq!(r.reason, wire::RefusalReason::NameBoundToOtherId);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The workload still gets B.
+    let out = agent.get_as(None, &["get", "db"]);
+    assert_eq!(
+        stdout(&out),
+        "current-secret",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_never_seen(&w.relay, "deleted-secret");
+
+    // After a restart nothing of A is held, and both refusals are in the local audit.
+    let mut agent = agent;
+    agent.kill();
+    let cfg = tessera_agent::config::AgentConfig::load(Some(&agent.config), Vec::new()).unwrap();
+    let store = tessera_agent::unseal::open_store(&cfg).unwrap();
+    assert!(store.credential(&deleted).unwrap().is_none());
+    assert_eq!(store.newest_version(&deleted).unwrap(), None);
+    let refusals: Vec<_> = store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == tessera_agent::store::AuditOutcome::Refused)
+        .collect();
+    let ops: Vec<&str> = refusals.iter().map(|e| e.op.as_str()).collect();
+    assert_eq!(ops, vec!["delivery", "rewrap"]);
+    assert!(refusals.iter().all(|e| e.name.as_deref() == Some("db")
+        && e.detail.as_deref().is_some_and(
+            |d| d.starts_with("NAME_BOUND_TO_OTHER_ID") && d.contains(&deleted.to_string())
+        )));
+}
+
+/// A message left retained on the down topic (a relay taken over could leave a delivery or a job there, to be
+/// handed out again at every subscription) is dropped, never acted on; the same message sent live is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_on_the_down_topic_are_dropped() {
+    let mut w = common::world().await;
+    let marker = w.dir.path().join("marker");
+    let jobs = format!(
+        "[jobs.mark]\ncommand = [\"/bin/sh\", \"-c\", \"echo \\\"$1\\\" >> {}\", \"sh\", \"{{tag}}\"]\nparams = [\"tag\"]\n",
+        marker.display()
+    );
+    let id = AgentId::new("edge-1").unwrap();
+    // Retained before the agent ever connects (sealed to its wrap key, made at enrolment).
+    let mut agent = w.enrolled_agent("edge-1", &format!("{POLICY}{jobs}"));
+    let cred = CredentialId::random();
+    let retained = w
+        .org
+        .delivery(&agent.cert().wrap, cred, 1, "db", Scope::All, "retained");
+    w.relay
+        .send_retained(&id, &Down::CredentialStore(retained.clone()))
+        .await;
+    w.start_online(&mut agent).await;
+
+    // Live: the same credential under another delivery id is stored, and answered first.
+    let mut live = retained.clone();
+    live.delivery_id = uuid::Uuid::new_v4();
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(live.clone()))
+        .await;
+    let s = stored_reply(w.relay.next_up(&agent.id).await);
+    assert_eq!(
+        s.delivery_id, live.delivery_id,
+        "the retained delivery was answered"
+    );
+    assert!(matches!(s.outcome, StoreOutcome::Stored { .. }));
+    assert!(agent.log().contains("dropped a retained message"));
+
+    // A retained job for an agent that has never connected does not run; the same template sent live does.
+    let id2 = AgentId::new("edge-2").unwrap();
+    let (_, retained_job) = job("mark", &[("tag", "retained")]);
+    w.relay.send_retained(&id2, &retained_job).await;
+    let mut agent2 = w.enrolled_agent("edge-2", &format!("{POLICY}{jobs}"));
+    w.start_online(&mut agent2).await;
+    let (live_id, live_job) = job("mark", &[("tag", "live")]);
+    w.relay.send(&agent2.id, &live_job).await;
+    let r = job_result(&mut w, &agent2.id).await;
+    assert_eq!(r.job_id, live_id, "a retained job ran: {r:?}");
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "live\n");
+    assert!(agent2.log().contains("dropped a retained message"));
+}
+
+/// A newer revocation list revokes the operator who signed a held credential: the agent reports it
+/// (`credentials_flagged`), shows it (`quarantined` in `list` and `get --meta`), and with
+/// `quarantine_revoked_signers` no longer serves it (`QUARANTINED`, exit code 21).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_whose_signer_is_revoked_later_is_flagged_and_quarantined() {
+    let mut w = common::world().await;
+    let extra = format!("{POLICY}[store]\nquarantine_revoked_signers = true\n");
+    let agent = w.online_agent("edge-1", &extra).await;
+    let id = CredentialId::random();
+    let d = w.org.delivery(
+        &agent.cert().wrap,
+        id,
+        1,
+        "db",
+        Scope::All,
+        "signed-by-alice",
+    );
+    w.relay.send(&agent.id, &Down::CredentialStore(d)).await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+    assert_eq!(
+        stdout(&agent.get_as(None, &["get", "db"])),
+        "signed-by-alice"
+    );
+
+    let alice = w
+        .org
+        .ca
+        .pinned()
+        .verify_operator(
+            &w.org.operator_cert,
+            w.org.at,
+            &tessera_proto::statement::RevocationList::empty(),
+        )
+        .unwrap()
+        .serial;
+    let list = tessera_proto::statement::RevocationList::new(1, w.org.at, [alice])
+        .sign(&w.org.ca)
+        .unwrap();
+    w.relay
+        .send(
+            &agent.id,
+            &Down::RevocationUpdate(wire::RevocationUpdate { list }),
+        )
+        .await;
+    match w.relay.next_up(&agent.id).await {
+        Up::CredentialsFlagged(f) => {
+            assert_eq!(f.reason, wire::FlagReason::SignerRevoked);
+            assert_eq!(f.list_serial, 1);
+            assert_eq!(f.credential_ids, vec![id]);
+        }
+        other => panic!("expected credentials_flagged, got {other:?}"),
+    }
+    let out = agent.get_as(None, &["get", "db"]);
+    assert_eq!(
+        out.status.code(),
+        Some(21),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QUARANTINED"));
+    assert!(!stdout(&out).contains("signed-by-alice"));
+    let meta = stdout(&agent.get_as(None, &["get", "db", "--meta"]));
+    assert!(meta.contains("\"status\": \"quarantined\""), "{meta}");
+    let list = stdout(&agent.get_as(None, &["list"]));
+    assert!(list.contains("\"status\": \"quarantined\""), "{list}");
+}

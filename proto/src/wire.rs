@@ -19,8 +19,8 @@ pub use job_error::JobErrorCode;
 pub use reason::{BoundaryError, PublicReason, RefusalReason};
 pub use status::{AgentState, Status};
 pub use up::{
-    CredentialMissing, CredentialStored, Held, JobResult, Register, RegistrationMode,
-    RewrapRefused, RewrapResponse, StoreOutcome, Up,
+    CredentialMissing, CredentialStored, CredentialsFlagged, FlagReason, Held, JobResult, Register,
+    RegistrationMode, RewrapRefused, RewrapResponse, StoreOutcome, Up,
 };
 
 use serde::de::DeserializeOwned;
@@ -32,6 +32,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// Most held credentials a `warm_reconnect` registration may list.
 pub const MAX_HELD: usize = 10_000;
+/// Most credentials one `credentials_flagged` message may list (an agent sends more in several messages).
+pub const MAX_FLAGGED: usize = 10_000;
 /// Most bytes of stdout and of stderr a job result carries.
 pub const MAX_JOB_OUTPUT: usize = 64 * 1024;
 /// Most parameters a job may carry.

@@ -19,6 +19,8 @@ pub enum AlertKind {
     AgentCommitmentFlood,
     /// The coordination backend (multi-replica) is degraded.
     RedisCoordinationDegraded,
+    /// An agent holds a credential whose statement's signer (an operator certificate) was revoked since.
+    CredentialSignerRevoked,
 }
 
 /// Severity.
@@ -40,7 +42,9 @@ impl AlertKind {
     pub fn severity(self) -> Severity {
         match self {
             Self::CredentialSyncStalled | Self::RedisCoordinationDegraded => Severity::Medium,
-            Self::AgentCredentialFlood | Self::AgentCommitmentFlood => Severity::High,
+            Self::AgentCredentialFlood
+            | Self::AgentCommitmentFlood
+            | Self::CredentialSignerRevoked => Severity::High,
             Self::CredentialCommitmentMismatch | Self::PeerAgentIntegrityFailure => {
                 Severity::Critical
             }
@@ -65,6 +69,7 @@ impl AlertKind {
             Self::PeerAgentIntegrityFailure => "peer_agent_integrity_failure",
             Self::AgentCommitmentFlood => "agent_commitment_flood",
             Self::RedisCoordinationDegraded => "redis_coordination_degraded",
+            Self::CredentialSignerRevoked => "credential_signer_revoked",
         }
     }
 }

@@ -8,9 +8,11 @@
 //!   the digest check on its acknowledgement, commitment-mismatch handling.
 //! - [`jit`]: `credential_missing`, the per-agent rate limit, the flood alert, public reasons.
 //! - [`reconcile`]: timeouts of in-flight rewraps and the periodic reconciler with its backoff table.
+//! - [`flagged`]: an agent's report of held credentials whose signer was revoked (`credential_signer_revoked`).
 //! - [`operator`]: credentials put, rotated, granted, revoked, removed and retried; jobs.
 
 pub mod dispatch;
+pub mod flagged;
 pub mod jit;
 pub mod operator;
 pub mod reconcile;
@@ -363,6 +365,7 @@ impl Engine {
             Up::RewrapRefused(r) => self.on_rewrap_refused(agent, &r),
             Up::CredentialStored(s) => self.on_stored(agent, &s),
             Up::CredentialMissing(m) => self.on_missing(agent, &m),
+            Up::CredentialsFlagged(f) => self.on_flagged(agent, &f),
             Up::JobResult(j) => {
                 self.on_job_result(agent, j);
                 Vec::new()

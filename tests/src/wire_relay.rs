@@ -167,6 +167,16 @@ impl WireRelay {
         self.send_raw(agent, bytes).await
     }
 
+    /// Publishes `down` on `agent`'s down topic as a retained message (what a relay taken over could leave behind
+    /// for the broker to hand out again at every subscription).
+    pub async fn send_retained(&self, agent: &AgentId, down: &Down) -> Result<(), WireRelayError> {
+        let bytes = wire::encode(down).map_err(|e| WireRelayError::Encode(e.to_string()))?;
+        self.client
+            .publish(topics::agent_down(agent), QoS::AtLeastOnce, true, bytes)
+            .await?;
+        Ok(())
+    }
+
     /// Publishes raw bytes on `agent`'s down topic.
     pub async fn send_raw(&self, agent: &AgentId, bytes: Vec<u8>) -> Result<(), WireRelayError> {
         self.publish(&topics::agent_down(agent), bytes).await

@@ -55,6 +55,10 @@ impl WireRelay {
     pub async fn send_raw(&self, agent: &AgentId, bytes: Vec<u8>) {
         self.0.send_raw(agent, bytes).await.unwrap();
     }
+
+    pub async fn send_retained(&self, agent: &AgentId, down: &Down) {
+        self.0.send_retained(agent, down).await.unwrap();
+    }
 }
 
 /// One agent: its directory, configuration and (when running) process.
@@ -78,6 +82,26 @@ impl Drop for Agent {
 impl Agent {
     /// Writes a configuration for an agent (the binary `bin`) on `broker`.
     pub fn new(bin: &Path, root: &Path, id: &str, broker: &Broker, extra: &str) -> Self {
+        Self::on_port(
+            bin,
+            root,
+            id,
+            broker.port,
+            "reconnect_min_ms = 100\nreconnect_max_ms = 1000\n",
+            extra,
+        )
+    }
+
+    /// Writes a configuration for an agent on a broker at 127.0.0.1:`port`, with `broker_keys` (TOML lines) in
+    /// its `[broker]` table (the reconnect backoff) and `extra` after its `[socket]` table.
+    pub fn on_port(
+        bin: &Path,
+        root: &Path,
+        id: &str,
+        port: u16,
+        broker_keys: &str,
+        extra: &str,
+    ) -> Self {
         let dir = root.join(id);
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("agent.sock");
@@ -85,10 +109,9 @@ impl Agent {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{state}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\nregister_retry_ms = 3000\n\
+                "state_dir = \"{state}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\n{broker_keys}register_retry_ms = 3000\n\
                  [socket]\npath = \"{socket}\"\ngid = 65534\njit_timeout_ms = 3000\n{extra}",
                 state = dir.join("state").display(),
-                port = broker.port,
                 socket = socket.display(),
             ),
         )
@@ -250,6 +273,13 @@ impl World {
 
     /// An enrolled, running agent that has registered; the relay acknowledged with nothing to backfill.
     pub async fn online_agent(&mut self, id: &str, extra: &str) -> Agent {
+        let mut agent = self.enrolled_agent(id, extra);
+        self.start_online(&mut agent).await;
+        agent
+    }
+
+    /// An enrolled agent, not started.
+    pub fn enrolled_agent(&self, id: &str, extra: &str) -> Agent {
         let mut agent = self.new_agent(id, extra);
         std::fs::set_permissions(
             &agent.dir,
@@ -257,6 +287,11 @@ impl World {
         )
         .unwrap();
         agent.enroll(&self.org);
+        agent
+    }
+
+    /// Starts `agent` and answers its registration with nothing to backfill; returns once it is online.
+    pub async fn start_online(&mut self, agent: &mut Agent) {
         agent.start();
         let Up::Register(r) = self.relay.next_up(&agent.id).await else {
             panic!("expected register")
@@ -272,7 +307,6 @@ impl World {
             )
             .await;
         self.relay.wait_status(&agent.id, AgentState::Online).await;
-        agent
     }
 }
 

@@ -185,3 +185,14 @@ fn job_params_are_typed_at_load_with_errors_naming_the_parameter() {
         "who: leading '-'"
     );
 }
+
+#[test]
+fn quarantine_of_revoked_signers_is_off_unless_configured() {
+    assert!(!AgentConfig::default().store.quarantine_revoked_signers);
+    let cfg = parse("[store]\nquarantine_revoked_signers = true\n").unwrap();
+    assert!(cfg.store.quarantine_revoked_signers);
+    let err = parse("[store]\nquarantine = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("quarantine"), "{err}");
+}

@@ -52,6 +52,9 @@ pub enum ApiError {
     Invalid,
     /// Something failed inside the agent.
     Internal,
+    /// Held, but quarantined: the operator certificate that signed it was revoked
+    /// (`[store] quarantine_revoked_signers`).
+    Quarantined,
 }
 
 impl From<PublicReason> for ApiError {

@@ -31,10 +31,11 @@ pub struct ApiContext {
     pub limiter: UidLimiter,
 }
 
-/// Binds the socket: removes a stale socket file, creates the parent directory, sets mode and group.
+/// Binds the socket: removes a stale socket file, creates a missing parent directory (0700, or 0710 with the socket
+/// group: see `private_dir`), sets mode and group.
 pub fn bind(path: &Path, mode: u32, gid: Option<u32>) -> std::io::Result<UnixListener> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::private_dir::create_socket_dir(parent, gid)?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
@@ -269,12 +270,28 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
             format!("uid {} may not read {}", caller.uid, name.as_str()),
         ));
     }
-    let mut held = ctx.store.credential_by_name(&name).map_err(internal)?;
+    let read = |name: &tessera_proto::ids::CredentialName| {
+        if matches!(req, Request::Meta { .. }) {
+            // Metadata shows the status (`quarantined`) and is never refused for it.
+            return ctx.store.lookup_by_name(name).map_err(internal);
+        }
+        ctx.store.credential_by_name(name).map_err(|e| match e {
+            crate::store::StoreError::Quarantined { .. } => (
+                ApiError::Quarantined,
+                format!(
+                    "{} is quarantined: the operator certificate that signed it was revoked",
+                    name.as_str()
+                ),
+            ),
+            other => internal(other),
+        })
+    };
+    let mut held = read(&name)?;
     if held.is_none() {
         let budget = Duration::from_millis(ctx.cfg.socket.jit_timeout_ms);
         match ctx.core.await_credential(name.clone(), budget).await {
             Ok(JitOutcome::Delivered) => {
-                held = ctx.store.credential_by_name(&name).map_err(internal)?;
+                held = read(&name)?;
             }
             Ok(JitOutcome::Unavailable(reason)) => {
                 return Err((

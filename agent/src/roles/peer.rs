@@ -4,7 +4,9 @@
 //! and unrevoked (`UNTRUSTED_TARGET`, `TARGET_EXPIRED`, `TARGET_REVOKED`); it names the requested target
 //! (`TARGET_MISMATCH`); the relay's statement verifies and is for the requested id and version (`BAD_STATEMENT`);
 //! we hold that credential (`UNKNOWN_CREDENTIAL`) at that version (`STALE_VERSION`) with the same commitment
-//! (`BAD_STATEMENT`); the target is inside the scope of the newest scope revision we have seen (`NOT_IN_SCOPE`).
+//! (`BAD_STATEMENT`); the statement's name is not bound on this agent to another credential id
+//! (`NAME_BOUND_TO_OTHER_ID`, recorded in the local audit); the credential is not quarantined (`QUARANTINED`:
+//! its signer was revoked and `[store] quarantine_revoked_signers` is on); the target is inside the scope of the newest scope revision we have seen (`NOT_IN_SCOPE`).
 //! Only then is the plaintext read and sealed to the wrap key **from the certificate** — never a key the relay
 //! names. A statement with a newer scope revision (a grant or revoke) replaces the stored one; an older one is
 //! ignored, so a relay cannot widen the scope by replaying a statement from before a revoke.
@@ -14,7 +16,7 @@ use tessera_proto::envelope::seal;
 use tessera_proto::wire::{RefusalReason, RewrapRefused, RewrapRequest, RewrapResponse, Up};
 
 use crate::identity::AgentKeys;
-use crate::store::Store;
+use crate::store::{CredentialStatus, Store};
 
 /// Answers `req`: a response, or a refusal with its reason.
 pub fn answer(keys: &AgentKeys, store: &Store, req: &RewrapRequest, now: i64) -> Up {
@@ -62,13 +64,31 @@ fn rewrap(
     if offered.credential_id != req.credential_id || offered.version != req.version {
         return Err(RefusalReason::BadStatement);
     }
+    let internal = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store read failed during rewrap");
+        RefusalReason::Internal
+    };
+    if let Some(bound) = store
+        .name_binding(&offered.name)
+        .map_err(internal)?
+        .filter(|b| *b != req.credential_id)
+    {
+        crate::roles::target::record_name_bound(
+            store,
+            "rewrap",
+            &offered.name,
+            bound,
+            req.credential_id,
+        );
+        return Err(RefusalReason::NameBoundToOtherId);
+    }
     let held = store
         .credential(&req.credential_id)
-        .map_err(|e| {
-            tracing::error!(error = %e, "store read failed during rewrap");
-            RefusalReason::Internal
-        })?
+        .map_err(internal)?
         .ok_or(RefusalReason::UnknownCredential)?;
+    if held.status == CredentialStatus::Quarantined {
+        return Err(RefusalReason::Quarantined);
+    }
     if held.statement.version != req.version {
         return Err(RefusalReason::StaleVersion);
     }

@@ -1,7 +1,9 @@
 //! The target role: check a delivery before anything is stored.
 //!
 //! In order: the creator's statement verifies against the pinned CA (`BAD_STATEMENT`); this agent is in its scope
-//! (`NOT_IN_SCOPE`); the version is not older than the newest accepted (`STALE_VERSION`); the envelope opens with
+//! (`NOT_IN_SCOPE`); the statement's name is not bound on this agent to another credential id
+//! (`NAME_BOUND_TO_OTHER_ID`, also recorded in the local audit: a deleted credential's statement replayed under a
+//! name that now belongs to a new one); the version is not older than the newest accepted (`STALE_VERSION`); the envelope opens with
 //! our wrap key (`BAD_ENVELOPE`); the plaintext is one canonical JSON document (`BAD_PAYLOAD`); the commitment
 //! recomputed over (id, version, plaintext) equals the signed one, compared in constant time (`Mismatch`). A
 //! delivery of the version already held is accepted only with the same commitment and is not written again.
@@ -10,13 +12,13 @@
 
 use tessera_proto::commitment::{self, Commitment};
 use tessera_proto::envelope::open;
-use tessera_proto::ids::CredentialId;
+use tessera_proto::ids::{CredentialId, CredentialName};
 use tessera_proto::secret::SecretPayload;
 use tessera_proto::statement::CREDENTIAL_KIND;
 use tessera_proto::wire::{CredentialStore, RefusalReason, StoreOutcome};
 
 use crate::identity::AgentKeys;
-use crate::store::{NewCredential, Store};
+use crate::store::{AuditEntry, NewCredential, Store};
 
 /// What to do with a delivery that passed every check.
 #[derive(Debug)]
@@ -74,6 +76,14 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
         tracing::error!(error = %e, "store read failed during delivery");
         refuse(Some(id), version, RefusalReason::Internal)
     };
+    if let Some(bound) = store
+        .name_binding(&st.name)
+        .map_err(internal)?
+        .filter(|b| *b != id)
+    {
+        record_name_bound(store, "delivery", &st.name, bound, id);
+        return Err(refuse(Some(id), version, RefusalReason::NameBoundToOtherId));
+    }
     let held_version = store.newest_version(&id).map_err(internal)?;
     if held_version.is_some_and(|h| version < h) {
         return Err(refuse(Some(id), version, RefusalReason::StaleVersion));
@@ -105,6 +115,28 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
         signed: msg.statement.clone(),
         payload,
     })))
+}
+
+/// Logs and audits a refusal for a name bound to another id (`op`: `delivery` or `rewrap`).
+pub(crate) fn record_name_bound(
+    store: &Store,
+    op: &str,
+    name: &CredentialName,
+    bound: CredentialId,
+    offered: CredentialId,
+) {
+    tracing::warn!(
+        name = name.as_str(),
+        %bound,
+        %offered,
+        op,
+        "refused: the credential name is bound to another credential id on this agent"
+    );
+    let detail =
+        format!("NAME_BOUND_TO_OTHER_ID: offered credential {offered}, name bound to {bound}");
+    if let Err(e) = store.audit(AuditEntry::wire_refusal(op, Some(name.as_str()), detail)) {
+        tracing::error!(error = %e, "could not write the local audit");
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Entries of the bounded local audit of reads: who (uid, gid, pid), what (operation, credential name), when, and
-//! the outcome; and of the jobs the relay dispatched (job id, template, the parameter a refusal concerns; never a
-//! credential value).
+//! Entries of the bounded local audit: reads by workloads (who: uid, gid, pid; what: operation, credential name;
+//! when; the outcome); the jobs the relay dispatched (job id, template, the parameter a refusal concerns; never a
+//! credential value); and what the agent refused on the wire for its own reasons (`op` `delivery` or `rewrap`,
+//! with the agent's own uid, gid and pid, outcome `REFUSED`, the typed reason in `detail`).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +24,8 @@ pub enum AuditOutcome {
     Internal,
     /// A job started, with its credentials injected.
     Ran,
-    /// A job refused before it started (`detail` has the code: `PARAM_REFUSED`, `JOB_EXPIRED`, `JOB_DUPLICATE`...).
+    /// Refused before acting: a job (`detail` has the code: `PARAM_REFUSED`, `JOB_EXPIRED`, `JOB_DUPLICATE`...), or
+    /// a message from the relay (a delivery or rewrap request, `detail` has the reason).
     Refused,
 }
 
@@ -55,4 +57,26 @@ pub struct AuditEntry {
     /// The parameter a job refusal concerns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
+}
+
+impl AuditEntry {
+    /// An entry for something the agent itself refused on the wire (`op`: `delivery` or `rewrap`).
+    pub fn wire_refusal(op: &str, name: Option<&str>, detail: String) -> Self {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Self {
+            seq: 0,
+            at,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            pid: Some(rustix::process::getpid().as_raw_nonzero().get()),
+            op: op.to_owned(),
+            name: name.map(str::to_owned),
+            outcome: AuditOutcome::Refused,
+            detail: Some(detail),
+            job_id: None,
+            param: None,
+        }
+    }
 }

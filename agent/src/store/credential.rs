@@ -7,6 +7,7 @@ use tessera_proto::commitment::Commitment;
 use tessera_proto::ids::{CredentialId, CredentialName};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::{CredentialStatement, Signed, CREDENTIAL_KIND};
+use tessera_proto::wire::FlagReason;
 
 /// A credential as the agent holds it.
 #[derive(Debug, Clone)]
@@ -19,6 +20,35 @@ pub struct StoredCredential {
     pub stored_at: i64,
     /// The plaintext.
     pub payload: SecretPayload,
+    /// Whether it is flagged or quarantined (set by the store when it reads the record).
+    pub status: CredentialStatus,
+}
+
+/// Whether a held credential is trusted as it was when accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CredentialStatus {
+    /// Nothing known against it.
+    #[default]
+    Ok,
+    /// The operator certificate that signed its statement was revoked since; still served
+    /// (`[store] quarantine_revoked_signers = false`).
+    SignerRevoked,
+    /// As `SignerRevoked`, and quarantined: not served to workloads and not rewrapped for peers.
+    Quarantined,
+}
+
+/// Why a held credential was flagged (the `flag/<id>` record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialFlag {
+    /// Why.
+    pub reason: FlagReason,
+    /// The revocation list serial it was flagged under.
+    pub list_serial: u64,
+    /// When, unix seconds.
+    pub at: i64,
 }
 
 /// What may be shown without the plaintext.
@@ -38,6 +68,9 @@ pub struct CredentialMeta {
     pub stored_at: i64,
     /// The creator's commitment.
     pub commitment: Commitment,
+    /// `ok`, `signer_revoked` or `quarantined`.
+    #[serde(default)]
+    pub status: CredentialStatus,
 }
 
 impl StoredCredential {
@@ -51,6 +84,7 @@ impl StoredCredential {
             creator: self.statement.creator.as_str().to_owned(),
             stored_at: self.stored_at,
             commitment: self.statement.commitment,
+            status: self.status,
         }
     }
 }
@@ -101,5 +135,6 @@ pub(crate) fn decode(plain: &[u8]) -> Result<StoredCredential, &'static str> {
         signed: header.statement,
         stored_at: header.stored_at,
         payload,
+        status: CredentialStatus::Ok,
     })
 }

@@ -246,3 +246,143 @@ fn records_on_disk_do_not_contain_plaintext() {
         assert!(!v.windows(21).any(|w| w == b"very-secret-plaintext"));
     }
 }
+
+fn name(n: &str) -> CredentialName {
+    CredentialName::new(n).unwrap()
+}
+
+#[test]
+fn a_name_stays_bound_to_its_first_id_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = crate::fixtures::org();
+    let (a, b) = (CredentialId::random(), CredentialId::random());
+    {
+        let store = Store::open(dir.path(), &key(1), 100).unwrap();
+        store
+            .accept(&[new_cred(&org, b, 1, "db", "current")], NOW)
+            .unwrap();
+    }
+    // Reopened (as after a crash or restart): the binding is on disk with the record.
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    assert_eq!(store.name_binding(&name("db")).unwrap(), Some(b));
+    let err = store
+        .accept(&[new_cred(&org, a, 1, "db", "deleted")], NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NameBound { bound, offered, .. } if bound == b && offered == a),
+        "{err}"
+    );
+    assert_eq!(store.newest_version(&a).unwrap(), None);
+    assert!(store.raw().get(&cred_key(&a)).unwrap().is_none());
+    assert_eq!(
+        secret_of(&store.credential_by_name(&name("db")).unwrap().unwrap()),
+        r#"{"secret":"current"}"#
+    );
+    // The bound id's newer versions are accepted.
+    store
+        .accept(&[new_cred(&org, b, 2, "db", "rotated")], NOW)
+        .unwrap();
+    assert_eq!(store.name_binding(&name("db")).unwrap(), Some(b));
+}
+
+#[test]
+fn two_ids_under_one_name_in_a_batch_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = crate::fixtures::org();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let (a, b, c) = (
+        CredentialId::random(),
+        CredentialId::random(),
+        CredentialId::random(),
+    );
+    let err = store
+        .accept(
+            &[
+                new_cred(&org, c, 1, "other", "o"),
+                new_cred(&org, a, 1, "db", "A"),
+                new_cred(&org, b, 1, "db", "B"),
+            ],
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NameBound { .. }), "{err}");
+    for id in [a, b, c] {
+        assert_eq!(store.newest_version(&id).unwrap(), None, "all or nothing");
+    }
+    assert_eq!(store.name_binding(&name("db")).unwrap(), None);
+}
+
+#[test]
+fn flags_follow_the_revocation_list_and_quarantine_refuses_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = crate::fixtures::org();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let (a, b) = (CredentialId::random(), CredentialId::random());
+    store
+        .accept(
+            &[
+                new_cred(&org, a, 1, "a", "A"),
+                new_cred(&org, b, 1, "b", "B"),
+            ],
+            NOW,
+        )
+        .unwrap();
+    store
+        .apply_revocations(b"{\"list\":1}", 1, &[a], NOW)
+        .unwrap();
+    // The list is stored in the same batch.
+    store
+        .get_self(SelfRecord::Revocations)
+        .unwrap()
+        .unwrap()
+        .expose(|l| assert_eq!(l, b"{\"list\":1}"));
+    let flag = store.flag(&a).unwrap().unwrap();
+    assert_eq!(flag.list_serial, 1);
+    assert!(store.flag(&b).unwrap().is_none());
+    let status = |store: &Store| -> Vec<(CredentialId, CredentialStatus)> {
+        let mut v: Vec<_> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.id, m.status))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    };
+    let mut expected = vec![
+        (a, CredentialStatus::SignerRevoked),
+        (b, CredentialStatus::Ok),
+    ];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(status(&store), expected);
+    // Flagged but not quarantined: still served.
+    assert!(store.credential_by_name(&name("a")).unwrap().is_some());
+    store.set_quarantine_revoked_signers(true);
+    assert!(matches!(
+        store.credential_by_name(&name("a")),
+        Err(StoreError::Quarantined { .. })
+    ));
+    assert!(store.credential_by_name(&name("b")).unwrap().is_some());
+    assert_eq!(
+        store.lookup_by_name(&name("a")).unwrap().unwrap().status,
+        CredentialStatus::Quarantined
+    );
+    // Flags survive a reopen.
+    drop(store);
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    assert!(store.flag(&a).unwrap().is_some());
+    // A newer version clears the flag; the same version does not.
+    store
+        .accept(&[new_cred(&org, a, 1, "a", "A")], NOW)
+        .unwrap();
+    assert!(store.flag(&a).unwrap().is_some());
+    store
+        .accept(&[new_cred(&org, a, 2, "a", "A2")], NOW)
+        .unwrap();
+    assert!(store.flag(&a).unwrap().is_none());
+    // A later list that no longer revokes the signer clears flags; one that does sets them.
+    store.apply_revocations(b"{}", 2, &[b], NOW).unwrap();
+    assert!(store.flag(&b).unwrap().is_some());
+    store.apply_revocations(b"{}", 3, &[], NOW).unwrap();
+    assert!(store.flag(&b).unwrap().is_none());
+}

@@ -71,4 +71,9 @@ pub enum RefusalReason {
     Busy,
     /// The agent failed internally.
     Internal,
+    /// The statement's name is bound on this agent to another credential id (a deleted credential's statement
+    /// replayed under a name that now belongs to a new credential, or the reverse); nothing was stored.
+    NameBoundToOtherId,
+    /// The agent holds this credential in quarantine (its statement's signer was revoked) and does not rewrap it.
+    Quarantined,
 }

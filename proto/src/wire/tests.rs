@@ -65,6 +65,11 @@ fn ups() -> Vec<Up> {
             error: None,
             meta: BTreeMap::new(),
         }),
+        Up::CredentialsFlagged(CredentialsFlagged {
+            reason: FlagReason::SignerRevoked,
+            list_serial: 3,
+            credential_ids: vec![CredentialId::random(), CredentialId::random()],
+        }),
     ]
 }
 
@@ -259,4 +264,56 @@ fn garbage_never_panics() {
         assert!(decode::<Down>(junk).is_err());
         assert!(decode::<Status>(junk).is_err());
     }
+}
+
+#[test]
+fn flagged_credentials_are_bounded_unique_and_typed() {
+    let flagged = |ids: Vec<CredentialId>| {
+        Up::CredentialsFlagged(CredentialsFlagged {
+            reason: FlagReason::SignerRevoked,
+            list_serial: 1,
+            credential_ids: ids,
+        })
+    };
+    let id = CredentialId::random();
+    assert!(matches!(
+        encode(&flagged(Vec::new())),
+        Err(WireError::Invalid(_))
+    ));
+    assert!(matches!(
+        encode(&flagged(vec![id, id])),
+        Err(WireError::Invalid(_))
+    ));
+    let too_many: Vec<CredentialId> = (0..=MAX_FLAGGED).map(|_| CredentialId::random()).collect();
+    assert!(matches!(
+        encode(&flagged(too_many)),
+        Err(WireError::Invalid(_))
+    ));
+    // The largest list fits in one frame.
+    let most: Vec<CredentialId> = (0..MAX_FLAGGED).map(|_| CredentialId::random()).collect();
+    let bytes = encode(&flagged(most)).unwrap();
+    assert!(bytes.len() <= MAX_MESSAGE_BYTES);
+    // The wire names are stable.
+    let text = String::from_utf8(encode(&flagged(vec![id])).unwrap()).unwrap();
+    assert!(
+        text.contains(r#""type":"credentials_flagged""#)
+            && text.contains(r#""reason":"signer_revoked""#),
+        "{text}"
+    );
+    assert_eq!(
+        serde_json::to_string(&RefusalReason::NameBoundToOtherId).unwrap(),
+        "\"NAME_BOUND_TO_OTHER_ID\""
+    );
+    assert_eq!(
+        serde_json::to_string(&RefusalReason::Quarantined).unwrap(),
+        "\"QUARANTINED\""
+    );
+    // A decoded frame is validated too (a hostile agent's duplicate list is refused).
+    let dup = format!(
+        r#"{{"v":1,"msg":{{"type":"credentials_flagged","body":{{"reason":"signer_revoked","list_serial":1,"credential_ids":["{id}","{id}"]}}}}}}"#
+    );
+    assert!(matches!(
+        decode::<Up>(dup.as_bytes()),
+        Err(WireError::Invalid(_))
+    ));
 }

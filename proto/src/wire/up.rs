@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check, Nonce, RefusalReason, WireError, WireMessage, MAX_CERT_BYTES, MAX_HELD, MAX_JOB_OUTPUT,
+    check, Nonce, RefusalReason, WireError, WireMessage, MAX_CERT_BYTES, MAX_FLAGGED, MAX_HELD,
+    MAX_JOB_OUTPUT,
 };
 use crate::commitment::Commitment;
 use crate::envelope::{Envelope, KeyFingerprint};
@@ -28,6 +29,8 @@ pub enum Up {
     CredentialMissing(CredentialMissing),
     /// The outcome of a job.
     JobResult(JobResult),
+    /// Credentials this agent holds whose statements it now distrusts (their signer was revoked).
+    CredentialsFlagged(CredentialsFlagged),
 }
 
 /// How an agent registers (design §4).
@@ -166,6 +169,27 @@ pub struct JobResult {
     pub meta: BTreeMap<String, String>,
 }
 
+/// Why an agent flagged credentials it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FlagReason {
+    /// The operator certificate that signed the held statement is on the newest CA-signed revocation list.
+    SignerRevoked,
+}
+
+/// Credentials an agent flagged after re-checking what it holds (sent after it adopts a newer revocation list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsFlagged {
+    /// Why.
+    pub reason: FlagReason,
+    /// The serial of the revocation list the agent checked against.
+    pub list_serial: u64,
+    /// The credentials (1 to [`MAX_FLAGGED`], unique).
+    pub credential_ids: Vec<CredentialId>,
+}
+
 impl WireMessage for Up {
     fn validate(&self) -> Result<(), WireError> {
         match self {
@@ -191,6 +215,20 @@ impl WireMessage for Up {
                 check(
                     j.meta.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 256),
                     "meta entry too long",
+                )
+            }
+            Self::CredentialsFlagged(f) => {
+                check(!f.credential_ids.is_empty(), "no flagged credentials")?;
+                check(
+                    f.credential_ids.len() <= MAX_FLAGGED,
+                    "too many flagged credentials",
+                )?;
+                let mut ids = f.credential_ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                check(
+                    ids.len() == f.credential_ids.len(),
+                    "duplicate flagged credential",
                 )
             }
             Self::RewrapRefused(_) | Self::CredentialMissing(_) => Ok(()),

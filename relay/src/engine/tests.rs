@@ -1019,3 +1019,81 @@ fn a_job_expires_ttl_after_dispatch_and_a_duplicate_refusal_never_replaces_its_r
     let stored = w.engine.store.job(&id).unwrap().unwrap().result.unwrap();
     assert_eq!((stored.exit_code, stored.error), (Some(0), None));
 }
+
+#[test]
+fn flagged_credentials_raise_one_deduplicated_signer_revoked_alert_each() {
+    let mut w = World::new();
+    let a = w.agent("edge-1");
+    let b = w.agent("edge-2");
+    let (id, _, _) = w.put("db", Scope::All, "pw", &[]);
+    let stranger = CredentialId::random();
+    // The relay's list revokes alice too.
+    let serial = w
+        .org
+        .ca
+        .pinned()
+        .verify_operator(
+            &w.org.operator_cert,
+            w.org.at,
+            &tessera_proto::statement::RevocationList::empty(),
+        )
+        .unwrap()
+        .serial;
+    w.engine
+        .set_revocations(tessera_proto::statement::RevocationList::new(
+            1,
+            w.org.at,
+            [serial],
+        ));
+    let report = |ids: Vec<CredentialId>| {
+        Up::CredentialsFlagged(wire::CredentialsFlagged {
+            reason: wire::FlagReason::SignerRevoked,
+            list_serial: 1,
+            credential_ids: ids,
+        })
+    };
+    assert!(w.up(&a, &report(vec![id, stranger])).is_empty());
+    let alerts: Vec<_> = w
+        .engine
+        .store
+        .alerts()
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.kind == AlertKind::CredentialSignerRevoked)
+        .collect();
+    assert_eq!(alerts.len(), 1, "nothing for an id the relay does not know");
+    assert_eq!(alerts[0].severity, crate::alerts::Severity::High);
+    assert_eq!(alerts[0].subject, format!("credential={id}"));
+    assert!(
+        alerts[0].message.contains("edge-1") && alerts[0].message.contains("list revokes"),
+        "{}",
+        alerts[0].message
+    );
+    // Another agent reporting the same credential: the same alert, counted.
+    w.clock.advance(1_000);
+    w.up(&b, &report(vec![id]));
+    let alerts: Vec<_> = w
+        .engine
+        .store
+        .alerts()
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.kind == AlertKind::CredentialSignerRevoked)
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].count, 2);
+    // Each report is audited, with the agent and the counts.
+    let audited: Vec<_> = w
+        .engine
+        .store
+        .audit()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "credential_signer_revoked")
+        .collect();
+    assert_eq!(audited.len(), 2);
+    assert_eq!(audited[0].data["agent"], "edge-1");
+    assert_eq!(audited[0].data["credentials"], id.to_string());
+    assert_eq!(audited[0].data["unknown"], "1");
+    assert_eq!(audited[1].data["agent"], "edge-2");
+}

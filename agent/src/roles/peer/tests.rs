@@ -235,3 +235,35 @@ fn never_encrypts_to_a_key_the_relay_names() {
     req.target_cert = ca.cert_der().to_vec();
     assert_eq!(refusal(&s, &req), RefusalReason::UntrustedTarget);
 }
+
+#[test]
+fn refuses_a_statement_whose_name_is_bound_to_another_id() {
+    // We hold `db` (s.id). The relay asks us to rewrap another, validly signed credential `db` (say, a deleted
+    // one): refused before anything is read or stored, and audited.
+    let s = setup(Scope::All);
+    let other = CredentialId::random();
+    let (signed, _, _) = s.org.credential(other, 1, "db", Scope::All, "deleted");
+    let mut req = request(&s);
+    req.credential_id = other;
+    req.version = 1;
+    req.statement = signed;
+    assert_eq!(refusal(&s, &req), RefusalReason::NameBoundToOtherId);
+    assert!(s.store.credential(&other).unwrap().is_none());
+    let entry = s.store.audit_log().unwrap().pop().unwrap();
+    assert_eq!(entry.op, "rewrap");
+    assert_eq!(entry.outcome, crate::store::AuditOutcome::Refused);
+    assert!(entry.detail.unwrap().starts_with("NAME_BOUND_TO_OTHER_ID"));
+}
+
+#[test]
+fn a_quarantined_credential_is_not_rewrapped() {
+    let s = setup(Scope::All);
+    s.store.apply_revocations(b"{}", 1, &[s.id], NOW).unwrap();
+    // Flagged but not quarantined: still rewrapped.
+    assert!(matches!(
+        answer(&s.peer, &s.store, &request(&s), NOW),
+        Up::RewrapResponse(_)
+    ));
+    s.store.set_quarantine_revoked_signers(true);
+    assert_eq!(refusal(&s, &request(&s)), RefusalReason::Quarantined);
+}

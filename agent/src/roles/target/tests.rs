@@ -212,3 +212,73 @@ fn non_canonical_plaintext_is_refused() {
         refused(RefusalReason::BadPayload)
     );
 }
+
+fn delivery_named(
+    s: &Setup,
+    id: CredentialId,
+    version: u64,
+    name: &str,
+    secret: &str,
+) -> CredentialStore {
+    let (statement, _, payload) = s.org.credential(id, version, name, Scope::All, secret);
+    CredentialStore {
+        delivery_id: uuid::Uuid::new_v4(),
+        statement,
+        envelope: seal(s.me.wrap.public_key(), payload.bytes()).unwrap(),
+        request_id: None,
+    }
+}
+
+#[test]
+fn a_replayed_statement_of_a_deleted_credential_cannot_take_its_name() {
+    // The operator deleted `db` (id A) and created a new `db` (id B); this agent holds B. The relay re-sends A's
+    // delivery, still validly signed: refused before anything is stored, and audited.
+    let s = setup();
+    let (a, b) = (CredentialId::random(), CredentialId::random());
+    let old = delivery_named(&s, a, 1, "db", "deleted-secret");
+    store_it(&s, &delivery_named(&s, b, 1, "db", "current-secret"));
+    assert_eq!(
+        reason(check(&s.keys, &s.store, &old)),
+        refused(RefusalReason::NameBoundToOtherId)
+    );
+    assert_eq!(s.store.newest_version(&a).unwrap(), None);
+    assert!(s.store.credential(&a).unwrap().is_none());
+    let served = s
+        .store
+        .credential_by_name(&tessera_proto::ids::CredentialName::new("db").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(served.statement.credential_id, b);
+    let log = s.store.audit_log().unwrap();
+    let entry = log.last().unwrap();
+    assert_eq!(entry.op, "delivery");
+    assert_eq!(entry.name.as_deref(), Some("db"));
+    assert_eq!(entry.outcome, crate::store::AuditOutcome::Refused);
+    let detail = entry.detail.as_deref().unwrap();
+    assert!(
+        detail.starts_with("NAME_BOUND_TO_OTHER_ID") && detail.contains(&a.to_string()),
+        "{detail}"
+    );
+    // Other names and newer versions of the bound id are unaffected.
+    store_it(&s, &delivery_named(&s, a, 1, "other", "x"));
+    store_it(&s, &delivery_named(&s, b, 2, "db", "rotated"));
+    assert_eq!(s.store.newest_version(&b).unwrap(), Some(2));
+}
+
+#[test]
+fn the_first_id_under_a_name_keeps_it() {
+    // An agent that held A and never B: B's delivery under A's name is refused the same way (the rebinding an
+    // operator tombstone will allow later).
+    let s = setup();
+    let (a, b) = (CredentialId::random(), CredentialId::random());
+    store_it(&s, &delivery_named(&s, a, 1, "db", "first"));
+    assert_eq!(
+        reason(check(
+            &s.keys,
+            &s.store,
+            &delivery_named(&s, b, 1, "db", "second")
+        )),
+        refused(RefusalReason::NameBoundToOtherId)
+    );
+    assert_eq!(s.store.newest_version(&b).unwrap(), None);
+}
