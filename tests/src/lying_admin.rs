@@ -27,6 +27,8 @@ pub struct Received {
 #[derive(Debug, Default)]
 struct Script {
     answers: BTreeMap<String, serde_json::Value>,
+    /// Scripted answers to non-GET requests: (method, path) -> (status, body). Default: 200 `{"ok": true}`.
+    writes: BTreeMap<(String, String), (u16, serde_json::Value)>,
     received: Vec<Received>,
 }
 
@@ -112,6 +114,16 @@ impl LyingAdmin {
             .insert(path.to_owned(), value);
     }
 
+    /// Answers `method path` (a write) with `status` and `value` from now on (it is still recorded as received:
+    /// a relay that stores the write and then reports an error).
+    pub fn answer_write(&self, method: &str, path: &str, status: u16, value: serde_json::Value) {
+        self.script
+            .lock()
+            .unwrap()
+            .writes
+            .insert((method.to_owned(), path.to_owned()), (status, value));
+    }
+
     /// Every request received since the last call, and forgets them.
     pub fn take(&self) -> Vec<Received> {
         std::mem::take(&mut self.script.lock().unwrap().received)
@@ -149,13 +161,18 @@ async fn answer(
             body,
         });
         if method == "GET" {
-            s.answers.get(&path).cloned()
+            s.answers.get(&path).cloned().map(|v| (200, v))
         } else {
-            Some(serde_json::json!({ "ok": true }))
+            Some(
+                s.writes
+                    .get(&(method.clone(), path.clone()))
+                    .cloned()
+                    .unwrap_or((200, serde_json::json!({ "ok": true }))),
+            )
         }
     };
     let (status, value) = match reply {
-        Some(v) => (200, v),
+        Some(v) => v,
         None => (
             404,
             serde_json::json!({ "error": "invalid", "message": "not scripted" }),

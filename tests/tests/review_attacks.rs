@@ -1,0 +1,512 @@
+//! Review: a compromised relay (the scriptable lying admin API) against the real `tessera` commands. Each test asserts
+//! the SECURE behaviour, so it fails while the hole it demonstrates exists. See the review report for each finding.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::too_many_lines
+)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tessera_proto::admin::PutBody;
+use tessera_proto::cert::{IdentityKey, PinnedCa};
+use tessera_proto::commitment::{self, Salt};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
+use tessera_proto::secret::SecretPayload;
+use tessera_proto::statement::{
+    CredentialStatement, RevocationList, Scope, Signed, CREDENTIAL_KIND,
+};
+use tessera_system_tests::bins::bin_dir;
+use tessera_system_tests::cluster::{AgentProc, Cluster};
+use tessera_system_tests::lying_admin::{LyingAdmin, Received};
+
+fn pem_der(path: &Path) -> Vec<u8> {
+    tessera_proto::pem_files::first_cert(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+fn agent_view(id: &str, der: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "state": "online", "last_seen_ms": 0, "mode": null,
+        "cert": tessera_proto::b64_encode(der),
+    })
+}
+
+fn cred_view(statement: &serde_json::Value) -> serde_json::Value {
+    let st = parse(statement);
+    serde_json::json!({
+        "id": st.credential_id.to_string(),
+        "name": st.name.as_str(),
+        "version": st.version,
+        "scope": st.scope,
+        "deleted": false,
+        "sync": { "synced": 0, "of": 0, "pending": 0, "stalled": 0, "integrity_failure": false },
+        "statement": statement,
+    })
+}
+
+fn parse(statement: &serde_json::Value) -> CredentialStatement {
+    let signed: Signed<CredentialStatement> = serde_json::from_value(statement.clone()).unwrap();
+    signed.parse_unverified(CREDENTIAL_KIND).unwrap()
+}
+
+fn tessera(c: &Cluster, dir: &Path, args: &[&str], secret: Option<&str>) -> Output {
+    let mut cmd: Command = c.operator_cmd();
+    cmd.env("TESSERA_OPERATOR_DIR", dir)
+        .arg("--json")
+        .args(args);
+    if let Some(s) = secret {
+        let f = c.root().join("secret.txt");
+        std::fs::write(&f, s).unwrap();
+        cmd.arg("--file").arg(f);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "tessera failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn puts(sent: &[Received]) -> Vec<(PutBody, serde_json::Value)> {
+    sent.iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/credentials")
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            (
+                serde_json::from_value(v.clone()).unwrap(),
+                v["statement"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn posted(sent: &[Received]) -> (PutBody, serde_json::Value) {
+    let mut p = puts(sent);
+    assert_eq!(p.len(), 1, "{sent:?}");
+    p.remove(0)
+}
+
+fn sealed_to(body: &PutBody) -> BTreeSet<String> {
+    body.envelopes
+        .iter()
+        .map(|e| e.agent.as_str().to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn explicit(ids: &[&str]) -> Scope {
+    Scope::explicit(ids.iter().map(|i| AgentId::new(*i).unwrap()))
+}
+
+/// A cluster with three certified agents (not started), the lying relay answering honestly about them.
+struct World {
+    _tmp: tempfile::TempDir,
+    c: Cluster,
+    agents: Vec<AgentProc>,
+    der: Vec<Vec<u8>>,
+    relay: LyingAdmin,
+    alice: PathBuf,
+}
+
+fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    let mut agents = Vec::new();
+    for id in ["edge-1", "edge-2", "edge-3"] {
+        agents.push(c.agent(id, "").unwrap());
+    }
+    let der: Vec<Vec<u8>> = agents.iter().map(|a| pem_der(&a.cert)).collect();
+    let admin = c.service_identity("relay-admin");
+    let relay = LyingAdmin::start(
+        &c.admin,
+        &c.ca_der().unwrap(),
+        &std::fs::read(&admin.cert).unwrap(),
+        &std::fs::read(&admin.key).unwrap(),
+    );
+    relay.answer(
+        "/v1/agents",
+        serde_json::json!([
+            agent_view("edge-1", &der[0]),
+            agent_view("edge-2", &der[1]),
+            agent_view("edge-3", &der[2]),
+        ]),
+    );
+    relay.answer("/v1/credentials", serde_json::json!([]));
+    relay.answer("/v1/revocations", serde_json::Value::Null);
+    let alice = c.operator_dir();
+    World {
+        _tmp: tmp,
+        c,
+        agents,
+        der,
+        relay,
+        alice,
+    }
+}
+
+impl World {
+    fn ca(&self) -> PinnedCa {
+        PinnedCa::from_der(&self.c.ca_der().unwrap()).unwrap()
+    }
+
+    /// `ca issue-operator --id ID [--days D]` into `root/ID`.
+    fn operator(&self, id: &str, days: Option<&str>) -> PathBuf {
+        let dir = self.c.root().join(id);
+        let mut cmd = self.c.operator_cmd();
+        cmd.args(["ca", "issue-operator", "--id", id, "--dir"])
+            .arg(self.c.ca_dir())
+            .arg("--out-dir")
+            .arg(&dir);
+        if let Some(d) = days {
+            cmd.args(["--days", d]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        dir
+    }
+}
+
+/// Signs `st` with the operator key in `dir` (what whoever holds that key can do, with the relay serving it).
+fn sign_as(dir: &Path, st: &CredentialStatement) -> serde_json::Value {
+    let key = tessera_proto::pem_files::pkcs8_key(&std::fs::read(dir.join("operator.key")).unwrap())
+        .unwrap();
+    let key = IdentityKey::from_pkcs8_der(&key).unwrap();
+    let cert = pem_der(&dir.join("operator.pem"));
+    serde_json::to_value(Signed::sign(st, &key, &cert).unwrap()).unwrap()
+}
+
+/// F1. An operator certificate that has EXPIRED (not revoked: offboarding by letting it lapse) still signs
+/// statements the workstation accepts, because a statement's signer is checked at its self-declared `created_at`.
+/// The relay serves a backdated statement from that key that widens db's scope to `all`; alice's catalogue learns it
+/// as "newer" and her next `cred rotate db` seals the new secret to every agent, printing no scope change.
+#[test]
+fn expired_operator_backdated_statement_widens_the_next_rotation() {
+    let w = world();
+    let out = ok(&tessera(
+        &w.c,
+        &w.alice,
+        &["cred", "put", "db", "--agent", "edge-1"],
+        Some("db-v1"),
+    ));
+    assert_eq!(out["version"], 1);
+    let (_, db1) = posted(&w.relay.take());
+
+    // An operator whose certificate ended 300 s ago (`--days 0`: valid from now-600 to now-300).
+    let old = w.operator("olddev", Some("0"));
+    assert!(
+        w.ca()
+            .verify_operator(&pem_der(&old.join("operator.pem")), now(), &RevocationList::empty())
+            .is_err(),
+        "olddev's certificate should be expired"
+    );
+    let mut st = parse(&db1);
+    st.scope_revision = 1;
+    st.scope = Scope::All;
+    st.creator = OperatorId::new("olddev").unwrap();
+    st.created_at = now() - 450; // inside olddev's old validity window
+    let forged = sign_as(&old, &st);
+    w.relay
+        .answer("/v1/credentials", serde_json::json!([cred_view(&forged)]));
+
+    let o = tessera(&w.c, &w.alice, &["cred", "rotate", "db"], Some("db-v2"));
+    let sent = w.relay.take();
+    if o.status.success() {
+        let (body, db2) = posted(&sent);
+        assert_eq!(
+            parse(&db2).scope,
+            explicit(&["edge-1"]),
+            "an expired operator's backdated statement widened db's scope: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(sealed_to(&body), set(&["edge-1"]));
+    } else {
+        assert!(puts(&sent).is_empty());
+    }
+}
+
+/// F2. A statement learnt from an operator who is revoked afterwards stays in the catalogue, and `grant` re-signs
+/// its salt and commitment (the revoked operator's chosen plaintext) under alice's key: agents that now refuse the
+/// revoked signer accept the same plaintext as alice's.
+#[test]
+fn grant_re_signs_the_commitment_of_a_since_revoked_operator() {
+    let w = world();
+    ok(&tessera(
+        &w.c,
+        &w.alice,
+        &["cred", "put", "db", "--agent", "edge-1"],
+        Some("db-v1"),
+    ));
+    let (_, db1) = posted(&w.relay.take());
+    let mallory = w.operator("mallory", None);
+    // Mallory rotates db to a secret she knows (she can seal it to edge-1 herself: wrap keys are public).
+    let mut st = parse(&db1);
+    st.version = 2;
+    st.creator = OperatorId::new("mallory").unwrap();
+    st.created_at = now();
+    st.salt = Salt::random();
+    let known = SecretPayload::from_plain_text("mallory-knows-this").unwrap();
+    st.commitment = commitment::compute(&st.salt, &st.credential_id, 2, &known);
+    let evil_commitment = st.commitment.clone();
+    let db2 = sign_as(&mallory, &st);
+    w.relay
+        .answer("/v1/credentials", serde_json::json!([cred_view(&db2)]));
+    let out = ok(&tessera(&w.c, &w.alice, &["cred", "adopt", "db"], None));
+    assert_eq!(out[0]["outcome"], "newer");
+    // Mallory is found out and revoked; the list is in alice's operator directory.
+    let o = w
+        .c
+        .operator_cmd()
+        .args(["ca", "revoke", "--dir"])
+        .arg(w.c.ca_dir())
+        .arg("--cert")
+        .arg(mallory.join("operator.pem"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.relay.take();
+    // The relay keeps serving mallory's statement; alice grants edge-2.
+    let o = tessera(&w.c, &w.alice, &["grant", "db", "edge-2"], None);
+    let sent = w.relay.take();
+    for (_, s) in puts(&sent) {
+        assert_ne!(
+            parse(&s).commitment,
+            evil_commitment,
+            "alice re-signed the revoked operator's commitment: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// F3. `revoke NAME AGENT` on scope `all` builds the new explicit scope from the RELAY's agent list: a relay that
+/// hides certified agents gets them silently dropped from the scope too (the operator asked to remove one agent).
+#[test]
+fn revoke_on_scope_all_silently_drops_agents_the_relay_hides() {
+    let w = world();
+    ok(&tessera(&w.c, &w.alice, &["cred", "put", "web"], Some("web-v1")));
+    let (_, web1) = posted(&w.relay.take());
+    w.relay
+        .answer("/v1/credentials", serde_json::json!([cred_view(&web1)]));
+    // The relay hides edge-3 (certified, live in issued.json).
+    w.relay.answer(
+        "/v1/agents",
+        serde_json::json!([
+            agent_view("edge-1", &w.der[0]),
+            agent_view("edge-2", &w.der[1]),
+        ]),
+    );
+    let o = tessera(&w.c, &w.alice, &["revoke", "web", "edge-1"], None);
+    let sent = w.relay.take();
+    if o.status.success() {
+        let (_, s) = posted(&sent);
+        assert_eq!(
+            parse(&s).scope,
+            explicit(&["edge-2", "edge-3"]),
+            "revoking edge-1 also removed edge-3, which the relay hid; stderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    } else {
+        assert!(puts(&sent).is_empty());
+    }
+}
+
+/// F4. `ca issue-agent --replace` revokes the old certificate but does not push the list; a second workstation whose
+/// `issued.json` and `revocations.json` predate the replacement (the docs claim a stale registry "can only leave
+/// agents out") seals to the REPLACED key when the relay keeps showing the old certificate.
+#[test]
+fn stale_registry_seals_to_a_replaced_key() {
+    let w = world();
+    let bob = w.operator("bob", None); // bob's registry copy: edge-1..3 with their first certificates
+    let old_fp = w
+        .ca()
+        .verify_agent(&w.der[2], now(), &RevocationList::empty())
+        .unwrap()
+        .wrap
+        .fingerprint();
+    // edge-3 re-enrolled (its old key is considered compromised), on the CA workstation.
+    let req = w.agents[2].dir.join("request.json");
+    let o = w
+        .c
+        .operator_cmd()
+        .args(["ca", "issue-agent", "--replace", "--dir"])
+        .arg(w.c.ca_dir())
+        .arg(&req)
+        .arg("--out")
+        .arg(w.c.root().join("edge-3-new.pem"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The relay (never sent the list) shows edge-3's old certificate; bob puts a credential for edge-3.
+    let o = tessera(
+        &w.c,
+        &bob,
+        &["cred", "put", "bobs", "--agent", "edge-3"],
+        Some("bobs-secret"),
+    );
+    let sent = w.relay.take();
+    for (body, _) in puts(&sent) {
+        assert!(
+            body.envelopes.iter().all(|e| e.key != old_fp),
+            "sealed to edge-3's replaced (revoked) key; stdout {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
+
+/// F5. The commitment is HMAC(salt, id ‖ version ‖ plaintext) and the salt is in the statement the relay stores:
+/// a low-entropy secret (a PIN, a short password) is recovered offline by the relay.
+#[test]
+fn the_relay_recovers_a_low_entropy_secret_from_the_commitment() {
+    let w = world();
+    ok(&tessera(&w.c, &w.alice, &["cred", "put", "pin"], Some("4821")));
+    let (_, s) = posted(&w.relay.take());
+    let st = parse(&s);
+    let found = (0..10_000).map(|n| format!("{n:04}")).find(|guess| {
+        let p = SecretPayload::from_plain_text(guess).unwrap();
+        commitment::compute(&st.salt, &st.credential_id, st.version, &p) == st.commitment
+    });
+    assert_eq!(
+        found, None,
+        "the relay brute-forced the secret from the statement"
+    );
+}
+
+/// F6. The relay stores a put and then answers an error: the operator's retry of the same `cred put` is refused
+/// ("the catalogue does not know ... run adopt") for the credential the operator itself just signed.
+#[test]
+fn a_put_stored_then_failed_locks_the_operator_out_of_its_own_name() {
+    let w = world();
+    w.relay.answer_write(
+        "POST",
+        "/v1/credentials",
+        500,
+        serde_json::json!({"error": "internal", "message": "storage failure"}),
+    );
+    let o = tessera(
+        &w.c,
+        &w.alice,
+        &["cred", "put", "db", "--agent", "edge-1"],
+        Some("db-v1"),
+    );
+    assert!(!o.status.success());
+    let (_, db1) = posted(&w.relay.take());
+    // It was stored after all; the relay now lists it (alice's own signature) and accepts writes.
+    w.relay.answer_write("POST", "/v1/credentials", 200, serde_json::json!({"ok": true}));
+    w.relay
+        .answer("/v1/credentials", serde_json::json!([cred_view(&db1)]));
+    let o = tessera(
+        &w.c,
+        &w.alice,
+        &["cred", "put", "db", "--agent", "edge-1"],
+        Some("db-v1"),
+    );
+    assert!(
+        o.status.success(),
+        "retrying the operator's own put is refused: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// F7. `cred import` checks names one at a time while it signs: a name the relay lists but the catalogue does not
+/// know, sorted after others, fails the import with exit code 2 ("nothing was signed or sealed") after the earlier
+/// files WERE signed, sealed and sent, and without reporting which.
+#[test]
+fn import_refusal_after_earlier_items_were_signed_and_sent() {
+    let w = world();
+    let bob = w.operator("bob", None);
+    let st = CredentialStatement::new(
+        CredentialId::random(),
+        1,
+        0,
+        CredentialName::new("zz").unwrap(),
+        Scope::All,
+        Salt::random(),
+        commitment::compute(
+            &Salt::random(),
+            &CredentialId::random(),
+            1,
+            &SecretPayload::from_plain_text("x").unwrap(),
+        ),
+        OperatorId::new("bob").unwrap(),
+        now(),
+    );
+    let zz = sign_as(&bob, &st);
+    w.relay
+        .answer("/v1/credentials", serde_json::json!([cred_view(&zz)]));
+    let dir = w.c.root().join("import");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("aa"), "aa-secret").unwrap();
+    std::fs::write(dir.join("zz"), "zz-secret").unwrap();
+    let o = tessera(&w.c, &w.alice, &["cred", "import", dir.to_str().unwrap()], None);
+    let sent = w.relay.take();
+    if o.status.code() == Some(2) {
+        assert!(
+            puts(&sent).is_empty(),
+            "exit 2 (nothing signed) but {} put(s) were sent: {}",
+            puts(&sent).len(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// F8. Relay-chosen strings reach the operator's terminal unescaped (`cred ls` names, API error messages): a relay
+/// can inject terminal control sequences and forge lines (e.g. make a credential look synced, hide a row).
+#[test]
+fn relay_strings_reach_the_terminal_unescaped() {
+    let w = world();
+    w.relay.answer(
+        "/v1/credentials",
+        serde_json::json!([{
+            "id": "x", "name": "db\u{1b}[2K\rdb                       v9    synced 3/3  synced",
+            "version": 1, "scope": {"type": "all"}, "deleted": false,
+            "sync": {"synced": 0, "of": 3, "pending": 0, "stalled": 3, "integrity_failure": true},
+            "statement": null
+        }]),
+    );
+    let o = w
+        .c
+        .operator_cmd()
+        .env("TESSERA_OPERATOR_DIR", &w.alice)
+        .args(["cred", "ls"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    w.relay.answer_write(
+        "POST",
+        "/v1/credentials/x/retry",
+        409,
+        serde_json::json!({"error": "invalid", "message": "\u{1b}]0;owned\u{7}\u{1b}[2Kok"}),
+    );
+    let o = w
+        .c
+        .operator_cmd()
+        .env("TESSERA_OPERATOR_DIR", &w.alice)
+        .args(["cred", "retry", "x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let bad = |s: &str| s.chars().any(|ch| ch.is_control() && ch != '\n');
+    assert!(
+        !bad(&out) && !bad(&err),
+        "control characters from the relay printed: ls {out:?} / retry {err:?}"
+    );
+}
