@@ -510,3 +510,113 @@ fn relay_strings_reach_the_terminal_unescaped() {
         "control characters from the relay printed: ls {out:?} / retry {err:?}"
     );
 }
+
+/// F6b. A `grant` the relay stores and then answers with an error leaves the catalogue at the old revision, so the
+/// operator's next re-scope signs a SECOND, different statement for the same (version, revision): the relay now
+/// holds two alice-signed revision-1 scopes (one still containing edge-2, which the operator just revoked) and
+/// chooses which one agents and other workstations see first.
+#[test]
+fn a_failed_grant_lets_the_relay_hold_two_statements_for_one_revision() {
+    let w = world();
+    ok(&tessera(
+        &w.c,
+        &w.alice,
+        &["cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2"],
+        Some("db-v1"),
+    ));
+    let (_, db1) = posted(&w.relay.take());
+    w.relay
+        .answer("/v1/credentials", serde_json::json!([cred_view(&db1)]));
+    w.relay.answer_write(
+        "POST",
+        "/v1/credentials",
+        503,
+        serde_json::json!({"error": "busy", "message": "try again"}),
+    );
+    let o = tessera(&w.c, &w.alice, &["grant", "db", "edge-3"], None);
+    assert_eq!(o.status.code(), Some(3));
+    let (_, grant) = posted(&w.relay.take());
+    // The relay keeps listing revision 0; the operator moves on and revokes edge-2.
+    w.relay
+        .answer_write("POST", "/v1/credentials", 200, serde_json::json!({"ok": true}));
+    ok(&tessera(&w.c, &w.alice, &["revoke", "db", "edge-2"], None));
+    let (_, revoke) = posted(&w.relay.take());
+    let (g, r) = (parse(&grant), parse(&revoke));
+    assert!(
+        (r.version, r.scope_revision) > (g.version, g.scope_revision),
+        "two different statements signed for version {} revision {}: {:?} and {:?}",
+        g.version,
+        g.scope_revision,
+        g.scope,
+        r.scope
+    );
+}
+
+/// F9. The admin client accepts ANY server certificate the org CA issued for the relay's address (here the
+/// broker's), so whoever holds the broker's (or the MQTT relay identity's) key can be "the relay" for operators.
+#[test]
+fn the_brokers_certificate_is_accepted_as_the_relays_admin_api() {
+    let w = world();
+    let broker = w.c.service_identity("broker");
+    let addr = format!(
+        "127.0.0.1:{}",
+        tessera_system_tests::broker::free_port().unwrap()
+    );
+    let fake = LyingAdmin::start(
+        &addr,
+        &w.c.ca_der().unwrap(),
+        &std::fs::read(&broker.cert).unwrap(),
+        &std::fs::read(&broker.key).unwrap(),
+    );
+    fake.answer("/v1/credentials", serde_json::json!([]));
+    let o = w
+        .c
+        .operator_cmd()
+        .env("TESSERA_OPERATOR_DIR", &w.alice)
+        .env("TESSERA_RELAY", &addr)
+        .args(["cred", "ls"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "the operator talked to the broker's certificate as if it were the relay's admin API"
+    );
+}
+
+/// F10. No timeouts: a relay that accepts the connection and never answers hangs every command forever.
+#[test]
+fn a_silent_relay_hangs_the_command_forever() {
+    let w = world();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let mut child = w
+        .c
+        .operator_cmd()
+        .env("TESSERA_OPERATOR_DIR", &w.alice)
+        .env("TESSERA_RELAY", &addr)
+        .args(["cred", "ls"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut exited = false;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(exited, "tessera cred ls still waiting after 30 s");
+}
