@@ -620,3 +620,33 @@ fn a_silent_relay_hangs_the_command_forever() {
     }
     assert!(exited, "tessera cred ls still waiting after 30 s");
 }
+
+/// F11. `ca issue-operator` starts a new operator directory with a copy of `issued.json` but NOT of
+/// `revocations.json`: the new operator seals by the relay's list alone, so a relay that withholds it gets a
+/// credential sealed to an agent the CA revoked (a revocation does not touch `issued.json`).
+#[test]
+fn a_new_operator_directory_lacks_the_revocation_list_and_seals_to_a_revoked_agent() {
+    let w = world();
+    // edge-2 is lost: revoked (the list is written to the CA and alice's directories; not pushed yet).
+    let o = w
+        .c
+        .operator_cmd()
+        .args(["ca", "revoke", "--dir"])
+        .arg(w.c.ca_dir())
+        .arg("--cert")
+        .arg(&w.agents[1].cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Later, a new operator joins; the relay withholds the list and keeps listing edge-2.
+    let bob = w.operator("bob", None);
+    let o = tessera(&w.c, &bob, &["cred", "put", "fresh"], Some("fresh-secret"));
+    let sent = w.relay.take();
+    for (body, _) in puts(&sent) {
+        assert!(
+            !sealed_to(&body).contains("edge-2"),
+            "sealed to the revoked edge-2: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
