@@ -650,3 +650,36 @@ fn a_new_operator_directory_lacks_the_revocation_list_and_seals_to_a_revoked_age
         );
     }
 }
+
+/// F12. Withholding is not only availability: bob revokes edge-2 (suspected compromised) from db; the relay hides
+/// bob's revision from alice, whose `cred rotate db` (the rotation that should cut edge-2 off) seals the NEW secret
+/// to edge-2 from her catalogue's older scope. docs/threat-model.md says withholding "costs availability, not
+/// confidentiality".
+#[test]
+fn a_withheld_scope_revoke_gets_the_next_rotation_sealed_to_the_revoked_agent() {
+    let w = world();
+    ok(&tessera(
+        &w.c,
+        &w.alice,
+        &["cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2"],
+        Some("db-v1"),
+    ));
+    let (_, db1) = posted(&w.relay.take());
+    w.relay
+        .answer("/v1/credentials", serde_json::json!([cred_view(&db1)]));
+    let bob = w.operator("bob", None);
+    ok(&tessera(&w.c, &bob, &["cred", "adopt", "db"], None));
+    ok(&tessera(&w.c, &bob, &["revoke", "db", "edge-2"], None));
+    let (_, bobs) = posted(&w.relay.take());
+    assert_eq!(parse(&bobs).scope, explicit(&["edge-1"]));
+    // The relay keeps showing alice revision 0.
+    let o = tessera(&w.c, &w.alice, &["cred", "rotate", "db"], Some("db-v2-after-edge-2-lost"));
+    let sent = w.relay.take();
+    for (body, _) in puts(&sent) {
+        assert!(
+            !sealed_to(&body).contains("edge-2"),
+            "the rotation after bob's revoke was sealed to edge-2: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
