@@ -188,10 +188,18 @@ pub fn issue_operator(dir: &Path, id: &str, out_dir: &Path, days: u32) -> Result
         .map_err(|e| CaError::Invalid(e.to_string()))?;
     write_identity(out_dir, "operator", &key, &der)?;
     write_pem(&out_dir.join("ca.pem"), "CERTIFICATE", ca.cert_der(), false)?;
-    // The new operator directory starts with the CA's registry of issued agent certificates (sealing needs it).
+    // The new operator directory starts with the CA's registry of issued agent certificates (sealing needs it) and
+    // its newest revocation list (so that a relay withholding the list cannot get a revoked agent sealed to).
     Registry::load(dir)
         .and_then(|r| r.unwrap_or_default().save(out_dir))
-        .map_err(|e| CaError::Invalid(e.to_string()))
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    let list = crate::revocations::read_signed_copy(dir, ca.pinned())
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    if let Some(list) = list {
+        crate::revocations::write_dir_copy(out_dir, &list)
+            .map_err(|e| CaError::Invalid(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// `ca issue-service`: a TLS server/client certificate for the broker or the relay (`NAME.pem`, `NAME.key`).
@@ -224,11 +232,11 @@ pub fn revoke(dir: &Path, serials: &[CertSerial]) -> Result<Signed<RevocationLis
     let held = crate::revocations::read_dir_copy(dir, ca.pinned())
         .map_err(|e| CaError::Invalid(e.to_string()))?
         .unwrap_or_else(RevocationList::empty);
-    let list = RevocationList::new(
-        held.serial + 1,
-        now(),
-        held.revoked.iter().chain(serials).cloned(),
-    );
+    let serial = held
+        .serial
+        .checked_add(1)
+        .ok_or_else(|| CaError::Invalid("the revocation list serial cannot be raised".into()))?;
+    let list = RevocationList::new(serial, now(), held.revoked.iter().chain(serials).cloned());
     let signed = list
         .sign(&ca)
         .map_err(|e| CaError::Invalid(e.to_string()))?;

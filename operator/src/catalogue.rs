@@ -64,6 +64,11 @@ pub struct Catalogue {
     /// Deleted ids.
     #[serde(default)]
     pub deleted: BTreeMap<CredentialId, Deleted>,
+    /// Statements this workstation signed and sent whose acceptance the relay has not confirmed (the request
+    /// failed, or its answer was lost). Confirmed when the relay serves the same statement; until then the name's
+    /// next statement is built on it, so no (version, revision) is ever signed twice.
+    #[serde(default)]
+    pub pending: BTreeMap<CredentialName, Entry>,
 }
 
 /// What [`Catalogue::accept`] did.
@@ -156,6 +161,20 @@ pub enum CatalogueError {
     },
 }
 
+fn entry(verified: &VerifiedCredential, signed: &Signed<CredentialStatement>) -> Entry {
+    let st = &verified.statement;
+    Entry {
+        id: st.credential_id,
+        name: st.name.clone(),
+        version: st.version,
+        scope_revision: st.scope_revision,
+        scope: st.scope.clone(),
+        signer: st.creator.clone(),
+        digest: digest(signed),
+        statement: signed.clone(),
+    }
+}
+
 /// SHA-256 (hex) of a statement's signed payload.
 pub fn digest(signed: &Signed<CredentialStatement>) -> String {
     let d = Sha256::digest(&signed.payload);
@@ -179,14 +198,40 @@ impl Catalogue {
         write_json(&dir.join(FILE), self).map_err(|e| CatalogueError::File(e.to_string()))
     }
 
-    /// The live credential named `name`.
+    /// The live credential named `name`, as confirmed by the relay.
     pub fn get(&self, name: &CredentialName) -> Option<&Entry> {
         self.credentials.get(name)
     }
 
+    /// What the next statement for `name` builds on: the newest of the confirmed entry and a pending one.
+    pub fn latest(&self, name: &CredentialName) -> Option<&Entry> {
+        match (self.credentials.get(name), self.pending.get(name)) {
+            (Some(c), Some(p)) if (p.version, p.scope_revision) > (c.version, c.scope_revision) => {
+                Some(p)
+            }
+            (Some(c), _) => Some(c),
+            (None, p) => p,
+        }
+    }
+
+    /// Records a statement about to be sent (see [`Catalogue::pending`]); refused like [`Catalogue::accept`].
+    pub fn record_pending(
+        &mut self,
+        verified: &VerifiedCredential,
+        signed: &Signed<CredentialStatement>,
+    ) -> Result<(), CatalogueError> {
+        self.check(verified, signed)?;
+        self.pending
+            .insert(verified.statement.name.clone(), entry(verified, signed));
+        Ok(())
+    }
+
     /// The live credential with id `id`.
     pub fn by_id(&self, id: &CredentialId) -> Option<&Entry> {
-        self.credentials.values().find(|e| e.id == *id)
+        self.credentials
+            .values()
+            .chain(self.pending.values())
+            .find(|e| e.id == *id)
     }
 
     /// Checks a verified statement against the catalogue without changing it: the change accepting it would be.
@@ -208,6 +253,24 @@ impl Catalogue {
                 claimed: st.name.as_str().to_owned(),
                 signed: other.name.as_str().to_owned(),
             });
+        }
+        if let Some(p) = self.pending.get(&st.name) {
+            if p.id != st.credential_id {
+                return Err(CatalogueError::NameBound {
+                    name: st.name.as_str().to_owned(),
+                    claimed: st.credential_id,
+                    signed: p.id,
+                    signer: p.signer.as_str().to_owned(),
+                });
+            }
+            if p.digest == digest(signed) {
+                return Ok(Change::Newer {
+                    from: self
+                        .credentials
+                        .get(&st.name)
+                        .map_or((0, 0), |e| (e.version, e.scope_revision)),
+                });
+            }
         }
         let Some(e) = self.credentials.get(&st.name) else {
             return Ok(Change::New);
@@ -255,28 +318,27 @@ impl Catalogue {
         signed: &Signed<CredentialStatement>,
     ) -> Result<Change, CatalogueError> {
         let change = self.check(verified, signed)?;
+        let st = &verified.statement;
         if change != Change::Same {
-            let st = &verified.statement;
-            self.credentials.insert(
-                st.name.clone(),
-                Entry {
-                    id: st.credential_id,
-                    name: st.name.clone(),
-                    version: st.version,
-                    scope_revision: st.scope_revision,
-                    scope: st.scope.clone(),
-                    signer: st.creator.clone(),
-                    digest: digest(signed),
-                    statement: signed.clone(),
-                },
-            );
+            self.credentials
+                .insert(st.name.clone(), entry(verified, signed));
+        }
+        // A pending statement at or below what is now confirmed is settled (confirmed, or superseded).
+        let confirmed = (st.version, st.scope_revision);
+        if self
+            .pending
+            .get(&st.name)
+            .is_some_and(|p| (p.version, p.scope_revision) <= confirmed)
+        {
+            self.pending.remove(&st.name);
         }
         Ok(change)
     }
 
     /// Marks the credential named `name` deleted; its id is never accepted again.
     pub fn delete(&mut self, name: &CredentialName) -> Option<Entry> {
-        let e = self.credentials.remove(name)?;
+        let pending = self.pending.remove(name);
+        let e = self.credentials.remove(name).or(pending)?;
         self.deleted.insert(
             e.id,
             Deleted {

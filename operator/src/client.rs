@@ -9,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
 /// The largest answer read from the relay; a longer one is an error, not read into memory.
-pub const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,25 @@ pub struct AdminClient {
     addr: String,
     host: String,
     tls: Arc<rustls::ClientConfig>,
+    timeout: std::time::Duration,
+}
+
+/// How long one request may take by default, connection and TLS handshake included.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A relay's text with every control character escaped, so that it cannot move the cursor, rewrite a line or set
+/// a terminal title when printed.
+pub fn escape_control(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 impl AdminClient {
@@ -46,10 +65,34 @@ impl AdminClient {
             addr: addr.to_owned(),
             host,
             tls,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
+    /// The same client with another per-request time limit.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     async fn call(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value, ClientError> {
+        tokio::time::timeout(self.timeout, self.exchange(method, path, body))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Transport(
+                    self.addr.clone(),
+                    format!("no answer within {} s", self.timeout.as_secs()),
+                ))
+            })
+    }
+
+    async fn exchange(
         &self,
         method: hyper::Method,
         path: &str,
@@ -94,16 +137,12 @@ impl AdminClient {
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         Err(ClientError::Api {
             status: status.as_u16(),
-            error: v
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("unknown")
-                .to_owned(),
-            message: v
-                .get("message")
-                .and_then(|e| e.as_str())
-                .unwrap_or_default()
-                .to_owned(),
+            error: escape_control(v.get("error").and_then(|e| e.as_str()).unwrap_or("unknown")),
+            message: escape_control(
+                v.get("message")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or_default(),
+            ),
         })
     }
 

@@ -13,7 +13,7 @@ use tessera_proto::envelope::seal;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::{
-    CredentialStatement, RevocationList, Scope, Signed, CREDENTIAL_KIND,
+    CredentialStatement, RevocationList, Scope, Signed, VerifiedCredential,
 };
 
 use crate::answers::{self, AnswerError};
@@ -109,6 +109,16 @@ pub enum CredError {
         /// The id in the statement.
         signed_id: CredentialId,
     },
+    /// Some items of an import were sent before one failed.
+    #[error("{failed}: {source}; already signed and sent: {}", sent.join(", "))]
+    Partial {
+        /// The names sent.
+        sent: Vec<String>,
+        /// The name that failed.
+        failed: String,
+        /// Why.
+        source: Box<CredError>,
+    },
     /// The catalogue has no such credential.
     #[error("no credential {0} in this operator's catalogue")]
     NotInCatalogue(String),
@@ -132,6 +142,22 @@ pub fn payload_from_input(input: &SecretBytes) -> Result<SecretPayload, CredErro
                 .map_err(|_| CredError::Invalid("the secret is not UTF-8".into()))?;
             SecretPayload::from_plain_text(text).map_err(|e| CredError::Invalid(e.to_string()))
         }
+    })
+}
+
+/// Secrets shorter than this are reported as guessable: the relay holds the salted commitment of every secret and
+/// can test guesses offline (docs/threat-model.md).
+pub const WEAK_SECRET_BYTES: usize = 16;
+
+/// A warning when `input` is short enough to be guessed from its commitment (the secret itself is never named).
+pub fn weak_secret_warning(name: &CredentialName, input: &SecretBytes) -> Option<String> {
+    let len = input.expose(|b| b.strip_suffix(b"\n").unwrap_or(b).len());
+    (len < WEAK_SECRET_BYTES).then(|| {
+        format!(
+            "{} is {len} bytes long: the relay holds its salted commitment and can test guesses offline; a random \
+             secret of at least {WEAK_SECRET_BYTES} bytes cannot be guessed",
+            name.as_str()
+        )
     })
 }
 
@@ -163,6 +189,9 @@ pub struct Context<'a> {
     pub notes: Vec<String>,
 }
 
+/// How far in the future a statement's signing time may be (clocks differ between workstations).
+const CLOCK_SKEW_SECS: i64 = 300;
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -190,7 +219,7 @@ impl<'a> Context<'a> {
     /// and extend it; an error when the relay contradicts it, or lists a credential of that name the catalogue does
     /// not know.
     pub fn current(&mut self, name: &CredentialName) -> Result<Option<Entry>, CredError> {
-        let known = self.catalogue.get(name).map(|e| e.id);
+        let known = self.catalogue.latest(name).map(|e| e.id);
         let claims: Vec<CredentialView> = self
             .creds
             .iter()
@@ -216,12 +245,35 @@ impl<'a> Context<'a> {
                 name.as_str()
             ));
         }
-        Ok(self.catalogue.get(name).cloned())
+        Ok(self.catalogue.latest(name).cloned())
+    }
+
+    /// A statement the relay serves, verified to be one this workstation may learn from: signed by an operator
+    /// certified by the CA, unrevoked **and valid now** (an expired operator key cannot sign a backdated statement
+    /// that gets learnt), not dated in the future.
+    fn verify_current(
+        &self,
+        signed: &Signed<CredentialStatement>,
+    ) -> Result<VerifiedCredential, String> {
+        let verified = signed
+            .verify(self.op.ca, &self.revoked)
+            .map_err(|e| e.to_string())?;
+        self.op
+            .ca
+            .verify_operator(&signed.signer_cert, self.now, &self.revoked)
+            .map_err(|e| format!("its signer's certificate is not valid now: {e}"))?;
+        if verified.statement.created_at > self.now.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(format!(
+                "it is dated {} s in the future",
+                verified.statement.created_at - self.now
+            ));
+        }
+        Ok(verified)
     }
 
     /// Checks one relay view against its own statement and the catalogue, adopting a newer verified statement.
     fn reconcile(&mut self, view: &CredentialView) -> Result<(), CredError> {
-        let verified = match view.statement.verify(self.op.ca, &self.revoked) {
+        let verified = match self.verify_current(&view.statement) {
             Ok(v) => v,
             Err(e) => {
                 self.notes.push(format!(
@@ -241,9 +293,14 @@ impl<'a> Context<'a> {
                 signed_id: st.credential_id,
             });
         }
+        let before = self.catalogue.get(&st.name).map(|e| e.scope.clone());
         if let Change::Newer { from } = self.catalogue.accept(&verified, &view.statement)? {
+            let scope = before
+                .filter(|b| *b != st.scope)
+                .map(|b| format!("; {}", ScopeDiff::between(&b, &st.scope)))
+                .unwrap_or_default();
             self.notes.push(format!(
-                "learnt {} version {} revision {} signed by {} (had version {} revision {})",
+                "learnt {} version {} revision {} signed by {} (had version {} revision {}){scope}",
                 st.name.as_str(),
                 st.version,
                 st.scope_revision,
@@ -268,8 +325,9 @@ impl<'a> Context<'a> {
         let verified = signed
             .verify(self.op.ca, &self.revoked)
             .map_err(|e| CredError::Invalid(format!("our own statement does not verify: {e}")))?;
-        // Checked before it is sent: the catalogue must accept what we are about to sign.
-        self.catalogue.check(&verified, &signed)?;
+        // Recorded before it is sent: whatever the relay answers, this (version, revision) is never signed again.
+        self.catalogue.record_pending(&verified, &signed)?;
+        self.catalogue.save(self.op.dir)?;
         let body = PutBody {
             statement: signed.clone(),
             envelopes,
@@ -291,7 +349,8 @@ pub async fn put_many(
 ) -> Result<(Vec<PutReport>, Vec<String>), CredError> {
     let registry = Registry::require(op.dir)?;
     let mut ctx = Context::load(client, op).await?;
-    let mut reports = Vec::with_capacity(items.len());
+    // Every item is checked, and its targets chosen, before anything is signed: a refusal sends nothing.
+    let mut plans = Vec::with_capacity(items.len());
     for (name, scope, payload) in items {
         let current = ctx.current(name)?;
         let (id, version, previous) = match &current {
@@ -304,12 +363,28 @@ pub async fn put_many(
             ),
             None => (CredentialId::random(), 1, None),
         };
+        if let (None, Some(e)) = (scope, &current) {
+            // The scope carried over must still be one a valid operator signed.
+            if let Err(err) = e.statement.verify(op.ca, &ctx.revoked) {
+                return Err(CredError::Invalid(format!(
+                    "the current version of {} (signed by {}) no longer verifies ({err}), so its scope is not \
+                     carried over; give the scope with `tessera cred put {} --agent ...`",
+                    name.as_str(),
+                    e.signer.as_str(),
+                    name.as_str()
+                )));
+            }
+        }
         let scope = scope
             .clone()
             .or_else(|| previous.clone())
             .unwrap_or(Scope::All);
         let targets =
             certified::targets(&scope, &ctx.agents, &registry, op.ca, ctx.now, &ctx.revoked)?;
+        plans.push((name, id, version, previous, scope, targets, *payload));
+    }
+    let mut reports: Vec<PutReport> = Vec::with_capacity(plans.len());
+    for (name, id, version, previous, scope, targets, payload) in plans {
         let mut envelopes = Vec::with_capacity(targets.certs.len());
         for cert in &targets.certs {
             let envelope =
@@ -335,7 +410,16 @@ pub async fn put_many(
         );
         let mut sealed_for: Vec<AgentId> = envelopes.iter().map(|e| e.agent.clone()).collect();
         sealed_for.dedup();
-        ctx.sign_and_post(client, &st, envelopes).await?;
+        if let Err(e) = ctx.sign_and_post(client, &st, envelopes).await {
+            if reports.is_empty() {
+                return Err(e);
+            }
+            return Err(CredError::Partial {
+                sent: reports.iter().map(|r| r.name.as_str().to_owned()).collect(),
+                failed: name.as_str().to_owned(),
+                source: Box::new(e),
+            });
+        }
         reports.push(PutReport {
             id,
             name: name.clone(),
@@ -356,7 +440,7 @@ pub async fn put_many(
 pub enum Rescope {
     /// Add agents (explicit scope).
     Grant,
-    /// Remove agents; an all-agents scope becomes the certified agents the relay lists, minus these.
+    /// Remove agents; an all-agents scope becomes every agent with a live certificate in `issued.json`, minus these.
     Revoke,
 }
 
@@ -374,11 +458,21 @@ pub async fn rescope(
     let entry = ctx
         .current(name)?
         .ok_or_else(|| CredError::NotInCatalogue(name.as_str().to_owned()))?;
-    // Our own catalogue's copy: salt and commitment come from what was signed, never from the relay.
+    // Our own catalogue's copy: salt and commitment come from what was signed, never from the relay, and only while
+    // its signer is still a valid operator (a revoked operator's chosen plaintext is never re-signed as ours).
     let current = entry
         .statement
-        .parse_unverified(CREDENTIAL_KIND)
-        .map_err(|e| CredError::Invalid(format!("catalogue entry for {}: {e}", name.as_str())))?;
+        .verify(op.ca, &ctx.revoked)
+        .map_err(|e| {
+            CredError::Invalid(format!(
+                "the current version of {} was signed by {} and no longer verifies ({e}); rotate it first: \
+                 `tessera cred put {} --agent ...`",
+                name.as_str(),
+                entry.signer.as_str(),
+                name.as_str()
+            ))
+        })?
+        .statement;
     if current.credential_id != entry.id || current.name != *name {
         return Err(CredError::Invalid(format!(
             "catalogue entry for {} holds a statement for {} {}",
@@ -406,27 +500,17 @@ pub async fn rescope(
             Scope::explicit(have.iter().filter(|a| !agents.contains(a)).cloned())
         }
         (Rescope::Revoke, Scope::All) => {
-            let certified = certified::targets(
-                &Scope::All,
-                &ctx.agents,
-                &registry,
-                op.ca,
-                ctx.now,
-                &ctx.revoked,
-            )?;
-            for s in &certified.skipped {
-                ctx.notes.push(format!(
-                    "left out of the new explicit scope: {} ({})",
-                    s.agent, s.reason
-                ));
+            // Every agent the CA certified (not the relay's list), minus those named.
+            let live = registry.live_agents(op.ca, ctx.now, &ctx.revoked);
+            for a in &ctx.agents {
+                if !live.contains(&a.id) {
+                    ctx.notes.push(format!(
+                        "the relay lists {} which has no live certificate in issued.json: not in the new scope",
+                        a.id.as_str()
+                    ));
+                }
             }
-            Scope::explicit(
-                certified
-                    .certs
-                    .into_iter()
-                    .map(|c| c.agent_id)
-                    .filter(|a| !agents.contains(a)),
-            )
+            Scope::explicit(live.into_iter().filter(|a| !agents.contains(a)))
         }
     };
     let diff = ScopeDiff::between(&entry.scope, &scope);
@@ -540,7 +624,7 @@ pub async fn adopt(
             outcome: "refused",
             detail,
         };
-        let verified = match v.statement.verify(op.ca, &ctx.revoked) {
+        let verified = match ctx.verify_current(&v.statement) {
             Ok(x) => x,
             Err(e) => {
                 out.push(refused(format!("the statement does not verify: {e}")));

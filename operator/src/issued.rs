@@ -94,6 +94,19 @@ impl Registry {
             .collect()
     }
 
+    /// Every agent id with at least one live certificate, sorted.
+    pub fn live_agents(&self, ca: &PinnedCa, now: i64, revoked: &RevocationList) -> Vec<AgentId> {
+        let mut ids: Vec<AgentId> = self
+            .certs
+            .iter()
+            .map(|c| c.agent.clone())
+            .filter(|a| !self.live(a, ca, now, revoked).is_empty())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Whether `der` is a certificate in the registry for `agent` that has not been replaced.
     pub fn issued_for(&self, agent: &AgentId, der: &[u8]) -> bool {
         let b64 = tessera_proto::b64_encode(der);

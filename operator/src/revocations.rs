@@ -43,6 +43,21 @@ pub fn read_dir_copy(
     dir: &Path,
     ca: &PinnedCa,
 ) -> Result<Option<RevocationList>, RevocationsError> {
+    Ok(read_verified(dir, ca)?.map(|(list, _)| list))
+}
+
+/// The signed list in `dir`'s `revocations.json` (verified against `ca`), to copy it elsewhere.
+pub fn read_signed_copy(
+    dir: &Path,
+    ca: &PinnedCa,
+) -> Result<Option<Signed<RevocationList>>, RevocationsError> {
+    Ok(read_verified(dir, ca)?.map(|(_, signed)| signed))
+}
+
+fn read_verified(
+    dir: &Path,
+    ca: &PinnedCa,
+) -> Result<Option<(RevocationList, Signed<RevocationList>)>, RevocationsError> {
     let path = dir.join(FILE);
     let fail = |detail: String| RevocationsError::File {
         path: path.display().to_string(),
@@ -55,10 +70,10 @@ pub fn read_dir_copy(
     };
     let signed: Signed<RevocationList> =
         serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
-    signed
+    let list = signed
         .verify(ca, &RevocationList::empty())
-        .map(Some)
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Some((list, signed)))
 }
 
 /// Writes `signed` as `dir`'s `revocations.json`, atomically (a temporary file renamed over it).

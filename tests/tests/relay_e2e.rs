@@ -159,6 +159,7 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
     let svc = c.service_identity("relay-1");
     let tls = tessera_operator::tls::client_config(
         &c.ca_der().unwrap(),
+        tessera_operator::tls::DEFAULT_RELAY_NAME,
         &std::fs::read(&svc.cert).unwrap(),
         &std::fs::read(&svc.key).unwrap(),
     )

@@ -152,3 +152,37 @@ fn the_catalogue_survives_a_save_and_load() {
     cat.save(dir.path()).unwrap();
     assert_eq!(Catalogue::load(dir.path()).unwrap(), cat);
 }
+
+#[test]
+fn a_pending_statement_is_built_on_then_confirmed_or_superseded() {
+    let o = org();
+    let mut cat = Catalogue::default();
+    let db = CredentialName::new("db").unwrap();
+    let id = CredentialId::random();
+    let v1 = signed(&o, id, "db", 1, 0, Scope::All);
+    accept(&mut cat, &o, &v1).unwrap();
+    // v2 sent, its answer lost: the next statement builds on it.
+    let v2 = signed(&o, id, "db", 2, 0, Scope::All);
+    let verified = v2.verify(o.ca.pinned(), &RevocationList::empty()).unwrap();
+    cat.record_pending(&verified, &v2).unwrap();
+    assert_eq!(cat.get(&db).unwrap().version, 1);
+    assert_eq!(cat.latest(&db).unwrap().version, 2);
+    // Another id under the pending name is refused even before anything is confirmed.
+    let mut fresh = Catalogue::default();
+    let other = signed(&o, CredentialId::random(), "db", 1, 0, Scope::All);
+    let v = other
+        .verify(o.ca.pinned(), &RevocationList::empty())
+        .unwrap();
+    fresh.record_pending(&v, &other).unwrap();
+    assert!(matches!(
+        accept(&mut fresh, &o, &v1),
+        Err(CatalogueError::NameBound { .. })
+    ));
+    // The relay serves v2 after all: confirmed, no longer pending.
+    assert_eq!(
+        accept(&mut cat, &o, &v2),
+        Ok(Change::Newer { from: (1, 0) })
+    );
+    assert!(cat.pending.is_empty());
+    assert_eq!(cat.get(&db).unwrap().version, 2);
+}

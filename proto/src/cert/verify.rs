@@ -7,7 +7,9 @@ use x509_parser::oid_registry::{
     OID_X509_EXT_SUBJECT_KEY_IDENTIFIER,
 };
 
-use super::{CertError, CertSerial, IdentityPublicKey, AGENT_OU, OPERATOR_OU, WRAP_KEY_OID};
+use super::{
+    CertError, CertSerial, IdentityPublicKey, AGENT_OU, OPERATOR_OU, SERVICE_OU, WRAP_KEY_OID,
+};
 use crate::envelope::WrapPublicKey;
 use crate::ids::{AgentId, OperatorId};
 use crate::statement::RevocationList;
@@ -152,6 +154,18 @@ impl PinnedCa {
             not_after: c.not_after,
             der: der.to_vec(),
         })
+    }
+
+    /// Verifies a service certificate (broker, relay MQTT identity, relay admin API) valid at `now`, not revoked:
+    /// its service name (CN).
+    pub fn verify_service(
+        &self,
+        der: &[u8],
+        now: i64,
+        revoked: &RevocationList,
+    ) -> Result<String, CertError> {
+        self.check(der, SERVICE_OU, Some(now), revoked)
+            .map(|c| c.cn)
     }
 
     /// Verifies an operator certificate: valid at `at` (unix seconds; for a statement, its signing time) and not

@@ -16,14 +16,6 @@ pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
         CaCmd::Init { dir, org, days } => {
             ca::init(&dir, &org, days).map(|()| format!("CA created in {}", dir.display()))
         }
-        CaCmd::IssueAgent {
-            dir,
-            request,
-            out,
-            days,
-            replace,
-            operator_dir,
-        } => issue_agent(&dir, &request, &out, days, replace, operator_dir.as_deref()),
         CaCmd::IssueOperator {
             dir,
             id,
@@ -44,9 +36,9 @@ pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
                 out_dir.display()
             )
         }),
-        // Dispatched to `ca_revoke` before this function is called.
-        CaCmd::Revoke { .. } => Err(ca::CaError::Invalid(
-            "revoke is handled by ca_revoke".into(),
+        // Dispatched to `ca_revoke` and `issue_agent` before this function is called.
+        CaCmd::Revoke { .. } | CaCmd::IssueAgent { .. } => Err(ca::CaError::Invalid(
+            "handled by ca_revoke and issue_agent".into(),
         )),
     };
     match r {
@@ -58,35 +50,70 @@ pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
     }
 }
 
-pub(crate) fn issue_agent(
-    dir: &Path,
-    request: &Path,
-    out: &Path,
-    days: u32,
-    replace: bool,
-    operator_dir: Option<&Path>,
-) -> Result<String, ca::CaError> {
-    let issued = ca::issue_agent(dir, request, out, days, replace)?;
+/// The arguments of `ca issue-agent`.
+#[derive(Debug)]
+pub(crate) struct IssueAgent<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) request: &'a Path,
+    pub(crate) out: &'a Path,
+    pub(crate) days: u32,
+    pub(crate) replace: bool,
+    pub(crate) push: bool,
+}
+
+/// `ca issue-agent`: issues, records in the registry, copies the registry (and a new revocation list) into the
+/// operator directory, and with `--push` sends the new list to the relay.
+pub(crate) async fn issue_agent(a: &IssueAgent<'_>, conn: &Conn) -> ExitCode {
+    let issued = match ca::issue_agent(a.dir, a.request, a.out, a.days, a.replace) {
+        Ok(i) => i,
+        Err(e) => return fail(2, &e.to_string()),
+    };
     let mut msg = format!(
         "certificate {} for {} written to {}",
         issued.serial.as_str(),
         issued.agent.as_str(),
-        out.display()
+        a.out.display()
     );
     if !issued.replaced.is_empty() {
         let serials: Vec<&str> = issued.replaced.iter().map(CertSerial::as_str).collect();
         let _ = write!(msg, "; replaced and revoked {}", serials.join(", "));
     }
-    if let Some(od) = operator_dir.filter(|od| operator_dir_of_this_ca(dir, od)) {
-        issued::Registry::load(dir)
+    let od = &conn.operator_dir;
+    if operator_dir_of_this_ca(a.dir, od) {
+        let copied = issued::Registry::load(a.dir)
             .and_then(|r| r.unwrap_or_default().save(od))
-            .map_err(|e| ca::CaError::Io(e.to_string()))?;
-        if let Some(list) = &issued.revocations {
-            revocations::write_dir_copy(od, list).map_err(|e| ca::CaError::Io(e.to_string()))?;
+            .map_err(|e| e.to_string())
+            .and_then(|()| match &issued.revocations {
+                Some(list) => revocations::write_dir_copy(od, list).map_err(|e| e.to_string()),
+                None => Ok(()),
+            });
+        if let Err(e) = copied {
+            return fail(1, &e);
         }
         let _ = write!(msg, "; registry copied to {}", od.display());
     }
-    Ok(msg)
+    match (&issued.revocations, a.push) {
+        (Some(list), true) => {
+            let op = match load_operator(conn) {
+                Ok(o) => o,
+                Err(e) => return fail(2, &e),
+            };
+            let body = serde_json::to_value(list).unwrap_or_default();
+            if let Err(e) = op.client.post("/v1/revocations", &body).await {
+                eprintln!("tessera: {msg}");
+                return api_fail(&e);
+            }
+            msg.push_str("; revocation list pushed");
+        }
+        (Some(_), false) => msg.push_str(
+            "\ntessera: warning: the replaced certificate is revoked in the CA's list only; until the relay and every \
+             operator directory have that list, a relay can keep presenting the old certificate: push it now with \
+             `tessera ca revoke --push --dir CA-DIR` and copy revocations.json and issued.json to other operators",
+        ),
+        _ => {}
+    }
+    eprintln!("tessera: {msg}");
+    ExitCode::SUCCESS
 }
 
 pub(crate) async fn ca_revoke(

@@ -24,6 +24,12 @@ pub(crate) struct Conn {
     /// registry of issued agent certificates.
     #[arg(long, env = "TESSERA_OPERATOR_DIR", default_value = ".")]
     pub(crate) operator_dir: PathBuf,
+    /// The service name the relay's admin certificate must carry (another org service cannot pose as the relay).
+    #[arg(long, env = "TESSERA_RELAY_NAME", default_value = tessera_operator::tls::DEFAULT_RELAY_NAME)]
+    pub(crate) relay_name: String,
+    /// Seconds one request to the relay may take, connection included.
+    #[arg(long, env = "TESSERA_TIMEOUT", default_value_t = 20)]
+    pub(crate) timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,9 +94,12 @@ pub(crate) enum CaCmd {
         /// The agent id already holds a live certificate: issue a new one and revoke the old.
         #[arg(long)]
         replace: bool,
-        /// The operator directory to copy the registry (and a new revocation list) into.
-        #[arg(long, env = "TESSERA_OPERATOR_DIR")]
-        operator_dir: Option<PathBuf>,
+        /// With --replace: send the new revocation list to the relay (and so to every agent) at once.
+        #[arg(long, requires = "replace")]
+        push: bool,
+        /// The operator directory (`--operator-dir`) receives a copy of the registry and of a new revocation list.
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Create an operator key and certificate in OUT_DIR.
     IssueOperator {
@@ -208,6 +217,10 @@ pub(crate) enum ListCmd {
 pub(crate) enum AuditCmd {
     /// Fetch the audit trail and verify its hash chain.
     Verify {
+        /// A head printed by an earlier `audit verify` (SEQ:HASH): the trail must still contain it, so a relay that
+        /// rewrote the whole trail and recomputed the chain is caught.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },

@@ -61,6 +61,12 @@ pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
     }
 }
 
+fn warn_weak(name: &CredentialName, secret: &tessera_proto::secret::SecretBytes) {
+    if let Some(w) = cred::weak_secret_warning(name, secret) {
+        eprintln!("tessera: warning: {w}");
+    }
+}
+
 /// `--agent ID ...`: an explicit scope, or `None` (every agent, or an existing credential's scope).
 pub(crate) fn scope_arg(agents: &[String]) -> Result<Option<Scope>, ExitCode> {
     if agents.is_empty() {
@@ -132,8 +138,10 @@ pub(crate) async fn put(
     };
     let payload = match read_secret(file)
         .map_err(cred::CredError::Invalid)
-        .and_then(|s| cred::payload_from_input(&s))
-    {
+        .and_then(|s| {
+            warn_weak(&name, &s);
+            cred::payload_from_input(&s)
+        }) {
         Ok(p) => p,
         Err(e) => return fail(2, &e.to_string()),
     };
@@ -182,8 +190,10 @@ pub(crate) async fn import(conn: &Conn, dir: &Path, agents: &[String], json: boo
         };
         let payload = match read_secret(Some(p))
             .map_err(cred::CredError::Invalid)
-            .and_then(|s| cred::payload_from_input(&s))
-        {
+            .and_then(|s| {
+                warn_weak(&name, &s);
+                cred::payload_from_input(&s)
+            }) {
             Ok(v) => v,
             Err(e) => return fail(2, &format!("{}: {e}", p.display())),
         };

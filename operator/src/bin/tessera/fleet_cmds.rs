@@ -6,7 +6,15 @@ use crate::cli::{Conn, JobCmd};
 use crate::fail;
 use crate::session::{api_fail, list, load_operator, print, simple};
 
-pub(crate) async fn audit_verify(conn: &Conn, json: bool) -> ExitCode {
+pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: bool) -> ExitCode {
+    let expected = match expect_head.map(|h| {
+        h.split_once(':')
+            .and_then(|(s, hash)| Some((s.parse::<u64>().ok()?, hash.to_owned())))
+    }) {
+        None => None,
+        Some(Some(e)) => Some(e),
+        Some(None) => return fail(2, "--expect-head takes SEQ:HASH as printed by audit verify"),
+    };
     let op = match load_operator(conn) {
         Ok(o) => o,
         Err(e) => return fail(2, &e),
@@ -20,7 +28,19 @@ pub(crate) async fn audit_verify(conn: &Conn, json: bool) -> ExitCode {
         Err(e) => return fail(1, &e.to_string()),
     };
     let head = entries.last().map(|e| (e.seq, e.hash.clone()));
-    match tessera_proto::audit::verify(&entries) {
+    let verdict = tessera_proto::audit::verify(&entries).map_err(|e| e.to_string()).and_then(|()| {
+        match &expected {
+            Some((seq, hash))
+                if !entries.iter().any(|e| e.seq == *seq && e.hash == *hash) =>
+            {
+                Err(format!(
+                    "the trail no longer contains the recorded head {seq}:{hash} (rewritten or truncated)"
+                ))
+            }
+            _ => Ok(()),
+        }
+    });
+    match verdict {
         Ok(()) => {
             let (seq, hash) = head.unwrap_or((0, tessera_proto::audit::GENESIS.to_owned()));
             let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash });
@@ -35,7 +55,7 @@ pub(crate) async fn audit_verify(conn: &Conn, json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let out = serde_json::json!({ "ok": false, "error": e.to_string() });
+            let out = serde_json::json!({ "ok": false, "error": e.clone() });
             print(json, &out, &format!("audit chain BROKEN: {e}"));
             ExitCode::from(4)
         }

@@ -54,6 +54,25 @@ async fn run(cli: Cli) -> ExitCode {
             push,
             conn,
         }) => ca_revoke(&dir, &certs, push, &conn, cli.json).await,
+        Command::Ca(CaCmd::IssueAgent {
+            dir,
+            request,
+            out,
+            days,
+            replace,
+            push,
+            conn,
+        }) => {
+            let a = ca_cmds::IssueAgent {
+                dir: &dir,
+                request: &request,
+                out: &out,
+                days,
+                replace,
+                push,
+            };
+            ca_cmds::issue_agent(&a, &conn).await
+        }
         Command::Ca(c) => ca_cmd(c),
         Command::Grant { name, agents, conn } => {
             rescope(&conn, &name, &agents, cred::Rescope::Grant, cli.json).await
@@ -86,7 +105,9 @@ async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
-        Command::Audit(AuditCmd::Verify { conn }) => audit_verify(&conn, cli.json).await,
+        Command::Audit(AuditCmd::Verify { expect_head, conn }) => {
+            audit_verify(&conn, expect_head.as_deref(), cli.json).await
+        }
         Command::Audit(AuditCmd::Ls { kind, conn }) => {
             list_where(
                 &conn,

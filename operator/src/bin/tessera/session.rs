@@ -59,14 +59,15 @@ pub(crate) fn load_operator(conn: &Conn) -> Result<OperatorFiles, String> {
         .map_err(|e| format!("operator certificate: {e}"))?;
     let key = tessera_proto::pem_files::pkcs8_key(&key_pem).map_err(|e| e.to_string())?;
     let key = IdentityKey::from_pkcs8_der(&key).map_err(|e| e.to_string())?;
-    let tls = tessera_operator::tls::client_config(&ca_der, &cert_pem, &key_pem)?;
+    let tls = tessera_operator::tls::client_config(&ca_der, &conn.relay_name, &cert_pem, &key_pem)?;
     Ok(OperatorFiles {
         ca,
         key,
         cert,
         id: verified.operator_id,
         dir: conn.operator_dir.clone(),
-        client: AdminClient::new(&conn.relay, tls),
+        client: AdminClient::new(&conn.relay, tls)
+            .with_timeout(std::time::Duration::from_secs(conn.timeout.max(1))),
     })
 }
 
@@ -113,7 +114,12 @@ pub(crate) async fn list_where(
                 .as_array()
                 .map(|a| a.iter().filter(|e| keep(e)).cloned().collect())
                 .unwrap_or_default();
-            let text = kept.iter().map(&row).collect::<Vec<_>>().join("\n");
+            // Every row is the relay's text: escaped, so it cannot forge or hide lines on the terminal.
+            let text = kept
+                .iter()
+                .map(|v| tessera_operator::client::escape_control(&row(v)))
+                .collect::<Vec<_>>()
+                .join("\n");
             print(json, &serde_json::Value::Array(kept), &text);
             ExitCode::SUCCESS
         }
