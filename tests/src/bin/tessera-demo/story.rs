@@ -157,7 +157,7 @@ impl Story {
         for (name, secret, scope) in [
             (SSH.0, SSH.1, &[][..]),
             (SNMP.0, SNMP.1, &[][..]),
-            (BACKUP.0, BACKUP.1, &["edge-2", "edge-3"][..]),
+            (BACKUP.0, BACKUP.1, &["edge-2"][..]),
         ] {
             let r = self.c.put(name, secret, scope)?;
             let sealed: Vec<&str> = r["sealed_for"]
@@ -178,7 +178,7 @@ impl Story {
         self.wait_value("edge-2", SSH)?;
         self.wait_value("edge-2", BACKUP)?;
         self.say.ok(&format!(
-            "delivered: {} {}, {} {}, {} {} (edge-3 is named in its scope but does not exist yet)",
+            "delivered: {} {}, {} {}, {} {} (explicit scope: only edge-2; an appliance not yet enrolled cannot be named)",
             SSH.0,
             self.chips(SSH.0)?,
             SNMP.0,
@@ -202,6 +202,15 @@ impl Story {
             .step("edge-2 stops (its Last Will tells the relay it is offline)");
         self.say.step("edge-3 is enrolled and started");
         self.enroll_and_start("edge-3")?;
+        let granted = self.c.op_json(&["grant", BACKUP.0, "edge-3"])?;
+        self.say.step(&format!(
+            "tessera grant {} edge-3: alice re-signs its statement with scope revision {} ({} -> {}); no plaintext \
+             needed, edge-3 will get it by peer rewrap",
+            BACKUP.0,
+            granted["scope_revision"],
+            granted["scope_change"]["from"].as_str().unwrap_or("?"),
+            granted["scope_change"]["to"].as_str().unwrap_or("?"),
+        ));
         let reg = self.audit_rows("agent_registered")?;
         if let Some(r) = reg.iter().rev().find(|r| r["data"]["agent"] == "edge-3") {
             self.say.fact(&format!(
