@@ -465,7 +465,7 @@ impl Cluster {
     }
 
     /// Creates an agent's directory and configuration (`extra` is appended), enrols it through `tessera-agent
-    /// enroll`, issues its certificate with `tessera-relay ca issue-agent` and installs it. Not started.
+    /// enroll`, issues its certificate with `tessera ca issue-agent` and installs it. Not started.
     pub fn agent(&self, id: &str, extra: &str) -> Result<AgentProc> {
         self.agent_with_bin(id, extra, &self.bins.join("tessera-agent"))
     }

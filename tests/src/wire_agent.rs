@@ -42,7 +42,7 @@ fn status(state: AgentState) -> Vec<u8> {
 }
 
 impl WireAgent {
-    /// Keys, an enrolment request, and a certificate issued by `tessera-relay ca issue-agent`.
+    /// Keys, an enrolment request, and a certificate issued by `tessera ca issue-agent`.
     pub fn enroll(c: &Cluster, id: &str) -> Self {
         let dir = c.root().join(id);
         std::fs::create_dir_all(&dir).unwrap();
