@@ -363,6 +363,13 @@ pub async fn put_many(
             ),
             None => (CredentialId::random(), 1, None),
         };
+        if current.is_none() && ctx.catalogue.deleted.values().any(|d| d.name == *name) {
+            ctx.notes.push(format!(
+                "{} was deleted earlier: agents that held it bind the name to the old credential id and refuse this \
+                 new one (NAME_BOUND_TO_OTHER_ID) until they purge it; consider a new name",
+                name.as_str()
+            ));
+        }
         if let (None, Some(e)) = (scope, &current) {
             // The scope carried over must still be one a valid operator signed.
             if let Err(err) = e.statement.verify(op.ca, &ctx.revoked) {
@@ -569,9 +576,16 @@ pub async fn remove(
             .map(|e| e.name.clone())
             .ok_or_else(|| CredError::NotInCatalogue(id.to_string()))?,
     };
-    let entry = ctx
-        .current(&name)?
-        .ok_or_else(|| CredError::NotInCatalogue(name.as_str().to_owned()))?;
+    let entry = match ctx.current(&name)? {
+        Some(e) => e,
+        None if ctx.catalogue.deleted.values().any(|d| d.name == name) => {
+            return Err(CredError::Invalid(format!(
+                "{} is already deleted",
+                name.as_str()
+            )))
+        }
+        None => return Err(CredError::NotInCatalogue(name.as_str().to_owned())),
+    };
     client
         .delete(&format!("/v1/credentials/{}", entry.id))
         .await?;

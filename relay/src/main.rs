@@ -31,7 +31,8 @@ enum Command {
         #[arg(long, env = "TESSERA_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Load the configuration and read every certificate and key it names; print the settings and exit.
+    /// Load the configuration, read every certificate and key it names and check them against the org CA; print
+    /// what it found and exit.
     CheckConfig {
         /// Configuration file (default /etc/tessera/relay.toml when it exists).
         #[arg(long, env = "TESSERA_CONFIG")]
@@ -77,15 +78,72 @@ fn check_config(config: Option<&Path>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = tessera_relay::runtime::TlsMaterial::load(&cfg) {
-        return fail(2, &e.to_string());
+    if config.is_none() && !Path::new(tessera_relay::config::DEFAULT_CONFIG_PATH).exists() {
+        eprintln!(
+            "tessera-relay: note: no --config and no {}: checking the built-in defaults",
+            tessera_relay::config::DEFAULT_CONFIG_PATH
+        );
+    }
+    let material = match tessera_relay::runtime::TlsMaterial::load(&cfg) {
+        Ok(m) => m,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    // Both certificates must be the org's service certificates (the CA the agents pinned), named as expected.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut names = Vec::new();
+    for (what, path) in [("broker", &cfg.broker.cert), ("admin", &cfg.admin.cert)] {
+        let name = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| tessera_proto::pem_files::first_cert(&b).map_err(|e| e.to_string()))
+            .and_then(|der| {
+                material
+                    .ca
+                    .verify_service(
+                        &der,
+                        now,
+                        &tessera_proto::statement::RevocationList::empty(),
+                    )
+                    .map_err(|e| {
+                        format!(
+                            "not a valid service certificate of the org CA {}: {e}",
+                            cfg.org_ca.display()
+                        )
+                    })
+            });
+        match name {
+            Ok(n) => names.push((what, n)),
+            Err(e) => return fail(2, &format!("{what}.cert {}: {e}", path.display())),
+        }
+    }
+    if let Some((_, admin)) = names
+        .iter()
+        .find(|(w, n)| *w == "admin" && n != "relay-admin")
+    {
+        eprintln!(
+            "tessera-relay: note: the admin certificate is the service {admin:?}; operators must then pass \
+             --relay-name {admin} (the default is relay-admin)"
+        );
+    }
+    if names
+        .iter()
+        .filter(|(_, n)| n.as_str() == "relay-admin")
+        .count()
+        > 1
+    {
+        return fail(2, "broker.cert is the relay-admin certificate: the MQTT identity must be its own service certificate");
     }
     eprintln!(
-        "tessera-relay: configuration ok: state_dir {}, broker {}:{}, admin API {}",
+        "tessera-relay: configuration ok: state_dir {}, org CA {} ({}), broker {}:{} as {:?}, admin API {} as {:?}",
         cfg.state_dir.display(),
+        cfg.org_ca.display(),
+        material.ca.org_name(),
         cfg.broker.host,
         cfg.broker.port,
-        cfg.admin.listen
+        names.first().map_or("", |(_, n)| n.as_str()),
+        cfg.admin.listen,
+        names.get(1).map_or("", |(_, n)| n.as_str()),
     );
     ExitCode::SUCCESS
 }

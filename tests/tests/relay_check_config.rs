@@ -1,5 +1,5 @@
 //! `tessera-relay check-config`: a good configuration passes; a missing key file, a file that is not a
-//! certificate, and an unknown key are each refused with exit code 2 and a message naming what is wrong.
+//! certificate, an unknown key and an admin certificate that is not an org service certificate are each refused with exit code 2 and a message naming what is wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -43,6 +43,18 @@ fn check_config_names_what_is_wrong() {
             "BadEncoding",
         ),
         (format!("surprise = 1\n{text}"), "surprise"),
+        // An org certificate that is not a service certificate (the operator's) as the admin API's.
+        (
+            text.replace(
+                c.service_identity("relay-admin").cert.to_str().unwrap(),
+                c.operator_dir().join("operator.pem").to_str().unwrap(),
+            )
+            .replace(
+                c.service_identity("relay-admin").key.to_str().unwrap(),
+                c.operator_dir().join("operator.key").to_str().unwrap(),
+            ),
+            "not a valid service certificate",
+        ),
     ];
     for (i, (config, needle)) in cases.iter().enumerate() {
         let path = tmp.path().join(format!("bad-{i}.toml"));

@@ -91,6 +91,14 @@ pub(crate) async fn issue_agent(a: &IssueAgent<'_>, conn: &Conn) -> ExitCode {
             return fail(1, &e);
         }
         let _ = write!(msg, "; registry copied to {}", od.display());
+    } else {
+        let _ = write!(
+            msg,
+            "\ntessera: warning: {} is not an operator directory of this CA: issued.json was not copied there; give \
+             --operator-dir (TESSERA_OPERATOR_DIR), or copy {} to every operator directory: sealing needs it",
+            od.display(),
+            a.dir.join(issued::FILE).display()
+        );
     }
     match (&issued.revocations, a.push) {
         (Some(list), true) => {

@@ -35,8 +35,28 @@ pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
                 } else {
                     "synced".to_owned()
                 };
+                let chip = if v["deleted"].as_bool() == Some(true) {
+                    "deleted".to_owned()
+                } else {
+                    chip
+                };
+                let scope = match v["scope"]["type"].as_str() {
+                    Some("explicit") => format!(
+                        "[{}]",
+                        v["scope"]["agents"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_default()
+                    ),
+                    Some(other) => other.to_owned(),
+                    None => "?".to_owned(),
+                };
                 format!(
-                    "{:<24} v{:<4} synced {}/{}  {chip}  {}",
+                    "{:<24} v{:<4} synced {}/{}  {chip}  scope {scope}  {}",
                     v["name"].as_str().unwrap_or(""),
                     v["version"],
                     s["synced"],

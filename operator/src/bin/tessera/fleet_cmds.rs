@@ -9,11 +9,17 @@ use crate::session::{api_fail, list, load_operator, print, simple};
 pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: bool) -> ExitCode {
     let expected = match expect_head.map(|h| {
         h.split_once(':')
-            .and_then(|(s, hash)| Some((s.parse::<u64>().ok()?, hash.to_owned())))
+            .filter(|(_, hash)| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|(s, hash)| Some((s.parse::<u64>().ok()?, hash.to_ascii_lowercase())))
     }) {
         None => None,
         Some(Some(e)) => Some(e),
-        Some(None) => return fail(2, "--expect-head takes SEQ:HASH as printed by audit verify"),
+        Some(None) => {
+            return fail(
+                2,
+                "--expect-head takes SEQ:HASH (a number, a colon, 64 hex digits) as printed by audit verify",
+            )
+        }
     };
     let op = match load_operator(conn) {
         Ok(o) => o,
@@ -48,7 +54,7 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
                 json,
                 &out,
                 &format!(
-                    "audit chain intact: {} entries, head {seq} {hash}",
+                    "audit chain intact: {} entries, head {seq}:{hash}",
                     entries.len()
                 ),
             );

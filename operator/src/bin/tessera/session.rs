@@ -38,8 +38,13 @@ impl OperatorFiles {
 
 pub(crate) fn load_operator(conn: &Conn) -> Result<OperatorFiles, String> {
     let read = |n: &str| {
-        std::fs::read(conn.operator_dir.join(n))
-            .map_err(|e| format!("{}: {e}", conn.operator_dir.join(n).display()))
+        std::fs::read(conn.operator_dir.join(n)).map_err(|e| {
+            format!(
+                "{}: {e} (the operator directory is --operator-dir or TESSERA_OPERATOR_DIR; `tessera ca \
+                 issue-operator` creates it)",
+                conn.operator_dir.join(n).display()
+            )
+        })
     };
     let first = |b: &[u8]| tessera_proto::pem_files::first_cert(b).map_err(|e| e.to_string());
     let ca_der = first(&read("ca.pem")?)?;
