@@ -40,11 +40,11 @@ pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
                 } else {
                     chip
                 };
-                let scope = match v["scope"]["type"].as_str() {
+                let scope = match v.pointer("/scope/type").and_then(|t| t.as_str()) {
                     Some("explicit") => format!(
                         "[{}]",
-                        v["scope"]["agents"]
-                            .as_array()
+                        v.pointer("/scope/agents")
+                            .and_then(|a| a.as_array())
                             .map(|a| a
                                 .iter()
                                 .filter_map(|x| x.as_str())
