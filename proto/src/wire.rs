@@ -12,14 +12,14 @@ mod status;
 mod up;
 
 pub use down::{
-    CredentialStore, CredentialUnavailable, Down, JobDispatch, RegisterAck, RevocationUpdate,
+    CredentialPurge, CredentialStore, CredentialUnavailable, Down, JobDispatch, RegisterAck, RevocationUpdate,
     RewrapRequest,
 };
 pub use job_error::JobErrorCode;
 pub use reason::{BoundaryError, PublicReason, RefusalReason};
 pub use status::{AgentState, Status};
 pub use up::{
-    CredentialMissing, CredentialStored, CredentialsFlagged, FlagReason, Held, JobResult, Register,
+    CredentialMissing, CredentialPurged, CredentialStored, CredentialsFlagged, FlagReason, Held, JobResult, Register,
     RegistrationMode, RewrapRefused, RewrapResponse, StoreOutcome, Up,
 };
 

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::envelope::Envelope;
 use crate::ids::{is_valid_name, AgentId, CredentialId, CredentialName, TemplateName};
-use crate::statement::{CredentialStatement, RevocationList, Signed};
+use crate::statement::{CredentialStatement, CredentialTombstone, RevocationList, Signed};
 
 /// Everything the relay may send to an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,8 @@ pub enum Down {
     JobDispatch(JobDispatch),
     /// A newer revocation list.
     RevocationUpdate(RevocationUpdate),
+    /// An operator deleted a credential: forget it (only on the operator-signed tombstone it carries).
+    CredentialPurge(CredentialPurge),
 }
 
 /// Registration accepted.
@@ -121,6 +123,14 @@ pub struct RevocationUpdate {
     pub list: Signed<RevocationList>,
 }
 
+/// A deleted credential to forget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialPurge {
+    /// The operator-signed tombstone: the agent verifies it against its pinned CA before it forgets anything.
+    pub tombstone: Signed<CredentialTombstone>,
+}
+
 impl WireMessage for Down {
     fn validate(&self) -> Result<(), WireError> {
         match self {
@@ -151,7 +161,8 @@ impl WireMessage for Down {
             Self::RegisterAck(_)
             | Self::CredentialStore(_)
             | Self::CredentialUnavailable(_)
-            | Self::RevocationUpdate(_) => Ok(()),
+            | Self::RevocationUpdate(_)
+            | Self::CredentialPurge(_) => Ok(()),
         }
     }
 }
