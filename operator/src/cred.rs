@@ -6,14 +6,14 @@
 //! verified against the org CA and compared with the catalogue; a contradiction is an error that names what the
 //! relay claimed and what was signed, and nothing is signed or sealed.
 
-use tessera_proto::admin::{AgentView, CredentialView, EnvelopeFor, PutBody};
+use tessera_proto::admin::{AgentView, CredentialView, EnvelopeFor, PutBody, TombstoneBody};
 use tessera_proto::cert::{IdentityKey, PinnedCa};
 use tessera_proto::commitment::{self, Salt};
 use tessera_proto::envelope::seal;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::{
-    CredentialStatement, RevocationList, Scope, Signed, CREDENTIAL_KIND,
+    CredentialStatement, CredentialTombstone, RevocationList, Scope, Signed, CREDENTIAL_KIND,
 };
 
 use crate::answers::{self, AnswerError};
@@ -469,8 +469,10 @@ pub enum Target {
     Id(CredentialId),
 }
 
-/// `cred rm`: the id comes from the catalogue (never from the relay's listing); the credential is soft-deleted at
-/// the relay and its id is never accepted again by this catalogue.
+/// `cred rm`: the id and version come from the catalogue (never from the relay's listing); the operator signs a
+/// tombstone for them (every version up to the catalogue's) and posts it to `POST /v1/credentials/{id}/tombstone`:
+/// the relay deletes the credential and forwards the tombstone to its agents, which verify it and purge. The id is
+/// never accepted again by this catalogue.
 pub async fn remove(
     client: &AdminClient,
     op: &Operator<'_>,
@@ -488,8 +490,19 @@ pub async fn remove(
     let entry = ctx
         .current(&name)?
         .ok_or_else(|| CredError::NotInCatalogue(name.as_str().to_owned()))?;
+    let tombstone = CredentialTombstone::new(
+        entry.id,
+        entry.name.clone(),
+        entry.version,
+        op.id.clone(),
+        ctx.now,
+    );
+    let signed = Signed::sign(&tombstone, op.key, op.cert)
+        .map_err(|e| CredError::Invalid(format!("the tombstone could not be signed: {e}")))?;
+    let body = serde_json::to_value(TombstoneBody { tombstone: signed })
+        .map_err(|e| CredError::Invalid(format!("the tombstone could not be encoded: {e}")))?;
     client
-        .delete(&format!("/v1/credentials/{}", entry.id))
+        .post(&format!("/v1/credentials/{}/tombstone", entry.id), &body)
         .await?;
     ctx.catalogue.delete(&name);
     ctx.catalogue.save(op.dir)?;

@@ -1,0 +1,94 @@
+//! A `credential_purge`: forget a credential an operator deleted, only on the operator-signed tombstone it carries.
+//!
+//! The tombstone is verified exactly as a credential statement (signer an operator certified by the pinned CA,
+//! valid when it signed, unrevoked now, creator = signer). A purge that does not verify is refused, logged and
+//! recorded in the local audit (`op` `purge`, outcome `REFUSED`); nothing is forgotten and nothing is answered.
+//! One that verifies removes the record, its rollback guard and flag, releases the name binding if it is this
+//! id's, and writes the `deleted/<id>` marker, in one flushed batch ([`Store::purge`]); then it is audited
+//! (`PURGED`) and acknowledged with `credential_purged`. The plaintext is never read: its record is deleted
+//! still sealed. A purge of a credential not held is acknowledged the same way (the marker is still written).
+
+use tessera_proto::statement::TOMBSTONE_KIND;
+use tessera_proto::wire::{CredentialPurge, CredentialPurged, Up};
+
+use crate::identity::AgentKeys;
+use crate::store::{AuditEntry, AuditOutcome, Store, StoreError};
+
+fn audit(store: &Store, entry: AuditEntry) {
+    if let Err(e) = store.audit(entry) {
+        tracing::error!(error = %e, "could not write the local audit");
+    }
+}
+
+/// Verifies and applies `msg`; the acknowledgement to send, if any.
+pub fn apply(keys: &AgentKeys, store: &Store, msg: &CredentialPurge) -> Option<Up> {
+    let verified = match msg.tombstone.verify(&keys.ca, &keys.revocations) {
+        Ok(v) => v,
+        Err(e) => {
+            let claimed = msg.tombstone.parse_unverified(TOMBSTONE_KIND).ok();
+            tracing::warn!(error = %e, credential = ?claimed.as_ref().map(|c| c.credential_id), "refused a purge: its tombstone does not verify; nothing forgotten");
+            let detail = format!(
+                "BAD_STATEMENT: tombstone{} does not verify: {e}",
+                claimed
+                    .as_ref()
+                    .map(|c| format!(" for credential {}", c.credential_id))
+                    .unwrap_or_default()
+            );
+            audit(
+                store,
+                AuditEntry::wire_refusal("purge", claimed.as_ref().map(|c| c.name.as_str()), detail),
+            );
+            return None;
+        }
+    };
+    let t = &verified.tombstone;
+    match store.purge(&t.credential_id, &t.name, t.version, true) {
+        Ok(purged) => {
+            tracing::info!(
+                credential = %t.credential_id,
+                name = t.name.as_str(),
+                version = t.version,
+                held = ?purged.held,
+                released_name = purged.released_name,
+                signer = t.creator.as_str(),
+                "credential purged on an operator-signed tombstone"
+            );
+            let mut entry = AuditEntry::wire_refusal(
+                "purge",
+                Some(t.name.as_str()),
+                format!(
+                    "credential {} through version {} (held {}), signed by {}",
+                    t.credential_id,
+                    t.version,
+                    purged.held.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+                    t.creator.as_str()
+                ),
+            );
+            entry.outcome = AuditOutcome::Purged;
+            audit(store, entry);
+            Some(Up::CredentialPurged(CredentialPurged {
+                credential_id: t.credential_id,
+                version: t.version,
+            }))
+        }
+        Err(StoreError::Stale { held, .. }) => {
+            tracing::warn!(credential = %t.credential_id, version = t.version, held, "a tombstone older than the version held: kept");
+            audit(
+                store,
+                AuditEntry::wire_refusal(
+                    "purge",
+                    Some(t.name.as_str()),
+                    format!(
+                        "STALE_VERSION: tombstone through version {} for credential {}, version {held} held",
+                        t.version, t.credential_id
+                    ),
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, credential = %t.credential_id, "could not purge a credential");
+            None
+        }
+    }
+}
