@@ -539,6 +539,12 @@ impl Core {
                     self.publish_up(&up);
                 }
             }
+            Down::CredentialRevoke(r) => {
+                let up = tokio::task::block_in_place(|| purge::revoke(&self.keys, &self.store, &r));
+                if let Some(up) = up {
+                    self.publish_up(&up);
+                }
+            }
             Down::CredentialStore(_) => {}
             _ => tracing::warn!("dropped a message type this agent does not handle"),
         }

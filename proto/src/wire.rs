@@ -12,7 +12,7 @@ mod status;
 mod up;
 
 pub use down::{
-    CredentialPurge, CredentialStore, CredentialUnavailable, Down, JobDispatch, RegisterAck, RevocationUpdate,
+    CredentialPurge, CredentialRevoke, CredentialStore, CredentialUnavailable, Down, JobDispatch, RegisterAck, RevocationUpdate,
     RewrapRequest,
 };
 pub use job_error::JobErrorCode;

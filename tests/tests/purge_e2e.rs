@@ -1,8 +1,8 @@
 //! Deleting a credential reaches the appliances: `tessera cred rm` signs a tombstone, the relay forwards it, every
 //! agent that held the credential verifies it and purges (the local API answers `NOT_FOUND`, its listing no longer
 //! has the id), `cred ls` counts the purges, an agent offline at the deletion purges when it comes back, and a
-//! credential created again under the same name (a new id) is held by every agent, once. Real processes, a real
-//! Mosquitto.
+//! credential created again under the same name (a new id) is held by every agent, once; `tessera revoke` makes the
+//! agent it removes purge. Real processes, a real Mosquitto.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -144,5 +144,23 @@ fn a_deleted_credential_is_purged_on_every_agent_and_can_be_created_again() {
         let dbs: Vec<_> = listed(a).into_iter().filter(|(n, _)| n == "db").collect();
         assert_eq!(dbs, vec![("db".to_owned(), new.clone())], "{}", a.id.as_str());
     }
+
+    // A scope revoke: edge-2 is sent the narrower signed statement and purges; edge-1 keeps it.
+    c.put("scoped", "two-only\n", &["edge-1", "edge-2"]).unwrap();
+    holds(&agents[0], "scoped", "two-only");
+    holds(&agents[1], "scoped", "two-only");
+    let scoped = live_id(&c, "scoped");
+    c.op(&["revoke", "scoped", "edge-2"]).unwrap();
+    wait_for("edge-2 to purge the revoked credential", WAIT, || {
+        let out = agents[1].get("scoped")?;
+        Ok(out.status.code() == Some(11) && !listed(&agents[1]).iter().any(|(_, i)| *i == scoped))
+    })
+    .unwrap();
+    holds(&agents[0], "scoped", "two-only");
+    assert!(c
+        .audit("credential_purged")
+        .unwrap()
+        .iter()
+        .any(|e| e["data"]["credential"] == scoped.as_str() && e["data"]["agent"] == "edge-2"));
     c.op(&["audit", "verify"]).unwrap();
 }

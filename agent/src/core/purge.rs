@@ -7,9 +7,14 @@
 //! id's, and writes the `deleted/<id>` marker, in one flushed batch ([`Store::purge`]); then it is audited
 //! (`PURGED`) and acknowledged with `credential_purged`. The plaintext is never read: its record is deleted
 //! still sealed. A purge of a credential not held is acknowledged the same way (the marker is still written).
+//!
+//! A `credential_revoke` carries a newer credential statement whose scope leaves this agent out. It is verified
+//! like a delivery's statement; if it is newer than the one held (a higher version, or the same version with a
+//! higher scope revision) and its scope does not include this agent, the credential is purged the same way but
+//! without the `deleted/<id>` marker: a later grant may deliver it again. Anything else is refused and audited.
 
-use tessera_proto::statement::TOMBSTONE_KIND;
-use tessera_proto::wire::{CredentialPurge, CredentialPurged, Up};
+use tessera_proto::statement::{CREDENTIAL_KIND, TOMBSTONE_KIND};
+use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Up};
 
 use crate::identity::AgentKeys;
 use crate::store::{AuditEntry, AuditOutcome, Store, StoreError};
@@ -88,6 +93,86 @@ pub fn apply(keys: &AgentKeys, store: &Store, msg: &CredentialPurge) -> Option<U
         }
         Err(e) => {
             tracing::error!(error = %e, credential = %t.credential_id, "could not purge a credential");
+            None
+        }
+    }
+}
+
+/// Verifies and applies a scope revoke; the acknowledgement to send, if any.
+pub fn revoke(keys: &AgentKeys, store: &Store, msg: &CredentialRevoke) -> Option<Up> {
+    let refuse = |name: Option<&str>, detail: String| {
+        tracing::warn!(detail, "refused a scope revoke; nothing forgotten");
+        audit(store, AuditEntry::wire_refusal("revoke", name, detail));
+        None
+    };
+    let st = match msg.statement.verify(&keys.ca, &keys.revocations) {
+        Ok(v) => v.statement,
+        Err(e) => {
+            let claimed = msg.statement.parse_unverified(CREDENTIAL_KIND).ok();
+            return refuse(
+                claimed.as_ref().map(|c| c.name.as_str()),
+                format!("BAD_STATEMENT: statement does not verify: {e}"),
+            );
+        }
+    };
+    let name = Some(st.name.as_str());
+    if st.scope.includes(&keys.id) {
+        return refuse(
+            name,
+            format!(
+                "NOT_REVOKED: credential {} revision {} still includes this agent",
+                st.credential_id, st.scope_revision
+            ),
+        );
+    }
+    let held = match store.credential(&st.credential_id) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read a credential for a scope revoke");
+            return None;
+        }
+    };
+    let version = match &held {
+        Some(h) => {
+            let newer = st.version > h.statement.version
+                || (st.version == h.statement.version
+                    && st.scope_revision > h.statement.scope_revision);
+            if !newer {
+                return refuse(
+                    name,
+                    format!(
+                        "STALE_VERSION: credential {} version {} revision {} is not newer than the one held",
+                        st.credential_id, st.version, st.scope_revision
+                    ),
+                );
+            }
+            h.statement.version
+        }
+        None => st.version,
+    };
+    match store.purge(&st.credential_id, &st.name, version, false) {
+        Ok(purged) => {
+            tracing::info!(credential = %st.credential_id, name = st.name.as_str(), revision = st.scope_revision, held = ?purged.held, "credential purged: its signed scope no longer includes this agent");
+            let mut entry = AuditEntry::wire_refusal(
+                "revoke",
+                name,
+                format!(
+                    "credential {} version {}: scope revision {} signed by {} excludes this agent",
+                    st.credential_id,
+                    version,
+                    st.scope_revision,
+                    st.creator.as_str()
+                ),
+            );
+            entry.outcome = AuditOutcome::Purged;
+            audit(store, entry);
+            Some(Up::CredentialPurged(CredentialPurged {
+                credential_id: st.credential_id,
+                version: st.version,
+            }))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, credential = %st.credential_id, "could not purge a revoked credential");
             None
         }
     }

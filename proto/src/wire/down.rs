@@ -31,6 +31,9 @@ pub enum Down {
     RevocationUpdate(RevocationUpdate),
     /// An operator deleted a credential: forget it (only on the operator-signed tombstone it carries).
     CredentialPurge(CredentialPurge),
+    /// An operator narrowed a credential's scope and this agent is no longer in it: forget it (only on the newer
+    /// operator-signed statement it carries).
+    CredentialRevoke(CredentialRevoke),
 }
 
 /// Registration accepted.
@@ -131,6 +134,14 @@ pub struct CredentialPurge {
     pub tombstone: Signed<CredentialTombstone>,
 }
 
+/// A credential whose signed scope no longer includes the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRevoke {
+    /// The newer statement (a higher scope revision, or a newer version) whose scope leaves the agent out.
+    pub statement: Signed<CredentialStatement>,
+}
+
 impl WireMessage for Down {
     fn validate(&self) -> Result<(), WireError> {
         match self {
@@ -162,7 +173,8 @@ impl WireMessage for Down {
             | Self::CredentialStore(_)
             | Self::CredentialUnavailable(_)
             | Self::RevocationUpdate(_)
-            | Self::CredentialPurge(_) => Ok(()),
+            | Self::CredentialPurge(_)
+            | Self::CredentialRevoke(_) => Ok(()),
         }
     }
 }

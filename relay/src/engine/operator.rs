@@ -124,6 +124,9 @@ impl Engine {
             ]),
         );
         let mut out = Vec::new();
+        if existing.is_some() {
+            out.extend(self.rescope_rows(&c)?);
+        }
         for a in self.store.agents()? {
             if !c.scope.includes(&a.id) {
                 continue;

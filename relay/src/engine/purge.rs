@@ -6,10 +6,15 @@
 //! scope, marking each row `purging`. An agent that comes back (any registration) while its row is `purging`, or
 //! whose warm-reconnect `held` list names a tombstoned id, is sent the tombstone again. `credential_purged` from an
 //! agent marks its row `purged`. The relay cannot forge a tombstone: agents verify it themselves.
+//!
+//! A scope revoke is the same without the tombstone: when a put narrows a credential's scope, every agent with a row
+//! that the new scope leaves out is sent `credential_revoke` with the new signed statement (its row `purging`, no
+//! longer a peer candidate), again at registration until it acknowledges; a grant that brings it back resets its
+//! row to pending.
 
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::statement::{CredentialTombstone, Signed};
-use tessera_proto::wire::{CredentialPurge, CredentialPurged, Down};
+use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Down};
 
 use super::operator::OperatorError;
 use super::{data, log_state, Engine, Outbound};
@@ -156,18 +161,81 @@ impl Engine {
         Ok(Some(purge_message(agent.clone(), tombstone)))
     }
 
+    /// After a put raised the scope revision or the version of `c`: agents its scope leaves out are sent the new
+    /// statement to purge; agents it brings back (after an earlier revoke) get a fresh pending row.
+    pub(crate) fn rescope_rows(&mut self, c: &CredentialRecord) -> StateResult<Vec<Outbound>> {
+        let mut out = Vec::new();
+        for mut row in self.store.deliveries_of_credential(&c.id)? {
+            if c.scope.includes(&row.agent) {
+                if row.purge.is_some() {
+                    row.purge = None;
+                    row.state = DeliveryState::Pending;
+                    row.version = c.version;
+                    row.attempts = 0;
+                    row.next_attempt_ms = self.now_ms();
+                    self.store.put_delivery(&row)?;
+                }
+                continue;
+            }
+            if row.purge.is_some() {
+                continue;
+            }
+            for p in self.store.pendings_of_target(&row.agent)? {
+                if p.credential == c.id {
+                    self.drop_pending(&p)?;
+                }
+            }
+            row.purge = Some(PurgeState::Purging);
+            self.store.put_delivery(&row)?;
+            self.audit(
+                "credential_revoke_sent",
+                None,
+                data([
+                    ("credential", c.id.to_string()),
+                    ("agent", row.agent.as_str().to_owned()),
+                    ("scope_revision", c.scope_revision.to_string()),
+                ]),
+            );
+            out.push(revoke_message(row.agent, &c.statement));
+        }
+        Ok(out)
+    }
+
+    /// At registration, for a live credential whose scope leaves `agent` out: the statement again if the agent has
+    /// not acknowledged the revoke or lists the credential as held.
+    pub(crate) fn revoke_on_register(
+        &mut self,
+        c: &CredentialRecord,
+        agent: &AgentId,
+        listed: bool,
+    ) -> StateResult<Option<Outbound>> {
+        let row = self.store.delivery(&c.id, agent)?;
+        let purging = row
+            .as_ref()
+            .is_some_and(|r| r.purge == Some(PurgeState::Purging));
+        if !purging && !listed {
+            return Ok(None);
+        }
+        let mut row = row.unwrap_or_else(|| self.purge_row(c, agent));
+        row.purge = Some(PurgeState::Purging);
+        self.store.put_delivery(&row)?;
+        Ok(Some(revoke_message(agent.clone(), &c.statement)))
+    }
+
     pub(super) fn on_purged(&mut self, agent: &AgentId, p: &CredentialPurged) -> Vec<Outbound> {
         let result: StateResult<bool> = (|| {
             let Some(c) = self.store.credential(&p.credential_id)? else {
                 return Ok(false);
             };
-            if c.tombstone.is_none() {
+            let row = self.store.delivery(&c.id, agent)?;
+            if c.tombstone.is_none()
+                && !row
+                    .as_ref()
+                    .is_some_and(|r| r.purge == Some(PurgeState::Purging))
+            {
                 return Ok(false);
             }
-            let mut row = self
-                .store
-                .delivery(&c.id, agent)?
-                .unwrap_or_else(|| self.purge_row(&c, agent));
+            let mut row = row.unwrap_or_else(|| self.purge_row(&c, agent));
             row.purge = Some(PurgeState::Purged);
             self.store.put_delivery(&row)?;
             Ok(true)
@@ -185,11 +253,23 @@ impl Engine {
                 );
             }
             Ok(false) => {
-                self.drop_message(agent.as_str(), "purge acknowledgement for a credential not tombstoned");
+                self.drop_message(
+                    agent.as_str(),
+                    "purge acknowledgement for a credential neither tombstoned nor revoked for this agent",
+                );
             }
             Err(e) => log_state(&e),
         }
         Vec::new()
+    }
+}
+
+fn revoke_message(to: AgentId, statement: &Signed<tessera_proto::statement::CredentialStatement>) -> Outbound {
+    Outbound {
+        to,
+        msg: Down::CredentialRevoke(CredentialRevoke {
+            statement: statement.clone(),
+        }),
     }
 }
 

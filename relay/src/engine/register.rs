@@ -69,7 +69,11 @@ impl Engine {
                 purges.extend(self.purge_on_register(&c, agent, held.contains_key(&c.id))?);
                 continue;
             }
-            if c.deleted || !c.scope.includes(agent) {
+            if !c.deleted && !c.scope.includes(agent) {
+                purges.extend(self.revoke_on_register(&c, agent, held.contains_key(&c.id))?);
+                continue;
+            }
+            if c.deleted {
                 continue;
             }
             let mut row = self
