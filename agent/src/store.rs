@@ -11,7 +11,9 @@
 //! - `deleted/<id>` (record version = the last version an operator-signed tombstone deleted): written by
 //!   [`Store::purge`] in one atomic batch that removes `cred/<id>`, `hwm/<id>`, `flag/<id>` and releases the
 //!   `name/<name>` binding if it is this id's; no version up to it is ever accepted again
-//!   ([`StoreError::Deleted`]). This is the only rule that moves a name binding;
+//!   ([`StoreError::Deleted`]). This is the only rule that moves a name binding. A scope revoke purges the same way
+//!   but writes `revoked/<id>` instead (record version = the scope revision that left the agent out, value = the
+//!   credential version): a statement up to that version and revision is not accepted again, a later one is;
 //! - `flag/<id>`: a held credential whose statement's signer was revoked since it was accepted (written in one batch
 //!   with the revocation list that caused it; removed when a newer version is accepted);
 //! - `audit/<seq>`: a bounded log of local reads;
@@ -55,6 +57,7 @@ const HWM: &str = "hwm/";
 const NAME: &str = "name/";
 const FLAG: &str = "flag/";
 const DELETED: &str = "deleted/";
+const REVOKED: &str = "revoked/";
 const AUDIT: &[u8] = b"audit/";
 
 /// The agent's own records.
@@ -235,6 +238,22 @@ fn flag_key(id: &CredentialId) -> Vec<u8> {
 fn deleted_key(id: &CredentialId) -> Vec<u8> {
     format!("{DELETED}{id}").into_bytes()
 }
+fn revoked_key(id: &CredentialId) -> Vec<u8> {
+    format!("{REVOKED}{id}").into_bytes()
+}
+
+/// Why a credential is forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeKind {
+    /// An operator-signed tombstone: every version up to the one purged is refused from then on.
+    Deleted,
+    /// A newer signed scope leaves this agent out (at this scope revision): a statement up to this version and
+    /// revision is refused from then on; a later version or revision (a grant) is accepted.
+    Revoked {
+        /// The scope revision that left the agent out.
+        scope_revision: u64,
+    },
+}
 
 /// What [`Store::purge`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,17 +404,30 @@ impl Store {
         Ok(self.open_record(&deleted_key(id))?.map(|(v, _)| v))
     }
 
-    /// Forgets credential `id` (named `name` in the verified tombstone) through `version`, in one atomic batch,
-    /// flushed before it returns: the record, its rollback guard and flag are removed, the `name` binding is
-    /// released if it is this id's, and (when `forever`) a `deleted/<id>` marker refuses every version up to
-    /// `version` from then on. A held version newer than `version` is kept: the tombstone did not sign it away
+    /// The (credential version, scope revision) a signed scope revoke left this agent out at, if any.
+    pub fn revoked_at(&self, id: &CredentialId) -> Result<Option<(u64, u64)>, StoreError> {
+        let key = revoked_key(id);
+        let Some((revision, plain)) = self.open_record(&key)? else {
+            return Ok(None);
+        };
+        let bytes = <[u8; 8]>::try_from(plain.as_slice()).map_err(|_| StoreError::Corrupt {
+            record: record_name(&key),
+            reason: "not a version",
+        })?;
+        Ok(Some((u64::from_be_bytes(bytes), revision)))
+    }
+
+    /// Forgets credential `id` (named `name` in the verified tombstone or statement) through `version`, in one
+    /// atomic batch, flushed before it returns: the record, its rollback guard and flag are removed, the `name`
+    /// binding is released if it is this id's, and a `deleted/<id>` or `revoked/<id>` marker written (see
+    /// [`PurgeKind`]). A held version newer than `version` is kept: the operator did not sign it away
     /// ([`StoreError::Stale`], nothing written).
     pub fn purge(
         &self,
         id: &CredentialId,
         name: &CredentialName,
         version: u64,
-        forever: bool,
+        kind: PurgeKind,
     ) -> Result<Purged, StoreError> {
         let held = self.newest_version(id)?;
         if let Some(h) = held.filter(|h| *h > version) {
@@ -414,10 +446,19 @@ impl Store {
         if released_name {
             ops.push((name_key(name), None));
         }
-        if forever {
-            let through = self.deleted_through(id)?.unwrap_or(0).max(version);
-            let dk = deleted_key(id);
-            ops.push((dk.clone(), Some(self.seal(&dk, through, &[])?)));
+        match kind {
+            PurgeKind::Deleted => {
+                let through = self.deleted_through(id)?.unwrap_or(0).max(version);
+                let dk = deleted_key(id);
+                ops.push((dk.clone(), Some(self.seal(&dk, through, &[])?)));
+            }
+            PurgeKind::Revoked { scope_revision } => {
+                let rk = revoked_key(id);
+                ops.push((
+                    rk.clone(),
+                    Some(self.seal(&rk, scope_revision, &version.to_be_bytes())?),
+                ));
+            }
         }
         self.inner.backend.apply(ops)?;
         self.inner.backend.flush()?;
@@ -588,6 +629,7 @@ impl Store {
             if held.is_some_and(|h| version > h) {
                 ops.push((flag_key(&id), None));
             }
+            ops.push((revoked_key(&id), None));
             let plain = credential::encode(&c.signed, now, &c.payload)
                 .ok_or(StoreError::Internal("encode credential"))?;
             let ck = cred_key(&id);

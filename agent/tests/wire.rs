@@ -1168,7 +1168,11 @@ async fn only_an_operator_signed_tombstone_purges_a_credential() {
     assert!(store.credential(&deleted).unwrap().is_none());
     assert_eq!(store.newest_version(&deleted).unwrap(), None);
     assert_eq!(store.deleted_through(&deleted).unwrap(), Some(1));
-    assert!(store.held().unwrap().iter().all(|h| h.credential_id != deleted));
+    assert!(store
+        .held()
+        .unwrap()
+        .iter()
+        .all(|h| h.credential_id != deleted));
     assert_eq!(
         store
             .name_binding(&CredentialName::new("db").unwrap())
@@ -1197,4 +1201,92 @@ async fn only_an_operator_signed_tombstone_purges_a_credential() {
         && e.detail
             .as_deref()
             .is_some_and(|d| d.starts_with("CREDENTIAL_DELETED"))));
+}
+
+/// A `credential_revoke` purges only on a verified statement newer than the one held whose scope leaves the agent
+/// out; afterwards the wider statement replayed is refused `NOT_IN_SCOPE`, and a grant (a higher revision) is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_revoke_purges_on_a_newer_signed_scope_only() {
+    let mut w = common::world().await;
+    let agent = w.online_agent("edge-1", POLICY).await;
+    let cert = agent.cert().clone();
+    let (me, other) = (agent.id.clone(), AgentId::new("edge-2").unwrap());
+    let id = CredentialId::random();
+    let both = Scope::explicit([me.clone(), other.clone()]);
+    let (signed, st, payload) = w.org.credential(id, 1, "scoped", both.clone(), "s3");
+    let delivery = wire::CredentialStore {
+        delivery_id: uuid::Uuid::new_v4(),
+        statement: signed,
+        envelope: tessera_proto::envelope::seal(&cert.wrap, payload.bytes()).unwrap(),
+        request_id: None,
+    };
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(delivery.clone()))
+        .await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+    let revoke = |statement| Down::CredentialRevoke(wire::CredentialRevoke { statement });
+    // Refused: a statement that still includes the agent, and a narrower one that is not newer (revision 0).
+    w.relay
+        .send(&agent.id, &revoke(w.org.rescope(&st, both.clone(), 1)))
+        .await;
+    w.relay
+        .send(
+            &agent.id,
+            &revoke(w.org.rescope(&st, Scope::explicit([other.clone()]), 0)),
+        )
+        .await;
+    let probe = w.org.delivery(
+        &cert.wrap,
+        CredentialId::random(),
+        1,
+        "probe",
+        Scope::All,
+        "p",
+    );
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(probe.clone()))
+        .await;
+    assert_eq!(
+        stored_reply(w.relay.next_up(&agent.id).await).delivery_id,
+        probe.delivery_id,
+        "a refused revoke was acknowledged"
+    );
+    assert_eq!(stdout(&agent.get_as(None, &["get", "scoped"])), "s3");
+
+    // The operator's revoke: purged and acknowledged.
+    w.relay
+        .send(
+            &agent.id,
+            &revoke(w.org.rescope(&st, Scope::explicit([other.clone()]), 2)),
+        )
+        .await;
+    match w.relay.next_up(&agent.id).await {
+        Up::CredentialPurged(p) => assert_eq!((p.credential_id, p.version), (id, 1)),
+        other => panic!("expected credential_purged, got {other:?}"),
+    }
+    // The wider statement replayed: refused.
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(delivery.clone()))
+        .await;
+    assert_eq!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Refused {
+            reason: wire::RefusalReason::NotInScope
+        }
+    );
+    // A grant (revision 3) is stored again.
+    let mut granted = delivery.clone();
+    granted.delivery_id = uuid::Uuid::new_v4();
+    granted.statement = w.org.rescope(&st, both, 3);
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(granted))
+        .await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+    assert_eq!(stdout(&agent.get_as(None, &["get", "scoped"])), "s3");
 }

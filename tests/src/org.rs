@@ -138,6 +138,19 @@ impl TestOrg {
         (signed, st, payload)
     }
 
+    /// `st` re-signed by `alice` with `scope` at `scope_revision` (a grant or revoke of the same version).
+    pub fn rescope(
+        &self,
+        st: &CredentialStatement,
+        scope: Scope,
+        scope_revision: u64,
+    ) -> Signed<CredentialStatement> {
+        let mut st = st.clone();
+        st.scope = scope;
+        st.scope_revision = scope_revision;
+        Signed::sign(&st, &self.operator_key, &self.operator_cert).unwrap()
+    }
+
     /// A tombstone signed by `alice` deleting `id` (named `name`) through `version`.
     pub fn tombstone(
         &self,

@@ -142,11 +142,17 @@ fn a_deleted_credential_is_purged_on_every_agent_and_can_be_created_again() {
     for a in &agents {
         holds(a, "db", "second-life");
         let dbs: Vec<_> = listed(a).into_iter().filter(|(n, _)| n == "db").collect();
-        assert_eq!(dbs, vec![("db".to_owned(), new.clone())], "{}", a.id.as_str());
+        assert_eq!(
+            dbs,
+            vec![("db".to_owned(), new.clone())],
+            "{}",
+            a.id.as_str()
+        );
     }
 
     // A scope revoke: edge-2 is sent the narrower signed statement and purges; edge-1 keeps it.
-    c.put("scoped", "two-only\n", &["edge-1", "edge-2"]).unwrap();
+    c.put("scoped", "two-only\n", &["edge-1", "edge-2"])
+        .unwrap();
     holds(&agents[0], "scoped", "two-only");
     holds(&agents[1], "scoped", "two-only");
     let scoped = live_id(&c, "scoped");

@@ -11,13 +11,15 @@
 //! A `credential_revoke` carries a newer credential statement whose scope leaves this agent out. It is verified
 //! like a delivery's statement; if it is newer than the one held (a higher version, or the same version with a
 //! higher scope revision) and its scope does not include this agent, the credential is purged the same way but
-//! without the `deleted/<id>` marker: a later grant may deliver it again. Anything else is refused and audited.
+//! with a `revoked/<id>` marker instead of `deleted/<id>`: a delivery of a statement up to that version and scope
+//! revision (a relay replaying the wider scope) is refused `NOT_IN_SCOPE`, while a later grant is accepted.
+//! Anything else is refused and audited.
 
 use tessera_proto::statement::{CREDENTIAL_KIND, TOMBSTONE_KIND};
 use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Up};
 
 use crate::identity::AgentKeys;
-use crate::store::{AuditEntry, AuditOutcome, Store, StoreError};
+use crate::store::{AuditEntry, AuditOutcome, PurgeKind, Store, StoreError};
 
 fn audit(store: &Store, entry: AuditEntry) {
     if let Err(e) = store.audit(entry) {
@@ -41,13 +43,17 @@ pub fn apply(keys: &AgentKeys, store: &Store, msg: &CredentialPurge) -> Option<U
             );
             audit(
                 store,
-                AuditEntry::wire_refusal("purge", claimed.as_ref().map(|c| c.name.as_str()), detail),
+                AuditEntry::wire_refusal(
+                    "purge",
+                    claimed.as_ref().map(|c| c.name.as_str()),
+                    detail,
+                ),
             );
             return None;
         }
     };
     let t = &verified.tombstone;
-    match store.purge(&t.credential_id, &t.name, t.version, true) {
+    match store.purge(&t.credential_id, &t.name, t.version, PurgeKind::Deleted) {
         Ok(purged) => {
             tracing::info!(
                 credential = %t.credential_id,
@@ -65,7 +71,9 @@ pub fn apply(keys: &AgentKeys, store: &Store, msg: &CredentialPurge) -> Option<U
                     "credential {} through version {} (held {}), signed by {}",
                     t.credential_id,
                     t.version,
-                    purged.held.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+                    purged
+                        .held
+                        .map_or_else(|| "none".to_owned(), |v| v.to_string()),
                     t.creator.as_str()
                 ),
             );
@@ -150,7 +158,10 @@ pub fn revoke(keys: &AgentKeys, store: &Store, msg: &CredentialRevoke) -> Option
         }
         None => st.version,
     };
-    match store.purge(&st.credential_id, &st.name, version, false) {
+    let kind = PurgeKind::Revoked {
+        scope_revision: st.scope_revision,
+    };
+    match store.purge(&st.credential_id, &st.name, version.max(st.version), kind) {
         Ok(purged) => {
             tracing::info!(credential = %st.credential_id, name = st.name.as_str(), revision = st.scope_revision, held = ?purged.held, "credential purged: its signed scope no longer includes this agent");
             let mut entry = AuditEntry::wire_refusal(

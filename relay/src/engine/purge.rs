@@ -59,7 +59,10 @@ impl Engine {
         let held_version = c
             .tombstone
             .as_ref()
-            .and_then(|s| s.parse_unverified(tessera_proto::statement::TOMBSTONE_KIND).ok())
+            .and_then(|s| {
+                s.parse_unverified(tessera_proto::statement::TOMBSTONE_KIND)
+                    .ok()
+            })
             .map_or(0, |h| h.version);
         if t.version >= held_version {
             c.tombstone = Some(signed.clone());
@@ -142,7 +145,9 @@ impl Engine {
             return Ok(None);
         };
         let row = self.store.delivery(&c.id, agent)?;
-        let purging = row.as_ref().is_some_and(|r| r.purge == Some(PurgeState::Purging));
+        let purging = row
+            .as_ref()
+            .is_some_and(|r| r.purge == Some(PurgeState::Purging));
         if !purging && !listed {
             return Ok(None);
         }
@@ -264,7 +269,10 @@ impl Engine {
     }
 }
 
-fn revoke_message(to: AgentId, statement: &Signed<tessera_proto::statement::CredentialStatement>) -> Outbound {
+fn revoke_message(
+    to: AgentId,
+    statement: &Signed<tessera_proto::statement::CredentialStatement>,
+) -> Outbound {
     Outbound {
         to,
         msg: Down::CredentialRevoke(CredentialRevoke {

@@ -1174,7 +1174,7 @@ fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
     assert!(kinds.iter().any(|k| k == "credential_tombstoned"));
     assert!(kinds.iter().any(|k| k == "credential_purged"));
     // An acknowledgement for a credential without a tombstone is dropped.
-    let (_, live, _) = w.put("api", Scope::All, "x", &[]);
+    let (live, _, _) = w.put("api", Scope::All, "x", &[]);
     w.up(
         &p,
         &Up::CredentialPurged(wire::CredentialPurged {
@@ -1182,5 +1182,89 @@ fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
             version: 1,
         }),
     );
-    assert!(w.engine.store.delivery(&live, &p).unwrap().is_none_or(|r| r.purge.is_none()));
+    assert!(w
+        .engine
+        .store
+        .delivery(&live, &p)
+        .unwrap()
+        .is_none_or(|r| r.purge.is_none()));
+}
+
+/// A put that narrows the scope sends the new signed statement to the agent it leaves out, which is then no peer
+/// candidate, until it acknowledges; a grant back resets its row to pending.
+#[test]
+fn a_scope_revoke_sends_the_narrower_statement_to_the_agent_left_out() {
+    use tessera_proto::statement::{CredentialStatement, Signed, CREDENTIAL_KIND};
+    let mut w = World::new();
+    let (p, id, commitment) = w.seeded_peer("edge-1", "db", "pw");
+    let q = w.agent("edge-2");
+    let out = w.register(&q, RegistrationMode::FirstRegistration, vec![]);
+    let (_, req) = rewrap_msg(&out);
+    // edge-2 gets it (the peer's answer and the target's ack are short-circuited by marking the row stored).
+    let _ = req;
+    let mut row = w.row(&id, &q);
+    row.state = DeliveryState::Stored;
+    w.engine.store.put_delivery(&row).unwrap();
+
+    let held = w
+        .engine
+        .store
+        .credential(&id)
+        .unwrap()
+        .unwrap()
+        .statement
+        .parse_unverified(CREDENTIAL_KIND)
+        .unwrap();
+    let resign = |scope: Scope, revision: u64, org: &TestOrg| {
+        let st = CredentialStatement::new(
+            id,
+            1,
+            revision,
+            held.name.clone(),
+            scope,
+            held.salt,
+            held.commitment,
+            held.creator.clone(),
+            held.created_at,
+        );
+        Signed::sign(&st, &org.operator_key, &org.operator_cert).unwrap()
+    };
+    let narrower = resign(Scope::explicit([p.clone()]), 1, &w.org);
+    let out = w.engine.put_credential(&narrower, &[]).unwrap();
+    let revokes: Vec<&Outbound> = out
+        .iter()
+        .filter(|o| matches!(o.msg, Down::CredentialRevoke(_)))
+        .collect();
+    assert_eq!(revokes.len(), 1);
+    assert_eq!(revokes[0].to, q);
+    assert_eq!(
+        revokes[0].msg,
+        Down::CredentialRevoke(wire::CredentialRevoke {
+            statement: narrower.clone()
+        })
+    );
+    assert_eq!(
+        w.row(&id, &q).purge,
+        Some(crate::state::PurgeState::Purging)
+    );
+    // Until it acknowledges, a reconnect sends it again.
+    let out = w.register(&q, RegistrationMode::WarmReconnect, vec![]);
+    assert!(out
+        .iter()
+        .any(|o| o.to == q && matches!(o.msg, Down::CredentialRevoke(_))));
+    w.up(
+        &q,
+        &Up::CredentialPurged(wire::CredentialPurged {
+            credential_id: id,
+            version: 1,
+        }),
+    );
+    assert_eq!(w.row(&id, &q).purge, Some(crate::state::PurgeState::Purged));
+    // A grant back: pending again, no longer marked purged.
+    let wider = resign(Scope::explicit([p.clone(), q.clone()]), 2, &w.org);
+    w.engine.put_credential(&wider, &[]).unwrap();
+    let row = w.row(&id, &q);
+    assert_eq!(row.purge, None);
+    assert_ne!(row.state, DeliveryState::Stored);
+    let _ = commitment;
 }
