@@ -1033,6 +1033,7 @@ async fn get_not_found(w: &mut World, agent: &common::Agent, name: &str) -> std:
 /// the same name binds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_an_operator_signed_tombstone_purges_a_credential() {
+    use tessera_agent::store::AuditOutcome;
     use tessera_proto::cert::{IdentityKey, OrgCa, Validity};
     use tessera_proto::ids::OperatorId;
     use tessera_proto::statement::{CredentialTombstone, Signed};
@@ -1182,7 +1183,6 @@ async fn only_an_operator_signed_tombstone_purges_a_credential() {
     let log = store.audit_log().unwrap();
     let purges: Vec<_> = log.iter().filter(|e| e.op == "purge").collect();
     let outcomes: Vec<_> = purges.iter().map(|e| e.outcome).collect();
-    use tessera_agent::store::AuditOutcome;
     assert_eq!(
         outcomes,
         vec![
