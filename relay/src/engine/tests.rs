@@ -1111,12 +1111,11 @@ fn purges_to(out: &[Outbound]) -> Vec<AgentId> {
 #[test]
 fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
     let mut w = World::new();
-    let (p, id, commitment) = w.seeded_peer("edge-1", "db", "pw");
+    let (p, id, _) = w.seeded_peer("edge-1", "db", "pw");
     let q = w.agent("edge-2");
     let out = w.register(&q, RegistrationMode::FirstRegistration, vec![]);
-    let (peer, req) = rewrap_msg(&out);
+    let (peer, _) = rewrap_msg(&out);
     assert_eq!(peer, p);
-    let _ = req;
 
     // Refused: a forged signature (the payload of one tombstone, the signature of another), a wrong id.
     let mut forged = w.org.tombstone(id, "db", 1);
@@ -1169,7 +1168,6 @@ fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
     assert!(!out
         .iter()
         .any(|o| matches!(o.msg, Down::CredentialStore(_) | Down::RewrapRequest(_))));
-    let _ = commitment;
     let kinds = w.audit_kinds();
     assert!(kinds.iter().any(|k| k == "credential_tombstoned"));
     assert!(kinds.iter().any(|k| k == "credential_purged"));
@@ -1196,12 +1194,11 @@ fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
 fn a_scope_revoke_sends_the_narrower_statement_to_the_agent_left_out() {
     use tessera_proto::statement::{CredentialStatement, Signed, CREDENTIAL_KIND};
     let mut w = World::new();
-    let (p, id, commitment) = w.seeded_peer("edge-1", "db", "pw");
+    let (p, id, _) = w.seeded_peer("edge-1", "db", "pw");
     let q = w.agent("edge-2");
     let out = w.register(&q, RegistrationMode::FirstRegistration, vec![]);
-    let (_, req) = rewrap_msg(&out);
-    // edge-2 gets it (the peer's answer and the target's ack are short-circuited by marking the row stored).
-    let _ = req;
+    assert_eq!(rewrap_msg(&out).0, p);
+    // edge-2 holds it (the peer's answer and the target's ack are short-circuited by marking the row stored).
     let mut row = w.row(&id, &q);
     row.state = DeliveryState::Stored;
     w.engine.store.put_delivery(&row).unwrap();
@@ -1266,5 +1263,4 @@ fn a_scope_revoke_sends_the_narrower_statement_to_the_agent_left_out() {
     let row = w.row(&id, &q);
     assert_eq!(row.purge, None);
     assert_ne!(row.state, DeliveryState::Stored);
-    let _ = commitment;
 }
