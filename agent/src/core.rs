@@ -3,6 +3,7 @@
 //! requests (peer), stores deliveries (target) in flushed batches, and acknowledges each incoming message to the
 //! broker only once it has been handled.
 
+pub mod purge;
 pub mod revocations;
 pub mod waiters;
 
@@ -454,6 +455,9 @@ impl Core {
                 Err(crate::store::StoreError::NameBound { .. }) => StoreOutcome::Refused {
                     reason: wire::RefusalReason::NameBoundToOtherId,
                 },
+                Err(crate::store::StoreError::Deleted { .. }) => StoreOutcome::Refused {
+                    reason: wire::RefusalReason::CredentialDeleted,
+                },
                 Err(_) => StoreOutcome::Refused {
                     reason: wire::RefusalReason::Internal,
                 },
@@ -526,6 +530,18 @@ impl Core {
                     revocations::adopt(&mut self.keys, &self.store, &u.list, unix_now())
                 });
                 for up in revocations::flagged_messages(&flagged, self.keys.revocations.serial) {
+                    self.publish_up(&up);
+                }
+            }
+            Down::CredentialPurge(p) => {
+                let up = tokio::task::block_in_place(|| purge::apply(&self.keys, &self.store, &p));
+                if let Some(up) = up {
+                    self.publish_up(&up);
+                }
+            }
+            Down::CredentialRevoke(r) => {
+                let up = tokio::task::block_in_place(|| purge::revoke(&self.keys, &self.store, &r));
+                if let Some(up) = up {
                     self.publish_up(&up);
                 }
             }

@@ -8,6 +8,12 @@
 //!   `name/<name>` (the name's binding to the first credential id accepted under it), written together in one
 //!   atomic batch. A binding is never moved: a credential of another id under a bound name is refused
 //!   ([`StoreError::NameBound`]) with nothing written;
+//! - `deleted/<id>` (record version = the last version an operator-signed tombstone deleted): written by
+//!   [`Store::purge`] in one atomic batch that removes `cred/<id>`, `hwm/<id>`, `flag/<id>` and releases the
+//!   `name/<name>` binding if it is this id's; no version up to it is ever accepted again
+//!   ([`StoreError::Deleted`]). This is the only rule that moves a name binding. A scope revoke purges the same way
+//!   but writes `revoked/<id>` instead (record version = the scope revision that left the agent out, value = the
+//!   credential version): a statement up to that version and revision is not accepted again, a later one is;
 //! - `flag/<id>`: a held credential whose statement's signer was revoked since it was accepted (written in one batch
 //!   with the revocation list that caused it; removed when a newer version is accepted);
 //! - `audit/<seq>`: a bounded log of local reads;
@@ -50,6 +56,8 @@ const CRED: &str = "cred/";
 const HWM: &str = "hwm/";
 const NAME: &str = "name/";
 const FLAG: &str = "flag/";
+const DELETED: &str = "deleted/";
+const REVOKED: &str = "revoked/";
 const AUDIT: &[u8] = b"audit/";
 
 /// The agent's own records.
@@ -145,6 +153,16 @@ pub enum StoreError {
         /// The id offered.
         offered: CredentialId,
     },
+    /// An operator-signed tombstone deleted this credential version on this agent.
+    #[error("credential {credential} version {offered} was deleted on this agent (through version {through})")]
+    Deleted {
+        /// The credential.
+        credential: CredentialId,
+        /// Version offered.
+        offered: u64,
+        /// The last version deleted.
+        through: u64,
+    },
     /// The credential is quarantined (its statement's signer was revoked) and is not served.
     #[error(
         "credential {name} is quarantined: the operator certificate that signed it was revoked"
@@ -216,6 +234,34 @@ fn name_key(name: &CredentialName) -> Vec<u8> {
 }
 fn flag_key(id: &CredentialId) -> Vec<u8> {
     format!("{FLAG}{id}").into_bytes()
+}
+fn deleted_key(id: &CredentialId) -> Vec<u8> {
+    format!("{DELETED}{id}").into_bytes()
+}
+fn revoked_key(id: &CredentialId) -> Vec<u8> {
+    format!("{REVOKED}{id}").into_bytes()
+}
+
+/// Why a credential is forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeKind {
+    /// An operator-signed tombstone: every version up to the one purged is refused from then on.
+    Deleted,
+    /// A newer signed scope leaves this agent out (at this scope revision): a statement up to this version and
+    /// revision is refused from then on; a later version or revision (a grant) is accepted.
+    Revoked {
+        /// The scope revision that left the agent out.
+        scope_revision: u64,
+    },
+}
+
+/// What [`Store::purge`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// The version that was held, if any.
+    pub held: Option<u64>,
+    /// Whether the name binding pointed at this id and was released.
+    pub released_name: bool,
 }
 
 impl Store {
@@ -353,6 +399,75 @@ impl Store {
         Ok(Some(cred))
     }
 
+    /// The last version of `id` an operator-signed tombstone deleted on this agent, if any.
+    pub fn deleted_through(&self, id: &CredentialId) -> Result<Option<u64>, StoreError> {
+        Ok(self.open_record(&deleted_key(id))?.map(|(v, _)| v))
+    }
+
+    /// The (credential version, scope revision) a signed scope revoke left this agent out at, if any.
+    pub fn revoked_at(&self, id: &CredentialId) -> Result<Option<(u64, u64)>, StoreError> {
+        let key = revoked_key(id);
+        let Some((revision, plain)) = self.open_record(&key)? else {
+            return Ok(None);
+        };
+        let bytes = <[u8; 8]>::try_from(plain.as_slice()).map_err(|_| StoreError::Corrupt {
+            record: record_name(&key),
+            reason: "not a version",
+        })?;
+        Ok(Some((u64::from_be_bytes(bytes), revision)))
+    }
+
+    /// Forgets credential `id` (named `name` in the verified tombstone or statement) through `version`, in one
+    /// atomic batch, flushed before it returns: the record, its rollback guard and flag are removed, the `name`
+    /// binding is released if it is this id's, and a `deleted/<id>` or `revoked/<id>` marker written (see
+    /// [`PurgeKind`]). A held version newer than `version` is kept: the operator did not sign it away
+    /// ([`StoreError::Stale`], nothing written).
+    pub fn purge(
+        &self,
+        id: &CredentialId,
+        name: &CredentialName,
+        version: u64,
+        kind: PurgeKind,
+    ) -> Result<Purged, StoreError> {
+        let held = self.newest_version(id)?;
+        if let Some(h) = held.filter(|h| *h > version) {
+            return Err(StoreError::Stale {
+                credential: *id,
+                offered: version,
+                held: h,
+            });
+        }
+        let mut ops: Vec<BatchOp> = vec![
+            (cred_key(id), None),
+            (hwm_key(id), None),
+            (flag_key(id), None),
+        ];
+        let released_name = self.name_binding(name)? == Some(*id);
+        if released_name {
+            ops.push((name_key(name), None));
+        }
+        match kind {
+            PurgeKind::Deleted => {
+                let through = self.deleted_through(id)?.unwrap_or(0).max(version);
+                let dk = deleted_key(id);
+                ops.push((dk.clone(), Some(self.seal(&dk, through, &[])?)));
+            }
+            PurgeKind::Revoked { scope_revision } => {
+                let rk = revoked_key(id);
+                ops.push((
+                    rk.clone(),
+                    Some(self.seal(&rk, scope_revision, &version.to_be_bytes())?),
+                ));
+            }
+        }
+        self.inner.backend.apply(ops)?;
+        self.inner.backend.flush()?;
+        Ok(Purged {
+            held,
+            released_name,
+        })
+    }
+
     /// The credential id `name` is bound to on this agent, if any.
     pub fn name_binding(&self, name: &CredentialName) -> Result<Option<CredentialId>, StoreError> {
         let key = name_key(name);
@@ -472,7 +587,7 @@ impl Store {
     /// Stores verified credential versions in one atomic batch and flushes; only then may they be acknowledged.
     ///
     /// Refuses (with nothing written) a version older than the newest accepted, and a credential whose name is
-    /// bound to another id (in the store or earlier in the batch). An equal version replaces the record (the
+    /// bound to another id (in the store or earlier in the batch), and a version a tombstone deleted. An equal version replaces the record (the
     /// caller has checked its commitment equals the held one). The name binding, the rollback guard and the record
     /// are one atomic batch; a newer version clears the credential's flag in it.
     pub fn accept(&self, batch: &[NewCredential], now: i64) -> Result<(), StoreError> {
@@ -494,6 +609,13 @@ impl Store {
                 });
             }
             names.push((name, id));
+            if let Some(through) = self.deleted_through(&id)?.filter(|d| version <= *d) {
+                return Err(StoreError::Deleted {
+                    credential: id,
+                    offered: version,
+                    through,
+                });
+            }
             let held = self.newest_version(&id)?;
             if let Some(held) = held {
                 if version < held {
@@ -507,6 +629,7 @@ impl Store {
             if held.is_some_and(|h| version > h) {
                 ops.push((flag_key(&id), None));
             }
+            ops.push((revoked_key(&id), None));
             let plain = credential::encode(&c.signed, now, &c.payload)
                 .ok_or(StoreError::Internal("encode credential"))?;
             let ck = cred_key(&id);

@@ -997,3 +997,296 @@ async fn a_credential_whose_signer_is_revoked_later_is_flagged_and_quarantined()
     let list = stdout(&agent.get_as(None, &["list"]));
     assert!(list.contains("\"status\": \"quarantined\""), "{list}");
 }
+
+/// `get NAME` with the test answering the agent's JIT request `NOT_FOUND`, as a relay does for a deleted name.
+async fn get_not_found(w: &mut World, agent: &common::Agent, name: &str) -> std::process::Output {
+    let socket = agent.socket.clone();
+    let name_owned = name.to_owned();
+    let get = std::thread::spawn(move || {
+        std::process::Command::new(common::BIN)
+            .arg("--socket")
+            .arg(socket)
+            .args(["get", &name_owned])
+            .output()
+            .unwrap()
+    });
+    let Up::CredentialMissing(m) = w.relay.next_up(&agent.id).await else {
+        panic!("expected credential_missing")
+    };
+    assert_eq!(m.name.as_str(), name);
+    w.relay
+        .send(
+            &agent.id,
+            &Down::CredentialUnavailable(wire::CredentialUnavailable {
+                request_id: m.request_id,
+                name: m.name,
+                reason: PublicReason::NotFound,
+            }),
+        )
+        .await;
+    get.join().unwrap()
+}
+
+/// Only an operator-signed tombstone makes the agent forget: unsigned, agent-signed and other-CA purges are refused
+/// and audited and the credential is still served; a valid one purges it (acknowledged, `NOT_FOUND` for the name,
+/// nothing left in the store), a replay of its delivery is refused `CREDENTIAL_DELETED`, and a new credential of
+/// the same name binds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_operator_signed_tombstone_purges_a_credential() {
+    use tessera_agent::store::AuditOutcome;
+    use tessera_proto::cert::{IdentityKey, OrgCa, Validity};
+    use tessera_proto::ids::OperatorId;
+    use tessera_proto::statement::{CredentialTombstone, Signed};
+
+    let mut w = common::world().await;
+    let agent = w.online_agent("edge-1", POLICY).await;
+    let cert = agent.cert().clone();
+    let deleted = CredentialId::random();
+    let old = w
+        .org
+        .delivery(&cert.wrap, deleted, 1, "db", Scope::All, "deleted-secret");
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(old.clone()))
+        .await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+
+    // Forged purges, as a relay taken over would send them.
+    let body = CredentialTombstone::new(
+        deleted,
+        CredentialName::new("db").unwrap(),
+        1,
+        OperatorId::new("alice").unwrap(),
+        w.org.at,
+    );
+    // 1. Unsigned: a valid tombstone's payload with another tombstone's signature.
+    let mut unsigned = w.org.tombstone(deleted, "db", 1);
+    unsigned.signature = w.org.tombstone(CredentialId::random(), "db", 1).signature;
+    // 2. Signed by a certified agent (not an operator).
+    let peer = w.org.agent("edge-2");
+    let by_agent = Signed::sign(&body, &peer.identity, &peer.cert).unwrap();
+    // 3. Signed by an "alice" of another CA.
+    let rogue_ca = OrgCa::generate("Test Org", Validity::days_from(w.org.at - 86_400, 10)).unwrap();
+    let rogue_key = IdentityKey::generate().unwrap();
+    let rogue_cert = rogue_ca
+        .issue_operator(
+            &OperatorId::new("alice").unwrap(),
+            rogue_key.public_key(),
+            Validity::days_from(w.org.at - 86_400, 10),
+        )
+        .unwrap();
+    let other_ca = Signed::sign(&body, &rogue_key, &rogue_cert).unwrap();
+    for tombstone in [unsigned, by_agent, other_ca] {
+        w.relay
+            .send(
+                &agent.id,
+                &Down::CredentialPurge(wire::CredentialPurge { tombstone }),
+            )
+            .await;
+    }
+    // Messages are handled in order: the probe's answer comes first, so no forged purge was acknowledged.
+    let probe = w.org.delivery(
+        &cert.wrap,
+        CredentialId::random(),
+        1,
+        "probe",
+        Scope::All,
+        "p",
+    );
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(probe.clone()))
+        .await;
+    let reply = stored_reply(w.relay.next_up(&agent.id).await);
+    assert_eq!(reply.delivery_id, probe.delivery_id);
+    let out = agent.get_as(None, &["get", "db"]);
+    assert_eq!(
+        stdout(&out),
+        "deleted-secret",
+        "a forged purge made the agent forget: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The operator's tombstone: purged and acknowledged.
+    w.relay
+        .send(
+            &agent.id,
+            &Down::CredentialPurge(wire::CredentialPurge {
+                tombstone: w.org.tombstone(deleted, "db", 1),
+            }),
+        )
+        .await;
+    match w.relay.next_up(&agent.id).await {
+        Up::CredentialPurged(p) => assert_eq!((p.credential_id, p.version), (deleted, 1)),
+        other => panic!("expected credential_purged, got {other:?}"),
+    }
+    let out = get_not_found(&mut w, &agent, "db").await;
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "NOT_FOUND after the purge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A replay of the deleted credential's delivery is refused.
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(old.clone()))
+        .await;
+    let reply = stored_reply(w.relay.next_up(&agent.id).await);
+    assert_eq!(
+        (reply.credential_id, reply.outcome),
+        (
+            deleted,
+            StoreOutcome::Refused {
+                reason: wire::RefusalReason::CredentialDeleted
+            }
+        )
+    );
+    // The name was released: a new `db` (a new id) binds and is served.
+    let current = CredentialId::random();
+    let new = w
+        .org
+        .delivery(&cert.wrap, current, 1, "db", Scope::All, "current-secret");
+    w.relay.send(&agent.id, &Down::CredentialStore(new)).await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+    let out = agent.get_as(None, &["get", "db"]);
+    assert_eq!(
+        stdout(&out),
+        "current-secret",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // In the store: nothing of the deleted id but its marker; the refusals and the purge in the local audit.
+    let mut agent = agent;
+    agent.kill();
+    let cfg = tessera_agent::config::AgentConfig::load(Some(&agent.config), Vec::new()).unwrap();
+    let store = tessera_agent::unseal::open_store(&cfg).unwrap();
+    assert!(store.credential(&deleted).unwrap().is_none());
+    assert_eq!(store.newest_version(&deleted).unwrap(), None);
+    assert_eq!(store.deleted_through(&deleted).unwrap(), Some(1));
+    assert!(store
+        .held()
+        .unwrap()
+        .iter()
+        .all(|h| h.credential_id != deleted));
+    assert_eq!(
+        store
+            .name_binding(&CredentialName::new("db").unwrap())
+            .unwrap(),
+        Some(current)
+    );
+    let log = store.audit_log().unwrap();
+    let purges: Vec<_> = log.iter().filter(|e| e.op == "purge").collect();
+    let outcomes: Vec<_> = purges.iter().map(|e| e.outcome).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            AuditOutcome::Refused,
+            AuditOutcome::Refused,
+            AuditOutcome::Refused,
+            AuditOutcome::Purged
+        ]
+    );
+    assert!(purges[..3].iter().all(|e| e
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.starts_with("BAD_STATEMENT"))));
+    assert!(log.iter().any(|e| e.op == "delivery"
+        && e.outcome == AuditOutcome::Refused
+        && e.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("CREDENTIAL_DELETED"))));
+}
+
+/// A `credential_revoke` purges only on a verified statement newer than the one held whose scope leaves the agent
+/// out; afterwards the wider statement replayed is refused `NOT_IN_SCOPE`, and a grant (a higher revision) is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_revoke_purges_on_a_newer_signed_scope_only() {
+    let mut w = common::world().await;
+    let agent = w.online_agent("edge-1", POLICY).await;
+    let cert = agent.cert().clone();
+    let (me, other) = (agent.id.clone(), AgentId::new("edge-2").unwrap());
+    let id = CredentialId::random();
+    let both = Scope::explicit([me.clone(), other.clone()]);
+    let (signed, st, payload) = w.org.credential(id, 1, "scoped", both.clone(), "s3");
+    let delivery = wire::CredentialStore {
+        delivery_id: uuid::Uuid::new_v4(),
+        statement: signed,
+        envelope: tessera_proto::envelope::seal(&cert.wrap, payload.bytes()).unwrap(),
+        request_id: None,
+    };
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(delivery.clone()))
+        .await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+    let revoke = |statement| Down::CredentialRevoke(wire::CredentialRevoke { statement });
+    // Refused: a statement that still includes the agent, and a narrower one that is not newer (revision 0).
+    w.relay
+        .send(&agent.id, &revoke(w.org.rescope(&st, both.clone(), 1)))
+        .await;
+    w.relay
+        .send(
+            &agent.id,
+            &revoke(w.org.rescope(&st, Scope::explicit([other.clone()]), 0)),
+        )
+        .await;
+    let probe = w.org.delivery(
+        &cert.wrap,
+        CredentialId::random(),
+        1,
+        "probe",
+        Scope::All,
+        "p",
+    );
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(probe.clone()))
+        .await;
+    assert_eq!(
+        stored_reply(w.relay.next_up(&agent.id).await).delivery_id,
+        probe.delivery_id,
+        "a refused revoke was acknowledged"
+    );
+    assert_eq!(stdout(&agent.get_as(None, &["get", "scoped"])), "s3");
+
+    // The operator's revoke: purged and acknowledged.
+    w.relay
+        .send(
+            &agent.id,
+            &revoke(w.org.rescope(&st, Scope::explicit([other.clone()]), 2)),
+        )
+        .await;
+    match w.relay.next_up(&agent.id).await {
+        Up::CredentialPurged(p) => assert_eq!((p.credential_id, p.version), (id, 1)),
+        other => panic!("expected credential_purged, got {other:?}"),
+    }
+    // The wider statement replayed: refused.
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(delivery.clone()))
+        .await;
+    assert_eq!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Refused {
+            reason: wire::RefusalReason::NotInScope
+        }
+    );
+    // A grant (revision 3) is stored again.
+    let mut granted = delivery.clone();
+    granted.delivery_id = uuid::Uuid::new_v4();
+    granted.statement = w.org.rescope(&st, both, 3);
+    w.relay
+        .send(&agent.id, &Down::CredentialStore(granted))
+        .await;
+    assert!(matches!(
+        stored_reply(w.relay.next_up(&agent.id).await).outcome,
+        StoreOutcome::Stored { .. }
+    ));
+    assert_eq!(stdout(&agent.get_as(None, &["get", "scoped"])), "s3");
+}

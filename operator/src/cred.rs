@@ -6,14 +6,14 @@
 //! verified against the org CA and compared with the catalogue; a contradiction is an error that names what the
 //! relay claimed and what was signed, and nothing is signed or sealed.
 
-use tessera_proto::admin::{AgentView, CredentialView, EnvelopeFor, PutBody};
+use tessera_proto::admin::{AgentView, CredentialView, EnvelopeFor, PutBody, TombstoneBody};
 use tessera_proto::cert::{IdentityKey, PinnedCa};
 use tessera_proto::commitment::{self, Salt};
 use tessera_proto::envelope::seal;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::{
-    CredentialStatement, RevocationList, Scope, Signed, VerifiedCredential,
+    CredentialStatement, CredentialTombstone, RevocationList, Scope, Signed, VerifiedCredential,
 };
 
 use crate::answers::{self, AnswerError};
@@ -365,8 +365,8 @@ pub async fn put_many(
         };
         if current.is_none() && ctx.catalogue.deleted.values().any(|d| d.name == *name) {
             ctx.notes.push(format!(
-                "{} was deleted earlier: agents that held it bind the name to the old credential id and refuse this \
-                 new one (NAME_BOUND_TO_OTHER_ID) until they purge it; consider a new name",
+                "{} was deleted earlier: an agent that has not purged the old credential yet (offline) refuses this \
+                 new one (NAME_BOUND_TO_OTHER_ID) until its purge; the relay retries",
                 name.as_str()
             ));
         }
@@ -560,8 +560,10 @@ pub enum Target {
     Id(CredentialId),
 }
 
-/// `cred rm`: the id comes from the catalogue (never from the relay's listing); the credential is soft-deleted at
-/// the relay and its id is never accepted again by this catalogue.
+/// `cred rm`: the id and version come from the catalogue (never from the relay's listing); the operator signs a
+/// tombstone for them (every version up to the catalogue's) and posts it to `POST /v1/credentials/{id}/tombstone`:
+/// the relay deletes the credential and forwards the tombstone to its agents, which verify it and purge. The id is
+/// never accepted again by this catalogue.
 pub async fn remove(
     client: &AdminClient,
     op: &Operator<'_>,
@@ -586,8 +588,19 @@ pub async fn remove(
         }
         None => return Err(CredError::NotInCatalogue(name.as_str().to_owned())),
     };
+    let tombstone = CredentialTombstone::new(
+        entry.id,
+        entry.name.clone(),
+        entry.version,
+        op.id.clone(),
+        ctx.now,
+    );
+    let signed = Signed::sign(&tombstone, op.key, op.cert)
+        .map_err(|e| CredError::Invalid(format!("the tombstone could not be signed: {e}")))?;
+    let body = serde_json::to_value(TombstoneBody { tombstone: signed })
+        .map_err(|e| CredError::Invalid(format!("the tombstone could not be encoded: {e}")))?;
     client
-        .delete(&format!("/v1/credentials/{}", entry.id))
+        .post(&format!("/v1/credentials/{}/tombstone", entry.id), &body)
         .await?;
     ctx.catalogue.delete(&name);
     ctx.catalogue.save(op.dir)?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Envelope, KeyFingerprint};
 use crate::ids::{AgentId, CredentialId, CredentialName};
-use crate::statement::{CredentialStatement, Scope, Signed};
+use crate::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
 use crate::wire::{AgentState, RegistrationMode};
 
 /// An agent, as `GET /v1/agents` lists it.
@@ -41,6 +41,17 @@ pub struct SyncChips {
     pub integrity_failure: bool,
 }
 
+/// How far the purge of a deleted credential has come.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeChips {
+    /// Agents that acknowledged the purge (`credential_purged`).
+    pub purged: usize,
+    /// Agents the tombstone was sent to (those that held or may have held the credential).
+    pub of: usize,
+    /// Agents still to purge that are offline (they purge when they come back).
+    pub offline: usize,
+}
+
 /// A credential with its sync state, as `GET /v1/credentials` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CredentialView {
@@ -56,6 +67,9 @@ pub struct CredentialView {
     pub deleted: bool,
     /// Chips.
     pub sync: SyncChips,
+    /// For a credential deleted by a tombstone: the purge's progress (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<PurgeChips>,
     /// The creator's signed statement of the current version.
     pub statement: Signed<CredentialStatement>,
 }
@@ -68,6 +82,14 @@ pub struct PutBody {
     pub statement: Signed<CredentialStatement>,
     /// Envelopes per agent.
     pub envelopes: Vec<EnvelopeFor>,
+}
+
+/// `POST /v1/credentials/{id}/tombstone`: the operator-signed tombstone deleting the credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TombstoneBody {
+    /// The signed tombstone.
+    pub tombstone: Signed<CredentialTombstone>,
 }
 
 /// One envelope for one agent.

@@ -8,14 +8,17 @@
 //!
 //! - [`CredentialStatement`]: signed by an operator; binds id, version, name, scope, salt and commitment.
 //! - [`RevocationList`]: signed by the org CA; monotonic serial.
+//! - [`CredentialTombstone`]: signed by an operator; deletes a credential (every version up to one) on agents.
 
 mod credential;
 mod revocation;
+mod tombstone;
 
 pub use credential::{
     CredentialStatement, Scope, VerifiedCredential, CREDENTIAL_KIND, MAX_SCOPE_AGENTS,
 };
 pub use revocation::{RevocationList, REVOCATION_KIND};
+pub use tombstone::{CredentialTombstone, VerifiedTombstone, TOMBSTONE_KIND};
 
 use std::marker::PhantomData;
 

@@ -12,15 +12,15 @@ mod status;
 mod up;
 
 pub use down::{
-    CredentialStore, CredentialUnavailable, Down, JobDispatch, RegisterAck, RevocationUpdate,
-    RewrapRequest,
+    CredentialPurge, CredentialRevoke, CredentialStore, CredentialUnavailable, Down, JobDispatch,
+    RegisterAck, RevocationUpdate, RewrapRequest,
 };
 pub use job_error::JobErrorCode;
 pub use reason::{BoundaryError, PublicReason, RefusalReason};
 pub use status::{AgentState, Status};
 pub use up::{
-    CredentialMissing, CredentialStored, CredentialsFlagged, FlagReason, Held, JobResult, Register,
-    RegistrationMode, RewrapRefused, RewrapResponse, StoreOutcome, Up,
+    CredentialMissing, CredentialPurged, CredentialStored, CredentialsFlagged, FlagReason, Held,
+    JobResult, Register, RegistrationMode, RewrapRefused, RewrapResponse, StoreOutcome, Up,
 };
 
 use serde::de::DeserializeOwned;

@@ -24,7 +24,9 @@ use tessera_proto::statement::{RevocationList, Signed};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use tessera_proto::admin::{AgentView, CredentialView, EnvelopeFor, PutBody, SyncChips};
+pub use tessera_proto::admin::{
+    AgentView, CredentialView, EnvelopeFor, PurgeChips, PutBody, SyncChips, TombstoneBody,
+};
 use views::{agent_view, credential_view};
 
 use crate::engine::operator::OperatorError;
@@ -141,6 +143,13 @@ async fn agents(State(st): State<AdminState>) -> ApiResult<Vec<AgentView>> {
 }
 
 async fn credentials(State(st): State<AdminState>) -> ApiResult<Vec<CredentialView>> {
+    let offline: std::collections::HashSet<AgentId> = st
+        .store
+        .agents()?
+        .into_iter()
+        .filter(|a| a.state == tessera_proto::wire::AgentState::Offline)
+        .map(|a| a.id)
+        .collect();
     let mut out = Vec::new();
     for c in st.store.credentials()? {
         let rows = st.store.deliveries_of_credential(&c.id)?;
@@ -150,7 +159,7 @@ async fn credentials(State(st): State<AdminState>) -> ApiResult<Vec<CredentialVi
             .into_iter()
             .filter(|a| a.subject.contains(&c.id.to_string()))
             .collect::<Vec<_>>();
-        out.push(credential_view(&c, &rows, &failures));
+        out.push(credential_view(&c, &rows, &failures, &offline));
     }
     Ok(Json(out))
 }
@@ -189,6 +198,21 @@ async fn remove(
 ) -> ApiResult<serde_json::Value> {
     let id = parse_id(&id)?;
     ask(&st, |reply| AdminRequest::Remove { id, reply }).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn tombstone(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    Json(body): Json<TombstoneBody>,
+) -> ApiResult<serde_json::Value> {
+    let id = parse_id(&id)?;
+    ask(&st, |reply| AdminRequest::Tombstone {
+        id,
+        tombstone: body.tombstone,
+        reply,
+    })
+    .await?;
     Ok(Json(serde_json::json!({ "ok": true })))
 }
 
@@ -327,6 +351,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/credentials", get(credentials).post(put))
         .route("/v1/credentials/{id}", axum::routing::delete(remove))
         .route("/v1/credentials/{id}/retry", post(retry))
+        .route("/v1/credentials/{id}/tombstone", post(tombstone))
         .route("/v1/jobs", get(jobs).post(job))
         .route("/v1/alerts", get(alerts))
         .route("/v1/revocations", get(revocation_list).post(revocations))

@@ -10,11 +10,13 @@
 //! - [`reconcile`]: timeouts of in-flight rewraps and the periodic reconciler with its backoff table.
 //! - [`flagged`]: an agent's report of held credentials whose signer was revoked (`credential_signer_revoked`).
 //! - [`operator`]: credentials put, rotated, granted, revoked, removed and retried; jobs.
+//! - [`purge`]: a credential deleted on an operator-signed tombstone, forwarded to its agents until each purges.
 
 pub mod dispatch;
 pub mod flagged;
 pub mod jit;
 pub mod operator;
+pub mod purge;
 pub mod reconcile;
 pub mod register;
 
@@ -366,6 +368,7 @@ impl Engine {
             Up::CredentialStored(s) => self.on_stored(agent, &s),
             Up::CredentialMissing(m) => self.on_missing(agent, &m),
             Up::CredentialsFlagged(f) => self.on_flagged(agent, &f),
+            Up::CredentialPurged(p) => self.on_purged(agent, &p),
             Up::JobResult(j) => {
                 self.on_job_result(agent, j);
                 Vec::new()

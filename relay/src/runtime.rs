@@ -46,6 +46,15 @@ pub enum AdminRequest {
         /// Answer.
         reply: oneshot::Sender<Result<(), OperatorError>>,
     },
+    /// Delete on an operator-signed tombstone, and purge on agents.
+    Tombstone {
+        /// Credential.
+        id: CredentialId,
+        /// The tombstone.
+        tombstone: Signed<tessera_proto::statement::CredentialTombstone>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
     /// Operator retry.
     Retry {
         /// Credential.
@@ -337,6 +346,10 @@ async fn engine_worker(
                     let _ = reply.send(r);
                 }
                 AdminRequest::Remove { id, reply } => { let _ = reply.send(engine.remove_credential(&id)); }
+                AdminRequest::Tombstone { id, tombstone, reply } => {
+                    let r = engine.tombstone_credential(&id, &tombstone).map(&send);
+                    let _ = reply.send(r);
+                }
                 AdminRequest::Retry { id, reply } => {
                     let r = engine.retry(&id).map(&send);
                     let _ = reply.send(r);

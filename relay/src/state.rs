@@ -8,7 +8,7 @@ mod sled_store;
 
 pub use records::{
     AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord, PendingRewrap,
-    RewrapStage,
+    PurgeState, RewrapStage,
 };
 pub use sled_store::SledStore;
 

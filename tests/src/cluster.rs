@@ -597,6 +597,15 @@ impl AgentProc {
 
     /// What the local API lists: name → (credential id, version).
     pub fn inventory(&self) -> Result<std::collections::BTreeMap<String, (String, u64)>> {
+        Ok(self
+            .listed()?
+            .into_iter()
+            .map(|(name, id, version)| (name, (id, version)))
+            .collect())
+    }
+
+    /// What the local API lists, entry by entry (name, credential id, version): two entries under one name stay two.
+    pub fn listed(&self) -> Result<Vec<(String, String, u64)>> {
         let out = run(Command::new(&self.bin)
             .arg("--socket")
             .arg(&self.socket)
@@ -612,7 +621,8 @@ impl AgentProc {
                     .filter_map(|c| {
                         Some((
                             c["name"].as_str()?.to_owned(),
-                            (c["id"].as_str()?.to_owned(), c["version"].as_u64()?),
+                            c["id"].as_str()?.to_owned(),
+                            c["version"].as_u64()?,
                         ))
                     })
                     .collect()

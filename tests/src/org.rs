@@ -9,7 +9,7 @@ use tessera_proto::commitment::{self, Salt};
 use tessera_proto::envelope::{seal, WrapPrivateKey, WrapPublicKey};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
 use tessera_proto::secret::SecretPayload;
-use tessera_proto::statement::{CredentialStatement, Scope, Signed};
+use tessera_proto::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
 use tessera_proto::wire::CredentialStore;
 
 /// The org, with its notion of "now" (unix seconds) for validity windows and signing times.
@@ -136,6 +136,36 @@ impl TestOrg {
         );
         let signed = Signed::sign(&st, &self.operator_key, &self.operator_cert).unwrap();
         (signed, st, payload)
+    }
+
+    /// `st` re-signed by `alice` with `scope` at `scope_revision` (a grant or revoke of the same version).
+    pub fn rescope(
+        &self,
+        st: &CredentialStatement,
+        scope: Scope,
+        scope_revision: u64,
+    ) -> Signed<CredentialStatement> {
+        let mut st = st.clone();
+        st.scope = scope;
+        st.scope_revision = scope_revision;
+        Signed::sign(&st, &self.operator_key, &self.operator_cert).unwrap()
+    }
+
+    /// A tombstone signed by `alice` deleting `id` (named `name`) through `version`.
+    pub fn tombstone(
+        &self,
+        id: CredentialId,
+        name: &str,
+        version: u64,
+    ) -> Signed<CredentialTombstone> {
+        let t = CredentialTombstone::new(
+            id,
+            CredentialName::new(name).unwrap(),
+            version,
+            OperatorId::new("alice").unwrap(),
+            self.at,
+        );
+        Signed::sign(&t, &self.operator_key, &self.operator_cert).unwrap()
     }
 
     /// A delivery of `secret` sealed to `to`.

@@ -433,12 +433,35 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     let out = ok(&tessera(&c, &alice, &["cred", "rm", "db"], None));
     assert_eq!(out["deleted"], db_id);
     let sent = relay.take();
-    assert!(sent
+    let tombstones: Vec<&Received> = sent
         .iter()
-        .any(|r| r.method == "DELETE" && r.path == format!("/v1/credentials/{db_id}")));
+        .filter(|r| r.method == "POST" && r.path.ends_with("/tombstone"))
+        .collect();
+    assert_eq!(tombstones.len(), 1);
+    assert_eq!(
+        tombstones[0].path,
+        format!("/v1/credentials/{db_id}/tombstone")
+    );
+    // The tombstone names the catalogue's id and version, signed by alice.
+    let body: tessera_proto::admin::TombstoneBody =
+        serde_json::from_slice(&tombstones[0].body).unwrap();
+    let t = body
+        .tombstone
+        .parse_unverified(tessera_proto::statement::TOMBSTONE_KIND)
+        .unwrap();
+    assert_eq!(
+        (
+            t.credential_id.to_string(),
+            t.name.as_str(),
+            t.creator.as_str()
+        ),
+        (db_id.clone(), "db", "alice")
+    );
+    assert_eq!(t.version, 3);
     assert!(!sent
         .iter()
-        .any(|r| r.path.contains(&web_id) && r.method == "DELETE"));
+        .any(|r| r.path.contains(&web_id)
+            && (r.method == "DELETE" || r.path.ends_with("/tombstone"))));
     all_sent.extend(sent);
 
     // 11. db re-created (a new id); the relay serves the deleted id's statement under the name again.

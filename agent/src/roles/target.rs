@@ -1,7 +1,9 @@
 //! The target role: check a delivery before anything is stored.
 //!
 //! In order: the creator's statement verifies against the pinned CA (`BAD_STATEMENT`); this agent is in its scope
-//! (`NOT_IN_SCOPE`); the statement's name is not bound on this agent to another credential id
+//! (`NOT_IN_SCOPE`, also when a newer signed scope this agent received in a `credential_revoke` left it out at this
+//! version and a scope revision at least this statement's); an operator-signed tombstone has not deleted this version here (`CREDENTIAL_DELETED`, recorded
+//! in the local audit: a replay of a deleted credential's delivery); the statement's name is not bound on this agent to another credential id
 //! (`NAME_BOUND_TO_OTHER_ID`, also recorded in the local audit: a deleted credential's statement replayed under a
 //! name that now belongs to a new one); the version is not older than the newest accepted (`STALE_VERSION`); the envelope opens with
 //! our wrap key (`BAD_ENVELOPE`); the plaintext is one canonical JSON document (`BAD_PAYLOAD`); the commitment
@@ -76,6 +78,30 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
         tracing::error!(error = %e, "store read failed during delivery");
         refuse(Some(id), version, RefusalReason::Internal)
     };
+    if store
+        .revoked_at(&id)
+        .map_err(internal)?
+        .is_some_and(|(v, rev)| version < v || (version == v && st.scope_revision <= rev))
+    {
+        tracing::warn!(credential = %id, version, revision = st.scope_revision, "refused: a newer signed scope left this agent out");
+        return Err(refuse(Some(id), version, RefusalReason::NotInScope));
+    }
+    if let Some(through) = store
+        .deleted_through(&id)
+        .map_err(internal)?
+        .filter(|d| version <= *d)
+    {
+        tracing::warn!(credential = %id, version, through, "refused: an operator-signed tombstone deleted this credential here");
+        let detail = format!("CREDENTIAL_DELETED: credential {id} version {version}, deleted through version {through}");
+        if let Err(e) = store.audit(AuditEntry::wire_refusal(
+            "delivery",
+            Some(st.name.as_str()),
+            detail,
+        )) {
+            tracing::error!(error = %e, "could not write the local audit");
+        }
+        return Err(refuse(Some(id), version, RefusalReason::CredentialDeleted));
+    }
     if let Some(bound) = store
         .name_binding(&st.name)
         .map_err(internal)?

@@ -27,6 +27,8 @@ pub enum AuditOutcome {
     /// Refused before acting: a job (`detail` has the code: `PARAM_REFUSED`, `JOB_EXPIRED`, `JOB_DUPLICATE`...), or
     /// a message from the relay (a delivery or rewrap request, `detail` has the reason).
     Refused,
+    /// A credential forgotten on an operator-signed tombstone (`op` `purge`, `detail` has the id and version).
+    Purged,
 }
 
 /// One audit entry.

@@ -386,3 +386,97 @@ fn flags_follow_the_revocation_list_and_quarantine_refuses_reads() {
     store.apply_revocations(b"{}", 3, &[], NOW).unwrap();
     assert!(store.flag(&b).unwrap().is_none());
 }
+
+#[test]
+fn a_purge_forgets_releases_the_name_and_refuses_the_deleted_versions_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = crate::fixtures::org();
+    let (old, other, new) = (
+        CredentialId::random(),
+        CredentialId::random(),
+        CredentialId::random(),
+    );
+    {
+        let store = Store::open(dir.path(), &key(1), 100).unwrap();
+        store
+            .accept(
+                &[
+                    new_cred(&org, old, 2, "db", "old"),
+                    new_cred(&org, other, 1, "api", "keep"),
+                ],
+                NOW,
+            )
+            .unwrap();
+        // A tombstone through version 1 does not delete the version 2 held: nothing written.
+        assert!(matches!(
+            store.purge(&old, &name("db"), 1, PurgeKind::Deleted),
+            Err(StoreError::Stale { held: 2, .. })
+        ));
+        assert!(store.credential(&old).unwrap().is_some());
+        let purged = store
+            .purge(&old, &name("db"), 2, PurgeKind::Deleted)
+            .unwrap();
+        assert_eq!(
+            purged,
+            Purged {
+                held: Some(2),
+                released_name: true
+            }
+        );
+    }
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    assert!(store.credential(&old).unwrap().is_none());
+    assert_eq!(store.name_binding(&name("db")).unwrap(), None);
+    assert_eq!(store.deleted_through(&old).unwrap(), Some(2));
+    assert_eq!(
+        store.list().unwrap().len(),
+        1,
+        "the other credential is kept"
+    );
+    assert!(store.held().unwrap().iter().all(|h| h.credential_id != old));
+    // Every deleted version is refused again; a new id under the name binds.
+    for v in [1, 2] {
+        assert!(matches!(
+            store.accept(&[new_cred(&org, old, v, "db", "old")], NOW),
+            Err(StoreError::Deleted { through: 2, .. })
+        ));
+    }
+    store
+        .accept(&[new_cred(&org, new, 1, "db", "new")], NOW)
+        .unwrap();
+    assert_eq!(store.name_binding(&name("db")).unwrap(), Some(new));
+    // A purge of the old id again leaves the new binding alone.
+    let again = store
+        .purge(&old, &name("db"), 2, PurgeKind::Deleted)
+        .unwrap();
+    assert!(!again.released_name);
+    assert_eq!(store.name_binding(&name("db")).unwrap(), Some(new));
+}
+
+#[test]
+fn a_revoke_purge_is_undone_only_by_a_later_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = crate::fixtures::org();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let id = CredentialId::random();
+    store
+        .accept(&[new_cred(&org, id, 1, "db", "pw")], NOW)
+        .unwrap();
+    store
+        .purge(
+            &id,
+            &name("db"),
+            1,
+            PurgeKind::Revoked { scope_revision: 4 },
+        )
+        .unwrap();
+    assert!(store.credential(&id).unwrap().is_none());
+    assert_eq!(store.revoked_at(&id).unwrap(), Some((1, 4)));
+    assert_eq!(store.deleted_through(&id).unwrap(), None);
+    // Accepting again (a grant the target role checked) clears the marker.
+    store
+        .accept(&[new_cred(&org, id, 1, "db", "pw")], NOW)
+        .unwrap();
+    assert_eq!(store.revoked_at(&id).unwrap(), None);
+    assert_eq!(store.name_binding(&name("db")).unwrap(), Some(id));
+}

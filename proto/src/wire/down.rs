@@ -10,7 +10,7 @@ use super::{
 };
 use crate::envelope::Envelope;
 use crate::ids::{is_valid_name, AgentId, CredentialId, CredentialName, TemplateName};
-use crate::statement::{CredentialStatement, RevocationList, Signed};
+use crate::statement::{CredentialStatement, CredentialTombstone, RevocationList, Signed};
 
 /// Everything the relay may send to an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,11 @@ pub enum Down {
     JobDispatch(JobDispatch),
     /// A newer revocation list.
     RevocationUpdate(RevocationUpdate),
+    /// An operator deleted a credential: forget it (only on the operator-signed tombstone it carries).
+    CredentialPurge(CredentialPurge),
+    /// An operator narrowed a credential's scope and this agent is no longer in it: forget it (only on the newer
+    /// operator-signed statement it carries).
+    CredentialRevoke(CredentialRevoke),
 }
 
 /// Registration accepted.
@@ -121,6 +126,22 @@ pub struct RevocationUpdate {
     pub list: Signed<RevocationList>,
 }
 
+/// A deleted credential to forget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialPurge {
+    /// The operator-signed tombstone: the agent verifies it against its pinned CA before it forgets anything.
+    pub tombstone: Signed<CredentialTombstone>,
+}
+
+/// A credential whose signed scope no longer includes the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRevoke {
+    /// The newer statement (a higher scope revision, or a newer version) whose scope leaves the agent out.
+    pub statement: Signed<CredentialStatement>,
+}
+
 impl WireMessage for Down {
     fn validate(&self) -> Result<(), WireError> {
         match self {
@@ -151,7 +172,9 @@ impl WireMessage for Down {
             Self::RegisterAck(_)
             | Self::CredentialStore(_)
             | Self::CredentialUnavailable(_)
-            | Self::RevocationUpdate(_) => Ok(()),
+            | Self::RevocationUpdate(_)
+            | Self::CredentialPurge(_)
+            | Self::CredentialRevoke(_) => Ok(()),
         }
     }
 }

@@ -76,4 +76,6 @@ pub enum RefusalReason {
     NameBoundToOtherId,
     /// The agent holds this credential in quarantine (its statement's signer was revoked) and does not rewrap it.
     Quarantined,
+    /// An operator-signed tombstone deleted this credential version on this agent; it is never accepted again.
+    CredentialDeleted,
 }

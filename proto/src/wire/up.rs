@@ -31,6 +31,8 @@ pub enum Up {
     JobResult(JobResult),
     /// Credentials this agent holds whose statements it now distrusts (their signer was revoked).
     CredentialsFlagged(CredentialsFlagged),
+    /// This agent verified a tombstone and forgot the credential.
+    CredentialPurged(CredentialPurged),
 }
 
 /// How an agent registers (design §4).
@@ -190,6 +192,17 @@ pub struct CredentialsFlagged {
     pub credential_ids: Vec<CredentialId>,
 }
 
+/// The acknowledgement of a purge: the credential is no longer held (every version up to `version`), and those
+/// versions will never be accepted again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialPurged {
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// The tombstone's version.
+    pub version: u64,
+}
+
 impl WireMessage for Up {
     fn validate(&self) -> Result<(), WireError> {
         match self {
@@ -204,6 +217,7 @@ impl WireMessage for Up {
             }
             Self::RewrapResponse(r) => check(r.version >= 1, "version must be at least 1"),
             Self::CredentialStored(s) => check(s.version >= 1, "version must be at least 1"),
+            Self::CredentialPurged(p) => check(p.version >= 1, "version must be at least 1"),
             Self::JobResult(j) => {
                 check(j.stdout.len() <= MAX_JOB_OUTPUT, "stdout too large")?;
                 check(j.stderr.len() <= MAX_JOB_OUTPUT, "stderr too large")?;

@@ -1,10 +1,13 @@
 //! What the admin API shows, filled from the relay's state: agents, and credentials with the article's sync chips.
 //! The bodies themselves are [`tessera_proto::admin`].
 
-use tessera_proto::admin::{AgentView, CredentialView, SyncChips};
+use std::collections::HashSet;
+
+use tessera_proto::admin::{AgentView, CredentialView, PurgeChips, SyncChips};
+use tessera_proto::ids::AgentId;
 
 use crate::alerts::{Alert, AlertKind};
-use crate::state::{AgentRecord, CredentialRecord, DeliveryRow, DeliveryState};
+use crate::state::{AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, PurgeState};
 
 /// An agent's view.
 pub(super) fn agent_view(a: &AgentRecord) -> AgentView {
@@ -17,12 +20,27 @@ pub(super) fn agent_view(a: &AgentRecord) -> AgentView {
     }
 }
 
-/// A credential's view from its record, its delivery rows and the alerts about it.
+/// A credential's view from its record, its delivery rows, the alerts about it and the agents offline.
 pub(super) fn credential_view(
     c: &CredentialRecord,
     rows: &[DeliveryRow],
     alerts: &[Alert],
+    offline: &HashSet<AgentId>,
 ) -> CredentialView {
+    let purge = c.tombstone.as_ref().map(|_| {
+        let rows: Vec<&DeliveryRow> = rows.iter().filter(|r| r.purge.is_some()).collect();
+        PurgeChips {
+            purged: rows
+                .iter()
+                .filter(|r| r.purge == Some(PurgeState::Purged))
+                .count(),
+            of: rows.len(),
+            offline: rows
+                .iter()
+                .filter(|r| r.purge == Some(PurgeState::Purging) && offline.contains(&r.agent))
+                .count(),
+        }
+    });
     let current: Vec<&DeliveryRow> = rows.iter().filter(|r| r.version == c.version).collect();
     let count = |s: DeliveryState| current.iter().filter(|r| r.state == s).count();
     CredentialView {
@@ -40,6 +58,7 @@ pub(super) fn credential_view(
                 .iter()
                 .any(|a| a.kind == AlertKind::CredentialCommitmentMismatch),
         },
+        purge,
         statement: c.statement.clone(),
     }
 }

@@ -68,6 +68,7 @@ impl Engine {
         let now = self.now_ms();
         for row in self.store.deliveries_of_credential(&c.id)? {
             if row.state != DeliveryState::Stored
+                || row.purge.is_some()
                 || row.version != c.version
                 || row.agent == *target
                 || tried.contains(&row.agent)

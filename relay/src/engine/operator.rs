@@ -55,6 +55,7 @@ impl Engine {
             next_attempt_ms: self.now_ms(),
             last_error: None,
             retry_requested_ms: 0,
+            purge: None,
         };
         self.store.put_delivery(&row)?;
         Ok(row)
@@ -102,6 +103,7 @@ impl Engine {
             commitment: st.commitment,
             statement: signed.clone(),
             deleted: false,
+            tombstone: None,
             updated_ms: self.now_ms(),
         };
         self.store.put_credential(&c)?;
@@ -122,6 +124,9 @@ impl Engine {
             ]),
         );
         let mut out = Vec::new();
+        if existing.is_some() {
+            out.extend(self.rescope_rows(&c)?);
+        }
         for a in self.store.agents()? {
             if !c.scope.includes(&a.id) {
                 continue;

@@ -63,8 +63,17 @@ impl Engine {
             .map(|h| (h.credential_id, h.version))
             .collect();
         let mut gap = 0u32;
+        let mut purges = Vec::new();
         for c in self.store.credentials()? {
-            if c.deleted || !c.scope.includes(agent) {
+            if c.tombstone.is_some() {
+                purges.extend(self.purge_on_register(&c, agent, held.contains_key(&c.id))?);
+                continue;
+            }
+            if !c.deleted && !c.scope.includes(agent) {
+                purges.extend(self.revoke_on_register(&c, agent, held.contains_key(&c.id))?);
+                continue;
+            }
+            if c.deleted {
                 continue;
             }
             let mut row = self
@@ -79,6 +88,7 @@ impl Engine {
                     next_attempt_ms: now,
                     last_error: None,
                     retry_requested_ms: 0,
+                    purge: None,
                 });
             let has = r.mode == RegistrationMode::WarmReconnect
                 && held.get(&c.id).is_some_and(|v| *v >= c.version);
@@ -129,6 +139,7 @@ impl Engine {
                 msg: Down::RevocationUpdate(tessera_proto::wire::RevocationUpdate { list }),
             });
         }
+        out.extend(purges);
         out.extend(self.pump(agent));
         Ok(out)
     }

@@ -1097,3 +1097,170 @@ fn flagged_credentials_raise_one_deduplicated_signer_revoked_alert_each() {
     assert_eq!(audited[0].data["unknown"], "1");
     assert_eq!(audited[1].data["agent"], "edge-2");
 }
+
+fn purges_to(out: &[Outbound]) -> Vec<AgentId> {
+    out.iter()
+        .filter(|o| matches!(o.msg, Down::CredentialPurge(_)))
+        .map(|o| o.to.clone())
+        .collect()
+}
+
+/// A tombstone that verifies deletes the credential and is forwarded to every agent that held it; one that does not
+/// verify (another operator's key under alice's name, a wrong id, an older version) is refused and changes nothing;
+/// an agent that was away gets the tombstone at registration; acknowledgements mark rows purged.
+#[test]
+fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
+    let mut w = World::new();
+    let (p, id, _) = w.seeded_peer("edge-1", "db", "pw");
+    let q = w.agent("edge-2");
+    let out = w.register(&q, RegistrationMode::FirstRegistration, vec![]);
+    let (peer, _) = rewrap_msg(&out);
+    assert_eq!(peer, p);
+
+    // Refused: a forged signature (the payload of one tombstone, the signature of another), a wrong id.
+    let mut forged = w.org.tombstone(id, "db", 1);
+    forged.signature = w.org.tombstone(CredentialId::random(), "db", 1).signature;
+    assert!(matches!(
+        w.engine.tombstone_credential(&id, &forged),
+        Err(operator::OperatorError::Statement(_))
+    ));
+    let other = w.org.tombstone(CredentialId::random(), "db", 1);
+    assert!(w.engine.tombstone_credential(&id, &other).is_err());
+    assert!(!w.engine.store.credential(&id).unwrap().unwrap().deleted);
+
+    // Accepted: deleted, the in-flight rewrap for edge-2 dropped, the tombstone sent to both.
+    let out = w
+        .engine
+        .tombstone_credential(&id, &w.org.tombstone(id, "db", 1))
+        .unwrap();
+    let mut to = purges_to(&out);
+    to.sort();
+    assert_eq!(to, vec![p.clone(), q.clone()]);
+    let c = w.engine.store.credential(&id).unwrap().unwrap();
+    assert!(c.deleted && c.tombstone.is_some());
+    assert!(!w.engine.is_in_flight(&id, &q));
+    assert_eq!(
+        w.row(&id, &p).purge,
+        Some(crate::state::PurgeState::Purging)
+    );
+
+    // edge-1 acknowledges; edge-2 comes back without acknowledging and is sent the tombstone again.
+    w.up(
+        &p,
+        &Up::CredentialPurged(wire::CredentialPurged {
+            credential_id: id,
+            version: 1,
+        }),
+    );
+    assert_eq!(w.row(&id, &p).purge, Some(crate::state::PurgeState::Purged));
+    let out = w.register(&q, RegistrationMode::WarmReconnect, vec![]);
+    assert_eq!(purges_to(&out), vec![q.clone()]);
+    // edge-1 reconnects listing the id (say it lost its purge): sent again; nothing is delivered either way.
+    let out = w.register(
+        &p,
+        RegistrationMode::WarmReconnect,
+        vec![Held {
+            credential_id: id,
+            version: 1,
+        }],
+    );
+    assert_eq!(purges_to(&out), vec![p.clone()]);
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o.msg, Down::CredentialStore(_) | Down::RewrapRequest(_))));
+    let kinds = w.audit_kinds();
+    assert!(kinds.iter().any(|k| k == "credential_tombstoned"));
+    assert!(kinds.iter().any(|k| k == "credential_purged"));
+    // An acknowledgement for a credential without a tombstone is dropped.
+    let (live, _, _) = w.put("api", Scope::All, "x", &[]);
+    w.up(
+        &p,
+        &Up::CredentialPurged(wire::CredentialPurged {
+            credential_id: live,
+            version: 1,
+        }),
+    );
+    assert!(w
+        .engine
+        .store
+        .delivery(&live, &p)
+        .unwrap()
+        .is_none_or(|r| r.purge.is_none()));
+}
+
+/// A put that narrows the scope sends the new signed statement to the agent it leaves out, which is then no peer
+/// candidate, until it acknowledges; a grant back resets its row to pending.
+#[test]
+fn a_scope_revoke_sends_the_narrower_statement_to_the_agent_left_out() {
+    use tessera_proto::statement::{CredentialStatement, Signed, CREDENTIAL_KIND};
+    let mut w = World::new();
+    let (p, id, _) = w.seeded_peer("edge-1", "db", "pw");
+    let q = w.agent("edge-2");
+    let out = w.register(&q, RegistrationMode::FirstRegistration, vec![]);
+    assert_eq!(rewrap_msg(&out).0, p);
+    // edge-2 holds it (the peer's answer and the target's ack are short-circuited by marking the row stored).
+    let mut row = w.row(&id, &q);
+    row.state = DeliveryState::Stored;
+    w.engine.store.put_delivery(&row).unwrap();
+
+    let held = w
+        .engine
+        .store
+        .credential(&id)
+        .unwrap()
+        .unwrap()
+        .statement
+        .parse_unverified(CREDENTIAL_KIND)
+        .unwrap();
+    let resign = |scope: Scope, revision: u64, org: &TestOrg| {
+        let st = CredentialStatement::new(
+            id,
+            1,
+            revision,
+            held.name.clone(),
+            scope,
+            held.salt,
+            held.commitment,
+            held.creator.clone(),
+            held.created_at,
+        );
+        Signed::sign(&st, &org.operator_key, &org.operator_cert).unwrap()
+    };
+    let narrower = resign(Scope::explicit([p.clone()]), 1, &w.org);
+    let out = w.engine.put_credential(&narrower, &[]).unwrap();
+    let revokes: Vec<&Outbound> = out
+        .iter()
+        .filter(|o| matches!(o.msg, Down::CredentialRevoke(_)))
+        .collect();
+    assert_eq!(revokes.len(), 1);
+    assert_eq!(revokes[0].to, q);
+    assert_eq!(
+        revokes[0].msg,
+        Down::CredentialRevoke(wire::CredentialRevoke {
+            statement: narrower.clone()
+        })
+    );
+    assert_eq!(
+        w.row(&id, &q).purge,
+        Some(crate::state::PurgeState::Purging)
+    );
+    // Until it acknowledges, a reconnect sends it again.
+    let out = w.register(&q, RegistrationMode::WarmReconnect, vec![]);
+    assert!(out
+        .iter()
+        .any(|o| o.to == q && matches!(o.msg, Down::CredentialRevoke(_))));
+    w.up(
+        &q,
+        &Up::CredentialPurged(wire::CredentialPurged {
+            credential_id: id,
+            version: 1,
+        }),
+    );
+    assert_eq!(w.row(&id, &q).purge, Some(crate::state::PurgeState::Purged));
+    // A grant back: pending again, no longer marked purged.
+    let wider = resign(Scope::explicit([p.clone(), q.clone()]), 2, &w.org);
+    w.engine.put_credential(&wider, &[]).unwrap();
+    let row = w.row(&id, &q);
+    assert_eq!(row.purge, None);
+    assert_ne!(row.state, DeliveryState::Stored);
+}

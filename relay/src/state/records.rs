@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tessera_proto::commitment::Commitment;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
-use tessera_proto::statement::{CredentialStatement, Scope, Signed};
+use tessera_proto::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
 use tessera_proto::wire::{AgentState, Nonce, RegistrationMode};
 
 /// A registered agent.
@@ -43,6 +43,10 @@ pub struct CredentialRecord {
     pub statement: Signed<CredentialStatement>,
     /// Soft-deleted: no longer synced or served.
     pub deleted: bool,
+    /// The operator-signed tombstone that deleted it (verified against the org CA when received), forwarded to
+    /// the agents that held or may hold it.
+    #[serde(default)]
+    pub tombstone: Option<Signed<CredentialTombstone>>,
     /// When the current version was put, Unix ms.
     pub updated_ms: u64,
 }
@@ -60,6 +64,16 @@ pub enum DeliveryState {
     /// This agent's copy produced a commitment mismatch when it acted as a source: never used as a peer again
     /// for this credential (`COMMITMENT_MISMATCH_SOURCE`).
     Untrusted,
+}
+
+/// Where the purge of a tombstoned credential stands on one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurgeState {
+    /// The tombstone was sent (or will be, when the agent comes back); no acknowledgement yet.
+    Purging,
+    /// The agent acknowledged with `credential_purged`.
+    Purged,
 }
 
 /// One (credential, agent) delivery.
@@ -81,6 +95,9 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     /// When the operator last asked for a retry, Unix ms (30 s cooldown).
     pub retry_requested_ms: u64,
+    /// Set once the credential is tombstoned: the purge on this agent.
+    #[serde(default)]
+    pub purge: Option<PurgeState>,
 }
 
 /// Where an in-flight rewrap is.

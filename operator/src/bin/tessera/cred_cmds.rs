@@ -26,7 +26,25 @@ pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
         CredCmd::Ls { conn } => {
             list(&conn, "/v1/credentials", json, |v| {
                 let s = &v["sync"];
-                let chip = if s["integrity_failure"].as_bool() == Some(true) {
+                let p = &v["purge"];
+                if p.is_object() {
+                    let mut line = format!(
+                        "{:<24} v{:<4} deleted, purged {}/{}",
+                        v["name"].as_str().unwrap_or(""),
+                        v["version"],
+                        p["purged"],
+                        p["of"]
+                    );
+                    let offline = p["offline"].as_u64().unwrap_or(0);
+                    if offline > 0 {
+                        let _ = write!(line, ", {offline} offline");
+                    }
+                    let _ = write!(line, "  {}", v["id"].as_str().unwrap_or(""));
+                    return line;
+                }
+                let chip = if v["deleted"].as_bool() == Some(true) {
+                    "deleted".to_owned()
+                } else if s["integrity_failure"].as_bool() == Some(true) {
                     "integrity failure".to_owned()
                 } else if s["stalled"].as_u64().unwrap_or(0) > 0 {
                     format!("stalled {}", s["stalled"])
@@ -34,11 +52,6 @@ pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
                     format!("pending {}", s["pending"])
                 } else {
                     "synced".to_owned()
-                };
-                let chip = if v["deleted"].as_bool() == Some(true) {
-                    "deleted".to_owned()
-                } else {
-                    chip
                 };
                 let scope = match v.pointer("/scope/type").and_then(|t| t.as_str()) {
                     Some("explicit") => format!(
@@ -271,7 +284,12 @@ pub(crate) async fn remove(
             print(
                 json,
                 &serde_json::json!({ "deleted": e.id, "name": e.name, "version": e.version }),
-                &format!("{} ({}) deleted", e.name.as_str(), e.id),
+                &format!(
+                    "{} ({}) deleted through version {}: tombstone sent; `tessera cred ls` shows the purge on agents",
+                    e.name.as_str(),
+                    e.id,
+                    e.version
+                ),
             );
             ExitCode::SUCCESS
         }

@@ -19,6 +19,7 @@ fn row(credential: CredentialId, agent: &AgentId, state: DeliveryState) -> Deliv
         next_attempt_ms: 0,
         last_error: None,
         retry_requested_ms: 0,
+        purge: None,
     }
 }
 

@@ -1,0 +1,291 @@
+//! Deleting a credential on an operator-signed tombstone, and the purge on every agent that held or may hold it.
+//!
+//! The relay verifies the tombstone against the org CA before anything (it refuses one that does not verify), marks
+//! the credential deleted (no more deliveries, JIT answers `NOT_FOUND`), drops its in-flight rewraps, and forwards
+//! the tombstone unchanged in `credential_purge` to every agent with a delivery row for it (any version) or in its
+//! scope, marking each row `purging`. An agent that comes back (any registration) while its row is `purging`, or
+//! whose warm-reconnect `held` list names a tombstoned id, is sent the tombstone again. `credential_purged` from an
+//! agent marks its row `purged`. The relay cannot forge a tombstone: agents verify it themselves.
+//!
+//! A scope revoke is the same without the tombstone: when a put narrows a credential's scope, every agent with a row
+//! that the new scope leaves out is sent `credential_revoke` with the new signed statement (its row `purging`, no
+//! longer a peer candidate), again at registration until it acknowledges; a grant that brings it back resets its
+//! row to pending.
+
+use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::statement::{CredentialTombstone, Signed};
+use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Down};
+
+use super::operator::OperatorError;
+use super::{data, log_state, Engine, Outbound};
+use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, PurgeState, StateResult};
+
+impl Engine {
+    /// Deletes credential `id` on `signed`, a tombstone an operator signed for it; returns the purges to send.
+    pub fn tombstone_credential(
+        &mut self,
+        id: &CredentialId,
+        signed: &Signed<CredentialTombstone>,
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        let t = signed
+            .verify(&self.ca, &self.revocations)
+            .map_err(|e| OperatorError::Statement(format!("tombstone refused: {e}")))?
+            .tombstone;
+        if t.credential_id != *id {
+            return Err(OperatorError::Statement(format!(
+                "the tombstone is for credential {}, not {id}",
+                t.credential_id
+            )));
+        }
+        let mut c = self
+            .store
+            .credential(id)?
+            .ok_or_else(|| OperatorError::NotFound(format!("no credential {id}")))?;
+        if t.name != c.name {
+            return Err(OperatorError::Conflict(format!(
+                "the tombstone names {}, the credential is {}",
+                t.name.as_str(),
+                c.name.as_str()
+            )));
+        }
+        if t.version < c.version {
+            return Err(OperatorError::Conflict(format!(
+                "{} is at version {}; the tombstone deletes only up to version {}",
+                c.name.as_str(),
+                c.version,
+                t.version
+            )));
+        }
+        let held_version = c
+            .tombstone
+            .as_ref()
+            .and_then(|s| {
+                s.parse_unverified(tessera_proto::statement::TOMBSTONE_KIND)
+                    .ok()
+            })
+            .map_or(0, |h| h.version);
+        if t.version >= held_version {
+            c.tombstone = Some(signed.clone());
+        }
+        c.deleted = true;
+        self.store.put_credential(&c)?;
+        for p in self.store.pendings()? {
+            if p.credential == *id {
+                self.drop_pending(&p)?;
+            }
+        }
+        for q in self.backlog.values_mut() {
+            q.retain(|x| x != id);
+        }
+        self.audit(
+            "credential_tombstoned",
+            None,
+            data([
+                ("credential", id.to_string()),
+                ("name", c.name.as_str().to_owned()),
+                ("version", t.version.to_string()),
+                ("creator", t.creator.as_str().to_owned()),
+            ]),
+        );
+        let mut targets: Vec<AgentId> = Vec::new();
+        for mut row in self.store.deliveries_of_credential(id)? {
+            if row.purge != Some(PurgeState::Purged) {
+                row.purge = Some(PurgeState::Purging);
+                self.store.put_delivery(&row)?;
+                targets.push(row.agent);
+            }
+        }
+        for a in self.store.agents()? {
+            if c.scope.includes(&a.id) && self.store.delivery(id, &a.id)?.is_none() {
+                self.store.put_delivery(&self.purge_row(&c, &a.id))?;
+                targets.push(a.id);
+            }
+        }
+        self.audit(
+            "credential_purge_sent",
+            None,
+            data([
+                ("credential", id.to_string()),
+                ("agents", targets.len().to_string()),
+            ]),
+        );
+        let Some(tombstone) = c.tombstone else {
+            return Ok(Vec::new());
+        };
+        // Sent to offline agents too: their persistent broker session keeps it, and registration sends it again.
+        Ok(targets
+            .into_iter()
+            .map(|to| purge_message(to, &tombstone))
+            .collect())
+    }
+
+    fn purge_row(&self, c: &CredentialRecord, agent: &AgentId) -> DeliveryRow {
+        DeliveryRow {
+            credential: c.id,
+            agent: agent.clone(),
+            version: c.version,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_ms: self.now_ms(),
+            last_error: None,
+            retry_requested_ms: 0,
+            purge: Some(PurgeState::Purging),
+        }
+    }
+
+    /// At registration: the tombstone of `c` again if `agent` has not acknowledged its purge (its row is `purging`)
+    /// or lists it as held.
+    pub(crate) fn purge_on_register(
+        &mut self,
+        c: &CredentialRecord,
+        agent: &AgentId,
+        listed: bool,
+    ) -> StateResult<Option<Outbound>> {
+        let Some(tombstone) = &c.tombstone else {
+            return Ok(None);
+        };
+        let row = self.store.delivery(&c.id, agent)?;
+        let purging = row
+            .as_ref()
+            .is_some_and(|r| r.purge == Some(PurgeState::Purging));
+        if !purging && !listed {
+            return Ok(None);
+        }
+        let mut row = row.unwrap_or_else(|| self.purge_row(c, agent));
+        row.purge = Some(PurgeState::Purging);
+        self.store.put_delivery(&row)?;
+        self.audit(
+            "credential_purge_sent",
+            None,
+            data([
+                ("credential", c.id.to_string()),
+                ("agent", agent.as_str().to_owned()),
+                ("at", "registration".to_owned()),
+            ]),
+        );
+        Ok(Some(purge_message(agent.clone(), tombstone)))
+    }
+
+    /// After a put raised the scope revision or the version of `c`: agents its scope leaves out are sent the new
+    /// statement to purge; agents it brings back (after an earlier revoke) get a fresh pending row.
+    pub(crate) fn rescope_rows(&mut self, c: &CredentialRecord) -> StateResult<Vec<Outbound>> {
+        let mut out = Vec::new();
+        for mut row in self.store.deliveries_of_credential(&c.id)? {
+            if c.scope.includes(&row.agent) {
+                if row.purge.is_some() {
+                    row.purge = None;
+                    row.state = DeliveryState::Pending;
+                    row.version = c.version;
+                    row.attempts = 0;
+                    row.next_attempt_ms = self.now_ms();
+                    self.store.put_delivery(&row)?;
+                }
+                continue;
+            }
+            if row.purge.is_some() {
+                continue;
+            }
+            for p in self.store.pendings_of_target(&row.agent)? {
+                if p.credential == c.id {
+                    self.drop_pending(&p)?;
+                }
+            }
+            row.purge = Some(PurgeState::Purging);
+            self.store.put_delivery(&row)?;
+            self.audit(
+                "credential_revoke_sent",
+                None,
+                data([
+                    ("credential", c.id.to_string()),
+                    ("agent", row.agent.as_str().to_owned()),
+                    ("scope_revision", c.scope_revision.to_string()),
+                ]),
+            );
+            out.push(revoke_message(row.agent, &c.statement));
+        }
+        Ok(out)
+    }
+
+    /// At registration, for a live credential whose scope leaves `agent` out: the statement again if the agent has
+    /// not acknowledged the revoke or lists the credential as held.
+    pub(crate) fn revoke_on_register(
+        &mut self,
+        c: &CredentialRecord,
+        agent: &AgentId,
+        listed: bool,
+    ) -> StateResult<Option<Outbound>> {
+        let row = self.store.delivery(&c.id, agent)?;
+        let purging = row
+            .as_ref()
+            .is_some_and(|r| r.purge == Some(PurgeState::Purging));
+        if !purging && !listed {
+            return Ok(None);
+        }
+        let mut row = row.unwrap_or_else(|| self.purge_row(c, agent));
+        row.purge = Some(PurgeState::Purging);
+        self.store.put_delivery(&row)?;
+        Ok(Some(revoke_message(agent.clone(), &c.statement)))
+    }
+
+    pub(super) fn on_purged(&mut self, agent: &AgentId, p: &CredentialPurged) -> Vec<Outbound> {
+        let result: StateResult<bool> = (|| {
+            let Some(c) = self.store.credential(&p.credential_id)? else {
+                return Ok(false);
+            };
+            let row = self.store.delivery(&c.id, agent)?;
+            if c.tombstone.is_none()
+                && !row
+                    .as_ref()
+                    .is_some_and(|r| r.purge == Some(PurgeState::Purging))
+            {
+                return Ok(false);
+            }
+            let mut row = row.unwrap_or_else(|| self.purge_row(&c, agent));
+            row.purge = Some(PurgeState::Purged);
+            self.store.put_delivery(&row)?;
+            Ok(true)
+        })();
+        match result {
+            Ok(true) => {
+                self.audit(
+                    "credential_purged",
+                    None,
+                    data([
+                        ("credential", p.credential_id.to_string()),
+                        ("agent", agent.as_str().to_owned()),
+                        ("version", p.version.to_string()),
+                    ]),
+                );
+            }
+            Ok(false) => {
+                self.drop_message(
+                    agent.as_str(),
+                    "purge acknowledgement for a credential neither tombstoned nor revoked for this agent",
+                );
+            }
+            Err(e) => log_state(&e),
+        }
+        Vec::new()
+    }
+}
+
+fn revoke_message(
+    to: AgentId,
+    statement: &Signed<tessera_proto::statement::CredentialStatement>,
+) -> Outbound {
+    Outbound {
+        to,
+        msg: Down::CredentialRevoke(CredentialRevoke {
+            statement: statement.clone(),
+        }),
+    }
+}
+
+fn purge_message(to: AgentId, tombstone: &Signed<CredentialTombstone>) -> Outbound {
+    Outbound {
+        to,
+        msg: Down::CredentialPurge(CredentialPurge {
+            tombstone: tombstone.clone(),
+        }),
+    }
+}
