@@ -9,6 +9,15 @@ use crate::store::CredentialMeta;
 /// Largest request line.
 pub const MAX_REQUEST_BYTES: usize = 4096;
 
+/// Parses one request line as the server reads it (at most [`MAX_REQUEST_BYTES`], ending in `\n`). The error is
+/// the message of the `INVALID` answer, after which the server closes the connection.
+pub fn parse_request_line(line: &[u8]) -> Result<Request, String> {
+    if line.len() > MAX_REQUEST_BYTES || !line.ends_with(b"\n") {
+        return Err("request line too long or unterminated".to_owned());
+    }
+    serde_json::from_slice::<Request>(line).map_err(|e| format!("bad request: {e}"))
+}
+
 /// A request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -127,3 +136,6 @@ impl Header {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
