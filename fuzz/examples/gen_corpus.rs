@@ -21,10 +21,10 @@ use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId, Temp
 use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::{CredentialStatement, RevocationList, Scope, Signed};
 use tessera_proto::wire::{
-    self, AgentState, CredentialMissing, CredentialStore, CredentialStored,
-    CredentialUnavailable, Down, Held, JobDispatch, JobResult, PublicReason, RefusalReason,
-    Register, RegisterAck, RegistrationMode, RevocationUpdate, RewrapRefused, RewrapRequest,
-    RewrapResponse, Status, StoreOutcome, Up,
+    self, AgentState, CredentialMissing, CredentialStore, CredentialStored, CredentialUnavailable,
+    Down, Held, JobDispatch, JobResult, PublicReason, RefusalReason, Register, RegisterAck,
+    RegistrationMode, RevocationUpdate, RewrapRefused, RewrapRequest, RewrapResponse, Status,
+    StoreOutcome, Up,
 };
 
 fn root() -> PathBuf {
@@ -290,10 +290,18 @@ fn gen_seeds() {
 
     // wire_decode: whole frames, as they travel.
     for (name, msg) in ups(fx) {
-        seed("wire_decode", &format!("up-{name}"), &wire::encode(&msg).unwrap());
+        seed(
+            "wire_decode",
+            &format!("up-{name}"),
+            &wire::encode(&msg).unwrap(),
+        );
     }
     for (name, msg) in downs(fx) {
-        seed("wire_decode", &format!("down-{name}"), &wire::encode(&msg).unwrap());
+        seed(
+            "wire_decode",
+            &format!("down-{name}"),
+            &wire::encode(&msg).unwrap(),
+        );
     }
     let status = Status {
         state: AgentState::Online,
@@ -328,7 +336,11 @@ fn gen_seeds() {
         "json-revocation",
         &with_mode(0, &serde_json::to_vec(&list).unwrap()),
     );
-    seed("statement", "payload-revocation", &with_mode(2, &list.payload));
+    seed(
+        "statement",
+        "payload-revocation",
+        &with_mode(2, &list.payload),
+    );
 
     // envelope_open: 0 = JSON, 1 = XOR into a field of the fixture envelope, 2 = replace a field, 3 = seal/open.
     seed(
@@ -336,10 +348,17 @@ fn gen_seeds() {
         "json",
         &with_mode(0, &serde_json::to_vec(&fx.envelope).unwrap()),
     );
-    for (i, field) in ["encrypted-key", "iv", "ciphertext", "tag"].iter().enumerate() {
+    for (i, field) in ["encrypted-key", "iv", "ciphertext", "tag"]
+        .iter()
+        .enumerate()
+    {
         let i = u8::try_from(i).unwrap();
         seed("envelope_open", &format!("xor-{field}"), &[1, i, 0, 0, 1]);
-        seed("envelope_open", &format!("replace-{field}"), &[2, i, b'A', b'A', b'=', b'=']);
+        seed(
+            "envelope_open",
+            &format!("replace-{field}"),
+            &[2, i, b'A', b'A', b'=', b'='],
+        );
     }
     seed("envelope_open", "seal", &with_mode(3, ENVELOPE_PLAINTEXT));
 
@@ -381,7 +400,11 @@ fn gen_seeds() {
         ("testdata", "agent/testdata/agent.toml"),
         ("package", "cross/package.d/agent.toml"),
     ] {
-        seed("agent_config", name, &std::fs::read(repo.join(path)).unwrap());
+        seed(
+            "agent_config",
+            name,
+            &std::fs::read(repo.join(path)).unwrap(),
+        );
     }
     seed("agent_config", "empty", b"");
 }

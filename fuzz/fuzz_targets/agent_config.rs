@@ -12,12 +12,20 @@ use libfuzzer_sys::fuzz_target;
 use tessera_agent::config::{AgentConfig, Caller};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(cfg) = AgentConfig::from_toml(text, Path::new("fuzz.toml")) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(cfg) = AgentConfig::from_toml(text, Path::new("fuzz.toml")) else {
+        return;
+    };
     if cfg.validate().is_err() {
         return;
     }
-    let caller = Caller { uid: 1000, gid: 1000, pid: None };
+    let caller = Caller {
+        uid: 1000,
+        gid: 1000,
+        pid: None,
+    };
     for name in cfg.policy.keys() {
         if let Some(policy) = cfg.policy_for(name) {
             let _ = policy.allows(&caller);
@@ -25,13 +33,28 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = cfg.key_file();
     for (name, job) in &cfg.jobs {
-        let params: BTreeMap<String, String> =
-            job.params.iter().map(|p| (p.clone(), format!("{{{p}}}x"))).collect();
-        let argv = job.render(&params).expect("a valid template renders its declared parameters");
+        let params: BTreeMap<String, String> = job
+            .params
+            .iter()
+            .map(|p| (p.clone(), format!("{{{p}}}x")))
+            .collect();
+        let argv = job
+            .render(&params)
+            .expect("a valid template renders its declared parameters");
         assert_eq!(argv.len(), job.command.len(), "jobs.{name}");
-        assert_eq!(argv.first(), job.command.first(), "jobs.{name}: program is never substituted");
+        assert_eq!(
+            argv.first(),
+            job.command.first(),
+            "jobs.{name}: program is never substituted"
+        );
         let mut extra = params.clone();
-        extra.insert("not-declared-by-any-template-\u{1}".to_owned(), String::new());
-        assert!(job.render(&extra).is_err(), "jobs.{name}: an undeclared parameter is refused");
+        extra.insert(
+            "not-declared-by-any-template-\u{1}".to_owned(),
+            String::new(),
+        );
+        assert!(
+            job.render(&extra).is_err(),
+            "jobs.{name}: an undeclared parameter is refused"
+        );
     }
 });

@@ -33,13 +33,19 @@ fn verify(der: &[u8]) {
         let bits = a.wrap.size_bytes() * 8;
         assert!((MIN_WRAP_KEY_BITS..=MAX_WRAP_KEY_BITS).contains(&bits));
         if let Ok(r) = pinned().verify_agent(der, NOW, &fx.revoking) {
-            assert!(!fx.revoking.is_revoked(&r.serial), "a revoked agent verified");
+            assert!(
+                !fx.revoking.is_revoked(&r.serial),
+                "a revoked agent verified"
+            );
         }
     }
     if let Ok(o) = &operator {
         assert!(o.not_before <= NOW && NOW <= o.not_after);
         if let Ok(r) = pinned().verify_operator(der, NOW, &fx.revoking) {
-            assert!(!fx.revoking.is_revoked(&r.serial), "a revoked operator verified");
+            assert!(
+                !fx.revoking.is_revoked(&r.serial),
+                "a revoked operator verified"
+            );
         }
     }
     if let Ok(ca) = PinnedCa::from_der(der) {

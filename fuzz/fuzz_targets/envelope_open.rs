@@ -43,7 +43,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Some((1, rest)) => {
-            let Some((which, mask)) = mode(rest) else { return };
+            let Some((which, mask)) = mode(rest) else {
+                return;
+            };
             let mut env = fx.envelope.clone();
             let text = field(&mut env, which);
             let mut bytes = b64_decode(text).expect("the fixture envelope is base64");
@@ -59,8 +61,12 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Some((2, rest)) => {
-            let Some((which, replacement)) = mode(rest) else { return };
-            let Ok(replacement) = std::str::from_utf8(replacement) else { return };
+            let Some((which, replacement)) = mode(rest) else {
+                return;
+            };
+            let Ok(replacement) = std::str::from_utf8(replacement) else {
+                return;
+            };
             let mut env = fx.envelope.clone();
             *field(&mut env, which) = replacement.to_owned();
             if let Some(plain) = open(&env) {

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(data.len() <= MAX_REQUEST_BYTES && data.ends_with(b"\n"));
         let mut line = serde_json::to_vec(&req).expect("a request serialises");
         line.push(b'\n');
-        assert_eq!(parse_request_line(&line).expect("a re-serialised request parses"), req);
+        assert_eq!(
+            parse_request_line(&line).expect("a re-serialised request parses"),
+            req
+        );
     }
     if let Ok(header) = serde_json::from_slice::<Header>(data) {
         let json = serde_json::to_vec(&header).expect("a header serialises");

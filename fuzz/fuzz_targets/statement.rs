@@ -24,7 +24,10 @@ fn credential(st: &Signed<CredentialStatement>) {
     let _ = st.parse_unverified(tessera_proto::statement::CREDENTIAL_KIND);
     if let Ok(v) = st.verify(pinned(), &RevocationList::empty()) {
         let bytes = canonical::to_vec(&v.statement).expect("a verified statement canonicalises");
-        assert_eq!(bytes, st.payload, "a verified statement is its canonical bytes");
+        assert_eq!(
+            bytes, st.payload,
+            "a verified statement is its canonical bytes"
+        );
         assert_eq!(v.statement.creator, v.signer.operator_id);
         assert!(v.statement.version >= 1);
     }
@@ -47,7 +50,10 @@ fn revocation(st: &Signed<RevocationList>) {
     // The same list is never accepted twice (monotonic serial).
     if let Ok(list) = st.verify(pinned(), &fixtures().revoking) {
         assert!(list.serial > fixtures().revoking.serial);
-        assert!(st.verify(pinned(), &list).is_err(), "a list does not replace itself");
+        assert!(
+            st.verify(pinned(), &list).is_err(),
+            "a list does not replace itself"
+        );
     }
 }
 

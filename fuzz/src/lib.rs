@@ -87,12 +87,12 @@ pub fn fixtures() -> &'static Fixtures {
             &SecretBytes::copy_from(fixture!("ca.key.der")),
         )
         .expect("fixtures/ca.der and ca.key.der");
-        let operator_key = IdentityKey::from_pkcs8_der(&SecretBytes::copy_from(fixture!(
-            "operator.key.der"
-        )))
-        .expect("fixtures/operator.key.der");
-        let wrap = WrapPrivateKey::from_pkcs8_der(&SecretBytes::copy_from(fixture!("wrap.key.der")))
-            .expect("fixtures/wrap.key.der");
+        let operator_key =
+            IdentityKey::from_pkcs8_der(&SecretBytes::copy_from(fixture!("operator.key.der")))
+                .expect("fixtures/operator.key.der");
+        let wrap =
+            WrapPrivateKey::from_pkcs8_der(&SecretBytes::copy_from(fixture!("wrap.key.der")))
+                .expect("fixtures/wrap.key.der");
         let envelope: Envelope =
             serde_json::from_slice(fixture!("envelope.json")).expect("fixtures/envelope.json");
         let none = RevocationList::empty();

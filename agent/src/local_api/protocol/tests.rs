@@ -47,7 +47,9 @@ fn unknown_fields_ops_and_bad_names_are_refused() {
         b"\xff\n",
     ] {
         assert!(
-            parse_request_line(line).unwrap_err().starts_with("bad request"),
+            parse_request_line(line)
+                .unwrap_err()
+                .starts_with("bad request"),
             "{}",
             String::from_utf8_lossy(line)
         );
