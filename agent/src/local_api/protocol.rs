@@ -20,7 +20,12 @@ pub fn parse_request_line(line: &[u8]) -> Result<Request, String> {
 
 /// A request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "op",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "RequestWire"
+)]
 pub enum Request {
     /// The plaintext and metadata.
     Get {
@@ -34,6 +39,26 @@ pub enum Request {
     },
     /// Metadata of everything the caller may read.
     List,
+}
+
+/// What [`Request`] is parsed from: `List` as a struct variant with no fields, because serde does not apply
+/// `deny_unknown_fields` to a unit variant of an internally tagged enum (`{"op":"list","x":1}` would parse).
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum RequestWire {
+    Get { name: CredentialName },
+    Meta { name: CredentialName },
+    List {},
+}
+
+impl From<RequestWire> for Request {
+    fn from(wire: RequestWire) -> Self {
+        match wire {
+            RequestWire::Get { name } => Self::Get { name },
+            RequestWire::Meta { name } => Self::Meta { name },
+            RequestWire::List {} => Self::List,
+        }
+    }
 }
 
 /// Typed errors a workload sees.
