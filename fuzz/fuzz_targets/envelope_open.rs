@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let mut env = fx.envelope.clone();
-            *field(&mut env, which) = replacement.to_owned();
+            replacement.clone_into(field(&mut env, which));
             if let Some(plain) = open(&env) {
                 plain.expose(|p| assert_eq!(p, ENVELOPE_PLAINTEXT, "an altered envelope opened"));
             }
