@@ -9,9 +9,23 @@ use crate::store::CredentialMeta;
 /// Largest request line.
 pub const MAX_REQUEST_BYTES: usize = 4096;
 
+/// Parses one request line as the server reads it (at most [`MAX_REQUEST_BYTES`], ending in `\n`). The error is
+/// the message of the `INVALID` answer, after which the server closes the connection.
+pub fn parse_request_line(line: &[u8]) -> Result<Request, String> {
+    if line.len() > MAX_REQUEST_BYTES || !line.ends_with(b"\n") {
+        return Err("request line too long or unterminated".to_owned());
+    }
+    serde_json::from_slice::<Request>(line).map_err(|e| format!("bad request: {e}"))
+}
+
 /// A request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "op",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "RequestWire"
+)]
 pub enum Request {
     /// The plaintext and metadata.
     Get {
@@ -25,6 +39,26 @@ pub enum Request {
     },
     /// Metadata of everything the caller may read.
     List,
+}
+
+/// What [`Request`] is parsed from: `List` as a struct variant with no fields, because serde does not apply
+/// `deny_unknown_fields` to a unit variant of an internally tagged enum (`{"op":"list","x":1}` would parse).
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum RequestWire {
+    Get { name: CredentialName },
+    Meta { name: CredentialName },
+    List {},
+}
+
+impl From<RequestWire> for Request {
+    fn from(wire: RequestWire) -> Self {
+        match wire {
+            RequestWire::Get { name } => Self::Get { name },
+            RequestWire::Meta { name } => Self::Meta { name },
+            RequestWire::List {} => Self::List,
+        }
+    }
 }
 
 /// Typed errors a workload sees.
@@ -130,3 +164,6 @@ impl Header {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::limiter::UidLimiter;
-use super::protocol::{ApiError, Header, Request, MAX_REQUEST_BYTES};
+use super::protocol::{parse_request_line, ApiError, Header, Request, MAX_REQUEST_BYTES};
 use crate::config::{AgentConfig, Caller};
 use crate::core::{CoreHandle, JitOutcome, WaitError};
 use crate::store::{AuditEntry, AuditOutcome, Store};
@@ -101,11 +101,7 @@ async fn connection(stream: UnixStream, ctx: ApiContext) {
         if n == 0 {
             return;
         }
-        let parsed = if line.len() > MAX_REQUEST_BYTES || !line.ends_with(b"\n") {
-            Err("request line too long or unterminated".to_owned())
-        } else {
-            serde_json::from_slice::<Request>(&line).map_err(|e| format!("bad request: {e}"))
-        };
+        let parsed = parse_request_line(&line);
         let (header, secret) = match parsed {
             Ok(req) => handle(&ctx, caller, req).await,
             Err(message) => {

@@ -14,7 +14,12 @@ pub const MAX_SCOPE_AGENTS: usize = 10_000;
 
 /// Which agents may hold a credential.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "ScopeWire"
+)]
 pub enum Scope {
     /// Every certified agent of the org.
     All,
@@ -23,6 +28,25 @@ pub enum Scope {
         /// The agents.
         agents: Vec<AgentId>,
     },
+}
+
+/// What [`Scope`] is parsed from: `All` as a struct variant with no fields, because serde does not apply
+/// `deny_unknown_fields` to a unit variant of an internally tagged enum (`{"type":"all","x":1}` would parse, and a
+/// signed statement would have two encodings).
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ScopeWire {
+    All {},
+    Explicit { agents: Vec<AgentId> },
+}
+
+impl From<ScopeWire> for Scope {
+    fn from(wire: ScopeWire) -> Self {
+        match wire {
+            ScopeWire::All {} => Self::All,
+            ScopeWire::Explicit { agents } => Self::Explicit { agents },
+        }
+    }
 }
 
 impl Scope {

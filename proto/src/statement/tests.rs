@@ -203,3 +203,28 @@ fn unsorted_explicit_scope_is_refused() {
         Err(StatementError::Malformed(_))
     ));
 }
+
+/// A signed scope `{"type":"all"}` with an extra key is canonical JSON, but a second encoding of the same statement:
+/// refused (serde ignores `deny_unknown_fields` on a unit variant of an internally tagged enum; found while writing
+/// the fuzz targets, docs/fuzzing.md).
+#[test]
+fn a_scope_all_with_an_extra_key_is_refused() {
+    let sign_raw = |payload: Vec<u8>| Signed::<CredentialStatement> {
+        signature: fx().alice.sign(&payload),
+        payload,
+        signer_cert: fx().alice_cert.clone(),
+        body: PhantomData,
+    };
+    let mut value = serde_json::to_value(statement(Scope::All)).unwrap();
+    let plain = sign_raw(canonical::to_vec(&value).unwrap());
+    plain
+        .verify(fx().ca.pinned(), &RevocationList::empty())
+        .unwrap();
+    value["scope"]["x"] = serde_json::json!(1);
+    let extra = sign_raw(canonical::to_vec(&value).unwrap());
+    assert!(canonical::is_canonical(&extra.payload));
+    assert!(matches!(
+        extra.verify(fx().ca.pinned(), &RevocationList::empty()),
+        Err(StatementError::Malformed(_))
+    ));
+}

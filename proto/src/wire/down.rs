@@ -14,7 +14,12 @@ use crate::statement::{CredentialStatement, CredentialTombstone, RevocationList,
 
 /// Everything the relay may send to an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    content = "body",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 #[non_exhaustive]
 pub enum Down {
     /// Registration accepted.

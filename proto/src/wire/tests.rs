@@ -317,3 +317,39 @@ fn flagged_credentials_are_bounded_unique_and_typed() {
         Err(WireError::Invalid(_))
     ));
 }
+
+/// serde ignores `deny_unknown_fields` on an adjacently tagged enum without it (keys next to `type` and `body`) and
+/// on a unit variant of an internally tagged one (`{"result":"mismatch","x":1}`): both are refused (found while
+/// writing the fuzz targets; docs/fuzzing.md).
+#[test]
+fn keys_beside_type_and_body_and_in_fieldless_variants_are_refused() {
+    let beside = br#"{"v":1,"msg":{"type":"credential_missing","body":{"request_id":"00000000-0000-0000-0000-000000000000","name":"db"},"x":1}}"#;
+    assert!(matches!(
+        decode::<Up>(beside),
+        Err(WireError::Malformed { .. })
+    ));
+    let down = br#"{"v":1,"msg":{"type":"register_ack","body":{"mode":"first_registration","state":"online","backfill":0},"x":1}}"#;
+    assert!(matches!(
+        decode::<Down>(down),
+        Err(WireError::Malformed { .. })
+    ));
+    let stored = |outcome: &str| {
+        format!(
+            r#"{{"v":1,"msg":{{"type":"credential_stored","body":{{"delivery_id":"00000000-0000-0000-0000-000000000000","credential_id":"00000000-0000-0000-0000-000000000001","version":1,"outcome":{outcome}}}}}}}"#
+        )
+    };
+    let Up::CredentialStored(ok) =
+        decode::<Up>(stored(r#"{"result":"mismatch"}"#).as_bytes()).unwrap()
+    else {
+        panic!("not a credential_stored");
+    };
+    assert_eq!(ok.outcome, StoreOutcome::Mismatch);
+    assert!(matches!(
+        decode::<Up>(stored(r#"{"result":"mismatch","x":1}"#).as_bytes()),
+        Err(WireError::Malformed { .. })
+    ));
+    assert!(matches!(
+        decode::<Up>(stored(r#"{"result":"refused","reason":"busy","x":1}"#).as_bytes()),
+        Err(WireError::Malformed { .. })
+    ));
+}

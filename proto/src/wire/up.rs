@@ -14,7 +14,12 @@ use crate::ids::{AgentId, CredentialId, CredentialName};
 
 /// Everything an agent may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    content = "body",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 #[non_exhaustive]
 pub enum Up {
     /// Hello, with the registration mode.
@@ -110,7 +115,12 @@ pub struct RewrapRefused {
 
 /// What a target did with a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "result",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "StoreOutcomeWire"
+)]
 #[non_exhaustive]
 pub enum StoreOutcome {
     /// Stored and flushed; `digest` is the commitment the target recomputed from the plaintext.
@@ -125,6 +135,26 @@ pub enum StoreOutcome {
         /// Why.
         reason: RefusalReason,
     },
+}
+
+/// What [`StoreOutcome`] is parsed from: `Mismatch` as a struct variant with no fields, because serde does not
+/// apply `deny_unknown_fields` to a unit variant of an internally tagged enum.
+#[derive(Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case", deny_unknown_fields)]
+enum StoreOutcomeWire {
+    Stored { digest: Commitment },
+    Mismatch {},
+    Refused { reason: RefusalReason },
+}
+
+impl From<StoreOutcomeWire> for StoreOutcome {
+    fn from(wire: StoreOutcomeWire) -> Self {
+        match wire {
+            StoreOutcomeWire::Stored { digest } => Self::Stored { digest },
+            StoreOutcomeWire::Mismatch {} => Self::Mismatch,
+            StoreOutcomeWire::Refused { reason } => Self::Refused { reason },
+        }
+    }
 }
 
 /// A target's acknowledgement.
