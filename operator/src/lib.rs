@@ -29,3 +29,6 @@ pub mod issued;
 pub mod revocations;
 pub mod scope_diff;
 pub mod tls;
+
+#[cfg(test)]
+mod test_certs;

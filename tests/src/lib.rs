@@ -7,6 +7,7 @@
 //!   the hostile-relay suite, the demo's compromised relay);
 //! - [`lying_admin`]: a compromised relay's admin API that answers what a test scripts (the operator's hostile
 //!   suite);
+//! - [`operator_calls`]: the `tessera` command against it, and what it sent;
 //! - [`org`]: an org made in memory (keys, certificates, signed statements, sealed deliveries);
 //! - [`bins`]: the workspace's binaries, built on demand.
 //!
@@ -18,6 +19,7 @@ pub mod broker;
 pub mod cluster;
 pub mod lying_admin;
 pub mod mqtt;
+pub mod operator_calls;
 pub mod org;
 pub mod wire_agent;
 pub mod wire_relay;

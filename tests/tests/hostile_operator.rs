@@ -12,15 +12,15 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use tessera_proto::admin::PutBody;
-use tessera_proto::ids::AgentId;
-use tessera_proto::statement::{Scope, CREDENTIAL_KIND};
 use tessera_system_tests::bins::bin_dir;
 use tessera_system_tests::cluster::Cluster;
 use tessera_system_tests::lying_admin::{LyingAdmin, Received};
+use tessera_system_tests::operator_calls::{
+    agent_view, cred_view, cred_view_as, explicit, ok, parse, pem_der, posted, sealed_to, set,
+    tessera,
+};
 
 const SECRETS: [&str; 4] = [
     "db-password-v1",
@@ -28,60 +28,6 @@ const SECRETS: [&str; 4] = [
     "db-password-v2",
     "db-password-v3",
 ];
-
-fn pem_der(path: &Path) -> Vec<u8> {
-    tessera_proto::pem_files::first_cert(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn agent_view(id: &str, der: &[u8]) -> serde_json::Value {
-    serde_json::json!({
-        "id": id, "state": "online", "last_seen_ms": 0, "mode": null,
-        "cert": tessera_proto::b64_encode(der),
-    })
-}
-
-/// The view a relay would list for a posted statement (`name` and `id` overridable: the lie).
-fn cred_view(
-    statement: &serde_json::Value,
-    name: Option<&str>,
-    id: Option<&str>,
-) -> serde_json::Value {
-    let signed: tessera_proto::statement::Signed<tessera_proto::statement::CredentialStatement> =
-        serde_json::from_value(statement.clone()).unwrap();
-    let st = signed.parse_unverified(CREDENTIAL_KIND).unwrap();
-    serde_json::json!({
-        "id": id.map_or_else(|| st.credential_id.to_string(), str::to_owned),
-        "name": name.unwrap_or(st.name.as_str()),
-        "version": st.version,
-        "scope": st.scope,
-        "deleted": false,
-        "sync": { "synced": 0, "of": 0, "pending": 0, "stalled": 0, "integrity_failure": false },
-        "statement": statement,
-    })
-}
-
-/// `tessera --json ARGS` with `secret` (if any) in a file, against the lying relay.
-fn tessera(c: &Cluster, dir: &Path, args: &[&str], secret: Option<&str>) -> Output {
-    let mut cmd: Command = c.operator_cmd();
-    cmd.env("TESSERA_OPERATOR_DIR", dir)
-        .arg("--json")
-        .args(args);
-    if let Some(s) = secret {
-        let f = c.root().join("secret.txt");
-        std::fs::write(&f, s).unwrap();
-        cmd.arg("--file").arg(f);
-    }
-    cmd.output().unwrap()
-}
-
-fn ok(o: &Output) -> serde_json::Value {
-    assert!(
-        o.status.success(),
-        "tessera failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
 
 /// The command was refused with `needle` in its message, and nothing was signed, sealed or deleted.
 fn refused(o: &Output, sent: &[Received], needle: &str) {
@@ -97,41 +43,6 @@ fn refused(o: &Output, sent: &[Received], needle: &str) {
         writes.is_empty(),
         "sent to the relay despite the refusal: {writes:?}"
     );
-}
-
-/// The one put the command sent.
-fn posted(sent: &[Received]) -> (PutBody, serde_json::Value) {
-    let puts: Vec<&Received> = sent
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == "/v1/credentials")
-        .collect();
-    assert_eq!(puts.len(), 1, "{sent:?}");
-    let v: serde_json::Value = serde_json::from_slice(&puts[0].body).unwrap();
-    (
-        serde_json::from_value(v.clone()).unwrap(),
-        v["statement"].clone(),
-    )
-}
-
-fn sealed_to(body: &PutBody) -> BTreeSet<String> {
-    body.envelopes
-        .iter()
-        .map(|e| e.agent.as_str().to_owned())
-        .collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn scope_of(statement: &serde_json::Value) -> Scope {
-    let signed: tessera_proto::statement::Signed<tessera_proto::statement::CredentialStatement> =
-        serde_json::from_value(statement.clone()).unwrap();
-    signed.parse_unverified(CREDENTIAL_KIND).unwrap().scope
-}
-
-fn explicit(ids: &[&str]) -> Scope {
-    Scope::explicit(ids.iter().map(|i| AgentId::new(*i).unwrap()))
 }
 
 #[test]
@@ -185,44 +96,38 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     let (body, web1) = posted(&sent);
     assert_eq!(sealed_to(&body), set(&["edge-1", "edge-2", "edge-3"]));
     all_sent.extend(sent);
-    let web_id = cred_view(&web1, None, None)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let db_id = cred_view(&db1, None, None)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let honest = serde_json::json!([cred_view(&db1, None, None), cred_view(&web1, None, None)]);
+    let web_id = cred_view(&web1)["id"].as_str().unwrap().to_owned();
+    let db_id = cred_view(&db1)["id"].as_str().unwrap().to_owned();
+    let honest = serde_json::json!([cred_view(&db1), cred_view(&web1)]);
     relay.answer("/v1/credentials", honest.clone());
 
     // 1. Which id a name has: db listed with web's id and web's (validly signed) statement.
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&web1, Some("db"), None)]),
+        serde_json::json!([cred_view_as(&web1, Some("db"), None)]),
     );
     let o = tessera(&c, &alice, &["cred", "rotate", "db"], Some(SECRETS[2]));
     refused(&o, &relay.take(), "serves a statement signed for web");
     // 2. Another credential's statement under db's own id and name.
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&web1, Some("db"), Some(&db_id))]),
+        serde_json::json!([cred_view_as(&web1, Some("db"), Some(&db_id))]),
     );
     let o = tessera(&c, &alice, &["grant", "db", "edge-3"], None);
     refused(&o, &relay.take(), "serves a statement signed for web");
     // 3. A name the operator never created, carrying a real statement.
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&web1, Some("ghost"), None)]),
+        serde_json::json!([cred_view_as(&web1, Some("ghost"), None)]),
     );
     let o = tessera(&c, &alice, &["cred", "put", "ghost"], Some("ghost-secret"));
     refused(&o, &relay.take(), "does not know");
     // The same statement listed as db, under its own (web's) id: the name is bound to another id.
-    let mut as_db = cred_view(&web1, None, None);
+    let mut as_db = cred_view(&web1);
     as_db["name"] = "db".into();
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&web1, None, None), as_db]),
+        serde_json::json!([cred_view(&web1), as_db]),
     );
     let o = tessera(&c, &alice, &["cred", "rm", "db"], None);
     refused(&o, &relay.take(), "serves a statement signed for web");
@@ -250,11 +155,11 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     let mallory = tessera_system_tests::org::TestOrg::new()
         .agent("mallory")
         .cert;
-    let mut widened = cred_view(&db2, None, None);
+    let mut widened = cred_view(&db2);
     widened["scope"] = serde_json::json!({ "type": "all" });
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([widened, cred_view(&web1, None, None)]),
+        serde_json::json!([widened, cred_view(&web1)]),
     );
     let mut padded = honest_agents.as_array().unwrap().clone();
     padded.push(agent_view("mallory", &mallory));
@@ -270,12 +175,12 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     let sent = relay.take();
     let (body, db3) = posted(&sent);
     assert_eq!(sealed_to(&body), set(&["edge-1", "edge-2"]));
-    assert_eq!(scope_of(&db3), explicit(&["edge-1", "edge-2"]));
+    assert_eq!(parse(&db3).scope, explicit(&["edge-1", "edge-2"]));
     all_sent.extend(sent);
     // Scope all: only certificates the CA issued for that agent id are sealed to; the rest are reported.
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&db3, None, None), cred_view(&web1, None, None)]),
+        serde_json::json!([cred_view(&db3), cred_view(&web1)]),
     );
     let out = ok(&tessera(
         &c,
@@ -332,7 +237,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     relay.answer("/v1/agents", serde_json::Value::Array(padded));
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&db3, None, None), cred_view(&web2, None, None)]),
+        serde_json::json!([cred_view(&db3), cred_view(&web2)]),
     );
     let out = ok(&tessera(
         &c,
@@ -353,21 +258,24 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     // 8. Grant and revoke change the scope only as asked, from the catalogue's statement, and print the change.
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&db3, None, None), cred_view(&web3, None, None)]),
+        serde_json::json!([cred_view(&db3), cred_view(&web3)]),
     );
     let out = ok(&tessera(&c, &alice, &["grant", "db", "edge-3"], None));
     assert_eq!(out["scope_change"]["added"], serde_json::json!(["edge-3"]));
     let sent = relay.take();
     let (body, db3r1) = posted(&sent);
     assert!(body.envelopes.is_empty());
-    assert_eq!(scope_of(&db3r1), explicit(&["edge-1", "edge-2", "edge-3"]));
+    assert_eq!(
+        parse(&db3r1).scope,
+        explicit(&["edge-1", "edge-2", "edge-3"])
+    );
     all_sent.extend(sent);
     // The relay still lists revision 0 (it withholds the grant): refused, the relay is behind what was signed.
     let o = tessera(&c, &alice, &["revoke", "db", "edge-2"], None);
     refused(&o, &relay.take(), "older than version 3 revision 1");
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&db3r1, None, None), cred_view(&web3, None, None)]),
+        serde_json::json!([cred_view(&db3r1), cred_view(&web3)]),
     );
     let out = ok(&tessera(&c, &alice, &["revoke", "db", "edge-2"], None));
     assert_eq!(out["scope_revision"], 2);
@@ -377,7 +285,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     );
     let sent = relay.take();
     let (_, db3r2) = posted(&sent);
-    assert_eq!(scope_of(&db3r2), explicit(&["edge-1", "edge-3"]));
+    assert_eq!(parse(&db3r2).scope, explicit(&["edge-1", "edge-3"]));
     all_sent.extend(sent);
 
     // 9. A second operator learns credentials only from verified statements, trusting a new name on first use.
@@ -393,11 +301,11 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&db3r2, None, None), cred_view(&web3, None, None)]),
+        serde_json::json!([cred_view(&db3r2), cred_view(&web3)]),
     );
     let o = tessera(&c, &bob, &["cred", "rotate", "web"], Some("bobs-token"));
     refused(&o, &relay.take(), "does not know");
-    let mut tampered = cred_view(&web3, None, None);
+    let mut tampered = cred_view(&web3);
     let mut payload: serde_json::Value = serde_json::from_slice(
         &tessera_proto::b64_decode(tampered["statement"]["payload"].as_str().unwrap()).unwrap(),
     )
@@ -407,7 +315,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
         tessera_proto::b64_encode(serde_json::to_vec(&payload).unwrap()).into();
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&db3r2, None, None), tampered]),
+        serde_json::json!([cred_view(&db3r2), tampered]),
     );
     let o = tessera(&c, &bob, &["cred", "adopt", "--all"], None);
     assert_eq!(o.status.code(), Some(2));
@@ -417,7 +325,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     assert_eq!(outcome("web"), "refused");
     relay.answer(
         "/v1/credentials",
-        serde_json::json!([cred_view(&db3r2, None, None), cred_view(&web3, None, None)]),
+        serde_json::json!([cred_view(&db3r2), cred_view(&web3)]),
     );
     ok(&tessera(&c, &bob, &["cred", "adopt", "web"], None));
     let out = ok(&tessera(
@@ -465,10 +373,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     all_sent.extend(sent);
 
     // 11. db re-created (a new id); the relay serves the deleted id's statement under the name again.
-    relay.answer(
-        "/v1/credentials",
-        serde_json::json!([cred_view(&web3, None, None)]),
-    );
+    relay.answer("/v1/credentials", serde_json::json!([cred_view(&web3)]));
     let out = ok(&tessera(
         &c,
         &alice,
@@ -477,10 +382,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
     ));
     assert_ne!(out["id"], db_id);
     all_sent.extend(relay.take());
-    relay.answer(
-        "/v1/credentials",
-        serde_json::json!([cred_view(&db3r2, None, None)]),
-    );
+    relay.answer("/v1/credentials", serde_json::json!([cred_view(&db3r2)]));
     let o = tessera(&c, &alice, &["cred", "rotate", "db"], Some("db-newer"));
     refused(&o, &relay.take(), "was deleted");
 

@@ -11,25 +11,19 @@
     clippy::too_many_lines
 )]
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use tessera_proto::admin::PutBody;
 use tessera_proto::cert::{IdentityKey, PinnedCa};
 use tessera_proto::commitment::{self, Salt};
-use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
+use tessera_proto::ids::{CredentialId, CredentialName, OperatorId};
 use tessera_proto::secret::SecretPayload;
-use tessera_proto::statement::{
-    CredentialStatement, RevocationList, Scope, Signed, CREDENTIAL_KIND,
-};
+use tessera_proto::statement::{CredentialStatement, RevocationList, Scope, Signed};
 use tessera_system_tests::bins::bin_dir;
 use tessera_system_tests::cluster::{AgentProc, Cluster};
 use tessera_system_tests::lying_admin::{LyingAdmin, Received};
-
-fn pem_der(path: &Path) -> Vec<u8> {
-    tessera_proto::pem_files::first_cert(&std::fs::read(path).unwrap()).unwrap()
-}
+use tessera_system_tests::operator_calls::{
+    agent_view, cred_view, explicit, ok, parse, pem_der, posted, puts, sealed_to, set, tessera,
+};
 
 fn now() -> i64 {
     i64::try_from(
@@ -39,87 +33,6 @@ fn now() -> i64 {
             .as_secs(),
     )
     .unwrap()
-}
-
-fn agent_view(id: &str, der: &[u8]) -> serde_json::Value {
-    serde_json::json!({
-        "id": id, "state": "online", "last_seen_ms": 0, "mode": null,
-        "cert": tessera_proto::b64_encode(der),
-    })
-}
-
-fn cred_view(statement: &serde_json::Value) -> serde_json::Value {
-    let st = parse(statement);
-    serde_json::json!({
-        "id": st.credential_id.to_string(),
-        "name": st.name.as_str(),
-        "version": st.version,
-        "scope": st.scope,
-        "deleted": false,
-        "sync": { "synced": 0, "of": 0, "pending": 0, "stalled": 0, "integrity_failure": false },
-        "statement": statement,
-    })
-}
-
-fn parse(statement: &serde_json::Value) -> CredentialStatement {
-    let signed: Signed<CredentialStatement> = serde_json::from_value(statement.clone()).unwrap();
-    signed.parse_unverified(CREDENTIAL_KIND).unwrap()
-}
-
-fn tessera(c: &Cluster, dir: &Path, args: &[&str], secret: Option<&str>) -> Output {
-    let mut cmd: Command = c.operator_cmd();
-    cmd.env("TESSERA_OPERATOR_DIR", dir)
-        .arg("--json")
-        .args(args);
-    if let Some(s) = secret {
-        let f = c.root().join("secret.txt");
-        std::fs::write(&f, s).unwrap();
-        cmd.arg("--file").arg(f);
-    }
-    cmd.output().unwrap()
-}
-
-fn ok(o: &Output) -> serde_json::Value {
-    assert!(
-        o.status.success(),
-        "tessera failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn puts(sent: &[Received]) -> Vec<(PutBody, serde_json::Value)> {
-    sent.iter()
-        .filter(|r| r.method == "POST" && r.path == "/v1/credentials")
-        .map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-            (
-                serde_json::from_value(v.clone()).unwrap(),
-                v["statement"].clone(),
-            )
-        })
-        .collect()
-}
-
-fn posted(sent: &[Received]) -> (PutBody, serde_json::Value) {
-    let mut p = puts(sent);
-    assert_eq!(p.len(), 1, "{sent:?}");
-    p.remove(0)
-}
-
-fn sealed_to(body: &PutBody) -> BTreeSet<String> {
-    body.envelopes
-        .iter()
-        .map(|e| e.agent.as_str().to_owned())
-        .collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn explicit(ids: &[&str]) -> Scope {
-    Scope::explicit(ids.iter().map(|i| AgentId::new(*i).unwrap()))
 }
 
 /// A cluster with three certified agents (not started), the lying relay answering honestly about them.

@@ -1,35 +1,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::BTreeMap;
-
 use tessera_proto::admin::AgentView;
-use tessera_proto::cert::{AgentCertificate, EnrollmentRequest, IdentityKey, OrgCa, Validity};
-use tessera_proto::envelope::WrapPrivateKey;
+use tessera_proto::cert::{OrgCa, Validity};
 use tessera_proto::ids::AgentId;
 use tessera_proto::statement::{RevocationList, Scope};
 use tessera_proto::wire::AgentState;
 
+use crate::test_certs::{issue, NOW};
+
 use super::{targets, NotCertified};
 use crate::issued::Registry;
-
-const NOW: i64 = 1_700_000_000;
-
-fn issue(ca: &OrgCa, id: &str) -> AgentCertificate {
-    let key = IdentityKey::generate().unwrap();
-    let wrap = WrapPrivateKey::generate().unwrap();
-    let req = EnrollmentRequest::new(
-        AgentId::new(id).unwrap(),
-        &key,
-        wrap.public_key(),
-        BTreeMap::new(),
-        NOW,
-    )
-    .unwrap();
-    let der = ca.issue_agent(&req, Validity::days_from(NOW, 30)).unwrap();
-    ca.pinned()
-        .verify_agent(&der, NOW + 1, &RevocationList::empty())
-        .unwrap()
-}
 
 fn view(id: &str, der: &[u8]) -> AgentView {
     AgentView {

@@ -1,32 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-
-use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
-use tessera_proto::envelope::WrapPrivateKey;
+use tessera_proto::cert::{OrgCa, Validity};
 use tessera_proto::ids::AgentId;
 use tessera_proto::statement::RevocationList;
 
+use crate::test_certs::{issue, NOW};
+
 use super::Registry;
-
-const NOW: i64 = 1_700_000_000;
-
-fn issue(ca: &OrgCa, id: &str) -> tessera_proto::cert::AgentCertificate {
-    let key = IdentityKey::generate().unwrap();
-    let wrap = WrapPrivateKey::generate().unwrap();
-    let req = EnrollmentRequest::new(
-        AgentId::new(id).unwrap(),
-        &key,
-        wrap.public_key(),
-        BTreeMap::new(),
-        NOW,
-    )
-    .unwrap();
-    let der = ca.issue_agent(&req, Validity::days_from(NOW, 30)).unwrap();
-    ca.pinned()
-        .verify_agent(&der, NOW + 1, &RevocationList::empty())
-        .unwrap()
-}
 
 #[test]
 fn only_the_newest_certificate_of_an_agent_is_live_and_the_replaced_one_is_reported() {
