@@ -62,6 +62,7 @@ fn main() {
         ca: pinned,
         cert: cert.clone(),
         revocations: RevocationList::empty(),
+        decrypt_only: Vec::new(),
     };
     let store = Store::open(
         &dir.path().join("store"),
@@ -88,6 +89,7 @@ fn main() {
                 statement,
                 envelope: seal(&cert.wrap, payload.bytes()).unwrap(),
                 request_id: None,
+                target_key: None,
             }
         })
         .collect();

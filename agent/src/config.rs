@@ -38,6 +38,54 @@ pub struct AgentConfig {
     pub policy: BTreeMap<String, Policy>,
     /// Job templates the relay may ask for by name.
     pub jobs: BTreeMap<String, JobTemplate>,
+    /// Blue/green rotation of the agent's keys and certificate.
+    pub rotation: RotationConfig,
+}
+
+/// Key rotation settings (docs/protocol.md, "Key rotation").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RotationConfig {
+    /// Start a rotation automatically at `renew_at_percent` of the certificate's lifetime.
+    pub automatic: bool,
+    /// Share of the certificate's lifetime after which a rotation starts, percent (1..=99; 50 = half-life).
+    pub renew_at_percent: u8,
+    /// How long a renewed certificate has to be accepted by the broker and acknowledged by the relay, seconds.
+    pub validate_secs: u32,
+    /// How often an unanswered renewal request is sent again, seconds.
+    pub resend_secs: u32,
+    /// Wait after the first failed validation before the next automatic attempt, seconds (doubles per failure).
+    pub retry_min_secs: u32,
+    /// Longest wait between attempts, seconds.
+    pub retry_max_secs: u32,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        let p = crate::rotation::Policy::default();
+        Self {
+            automatic: p.automatic,
+            renew_at_percent: p.renew_at_percent,
+            validate_secs: 60,
+            resend_secs: 3_600,
+            retry_min_secs: 3_600,
+            retry_max_secs: 86_400,
+        }
+    }
+}
+
+impl RotationConfig {
+    /// As the state machine's policy.
+    pub fn policy(&self) -> crate::rotation::Policy {
+        crate::rotation::Policy {
+            automatic: self.automatic,
+            renew_at_percent: self.renew_at_percent,
+            validate_secs: i64::from(self.validate_secs),
+            resend_secs: i64::from(self.resend_secs),
+            retry_min_secs: i64::from(self.retry_min_secs),
+            retry_max_secs: i64::from(self.retry_max_secs),
+        }
+    }
 }
 
 /// MQTT broker settings.
@@ -105,6 +153,7 @@ impl Default for AgentConfig {
             store: StoreConfig::default(),
             policy: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            rotation: RotationConfig::default(),
         }
     }
 }
@@ -261,6 +310,23 @@ impl AgentConfig {
         if s.max_concurrent_per_uid == 0 || s.jit_timeout_ms == 0 || s.jit_timeout_ms > 15_000 {
             return Err(ConfigError::Invalid(
                 "socket.max_concurrent_per_uid must be positive and socket.jit_timeout_ms 1..=15000".into(),
+            ));
+        }
+        let r = &self.rotation;
+        if !(1..=99).contains(&r.renew_at_percent) {
+            return Err(ConfigError::Invalid(
+                "rotation.renew_at_percent must be 1..=99".into(),
+            ));
+        }
+        if r.validate_secs == 0
+            || r.resend_secs == 0
+            || r.retry_min_secs == 0
+            || r.retry_min_secs > r.retry_max_secs
+        {
+            return Err(ConfigError::Invalid(
+                "rotation: validate_secs, resend_secs and retry_min_secs must be positive, retry_min_secs at most \
+                 retry_max_secs"
+                    .into(),
             ));
         }
         for name in self.policy.keys() {

@@ -5,6 +5,7 @@
 
 pub mod purge;
 pub mod revocations;
+pub mod rotate;
 pub mod waiters;
 
 use std::sync::Arc;
@@ -24,12 +25,14 @@ use crate::config::AgentConfig;
 use crate::identity::AgentKeys;
 use crate::jobs::{self, JobContext};
 use crate::roles::{peer, target};
+use crate::rotation::{Rotation, RotationEvent};
 use crate::session::event_loop::NetEvent;
 use crate::session::outbox::Outbox;
 use crate::session::registration::{
     choose_mode, held_for_register, RegAction, RegEvent, Registration,
 };
 use crate::store::{NewCredential, SeenJobs, SelfRecord, Store};
+pub use rotate::SessionHandle;
 pub use waiters::JitOutcome;
 use waiters::Waiters;
 
@@ -107,6 +110,10 @@ pub struct Core {
     started: Instant,
     up_topic: String,
     down_topic: String,
+    session: SessionHandle,
+    rotation: Rotation,
+    validating: Option<rotate::Validating>,
+    pending_cert: Option<Vec<u8>>,
 }
 
 fn unix_now() -> i64 {
@@ -131,10 +138,16 @@ impl Core {
         outbox: Outbox,
         cfg: Arc<AgentConfig>,
         handle: CoreHandle,
+        session: SessionHandle,
     ) -> Self {
         let up_topic = topics::agent_up(&keys.id);
         let down_topic = topics::agent_down(&keys.id);
+        let rotation = rotate::load(&store);
         Self {
+            session,
+            rotation,
+            validating: None,
+            pending_cert: None,
             keys,
             seen_jobs: SeenJobs::new(store.clone()),
             store,
@@ -184,6 +197,7 @@ impl Core {
                 _ = tick.tick() => {
                     let now_ms = self.now_ms();
                     self.step_registration(RegEvent::Tick { now_ms });
+                    self.rotation_event(&RotationEvent::Tick);
                     self.waiters.prune();
                     while self.jobs.try_join_next().is_some() {}
                 }
@@ -206,11 +220,19 @@ impl Core {
                     .flatten()
                     .and_then(|b| b.expose(|b| <[u8; 32]>::try_from(b).ok()))
                     .map(tessera_proto::envelope::KeyFingerprint);
+                let own: Vec<_> = self
+                    .keys
+                    .decrypt_only
+                    .iter()
+                    .map(|k| k.public_key().fingerprint())
+                    .collect();
                 let mode = choose_mode(
                     registered.as_ref(),
                     &self.keys.wrap.public_key().fingerprint(),
+                    &own,
                 );
                 let now_ms = self.now_ms();
+                self.rotation_event(&RotationEvent::Connected);
                 self.step_registration(RegEvent::Connected { mode, now_ms });
             }
             NetEvent::Disconnected => self.step_registration(RegEvent::Disconnected),
@@ -253,7 +275,7 @@ impl Core {
                     tracing::info!(?mode, held = held.len(), "registering");
                     self.publish_up(&Up::Register(Register {
                         mode,
-                        cert: self.keys.cert.der.clone(),
+                        cert: self.register_cert(),
                         held,
                         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
                     }));
@@ -411,6 +433,7 @@ impl Core {
                 credential_id,
                 version,
                 outcome,
+                receipt: None,
             }))
         };
         match target::check(&self.keys, &self.store, msg) {
@@ -420,7 +443,7 @@ impl Core {
                 version,
                 digest,
             }) => (
-                stored(credential_id, version, StoreOutcome::Stored { digest }),
+                Some(self.stored_reply(msg.delivery_id, credential_id, version, digest)),
                 None,
             ),
             Err(refused) => {
@@ -434,6 +457,37 @@ impl Core {
         }
     }
 
+    /// The acknowledgement of a stored (flushed) credential version, with the agent's signed receipt of it
+    /// (docs/protocol.md, "Receipts").
+    fn stored_reply(
+        &self,
+        delivery_id: uuid::Uuid,
+        credential_id: tessera_proto::ids::CredentialId,
+        version: u64,
+        digest: tessera_proto::commitment::Commitment,
+    ) -> Up {
+        let receipt = self
+            .keys
+            .receipt(
+                tessera_proto::receipt::ReceiptFact::Stored {
+                    delivery_id,
+                    credential_id,
+                    version,
+                    digest,
+                },
+                unix_now(),
+            )
+            .map_err(|e| tracing::error!(error = %e, "could not sign a delivery receipt"))
+            .ok();
+        Up::CredentialStored(CredentialStored {
+            delivery_id,
+            credential_id,
+            version,
+            outcome: StoreOutcome::Stored { digest },
+            receipt,
+        })
+    }
+
     /// Stores the pending credentials in one batch and flushes; fills in their replies.
     fn commit(&mut self, answers: &mut [Answer], pending: Vec<(usize, NewCredential)>) {
         if pending.is_empty() {
@@ -445,10 +499,20 @@ impl Core {
             tracing::error!(error = %e, count = creds.len(), "could not store deliveries");
         }
         for (i, c) in slots.into_iter().zip(&creds) {
+            if result.is_ok() {
+                if let Some(a) = answers.get_mut(i) {
+                    a.stored_name = Some(c.statement.name.clone());
+                    a.reply = Some(self.stored_reply(
+                        a.delivery_id,
+                        c.statement.credential_id,
+                        c.statement.version,
+                        c.statement.commitment,
+                    ));
+                }
+                continue;
+            }
             let outcome = match &result {
-                Ok(()) => StoreOutcome::Stored {
-                    digest: c.statement.commitment,
-                },
+                Ok(()) => continue,
                 Err(crate::store::StoreError::Stale { .. }) => StoreOutcome::Refused {
                     reason: wire::RefusalReason::StaleVersion,
                 },
@@ -463,14 +527,12 @@ impl Core {
                 },
             };
             if let Some(a) = answers.get_mut(i) {
-                if result.is_ok() {
-                    a.stored_name = Some(c.statement.name.clone());
-                }
                 a.reply = Some(Up::CredentialStored(CredentialStored {
                     delivery_id: a.delivery_id,
                     credential_id: c.statement.credential_id,
                     version: c.statement.version,
                     outcome,
+                    receipt: None,
                 }));
             }
         }
@@ -494,7 +556,22 @@ impl Core {
 
     fn handle_other(&mut self, down: Down) {
         match down {
-            Down::RegisterAck(ack) => self.step_registration(RegEvent::Ack(ack)),
+            Down::RegisterAck(ack) => {
+                let awaiting = matches!(self.registration, Registration::AwaitingAck { .. });
+                self.step_registration(RegEvent::Ack(ack));
+                let accepted = !matches!(
+                    self.registration,
+                    Registration::AwaitingAck { .. } | Registration::Disconnected
+                );
+                if awaiting && accepted {
+                    self.rotation_event(&RotationEvent::Registered);
+                }
+            }
+            Down::RotateKeys(_) => {
+                tracing::info!(state = self.rotation.name(), "an operator asked for a key rotation");
+                self.rotation_event(&RotationEvent::RotateRequested);
+            }
+            Down::RenewalCertificate(c) => self.on_renewal_certificate(&c),
             Down::RewrapRequest(req) => {
                 let up = tokio::task::block_in_place(|| {
                     peer::answer(&self.keys, &self.store, &req, unix_now())
@@ -532,6 +609,7 @@ impl Core {
                 for up in revocations::flagged_messages(&flagged, self.keys.revocations.serial) {
                     self.publish_up(&up);
                 }
+                self.check_blue_revoked();
             }
             Down::CredentialPurge(p) => {
                 let up = tokio::task::block_in_place(|| purge::apply(&self.keys, &self.store, &p));

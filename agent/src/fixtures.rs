@@ -25,6 +25,7 @@ pub(crate) fn keys(org: &Org, agent: &TestAgent) -> crate::identity::AgentKeys {
         ca,
         cert,
         revocations,
+        decrypt_only: Vec::new(),
     }
 }
 

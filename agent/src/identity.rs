@@ -1,8 +1,10 @@
 //! The agent's own keys, certificate, pinned CA and revocation list, loaded from the store.
 
 use tessera_proto::cert::{AgentCertificate, CertError, IdentityKey, PinnedCa};
-use tessera_proto::envelope::WrapPrivateKey;
+use tessera_proto::envelope::{open, Envelope, EnvelopeError, KeyFingerprint, WrapPrivateKey};
 use tessera_proto::ids::AgentId;
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptError, ReceiptFact};
+use tessera_proto::secret::SecretBytes;
 use tessera_proto::statement::{RevocationList, Signed};
 
 use crate::store::{SelfRecord, Store, StoreError};
@@ -22,6 +24,9 @@ pub struct AgentKeys {
     pub cert: AgentCertificate,
     /// The newest revocation list accepted.
     pub revocations: RevocationList,
+    /// Wrap keys that open envelopes but are not announced: during a rotation's validation the green key, after it
+    /// (until the old certificate is revoked or expires) the blue one.
+    pub decrypt_only: Vec<WrapPrivateKey>,
 }
 
 /// Why the agent's identity could not be loaded.
@@ -134,6 +139,15 @@ impl AgentKeys {
             .ok_or(IdentityError::NoCertificate)?;
         let cert =
             der.expose(|d| check_certificate(d, &id, &identity, &wrap, &ca, &revocations, now))?;
+        let decrypt_only = match store.get_self(SelfRecord::PreviousWrapKey)? {
+            Some(der) => vec![
+                WrapPrivateKey::from_pkcs8_der(&der).map_err(|_| IdentityError::Invalid {
+                    what: "previous wrap key",
+                    source: CertError::Malformed("wrap key"),
+                })?,
+            ],
+            None => Vec::new(),
+        };
         Ok(Self {
             id,
             identity,
@@ -141,6 +155,40 @@ impl AgentKeys {
             ca,
             cert,
             revocations,
+            decrypt_only,
         })
+    }
+
+    /// Opens an envelope with the wrap key it names (`hint`: the fingerprint the relay says it is sealed to, untrusted
+    /// and only an order), then with the others this agent holds. One RSA operation when the hint is right.
+    pub fn open(
+        &self,
+        envelope: &Envelope,
+        hint: Option<&KeyFingerprint>,
+    ) -> Result<SecretBytes, EnvelopeError> {
+        let mut keys: Vec<&WrapPrivateKey> = std::iter::once(&self.wrap)
+            .chain(self.decrypt_only.iter())
+            .collect();
+        if let Some(h) = hint {
+            if let Some(i) = keys.iter().position(|k| k.public_key().fingerprint() == *h) {
+                keys.swap(0, i);
+            }
+        }
+        let mut last = EnvelopeError::KeyUnwrap;
+        for key in keys {
+            match open(key, envelope) {
+                Ok(plain) => return Ok(plain),
+                // Another key may open it; any other failure is the envelope's and the same for every key.
+                Err(EnvelopeError::KeyUnwrap) => last = EnvelopeError::KeyUnwrap,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    /// A receipt of `fact` signed now by the identity key of the certificate in use.
+    pub fn receipt(&self, fact: ReceiptFact, now: i64) -> Result<Receipt, ReceiptError> {
+        let body = ReceiptBody::new(self.id.clone(), self.cert.serial.clone(), now, fact);
+        Receipt::sign(&body, &self.identity)
     }
 }

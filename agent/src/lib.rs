@@ -10,6 +10,8 @@
 //! - [`local_api`]: credentials served just in time to local workloads over a Unix socket, by uid/gid policy, with
 //!   an audit of every read and JIT repair for missing ones; [`exec`] and [`jobs`] inject credentials into child
 //!   processes (jobs only from templates in the local configuration).
+//! - [`rotation`]: blue/green rotation of the agent's own keys and certificate, a persisted state machine; the CA
+//!   that certifies the new keys stays offline with the operators.
 //!
 //! What it does not do: trust the relay or the broker. Every statement it acts on is verified against the pinned
 //! org CA; it never encrypts to a key that is not in a certificate from that CA; it never runs a command line the
@@ -26,6 +28,7 @@ pub mod local_api;
 pub mod payload_text;
 pub mod private_dir;
 pub mod roles;
+pub mod rotation;
 pub mod runtime;
 pub mod session;
 pub mod store;

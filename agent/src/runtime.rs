@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AgentConfig;
-use crate::core::{Core, CoreHandle};
+use crate::core::{Core, CoreHandle, SessionHandle};
 use crate::identity::{AgentKeys, IdentityError};
 use crate::local_api::limiter::UidLimiter;
 use crate::local_api::server::{self, ApiContext};
@@ -117,6 +117,11 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     );
 
     let (net_tx, net_rx) = mpsc::channel(EVENT_CAPACITY);
+    let (control_tx, control_rx) = mpsc::channel(4);
+    let session = SessionHandle {
+        control: control_tx,
+        roots,
+    };
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let handle = CoreHandle::new(cmd_tx);
     let net_cancel = CancellationToken::new();
@@ -124,6 +129,7 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     tasks.spawn(event_loop::run(
         eventloop,
         net_tx,
+        control_rx,
         Backoff::new(cfg.broker.reconnect_min_ms, cfg.broker.reconnect_max_ms),
         net_cancel.clone(),
     ));
@@ -136,7 +142,7 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     tasks.spawn(server::serve(listener, api, cancel.clone()));
     let (outbox, outbox_rx) = Outbox::new();
     let publisher = tokio::spawn(outbox::run(client, outbox_rx));
-    let core = Core::new(keys, store, outbox, cfg.clone(), handle);
+    let core = Core::new(keys, store, outbox, cfg.clone(), handle, session);
     let core_task = tokio::spawn(core.run(net_rx, cmd_rx, cancel.clone()));
 
     cancel.cancelled().await;

@@ -2,8 +2,9 @@
 //!
 //! Every record is AES-256-GCM under the store key with its key and version as associated data
 //! ([`record`]); the key-value backend is sled behind a small trait ([`backend`]). What is kept:
-//! - `self/*`: the agent's id, identity and wrap keys, certificate, pinned org CA, revocation list, and the wrap
-//!   key fingerprint it last registered with;
+//! - `self/*`: the agent's id, identity and wrap keys, certificate, pinned org CA, revocation list, the wrap key
+//!   fingerprint it last registered with, and a key rotation's state, green keys, renewal request and certificate,
+//!   and the old wrap key kept decrypt-only after one (written together per step: [`Store::apply_self`]);
 //! - `cred/<id>` (record version = credential version), `hwm/<id>` (newest version accepted: the rollback guard) and
 //!   `name/<name>` (the name's binding to the first credential id accepted under it), written together in one
 //!   atomic batch. A binding is never moved: a credential of another id under a bound name is refused
@@ -78,6 +79,19 @@ pub enum SelfRecord {
     Revocations,
     /// Fingerprint of the wrap key in the last successful registration.
     RegisteredWrapKey,
+    /// The key rotation's state ([`crate::rotation::Rotation`], JSON).
+    Rotation,
+    /// During a rotation: the new (green) identity key, PKCS#8 DER.
+    GreenIdentityKey,
+    /// During a rotation: the new (green) wrap key, PKCS#8 DER.
+    GreenWrapKey,
+    /// During a rotation: the renewal request sent (JSON).
+    RenewalRequest,
+    /// During a rotation: the certificate the CA issued for the green keys, DER.
+    GreenCertificate,
+    /// After a rotation, until the old certificate is revoked or expires: the old (blue) wrap key, kept to open
+    /// envelopes sealed to it (decrypt only), PKCS#8 DER.
+    PreviousWrapKey,
 }
 
 impl SelfRecord {
@@ -90,6 +104,12 @@ impl SelfRecord {
             Self::Certificate => b"self/certificate",
             Self::Revocations => b"self/revocations",
             Self::RegisteredWrapKey => b"self/registered_wrap_key",
+            Self::Rotation => b"self/rotation",
+            Self::GreenIdentityKey => b"self/green_identity_key",
+            Self::GreenWrapKey => b"self/green_wrap_key",
+            Self::RenewalRequest => b"self/renewal_request",
+            Self::GreenCertificate => b"self/green_certificate",
+            Self::PreviousWrapKey => b"self/previous_wrap_key",
         }
     }
 }
@@ -353,6 +373,26 @@ impl Store {
         let ops = items
             .iter()
             .map(|(item, bytes)| Ok((item.key().to_vec(), Some(self.seal(item.key(), 0, bytes)?))))
+            .collect::<Result<Vec<BatchOp>, StoreError>>()?;
+        self.inner.backend.apply(ops)?;
+        self.inner.backend.flush()?;
+        Ok(())
+    }
+
+    /// Writes (`Some`) and removes (`None`) several of the agent's own records in one atomic batch, and flushes:
+    /// each step of a key rotation is one such batch, so a crash leaves the rotation at one step or the next.
+    pub fn apply_self(&self, items: &[(SelfRecord, Option<&[u8]>)]) -> Result<(), StoreError> {
+        let ops = items
+            .iter()
+            .map(|(item, bytes)| {
+                Ok((
+                    item.key().to_vec(),
+                    match bytes {
+                        Some(b) => Some(self.seal(item.key(), 0, b)?),
+                        None => None,
+                    },
+                ))
+            })
             .collect::<Result<Vec<BatchOp>, StoreError>>()?;
         self.inner.backend.apply(ops)?;
         self.inner.backend.flush()?;

@@ -1219,6 +1219,7 @@ async fn a_scope_revoke_purges_on_a_newer_signed_scope_only() {
         statement: signed,
         envelope: tessera_proto::envelope::seal(&cert.wrap, payload.bytes()).unwrap(),
         request_id: None,
+        target_key: None,
     };
     w.relay
         .send(&agent.id, &Down::CredentialStore(delivery.clone()))

@@ -183,6 +183,7 @@ fn ups(fx: &Fixtures) -> Vec<(&'static str, Up)> {
                 outcome: StoreOutcome::Stored {
                     digest: Commitment([5; 32]),
                 },
+                receipt: None,
             }),
         ),
         (
@@ -194,6 +195,7 @@ fn ups(fx: &Fixtures) -> Vec<(&'static str, Up)> {
                 outcome: StoreOutcome::Refused {
                     reason: RefusalReason::BadEnvelope,
                 },
+                receipt: None,
             }),
         ),
         (
@@ -247,6 +249,7 @@ fn downs(fx: &Fixtures) -> Vec<(&'static str, Down)> {
                 statement: st,
                 envelope: fx.envelope.clone(),
                 request_id: Some(uuid(9)),
+                target_key: None,
             }),
         ),
         (

@@ -1,7 +1,7 @@
 //! The relay's answers, parsed into typed values. Parsing is all this does: what an answer claims is checked
 //! against the catalogue, the CA and the issued-certificate registry by the commands that use it.
 
-use tessera_proto::admin::{AgentView, CredentialView};
+use tessera_proto::admin::{AgentView, CredentialView, DeliveryView, RenewalView};
 use tessera_proto::audit::AuditEntry;
 use tessera_proto::statement::{RevocationList, Signed};
 
@@ -44,6 +44,16 @@ pub fn audit(v: serde_json::Value) -> Result<Vec<AuditEntry>, AnswerError> {
     list("audit trail", v)
 }
 
+/// `GET /v1/renewals`.
+pub fn renewals(v: serde_json::Value) -> Result<Vec<RenewalView>, AnswerError> {
+    list("renewal queue", v)
+}
+
+/// `GET /v1/credentials/{id}/deliveries`.
+pub fn deliveries(v: serde_json::Value) -> Result<Vec<DeliveryView>, AnswerError> {
+    list("delivery list", v)
+}
+
 /// `GET /v1/revocations`: the relay's copy of the CA-signed list, if it has one.
 pub fn revocations(v: serde_json::Value) -> Result<Option<Signed<RevocationList>>, AnswerError> {
     if v.is_null() {
@@ -63,6 +73,8 @@ pub fn parse_any(bytes: &[u8]) {
         let _ = credentials(v.clone());
         let _ = agents(v.clone());
         let _ = audit(v.clone());
+        let _ = renewals(v.clone());
+        let _ = deliveries(v.clone());
         let _ = revocations(v);
     }
 }

@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use tessera_proto::cert::{CertSerial, EnrollmentRequest, IdentityKey, OrgCa, Validity};
+use tessera_proto::cert::{
+    AgentCertificate, CertSerial, EnrollmentRequest, IdentityKey, OrgCa, RenewalRequest, Validity,
+};
 use tessera_proto::ids::{AgentId, OperatorId};
 use tessera_proto::secret::SecretBytes;
 use tessera_proto::statement::{RevocationList, Signed};
@@ -171,6 +173,69 @@ pub fn issue_agent(
         replaced,
         revocations,
     })
+}
+
+/// `ca renew`: issues the green certificate of a key rotation for `request`, already verified against `current`
+/// (the live certificate the registry holds for it: [`crate::renew::plan`]), and records it in the registry as
+/// renewing `current` (both stay live until [`retire`]). Returns the certificate (DER) and its serial.
+pub fn renew(
+    dir: &Path,
+    request: &RenewalRequest,
+    current: &AgentCertificate,
+    days: u32,
+) -> Result<(Vec<u8>, CertSerial), CaError> {
+    let ca = load(dir)?;
+    let mut registry = Registry::load(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?
+        .unwrap_or_default();
+    let der = ca
+        .issue_renewal(request, current, Validity::days_from(now() - 300, days))
+        .map_err(|e| CaError::Invalid(format!("renewal request refused: {e}")))?;
+    let cert = ca
+        .pinned()
+        .verify_agent(&der, now(), &RevocationList::empty())
+        .map_err(|e| CaError::Invalid(format!("the issued certificate does not verify: {e}")))?;
+    // An earlier green for the same blue that was never switched to (its keys discarded): retired with it.
+    let stale: Vec<CertSerial> = registry
+        .certs
+        .iter()
+        .filter(|c| {
+            c.agent == current.agent_id
+                && c.renews.as_ref() == Some(&current.serial)
+                && c.replaced_by.is_none()
+        })
+        .map(|c| c.serial.clone())
+        .collect();
+    for s in &stale {
+        registry.retire(&current.agent_id, s, &cert.serial, now());
+    }
+    registry.record_renewal(&cert, &current.serial, now());
+    registry
+        .save(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    if !stale.is_empty() {
+        revoke(dir, &stale)?;
+    }
+    Ok((der, cert.serial))
+}
+
+/// `ca renew` after a completed rotation: `blue` of `agent` is retired (replaced by `green` as of `at`, the agent's
+/// switch) and revoked; returns the new revocation list.
+pub fn retire(
+    dir: &Path,
+    agent: &AgentId,
+    blue: &CertSerial,
+    green: &CertSerial,
+    at: i64,
+) -> Result<Signed<RevocationList>, CaError> {
+    let mut registry = Registry::load(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?
+        .unwrap_or_default();
+    registry.retire(agent, blue, green, at);
+    registry
+        .save(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    revoke(dir, std::slice::from_ref(blue))
 }
 
 /// `ca issue-operator`: a new operator key and certificate in `out_dir` (`operator.pem`, `operator.key`, and a copy

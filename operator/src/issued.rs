@@ -33,6 +33,14 @@ pub struct IssuedCert {
     /// The serial of the certificate that replaced it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_by: Option<CertSerial>,
+    /// When it was retired (replaced, or rotated away from): receipts its key signed until then still verify after
+    /// it is revoked. Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<i64>,
+    /// For a key rotation's certificate: the serial of the certificate it renews (both stay live during the grace
+    /// period, until `ca renew` retires and revokes the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<CertSerial>,
     /// The certificate, b64 DER.
     pub cert: String,
 }
@@ -124,17 +132,59 @@ impl Registry {
             .filter(|c| c.agent == cert.agent_id && c.replaced_by.is_none())
         {
             old.replaced_by = Some(cert.serial.clone());
+            old.retired_at = Some(issued_at);
             replaced.push(old.serial.clone());
         }
+        self.push(cert, issued_at, None);
+        replaced
+    }
+
+    /// Records the green certificate of a key rotation: the certificate it renews stays live (grace period) until
+    /// [`Registry::retire`].
+    pub fn record_renewal(&mut self, cert: &AgentCertificate, renews: &CertSerial, issued_at: i64) {
+        self.push(cert, issued_at, Some(renews.clone()));
+    }
+
+    fn push(&mut self, cert: &AgentCertificate, issued_at: i64, renews: Option<CertSerial>) {
         self.certs.push(IssuedCert {
             agent: cert.agent_id.clone(),
             serial: cert.serial.clone(),
             not_after: cert.not_after,
             issued_at,
             replaced_by: None,
+            retired_at: None,
+            renews,
             cert: tessera_proto::b64_encode(&cert.der),
         });
-        replaced
+    }
+
+    /// Marks `old` of `agent` replaced by `by` (a completed rotation) as of `at`; whether it was live before.
+    pub fn retire(&mut self, agent: &AgentId, old: &CertSerial, by: &CertSerial, at: i64) -> bool {
+        let mut changed = false;
+        for c in self
+            .certs
+            .iter_mut()
+            .filter(|c| c.agent == *agent && c.serial == *old && c.replaced_by.is_none())
+        {
+            c.replaced_by = Some(by.clone());
+            c.retired_at = Some(at);
+            changed = true;
+        }
+        changed
+    }
+
+    /// The certificate `serial` the CA issued for `agent`, whatever its state.
+    pub fn find(&self, agent: &AgentId, serial: &CertSerial) -> Option<&IssuedCert> {
+        self.certs
+            .iter()
+            .find(|c| c.agent == *agent && c.serial == *serial)
+    }
+
+    /// The green certificate issued for a rotation of `agent` away from `renews`, if any.
+    pub fn renewal_of(&self, agent: &AgentId, renews: &CertSerial) -> Option<&IssuedCert> {
+        self.certs
+            .iter()
+            .find(|c| c.agent == *agent && c.renews.as_ref() == Some(renews))
     }
 }
 

@@ -9,7 +9,9 @@
 //! agents sealed to come from the CA's registry of issued certificates ([`issued`], [`certified`]) and the newest
 //! CA-signed revocation list ([`revocations`]). A contradiction is an error; nothing is signed or sealed on it.
 //!
-//! - [`ca`]: the org CA directory (`ca init`, `issue-agent`, `issue-operator`, `issue-service`, `revoke`).
+//! - [`ca`]: the org CA directory (`ca init`, `issue-agent`, `issue-operator`, `issue-service`, `revoke`, `renew`);
+//!   [`renew`]: which queued key rotations to certify and which old certificates to retire.
+//! - [`receipts`]: agents' signed receipts of deliveries, purges and rotations, checked against the CA's registry.
 //! - [`cred`]: put, rotate, import, grant, revoke, rm, adopt; [`scope_diff`]: the scope change printed and checked.
 //! - [`client`], [`tls`], [`answers`]: the admin API over mutual TLS and the parsing of its answers.
 //! - [`files`]: atomic JSON files of the operator and CA directories.
@@ -26,6 +28,8 @@ pub mod client;
 pub mod cred;
 pub mod files;
 pub mod issued;
+pub mod receipts;
+pub mod renew;
 pub mod revocations;
 pub mod scope_diff;
 pub mod tls;

@@ -6,10 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cert::RenewalRequest;
 use crate::envelope::{Envelope, KeyFingerprint};
 use crate::ids::{AgentId, CredentialId, CredentialName};
+use crate::receipt::Receipt;
 use crate::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
-use crate::wire::{AgentState, RegistrationMode};
+use crate::wire::{AgentState, RegistrationMode, RotationFailure};
 
 /// An agent, as `GET /v1/agents` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,4 +104,80 @@ pub struct EnvelopeFor {
     pub key: KeyFingerprint,
     /// The envelope.
     pub envelope: Envelope,
+}
+
+/// Where an agent's key rotation stands at the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RenewalState {
+    /// The renewal request is queued for the operator's CA (`tessera ca renew`).
+    Requested,
+    /// An operator pushed the CA's certificate; the agent validates it.
+    Certified,
+    /// The agent switched to it (with a receipt signed by the new key); the old certificate awaits revocation.
+    Completed,
+    /// The new certificate failed validation; the agent kept the old one and will ask again.
+    Failed,
+}
+
+/// An agent's key rotation, as `GET /v1/renewals` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenewalView {
+    /// The agent.
+    pub agent: AgentId,
+    /// Where it stands.
+    pub state: RenewalState,
+    /// The renewal request (signed by the agent's current and new identity keys): the CA verifies it against its
+    /// own registry, never against anything else here.
+    pub request: RenewalRequest,
+    /// The certificate pushed (b64 DER), once certified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    /// The agent's receipt of the switch, signed by the new key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// Why the last validation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RotationFailure>,
+    /// When the request was queued, Unix ms.
+    pub requested_ms: u64,
+    /// The last change, Unix ms.
+    pub updated_ms: u64,
+}
+
+/// `POST /v1/renewals/{agent}/certificate`: the certificate the CA issued for the agent's queued request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalCertBody {
+    /// The certificate, b64 DER.
+    pub cert: String,
+}
+
+/// One agent's delivery of a credential, as `GET /v1/credentials/{id}/deliveries` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryView {
+    /// The agent.
+    pub agent: AgentId,
+    /// Whether the agent is online, backfilling or offline.
+    pub agent_state: Option<AgentState>,
+    /// The version the row is about.
+    pub version: u64,
+    /// `pending`, `stored`, `stalled` or `untrusted`.
+    pub state: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The next attempt, Unix ms.
+    pub next_attempt_ms: u64,
+    /// The relay's reason code for the last failed attempt (`exhausted`, `timeout`, `target_refused:…`).
+    pub last_error: Option<String>,
+    /// `purging` or `purged`, for a deleted or revoked credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<String>,
+    /// The agent's receipt of the stored version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// The agent's receipt of the purge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_receipt: Option<Receipt>,
 }

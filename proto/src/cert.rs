@@ -16,11 +16,13 @@
 mod ca;
 mod enrollment;
 mod identity;
+mod renewal;
 mod verify;
 
 pub use ca::{OrgCa, Validity};
 pub use enrollment::{EnrollmentRequest, EnrollmentRequestBody, ENROLLMENT_FORMAT};
 pub use identity::{IdentityKey, IdentityPublicKey};
+pub use renewal::{RenewalRequest, RenewalRequestBody, RENEWAL_FORMAT};
 pub use verify::{AgentCertificate, OperatorCertificate, PinnedCa};
 
 use std::fmt;

@@ -7,10 +7,12 @@
 //!   field layout of design §4, byte-compatible with the reference implementation).
 //! - [`commitment`]: the creator's HMAC-SHA-256 commitment over (domain tag, credential id, version, canonical
 //!   plaintext), verified in constant time.
-//! - [`cert`]: the org CA (P-256), agent and operator X.509 certificates, enrolment requests, and certificate
-//!   verification against the pinned CA (chain, validity window, revocation, role).
+//! - [`cert`]: the org CA (P-256), agent and operator X.509 certificates, enrolment and renewal requests, and
+//!   certificate verification against the pinned CA (chain, validity window, revocation, role).
 //! - [`statement`]: statements signed over their exact RFC 8785 bytes: credential statements and revocation lists.
 //! - [`wire`] and [`topics`]: versioned, size-capped, strictly validated wire messages and the MQTT topic schema.
+//! - [`receipt`]: what an agent signs when it acknowledges a delivery, a purge or a rotation, so that the relay
+//!   cannot record one that did not happen.
 //! - [`secret`]: secret wrapper types (redacted `Debug`, zeroized on drop, exposed only inside a closure).
 //! - [`ids`]: validated identifiers that cannot inject MQTT wildcards or separators.
 //! - [`admin`]: the admin API's JSON bodies (data only; the operator's tools verify every answer).
@@ -31,6 +33,7 @@ pub mod commitment;
 pub mod envelope;
 pub mod ids;
 pub mod pem_files;
+pub mod receipt;
 pub mod secret;
 pub mod statement;
 pub mod topics;

@@ -13,14 +13,15 @@ mod up;
 
 pub use down::{
     CredentialPurge, CredentialRevoke, CredentialStore, CredentialUnavailable, Down, JobDispatch,
-    RegisterAck, RevocationUpdate, RewrapRequest,
+    RegisterAck, RenewalCertificate, RevocationUpdate, RewrapRequest, RotateKeys,
 };
 pub use job_error::JobErrorCode;
 pub use reason::{BoundaryError, PublicReason, RefusalReason};
 pub use status::{AgentState, Status};
 pub use up::{
     CredentialMissing, CredentialPurged, CredentialStored, CredentialsFlagged, FlagReason, Held,
-    JobResult, Register, RegistrationMode, RewrapRefused, RewrapResponse, StoreOutcome, Up,
+    JobResult, Register, RegistrationMode, RenewalRequested, RewrapRefused, RewrapResponse,
+    RotationCompleted, RotationFailed, RotationFailure, StoreOutcome, Up,
 };
 
 use serde::de::DeserializeOwned;

@@ -25,9 +25,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use tessera_proto::admin::{
-    AgentView, CredentialView, EnvelopeFor, PurgeChips, PutBody, SyncChips, TombstoneBody,
+    AgentView, CredentialView, DeliveryView, EnvelopeFor, PurgeChips, PutBody, RenewalCertBody,
+    RenewalView, SyncChips, TombstoneBody,
 };
-use views::{agent_view, credential_view};
+use views::{agent_view, credential_view, delivery_view, renewal_view};
 
 use crate::engine::operator::OperatorError;
 use crate::engine::Metrics;
@@ -162,6 +163,56 @@ async fn credentials(State(st): State<AdminState>) -> ApiResult<Vec<CredentialVi
         out.push(credential_view(&c, &rows, &failures, &offline));
     }
     Ok(Json(out))
+}
+
+async fn deliveries(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<DeliveryView>> {
+    let id = parse_id(&id)?;
+    let agents: std::collections::HashMap<AgentId, tessera_proto::wire::AgentState> = st
+        .store
+        .agents()?
+        .into_iter()
+        .map(|a| (a.id, a.state))
+        .collect();
+    Ok(Json(
+        st.store
+            .deliveries_of_credential(&id)?
+            .iter()
+            .map(|r| delivery_view(r, agents.get(&r.agent).copied()))
+            .collect(),
+    ))
+}
+
+async fn renewals(State(st): State<AdminState>) -> ApiResult<Vec<RenewalView>> {
+    Ok(Json(st.store.renewals()?.iter().map(renewal_view).collect()))
+}
+
+fn parse_agent(id: &str) -> Result<AgentId, ApiError> {
+    AgentId::new(id).map_err(|_| ApiError(StatusCode::BAD_REQUEST, "invalid", "not an agent id".into()))
+}
+
+async fn renewal_certificate(
+    State(st): State<AdminState>,
+    Path(agent): Path<String>,
+    Json(body): Json<RenewalCertBody>,
+) -> ApiResult<serde_json::Value> {
+    let agent = parse_agent(&agent)?;
+    let cert = tessera_proto::b64_decode(&body.cert).ok_or_else(|| {
+        ApiError(StatusCode::BAD_REQUEST, "invalid", "cert is not base64".into())
+    })?;
+    ask(&st, |reply| AdminRequest::RenewalCertificate { agent, cert, reply }).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn rotate(
+    State(st): State<AdminState>,
+    Path(agent): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    let agent = parse_agent(&agent)?;
+    ask(&st, |reply| AdminRequest::Rotate { agent, reply }).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
 }
 
 async fn put(
@@ -348,6 +399,10 @@ async fn metrics(State(st): State<AdminState>) -> Result<String, ApiError> {
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/v1/agents", get(agents))
+        .route("/v1/agents/{id}/rotate", post(rotate))
+        .route("/v1/renewals", get(renewals))
+        .route("/v1/renewals/{agent}/certificate", post(renewal_certificate))
+        .route("/v1/credentials/{id}/deliveries", get(deliveries))
         .route("/v1/credentials", get(credentials).post(put))
         .route("/v1/credentials/{id}", axum::routing::delete(remove))
         .route("/v1/credentials/{id}/retry", post(retry))

@@ -21,6 +21,13 @@ pub enum AlertKind {
     RedisCoordinationDegraded,
     /// An agent holds a credential whose statement's signer (an operator certificate) was revoked since.
     CredentialSignerRevoked,
+    /// An agent is in the last part of its certificate's lifetime and no renewed certificate is certified for it.
+    CertificateExpiring,
+    /// An agent could not validate its renewed certificate (the broker refused it, or no registration round trip)
+    /// and kept the old one.
+    AgentRotationFailed,
+    /// An agent has not acknowledged a purge (tombstone or scope revoke) within the configured time.
+    CredentialPurgeOverdue,
 }
 
 /// Severity.
@@ -41,10 +48,14 @@ impl AlertKind {
     /// The design's severity.
     pub fn severity(self) -> Severity {
         match self {
-            Self::CredentialSyncStalled | Self::RedisCoordinationDegraded => Severity::Medium,
+            Self::CredentialSyncStalled
+            | Self::RedisCoordinationDegraded
+            | Self::CredentialPurgeOverdue => Severity::Medium,
             Self::AgentCredentialFlood
             | Self::AgentCommitmentFlood
-            | Self::CredentialSignerRevoked => Severity::High,
+            | Self::CredentialSignerRevoked
+            | Self::CertificateExpiring
+            | Self::AgentRotationFailed => Severity::High,
             Self::CredentialCommitmentMismatch | Self::PeerAgentIntegrityFailure => {
                 Severity::Critical
             }
@@ -54,7 +65,9 @@ impl AlertKind {
     /// How long a raised alert suppresses the same (kind, subject); `None`: raised once, ever.
     pub fn dedup_ms(self) -> Option<u64> {
         match self {
-            Self::CredentialSyncStalled => Some(24 * HOUR_MS),
+            Self::CredentialSyncStalled
+            | Self::CertificateExpiring
+            | Self::CredentialPurgeOverdue => Some(24 * HOUR_MS),
             Self::PeerAgentIntegrityFailure => None,
             _ => Some(HOUR_MS),
         }
@@ -70,6 +83,9 @@ impl AlertKind {
             Self::AgentCommitmentFlood => "agent_commitment_flood",
             Self::RedisCoordinationDegraded => "redis_coordination_degraded",
             Self::CredentialSignerRevoked => "credential_signer_revoked",
+            Self::CertificateExpiring => "certificate_expiring",
+            Self::AgentRotationFailed => "agent_rotation_failed",
+            Self::CredentialPurgeOverdue => "credential_purge_overdue",
         }
     }
 }

@@ -166,6 +166,16 @@ impl RelayConfig {
                 "engine.job_ttl_secs must be 1..={MAX_JOB_TTL_SECS} (agents refuse a job expiring further ahead)"
             )));
         }
+        if !(1..=99).contains(&self.engine.cert_expiry_alert_percent) {
+            return Err(ConfigError::Invalid(
+                "engine.cert_expiry_alert_percent must be 1..=99".into(),
+            ));
+        }
+        if self.engine.purge_alert_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "engine.purge_alert_ms must be positive".into(),
+            ));
+        }
         Ok(())
     }
 }

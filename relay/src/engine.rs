@@ -11,14 +11,18 @@
 //! - [`flagged`]: an agent's report of held credentials whose signer was revoked (`credential_signer_revoked`).
 //! - [`operator`]: credentials put, rotated, granted, revoked, removed and retried; jobs.
 //! - [`purge`]: a credential deleted on an operator-signed tombstone, forwarded to its agents until each purges.
+//! - [`receipts`]: the agents' signed receipts every recorded delivery, purge and rotation must carry.
+//! - [`rotation`]: agents' key rotations: renewal requests queued for the operators' CA, certificates forwarded.
 
 pub mod dispatch;
 pub mod flagged;
 pub mod jit;
 pub mod operator;
 pub mod purge;
+pub mod receipts;
 pub mod reconcile;
 pub mod register;
+pub mod rotation;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,6 +75,12 @@ pub struct EngineConfig {
     pub job_ttl_secs: u64,
     /// The reconciler's backoff table.
     pub backoff: Backoff,
+    /// How long an agent may leave a purge (tombstone or scope revoke) unacknowledged before
+    /// `credential_purge_overdue`, ms.
+    pub purge_alert_ms: u64,
+    /// Share of an agent certificate's lifetime after which `certificate_expiring` is raised while no renewed
+    /// certificate is certified, percent (1..=99).
+    pub cert_expiry_alert_percent: u8,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +101,8 @@ impl Default for EngineConfig {
             retry_cooldown_ms: 30_000,
             job_ttl_secs: 300,
             backoff: Backoff::default(),
+            purge_alert_ms: 24 * 3_600_000,
+            cert_expiry_alert_percent: 80,
         }
     }
 }
@@ -144,6 +156,11 @@ pub struct Engine {
     pub(crate) seen: std::collections::HashMap<AgentId, u64>,
     /// Targets whose registered certificate verified: (certificate, revocation list serial, not after).
     pub(crate) certified: std::collections::HashMap<AgentId, (Vec<u8>, u64, i64)>,
+    /// The certificates each agent registered with, parsed, to verify its receipts: (current DER, certificates).
+    pub(crate) receipt_certs: std::collections::HashMap<
+        AgentId,
+        (Vec<u8>, Vec<tessera_proto::cert::AgentCertificate>),
+    >,
     /// Deliveries waiting to start, per backfilling agent (rebuilt from the store when absent).
     pub(crate) backlog: std::collections::HashMap<
         AgentId,
@@ -199,6 +216,7 @@ impl Engine {
             last_reconcile_ms: now,
             in_flight,
             certified: std::collections::HashMap::new(),
+            receipt_certs: std::collections::HashMap::new(),
             seen: std::collections::HashMap::new(),
             backlog: std::collections::HashMap::new(),
             metrics: Metrics::default(),
@@ -369,6 +387,18 @@ impl Engine {
             Up::CredentialMissing(m) => self.on_missing(agent, &m),
             Up::CredentialsFlagged(f) => self.on_flagged(agent, &f),
             Up::CredentialPurged(p) => self.on_purged(agent, &p),
+            Up::RenewalRequested(r) => {
+                self.on_renewal_requested(agent, &r);
+                Vec::new()
+            }
+            Up::RotationCompleted(r) => {
+                self.on_rotation_completed(agent, &r);
+                Vec::new()
+            }
+            Up::RotationFailed(f) => {
+                self.on_rotation_failed(agent, &f);
+                Vec::new()
+            }
             Up::JobResult(j) => {
                 self.on_job_result(agent, j);
                 Vec::new()

@@ -55,6 +55,22 @@ pub enum AdminRequest {
         /// Answer.
         reply: oneshot::Sender<Result<(), OperatorError>>,
     },
+    /// The CA's certificate for an agent's queued renewal request.
+    RenewalCertificate {
+        /// The agent.
+        agent: AgentId,
+        /// The certificate, DER.
+        cert: Vec<u8>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
+    /// Ask an agent to rotate its keys now.
+    Rotate {
+        /// The agent.
+        agent: AgentId,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
     /// Operator retry.
     Retry {
         /// Credential.
@@ -348,6 +364,14 @@ async fn engine_worker(
                 AdminRequest::Remove { id, reply } => { let _ = reply.send(engine.remove_credential(&id)); }
                 AdminRequest::Tombstone { id, tombstone, reply } => {
                     let r = engine.tombstone_credential(&id, &tombstone).map(&send);
+                    let _ = reply.send(r);
+                }
+                AdminRequest::RenewalCertificate { agent, cert, reply } => {
+                    let r = engine.renewal_certificate(&agent, &cert).map(&send);
+                    let _ = reply.send(r);
+                }
+                AdminRequest::Rotate { agent, reply } => {
+                    let r = engine.rotate_agent(&agent).map(&send);
                     let _ = reply.send(r);
                 }
                 AdminRequest::Retry { id, reply } => {

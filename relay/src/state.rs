@@ -8,7 +8,7 @@ mod sled_store;
 
 pub use records::{
     AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord, PendingRewrap,
-    PurgeState, RewrapStage,
+    PurgeState, RenewalRecord, RenewalState, RewrapStage,
 };
 pub use sled_store::SledStore;
 
@@ -135,6 +135,13 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
         &self,
         list: &tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>,
     ) -> StateResult<()>;
+
+    /// An agent's key rotation.
+    fn renewal(&self, agent: &AgentId) -> StateResult<Option<RenewalRecord>>;
+    /// Creates or replaces an agent's key rotation.
+    fn put_renewal(&self, r: &RenewalRecord) -> StateResult<()>;
+    /// Every agent's key rotation.
+    fn renewals(&self) -> StateResult<Vec<RenewalRecord>>;
 
     /// Makes everything written durable.
     fn flush(&self) -> StateResult<()>;

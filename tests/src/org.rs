@@ -5,11 +5,14 @@
 use std::collections::BTreeMap;
 
 use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
-use tessera_proto::commitment::{self, Salt};
+use tessera_proto::commitment::{self, Commitment, Salt};
 use tessera_proto::envelope::{seal, WrapPrivateKey, WrapPublicKey};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
 use tessera_proto::secret::SecretPayload;
-use tessera_proto::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
+use tessera_proto::statement::{
+    CredentialStatement, CredentialTombstone, RevocationList, Scope, Signed,
+};
 use tessera_proto::wire::CredentialStore;
 
 /// The org, with its notion of "now" (unix seconds) for validity windows and signing times.
@@ -151,6 +154,40 @@ impl TestOrg {
         Signed::sign(&st, &self.operator_key, &self.operator_cert).unwrap()
     }
 
+    /// `agent`'s receipt of `fact`, signed "now" with its identity key.
+    pub fn receipt(&self, agent: &TestAgent, fact: ReceiptFact) -> Receipt {
+        let cert = self
+            .ca
+            .pinned()
+            .verify_agent(&agent.cert, self.at, &RevocationList::empty())
+            .unwrap();
+        Receipt::sign(
+            &ReceiptBody::new(agent.id.clone(), cert.serial, self.at, fact),
+            &agent.identity,
+        )
+        .unwrap()
+    }
+
+    /// `agent`'s receipt of a stored delivery.
+    pub fn stored_receipt(
+        &self,
+        agent: &TestAgent,
+        delivery_id: uuid::Uuid,
+        credential_id: CredentialId,
+        version: u64,
+        digest: Commitment,
+    ) -> Receipt {
+        self.receipt(
+            agent,
+            ReceiptFact::Stored {
+                delivery_id,
+                credential_id,
+                version,
+                digest,
+            },
+        )
+    }
+
     /// A tombstone signed by `alice` deleting `id` (named `name`) through `version`.
     pub fn tombstone(
         &self,
@@ -184,6 +221,7 @@ impl TestOrg {
             statement,
             envelope: seal(to, payload.bytes()).unwrap(),
             request_id: None,
+            target_key: None,
         }
     }
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
-use tessera_proto::cert::{EnrollmentRequest, IdentityKey};
+use tessera_proto::cert::{CertSerial, EnrollmentRequest, IdentityKey, PinnedCa};
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::statement::RevocationList;
 use tessera_proto::envelope::WrapPrivateKey;
 use tessera_proto::ids::AgentId;
 use tessera_proto::topics;
@@ -25,6 +27,8 @@ pub struct WireAgent {
     /// Its certificate, DER.
     pub cert: Vec<u8>,
     identity: Identity,
+    key: IdentityKey,
+    serial: CertSerial,
     client: Option<AsyncClient>,
     rx: Option<crate::mqtt::Inbox>,
 }
@@ -67,14 +71,30 @@ impl WireAgent {
             .unwrap()
             .into_contents();
         let identity = write_identity(&dir, "identity", &cert, &key);
+        let serial = PinnedCa::from_der(&c.ca_der().unwrap())
+            .unwrap()
+            .verify_agent(&cert, now(), &RevocationList::empty())
+            .unwrap()
+            .serial;
         Self {
             id: aid,
             wrap,
             cert,
             identity,
+            key,
+            serial,
             client: None,
             rx: None,
         }
+    }
+
+    /// Its receipt of `fact`, signed now with its identity key (as an honest agent's acknowledgement carries).
+    pub fn receipt(&self, fact: ReceiptFact) -> Receipt {
+        Receipt::sign(
+            &ReceiptBody::new(self.id.clone(), self.serial.clone(), now(), fact),
+            &self.key,
+        )
+        .unwrap()
     }
 
     /// Connects to the broker on `port` as itself, with the Last Will every agent has, and subscribes to its down

@@ -16,6 +16,7 @@ use tessera_proto::cert::PinnedCa;
 use tessera_proto::envelope::seal;
 use tessera_proto::secret::SecretPayload;
 use tessera_proto::statement::{RevocationList, CREDENTIAL_KIND};
+use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::wire::{
     CredentialStored, Down, Held, RegistrationMode, RewrapResponse, StoreOutcome, Up,
 };
@@ -74,6 +75,12 @@ async fn a_peer_that_substitutes_plaintext_is_caught_and_the_next_peer_delivers(
         outcome: StoreOutcome::Stored {
             digest: st.commitment,
         },
+        receipt: Some(bad.receipt(ReceiptFact::Stored {
+            delivery_id: d.delivery_id,
+            credential_id: st.credential_id,
+            version: st.version,
+            digest: st.commitment,
+        })),
     }))
     .await;
     blocking(|| {

@@ -350,6 +350,7 @@ async fn the_target_refuses_every_attack_stores_nothing_and_fails_the_workload_t
                 credential_id: db,
                 version: 9,
                 outcome: StoreOutcome::Mismatch,
+                receipt: None,
             }))
             .unwrap(),
         )

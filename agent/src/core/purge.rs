@@ -5,7 +5,7 @@
 //! recorded in the local audit (`op` `purge`, outcome `REFUSED`); nothing is forgotten and nothing is answered.
 //! One that verifies removes the record, its rollback guard and flag, releases the name binding if it is this
 //! id's, and writes the `deleted/<id>` marker, in one flushed batch ([`Store::purge`]); then it is audited
-//! (`PURGED`) and acknowledged with `credential_purged`. The plaintext is never read: its record is deleted
+//! (`PURGED`) and acknowledged with `credential_purged`, carrying the agent's signed receipt. The plaintext is never read: its record is deleted
 //! still sealed. A purge of a credential not held is acknowledged the same way (the marker is still written).
 //!
 //! A `credential_revoke` carries a newer credential statement whose scope leaves this agent out. It is verified
@@ -15,6 +15,8 @@
 //! revision (a relay replaying the wider scope) is refused `NOT_IN_SCOPE`, while a later grant is accepted.
 //! Anything else is refused and audited.
 
+use tessera_proto::ids::CredentialId;
+use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::statement::{CREDENTIAL_KIND, TOMBSTONE_KIND};
 use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Up};
 
@@ -25,6 +27,28 @@ fn audit(store: &Store, entry: AuditEntry) {
     if let Err(e) = store.audit(entry) {
         tracing::error!(error = %e, "could not write the local audit");
     }
+}
+
+/// The acknowledgement of a purge, with the agent's signed receipt of it (docs/protocol.md, "Receipts").
+fn purged_ack(keys: &AgentKeys, credential_id: CredentialId, version: u64) -> Up {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let receipt = keys
+        .receipt(
+            ReceiptFact::Purged {
+                credential_id,
+                version,
+            },
+            now,
+        )
+        .map_err(|e| tracing::error!(error = %e, "could not sign a purge receipt"))
+        .ok();
+    Up::CredentialPurged(CredentialPurged {
+        credential_id,
+        version,
+        receipt,
+    })
 }
 
 /// Verifies and applies `msg`; the acknowledgement to send, if any.
@@ -79,10 +103,7 @@ pub fn apply(keys: &AgentKeys, store: &Store, msg: &CredentialPurge) -> Option<U
             );
             entry.outcome = AuditOutcome::Purged;
             audit(store, entry);
-            Some(Up::CredentialPurged(CredentialPurged {
-                credential_id: t.credential_id,
-                version: t.version,
-            }))
+            Some(purged_ack(keys, t.credential_id, t.version))
         }
         Err(StoreError::Stale { held, .. }) => {
             tracing::warn!(credential = %t.credential_id, version = t.version, held, "a tombstone older than the version held: kept");
@@ -177,10 +198,7 @@ pub fn revoke(keys: &AgentKeys, store: &Store, msg: &CredentialRevoke) -> Option
             );
             entry.outcome = AuditOutcome::Purged;
             audit(store, entry);
-            Some(Up::CredentialPurged(CredentialPurged {
-                credential_id: st.credential_id,
-                version: st.version,
-            }))
+            Some(purged_ack(keys, st.credential_id, st.version))
         }
         Err(e) => {
             tracing::error!(error = %e, credential = %st.credential_id, "could not purge a revoked credential");

@@ -13,7 +13,6 @@
 //! [`check`] returns what to store; the caller stores a batch, flushes, and only then acknowledges.
 
 use tessera_proto::commitment::{self, Commitment};
-use tessera_proto::envelope::open;
 use tessera_proto::ids::{CredentialId, CredentialName};
 use tessera_proto::secret::SecretPayload;
 use tessera_proto::statement::CREDENTIAL_KIND;
@@ -114,7 +113,8 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
     if held_version.is_some_and(|h| version < h) {
         return Err(refuse(Some(id), version, RefusalReason::StaleVersion));
     }
-    let plain = open(&keys.wrap, &msg.envelope)
+    let plain = keys
+        .open(&msg.envelope, msg.target_key.as_ref())
         .map_err(|_| refuse(Some(id), version, RefusalReason::BadEnvelope))?;
     let payload = SecretPayload::from_canonical(plain)
         .map_err(|_| refuse(Some(id), version, RefusalReason::BadPayload))?;

@@ -10,7 +10,11 @@
 //! The worker never awaits the client (it sends through the outbox task), so this task waiting on the bounded
 //! channel is plain backpressure, never a cycle: see `outbox`.
 
-use rumqttc::{ConnectionError, Event, EventLoop, Packet, Publish, StateError};
+use rumqttc::{
+    ConnectionError, Event, EventLoop, Packet, Publish, StateError, TlsConfiguration, Transport,
+};
+use rustls::ClientConfig;
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -86,10 +90,20 @@ impl Streak {
     }
 }
 
+/// What the core worker may ask of the event-loop task.
+#[derive(Debug)]
+pub enum SessionControl {
+    /// Reconnect with this TLS identity (a key rotation validating its green certificate, or going back to blue):
+    /// the connection is dropped, unacknowledged requests are kept for the next one (rumqttc's `clean`), and the
+    /// next poll connects at once with the new certificate. The persistent session (same client id) carries over.
+    UseIdentity(Arc<ClientConfig>),
+}
+
 /// Polls `eventloop` until cancelled.
 pub async fn run(
     mut eventloop: EventLoop,
     events: mpsc::Sender<NetEvent>,
+    mut control: mpsc::Receiver<SessionControl>,
     backoff: Backoff,
     cancel: CancellationToken,
 ) {
@@ -103,6 +117,22 @@ pub async fn run(
     loop {
         let polled = tokio::select! {
             () = cancel.cancelled() => return,
+            Some(SessionControl::UseIdentity(tls)) = control.recv() => {
+                eventloop
+                    .mqtt_options
+                    .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+                eventloop.clean();
+                streak.backoff.reset();
+                streak.connected_at = None;
+                tracing::info!("reconnecting with another certificate (key rotation)");
+                if connected {
+                    connected = false;
+                    if events.send(NetEvent::Disconnected).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             polled = eventloop.poll() => polled,
         };
         let forward = match polled {

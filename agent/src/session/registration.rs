@@ -8,15 +8,18 @@
 use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::wire::{AgentState, Held, RegisterAck, RegistrationMode, MAX_HELD};
 
-/// Chooses the registration mode.
+/// Chooses the registration mode. `own` are the wrap keys this agent holds besides the one it announces (during or
+/// after a key rotation): a registration remembered with one of them is a warm reconnect, since every credential
+/// held is still in the store (a rotation is not `key_regenerated`).
 pub fn choose_mode(
     registered: Option<&KeyFingerprint>,
     current: &KeyFingerprint,
+    own: &[KeyFingerprint],
 ) -> RegistrationMode {
     match registered {
         None => RegistrationMode::FirstRegistration,
-        Some(fp) if fp != current => RegistrationMode::KeyRegenerated,
-        Some(_) => RegistrationMode::WarmReconnect,
+        Some(fp) if fp == current || own.contains(fp) => RegistrationMode::WarmReconnect,
+        Some(_) => RegistrationMode::KeyRegenerated,
     }
 }
 

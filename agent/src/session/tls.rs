@@ -7,6 +7,8 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
+use tessera_proto::cert::IdentityKey;
+
 use crate::identity::AgentKeys;
 
 /// Why TLS could not be configured.
@@ -39,16 +41,25 @@ pub fn broker_roots(bytes: &[u8]) -> Result<Vec<Vec<u8>>, TlsError> {
     }
 }
 
-/// Builds the client configuration.
+/// Builds the client configuration for the agent's certificate in use.
 pub fn client_config(keys: &AgentKeys, roots: &[Vec<u8>]) -> Result<Arc<ClientConfig>, TlsError> {
+    identity_config(&keys.identity, &keys.cert.der, roots)
+}
+
+/// Builds the client configuration for an identity key and its certificate (during a key rotation: the green
+/// ones, to validate them with the broker).
+pub fn identity_config(
+    identity: &IdentityKey,
+    cert_der: &[u8],
+    roots: &[Vec<u8>],
+) -> Result<Arc<ClientConfig>, TlsError> {
     let mut store = RootCertStore::empty();
     for der in roots {
         store
             .add(CertificateDer::from(der.clone()))
             .map_err(|e| TlsError::BrokerCa(e.to_string()))?;
     }
-    let key = keys
-        .identity
+    let key = identity
         .to_pkcs8_der()
         .map_err(|e| TlsError::Config(e.to_string()))?;
     // rustls takes the key by value; this copy lives inside rustls for the life of the configuration.
@@ -58,7 +69,7 @@ pub fn client_config(keys: &AgentKeys, roots: &[Vec<u8>]) -> Result<Arc<ClientCo
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_root_certificates(store)
-        .with_client_auth_cert(vec![CertificateDer::from(keys.cert.der.clone())], key)
+        .with_client_auth_cert(vec![CertificateDer::from(cert_der.to_vec())], key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     Ok(Arc::new(config))
 }

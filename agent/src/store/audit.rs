@@ -29,6 +29,8 @@ pub enum AuditOutcome {
     Refused,
     /// A credential forgotten on an operator-signed tombstone (`op` `purge`, `detail` has the id and version).
     Purged,
+    /// A step of a key rotation (`op` `rotation`, `detail` names the step and the certificate serials).
+    Rotation,
 }
 
 /// One audit entry.

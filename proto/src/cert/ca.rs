@@ -1,6 +1,6 @@
 //! The issuing side of the org CA: generate it, and sign agent and operator certificates.
 //!
-//! This runs on an operator's workstation (`tessera-relay ca ...`), never on the relay.
+//! This runs on an operator's workstation (`tessera ca ...`), never on the relay.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
@@ -11,10 +11,11 @@ use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 
 use super::{
-    CertError, EnrollmentRequest, IdentityKey, IdentityPublicKey, PinnedCa, AGENT_OU, OPERATOR_OU,
-    SERVICE_OU, WRAP_KEY_OID,
+    AgentCertificate, CertError, EnrollmentRequest, IdentityKey, IdentityPublicKey, PinnedCa,
+    RenewalRequest, AGENT_OU, OPERATOR_OU, SERVICE_OU, WRAP_KEY_OID,
 };
-use crate::ids::OperatorId;
+use crate::envelope::WrapPublicKey;
+use crate::ids::{AgentId, OperatorId};
 use crate::random;
 use crate::secret::SecretBytes;
 
@@ -113,19 +114,38 @@ impl OrgCa {
         validity: Validity,
     ) -> Result<Vec<u8>, CertError> {
         let (identity, wrap) = request.verify()?;
+        self.issue_agent_keys(&request.body.agent_id, &identity, &wrap, validity)
+    }
+
+    /// Signs the green certificate of a key rotation: `request` verified against `current`, the agent's
+    /// certificate the caller trusts (the live one the CA's registry holds for the request's serial, verified
+    /// against this CA). The new certificate names the same agent and carries the request's new keys.
+    pub fn issue_renewal(
+        &self,
+        request: &RenewalRequest,
+        current: &AgentCertificate,
+        validity: Validity,
+    ) -> Result<Vec<u8>, CertError> {
+        let (identity, wrap) = request.verify(current)?;
+        self.issue_agent_keys(&current.agent_id, &identity, &wrap, validity)
+    }
+
+    fn issue_agent_keys(
+        &self,
+        agent: &AgentId,
+        identity: &IdentityPublicKey,
+        wrap: &WrapPublicKey,
+        validity: Validity,
+    ) -> Result<Vec<u8>, CertError> {
         let mut params = base_params(validity)?;
-        params.distinguished_name = dn(
-            request.body.agent_id.as_str(),
-            AGENT_OU,
-            self.pinned.org_name(),
-        );
+        params.distinguished_name = dn(agent.as_str(), AGENT_OU, self.pinned.org_name());
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.custom_extensions = vec![CustomExtension::from_oid_content(
             WRAP_KEY_OID,
             wrap.spki_der().to_vec(),
         )];
-        self.sign(&params, &identity)
+        self.sign(&params, identity)
     }
 
     /// Signs an operator certificate.

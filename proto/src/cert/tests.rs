@@ -249,3 +249,111 @@ fn service_certificates_are_neither_agents_nor_operators() {
         )
         .is_err());
 }
+
+struct Green {
+    identity: IdentityKey,
+    wrap: WrapPrivateKey,
+}
+
+fn green() -> &'static Green {
+    static G: OnceLock<Green> = OnceLock::new();
+    G.get_or_init(|| Green {
+        identity: IdentityKey::generate().unwrap(),
+        wrap: WrapPrivateKey::generate().unwrap(),
+    })
+}
+
+fn blue(id: &str) -> AgentCertificate {
+    fx().ca
+        .pinned()
+        .verify_agent(&agent_cert(id), NOW, &RevocationList::empty())
+        .unwrap()
+}
+
+fn renewal(current: &AgentCertificate) -> RenewalRequest {
+    RenewalRequest::new(
+        current,
+        &fx().identity,
+        &green().identity,
+        green().wrap.public_key(),
+        NOW,
+    )
+    .unwrap()
+}
+
+#[test]
+fn renewal_is_certified_for_the_new_keys_under_the_same_agent() {
+    let current = blue("edge-1");
+    let req = renewal(&current);
+    let der = fx()
+        .ca
+        .issue_renewal(&req, &current, Validity::days_from(NOW, 30))
+        .unwrap();
+    let cert = fx()
+        .ca
+        .pinned()
+        .verify_agent(&der, NOW, &RevocationList::empty())
+        .unwrap();
+    assert_eq!(cert.agent_id.as_str(), "edge-1");
+    assert_eq!(cert.identity, *green().identity.public_key());
+    assert_eq!(
+        cert.wrap.fingerprint(),
+        green().wrap.public_key().fingerprint()
+    );
+    assert_ne!(cert.serial, current.serial);
+}
+
+#[test]
+fn renewal_refuses_another_agent_serial_or_signer() {
+    let current = blue("edge-1");
+    let other = blue("edge-2");
+    let req = renewal(&current);
+    // Checked against another agent's certificate.
+    assert_eq!(req.verify(&other).unwrap_err(), CertError::WrongSubject);
+    // The serial altered: names a certificate it was not signed for.
+    let mut r = req.clone();
+    r.body.current_serial = other.serial.clone();
+    assert_eq!(r.verify(&current).unwrap_err(), CertError::WrongSubject);
+    // Signed by a key that is not the certified one (a relay forging a request for its own keys).
+    let forger = IdentityKey::generate().unwrap();
+    let forged = RenewalRequest::new(
+        &current,
+        &forger,
+        &green().identity,
+        green().wrap.public_key(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(forged.verify(&current).unwrap_err(), CertError::BadSignature);
+    // The green key not proven: its signature from another key.
+    let mut r = req.clone();
+    r.new_signature = forger.sign(b"whatever");
+    assert_eq!(r.verify(&current).unwrap_err(), CertError::BadSignature);
+    // A green wrap key swapped after signing.
+    let mut r = req.clone();
+    r.body.wrap_spki = fx().wrap.public_key().spki_der().to_vec();
+    assert!(r.verify(&current).is_err());
+    // Nothing issued for any of them.
+    assert!(fx()
+        .ca
+        .issue_renewal(&forged, &current, Validity::days_from(NOW, 30))
+        .is_err());
+}
+
+#[test]
+fn renewal_must_carry_new_keys() {
+    let current = blue("edge-1");
+    let same = RenewalRequest::new(
+        &current,
+        &fx().identity,
+        &fx().identity,
+        fx().wrap.public_key(),
+        NOW,
+    )
+    .unwrap();
+    assert!(matches!(
+        same.verify(&current),
+        Err(CertError::Malformed(_))
+    ));
+    assert_eq!(renewal(&current).digest(), renewal(&current).digest());
+}

@@ -8,7 +8,7 @@ use super::{
     check, AgentState, Nonce, PublicReason, RegistrationMode, WireError, WireMessage,
     MAX_CERT_BYTES, MAX_JOB_CREDENTIALS, MAX_JOB_PARAMS, MAX_PARAM_VALUE,
 };
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, KeyFingerprint};
 use crate::ids::{is_valid_name, AgentId, CredentialId, CredentialName, TemplateName};
 use crate::statement::{CredentialStatement, CredentialTombstone, RevocationList, Signed};
 
@@ -39,6 +39,26 @@ pub enum Down {
     /// An operator narrowed a credential's scope and this agent is no longer in it: forget it (only on the newer
     /// operator-signed statement it carries).
     CredentialRevoke(CredentialRevoke),
+    /// An operator asked for a rotation of the agent's keys now (`tessera agents rotate`): the agent starts one if
+    /// none is under way. It only makes the agent generate keys and ask; nothing is certified without the CA.
+    RotateKeys(RotateKeys),
+    /// The CA certified the agent's renewal request: the green certificate, which the agent verifies against its
+    /// pinned CA and its new keys before it validates and switches to it.
+    RenewalCertificate(RenewalCertificate),
+}
+
+/// Start a key rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeys {}
+
+/// A certificate the org CA issued for the agent's renewal request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalCertificate {
+    /// The certificate, DER.
+    #[serde(with = "crate::b64::vec")]
+    pub cert: Vec<u8>,
 }
 
 /// Registration accepted.
@@ -88,6 +108,11 @@ pub struct CredentialStore {
     /// The JIT request this answers, if any.
     #[serde(default)]
     pub request_id: Option<uuid::Uuid>,
+    /// The fingerprint of the wrap key the envelope is sealed to, as the peer (binding 4) or the operator declared
+    /// it: only which of its keys the target tries first (during a key rotation it holds two); it tries the others
+    /// if this one does not open it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_key: Option<KeyFingerprint>,
 }
 
 /// A JIT repair that cannot be served.
@@ -174,7 +199,11 @@ impl WireMessage for Down {
                     "invalid job parameter value",
                 )
             }
+            Self::RenewalCertificate(r) => {
+                check(r.cert.len() <= MAX_CERT_BYTES, "certificate too large")
+            }
             Self::RegisterAck(_)
+            | Self::RotateKeys(_)
             | Self::CredentialStore(_)
             | Self::CredentialUnavailable(_)
             | Self::RevocationUpdate(_)

@@ -46,12 +46,14 @@ fn ups() -> Vec<Up> {
             outcome: StoreOutcome::Stored {
                 digest: Commitment([5; 32]),
             },
+            receipt: None,
         }),
         Up::CredentialStored(CredentialStored {
             delivery_id: uuid::Uuid::new_v4(),
             credential_id: CredentialId::random(),
             version: 2,
             outcome: StoreOutcome::Mismatch,
+            receipt: None,
         }),
         Up::CredentialMissing(CredentialMissing {
             request_id: uuid::Uuid::new_v4(),

@@ -8,9 +8,11 @@ use super::{
     check, Nonce, RefusalReason, WireError, WireMessage, MAX_CERT_BYTES, MAX_FLAGGED, MAX_HELD,
     MAX_JOB_OUTPUT,
 };
+use crate::cert::{CertSerial, RenewalRequest};
 use crate::commitment::Commitment;
 use crate::envelope::{Envelope, KeyFingerprint};
 use crate::ids::{AgentId, CredentialId, CredentialName};
+use crate::receipt::Receipt;
 
 /// Everything an agent may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +38,14 @@ pub enum Up {
     JobResult(JobResult),
     /// Credentials this agent holds whose statements it now distrusts (their signer was revoked).
     CredentialsFlagged(CredentialsFlagged),
-    /// This agent verified a tombstone and forgot the credential.
+    /// This agent verified a tombstone or scope revoke and forgot the credential.
     CredentialPurged(CredentialPurged),
+    /// A key rotation began: new keys to certify (queued at the relay for the operator's CA).
+    RenewalRequested(RenewalRequested),
+    /// The agent switched to its renewed certificate, with a receipt signed by the new key.
+    RotationCompleted(RotationCompleted),
+    /// The renewed certificate failed validation; the agent kept the current one.
+    RotationFailed(RotationFailed),
 }
 
 /// How an agent registers (design §4).
@@ -169,6 +177,9 @@ pub struct CredentialStored {
     pub version: u64,
     /// The outcome.
     pub outcome: StoreOutcome,
+    /// For `stored`: the agent's signed receipt of it ([`crate::receipt::ReceiptFact::Stored`]); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// JIT repair request.
@@ -231,6 +242,48 @@ pub struct CredentialPurged {
     pub credential_id: CredentialId,
     /// The tombstone's version.
     pub version: u64,
+    /// The agent's signed receipt of the purge ([`crate::receipt::ReceiptFact::Purged`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// A renewal request for the operator's CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalRequested {
+    /// Signed by the current and the new identity keys.
+    pub request: RenewalRequest,
+}
+
+/// A completed rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationCompleted {
+    /// [`crate::receipt::ReceiptFact::Rotated`], signed by the new identity key.
+    pub receipt: Receipt,
+}
+
+/// Why a renewed certificate was not switched to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum RotationFailure {
+    /// No connection with the new certificate: the broker refused it, or did not answer, within the validation time.
+    BrokerRefused,
+    /// Connected with the new certificate, but the relay did not acknowledge its registration in time.
+    NoRegisterAck,
+}
+
+/// A failed validation of a renewed certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationFailed {
+    /// The serial of the renewed certificate that failed (discarded with its keys).
+    pub serial: CertSerial,
+    /// Why.
+    pub reason: RotationFailure,
+    /// When the agent will ask again, Unix seconds.
+    pub retry_at: i64,
 }
 
 impl WireMessage for Up {
@@ -246,8 +299,14 @@ impl WireMessage for Up {
                 check(r.agent_version.len() <= 64, "agent_version too long")
             }
             Self::RewrapResponse(r) => check(r.version >= 1, "version must be at least 1"),
-            Self::CredentialStored(s) => check(s.version >= 1, "version must be at least 1"),
-            Self::CredentialPurged(p) => check(p.version >= 1, "version must be at least 1"),
+            Self::CredentialStored(s) => {
+                check(s.version >= 1, "version must be at least 1")?;
+                check(receipt_fits(s.receipt.as_ref()), "receipt too large")
+            }
+            Self::CredentialPurged(p) => {
+                check(p.version >= 1, "version must be at least 1")?;
+                check(receipt_fits(p.receipt.as_ref()), "receipt too large")
+            }
             Self::JobResult(j) => {
                 check(j.stdout.len() <= MAX_JOB_OUTPUT, "stdout too large")?;
                 check(j.stderr.len() <= MAX_JOB_OUTPUT, "stderr too large")?;
@@ -275,7 +334,28 @@ impl WireMessage for Up {
                     "duplicate flagged credential",
                 )
             }
-            Self::RewrapRefused(_) | Self::CredentialMissing(_) => Ok(()),
+            Self::RenewalRequested(r) => {
+                check(
+                    r.request.body.identity_spki.len() <= MAX_CERT_BYTES
+                        && r.request.body.wrap_spki.len() <= MAX_CERT_BYTES,
+                    "renewal key too large",
+                )?;
+                check(
+                    r.request.current_signature.len() <= 128 && r.request.new_signature.len() <= 128,
+                    "renewal signature too large",
+                )
+            }
+            Self::RotationCompleted(r) => check(
+                r.receipt.payload.len() <= crate::receipt::MAX_RECEIPT_PAYLOAD,
+                "receipt too large",
+            ),
+            Self::RewrapRefused(_) | Self::CredentialMissing(_) | Self::RotationFailed(_) => Ok(()),
         }
     }
+}
+
+fn receipt_fits(r: Option<&Receipt>) -> bool {
+    r.is_none_or(|r| {
+        r.payload.len() <= crate::receipt::MAX_RECEIPT_PAYLOAD && r.signature.len() <= 128
+    })
 }

@@ -3,11 +3,15 @@
 
 use std::collections::HashSet;
 
-use tessera_proto::admin::{AgentView, CredentialView, PurgeChips, SyncChips};
+use tessera_proto::admin::{
+    AgentView, CredentialView, DeliveryView, PurgeChips, RenewalView, SyncChips,
+};
 use tessera_proto::ids::AgentId;
 
 use crate::alerts::{Alert, AlertKind};
-use crate::state::{AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, PurgeState};
+use crate::state::{
+    AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, PurgeState, RenewalRecord,
+};
 
 /// An agent's view.
 pub(super) fn agent_view(a: &AgentRecord) -> AgentView {
@@ -60,5 +64,50 @@ pub(super) fn credential_view(
         },
         purge,
         statement: c.statement.clone(),
+    }
+}
+
+/// One delivery row, for `cred show` (the last error is the relay's reason code: operators see it, agents never do).
+pub(super) fn delivery_view(
+    r: &DeliveryRow,
+    agent_state: Option<tessera_proto::wire::AgentState>,
+) -> DeliveryView {
+    let state = match r.state {
+        DeliveryState::Pending => "pending",
+        DeliveryState::Stored => "stored",
+        DeliveryState::Stalled => "stalled",
+        DeliveryState::Untrusted => "untrusted",
+    };
+    DeliveryView {
+        agent: r.agent.clone(),
+        agent_state,
+        version: r.version,
+        state: state.to_owned(),
+        attempts: r.attempts,
+        next_attempt_ms: r.next_attempt_ms,
+        last_error: r.last_error.clone(),
+        purge: r.purge.map(|p| {
+            match p {
+                PurgeState::Purging => "purging",
+                PurgeState::Purged => "purged",
+            }
+            .to_owned()
+        }),
+        receipt: r.receipt.clone(),
+        purge_receipt: r.purge_receipt.clone(),
+    }
+}
+
+/// An agent's key rotation.
+pub(super) fn renewal_view(r: &RenewalRecord) -> RenewalView {
+    RenewalView {
+        agent: r.agent.clone(),
+        state: r.state,
+        request: r.request.clone(),
+        cert: r.cert.as_ref().map(tessera_proto::b64_encode),
+        receipt: r.receipt.clone(),
+        failure: r.failure,
+        requested_ms: r.requested_ms,
+        updated_ms: r.updated_ms,
     }
 }

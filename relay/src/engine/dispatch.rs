@@ -2,13 +2,16 @@
 //! target's digest against the creator's commitment; commitment-mismatch handling.
 
 use subtle::ConstantTimeEq as _;
+use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{
     AgentState, CredentialStore, CredentialStored, CredentialUnavailable, Down, PublicReason,
     RefusalReason, RewrapRefused, RewrapRequest, RewrapResponse, StoreOutcome,
 };
 
+use super::receipts::audit_text;
 use super::{data, log_state, Engine, Outbound};
+use tessera_proto::receipt::{Receipt, ReceiptFact};
 use crate::alerts::AlertKind;
 use crate::schedule::Next;
 use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, RewrapStage, StateResult};
@@ -175,6 +178,7 @@ impl Engine {
                         statement: c.statement.clone(),
                         envelope,
                         request_id: jit,
+                        target_key: Some(KeyFingerprint(key)),
                     }),
                 }]);
             }
@@ -379,6 +383,7 @@ impl Engine {
                     statement: c.statement,
                     envelope: r.envelope,
                     request_id: p.jit,
+                    target_key: Some(r.target_key),
                 }),
             }])
         })();
@@ -440,7 +445,31 @@ impl Engine {
             };
             match &s.outcome {
                 StoreOutcome::Stored { digest } if digest.ct_eq(&c.commitment) => {
-                    self.delivered(&p, &c)
+                    let checked = self
+                        .verify_receipt(from, s.receipt.as_ref())
+                        .and_then(|body| match body.fact {
+                            ReceiptFact::Stored {
+                                delivery_id,
+                                credential_id,
+                                version,
+                                digest: d,
+                            } if delivery_id == s.delivery_id
+                                && credential_id == c.id
+                                && version == c.version
+                                && d == *digest =>
+                            {
+                                Ok(())
+                            }
+                            _ => Err("the receipt is for another delivery".to_owned()),
+                        });
+                    match checked {
+                        Ok(()) => self.delivered(&p, &c, s.receipt.clone()),
+                        Err(reason) => {
+                            // Not recorded: the rewrap times out and is tried again.
+                            self.unsolicited(from, &s.delivery_id, &format!("BAD_RECEIPT: {reason}"));
+                            Ok(Vec::new())
+                        }
+                    }
                 }
                 StoreOutcome::Stored { .. } | StoreOutcome::Mismatch => self.mismatch(p, &c),
                 StoreOutcome::Refused { reason } => {
@@ -477,13 +506,20 @@ impl Engine {
         })
     }
 
-    fn delivered(&mut self, p: &PendingRewrap, c: &CredentialRecord) -> StateResult<Vec<Outbound>> {
+    fn delivered(
+        &mut self,
+        p: &PendingRewrap,
+        c: &CredentialRecord,
+        receipt: Option<Receipt>,
+    ) -> StateResult<Vec<Outbound>> {
         self.drop_pending(p)?;
+        let receipt_text = receipt.as_ref().map(audit_text).unwrap_or_default();
         if let Some(mut row) = self.store.delivery(&c.id, &p.target)? {
             row.state = DeliveryState::Stored;
             row.version = c.version;
             row.attempts = 0;
             row.last_error = None;
+            row.receipt = receipt;
             self.store.put_delivery(&row)?;
         }
         self.metrics.deliveries_ok += 1;
@@ -493,6 +529,7 @@ impl Engine {
             data([
                 ("result", "success".to_owned()),
                 ("credential", c.id.to_string()),
+                ("version", c.version.to_string()),
                 ("target", p.target.as_str().to_owned()),
                 (
                     "peer",
@@ -500,6 +537,7 @@ impl Engine {
                         .as_ref()
                         .map_or("operator".to_owned(), |a| a.as_str().to_owned()),
                 ),
+                ("receipt", receipt_text),
             ]),
         );
         // Only a backfill has a backlog to go on with; an online agent's delivery (an operator's put, JIT repair)

@@ -46,17 +46,7 @@ impl Engine {
                 return Ok(row);
             }
         }
-        let row = DeliveryRow {
-            credential: c.id,
-            agent: agent.clone(),
-            version: c.version,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_ms: self.now_ms(),
-            last_error: None,
-            retry_requested_ms: 0,
-            purge: None,
-        };
+        let row = DeliveryRow::pending(c.id, agent.clone(), c.version, self.now_ms());
         self.store.put_delivery(&row)?;
         Ok(row)
     }

@@ -13,10 +13,12 @@
 //! row to pending.
 
 use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::statement::{CredentialTombstone, Signed};
 use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Down};
 
 use super::operator::OperatorError;
+use crate::alerts::AlertKind;
 use super::{data, log_state, Engine, Outbound};
 use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, PurgeState, StateResult};
 
@@ -90,7 +92,7 @@ impl Engine {
         let mut targets: Vec<AgentId> = Vec::new();
         for mut row in self.store.deliveries_of_credential(id)? {
             if row.purge != Some(PurgeState::Purged) {
-                row.purge = Some(PurgeState::Purging);
+                self.mark_purging(&mut row);
                 self.store.put_delivery(&row)?;
                 targets.push(row.agent);
             }
@@ -119,17 +121,19 @@ impl Engine {
             .collect())
     }
 
+    /// Marks `row` purging; the time it started is kept across re-sends (the overdue alert counts from it).
+    fn mark_purging(&self, row: &mut DeliveryRow) {
+        if row.purge != Some(PurgeState::Purging) || row.purge_since_ms == 0 {
+            row.purge_since_ms = self.now_ms();
+        }
+        row.purge = Some(PurgeState::Purging);
+    }
+
     fn purge_row(&self, c: &CredentialRecord, agent: &AgentId) -> DeliveryRow {
         DeliveryRow {
-            credential: c.id,
-            agent: agent.clone(),
-            version: c.version,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_ms: self.now_ms(),
-            last_error: None,
-            retry_requested_ms: 0,
             purge: Some(PurgeState::Purging),
+            purge_since_ms: self.now_ms(),
+            ..DeliveryRow::pending(c.id, agent.clone(), c.version, self.now_ms())
         }
     }
 
@@ -152,7 +156,7 @@ impl Engine {
             return Ok(None);
         }
         let mut row = row.unwrap_or_else(|| self.purge_row(c, agent));
-        row.purge = Some(PurgeState::Purging);
+        self.mark_purging(&mut row);
         self.store.put_delivery(&row)?;
         self.audit(
             "credential_purge_sent",
@@ -174,6 +178,8 @@ impl Engine {
             if c.scope.includes(&row.agent) {
                 if row.purge.is_some() {
                     row.purge = None;
+                    row.purge_since_ms = 0;
+                    row.purge_receipt = None;
                     row.state = DeliveryState::Pending;
                     row.version = c.version;
                     row.attempts = 0;
@@ -190,7 +196,7 @@ impl Engine {
                     self.drop_pending(&p)?;
                 }
             }
-            row.purge = Some(PurgeState::Purging);
+            self.mark_purging(&mut row);
             self.store.put_delivery(&row)?;
             self.audit(
                 "credential_revoke_sent",
@@ -222,12 +228,28 @@ impl Engine {
             return Ok(None);
         }
         let mut row = row.unwrap_or_else(|| self.purge_row(c, agent));
-        row.purge = Some(PurgeState::Purging);
+        self.mark_purging(&mut row);
         self.store.put_delivery(&row)?;
         Ok(Some(revoke_message(agent.clone(), &c.statement)))
     }
 
     pub(super) fn on_purged(&mut self, agent: &AgentId, p: &CredentialPurged) -> Vec<Outbound> {
+        let checked = self
+            .verify_receipt(agent, p.receipt.as_ref())
+            .and_then(|body| match body.fact {
+                ReceiptFact::Purged {
+                    credential_id,
+                    version,
+                } if credential_id == p.credential_id && version == p.version => Ok(()),
+                _ => Err("the receipt is for another purge".to_owned()),
+            });
+        if let Err(reason) = checked {
+            self.drop_message(
+                agent.as_str(),
+                &format!("purge acknowledgement without a valid receipt: {reason}"),
+            );
+            return Vec::new();
+        }
         let result: StateResult<bool> = (|| {
             let Some(c) = self.store.credential(&p.credential_id)? else {
                 return Ok(false);
@@ -242,6 +264,7 @@ impl Engine {
             }
             let mut row = row.unwrap_or_else(|| self.purge_row(&c, agent));
             row.purge = Some(PurgeState::Purged);
+            row.purge_receipt.clone_from(&p.receipt);
             self.store.put_delivery(&row)?;
             Ok(true)
         })();
@@ -254,6 +277,13 @@ impl Engine {
                         ("credential", p.credential_id.to_string()),
                         ("agent", agent.as_str().to_owned()),
                         ("version", p.version.to_string()),
+                        (
+                            "receipt",
+                            p.receipt
+                                .as_ref()
+                                .map(super::receipts::audit_text)
+                                .unwrap_or_default(),
+                        ),
                     ]),
                 );
             }
@@ -266,6 +296,31 @@ impl Engine {
             Err(e) => log_state(&e),
         }
         Vec::new()
+    }
+}
+
+impl Engine {
+    /// `credential_purge_overdue` for every agent that has left a purge unacknowledged for `purge_alert_ms`.
+    pub(super) fn check_purges(&mut self) -> StateResult<()> {
+        let now = self.now_ms();
+        for row in self.store.deliveries()? {
+            if row.purge == Some(PurgeState::Purging)
+                && row.purge_since_ms > 0
+                && now.saturating_sub(row.purge_since_ms) >= self.cfg.purge_alert_ms
+            {
+                self.alert(
+                    AlertKind::CredentialPurgeOverdue,
+                    &format!("credential={} agent={}", row.credential, row.agent.as_str()),
+                    format!(
+                        "{} has not acknowledged the purge of credential {} for {} s (offline, or the relay's message                          was lost)",
+                        row.agent.as_str(),
+                        row.credential,
+                        now.saturating_sub(row.purge_since_ms) / 1000
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,8 @@ use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{AgentState, Down, Register, RegisterAck, RegistrationMode, Status};
 
 use super::{data, log_state, Engine, Outbound};
-use crate::state::{AgentRecord, DeliveryRow, DeliveryState, StateResult};
+use crate::state::{AgentRecord, DeliveryRow, DeliveryState, RewrapStage, StateResult};
+use tessera_proto::cert::AgentCertificate;
 
 impl Engine {
     pub(super) fn on_status(&mut self, agent: &AgentId, status: &Status) {
@@ -41,7 +42,7 @@ impl Engine {
                 return Vec::new();
             }
         };
-        match self.register(agent, r, cert.wrap.fingerprint().0) {
+        match self.register(agent, r, &cert) {
             Ok(out) => out,
             Err(e) => {
                 log_state(&e);
@@ -54,8 +55,9 @@ impl Engine {
         &mut self,
         agent: &AgentId,
         r: &Register,
-        wrap_fingerprint: [u8; 32],
+        cert: &AgentCertificate,
     ) -> StateResult<Vec<Outbound>> {
+        let wrap_fingerprint = cert.wrap.fingerprint().0;
         let now = self.now_ms();
         let held: HashMap<CredentialId, u64> = r
             .held
@@ -79,17 +81,7 @@ impl Engine {
             let mut row = self
                 .store
                 .delivery(&c.id, agent)?
-                .unwrap_or_else(|| DeliveryRow {
-                    credential: c.id,
-                    agent: agent.clone(),
-                    version: c.version,
-                    state: DeliveryState::Pending,
-                    attempts: 0,
-                    next_attempt_ms: now,
-                    last_error: None,
-                    retry_requested_ms: 0,
-                    purge: None,
-                });
+                .unwrap_or_else(|| DeliveryRow::pending(c.id, agent.clone(), c.version, now));
             let has = r.mode == RegistrationMode::WarmReconnect
                 && held.get(&c.id).is_some_and(|v| *v >= c.version);
             row.version = c.version;
@@ -108,6 +100,16 @@ impl Engine {
         } else {
             AgentState::Online
         };
+        let before = self.store.agent(agent)?;
+        // Another certificate (a key rotation, or a re-enrolment): the one before is kept for the agent's receipts.
+        let previous_cert = match &before {
+            Some(b) if b.cert != r.cert => Some(b.cert.clone()),
+            Some(b) => b.previous_cert.clone(),
+            None => None,
+        };
+        let key_changed = before
+            .as_ref()
+            .is_some_and(|b| b.wrap_fingerprint != wrap_fingerprint);
         self.store.put_agent(&AgentRecord {
             id: agent.clone(),
             cert: r.cert.clone(),
@@ -115,6 +117,9 @@ impl Engine {
             state,
             last_seen_ms: now,
             mode: Some(r.mode),
+            previous_cert,
+            cert_not_before: cert.not_before,
+            cert_not_after: cert.not_after,
         })?;
         self.audit(
             "agent_registered",
@@ -123,8 +128,15 @@ impl Engine {
                 ("agent", agent.as_str().to_owned()),
                 ("mode", format!("{:?}", r.mode)),
                 ("backfill", gap.to_string()),
+                ("serial", cert.serial.to_string()),
             ]),
         );
+        let resealed = if key_changed {
+            self.reseal_in_flight(agent)?
+        } else {
+            Vec::new()
+        };
+        let renewal = self.renewal_on_register(agent, &r.cert)?;
         let mut out = vec![Outbound {
             to: agent.clone(),
             msg: Down::RegisterAck(RegisterAck {
@@ -140,7 +152,33 @@ impl Engine {
             });
         }
         out.extend(purges);
+        out.extend(renewal);
+        out.extend(resealed);
         out.extend(self.pump(agent));
+        Ok(out)
+    }
+
+    /// The agent registered with another wrap key (a key rotation): rewraps still waiting for a peer were asked for
+    /// the old key, and their answers would fail binding 4; they are asked again for the new certificate. Envelopes
+    /// already sent to the target complete (the agent keeps its old wrap key for a grace period).
+    fn reseal_in_flight(&mut self, agent: &AgentId) -> StateResult<Vec<Outbound>> {
+        let mut out = Vec::new();
+        for p in self.store.pendings_of_target(agent)? {
+            if p.stage != RewrapStage::AwaitingPeer {
+                continue;
+            }
+            self.drop_pending(&p)?;
+            self.audit(
+                "rewrap_final",
+                Some(p.audit_seq),
+                data([
+                    ("result", "resealed".to_owned()),
+                    ("credential", p.credential.to_string()),
+                    ("target", agent.as_str().to_owned()),
+                ]),
+            );
+            out.extend(self.start_delivery(&p.credential, agent, p.jit));
+        }
         Ok(out)
     }
 

@@ -114,6 +114,8 @@ impl World {
         (id, st.commitment, out)
     }
 
+    /// `from` acknowledges a delivery of version 1; a `stored` outcome carries its signed receipt, as an honest
+    /// agent's does.
     fn ack(
         &mut self,
         from: &AgentId,
@@ -121,6 +123,16 @@ impl World {
         id: CredentialId,
         outcome: StoreOutcome,
     ) -> Vec<Outbound> {
+        let receipt = match &outcome {
+            StoreOutcome::Stored { digest } => Some(self.org.stored_receipt(
+                &self.agents[from.as_str()],
+                delivery,
+                id,
+                1,
+                *digest,
+            )),
+            _ => None,
+        };
         self.up(
             from,
             &Up::CredentialStored(CredentialStored {
@@ -128,6 +140,26 @@ impl World {
                 credential_id: id,
                 version: 1,
                 outcome,
+                receipt,
+            }),
+        )
+    }
+
+    /// `from` acknowledges a purge, with its signed receipt.
+    fn purge_ack(&mut self, from: &AgentId, id: CredentialId, version: u64) -> Vec<Outbound> {
+        let receipt = self.org.receipt(
+            &self.agents[from.as_str()],
+            tessera_proto::receipt::ReceiptFact::Purged {
+                credential_id: id,
+                version,
+            },
+        );
+        self.up(
+            from,
+            &Up::CredentialPurged(wire::CredentialPurged {
+                credential_id: id,
+                version,
+                receipt: Some(receipt),
             }),
         )
     }
@@ -872,6 +904,7 @@ fn a_forged_delivery_refused_by_its_target_raises_the_critical_alert() {
                 credential_id: credential,
                 version: 1,
                 outcome,
+                receipt: None,
             }),
         );
         assert!(out.is_empty(), "nothing is sent in answer");
@@ -1145,13 +1178,7 @@ fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
     );
 
     // edge-1 acknowledges; edge-2 comes back without acknowledging and is sent the tombstone again.
-    w.up(
-        &p,
-        &Up::CredentialPurged(wire::CredentialPurged {
-            credential_id: id,
-            version: 1,
-        }),
-    );
+    w.purge_ack(&p, id, 1);
     assert_eq!(w.row(&id, &p).purge, Some(crate::state::PurgeState::Purged));
     let out = w.register(&q, RegistrationMode::WarmReconnect, vec![]);
     assert_eq!(purges_to(&out), vec![q.clone()]);
@@ -1173,13 +1200,7 @@ fn a_verified_tombstone_deletes_and_is_forwarded_until_each_agent_purges() {
     assert!(kinds.iter().any(|k| k == "credential_purged"));
     // An acknowledgement for a credential without a tombstone is dropped.
     let (live, _, _) = w.put("api", Scope::All, "x", &[]);
-    w.up(
-        &p,
-        &Up::CredentialPurged(wire::CredentialPurged {
-            credential_id: live,
-            version: 1,
-        }),
-    );
+    w.purge_ack(&p, live, 1);
     assert!(w
         .engine
         .store
@@ -1249,13 +1270,7 @@ fn a_scope_revoke_sends_the_narrower_statement_to_the_agent_left_out() {
     assert!(out
         .iter()
         .any(|o| o.to == q && matches!(o.msg, Down::CredentialRevoke(_))));
-    w.up(
-        &q,
-        &Up::CredentialPurged(wire::CredentialPurged {
-            credential_id: id,
-            version: 1,
-        }),
-    );
+    w.purge_ack(&q, id, 1);
     assert_eq!(w.row(&id, &q).purge, Some(crate::state::PurgeState::Purged));
     // A grant back: pending again, no longer marked purged.
     let wider = resign(Scope::explicit([p.clone(), q.clone()]), 2, &w.org);

@@ -4,7 +4,11 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::commitment::Commitment;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
-use tessera_proto::wire::{AgentState, Nonce, RegistrationMode};
+use tessera_proto::cert::RenewalRequest;
+use tessera_proto::receipt::Receipt;
+use tessera_proto::wire::{AgentState, Nonce, RegistrationMode, RotationFailure};
+
+pub use tessera_proto::admin::RenewalState;
 
 /// A registered agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +26,16 @@ pub struct AgentRecord {
     pub last_seen_ms: u64,
     /// The last registration mode.
     pub mode: Option<RegistrationMode>,
+    /// The certificate it registered with before `cert` (during and after a key rotation), DER: receipts signed
+    /// with the old key still verify until that certificate is revoked or expires.
+    #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
+    pub previous_cert: Option<Vec<u8>>,
+    /// `cert`'s validity start, Unix seconds.
+    #[serde(default)]
+    pub cert_not_before: i64,
+    /// `cert`'s validity end, Unix seconds.
+    #[serde(default)]
+    pub cert_not_after: i64,
 }
 
 /// A credential version the relay coordinates.
@@ -98,6 +112,36 @@ pub struct DeliveryRow {
     /// Set once the credential is tombstoned: the purge on this agent.
     #[serde(default)]
     pub purge: Option<PurgeState>,
+    /// When the purge was first sent to this agent, Unix ms (0: not purging): `credential_purge_overdue` after
+    /// `engine.purge_alert_ms`.
+    #[serde(default)]
+    pub purge_since_ms: u64,
+    /// The agent's signed receipt of the stored version (for `stored` rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// The agent's signed receipt of the purge (for `purged` rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_receipt: Option<Receipt>,
+}
+
+impl DeliveryRow {
+    /// A row for a version not yet delivered, due at `now_ms`.
+    pub fn pending(credential: CredentialId, agent: AgentId, version: u64, now_ms: u64) -> Self {
+        Self {
+            credential,
+            agent,
+            version,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_ms: now_ms,
+            last_error: None,
+            retry_requested_ms: 0,
+            purge: None,
+            purge_since_ms: 0,
+            receipt: None,
+            purge_receipt: None,
+        }
+    }
 }
 
 /// Where an in-flight rewrap is.
@@ -137,6 +181,32 @@ pub struct PendingRewrap {
     pub audit_seq: u64,
 }
 
+/// An agent's key rotation as the relay sees it: the renewal request queued for the operator's CA, the certificate
+/// the CA issued for it, and the agent's report (the relay certifies nothing; it stores and forwards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalRecord {
+    /// The agent.
+    pub agent: AgentId,
+    /// Where it stands.
+    pub state: RenewalState,
+    /// The request, signed by the agent's current and new identity keys (verified against its registered
+    /// certificate when queued).
+    pub request: RenewalRequest,
+    /// The certificate an operator's CA issued for it (DER), once pushed.
+    #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
+    pub cert: Option<Vec<u8>>,
+    /// The agent's receipt of the switch, signed by the new key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// Why the last validation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RotationFailure>,
+    /// When the request was queued, Unix ms.
+    pub requested_ms: u64,
+    /// The last change, Unix ms.
+    pub updated_ms: u64,
+}
+
 /// A dispatched job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -165,5 +235,25 @@ mod b64 {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         tessera_proto::b64_decode(&s).ok_or_else(|| serde::de::Error::custom("invalid base64"))
+    }
+}
+
+mod b64_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's `with` passes the field by reference
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&tessera_proto::b64_encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| {
+                tessera_proto::b64_decode(&s).ok_or_else(|| serde::de::Error::custom("invalid base64"))
+            })
+            .transpose()
     }
 }

@@ -12,8 +12,8 @@ use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
 use super::index::Index;
 use super::{
-    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, RelayStore, StateError,
-    StateResult,
+    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, RelayStore,
+    RenewalRecord, StateError, StateResult,
 };
 use crate::alerts::Alert;
 use tessera_proto::audit::{next_entry, AuditEntry};
@@ -38,6 +38,7 @@ pub struct SledStore {
     alerts: sled::Tree,
     audit: sled::Tree,
     jobs: sled::Tree,
+    renewals: sled::Tree,
     meta: sled::Tree,
     /// The newest audit entry, the link for the next one; held while an entry is appended. Loaded at open: this
     /// process is the store's only writer, so the tree's last entry does not change under it.
@@ -192,6 +193,7 @@ impl SledStore {
             alerts: tree("alerts")?,
             audit,
             jobs: tree("jobs")?,
+            renewals: tree("renewals")?,
             meta: tree("meta")?,
             db,
             audit_tail: Mutex::new(audit_tail),
@@ -421,6 +423,16 @@ impl RelayStore for SledStore {
         list: &tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>,
     ) -> StateResult<()> {
         put(&self.meta, b"revocations", list)
+    }
+
+    fn renewal(&self, agent: &AgentId) -> StateResult<Option<RenewalRecord>> {
+        get(&self.renewals, agent.as_str().as_bytes())
+    }
+    fn put_renewal(&self, r: &RenewalRecord) -> StateResult<()> {
+        put(&self.renewals, r.agent.as_str().as_bytes(), r)
+    }
+    fn renewals(&self) -> StateResult<Vec<RenewalRecord>> {
+        all(&self.renewals, b"")
     }
 
     fn flush(&self) -> StateResult<()> {

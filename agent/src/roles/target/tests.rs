@@ -42,6 +42,7 @@ fn delivery(
         statement,
         envelope,
         request_id: None,
+        target_key: None,
     }
 }
 
@@ -226,6 +227,7 @@ fn delivery_named(
         statement,
         envelope: seal(s.me.wrap.public_key(), payload.bytes()).unwrap(),
         request_id: None,
+        target_key: None,
     }
 }
 
@@ -281,4 +283,42 @@ fn the_first_id_under_a_name_keeps_it() {
         refused(RefusalReason::NameBoundToOtherId)
     );
     assert_eq!(s.store.newest_version(&b).unwrap(), None);
+}
+
+#[test]
+fn during_a_rotation_an_envelope_opens_with_either_wrap_key_whatever_the_hint() {
+    // The agent holds a second wrap key (green while it is validated, blue after the switch): an envelope sealed to
+    // either opens, with a right hint, a wrong hint, or none; one sealed to a key it does not hold does not.
+    let mut s = setup();
+    let other = tessera_proto::envelope::WrapPrivateKey::generate().unwrap();
+    let other_fp = other.public_key().fingerprint();
+    let own_fp = s.keys.wrap.public_key().fingerprint();
+    let (statement, _, payload) =
+        s.org
+            .credential(CredentialId::random(), 1, "rotating", Scope::All, "s");
+    let to_other = CredentialStore {
+        delivery_id: uuid::Uuid::new_v4(),
+        statement: statement.clone(),
+        envelope: seal(other.public_key(), payload.bytes()).unwrap(),
+        request_id: None,
+        target_key: None,
+    };
+    let refused = check(&s.keys, &s.store, &to_other).unwrap_err();
+    assert_eq!(
+        refused.outcome,
+        StoreOutcome::Refused {
+            reason: RefusalReason::BadEnvelope
+        }
+    );
+    s.keys.decrypt_only.push(other);
+    for hint in [None, Some(other_fp), Some(own_fp)] {
+        let msg = CredentialStore {
+            target_key: hint,
+            ..to_other.clone()
+        };
+        assert!(matches!(
+            check(&s.keys, &s.store, &msg).unwrap(),
+            Accepted::New(_)
+        ));
+    }
 }

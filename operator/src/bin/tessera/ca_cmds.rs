@@ -36,10 +36,10 @@ pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
                 out_dir.display()
             )
         }),
-        // Dispatched to `ca_revoke` and `issue_agent` before this function is called.
-        CaCmd::Revoke { .. } | CaCmd::IssueAgent { .. } => Err(ca::CaError::Invalid(
-            "handled by ca_revoke and issue_agent".into(),
-        )),
+        // Dispatched to `ca_revoke`, `issue_agent` and `ca_renew` before this function is called.
+        CaCmd::Revoke { .. } | CaCmd::IssueAgent { .. } | CaCmd::Renew { .. } => Err(
+            ca::CaError::Invalid("handled by ca_revoke, issue_agent and ca_renew".into()),
+        ),
     };
     match r {
         Ok(msg) => {

@@ -42,7 +42,7 @@ pub(crate) enum Command {
     Cred(CredCmd),
     /// Agents.
     #[command(subcommand)]
-    Agents(ListCmd),
+    Agents(AgentsCmd),
     /// Alerts.
     #[command(subcommand)]
     Alerts(ListCmd),
@@ -125,6 +125,26 @@ pub(crate) enum CaCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Agents' key rotations: list the renewal requests queued at the relay; with --due (or naming agents) sign each
+    /// that verifies against the CA's registry and push the new certificate, and revoke the old certificate of each
+    /// completed rotation once the grace period has passed.
+    Renew {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Only these agents (they are acted on, as with --due).
+        agents: Vec<String>,
+        /// Act on every agent whose rotation is due.
+        #[arg(long)]
+        due: bool,
+        /// Validity of the new certificates, days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// How long after an agent switched its old certificate stays valid (envelopes sealed to it still open).
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Create a service certificate (broker, relay) in OUT_DIR.
     IssueService {
         #[arg(long)]
@@ -196,9 +216,31 @@ pub(crate) enum CredCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// One credential's state on each agent (from the catalogue's id for NAME), each stored or purged state checked
+    /// against the agent's signed receipt.
+    Show {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Retry pending and stalled deliveries (30 s cooldown).
     Retry {
         id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AgentsCmd {
+    /// List agents.
+    Ls {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Ask an agent to rotate its keys now (it generates new keys and queues a renewal request for `ca renew`).
+    Rotate {
+        agent: String,
         #[command(flatten)]
         conn: Conn,
     },

@@ -81,6 +81,7 @@ pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
         }
         CredCmd::Rm { name, id, conn } => remove(&conn, name.as_deref(), id.as_deref(), json).await,
         CredCmd::Adopt { names, all, conn } => adopt(&conn, &names, all, json).await,
+        CredCmd::Show { name, conn } => crate::show_cmd::cred_show(&conn, &name, json).await,
         CredCmd::Retry { id, conn } => {
             simple(&conn, json, |c| async move {
                 c.post(

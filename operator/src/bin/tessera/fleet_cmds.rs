@@ -33,6 +33,33 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
         Ok(e) => e,
         Err(e) => return fail(1, &e.to_string()),
     };
+    // Every recorded delivery, purge and rotation must carry the agent's receipt, checked against the CA's registry.
+    let registry = match tessera_operator::issued::Registry::require(&op.dir) {
+        Ok(r) => r,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let catalogue = match tessera_operator::catalogue::Catalogue::load(&op.dir) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let revoked =
+        match tessera_operator::revocations::current(&op.client, &op.ca, &op.dir).await {
+            Ok(l) => l,
+            Err(e) => return fail(2, &e.to_string()),
+        };
+    let mut receipted = 0usize;
+    let mut bad_receipts = Vec::new();
+    for e in &entries {
+        match tessera_operator::receipts::check_entry(e, &registry, &catalogue, &op.ca, &revoked) {
+            Some(Ok(())) => receipted += 1,
+            Some(Err(reason)) => bad_receipts.push(serde_json::json!({
+                "seq": e.seq, "kind": e.kind,
+                "agent": e.data.get("target").or_else(|| e.data.get("agent")),
+                "reason": reason.to_string(),
+            })),
+            None => {}
+        }
+    }
     let head = entries.last().map(|e| (e.seq, e.hash.clone()));
     let verdict = tessera_proto::audit::verify(&entries).map_err(|e| e.to_string()).and_then(|()| {
         match &expected {
@@ -47,18 +74,48 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
         }
     });
     match verdict {
-        Ok(()) => {
+        Ok(()) if bad_receipts.is_empty() => {
             let (seq, hash) = head.unwrap_or((0, tessera_proto::audit::GENESIS.to_owned()));
-            let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash });
+            let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash,
+                "receipts": receipted });
             print(
                 json,
                 &out,
                 &format!(
-                    "audit chain intact: {} entries, head {seq}:{hash}",
+                    "audit chain intact: {} entries, head {seq}:{hash}; {receipted} receipts verified",
                     entries.len()
                 ),
             );
             ExitCode::SUCCESS
+        }
+        Ok(()) => {
+            let (seq, hash) = head.unwrap_or((0, tessera_proto::audit::GENESIS.to_owned()));
+            let lines: Vec<String> = bad_receipts
+                .iter()
+                .map(|b| {
+                    tessera_operator::client::escape_control(&format!(
+                        "  entry {} {} agent {}: {}",
+                        b["seq"],
+                        b["kind"].as_str().unwrap_or(""),
+                        b["agent"].as_str().unwrap_or("?"),
+                        b["reason"].as_str().unwrap_or("")
+                    ))
+                })
+                .collect();
+            let out = serde_json::json!({ "ok": false, "chain": "intact", "entries": entries.len(),
+                "head_seq": seq, "head_hash": hash, "receipts": receipted, "bad_receipts": bad_receipts });
+            print(
+                json,
+                &out,
+                &format!(
+                    "audit chain intact ({} entries, head {seq}:{hash}), but {} recorded deliveries, purges or \
+                     rotations have NO VALID RECEIPT from the agent ({receipted} verified):\n{}",
+                    entries.len(),
+                    lines.len(),
+                    lines.join("\n")
+                ),
+            );
+            ExitCode::from(4)
         }
         Err(e) => {
             let out = serde_json::json!({ "ok": false, "error": e.clone() });

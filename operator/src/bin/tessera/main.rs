@@ -2,21 +2,23 @@
 //!
 //! Exit codes: 0 success; 1 failure; 2 usage or input error, or the relay's answers contradict what was signed
 //! (nothing was signed or sealed); 3 the relay refused (invalid, unauthorized, busy); 4 `audit verify` found the
-//! chain broken.
+//! chain broken or a recorded delivery, purge or rotation without a valid receipt (`cred show`: a state without one).
 #![forbid(unsafe_code)]
 
 mod ca_cmds;
 mod cli;
 mod cred_cmds;
 mod fleet_cmds;
+mod rotation_cmds;
 mod session;
+mod show_cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use ca_cmds::{ca_cmd, ca_revoke};
-use cli::{AuditCmd, CaCmd, Cli, Command, ListCmd};
+use cli::{AgentsCmd, AuditCmd, CaCmd, Cli, Command, ListCmd};
 use cred_cmds::{cred_cmd, rescope};
 use fleet_cmds::{audit_verify, job_cmd};
 use session::{list, list_where};
@@ -73,7 +75,27 @@ async fn run(cli: Cli) -> ExitCode {
             };
             ca_cmds::issue_agent(&a, &conn).await
         }
+        Command::Ca(CaCmd::Renew {
+            dir,
+            agents,
+            due,
+            days,
+            grace_secs,
+            conn,
+        }) => {
+            let r = rotation_cmds::Renew {
+                dir: &dir,
+                agents: &agents,
+                due,
+                days,
+                grace_secs,
+            };
+            rotation_cmds::ca_renew(&r, &conn, cli.json).await
+        }
         Command::Ca(c) => ca_cmd(c),
+        Command::Agents(AgentsCmd::Rotate { agent, conn }) => {
+            rotation_cmds::agents_rotate(&agent, &conn, cli.json).await
+        }
         Command::Grant { name, agents, conn } => {
             rescope(&conn, &name, &agents, cred::Rescope::Grant, cli.json).await
         }
@@ -81,7 +103,7 @@ async fn run(cli: Cli) -> ExitCode {
             rescope(&conn, &name, &agents, cred::Rescope::Revoke, cli.json).await
         }
         Command::Cred(c) => cred_cmd(c, cli.json).await,
-        Command::Agents(ListCmd::Ls { conn }) => {
+        Command::Agents(AgentsCmd::Ls { conn }) => {
             list(&conn, "/v1/agents", cli.json, |v| {
                 format!(
                     "{:<24} {:<12} {}",

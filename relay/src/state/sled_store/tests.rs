@@ -11,15 +11,8 @@ fn agent(s: &str) -> AgentId {
 
 fn row(credential: CredentialId, agent: &AgentId, state: DeliveryState) -> DeliveryRow {
     DeliveryRow {
-        credential,
-        agent: agent.clone(),
-        version: 1,
         state,
-        attempts: 0,
-        next_attempt_ms: 0,
-        last_error: None,
-        retry_requested_ms: 0,
-        purge: None,
+        ..DeliveryRow::pending(credential, agent.clone(), 1, 0)
     }
 }
 

@@ -331,6 +331,7 @@ impl Story {
                 statement,
                 envelope,
                 request_id: None,
+                target_key: None,
             }),
         ))
     }

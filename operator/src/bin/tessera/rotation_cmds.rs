@@ -1,0 +1,234 @@
+//! `ca renew` and `agents rotate`: agents' blue/green key rotations, certified by the CA on this workstation.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use tessera_operator::renew::{self, Plan};
+use tessera_operator::{answers, ca, issued, revocations};
+use tessera_proto::ids::AgentId;
+use tessera_proto::statement::RevocationList;
+
+use crate::ca_cmds::operator_dir_of_this_ca;
+use crate::cli::Conn;
+use crate::fail;
+use crate::session::{api_fail, load_operator, print, simple};
+
+/// The arguments of `ca renew`.
+#[derive(Debug)]
+pub(crate) struct Renew<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) agents: &'a [String],
+    pub(crate) due: bool,
+    pub(crate) days: u32,
+    pub(crate) grace_secs: u64,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// One line of the report.
+struct Row {
+    agent: AgentId,
+    state: String,
+    outcome: String,
+}
+
+pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode {
+    let named = match r
+        .agents
+        .iter()
+        .map(|a| AgentId::new(a.clone()).map_err(|e| format!("{a}: {e}")))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(n) => n,
+        Err(e) => return fail(2, &e),
+    };
+    let org = match ca::load(r.dir) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let views = match op.client.get("/v1/renewals").await {
+        Ok(v) => match answers::renewals(v) {
+            Ok(v) => v,
+            Err(e) => return fail(1, &e.to_string()),
+        },
+        Err(e) => return api_fail(&e),
+    };
+    for a in &named {
+        if !views.iter().any(|v| v.agent == *a) {
+            return fail(
+                2,
+                &format!(
+                    "the relay has no key rotation queued for {} (`tessera agents rotate {}` starts one)",
+                    a.as_str(),
+                    a.as_str()
+                ),
+            );
+        }
+    }
+    let grace = i64::try_from(r.grace_secs).unwrap_or(i64::MAX);
+    let mut rows = Vec::new();
+    let mut refused = false;
+    let mut failed = false;
+    let mut new_list = None;
+    for v in views
+        .iter()
+        .filter(|v| named.is_empty() || named.contains(&v.agent))
+    {
+        // The CA's own registry and list, read again after each change this command makes.
+        let registry = match issued::Registry::load(r.dir) {
+            Ok(reg) => reg.unwrap_or_default(),
+            Err(e) => return fail(2, &e.to_string()),
+        };
+        let revoked = match revocations::read_dir_copy(r.dir, org.pinned()) {
+            Ok(l) => l.unwrap_or_else(RevocationList::empty),
+            Err(e) => return fail(2, &e.to_string()),
+        };
+        let act = r.due || named.contains(&v.agent);
+        let plan = renew::plan(v, &registry, org.pinned(), &revoked, now(), grace);
+        let outcome = match plan {
+            Plan::Sign(current) if act => {
+                match ca::renew(r.dir, &v.request, &current, r.days) {
+                    Ok((der, serial)) => match push(&op.client, &v.agent, &der).await {
+                        Ok(()) => format!("certified {serial} (renews {}), pushed", current.serial),
+                        Err(e) => {
+                            failed = true;
+                            format!("certified {serial}, but the push failed: {e} (run again to push it)")
+                        }
+                    },
+                    Err(e) => {
+                        refused = true;
+                        format!("REFUSED: {e}")
+                    }
+                }
+            }
+            Plan::Repush(der) if act => match push(&op.client, &v.agent, &der).await {
+                Ok(()) => "certificate issued earlier, pushed again".to_owned(),
+                Err(e) => {
+                    failed = true;
+                    format!("push failed: {e}")
+                }
+            },
+            Plan::Retire { blue, green, at } if act => {
+                match ca::retire(r.dir, &v.agent, &blue, &green, at) {
+                    Ok(list) => {
+                        new_list = Some(list);
+                        format!("rotation complete: {blue} retired and revoked ({green} in use)")
+                    }
+                    Err(e) => {
+                        failed = true;
+                        format!("could not revoke {blue}: {e}")
+                    }
+                }
+            }
+            Plan::Sign(_) | Plan::Repush(_) => {
+                "requested: verifies; run `tessera ca renew --due` (or name the agent) to certify it".to_owned()
+            }
+            Plan::Retire { blue, .. } => {
+                format!("completed: {blue} is due to be revoked (run with --due)")
+            }
+            Plan::Refuse(reason) => {
+                refused = true;
+                format!("REFUSED: {reason}")
+            }
+            Plan::Wait(why) => why,
+            _ => "unknown".to_owned(),
+        };
+        rows.push(Row {
+            agent: v.agent.clone(),
+            state: format!("{:?}", v.state).to_lowercase(),
+            outcome,
+        });
+    }
+    if let Some(list) = &new_list {
+        let body = serde_json::to_value(list).unwrap_or_default();
+        if let Err(e) = op.client.post("/v1/revocations", &body).await {
+            eprintln!(
+                "tessera: the new revocation list is in {} but could not be pushed: {e}; push it with `tessera ca revoke \
+                 --push --dir CA-DIR`",
+                r.dir.display()
+            );
+            failed = true;
+        }
+    }
+    // The operator directory on this workstation follows the CA's registry and list.
+    let od = &conn.operator_dir;
+    if operator_dir_of_this_ca(r.dir, od) {
+        let copied = issued::Registry::load(r.dir)
+            .and_then(|reg| reg.unwrap_or_default().save(od))
+            .map_err(|e| e.to_string())
+            .and_then(|()| match &new_list {
+                Some(list) => revocations::write_dir_copy(od, list).map_err(|e| e.to_string()),
+                None => Ok(()),
+            });
+        if let Err(e) = copied {
+            return fail(1, &e);
+        }
+    }
+    let v: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({ "agent": row.agent.as_str(), "state": row.state, "outcome": row.outcome })
+        })
+        .collect();
+    let text = if rows.is_empty() {
+        "no key rotation is queued at the relay".to_owned()
+    } else {
+        rows.iter()
+            .map(|row| {
+                tessera_operator::client::escape_control(&format!(
+                    "{:<24} {:<10} {}",
+                    row.agent.as_str(),
+                    row.state,
+                    row.outcome
+                ))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    print(json, &serde_json::Value::Array(v), &text);
+    if refused {
+        ExitCode::from(2)
+    } else if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn push(
+    client: &tessera_operator::client::AdminClient,
+    agent: &AgentId,
+    der: &[u8],
+) -> Result<(), tessera_operator::client::ClientError> {
+    let body = serde_json::json!({ "cert": tessera_proto::b64_encode(der) });
+    client
+        .post(
+            &format!("/v1/renewals/{}/certificate", agent.as_str()),
+            &body,
+        )
+        .await
+        .map(|_| ())
+}
+
+pub(crate) async fn agents_rotate(agent: &str, conn: &Conn, json: bool) -> ExitCode {
+    let agent = match AgentId::new(agent.to_owned()) {
+        Ok(a) => a,
+        Err(e) => return fail(2, &format!("{agent}: {e}")),
+    };
+    simple(conn, json, |c| async move {
+        c.post(
+            &format!("/v1/agents/{}/rotate", agent.as_str()),
+            &serde_json::json!({}),
+        )
+        .await
+    })
+    .await
+}

@@ -1,0 +1,188 @@
+//! Agents' receipts, checked on the workstation (docs/protocol.md, "Receipts").
+//!
+//! The certificate a receipt names is looked up in the CA's registry of issued certificates ([`Registry`]), never
+//! taken from the relay; it must verify against the org CA at the receipt's time, and it must not be revoked —
+//! unless it was retired by a completed rotation or a replacement after the receipt was signed (the revocation
+//! that ends a rotation's grace period does not void what the old key signed before). So a relay cannot record a
+//! delivery, a purge or a rotation without the agent's key, and what `tessera audit verify` and `tessera cred
+//! show` report as receipted is what agents signed.
+
+use tessera_proto::audit::AuditEntry;
+use tessera_proto::cert::PinnedCa;
+use tessera_proto::ids::CredentialId;
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::statement::RevocationList;
+
+use crate::catalogue::Catalogue;
+use crate::issued::Registry;
+
+/// Why a receipt does not stand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptCheck {
+    /// There is none where one is required.
+    #[error("no receipt")]
+    Missing,
+    /// It does not parse.
+    #[error("malformed receipt: {0}")]
+    Malformed(String),
+    /// It names a certificate the CA's registry does not hold for that agent.
+    #[error("signed by certificate {serial}, which the CA did not issue for {agent} (issued.json)")]
+    UnknownCertificate {
+        /// The agent named.
+        agent: String,
+        /// The serial named.
+        serial: String,
+    },
+    /// The certificate is revoked and was not retired by a rotation before the receipt was signed.
+    #[error("signed by certificate {0}, which is revoked")]
+    Revoked(String),
+    /// The signature, the time or the certificate does not verify.
+    #[error("{0}")]
+    Invalid(String),
+    /// It verifies, but attests something else than the record claims.
+    #[error("the receipt does not match the record: {0}")]
+    Mismatch(String),
+}
+
+/// Verifies `receipt` against the registry: the body when it stands.
+pub fn verify(
+    receipt: &Receipt,
+    registry: &Registry,
+    ca: &PinnedCa,
+    revoked: &RevocationList,
+) -> Result<ReceiptBody, ReceiptCheck> {
+    let claimed = receipt
+        .claimed()
+        .map_err(|e| ReceiptCheck::Malformed(e.to_string()))?;
+    let issued = registry
+        .find(&claimed.agent, &claimed.signer_serial)
+        .ok_or_else(|| ReceiptCheck::UnknownCertificate {
+            agent: claimed.agent.as_str().to_owned(),
+            serial: claimed.signer_serial.to_string(),
+        })?;
+    let der = tessera_proto::b64_decode(&issued.cert)
+        .ok_or_else(|| ReceiptCheck::Invalid("the registry's certificate is not base64".into()))?;
+    let cert = ca
+        .verify_agent(&der, claimed.at, &RevocationList::empty())
+        .map_err(|e| ReceiptCheck::Invalid(format!("certificate at the receipt's time: {e}")))?;
+    if revoked.is_revoked(&cert.serial) && !issued.retired_at.is_some_and(|t| claimed.at <= t) {
+        return Err(ReceiptCheck::Revoked(cert.serial.to_string()));
+    }
+    receipt
+        .verify(&cert)
+        .map_err(|e| ReceiptCheck::Invalid(e.to_string()))
+}
+
+/// The receipt an audit entry must carry, checked against the entry; `None` for entries that need none.
+pub fn check_entry(
+    e: &AuditEntry,
+    registry: &Registry,
+    catalogue: &Catalogue,
+    ca: &PinnedCa,
+    revoked: &RevocationList,
+) -> Option<Result<(), ReceiptCheck>> {
+    let field = |k: &str| e.data.get(k).map(String::as_str).unwrap_or_default();
+    let needs = match e.kind.as_str() {
+        "rewrap_final" => field("result") == "success",
+        "credential_purged" | "rotation_completed" => true,
+        _ => false,
+    };
+    if !needs {
+        return None;
+    }
+    let text = field("receipt");
+    if text.is_empty() {
+        return Some(Err(ReceiptCheck::Missing));
+    }
+    Some((|| {
+        let receipt: Receipt =
+            serde_json::from_str(text).map_err(|e| ReceiptCheck::Malformed(e.to_string()))?;
+        let body = verify(&receipt, registry, ca, revoked)?;
+        let agent = if e.kind == "rewrap_final" {
+            field("target")
+        } else {
+            field("agent")
+        };
+        if body.agent.as_str() != agent {
+            return Err(ReceiptCheck::Mismatch(format!(
+                "signed by {}, the entry names {agent}",
+                body.agent.as_str()
+            )));
+        }
+        match (&body.fact, e.kind.as_str()) {
+            (
+                ReceiptFact::Stored {
+                    credential_id,
+                    version,
+                    digest,
+                    ..
+                },
+                "rewrap_final",
+            ) => {
+                same(credential_id, version, field("credential"), field("version"))?;
+                // The digest against what an operator signed, when the catalogue has that version.
+                if let Some(entry) = catalogue
+                    .by_id(credential_id)
+                    .filter(|c| c.version == *version)
+                {
+                    let signed = entry
+                        .statement
+                        .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                        .map_err(|e| ReceiptCheck::Invalid(e.to_string()))?;
+                    if signed.commitment != *digest {
+                        return Err(ReceiptCheck::Mismatch(
+                            "the agent stored a plaintext whose commitment is not the signed one".into(),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (
+                ReceiptFact::Purged {
+                    credential_id,
+                    version,
+                },
+                "credential_purged",
+            ) => same(credential_id, version, field("credential"), field("version")),
+            (
+                ReceiptFact::Rotated {
+                    previous_serial,
+                    serial,
+                },
+                "rotation_completed",
+            ) => {
+                if previous_serial.as_str() == field("previous_serial")
+                    && serial.as_str() == field("serial")
+                {
+                    Ok(())
+                } else {
+                    Err(ReceiptCheck::Mismatch("other certificate serials".into()))
+                }
+            }
+            _ => Err(ReceiptCheck::Mismatch(format!(
+                "a receipt of another kind than {}",
+                e.kind
+            ))),
+        }
+    })())
+}
+
+fn same(
+    credential_id: &CredentialId,
+    version: &u64,
+    entry_credential: &str,
+    entry_version: &str,
+) -> Result<(), ReceiptCheck> {
+    if credential_id.to_string() == entry_credential && version.to_string() == entry_version {
+        Ok(())
+    } else {
+        Err(ReceiptCheck::Mismatch(format!(
+            "receipt for credential {credential_id} version {version}, entry for {entry_credential} version \
+             {entry_version}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;
