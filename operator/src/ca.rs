@@ -76,6 +76,23 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// An agent certificate's validity: from five minutes ago (clock skew) for `lifetime_secs`.
+fn agent_validity(lifetime_secs: i64) -> Validity {
+    let now = now();
+    Validity {
+        not_before: now.saturating_sub(300),
+        not_after: now.saturating_add(lifetime_secs),
+    }
+}
+
+/// An agent certificate's lifetime from the command line's `--days` or `--hours`.
+pub fn lifetime_secs(days: u32, hours: Option<u32>) -> i64 {
+    hours.map_or_else(
+        || i64::from(days) * 86_400,
+        |h| i64::from(h) * 3_600,
+    )
+}
+
 /// `ca init`: a new CA in `dir` (refuses to overwrite).
 pub fn init(dir: &Path, org: &str, days: u32) -> Result<(), CaError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, &e))?;
@@ -126,7 +143,7 @@ pub fn issue_agent(
     dir: &Path,
     request: &Path,
     out: &Path,
-    days: u32,
+    lifetime_secs: i64,
     replace: bool,
 ) -> Result<Issued, CaError> {
     let ca = load(dir)?;
@@ -151,7 +168,7 @@ pub fn issue_agent(
         )));
     }
     let der = ca
-        .issue_agent(&req, Validity::days_from(now() - 300, days))
+        .issue_agent(&req, agent_validity(lifetime_secs))
         .map_err(|e| CaError::Invalid(format!("enrolment request refused: {e}")))?;
     let cert = ca
         .pinned()
@@ -182,14 +199,14 @@ pub fn renew(
     dir: &Path,
     request: &RenewalRequest,
     current: &AgentCertificate,
-    days: u32,
+    lifetime_secs: i64,
 ) -> Result<(Vec<u8>, CertSerial), CaError> {
     let ca = load(dir)?;
     let mut registry = Registry::load(dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?
         .unwrap_or_default();
     let der = ca
-        .issue_renewal(request, current, Validity::days_from(now() - 300, days))
+        .issue_renewal(request, current, agent_validity(lifetime_secs))
         .map_err(|e| CaError::Invalid(format!("renewal request refused: {e}")))?;
     let cert = ca
         .pinned()

@@ -6,6 +6,10 @@
 //! that ends a rotation's grace period does not void what the old key signed before). So a relay cannot record a
 //! delivery, a purge or a rotation without the agent's key, and what `tessera audit verify` and `tessera cred
 //! show` report as receipted is what agents signed.
+//!
+//! A certificate revoked otherwise (`tessera ca revoke`: a compromised or removed agent) is [`ReceiptCheck::Revoked`]:
+//! its key could have signed a receipt with any time, so what it signed is not vouched for; the commands report
+//! those apart from missing and forged receipts, which only a lying relay produces.
 
 use tessera_proto::audit::AuditEntry;
 use tessera_proto::cert::PinnedCa;

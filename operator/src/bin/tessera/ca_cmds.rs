@@ -56,7 +56,7 @@ pub(crate) struct IssueAgent<'a> {
     pub(crate) dir: &'a Path,
     pub(crate) request: &'a Path,
     pub(crate) out: &'a Path,
-    pub(crate) days: u32,
+    pub(crate) lifetime_secs: i64,
     pub(crate) replace: bool,
     pub(crate) push: bool,
 }
@@ -64,7 +64,7 @@ pub(crate) struct IssueAgent<'a> {
 /// `ca issue-agent`: issues, records in the registry, copies the registry (and a new revocation list) into the
 /// operator directory, and with `--push` sends the new list to the relay.
 pub(crate) async fn issue_agent(a: &IssueAgent<'_>, conn: &Conn) -> ExitCode {
-    let issued = match ca::issue_agent(a.dir, a.request, a.out, a.days, a.replace) {
+    let issued = match ca::issue_agent(a.dir, a.request, a.out, a.lifetime_secs, a.replace) {
         Ok(i) => i,
         Err(e) => return fail(2, &e.to_string()),
     };

@@ -89,8 +89,12 @@ pub(crate) enum CaCmd {
         request: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Validity, days.
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Validity in hours instead (short-lived certificates, renewed by key rotation at half-life).
+        #[arg(long, conflicts_with = "days")]
+        hours: Option<u32>,
         /// The agent id already holds a live certificate: issue a new one and revoke the old.
         #[arg(long)]
         replace: bool,
@@ -139,6 +143,9 @@ pub(crate) enum CaCmd {
         /// Validity of the new certificates, days.
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Validity in hours instead.
+        #[arg(long, conflicts_with = "days")]
+        hours: Option<u32>,
         /// How long after an agent switched its old certificate stays valid (envelopes sealed to it still open).
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,

@@ -49,9 +49,13 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
         };
     let mut receipted = 0usize;
     let mut bad_receipts = Vec::new();
+    let mut revoked_signers = 0usize;
     for e in &entries {
         match tessera_operator::receipts::check_entry(e, &registry, &catalogue, &op.ca, &revoked) {
             Some(Ok(())) => receipted += 1,
+            // A certificate revoked since (a compromised or removed agent): what its key signed cannot be vouched
+            // for, but it is no sign of a lying relay. Counted and reported, not failed.
+            Some(Err(tessera_operator::receipts::ReceiptCheck::Revoked(_))) => revoked_signers += 1,
             Some(Err(reason)) => bad_receipts.push(serde_json::json!({
                 "seq": e.seq, "kind": e.kind,
                 "agent": e.data.get("target").or_else(|| e.data.get("agent")),
@@ -77,12 +81,20 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
         Ok(()) if bad_receipts.is_empty() => {
             let (seq, hash) = head.unwrap_or((0, tessera_proto::audit::GENESIS.to_owned()));
             let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash,
-                "receipts": receipted });
+                "receipts": receipted, "receipts_by_revoked_signers": revoked_signers });
+            let note = if revoked_signers > 0 {
+                format!(
+                    "; {revoked_signers} signed by agent certificates revoked since (not vouched for: a revoked key \
+                     could have signed them at any time)"
+                )
+            } else {
+                String::new()
+            };
             print(
                 json,
                 &out,
                 &format!(
-                    "audit chain intact: {} entries, head {seq}:{hash}; {receipted} receipts verified",
+                    "audit chain intact: {} entries, head {seq}:{hash}; {receipted} receipts verified{note}",
                     entries.len()
                 ),
             );

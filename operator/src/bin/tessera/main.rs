@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> ExitCode {
             request,
             out,
             days,
+            hours,
             replace,
             push,
             conn,
@@ -69,7 +70,7 @@ async fn run(cli: Cli) -> ExitCode {
                 dir: &dir,
                 request: &request,
                 out: &out,
-                days,
+                lifetime_secs: tessera_operator::ca::lifetime_secs(days, hours),
                 replace,
                 push,
             };
@@ -80,6 +81,7 @@ async fn run(cli: Cli) -> ExitCode {
             agents,
             due,
             days,
+            hours,
             grace_secs,
             conn,
         }) => {
@@ -87,7 +89,7 @@ async fn run(cli: Cli) -> ExitCode {
                 dir: &dir,
                 agents: &agents,
                 due,
-                days,
+                lifetime_secs: tessera_operator::ca::lifetime_secs(days, hours),
                 grace_secs,
             };
             rotation_cmds::ca_renew(&r, &conn, cli.json).await

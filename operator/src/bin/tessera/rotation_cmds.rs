@@ -19,7 +19,7 @@ pub(crate) struct Renew<'a> {
     pub(crate) dir: &'a Path,
     pub(crate) agents: &'a [String],
     pub(crate) due: bool,
-    pub(crate) days: u32,
+    pub(crate) lifetime_secs: i64,
     pub(crate) grace_secs: u64,
 }
 
@@ -95,7 +95,7 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
         let plan = renew::plan(v, &registry, org.pinned(), &revoked, now(), grace);
         let outcome = match plan {
             Plan::Sign(current) if act => {
-                match ca::renew(r.dir, &v.request, &current, r.days) {
+                match ca::renew(r.dir, &v.request, &current, r.lifetime_secs) {
                     Ok((der, serial)) => match push(&op.client, &v.agent, &der).await {
                         Ok(()) => format!("certified {serial} (renews {}), pushed", current.serial),
                         Err(e) => {

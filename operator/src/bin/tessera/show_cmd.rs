@@ -114,6 +114,7 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
         let receipt = match &checked {
             None => "-".to_owned(),
             Some(Ok(())) => "receipt ok".to_owned(),
+            Some(Err(e @ ReceiptCheck::Revoked(_))) => format!("receipt not vouched for: {e}"),
             Some(Err(e)) => {
                 unproven += 1;
                 format!("NO VALID RECEIPT: {e}")
