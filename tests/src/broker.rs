@@ -217,6 +217,31 @@ impl Broker {
         }
     }
 
+    /// Makes the broker check client certificates against the CRL in `crl_pem` (Mosquitto's `crlfile`), and restarts
+    /// it so that it reads it.
+    pub fn set_crl(&mut self, crl_pem: &Path) -> Result<(), BrokerError> {
+        let conf = std::fs::read_to_string(&self.conf)?;
+        let kept: String = conf
+            .lines()
+            .filter(|l| !l.starts_with("crlfile "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&self.conf, format!("{kept}crlfile {}\n", crl_pem.display()))?;
+        self.restart()
+    }
+
+    /// Drops the CRL again (and restarts).
+    pub fn clear_crl(&mut self) -> Result<(), BrokerError> {
+        let conf = std::fs::read_to_string(&self.conf)?;
+        let kept: String = conf
+            .lines()
+            .filter(|l| !l.starts_with("crlfile "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&self.conf, kept)?;
+        self.restart()
+    }
+
     /// Kills the broker and starts it again on the same port with the same configuration.
     pub fn restart(&mut self) -> Result<(), BrokerError> {
         self.stop();

@@ -305,3 +305,118 @@ fn short_lived_agent(c: &Cluster, id: &str, extra: &str) -> AgentProc {
     tessera_system_tests::cluster::run(a.cli().arg("install-cert").arg(&a.cert)).unwrap();
     a
 }
+
+/// A CRL signed by the org CA in `ca_dir` revoking `serial` (hex), written as PEM to `path`.
+fn write_crl(ca_dir: &std::path::Path, serial: &str, path: &std::path::Path) {
+    let org = tessera_operator::ca::load(ca_dir).unwrap();
+    let key = org.key().to_pkcs8_der().unwrap();
+    let key = key
+        .expose(|k| {
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+                &rustls::pki_types::PrivatePkcs8KeyDer::from(k),
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+            )
+        })
+        .unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_der(
+        &rustls::pki_types::CertificateDer::from(org.cert_der()),
+        key,
+    )
+    .unwrap();
+    let bytes: Vec<u8> = (0..serial.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&serial[i..i + 2], 16).unwrap())
+        .collect();
+    let now = time::OffsetDateTime::now_utc();
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::minutes(5),
+        next_update: now + time::Duration::days(1),
+        crl_number: rcgen::SerialNumber::from_slice(&[1]),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(&bytes),
+            revocation_time: now - time::Duration::minutes(1),
+            reason_code: None,
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap();
+    std::fs::write(path, crl.pem().unwrap()).unwrap();
+}
+
+#[test]
+fn a_green_certificate_the_broker_refuses_is_discarded_blue_kept_and_the_operator_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    c.start_relay().unwrap();
+    let extra = format!(
+        "{}[rotation]\nautomatic = false\nvalidate_secs = 5\n",
+        policy(tmp.path())
+    );
+    let mut a = c.agent("edge-1", &extra).unwrap();
+    a.start().unwrap();
+    c.wait_state("edge-1", "online", WAIT).unwrap();
+    c.put("db", "hunter2\n", &[]).unwrap();
+    holds(&a, "db", "hunter2");
+    let blue = cert_serial(&c, &a);
+
+    // The agent asks; while it is down the CA certifies the request; the broker is then given a CRL that revokes
+    // exactly the new certificate (a broker whose trust store does not accept it).
+    c.op(&["agents", "rotate", "edge-1"]).unwrap();
+    wait_renewal(&c, "edge-1", "requested");
+    a.kill();
+    c.op(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap(), "--due"])
+        .unwrap();
+    let registry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.ca_dir().join("issued.json")).unwrap()).unwrap();
+    let green = registry["certs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["renews"] == blue.as_str())
+        .unwrap()["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let crl = tmp.path().join("broker.crl");
+    write_crl(&c.ca_dir(), &green, &crl);
+    c.broker.set_crl(&crl).unwrap();
+
+    // Back up: the relay sends the certificate again at registration; the agent validates it, the broker refuses
+    // it, and after validate_secs the agent goes back to blue and reports the failure.
+    a.start().unwrap();
+    wait_renewal(&c, "edge-1", "failed");
+    assert!(
+        a.log().contains("failed validation: kept the current one"),
+        "{}",
+        a.log()
+    );
+    c.wait_state("edge-1", "online", WAIT).unwrap();
+    assert_eq!(registered_serial(&c, "edge-1"), blue);
+    holds(&a, "db", "hunter2");
+    let alerts = c.alerts().unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|al| al["kind"] == "agent_rotation_failed" && al["subject"] == "agent=edge-1"),
+        "{alerts:?}"
+    );
+    assert!(!c.audit("rotation_failed").unwrap().is_empty());
+    // Still fully served on blue: a new credential arrives.
+    c.put("api", "tok\n", &[]).unwrap();
+    holds(&a, "api", "tok");
+
+    // The broker fixed, a new rotation (new keys) goes through.
+    c.broker.clear_crl().unwrap();
+    c.wait_state("edge-1", "online", WAIT).unwrap();
+    c.op(&["agents", "rotate", "edge-1"]).unwrap();
+    wait_renewal(&c, "edge-1", "requested");
+    c.op(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap(), "--due"])
+        .unwrap();
+    wait_renewal(&c, "edge-1", "completed");
+    let now_green = registered_serial(&c, "edge-1");
+    assert!(now_green != blue && now_green != green);
+    c.op(&["audit", "verify"]).unwrap();
+}

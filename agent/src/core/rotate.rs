@@ -67,6 +67,14 @@ fn local_audit(store: &Store, detail: String) {
 
 /// The rotation state stored, resumed after a restart (a validation under way starts again).
 pub(super) fn load(store: &Store) -> Rotation {
+    let r = stored(store);
+    if r != Rotation::default() {
+        tracing::info!(state = r.name(), "key rotation: resuming");
+    }
+    r
+}
+
+fn stored(store: &Store) -> Rotation {
     match store.get_self(SelfRecord::Rotation) {
         Ok(Some(bytes)) => bytes
             .expose(|b| serde_json::from_slice::<Rotation>(b))
