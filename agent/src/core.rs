@@ -568,7 +568,10 @@ impl Core {
                 }
             }
             Down::RotateKeys(_) => {
-                tracing::info!(state = self.rotation.name(), "an operator asked for a key rotation");
+                tracing::info!(
+                    state = self.rotation.name(),
+                    "an operator asked for a key rotation"
+                );
                 self.rotation_event(&RotationEvent::RotateRequested);
             }
             Down::RenewalCertificate(c) => self.on_renewal_certificate(&c),

@@ -139,15 +139,16 @@ impl AgentKeys {
             .ok_or(IdentityError::NoCertificate)?;
         let cert =
             der.expose(|d| check_certificate(d, &id, &identity, &wrap, &ca, &revocations, now))?;
-        let decrypt_only = match store.get_self(SelfRecord::PreviousWrapKey)? {
-            Some(der) => vec![
-                WrapPrivateKey::from_pkcs8_der(&der).map_err(|_| IdentityError::Invalid {
-                    what: "previous wrap key",
-                    source: CertError::Malformed("wrap key"),
-                })?,
-            ],
-            None => Vec::new(),
-        };
+        let decrypt_only =
+            match store.get_self(SelfRecord::PreviousWrapKey)? {
+                Some(der) => vec![WrapPrivateKey::from_pkcs8_der(&der).map_err(|_| {
+                    IdentityError::Invalid {
+                        what: "previous wrap key",
+                        source: CertError::Malformed("wrap key"),
+                    }
+                })?],
+                None => Vec::new(),
+            };
         Ok(Self {
             id,
             identity,

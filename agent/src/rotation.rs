@@ -189,129 +189,23 @@ pub fn backoff(policy: &Policy, failures: u32) -> i64 {
 }
 
 impl Rotation {
-    /// The next state and the actions.
+    /// The next state and the actions: one function per state, each transition of the diagram in one arm.
+    /// Anything a state does not expect (a request during a rotation, a certificate nobody asked for, an early tick)
+    /// changes nothing.
     pub fn handle(self, event: &RotationEvent, ctx: &Context) -> (Self, Vec<RotationAction>) {
-        use RotationAction as A;
-        use RotationEvent as E;
-        let now = ctx.now;
-        match (self, event) {
-            (Self::BlueActive { failures, retry_at }, E::Tick) => {
-                let (not_before, not_after, _) = &ctx.active;
-                let due = due_at(*not_before, *not_after, ctx.policy.renew_at_percent);
-                if ctx.policy.automatic && now >= due && now >= retry_at {
-                    (
-                        Self::GreenIssued {
-                            failures,
-                            sent_at: now,
-                        },
-                        vec![A::GenerateAndRequest],
-                    )
-                } else {
-                    (Self::BlueActive { failures, retry_at }, vec![])
-                }
+        match self {
+            Self::BlueActive { failures, retry_at } => blue_active(failures, retry_at, event, ctx),
+            Self::GreenIssued { failures, sent_at } => green_issued(failures, sent_at, event, ctx),
+            Self::GreenCertified { failures, serial } => {
+                green_certified(failures, serial, event, ctx)
             }
-            (Self::BlueActive { failures, .. }, E::RotateRequested) => (
-                Self::GreenIssued {
-                    failures,
-                    sent_at: now,
-                },
-                vec![A::GenerateAndRequest],
-            ),
-            (Self::GreenIssued { failures, .. }, E::Registered) => (
-                Self::GreenIssued {
-                    failures,
-                    sent_at: now,
-                },
-                vec![A::SendRequest, A::Persist],
-            ),
-            (Self::GreenIssued { failures, sent_at }, E::Tick)
-                if now.saturating_sub(sent_at) >= ctx.policy.resend_secs =>
-            {
-                (
-                    Self::GreenIssued {
-                        failures,
-                        sent_at: now,
-                    },
-                    vec![A::SendRequest, A::Persist],
-                )
-            }
-            (Self::GreenIssued { failures, .. }, E::Certified(serial)) => (
-                Self::GreenCertified {
-                    failures,
-                    serial: serial.clone(),
-                },
-                vec![A::StoreCertificate],
-            ),
-            (Self::GreenCertified { failures, serial }, E::Tick | E::Registered) if ctx.online => (
-                Self::GreenValidating {
-                    failures,
-                    serial,
-                    started_at: now,
-                    connected: false,
-                },
-                vec![A::Persist, A::StartValidation],
-            ),
-            (
-                Self::GreenValidating {
-                    failures,
-                    serial,
-                    started_at,
-                    ..
-                },
-                E::Connected,
-            ) => (
-                Self::GreenValidating {
-                    failures,
-                    serial,
-                    started_at,
-                    connected: true,
-                },
-                vec![],
-            ),
-            (Self::GreenValidating { .. }, E::Registered) => {
-                let (_, blue_not_after, blue_serial) = &ctx.active;
-                (
-                    Self::GreenActive {
-                        blue_serial: blue_serial.clone(),
-                        blue_not_after: *blue_not_after,
-                        since: now,
-                    },
-                    vec![A::Commit],
-                )
-            }
-            (
-                Self::GreenValidating {
-                    failures,
-                    serial,
-                    started_at,
-                    connected,
-                },
-                E::Tick,
-            ) if now.saturating_sub(started_at) >= ctx.policy.validate_secs => {
-                let failures = failures.saturating_add(1);
-                let retry_at = now.saturating_add(backoff(&ctx.policy, failures));
-                let reason = if connected {
-                    RotationFailure::NoRegisterAck
-                } else {
-                    RotationFailure::BrokerRefused
-                };
-                (
-                    Self::BlueActive { failures, retry_at },
-                    vec![A::Abandon {
-                        reason,
-                        serial,
-                        retry_at,
-                    }],
-                )
-            }
-            (active @ Self::GreenActive { .. }, E::Registered) => (active, vec![A::SendCompleted]),
-            (Self::GreenActive { .. }, E::BlueRevoked) => (Self::default(), vec![A::DestroyBlue]),
-            (Self::GreenActive { blue_not_after, .. }, E::Tick) if now > blue_not_after => {
-                (Self::default(), vec![A::DestroyBlue])
-            }
-            // Anything else (a request during a rotation, a certificate nobody asked for, an early tick) changes
-            // nothing.
-            (state, _) => (state, vec![]),
+            Self::GreenValidating {
+                failures,
+                serial,
+                started_at,
+                connected,
+            } => green_validating(failures, serial, started_at, connected, event, ctx),
+            active @ Self::GreenActive { .. } => green_active(active, event, ctx),
         }
     }
 
@@ -336,6 +230,159 @@ impl Rotation {
             Self::GreenValidating { .. } => "green_validating",
             Self::GreenActive { .. } => "green_active",
         }
+    }
+}
+
+fn blue_active(
+    failures: u32,
+    retry_at: i64,
+    event: &RotationEvent,
+    ctx: &Context,
+) -> (Rotation, Vec<RotationAction>) {
+    let start = || {
+        (
+            Rotation::GreenIssued {
+                failures,
+                sent_at: ctx.now,
+            },
+            vec![RotationAction::GenerateAndRequest],
+        )
+    };
+    match event {
+        RotationEvent::Tick => {
+            let (not_before, not_after, _) = &ctx.active;
+            let due = due_at(*not_before, *not_after, ctx.policy.renew_at_percent);
+            if ctx.policy.automatic && ctx.now >= due && ctx.now >= retry_at {
+                start()
+            } else {
+                (Rotation::BlueActive { failures, retry_at }, vec![])
+            }
+        }
+        RotationEvent::RotateRequested => start(),
+        _ => (Rotation::BlueActive { failures, retry_at }, vec![]),
+    }
+}
+
+fn green_issued(
+    failures: u32,
+    sent_at: i64,
+    event: &RotationEvent,
+    ctx: &Context,
+) -> (Rotation, Vec<RotationAction>) {
+    let resend = || {
+        (
+            Rotation::GreenIssued {
+                failures,
+                sent_at: ctx.now,
+            },
+            vec![RotationAction::SendRequest, RotationAction::Persist],
+        )
+    };
+    match event {
+        RotationEvent::Registered => resend(),
+        RotationEvent::Tick if ctx.now.saturating_sub(sent_at) >= ctx.policy.resend_secs => {
+            resend()
+        }
+        RotationEvent::Certified(serial) => (
+            Rotation::GreenCertified {
+                failures,
+                serial: serial.clone(),
+            },
+            vec![RotationAction::StoreCertificate],
+        ),
+        _ => (Rotation::GreenIssued { failures, sent_at }, vec![]),
+    }
+}
+
+fn green_certified(
+    failures: u32,
+    serial: CertSerial,
+    event: &RotationEvent,
+    ctx: &Context,
+) -> (Rotation, Vec<RotationAction>) {
+    match event {
+        RotationEvent::Tick | RotationEvent::Registered if ctx.online => (
+            Rotation::GreenValidating {
+                failures,
+                serial,
+                started_at: ctx.now,
+                connected: false,
+            },
+            vec![RotationAction::Persist, RotationAction::StartValidation],
+        ),
+        _ => (Rotation::GreenCertified { failures, serial }, vec![]),
+    }
+}
+
+fn green_validating(
+    failures: u32,
+    serial: CertSerial,
+    started_at: i64,
+    connected: bool,
+    event: &RotationEvent,
+    ctx: &Context,
+) -> (Rotation, Vec<RotationAction>) {
+    match event {
+        RotationEvent::Connected => (
+            Rotation::GreenValidating {
+                failures,
+                serial,
+                started_at,
+                connected: true,
+            },
+            vec![],
+        ),
+        RotationEvent::Registered => {
+            let (_, blue_not_after, blue_serial) = &ctx.active;
+            (
+                Rotation::GreenActive {
+                    blue_serial: blue_serial.clone(),
+                    blue_not_after: *blue_not_after,
+                    since: ctx.now,
+                },
+                vec![RotationAction::Commit],
+            )
+        }
+        RotationEvent::Tick if ctx.now.saturating_sub(started_at) >= ctx.policy.validate_secs => {
+            let failures = failures.saturating_add(1);
+            let retry_at = ctx.now.saturating_add(backoff(&ctx.policy, failures));
+            let reason = if connected {
+                RotationFailure::NoRegisterAck
+            } else {
+                RotationFailure::BrokerRefused
+            };
+            (
+                Rotation::BlueActive { failures, retry_at },
+                vec![RotationAction::Abandon {
+                    reason,
+                    serial,
+                    retry_at,
+                }],
+            )
+        }
+        _ => (
+            Rotation::GreenValidating {
+                failures,
+                serial,
+                started_at,
+                connected,
+            },
+            vec![],
+        ),
+    }
+}
+
+fn green_active(
+    active: Rotation,
+    event: &RotationEvent,
+    ctx: &Context,
+) -> (Rotation, Vec<RotationAction>) {
+    let expired = matches!(&active, Rotation::GreenActive { blue_not_after, .. } if ctx.now > *blue_not_after);
+    match event {
+        RotationEvent::Registered => (active, vec![RotationAction::SendCompleted]),
+        RotationEvent::BlueRevoked => (Rotation::default(), vec![RotationAction::DestroyBlue]),
+        RotationEvent::Tick if expired => (Rotation::default(), vec![RotationAction::DestroyBlue]),
+        _ => (active, vec![]),
     }
 }
 

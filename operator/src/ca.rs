@@ -87,10 +87,7 @@ fn agent_validity(lifetime_secs: i64) -> Validity {
 
 /// An agent certificate's lifetime from the command line's `--days` or `--hours`.
 pub fn lifetime_secs(days: u32, hours: Option<u32>) -> i64 {
-    hours.map_or_else(
-        || i64::from(days) * 86_400,
-        |h| i64::from(h) * 3_600,
-    )
+    hours.map_or_else(|| i64::from(days) * 86_400, |h| i64::from(h) * 3_600)
 }
 
 /// `ca init`: a new CA in `dir` (refuses to overwrite).
@@ -192,15 +189,27 @@ pub fn issue_agent(
     })
 }
 
+/// What `ca renew` issued.
+#[derive(Debug, Clone)]
+pub struct Renewed {
+    /// The green certificate, DER.
+    pub der: Vec<u8>,
+    /// Its serial.
+    pub serial: CertSerial,
+    /// A new revocation list, when an earlier green certificate for the same blue that was never switched to (its
+    /// keys discarded after a failed validation) was revoked with this issue.
+    pub revocations: Option<Signed<RevocationList>>,
+}
+
 /// `ca renew`: issues the green certificate of a key rotation for `request`, already verified against `current`
 /// (the live certificate the registry holds for it: [`crate::renew::plan`]), and records it in the registry as
-/// renewing `current` (both stay live until [`retire`]). Returns the certificate (DER) and its serial.
+/// renewing `current` (both stay live until [`retire`]).
 pub fn renew(
     dir: &Path,
     request: &RenewalRequest,
     current: &AgentCertificate,
     lifetime_secs: i64,
-) -> Result<(Vec<u8>, CertSerial), CaError> {
+) -> Result<Renewed, CaError> {
     let ca = load(dir)?;
     let mut registry = Registry::load(dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?
@@ -230,10 +239,16 @@ pub fn renew(
     registry
         .save(dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    if !stale.is_empty() {
-        revoke(dir, &stale)?;
-    }
-    Ok((der, cert.serial))
+    let revocations = if stale.is_empty() {
+        None
+    } else {
+        Some(revoke(dir, &stale)?)
+    };
+    Ok(Renewed {
+        der,
+        serial: cert.serial,
+        revocations,
+    })
 }
 
 /// `ca renew` after a completed rotation: `blue` of `agent` is retired (replaced by `green` as of `at`, the agent's

@@ -31,7 +31,9 @@ pub enum ReceiptCheck {
     #[error("malformed receipt: {0}")]
     Malformed(String),
     /// It names a certificate the CA's registry does not hold for that agent.
-    #[error("signed by certificate {serial}, which the CA did not issue for {agent} (issued.json)")]
+    #[error(
+        "signed by certificate {serial}, which the CA did not issue for {agent} (issued.json)"
+    )]
     UnknownCertificate {
         /// The agent named.
         agent: String,
@@ -70,7 +72,7 @@ pub fn verify(
     let cert = ca
         .verify_agent(&der, claimed.at, &RevocationList::empty())
         .map_err(|e| ReceiptCheck::Invalid(format!("certificate at the receipt's time: {e}")))?;
-    if revoked.is_revoked(&cert.serial) && !issued.retired_at.is_some_and(|t| claimed.at <= t) {
+    if revoked.is_revoked(&cert.serial) && issued.retired_at.is_none_or(|t| claimed.at > t) {
         return Err(ReceiptCheck::Revoked(cert.serial.to_string()));
     }
     receipt
@@ -124,7 +126,12 @@ pub fn check_entry(
                 },
                 "rewrap_final",
             ) => {
-                same(credential_id, version, field("credential"), field("version"))?;
+                same(
+                    credential_id,
+                    *version,
+                    field("credential"),
+                    field("version"),
+                )?;
                 // The digest against what an operator signed, when the catalogue has that version.
                 if let Some(entry) = catalogue
                     .by_id(credential_id)
@@ -136,7 +143,8 @@ pub fn check_entry(
                         .map_err(|e| ReceiptCheck::Invalid(e.to_string()))?;
                     if signed.commitment != *digest {
                         return Err(ReceiptCheck::Mismatch(
-                            "the agent stored a plaintext whose commitment is not the signed one".into(),
+                            "the agent stored a plaintext whose commitment is not the signed one"
+                                .into(),
                         ));
                     }
                 }
@@ -148,7 +156,12 @@ pub fn check_entry(
                     version,
                 },
                 "credential_purged",
-            ) => same(credential_id, version, field("credential"), field("version")),
+            ) => same(
+                credential_id,
+                *version,
+                field("credential"),
+                field("version"),
+            ),
             (
                 ReceiptFact::Rotated {
                     previous_serial,
@@ -172,9 +185,63 @@ pub fn check_entry(
     })())
 }
 
+/// A receipt an audit entry lacks or that does not stand.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BadReceipt {
+    /// The entry.
+    pub seq: u64,
+    /// Its kind.
+    pub kind: String,
+    /// The agent it names.
+    pub agent: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What the receipts of an audit trail come to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Receipts that verified.
+    pub verified: usize,
+    /// Receipts signed by certificates revoked since (not vouched for, no sign of a lying relay).
+    pub by_revoked: usize,
+    /// Entries without a receipt that stands (only a lying relay produces these).
+    pub bad: Vec<BadReceipt>,
+}
+
+/// Checks the receipt of every entry of `entries` that needs one.
+pub fn tally(
+    entries: &[AuditEntry],
+    registry: &Registry,
+    catalogue: &Catalogue,
+    ca: &PinnedCa,
+    revoked: &RevocationList,
+) -> Tally {
+    let mut t = Tally::default();
+    for e in entries {
+        match check_entry(e, registry, catalogue, ca, revoked) {
+            Some(Ok(())) => t.verified += 1,
+            Some(Err(ReceiptCheck::Revoked(_))) => t.by_revoked += 1,
+            Some(Err(reason)) => t.bad.push(BadReceipt {
+                seq: e.seq,
+                kind: e.kind.clone(),
+                agent: e
+                    .data
+                    .get("target")
+                    .or_else(|| e.data.get("agent"))
+                    .cloned()
+                    .unwrap_or_default(),
+                reason: reason.to_string(),
+            }),
+            None => {}
+        }
+    }
+    t
+}
+
 fn same(
     credential_id: &CredentialId,
-    version: &u64,
+    version: u64,
     entry_credential: &str,
     entry_version: &str,
 ) -> Result<(), ReceiptCheck> {

@@ -144,7 +144,8 @@ fn plan_completed(
             != Some(&previous_serial)
     {
         return Plan::Refuse(
-            "the rotation receipt names certificates this CA did not issue for this rotation".into(),
+            "the rotation receipt names certificates this CA did not issue for this rotation"
+                .into(),
         );
     }
     if revoked.is_revoked(&previous_serial) {

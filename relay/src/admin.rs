@@ -186,11 +186,14 @@ async fn deliveries(
 }
 
 async fn renewals(State(st): State<AdminState>) -> ApiResult<Vec<RenewalView>> {
-    Ok(Json(st.store.renewals()?.iter().map(renewal_view).collect()))
+    Ok(Json(
+        st.store.renewals()?.iter().map(renewal_view).collect(),
+    ))
 }
 
 fn parse_agent(id: &str) -> Result<AgentId, ApiError> {
-    AgentId::new(id).map_err(|_| ApiError(StatusCode::BAD_REQUEST, "invalid", "not an agent id".into()))
+    AgentId::new(id)
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "invalid", "not an agent id".into()))
 }
 
 async fn renewal_certificate(
@@ -200,9 +203,18 @@ async fn renewal_certificate(
 ) -> ApiResult<serde_json::Value> {
     let agent = parse_agent(&agent)?;
     let cert = tessera_proto::b64_decode(&body.cert).ok_or_else(|| {
-        ApiError(StatusCode::BAD_REQUEST, "invalid", "cert is not base64".into())
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "cert is not base64".into(),
+        )
     })?;
-    ask(&st, |reply| AdminRequest::RenewalCertificate { agent, cert, reply }).await?;
+    ask(&st, |reply| AdminRequest::RenewalCertificate {
+        agent,
+        cert,
+        reply,
+    })
+    .await?;
     Ok(Json(serde_json::json!({ "ok": true })))
 }
 
@@ -401,7 +413,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/agents", get(agents))
         .route("/v1/agents/{id}/rotate", post(rotate))
         .route("/v1/renewals", get(renewals))
-        .route("/v1/renewals/{agent}/certificate", post(renewal_certificate))
+        .route(
+            "/v1/renewals/{agent}/certificate",
+            post(renewal_certificate),
+        )
         .route("/v1/credentials/{id}/deliveries", get(deliveries))
         .route("/v1/credentials", get(credentials).post(put))
         .route("/v1/credentials/{id}", axum::routing::delete(remove))

@@ -157,10 +157,8 @@ pub struct Engine {
     /// Targets whose registered certificate verified: (certificate, revocation list serial, not after).
     pub(crate) certified: std::collections::HashMap<AgentId, (Vec<u8>, u64, i64)>,
     /// The certificates each agent registered with, parsed, to verify its receipts: (current DER, certificates).
-    pub(crate) receipt_certs: std::collections::HashMap<
-        AgentId,
-        (Vec<u8>, Vec<tessera_proto::cert::AgentCertificate>),
-    >,
+    pub(crate) receipt_certs:
+        std::collections::HashMap<AgentId, (Vec<u8>, Vec<tessera_proto::cert::AgentCertificate>)>,
     /// Deliveries waiting to start, per backfilling agent (rebuilt from the store when absent).
     pub(crate) backlog: std::collections::HashMap<
         AgentId,

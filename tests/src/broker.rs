@@ -217,27 +217,27 @@ impl Broker {
         }
     }
 
+    fn conf_without_crl(&self) -> Result<String, BrokerError> {
+        let conf = std::fs::read_to_string(&self.conf)?;
+        let mut kept = String::new();
+        for l in conf.lines().filter(|l| !l.starts_with("crlfile ")) {
+            kept.push_str(l);
+            kept.push('\n');
+        }
+        Ok(kept)
+    }
+
     /// Makes the broker check client certificates against the CRL in `crl_pem` (Mosquitto's `crlfile`), and restarts
     /// it so that it reads it.
     pub fn set_crl(&mut self, crl_pem: &Path) -> Result<(), BrokerError> {
-        let conf = std::fs::read_to_string(&self.conf)?;
-        let kept: String = conf
-            .lines()
-            .filter(|l| !l.starts_with("crlfile "))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let kept = self.conf_without_crl()?;
         std::fs::write(&self.conf, format!("{kept}crlfile {}\n", crl_pem.display()))?;
         self.restart()
     }
 
     /// Drops the CRL again (and restarts).
     pub fn clear_crl(&mut self) -> Result<(), BrokerError> {
-        let conf = std::fs::read_to_string(&self.conf)?;
-        let kept: String = conf
-            .lines()
-            .filter(|l| !l.starts_with("crlfile "))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let kept = self.conf_without_crl()?;
         std::fs::write(&self.conf, kept)?;
         self.restart()
     }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use tessera_proto::cert::{CertSerial, EnrollmentRequest, IdentityKey, PinnedCa};
-use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
-use tessera_proto::statement::RevocationList;
 use tessera_proto::envelope::WrapPrivateKey;
 use tessera_proto::ids::AgentId;
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::statement::RevocationList;
 use tessera_proto::topics;
 use tessera_proto::wire::{self, AgentState, Down, Register, RegistrationMode, Status, Up};
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use tessera_proto::cert::PinnedCa;
 use tessera_proto::envelope::seal;
+use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::secret::SecretPayload;
 use tessera_proto::statement::{RevocationList, CREDENTIAL_KIND};
-use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::wire::{
     CredentialStored, Down, Held, RegistrationMode, RewrapResponse, StoreOutcome, Up,
 };

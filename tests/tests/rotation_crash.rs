@@ -39,9 +39,13 @@ fn renewal_state(c: &Cluster, agent: &str) -> Option<String> {
 fn logged_state(a: &AgentProc) -> String {
     a.log()
         .lines()
+        .rev()
         .filter(|l| l.contains("key rotation"))
-        .filter_map(|l| {
-            let at = l.rfind(" to=").map(|i| i + 4).or_else(|| l.rfind("state=").map(|i| i + 6))?;
+        .find_map(|l| {
+            let at = l
+                .rfind(" to=")
+                .map(|i| i + 4)
+                .or_else(|| l.rfind("state=").map(|i| i + 6))?;
             Some(
                 l[at..]
                     .split_whitespace()
@@ -50,7 +54,6 @@ fn logged_state(a: &AgentProc) -> String {
                     .to_owned(),
             )
         })
-        .last()
         .unwrap_or_else(|| "blue_active".to_owned())
 }
 
@@ -73,14 +76,18 @@ impl Run<'_> {
 
     /// Every credential is still served, with its value.
     fn check_held(&self) {
-        wait_for("every credential to be served after the restart", WAIT, || {
-            for (name, value) in &self.secrets {
-                if self.a.value(name)?.as_deref() != Some(value.as_str()) {
-                    return Ok(false);
+        wait_for(
+            "every credential to be served after the restart",
+            WAIT,
+            || {
+                for (name, value) in &self.secrets {
+                    if self.a.value(name)?.as_deref() != Some(value.as_str()) {
+                        return Ok(false);
+                    }
                 }
-            }
-            Ok(true)
-        })
+                Ok(true)
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", self.a.log()));
     }
 
@@ -100,7 +107,11 @@ impl Run<'_> {
     }
 
     fn rotation(&mut self, round: usize) {
-        let destroyed_before = self.a.log().matches("previous wrap key is destroyed").count();
+        let destroyed_before = self
+            .a
+            .log()
+            .matches("previous wrap key is destroyed")
+            .count();
         // Asked, and killed around key generation and the first send of the request.
         self.c.op(&["agents", "rotate", "edge-1"]).unwrap();
         self.kill_restart(random_below(300));
@@ -134,7 +145,11 @@ impl Run<'_> {
         } else {
             self.kill_restart(random_below(800));
         }
-        assert!(self.wait_renewal("completed"), "round {round}: {}", self.a.log());
+        assert!(
+            self.wait_renewal("completed"),
+            "round {round}: {}",
+            self.a.log()
+        );
         // Killed with green active and blue kept.
         self.kill_restart(random_below(200));
         self.c.wait_state("edge-1", "online", WAIT).unwrap();
@@ -143,7 +158,12 @@ impl Run<'_> {
         self.renew(&["--grace-secs", "0"]);
         self.kill_restart(random_below(300));
         wait_for("the old wrap key to be destroyed", WAIT, || {
-            Ok(self.a.log().matches("previous wrap key is destroyed").count() > destroyed_before)
+            Ok(self
+                .a
+                .log()
+                .matches("previous wrap key is destroyed")
+                .count()
+                > destroyed_before)
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", self.a.log()));
         self.check_held();
@@ -156,8 +176,9 @@ fn killed_at_every_rotation_state_the_agent_resumes_and_loses_nothing() {
     let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
     c.start_relay().unwrap();
     let uid = std::fs::metadata(tmp.path()).unwrap().uid();
-    let extra =
-        format!("[policy.\"*\"]\nuids = [{uid}]\n[rotation]\nautomatic = false\nvalidate_secs = 20\n");
+    let extra = format!(
+        "[policy.\"*\"]\nuids = [{uid}]\n[rotation]\nautomatic = false\nvalidate_secs = 20\n"
+    );
     let mut a = c.agent("edge-1", &extra).unwrap();
     a.start().unwrap();
     c.wait_state("edge-1", "online", WAIT).unwrap();
@@ -178,7 +199,12 @@ fn killed_at_every_rotation_state_the_agent_resumes_and_loses_nothing() {
     eprintln!("killed in: {:?}", run.kills);
     assert!(run.kills.len() >= 10, "{:?}", run.kills);
     let states: BTreeSet<&str> = run.kills.iter().map(String::as_str).collect();
-    for s in ["green_issued", "green_validating", "green_active", "blue_active"] {
+    for s in [
+        "green_issued",
+        "green_validating",
+        "green_active",
+        "blue_active",
+    ] {
         assert!(states.contains(s), "no kill in {s}: {:?}", run.kills);
     }
     // Two rotations, each completed with its receipt; a credential put now reaches the twice-rotated agent.

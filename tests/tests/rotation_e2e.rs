@@ -61,20 +61,27 @@ fn registered_serial(c: &Cluster, agent: &str) -> String {
         .unwrap()
         .clone();
     let der = tessera_proto::b64_decode(v["cert"].as_str().unwrap()).unwrap();
-    ca.verify_agent(&der, tessera_system_tests::broker::now(), &RevocationList::empty())
-        .unwrap()
-        .serial
-        .to_string()
+    ca.verify_agent(
+        &der,
+        tessera_system_tests::broker::now(),
+        &RevocationList::empty(),
+    )
+    .unwrap()
+    .serial
+    .to_string()
 }
 
 fn cert_serial(c: &Cluster, a: &AgentProc) -> String {
     let ca = PinnedCa::from_der(&c.ca_der().unwrap()).unwrap();
-    let der =
-        tessera_proto::pem_files::first_cert(&std::fs::read(&a.cert).unwrap()).unwrap();
-    ca.verify_agent(&der, tessera_system_tests::broker::now(), &RevocationList::empty())
-        .unwrap()
-        .serial
-        .to_string()
+    let der = tessera_proto::pem_files::first_cert(&std::fs::read(&a.cert).unwrap()).unwrap();
+    ca.verify_agent(
+        &der,
+        tessera_system_tests::broker::now(),
+        &RevocationList::empty(),
+    )
+    .unwrap()
+    .serial
+    .to_string()
 }
 
 fn holds(a: &AgentProc, name: &str, value: &str) {
@@ -112,7 +119,8 @@ impl Reader {
                     .output()
                     .unwrap();
                 r.fetch_add(1, Ordering::Relaxed);
-                if !out.status.success() || String::from_utf8_lossy(&out.stdout).trim_end() != value {
+                if !out.status.success() || String::from_utf8_lossy(&out.stdout).trim_end() != value
+                {
                     f.fetch_add(1, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -168,15 +176,18 @@ fn an_agent_rotates_its_keys_on_request_while_a_workload_reads() {
         .op_json(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap()])
         .unwrap();
     assert!(
-        listed[0]["outcome"]
-            .as_str()
-            .unwrap()
-            .contains("--due"),
+        listed[0]["outcome"].as_str().unwrap().contains("--due"),
         "{listed}"
     );
     // The CA certifies it and pushes the certificate; the agent validates it and switches.
     let renewed = c
-        .op_json(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap(), "--due"])
+        .op_json(&[
+            "ca",
+            "renew",
+            "--dir",
+            c.ca_dir().to_str().unwrap(),
+            "--due",
+        ])
         .unwrap();
     assert!(
         renewed[0]["outcome"].as_str().unwrap().contains("pushed"),
@@ -185,7 +196,11 @@ fn an_agent_rotates_its_keys_on_request_while_a_workload_reads() {
     wait_renewal(&c, "edge-1", "completed");
     let green = registered_serial(&c, "edge-1");
     assert_ne!(green, blue, "the relay sees the green certificate");
-    assert!(a1.log().contains("switched to the renewed certificate"), "{}", a1.log());
+    assert!(
+        a1.log().contains("switched to the renewed certificate"),
+        "{}",
+        a1.log()
+    );
     // No full fan-out: the agent came back warm (a rotation is not key_regenerated).
     let registered = c.audit("agent_registered").unwrap();
     assert!(
@@ -220,10 +235,9 @@ fn an_agent_rotates_its_keys_on_request_while_a_workload_reads() {
         Ok(a1.log().contains("previous wrap key is destroyed"))
     })
     .unwrap();
-    let list: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(c.operator_dir().join("revocations.json")).unwrap(),
-    )
-    .unwrap();
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.operator_dir().join("revocations.json")).unwrap())
+            .unwrap();
     let body: RevocationList = serde_json::from_slice(
         &tessera_proto::b64_decode(list["payload"].as_str().unwrap()).unwrap(),
     )
@@ -236,7 +250,10 @@ fn an_agent_rotates_its_keys_on_request_while_a_workload_reads() {
 
     let (reads, failures) = reader.finish();
     assert!(reads > 20, "the workload read {reads} times");
-    assert_eq!(failures, 0, "{failures} of {reads} reads failed during the rotation");
+    assert_eq!(
+        failures, 0,
+        "{failures} of {reads} reads failed during the rotation"
+    );
 
     // A restart comes back with green, warm, and serves what it held.
     a1.kill();
@@ -367,8 +384,14 @@ fn a_green_certificate_the_broker_refuses_is_discarded_blue_kept_and_the_operato
     c.op(&["agents", "rotate", "edge-1"]).unwrap();
     wait_renewal(&c, "edge-1", "requested");
     a.kill();
-    c.op(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap(), "--due"])
-        .unwrap();
+    c.op(&[
+        "ca",
+        "renew",
+        "--dir",
+        c.ca_dir().to_str().unwrap(),
+        "--due",
+    ])
+    .unwrap();
     let registry: serde_json::Value =
         serde_json::from_slice(&std::fs::read(c.ca_dir().join("issued.json")).unwrap()).unwrap();
     let green = registry["certs"]
@@ -413,8 +436,14 @@ fn a_green_certificate_the_broker_refuses_is_discarded_blue_kept_and_the_operato
     c.wait_state("edge-1", "online", WAIT).unwrap();
     c.op(&["agents", "rotate", "edge-1"]).unwrap();
     wait_renewal(&c, "edge-1", "requested");
-    c.op(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap(), "--due"])
-        .unwrap();
+    c.op(&[
+        "ca",
+        "renew",
+        "--dir",
+        c.ca_dir().to_str().unwrap(),
+        "--due",
+    ])
+    .unwrap();
     wait_renewal(&c, "edge-1", "completed");
     let now_green = registered_serial(&c, "edge-1");
     assert!(now_green != blue && now_green != green);

@@ -54,7 +54,8 @@ enum StepError {
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StepError> {
-    serde_json::to_vec(v).map_err(|_| StepError::Invalid("could not encode a rotation record".into()))
+    serde_json::to_vec(v)
+        .map_err(|_| StepError::Invalid("could not encode a rotation record".into()))
 }
 
 fn local_audit(store: &Store, detail: String) {
@@ -78,11 +79,13 @@ fn stored(store: &Store) -> Rotation {
     match store.get_self(SelfRecord::Rotation) {
         Ok(Some(bytes)) => bytes
             .expose(|b| serde_json::from_slice::<Rotation>(b))
-            .map(Rotation::resume)
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "the stored key rotation state does not parse; starting from blue");
-                Rotation::default()
-            }),
+            .map_or_else(
+                |e| {
+                    tracing::error!(error = %e, "the stored key rotation state does not parse; starting from blue");
+                    Rotation::default()
+                },
+                Rotation::resume,
+            ),
         Ok(None) => Rotation::default(),
         Err(e) => {
             tracing::error!(error = %e, "could not read the key rotation state; starting from blue");
@@ -160,9 +163,10 @@ impl Core {
             RotationAction::GenerateAndRequest => self.generate_and_request(next, now)?,
             RotationAction::SendRequest => {
                 let bytes = secret(&self.store, SelfRecord::RenewalRequest, "renewal request")?;
-                let request: RenewalRequest = bytes
-                    .expose(|b| serde_json::from_slice(b))
-                    .map_err(|_| StepError::Invalid("the stored renewal request does not parse".into()))?;
+                let request: RenewalRequest =
+                    bytes.expose(|b| serde_json::from_slice(b)).map_err(|_| {
+                        StepError::Invalid("the stored renewal request does not parse".into())
+                    })?;
                 self.publish_up(&Up::RenewalRequested(RenewalRequested { request }));
             }
             RotationAction::StoreCertificate => {
@@ -221,8 +225,13 @@ impl Core {
                     (SelfRecord::Rotation, Some(&json(next)?)),
                 ])?;
                 self.keys.decrypt_only.clear();
-                tracing::info!("the previous wrap key is destroyed (its certificate is revoked or expired)");
-                local_audit(&self.store, "blue revoked: previous wrap key destroyed".into());
+                tracing::info!(
+                    "the previous wrap key is destroyed (its certificate is revoked or expired)"
+                );
+                local_audit(
+                    &self.store,
+                    "blue revoked: previous wrap key destroyed".into(),
+                );
             }
         }
         Ok(())
@@ -259,7 +268,10 @@ impl Core {
         tracing::info!(serial = %self.keys.cert.serial, "key rotation: new keys generated, renewal request sent");
         local_audit(
             &self.store,
-            format!("green issued: renewal of {} requested", self.keys.cert.serial),
+            format!(
+                "green issued: renewal of {} requested",
+                self.keys.cert.serial
+            ),
         );
         self.publish_up(&Up::RenewalRequested(RenewalRequested { request }));
         Ok(())
@@ -273,11 +285,18 @@ impl Core {
             "green identity key",
         )?)
         .map_err(|e| StepError::Invalid(e.to_string()))?;
-        let wrap =
-            WrapPrivateKey::from_pkcs8_der(&secret(&self.store, SelfRecord::GreenWrapKey, "green wrap key")?)
-                .map_err(|e| StepError::Invalid(e.to_string()))?;
-        let cert = secret(&self.store, SelfRecord::GreenCertificate, "green certificate")?
-            .expose(<[u8]>::to_vec);
+        let wrap = WrapPrivateKey::from_pkcs8_der(&secret(
+            &self.store,
+            SelfRecord::GreenWrapKey,
+            "green wrap key",
+        )?)
+        .map_err(|e| StepError::Invalid(e.to_string()))?;
+        let cert = secret(
+            &self.store,
+            SelfRecord::GreenCertificate,
+            "green certificate",
+        )?
+        .expose(<[u8]>::to_vec);
         check_certificate(
             &cert,
             &self.keys.id,
@@ -384,7 +403,10 @@ impl Core {
     /// stored green keys before the state machine hears of it.
     pub(super) fn on_renewal_certificate(&mut self, msg: &RenewalCertificate) {
         if !matches!(self.rotation, Rotation::GreenIssued { .. }) {
-            tracing::warn!(state = self.rotation.name(), "dropped a renewal certificate: no renewal is waiting for one");
+            tracing::warn!(
+                state = self.rotation.name(),
+                "dropped a renewal certificate: no renewal is waiting for one"
+            );
             return;
         }
         let checked = tokio::task::block_in_place(|| -> Result<CertSerial, StepError> {

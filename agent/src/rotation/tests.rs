@@ -35,7 +35,10 @@ fn a_rotation_starts_at_half_life_not_before() {
 fn automatic_rotation_can_be_switched_off_but_an_operator_request_still_starts_one() {
     let mut c = ctx(NA - 1);
     c.policy.automatic = false;
-    assert_eq!(step(Rotation::default(), &RotationEvent::Tick, &c).0, Rotation::default());
+    assert_eq!(
+        step(Rotation::default(), &RotationEvent::Tick, &c).0,
+        Rotation::default()
+    );
     let (s, a) = step(Rotation::default(), &RotationEvent::RotateRequested, &c);
     assert_eq!(s.name(), "green_issued");
     assert_eq!(a, vec![RotationAction::GenerateAndRequest]);
@@ -47,11 +50,17 @@ fn the_whole_path_blue_to_green_and_back_to_one_key() {
     let (s, _) = step(Rotation::default(), &RotationEvent::Tick, &c);
     // Re-sent at registration and after resend_secs, not before.
     let (s, a) = step(s, &RotationEvent::Registered, &c);
-    assert_eq!(a, vec![RotationAction::SendRequest, RotationAction::Persist]);
+    assert_eq!(
+        a,
+        vec![RotationAction::SendRequest, RotationAction::Persist]
+    );
     let (s, a) = step(s, &RotationEvent::Tick, &ctx(c.now + 10));
     assert!(a.is_empty());
     let (s, a) = step(s, &RotationEvent::Tick, &ctx(c.now + 3_600));
-    assert_eq!(a, vec![RotationAction::SendRequest, RotationAction::Persist]);
+    assert_eq!(
+        a,
+        vec![RotationAction::SendRequest, RotationAction::Persist]
+    );
     let (s, a) = step(s, &RotationEvent::Certified(serial("0a")), &c);
     assert_eq!(s.name(), "green_certified");
     assert_eq!(a, vec![RotationAction::StoreCertificate]);
@@ -62,7 +71,10 @@ fn the_whole_path_blue_to_green_and_back_to_one_key() {
     assert!(a.is_empty());
     let (s, a) = step(s, &RotationEvent::Tick, &ctx(c.now + 2));
     assert_eq!(s.name(), "green_validating");
-    assert_eq!(a, vec![RotationAction::Persist, RotationAction::StartValidation]);
+    assert_eq!(
+        a,
+        vec![RotationAction::Persist, RotationAction::StartValidation]
+    );
     let (s, _) = step(s, &RotationEvent::Connected, &c);
     let (s, a) = step(s, &RotationEvent::Registered, &ctx(c.now + 3));
     assert_eq!(
@@ -78,7 +90,10 @@ fn the_whole_path_blue_to_green_and_back_to_one_key() {
     let (s, a) = step(s, &RotationEvent::Registered, &c);
     assert_eq!(a, vec![RotationAction::SendCompleted]);
     let (s, a) = step(s, &RotationEvent::BlueRevoked, &c);
-    assert_eq!((s, a), (Rotation::default(), vec![RotationAction::DestroyBlue]));
+    assert_eq!(
+        (s, a),
+        (Rotation::default(), vec![RotationAction::DestroyBlue])
+    );
 }
 
 #[test]
@@ -105,7 +120,9 @@ fn a_green_the_broker_refuses_is_abandoned_with_backoff() {
         started_at: start,
         connected: false,
     };
-    assert!(step(s.clone(), &RotationEvent::Tick, &ctx(start + 59)).1.is_empty());
+    assert!(step(s.clone(), &RotationEvent::Tick, &ctx(start + 59))
+        .1
+        .is_empty());
     let (s, a) = step(s, &RotationEvent::Tick, &ctx(start + 60));
     let retry_at = start + 60 + 3_600;
     assert_eq!(
@@ -124,7 +141,9 @@ fn a_green_the_broker_refuses_is_abandoned_with_backoff() {
         }]
     );
     // Past half-life, but no automatic retry before retry_at.
-    assert!(step(s.clone(), &RotationEvent::Tick, &ctx(retry_at - 1)).1.is_empty());
+    assert!(step(s.clone(), &RotationEvent::Tick, &ctx(retry_at - 1))
+        .1
+        .is_empty());
     assert_eq!(
         step(s, &RotationEvent::Tick, &ctx(retry_at)).1,
         vec![RotationAction::GenerateAndRequest]
@@ -180,7 +199,10 @@ fn requests_and_certificates_out_of_turn_change_nothing() {
             since: NB,
         },
     ] {
-        assert_eq!(step(s.clone(), &RotationEvent::RotateRequested, &c), (s.clone(), vec![]));
+        assert_eq!(
+            step(s.clone(), &RotationEvent::RotateRequested, &c),
+            (s.clone(), vec![])
+        );
         if !matches!(s, Rotation::GreenIssued { .. }) {
             assert_eq!(
                 step(s.clone(), &RotationEvent::Certified(serial("0c")), &c),
@@ -189,7 +211,11 @@ fn requests_and_certificates_out_of_turn_change_nothing() {
         }
     }
     assert_eq!(
-        step(Rotation::default(), &RotationEvent::Certified(serial("0c")), &c),
+        step(
+            Rotation::default(),
+            &RotationEvent::Certified(serial("0c")),
+            &c
+        ),
         (Rotation::default(), vec![])
     );
     assert_eq!(

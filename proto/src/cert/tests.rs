@@ -315,19 +315,22 @@ fn renewal_refuses_another_agent_serial_or_signer() {
     r.body.current_serial = other.serial.clone();
     assert_eq!(r.verify(&current).unwrap_err(), CertError::WrongSubject);
     // Signed by a key that is not the certified one (a relay forging a request for its own keys).
-    let forger = IdentityKey::generate().unwrap();
+    let relay_key = IdentityKey::generate().unwrap();
     let forged = RenewalRequest::new(
         &current,
-        &forger,
+        &relay_key,
         &green().identity,
         green().wrap.public_key(),
         NOW,
     )
     .unwrap();
-    assert_eq!(forged.verify(&current).unwrap_err(), CertError::BadSignature);
+    assert_eq!(
+        forged.verify(&current).unwrap_err(),
+        CertError::BadSignature
+    );
     // The green key not proven: its signature from another key.
     let mut r = req.clone();
-    r.new_signature = forger.sign(b"whatever");
+    r.new_signature = relay_key.sign(b"whatever");
     assert_eq!(r.verify(&current).unwrap_err(), CertError::BadSignature);
     // A green wrap key swapped after signing.
     let mut r = req.clone();

@@ -28,9 +28,7 @@ fn fx() -> &'static Fx {
                 NOW,
             )
             .unwrap();
-            let der = ca
-                .issue_agent(&req, Validity::days_from(NOW, 30))
-                .unwrap();
+            let der = ca.issue_agent(&req, Validity::days_from(NOW, 30)).unwrap();
             ca.pinned()
                 .verify_agent(&der, NOW, &RevocationList::empty())
                 .unwrap()
@@ -43,7 +41,9 @@ fn fx() -> &'static Fx {
 }
 
 fn cid(n: u8) -> CredentialId {
-    format!("00000000-0000-4000-8000-0000000000{n:02}").parse().unwrap()
+    format!("00000000-0000-4000-8000-0000000000{n:02}")
+        .parse()
+        .unwrap()
 }
 
 fn stored() -> ReceiptFact {
@@ -96,9 +96,14 @@ fn an_altered_fact_or_a_foreign_signature_is_refused() {
         ReceiptError::BadSignature
     );
     // A receipt the relay signs itself, naming the agent's certificate.
-    let forger = IdentityKey::generate().unwrap();
-    let body = ReceiptBody::new(fx().cert.agent_id.clone(), fx().cert.serial.clone(), NOW, stored());
-    let forged = Receipt::sign(&body, &forger).unwrap();
+    let relay_key = IdentityKey::generate().unwrap();
+    let body = ReceiptBody::new(
+        fx().cert.agent_id.clone(),
+        fx().cert.serial.clone(),
+        NOW,
+        stored(),
+    );
+    let forged = Receipt::sign(&body, &relay_key).unwrap();
     assert_eq!(
         forged.verify(&fx().cert).unwrap_err(),
         ReceiptError::BadSignature
@@ -150,6 +155,9 @@ fn rotated_and_purged_facts_round_trip() {
             serial: fx().cert.serial.clone(),
         },
     ] {
-        assert_eq!(signed(NOW, fact.clone()).verify(&fx().cert).unwrap().fact, fact);
+        assert_eq!(
+            signed(NOW, fact.clone()).verify(&fx().cert).unwrap().fact,
+            fact
+        );
     }
 }

@@ -341,7 +341,8 @@ impl WireMessage for Up {
                     "renewal key too large",
                 )?;
                 check(
-                    r.request.current_signature.len() <= 128 && r.request.new_signature.len() <= 128,
+                    r.request.current_signature.len() <= 128
+                        && r.request.new_signature.len() <= 128,
                     "renewal signature too large",
                 )
             }

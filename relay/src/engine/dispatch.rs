@@ -11,10 +11,10 @@ use tessera_proto::wire::{
 
 use super::receipts::audit_text;
 use super::{data, log_state, Engine, Outbound};
-use tessera_proto::receipt::{Receipt, ReceiptFact};
 use crate::alerts::AlertKind;
 use crate::schedule::Next;
 use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, RewrapStage, StateResult};
+use tessera_proto::receipt::{Receipt, ReceiptFact};
 
 fn nonce() -> [u8; 32] {
     let mut n = [0u8; 32];
@@ -466,7 +466,11 @@ impl Engine {
                         Ok(()) => self.delivered(&p, &c, s.receipt.clone()),
                         Err(reason) => {
                             // Not recorded: the rewrap times out and is tried again.
-                            self.unsolicited(from, &s.delivery_id, &format!("BAD_RECEIPT: {reason}"));
+                            self.unsolicited(
+                                from,
+                                &s.delivery_id,
+                                &format!("BAD_RECEIPT: {reason}"),
+                            );
                             Ok(Vec::new())
                         }
                     }

@@ -18,8 +18,8 @@ use tessera_proto::statement::{CredentialTombstone, Signed};
 use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Down};
 
 use super::operator::OperatorError;
-use crate::alerts::AlertKind;
 use super::{data, log_state, Engine, Outbound};
+use crate::alerts::AlertKind;
 use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, PurgeState, StateResult};
 
 impl Engine {

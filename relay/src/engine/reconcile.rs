@@ -20,10 +20,7 @@ impl Engine {
                 log_state(&e);
                 Vec::new()
             }));
-            if let Err(e) = self
-                .check_certificates()
-                .and_then(|()| self.check_purges())
-            {
+            if let Err(e) = self.check_certificates().and_then(|()| self.check_purges()) {
                 log_state(&e);
             }
         }

@@ -72,7 +72,10 @@ impl Engine {
         })();
         match result {
             Ok(Ok(true)) => {
-                tracing::info!(agent = agent.as_str(), "renewal request queued for the operators' CA");
+                tracing::info!(
+                    agent = agent.as_str(),
+                    "renewal request queued for the operators' CA"
+                );
                 self.audit(
                     "renewal_requested",
                     None,
@@ -186,15 +189,22 @@ impl Engine {
             serial,
         } = body.fact
         else {
-            self.drop_message(agent.as_str(), "rotation_completed: the receipt is not a rotation's");
+            self.drop_message(
+                agent.as_str(),
+                "rotation_completed: the receipt is not a rotation's",
+            );
             return;
         };
         let result: StateResult<Result<bool, &str>> = (|| {
             let Some(mut rec) = self.store.renewal(agent)? else {
-                return Ok(Err("rotation_completed for a rotation the relay did not queue"));
+                return Ok(Err(
+                    "rotation_completed for a rotation the relay did not queue",
+                ));
             };
             if rec.request.body.current_serial != previous_serial || serial != body.signer_serial {
-                return Ok(Err("rotation_completed: the receipt names other certificates"));
+                return Ok(Err(
+                    "rotation_completed: the receipt names other certificates",
+                ));
             }
             if rec.state == RenewalState::Completed {
                 return Ok(Ok(false));
@@ -278,9 +288,8 @@ impl Engine {
             if na <= nb {
                 continue;
             }
-            let threshold = nb.saturating_add(
-                (na - nb) / 100 * i64::from(self.cfg.cert_expiry_alert_percent),
-            );
+            let threshold =
+                nb.saturating_add((na - nb) / 100 * i64::from(self.cfg.cert_expiry_alert_percent));
             if now < threshold {
                 continue;
             }

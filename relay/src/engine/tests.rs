@@ -124,13 +124,12 @@ impl World {
         outcome: StoreOutcome,
     ) -> Vec<Outbound> {
         let receipt = match &outcome {
-            StoreOutcome::Stored { digest } => Some(self.org.stored_receipt(
-                &self.agents[from.as_str()],
-                delivery,
-                id,
-                1,
-                *digest,
-            )),
+            StoreOutcome::Stored { digest } => {
+                Some(
+                    self.org
+                        .stored_receipt(&self.agents[from.as_str()], delivery, id, 1, *digest),
+                )
+            }
             _ => None,
         };
         self.up(

@@ -1,11 +1,11 @@
 //! The relay's records. None holds a secret: ids, certificates, statements, commitments and ciphertext only.
 
 use serde::{Deserialize, Serialize};
+use tessera_proto::cert::RenewalRequest;
 use tessera_proto::commitment::Commitment;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
-use tessera_proto::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
-use tessera_proto::cert::RenewalRequest;
 use tessera_proto::receipt::Receipt;
+use tessera_proto::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
 use tessera_proto::wire::{AgentState, Nonce, RegistrationMode, RotationFailure};
 
 pub use tessera_proto::admin::RenewalState;
@@ -249,10 +249,13 @@ mod b64_opt {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| {
-                tessera_proto::b64_decode(&s).ok_or_else(|| serde::de::Error::custom("invalid base64"))
+                tessera_proto::b64_decode(&s)
+                    .ok_or_else(|| serde::de::Error::custom("invalid base64"))
             })
             .transpose()
     }

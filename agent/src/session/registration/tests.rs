@@ -14,11 +14,23 @@ fn ack(mode: RegistrationMode, state: AgentState, backfill: u32) -> RegEvent {
 fn mode_follows_the_registered_wrap_key() {
     let a = KeyFingerprint([1; 32]);
     let b = KeyFingerprint([2; 32]);
-    assert_eq!(choose_mode(None, &a, &[]), RegistrationMode::FirstRegistration);
-    assert_eq!(choose_mode(Some(&b), &a, &[]), RegistrationMode::KeyRegenerated);
-    assert_eq!(choose_mode(Some(&a), &a, &[]), RegistrationMode::WarmReconnect);
+    assert_eq!(
+        choose_mode(None, &a, &[]),
+        RegistrationMode::FirstRegistration
+    );
+    assert_eq!(
+        choose_mode(Some(&b), &a, &[]),
+        RegistrationMode::KeyRegenerated
+    );
+    assert_eq!(
+        choose_mode(Some(&a), &a, &[]),
+        RegistrationMode::WarmReconnect
+    );
     // A rotation: registered with the old key (or the green one under validation), still warm.
-    assert_eq!(choose_mode(Some(&b), &a, &[b]), RegistrationMode::WarmReconnect);
+    assert_eq!(
+        choose_mode(Some(&b), &a, &[b]),
+        RegistrationMode::WarmReconnect
+    );
 }
 
 #[test]

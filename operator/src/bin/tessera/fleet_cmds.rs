@@ -1,25 +1,48 @@
-//! `audit verify` and `job ...`.
+//! `audit verify` (the hash chain and the agents' receipts) and `job ...`.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
+
+use tessera_operator::receipts::Tally;
+use tessera_proto::audit::AuditEntry;
 
 use crate::cli::{Conn, JobCmd};
 use crate::fail;
-use crate::session::{api_fail, list, load_operator, print, simple};
+use crate::session::{api_fail, list, list_where, load_operator, print, simple, OperatorFiles};
 
-pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: bool) -> ExitCode {
-    let expected = match expect_head.map(|h| {
+fn parse_head(expect_head: Option<&str>) -> Result<Option<(u64, String)>, ExitCode> {
+    match expect_head.map(|h| {
         h.split_once(':')
             .filter(|(_, hash)| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|(s, hash)| Some((s.parse::<u64>().ok()?, hash.to_ascii_lowercase())))
     }) {
-        None => None,
-        Some(Some(e)) => Some(e),
-        Some(None) => {
-            return fail(
-                2,
-                "--expect-head takes SEQ:HASH (a number, a colon, 64 hex digits) as printed by audit verify",
-            )
-        }
+        None => Ok(None),
+        Some(Some(e)) => Ok(Some(e)),
+        Some(None) => Err(fail(
+            2,
+            "--expect-head takes SEQ:HASH (a number, a colon, 64 hex digits) as printed by audit verify",
+        )),
+    }
+}
+
+/// Every recorded delivery, purge and rotation must carry the agent's receipt, checked against the CA's registry.
+async fn receipt_tally(op: &OperatorFiles, entries: &[AuditEntry]) -> Result<Tally, ExitCode> {
+    let registry = tessera_operator::issued::Registry::require(&op.dir)
+        .map_err(|e| fail(2, &e.to_string()))?;
+    let catalogue = tessera_operator::catalogue::Catalogue::load(&op.dir)
+        .map_err(|e| fail(2, &e.to_string()))?;
+    let revoked = tessera_operator::revocations::current(&op.client, &op.ca, &op.dir)
+        .await
+        .map_err(|e| fail(2, &e.to_string()))?;
+    Ok(tessera_operator::receipts::tally(
+        entries, &registry, &catalogue, &op.ca, &revoked,
+    ))
+}
+
+pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: bool) -> ExitCode {
+    let expected = match parse_head(expect_head) {
+        Ok(e) => e,
+        Err(code) => return code,
     };
     let op = match load_operator(conn) {
         Ok(o) => o,
@@ -33,38 +56,10 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
         Ok(e) => e,
         Err(e) => return fail(1, &e.to_string()),
     };
-    // Every recorded delivery, purge and rotation must carry the agent's receipt, checked against the CA's registry.
-    let registry = match tessera_operator::issued::Registry::require(&op.dir) {
-        Ok(r) => r,
-        Err(e) => return fail(2, &e.to_string()),
+    let tally = match receipt_tally(&op, &entries).await {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    let catalogue = match tessera_operator::catalogue::Catalogue::load(&op.dir) {
-        Ok(c) => c,
-        Err(e) => return fail(2, &e.to_string()),
-    };
-    let revoked =
-        match tessera_operator::revocations::current(&op.client, &op.ca, &op.dir).await {
-            Ok(l) => l,
-            Err(e) => return fail(2, &e.to_string()),
-        };
-    let mut receipted = 0usize;
-    let mut bad_receipts = Vec::new();
-    let mut revoked_signers = 0usize;
-    for e in &entries {
-        match tessera_operator::receipts::check_entry(e, &registry, &catalogue, &op.ca, &revoked) {
-            Some(Ok(())) => receipted += 1,
-            // A certificate revoked since (a compromised or removed agent): what its key signed cannot be vouched
-            // for, but it is no sign of a lying relay. Counted and reported, not failed.
-            Some(Err(tessera_operator::receipts::ReceiptCheck::Revoked(_))) => revoked_signers += 1,
-            Some(Err(reason)) => bad_receipts.push(serde_json::json!({
-                "seq": e.seq, "kind": e.kind,
-                "agent": e.data.get("target").or_else(|| e.data.get("agent")),
-                "reason": reason.to_string(),
-            })),
-            None => {}
-        }
-    }
-    let head = entries.last().map(|e| (e.seq, e.hash.clone()));
     let verdict = tessera_proto::audit::verify(&entries).map_err(|e| e.to_string()).and_then(|()| {
         match &expected {
             Some((seq, hash))
@@ -77,64 +72,98 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
             _ => Ok(()),
         }
     });
-    match verdict {
-        Ok(()) if bad_receipts.is_empty() => {
-            let (seq, hash) = head.unwrap_or((0, tessera_proto::audit::GENESIS.to_owned()));
-            let out = serde_json::json!({ "ok": true, "entries": entries.len(), "head_seq": seq, "head_hash": hash,
-                "receipts": receipted, "receipts_by_revoked_signers": revoked_signers });
-            let note = if revoked_signers > 0 {
-                format!(
-                    "; {revoked_signers} signed by agent certificates revoked since (not vouched for: a revoked key \
-                     could have signed them at any time)"
-                )
-            } else {
-                String::new()
-            };
-            print(
-                json,
-                &out,
-                &format!(
-                    "audit chain intact: {} entries, head {seq}:{hash}; {receipted} receipts verified{note}",
-                    entries.len()
-                ),
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(()) => {
-            let (seq, hash) = head.unwrap_or((0, tessera_proto::audit::GENESIS.to_owned()));
-            let lines: Vec<String> = bad_receipts
-                .iter()
-                .map(|b| {
-                    tessera_operator::client::escape_control(&format!(
-                        "  entry {} {} agent {}: {}",
-                        b["seq"],
-                        b["kind"].as_str().unwrap_or(""),
-                        b["agent"].as_str().unwrap_or("?"),
-                        b["reason"].as_str().unwrap_or("")
-                    ))
-                })
-                .collect();
-            let out = serde_json::json!({ "ok": false, "chain": "intact", "entries": entries.len(),
-                "head_seq": seq, "head_hash": hash, "receipts": receipted, "bad_receipts": bad_receipts });
-            print(
-                json,
-                &out,
-                &format!(
-                    "audit chain intact ({} entries, head {seq}:{hash}), but {} recorded deliveries, purges or \
-                     rotations have NO VALID RECEIPT from the agent ({receipted} verified):\n{}",
-                    entries.len(),
-                    lines.len(),
-                    lines.join("\n")
-                ),
-            );
-            ExitCode::from(4)
-        }
-        Err(e) => {
-            let out = serde_json::json!({ "ok": false, "error": e.clone() });
-            print(json, &out, &format!("audit chain BROKEN: {e}"));
-            ExitCode::from(4)
-        }
+    let (seq, hash) = entries.last().map_or_else(
+        || (0, tessera_proto::audit::GENESIS.to_owned()),
+        |e| (e.seq, e.hash.clone()),
+    );
+    if let Err(e) = verdict {
+        let out = serde_json::json!({ "ok": false, "error": e.clone() });
+        print(json, &out, &format!("audit chain BROKEN: {e}"));
+        return ExitCode::from(4);
     }
+    let out = serde_json::json!({ "ok": tally.bad.is_empty(), "chain": "intact", "entries": entries.len(),
+        "head_seq": seq, "head_hash": hash, "receipts": tally.verified,
+        "receipts_by_revoked_signers": tally.by_revoked, "bad_receipts": tally.bad });
+    let mut text = format!(
+        "audit chain intact: {} entries, head {seq}:{hash}; {} receipts verified",
+        entries.len(),
+        tally.verified
+    );
+    if tally.by_revoked > 0 {
+        let _ = write!(
+            text,
+            "; {} signed by agent certificates revoked since (not vouched for: a revoked key could have signed them \
+             at any time)",
+            tally.by_revoked
+        );
+    }
+    if tally.bad.is_empty() {
+        print(json, &out, &text);
+        return ExitCode::SUCCESS;
+    }
+    let _ = write!(
+        text,
+        "\nbut {} recorded deliveries, purges or rotations have NO VALID RECEIPT from the agent:",
+        tally.bad.len()
+    );
+    for b in &tally.bad {
+        text.push('\n');
+        text.push_str(&tessera_operator::client::escape_control(&format!(
+            "  entry {} {} agent {}: {}",
+            b.seq, b.kind, b.agent, b.reason
+        )));
+    }
+    print(json, &out, &text);
+    ExitCode::from(4)
+}
+
+pub(crate) async fn agents_ls(conn: &Conn, json: bool) -> ExitCode {
+    list(conn, "/v1/agents", json, |v| {
+        format!(
+            "{:<24} {:<12} {}",
+            v["id"].as_str().unwrap_or(""),
+            v["state"].as_str().unwrap_or(""),
+            v["mode"].as_str().unwrap_or("-")
+        )
+    })
+    .await
+}
+
+pub(crate) async fn alerts_ls(conn: &Conn, json: bool) -> ExitCode {
+    list(conn, "/v1/alerts", json, |v| {
+        format!(
+            "{:<10} {:<32} x{:<4} {}  {}",
+            v["severity"].as_str().unwrap_or(""),
+            v["kind"].as_str().unwrap_or(""),
+            v["count"],
+            v["subject"].as_str().unwrap_or(""),
+            v["message"].as_str().unwrap_or("")
+        )
+    })
+    .await
+}
+
+pub(crate) async fn audit_ls(conn: &Conn, kind: Option<&str>, json: bool) -> ExitCode {
+    list_where(
+        conn,
+        "/v1/audit",
+        json,
+        |v| kind.is_none_or(|k| v["kind"] == k),
+        |v| {
+            let data = v["data"].as_object().map_or_else(String::new, |d| {
+                d.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            format!(
+                "{:>6}  {:<30} {data}",
+                v["seq"],
+                v["kind"].as_str().unwrap_or("")
+            )
+        },
+    )
+    .await
 }
 
 pub(crate) async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {

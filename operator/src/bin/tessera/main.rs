@@ -21,7 +21,6 @@ use ca_cmds::{ca_cmd, ca_revoke};
 use cli::{AgentsCmd, AuditCmd, CaCmd, Cli, Command, ListCmd};
 use cred_cmds::{cred_cmd, rescope};
 use fleet_cmds::{audit_verify, job_cmd};
-use session::{list, list_where};
 use tessera_operator::cred;
 
 pub(crate) fn fail(code: u8, msg: &str) -> ExitCode {
@@ -107,54 +106,13 @@ async fn run(cli: Cli) -> ExitCode {
             rescope(&conn, &name, &agents, cred::Rescope::Revoke, cli.json).await
         }
         Command::Cred(c) => cred_cmd(c, cli.json).await,
-        Command::Agents(AgentsCmd::Ls { conn }) => {
-            list(&conn, "/v1/agents", cli.json, |v| {
-                format!(
-                    "{:<24} {:<12} {}",
-                    v["id"].as_str().unwrap_or(""),
-                    v["state"].as_str().unwrap_or(""),
-                    v["mode"].as_str().unwrap_or("-")
-                )
-            })
-            .await
-        }
-        Command::Alerts(ListCmd::Ls { conn }) => {
-            list(&conn, "/v1/alerts", cli.json, |v| {
-                format!(
-                    "{:<10} {:<32} x{:<4} {}  {}",
-                    v["severity"].as_str().unwrap_or(""),
-                    v["kind"].as_str().unwrap_or(""),
-                    v["count"],
-                    v["subject"].as_str().unwrap_or(""),
-                    v["message"].as_str().unwrap_or("")
-                )
-            })
-            .await
-        }
+        Command::Agents(AgentsCmd::Ls { conn }) => fleet_cmds::agents_ls(&conn, cli.json).await,
+        Command::Alerts(ListCmd::Ls { conn }) => fleet_cmds::alerts_ls(&conn, cli.json).await,
         Command::Audit(AuditCmd::Verify { expect_head, conn }) => {
             audit_verify(&conn, expect_head.as_deref(), cli.json).await
         }
         Command::Audit(AuditCmd::Ls { kind, conn }) => {
-            list_where(
-                &conn,
-                "/v1/audit",
-                cli.json,
-                |v| kind.as_ref().is_none_or(|k| v["kind"] == k.as_str()),
-                |v| {
-                    let data = v["data"].as_object().map_or_else(String::new, |d| {
-                        d.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    });
-                    format!(
-                        "{:>6}  {:<30} {data}",
-                        v["seq"],
-                        v["kind"].as_str().unwrap_or("")
-                    )
-                },
-            )
-            .await
+            fleet_cmds::audit_ls(&conn, kind.as_deref(), cli.json).await
         }
         Command::Job(j) => job_cmd(j, cli.json).await,
     }

@@ -75,9 +75,7 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
     }
     let grace = i64::try_from(r.grace_secs).unwrap_or(i64::MAX);
     let mut rows = Vec::new();
-    let mut refused = false;
-    let mut failed = false;
-    let mut new_list = None;
+    let mut progress = Progress::default();
     for v in views
         .iter()
         .filter(|v| named.is_empty() || named.contains(&v.agent))
@@ -93,60 +91,18 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
         };
         let act = r.due || named.contains(&v.agent);
         let plan = renew::plan(v, &registry, org.pinned(), &revoked, now(), grace);
-        let outcome = match plan {
-            Plan::Sign(current) if act => {
-                match ca::renew(r.dir, &v.request, &current, r.lifetime_secs) {
-                    Ok((der, serial)) => match push(&op.client, &v.agent, &der).await {
-                        Ok(()) => format!("certified {serial} (renews {}), pushed", current.serial),
-                        Err(e) => {
-                            failed = true;
-                            format!("certified {serial}, but the push failed: {e} (run again to push it)")
-                        }
-                    },
-                    Err(e) => {
-                        refused = true;
-                        format!("REFUSED: {e}")
-                    }
-                }
-            }
-            Plan::Repush(der) if act => match push(&op.client, &v.agent, &der).await {
-                Ok(()) => "certificate issued earlier, pushed again".to_owned(),
-                Err(e) => {
-                    failed = true;
-                    format!("push failed: {e}")
-                }
-            },
-            Plan::Retire { blue, green, at } if act => {
-                match ca::retire(r.dir, &v.agent, &blue, &green, at) {
-                    Ok(list) => {
-                        new_list = Some(list);
-                        format!("rotation complete: {blue} retired and revoked ({green} in use)")
-                    }
-                    Err(e) => {
-                        failed = true;
-                        format!("could not revoke {blue}: {e}")
-                    }
-                }
-            }
-            Plan::Sign(_) | Plan::Repush(_) => {
-                "requested: verifies; run `tessera ca renew --due` (or name the agent) to certify it".to_owned()
-            }
-            Plan::Retire { blue, .. } => {
-                format!("completed: {blue} is due to be revoked (run with --due)")
-            }
-            Plan::Refuse(reason) => {
-                refused = true;
-                format!("REFUSED: {reason}")
-            }
-            Plan::Wait(why) => why,
-            _ => "unknown".to_owned(),
-        };
+        let outcome = carry_out(plan, act, v, r, &op.client, &mut progress).await;
         rows.push(Row {
             agent: v.agent.clone(),
             state: format!("{:?}", v.state).to_lowercase(),
             outcome,
         });
     }
+    let Progress {
+        refused,
+        mut failed,
+        new_list,
+    } = progress;
     if let Some(list) = &new_list {
         let body = serde_json::to_value(list).unwrap_or_default();
         if let Err(e) = op.client.post("/v1/revocations", &body).await {
@@ -172,6 +128,95 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
             return fail(1, &e);
         }
     }
+    report(&rows, json);
+    if refused {
+        ExitCode::from(2)
+    } else if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// What `ca renew` has done so far.
+#[derive(Default)]
+struct Progress {
+    refused: bool,
+    failed: bool,
+    new_list: Option<tessera_proto::statement::Signed<RevocationList>>,
+}
+
+/// Carries out `plan` for `v` (only when `act`); the line to report.
+async fn carry_out(
+    plan: Plan,
+    act: bool,
+    v: &tessera_proto::admin::RenewalView,
+    r: &Renew<'_>,
+    client: &tessera_operator::client::AdminClient,
+    p: &mut Progress,
+) -> String {
+    match plan {
+        Plan::Sign(current) if act => {
+            match ca::renew(r.dir, &v.request, &current, r.lifetime_secs) {
+                Ok(ca::Renewed {
+                    der,
+                    serial,
+                    revocations,
+                }) => {
+                    if revocations.is_some() {
+                        // An earlier green for the same certificate was never switched to: revoked with this issue.
+                        p.new_list = revocations;
+                    }
+                    match push(client, &v.agent, &der).await {
+                        Ok(()) => format!("certified {serial} (renews {}), pushed", current.serial),
+                        Err(e) => {
+                            p.failed = true;
+                            format!("certified {serial}, but the push failed: {e} (run again to push it)")
+                        }
+                    }
+                }
+                Err(e) => {
+                    p.refused = true;
+                    format!("REFUSED: {e}")
+                }
+            }
+        }
+        Plan::Repush(der) if act => match push(client, &v.agent, &der).await {
+            Ok(()) => "certificate issued earlier, pushed again".to_owned(),
+            Err(e) => {
+                p.failed = true;
+                format!("push failed: {e}")
+            }
+        },
+        Plan::Retire { blue, green, at } if act => {
+            match ca::retire(r.dir, &v.agent, &blue, &green, at) {
+                Ok(list) => {
+                    p.new_list = Some(list);
+                    format!("rotation complete: {blue} retired and revoked ({green} in use)")
+                }
+                Err(e) => {
+                    p.failed = true;
+                    format!("could not revoke {blue}: {e}")
+                }
+            }
+        }
+        Plan::Sign(_) | Plan::Repush(_) => {
+            "requested: verifies; run `tessera ca renew --due` (or name the agent) to certify it"
+                .to_owned()
+        }
+        Plan::Retire { blue, .. } => {
+            format!("completed: {blue} is due to be revoked (run with --due)")
+        }
+        Plan::Refuse(reason) => {
+            p.refused = true;
+            format!("REFUSED: {reason}")
+        }
+        Plan::Wait(why) => why,
+        _ => "unknown".to_owned(),
+    }
+}
+
+fn report(rows: &[Row], json: bool) {
     let v: Vec<serde_json::Value> = rows
         .iter()
         .map(|row| {
@@ -194,13 +239,6 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
             .join("\n")
     };
     print(json, &serde_json::Value::Array(v), &text);
-    if refused {
-        ExitCode::from(2)
-    } else if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
 }
 
 async fn push(

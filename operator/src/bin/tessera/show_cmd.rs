@@ -53,6 +53,46 @@ fn check_row(
     })())
 }
 
+/// One agent's line and JSON.
+fn render(
+    row: &DeliveryView,
+    checked: Option<&Result<(), ReceiptCheck>>,
+) -> (String, serde_json::Value) {
+    let receipt = match checked {
+        None => "-".to_owned(),
+        Some(Ok(())) => "receipt ok".to_owned(),
+        Some(Err(e @ ReceiptCheck::Revoked(_))) => format!("receipt not vouched for: {e}"),
+        Some(Err(e)) => format!("NO VALID RECEIPT: {e}"),
+    };
+    let state = match row.purge.as_deref() {
+        Some(p) => p.to_owned(),
+        None => format!("{} v{}", row.state, row.version),
+    };
+    let mut detail = String::new();
+    if row.state != "stored" && row.purge.is_none() && row.attempts > 0 {
+        let _ = write!(detail, "  attempts {}", row.attempts);
+    }
+    if let Some(e) = &row.last_error {
+        let _ = write!(detail, "  last error {e}");
+    }
+    let presence = row
+        .agent_state
+        .map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}").to_lowercase());
+    let line = format!(
+        "  {:<24} {:<12} {:<14} {receipt}{detail}",
+        row.agent.as_str(),
+        presence,
+        state
+    );
+    let v = serde_json::json!({
+        "agent": row.agent.as_str(), "agent_state": presence, "state": row.state, "version": row.version,
+        "purge": row.purge, "attempts": row.attempts, "last_error": row.last_error,
+        "receipt": match checked { None => serde_json::Value::Null, Some(Ok(())) => "ok".into(),
+            Some(Err(e)) => e.to_string().into() },
+    });
+    (line, v)
+}
+
 pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
     let name = match CredentialName::new(name.to_owned()) {
         Ok(n) => n,
@@ -85,11 +125,10 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(2, &e.to_string()),
     };
-    let revoked =
-        match tessera_operator::revocations::current(&op.client, &op.ca, &op.dir).await {
-            Ok(l) => l,
-            Err(e) => return fail(2, &e.to_string()),
-        };
+    let revoked = match tessera_operator::revocations::current(&op.client, &op.ca, &op.dir).await {
+        Ok(l) => l,
+        Err(e) => return fail(2, &e.to_string()),
+    };
     let rows = match op
         .client
         .get(&format!("/v1/credentials/{id}/deliveries"))
@@ -111,41 +150,12 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
     let mut unproven = 0usize;
     for row in &rows {
         let checked = check_row(row, &id, &verify);
-        let receipt = match &checked {
-            None => "-".to_owned(),
-            Some(Ok(())) => "receipt ok".to_owned(),
-            Some(Err(e @ ReceiptCheck::Revoked(_))) => format!("receipt not vouched for: {e}"),
-            Some(Err(e)) => {
-                unproven += 1;
-                format!("NO VALID RECEIPT: {e}")
-            }
-        };
-        let state = match row.purge.as_deref() {
-            Some(p) => p.to_owned(),
-            None => format!("{} v{}", row.state, row.version),
-        };
-        let mut detail = String::new();
-        if row.state != "stored" && row.purge.is_none() && row.attempts > 0 {
-            let _ = write!(detail, "  attempts {}", row.attempts);
+        if matches!(&checked, Some(Err(e)) if !matches!(e, ReceiptCheck::Revoked(_))) {
+            unproven += 1;
         }
-        if let Some(e) = &row.last_error {
-            let _ = write!(detail, "  last error {e}");
-        }
-        let presence = row
-            .agent_state
-            .map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}").to_lowercase());
-        lines.push(format!(
-            "  {:<24} {:<12} {:<14} {receipt}{detail}",
-            row.agent.as_str(),
-            presence,
-            state
-        ));
-        out.push(serde_json::json!({
-            "agent": row.agent.as_str(), "agent_state": presence, "state": row.state, "version": row.version,
-            "purge": row.purge, "attempts": row.attempts, "last_error": row.last_error,
-            "receipt": match &checked { None => serde_json::Value::Null, Some(Ok(())) => "ok".into(),
-                Some(Err(e)) => e.to_string().into() },
-        }));
+        let (line, v) = render(row, checked.as_ref());
+        lines.push(line);
+        out.push(v);
     }
     if unproven > 0 {
         lines.push(format!(
