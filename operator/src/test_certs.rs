@@ -13,6 +13,11 @@ pub(crate) const NOW: i64 = 1_700_000_000;
 
 /// A fresh agent `id` certified by `ca` for 30 days from [`NOW`].
 pub(crate) fn issue(ca: &OrgCa, id: &str) -> AgentCertificate {
+    issue_with_key(ca, id).0
+}
+
+/// A fresh agent `id` certified by `ca` for 30 days from [`NOW`], with its identity key.
+pub(crate) fn issue_with_key(ca: &OrgCa, id: &str) -> (AgentCertificate, IdentityKey) {
     let key = IdentityKey::generate().unwrap();
     let wrap = WrapPrivateKey::generate().unwrap();
     let req = EnrollmentRequest::new(
@@ -24,7 +29,9 @@ pub(crate) fn issue(ca: &OrgCa, id: &str) -> AgentCertificate {
     )
     .unwrap();
     let der = ca.issue_agent(&req, Validity::days_from(NOW, 30)).unwrap();
-    ca.pinned()
+    let cert = ca
+        .pinned()
         .verify_agent(&der, NOW + 1, &RevocationList::empty())
-        .unwrap()
+        .unwrap();
+    (cert, key)
 }

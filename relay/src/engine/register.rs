@@ -177,7 +177,14 @@ impl Engine {
                     ("target", agent.as_str().to_owned()),
                 ]),
             );
-            out.extend(self.start_delivery(&p.credential, agent, p.jit));
+            // Asked again only if the agent still lacks it (a warm registration may have listed it as held).
+            if self
+                .store
+                .delivery(&p.credential, agent)?
+                .is_some_and(|r| r.state == DeliveryState::Pending)
+            {
+                out.extend(self.start_delivery(&p.credential, agent, p.jit));
+            }
         }
         Ok(out)
     }

@@ -20,22 +20,22 @@ use crate::alerts::AlertKind;
 use crate::clock::ManualClock;
 use crate::state::{DeliveryState, SledStore};
 
-const T0: u64 = 1_800_000_000_000;
+pub(super) const T0: u64 = 1_800_000_000_000;
 
-struct World {
-    engine: Engine,
-    org: TestOrg,
-    clock: ManualClock,
-    agents: BTreeMap<String, TestAgent>,
+pub(super) struct World {
+    pub(super) engine: Engine,
+    pub(super) org: TestOrg,
+    pub(super) clock: ManualClock,
+    pub(super) agents: BTreeMap<String, TestAgent>,
     dir: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with(EngineConfig::default())
     }
 
-    fn with(cfg: EngineConfig) -> Self {
+    pub(super) fn with(cfg: EngineConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let org = TestOrg::at(i64::try_from(T0 / 1000).unwrap());
         let clock = ManualClock::at(T0);
@@ -51,7 +51,7 @@ impl World {
     }
 
     /// Reopens the engine on the same state (a relay restart).
-    fn restart(&mut self) {
+    pub(super) fn restart(&mut self) {
         let store: Arc<dyn RelayStore> = self.engine.store.clone();
         drop(std::mem::replace(
             &mut self.engine,
@@ -64,19 +64,24 @@ impl World {
         ));
     }
 
-    fn agent(&mut self, id: &str) -> AgentId {
+    pub(super) fn agent(&mut self, id: &str) -> AgentId {
         let a = self.org.agent(id);
         let aid = a.id.clone();
         self.agents.insert(id.to_owned(), a);
         aid
     }
 
-    fn up(&mut self, from: &AgentId, up: &Up) -> Vec<Outbound> {
+    pub(super) fn up(&mut self, from: &AgentId, up: &Up) -> Vec<Outbound> {
         self.engine
             .on_message(&topics::agent_up(from), &wire::encode(up).unwrap())
     }
 
-    fn register(&mut self, id: &AgentId, mode: RegistrationMode, held: Vec<Held>) -> Vec<Outbound> {
+    pub(super) fn register(
+        &mut self,
+        id: &AgentId,
+        mode: RegistrationMode,
+        held: Vec<Held>,
+    ) -> Vec<Outbound> {
         let cert = self.agents[id.as_str()].cert.clone();
         self.up(
             id,
@@ -90,7 +95,7 @@ impl World {
     }
 
     /// Puts a credential with operator envelopes for `sealed_for`.
-    fn put(
+    pub(super) fn put(
         &mut self,
         name: &str,
         scope: Scope,
@@ -116,7 +121,7 @@ impl World {
 
     /// `from` acknowledges a delivery of version 1; a `stored` outcome carries its signed receipt, as an honest
     /// agent's does.
-    fn ack(
+    pub(super) fn ack(
         &mut self,
         from: &AgentId,
         delivery: uuid::Uuid,
@@ -145,7 +150,12 @@ impl World {
     }
 
     /// `from` acknowledges a purge, with its signed receipt.
-    fn purge_ack(&mut self, from: &AgentId, id: CredentialId, version: u64) -> Vec<Outbound> {
+    pub(super) fn purge_ack(
+        &mut self,
+        from: &AgentId,
+        id: CredentialId,
+        version: u64,
+    ) -> Vec<Outbound> {
         let receipt = self.org.receipt(
             &self.agents[from.as_str()],
             tessera_proto::receipt::ReceiptFact::Purged {
@@ -164,7 +174,7 @@ impl World {
     }
 
     /// An agent that holds `secret` as credential `name`, registered and online; returns the credential id.
-    fn seeded_peer(
+    pub(super) fn seeded_peer(
         &mut self,
         peer: &str,
         name: &str,
@@ -183,11 +193,11 @@ impl World {
         (p, id, commitment)
     }
 
-    fn row(&self, id: &CredentialId, agent: &AgentId) -> crate::state::DeliveryRow {
+    pub(super) fn row(&self, id: &CredentialId, agent: &AgentId) -> crate::state::DeliveryRow {
         self.engine.store.delivery(id, agent).unwrap().unwrap()
     }
 
-    fn audit_kinds(&self) -> Vec<String> {
+    pub(super) fn audit_kinds(&self) -> Vec<String> {
         self.engine
             .store
             .audit()
@@ -198,7 +208,7 @@ impl World {
     }
 }
 
-fn store_msg(out: &[Outbound], to: &AgentId) -> wire::CredentialStore {
+pub(super) fn store_msg(out: &[Outbound], to: &AgentId) -> wire::CredentialStore {
     out.iter()
         .find_map(|o| match &o.msg {
             Down::CredentialStore(s) if o.to == *to => Some(s.clone()),
@@ -207,7 +217,7 @@ fn store_msg(out: &[Outbound], to: &AgentId) -> wire::CredentialStore {
         .unwrap_or_else(|| panic!("no credential_store to {}: {out:?}", to.as_str()))
 }
 
-fn rewrap_msg(out: &[Outbound]) -> (AgentId, RewrapRequest) {
+pub(super) fn rewrap_msg(out: &[Outbound]) -> (AgentId, RewrapRequest) {
     out.iter()
         .find_map(|o| match &o.msg {
             Down::RewrapRequest(r) => Some((o.to.clone(), r.clone())),
@@ -216,7 +226,7 @@ fn rewrap_msg(out: &[Outbound]) -> (AgentId, RewrapRequest) {
         .unwrap_or_else(|| panic!("no rewrap_request: {out:?}"))
 }
 
-fn unavailable(out: &[Outbound]) -> Option<PublicReason> {
+pub(super) fn unavailable(out: &[Outbound]) -> Option<PublicReason> {
     out.iter().find_map(|o| match &o.msg {
         Down::CredentialUnavailable(u) => Some(u.reason),
         _ => None,
@@ -225,7 +235,7 @@ fn unavailable(out: &[Outbound]) -> Option<PublicReason> {
 
 impl World {
     /// The peer answers `req` honestly with `secret` and the target acknowledges the matching digest.
-    fn complete_honestly(
+    pub(super) fn complete_honestly(
         &mut self,
         peer: &AgentId,
         req: &RewrapRequest,
@@ -243,7 +253,7 @@ impl World {
     }
 
     /// The peer's honest answer to `req`.
-    fn honest(&self, peer: &AgentId, req: &RewrapRequest, secret: &str) -> Up {
+    pub(super) fn honest(&self, peer: &AgentId, req: &RewrapRequest, secret: &str) -> Up {
         let target = &self.agents[req.target.as_str()];
         let payload = tessera_proto::secret::SecretPayload::from_plain_text(secret).unwrap();
         Up::RewrapResponse(RewrapResponse {
@@ -1130,7 +1140,7 @@ fn flagged_credentials_raise_one_deduplicated_signer_revoked_alert_each() {
     assert_eq!(audited[1].data["agent"], "edge-2");
 }
 
-fn purges_to(out: &[Outbound]) -> Vec<AgentId> {
+pub(super) fn purges_to(out: &[Outbound]) -> Vec<AgentId> {
     out.iter()
         .filter(|o| matches!(o.msg, Down::CredentialPurge(_)))
         .map(|o| o.to.clone())
