@@ -134,16 +134,16 @@ fn audit_entries_that_record_a_delivery_purge_or_rotation_need_the_matching_rece
     assert_eq!(check(&delivered(String::new())), Some(Err(ReceiptCheck::Missing)));
     let other: CredentialId = "00000000-0000-4000-8000-000000000002".parse().unwrap();
     for wrong in [stored(other, 1), stored(cid(), 2), purged()] {
-        let r = signed(&f, &f.key, NOW + 5, wrong);
+        let wrong = signed(&f, &f.key, NOW + 5, wrong);
         assert!(matches!(
-            check(&delivered(text(&r))),
+            check(&delivered(text(&wrong))),
             Some(Err(ReceiptCheck::Mismatch(_)))
         ));
     }
-    let r = signed(&f, &f.key, NOW + 5, stored(cid(), 1));
-    assert_eq!(check(&delivered(text(&r))), Some(Ok(())));
+    let receipt = signed(&f, &f.key, NOW + 5, stored(cid(), 1));
+    assert_eq!(check(&delivered(text(&receipt))), Some(Ok(())));
     // The entry names another agent than the one that signed.
-    let mut e = delivered(text(&r));
+    let mut e = delivered(text(&receipt));
     e.data.insert("target".into(), "edge-9".into());
     assert!(matches!(check(&e), Some(Err(ReceiptCheck::Mismatch(_)))));
     // Garbage where the receipt goes.
@@ -152,19 +152,19 @@ fn audit_entries_that_record_a_delivery_purge_or_rotation_need_the_matching_rece
         Some(Err(ReceiptCheck::Malformed(_)))
     ));
     // A purge.
-    let p = signed(&f, &f.key, NOW + 5, purged());
+    let purge_receipt = signed(&f, &f.key, NOW + 5, purged());
     let purge = entry(
         "credential_purged",
         &[
             ("credential", cid().to_string()),
             ("version", "1".into()),
             ("agent", "edge-1".into()),
-            ("receipt", text(&p)),
+            ("receipt", text(&purge_receipt)),
         ],
     );
     assert_eq!(check(&purge), Some(Ok(())));
     let t = tally(
-        &[delivered(String::new()), purge, delivered(text(&r))],
+        &[delivered(String::new()), purge, delivered(text(&receipt))],
         &f.registry,
         &cat,
         f.ca.pinned(),
