@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
-use tessera_proto::cert::{CertSerial, EnrollmentRequest, IdentityKey, PinnedCa};
+use tessera_proto::cert::{
+    AgentCertificate, EnrollmentRequest, IdentityKey, PinnedCa, RenewalRequest,
+};
 use tessera_proto::envelope::WrapPrivateKey;
 use tessera_proto::ids::AgentId;
 use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
@@ -26,9 +28,10 @@ pub struct WireAgent {
     pub wrap: WrapPrivateKey,
     /// Its certificate, DER.
     pub cert: Vec<u8>,
+    /// Its certificate, verified against the org CA.
+    pub certificate: AgentCertificate,
     identity: Identity,
     key: IdentityKey,
-    serial: CertSerial,
     client: Option<AsyncClient>,
     rx: Option<crate::mqtt::Inbox>,
 }
@@ -71,18 +74,17 @@ impl WireAgent {
             .unwrap()
             .into_contents();
         let identity = write_identity(&dir, "identity", &cert, &key);
-        let serial = PinnedCa::from_der(&c.ca_der().unwrap())
+        let certificate = PinnedCa::from_der(&c.ca_der().unwrap())
             .unwrap()
             .verify_agent(&cert, now(), &RevocationList::empty())
-            .unwrap()
-            .serial;
+            .unwrap();
         Self {
             id: aid,
             wrap,
             cert,
+            certificate,
             identity,
             key,
-            serial,
             client: None,
             rx: None,
         }
@@ -91,10 +93,22 @@ impl WireAgent {
     /// Its receipt of `fact`, signed now with its identity key (as an honest agent's acknowledgement carries).
     pub fn receipt(&self, fact: ReceiptFact) -> Receipt {
         Receipt::sign(
-            &ReceiptBody::new(self.id.clone(), self.serial.clone(), now(), fact),
+            &ReceiptBody::new(
+                self.id.clone(),
+                self.certificate.serial.clone(),
+                now(),
+                fact,
+            ),
             &self.key,
         )
         .unwrap()
+    }
+
+    /// A renewal request for new keys, signed by its certified key and the new one (as `tessera-agent` sends it).
+    pub fn renewal(&self) -> RenewalRequest {
+        let green = IdentityKey::generate().unwrap();
+        let wrap = WrapPrivateKey::generate().unwrap();
+        RenewalRequest::new(&self.certificate, &self.key, &green, wrap.public_key(), now()).unwrap()
     }
 
     /// Connects to the broker on `port` as itself, with the Last Will every agent has, and subscribes to its down

@@ -190,6 +190,12 @@ impl WireRelay {
         Ok(())
     }
 
+    /// How many messages from `agent` on its up topic are waiting to be read.
+    pub fn queued_ups(&self, agent: &AgentId) -> usize {
+        let topic = topics::agent_up(agent);
+        self.ups.iter().filter(|(t, _)| *t == topic).count()
+    }
+
     /// Whether `needle` appears anywhere in what the double received.
     pub fn saw(&self, needle: &[u8]) -> bool {
         !needle.is_empty() && self.received.windows(needle.len()).any(|w| w == needle)

@@ -565,3 +565,96 @@ async fn the_peer_never_encrypts_to_an_uncertified_or_out_of_scope_key() {
     w.relay.drain(Duration::from_millis(500)).await;
     assert_never_seen(&w.relay, "peer-secret");
 }
+
+/// Key rotation: the relay forwards the certificate the CA issued for the agent's new keys, and can try to forward
+/// anything else. The agent switches only to a certificate from its pinned CA for this agent and exactly the green
+/// keys it generated: a certificate from another CA for those keys, another agent's, or its own current one is
+/// refused and the session is not touched; a certificate pushed while no rotation is under way is dropped; a second
+/// rotate request during a rotation starts nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_issue_for_its_new_keys() {
+    use tessera_proto::cert::Validity;
+    use tessera_proto::wire::{RenewalCertificate, RotateKeys};
+
+    let mut w = world().await;
+    let agent = w
+        .online_agent(
+            "edge-1",
+            &format!("{POLICY}[rotation]\nautomatic = false\nvalidate_secs = 30\n"),
+        )
+        .await;
+    let blue = agent.cert().clone();
+    let other = w.org.agent("edge-2");
+    let push = |cert: Vec<u8>| Down::RenewalCertificate(RenewalCertificate { cert });
+    let refusals = |a: &Agent| a.log().matches("refused a renewal certificate").count();
+
+    // Nothing under way: a pushed certificate (even a genuine one of another agent) is dropped.
+    w.relay.send(&agent.id, &push(other.cert.clone())).await;
+    w.relay.send(&agent.id, &Down::RotateKeys(RotateKeys {})).await;
+    let Up::RenewalRequested(r) = w.relay.next_up(&agent.id).await else {
+        panic!("expected a renewal request")
+    };
+    // Genuine: signed by the certified key, the new keys proven.
+    let (green_identity, green_wrap) = r.request.verify(&blue).unwrap();
+    assert_ne!(green_identity, blue.identity);
+    assert_ne!(green_wrap.fingerprint(), blue.wrap.fingerprint());
+    // Asked again during the rotation: no second request, no new keys.
+    w.relay.send(&agent.id, &Down::RotateKeys(RotateKeys {})).await;
+
+    let at = tessera_system_tests::broker::now();
+    let validity = Validity::days_from(at - 3600, 30);
+    let foreign = Org::new()
+        .ca
+        .issue_renewal(&r.request, &blue, validity)
+        .unwrap();
+    for bad in [foreign, other.cert.clone(), blue.der.clone()] {
+        w.relay.send(&agent.id, &push(bad)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while refusals(&agent) < 3 {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.relay.drain(Duration::from_secs(2)).await;
+    assert_eq!(
+        w.relay.queued_ups(&agent.id),
+        0,
+        "the agent neither reconnected with another certificate nor asked again"
+    );
+
+    // The CA's certificate for the green keys: the agent reconnects with it and registers, warm.
+    let genuine = w.org.ca.issue_renewal(&r.request, &blue, validity).unwrap();
+    w.relay.send(&agent.id, &push(genuine.clone())).await;
+    let Up::Register(reg) = w.relay.next_up(&agent.id).await else {
+        panic!("expected the green registration")
+    };
+    assert_eq!(reg.cert, genuine);
+    assert_eq!(reg.mode, wire::RegistrationMode::WarmReconnect);
+    w.relay
+        .send(
+            &agent.id,
+            &Down::RegisterAck(wire::RegisterAck {
+                mode: reg.mode,
+                state: wire::AgentState::Online,
+                backfill: 0,
+            }),
+        )
+        .await;
+    let Up::RotationCompleted(done) = w.relay.next_up(&agent.id).await else {
+        panic!("expected rotation_completed")
+    };
+    let green = w
+        .org
+        .ca
+        .pinned()
+        .verify_agent(&genuine, at, &tessera_proto::statement::RevocationList::empty())
+        .unwrap();
+    let body = done.receipt.verify(&green).unwrap();
+    assert_eq!(
+        body.fact,
+        tessera_proto::receipt::ReceiptFact::Rotated {
+            previous_serial: blue.serial.clone(),
+            serial: green.serial.clone()
+        }
+    );
+}

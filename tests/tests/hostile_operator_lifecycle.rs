@@ -1,0 +1,314 @@
+//! The operator's hostile suite for the lifecycle: a compromised relay (the scriptable lying admin API) against the
+//! real `tessera` commands. It queues renewal requests it forged, hoping the offline CA certifies keys of its own;
+//! and it records deliveries, purges and rotations that never happened (no receipt, or one it signed itself),
+//! hoping `audit verify` and `cred show` vouch for them. Each gets a refusal or a report, and nothing signed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::too_many_lines
+)]
+
+use std::collections::BTreeMap;
+
+use tessera_proto::audit::{next_entry, AuditEntry};
+use tessera_proto::cert::{CertSerial, IdentityKey, RenewalRequest};
+use tessera_proto::envelope::WrapPrivateKey;
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::statement::RevocationList;
+use tessera_system_tests::bins::bin_dir;
+use tessera_system_tests::cluster::Cluster;
+use tessera_system_tests::lying_admin::LyingAdmin;
+use tessera_system_tests::operator_calls::{agent_view, ok, parse, posted, tessera};
+use tessera_system_tests::wire_agent::WireAgent;
+
+struct World {
+    _tmp: tempfile::TempDir,
+    c: Cluster,
+    relay: LyingAdmin,
+    agents: Vec<WireAgent>,
+}
+
+fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    let agents: Vec<WireAgent> = ["edge-1", "edge-2", "edge-3"]
+        .iter()
+        .map(|id| WireAgent::enroll(&c, id))
+        .collect();
+    let admin = c.service_identity("relay-admin");
+    let relay = LyingAdmin::start(
+        &c.admin,
+        &c.ca_der().unwrap(),
+        &std::fs::read(&admin.cert).unwrap(),
+        &std::fs::read(&admin.key).unwrap(),
+    );
+    relay.answer(
+        "/v1/agents",
+        serde_json::Value::Array(
+            agents
+                .iter()
+                .map(|a| agent_view(a.id.as_str(), &a.cert))
+                .collect(),
+        ),
+    );
+    relay.answer("/v1/credentials", serde_json::json!([]));
+    relay.answer("/v1/revocations", serde_json::Value::Null);
+    World {
+        _tmp: tmp,
+        c,
+        relay,
+        agents,
+    }
+}
+
+fn queued(agent: &WireAgent, request: &RenewalRequest) -> serde_json::Value {
+    serde_json::json!({
+        "agent": agent.id.as_str(), "state": "requested", "request": request,
+        "requested_ms": 0, "updated_ms": 0,
+    })
+}
+
+fn issued_count(c: &Cluster) -> usize {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.ca_dir().join("issued.json")).unwrap()).unwrap();
+    v["certs"].as_array().unwrap().len()
+}
+
+#[test]
+fn ca_renew_refuses_renewal_requests_the_relay_forged_and_certifies_only_genuine_ones() {
+    let w = world();
+    let [e1, e2, e3] = [&w.agents[0], &w.agents[1], &w.agents[2]];
+    let ca = w.c.ca_dir();
+    let before = issued_count(&w.c);
+
+    // 1. For edge-1's certificate, signed by a key the relay holds (it wants its own keys certified as edge-1).
+    let relay_key = IdentityKey::generate().unwrap();
+    let relay_wrap = WrapPrivateKey::generate().unwrap();
+    let forged = RenewalRequest::new(
+        &e1.certificate,
+        &relay_key,
+        &relay_key,
+        relay_wrap.public_key(),
+        0,
+    )
+    .unwrap();
+    // 2. edge-3's genuine request, listed under edge-2.
+    let misfiled = e3.renewal();
+    // 3. edge-3's genuine request with the serial edited to a certificate the CA never issued.
+    let mut unknown = e3.renewal();
+    unknown.body.current_serial = CertSerial::try_from("7f00ff".to_owned()).unwrap();
+    w.relay.answer(
+        "/v1/renewals",
+        serde_json::json!([queued(e1, &forged), queued(e2, &misfiled), queued(e3, &unknown)]),
+    );
+    let o = tessera(
+        &w.c,
+        &w.c.operator_dir(),
+        &["ca", "renew", "--dir", ca.to_str().unwrap(), "--due"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (i, why) in [
+        "does not verify",
+        "names agent edge-3",
+        "not one the CA issued",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let outcome = rows[i]["outcome"].as_str().unwrap();
+        assert!(
+            outcome.starts_with("REFUSED") && outcome.contains(why),
+            "{outcome}"
+        );
+    }
+    let sent = w.relay.take();
+    assert!(
+        sent.iter().all(|r| r.method == "GET"),
+        "nothing pushed: {sent:?}"
+    );
+    assert_eq!(issued_count(&w.c), before, "nothing certified");
+
+    // The genuine request of edge-1: certified for exactly its new keys and pushed.
+    let genuine = e1.renewal();
+    w.relay
+        .answer("/v1/renewals", serde_json::json!([queued(e1, &genuine)]));
+    ok(&tessera(
+        &w.c,
+        &w.c.operator_dir(),
+        &["ca", "renew", "--dir", ca.to_str().unwrap(), "--due"],
+        None,
+    ));
+    let sent = w.relay.take();
+    let pushes: Vec<_> = sent.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(pushes.len(), 1, "{sent:?}");
+    assert_eq!(pushes[0].path, "/v1/renewals/edge-1/certificate");
+    let body: serde_json::Value = serde_json::from_slice(&pushes[0].body).unwrap();
+    let der = tessera_proto::b64_decode(body["cert"].as_str().unwrap()).unwrap();
+    let ca_pin =
+        tessera_proto::cert::PinnedCa::from_der(&w.c.ca_der().unwrap()).unwrap();
+    let green = ca_pin
+        .verify_agent(
+            &der,
+            tessera_system_tests::broker::now(),
+            &RevocationList::empty(),
+        )
+        .unwrap();
+    assert_eq!(green.agent_id, e1.id);
+    assert_eq!(green.identity.spki_der(), genuine.body.identity_spki.as_slice());
+    assert_eq!(green.wrap.spki_der(), genuine.body.wrap_spki.as_slice());
+    assert_eq!(issued_count(&w.c), before + 1);
+}
+
+fn chain(kinds: &[(&str, BTreeMap<String, String>)]) -> Vec<AuditEntry> {
+    let mut out: Vec<AuditEntry> = Vec::new();
+    for (kind, data) in kinds {
+        let e = next_entry(out.last(), 0, kind, None, data.clone());
+        out.push(e);
+    }
+    out
+}
+
+fn data(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_reported() {
+    let w = world();
+    let [e1, e2, _] = [&w.agents[0], &w.agents[1], &w.agents[2]];
+    let alice = w.c.operator_dir();
+    // A real credential (so the catalogue knows db and its commitment).
+    ok(&tessera(
+        &w.c,
+        &alice,
+        &["cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2"],
+        Some("db-password-v1"),
+    ));
+    let (_, statement) = posted(&w.relay.take());
+    let st = parse(&statement);
+    let id = st.credential_id;
+    let stored = |delivery| ReceiptFact::Stored {
+        delivery_id: delivery,
+        credential_id: id,
+        version: 1,
+        digest: st.commitment,
+    };
+    let text = |r: &Receipt| serde_json::to_string(r).unwrap();
+    let delivery = uuid::Uuid::new_v4();
+    let genuine = e1.receipt(stored(delivery));
+    // The relay's own signature over a purge receipt naming edge-1's certificate.
+    let relay_key = IdentityKey::generate().unwrap();
+    let forged_purge = Receipt::sign(
+        &ReceiptBody::new(
+            e1.id.clone(),
+            e1.certificate.serial.clone(),
+            tessera_system_tests::broker::now(),
+            ReceiptFact::Purged {
+                credential_id: id,
+                version: 1,
+            },
+        ),
+        &relay_key,
+    )
+    .unwrap();
+    // A rotation "completed" by edge-1, receipted by edge-2.
+    let other_agents = e2.receipt(ReceiptFact::Rotated {
+        previous_serial: e1.certificate.serial.clone(),
+        serial: e2.certificate.serial.clone(),
+    });
+    let success = |target: &str, receipt: String| {
+        data(&[
+            ("result", "success".into()),
+            ("credential", id.to_string()),
+            ("version", "1".into()),
+            ("target", target.into()),
+            ("peer", "operator".into()),
+            ("receipt", receipt),
+        ])
+    };
+    let trail = chain(&[
+        ("rewrap_final", success("edge-1", text(&genuine))),
+        ("rewrap_final", success("edge-2", String::new())),
+        (
+            "credential_purged",
+            data(&[
+                ("credential", id.to_string()),
+                ("version", "1".into()),
+                ("agent", "edge-1".into()),
+                ("receipt", text(&forged_purge)),
+            ]),
+        ),
+        (
+            "rotation_completed",
+            data(&[
+                ("agent", "edge-1".into()),
+                ("previous_serial", e1.certificate.serial.to_string()),
+                ("serial", e2.certificate.serial.to_string()),
+                ("receipt", text(&other_agents)),
+            ]),
+        ),
+    ]);
+    w.relay
+        .answer("/v1/audit", serde_json::to_value(&trail).unwrap());
+    let o = tessera(&w.c, &alice, &["audit", "verify"], None);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["chain"], "intact");
+    assert_eq!(v["receipts"], 1);
+    let bad: Vec<u64> = v["bad_receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(bad, vec![1, 2, 3]);
+    // The honest part alone verifies.
+    w.relay
+        .answer("/v1/audit", serde_json::to_value(&trail[..1]).unwrap());
+    let v = ok(&tessera(&w.c, &alice, &["audit", "verify"], None));
+    assert_eq!(v["ok"], true);
+
+    // `cred show db`: the relay claims edge-1 stored it (receipted), edge-2 stored it (no receipt) and edge-3 purged
+    // it (the relay's own signature).
+    let row = |agent: &str, state: &str, receipt: Option<&Receipt>, purge: Option<&Receipt>| {
+        serde_json::json!({
+            "agent": agent, "agent_state": "online", "version": 1, "state": state, "attempts": 0,
+            "next_attempt_ms": 0, "last_error": null,
+            "purge": purge.map(|_| "purged"), "receipt": receipt, "purge_receipt": purge,
+        })
+    };
+    w.relay.answer(
+        &format!("/v1/credentials/{id}/deliveries"),
+        serde_json::json!([
+            row("edge-1", "stored", Some(&genuine), None),
+            row("edge-2", "stored", None, None),
+            row("edge-3", "pending", None, Some(&forged_purge)),
+        ]),
+    );
+    let o = tessera(&w.c, &alice, &["cred", "show", "db"], None);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["without_valid_receipt"], 2);
+    assert_eq!(v["agents"][0]["receipt"], "ok");
+    assert_eq!(v["agents"][1]["receipt"], "no receipt");
+    assert!(v["agents"][2]["receipt"]
+        .as_str()
+        .unwrap()
+        .contains("signature"));
+    // Text output marks them too.
+    let human = w
+        .c
+        .operator_cmd()
+        .env("TESSERA_OPERATOR_DIR", &alice)
+        .args(["cred", "show", "db"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(text.matches("NO VALID RECEIPT").count(), 2, "{text}");
+}
