@@ -267,6 +267,7 @@ fn downs(fx: &Fixtures) -> Vec<(&'static str, Down)> {
                 template: TemplateName::new("backup-config").unwrap(),
                 params: BTreeMap::from([("host".to_owned(), "10.0.0.1".to_owned())]),
                 credentials: vec![CredentialName::new("core-ssh").unwrap()],
+                expires_at: NOW + 300,
             }),
         ),
         (

@@ -8,15 +8,22 @@
 //!   everything after the signature check (canonical form, kind, creator, version, scope, validity at the signing
 //!   time).
 //! - 2: the rest is a revocation list payload, signed here by the fixture CA (serial, order).
+//! - 3: the rest is an agent receipt's payload (`tessera_proto::receipt`): parsed as the relay and the operator's
+//!   tools parse it before they look up the certificate it names, then verified against the fixture agent.
+//! - 4: the rest is the JSON of a renewal request (`tessera_proto::cert::RenewalRequest`), verified against the
+//!   fixture agent's certificate.
 //!
 //! Checked beyond "no panic": a verified statement is exactly its canonical bytes (one encoding per statement), a
 //! statement verified against the revoking list has a signer that is not on it, and a verified revocation list is
-//! newer than the held one and sorted.
+//! newer than the held one and sorted; a receipt that parses is its canonical bytes and never verifies without the
+//! agent's key; a renewal request never verifies without the agent's key.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tessera_fuzz::{fixtures, mode, pinned, signed_raw};
 use tessera_proto::canonical;
+use tessera_proto::cert::{AgentCertificate, RenewalRequest};
+use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{CredentialStatement, RevocationList, Signed};
 
 fn credential(st: &Signed<CredentialStatement>) {
@@ -80,6 +87,38 @@ fuzz_target!(|data: &[u8]| {
                 revocation(&st);
             }
         }
+        Some((3, payload)) => {
+            let receipt = Receipt {
+                payload: payload.to_vec(),
+                signature: fx.operator_key.sign(payload),
+            };
+            if let Ok(body) = receipt.claimed() {
+                let bytes = canonical::to_vec(&body).expect("a parsed receipt canonicalises");
+                assert_eq!(bytes, payload, "a receipt is its canonical bytes");
+                assert!(
+                    receipt.verify(agent()).is_err(),
+                    "a receipt not signed by the agent's key never verifies"
+                );
+            }
+        }
+        Some((4, json)) => {
+            if let Ok(req) = serde_json::from_slice::<RenewalRequest>(json) {
+                let _ = req.digest();
+                assert!(
+                    req.verify(agent()).is_err(),
+                    "a renewal request not signed by the agent's key never verifies"
+                );
+            }
+        }
         _ => {}
     }
 });
+
+fn agent() -> &'static AgentCertificate {
+    static AGENT: std::sync::OnceLock<AgentCertificate> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        pinned()
+            .verify_agent(&fixtures().agent_cert, tessera_fuzz::NOW, &RevocationList::empty())
+            .expect("the fixture agent verifies")
+    })
+}
