@@ -108,7 +108,14 @@ impl WireAgent {
     pub fn renewal(&self) -> RenewalRequest {
         let green = IdentityKey::generate().unwrap();
         let wrap = WrapPrivateKey::generate().unwrap();
-        RenewalRequest::new(&self.certificate, &self.key, &green, wrap.public_key(), now()).unwrap()
+        RenewalRequest::new(
+            &self.certificate,
+            &self.key,
+            &green,
+            wrap.public_key(),
+            now(),
+        )
+        .unwrap()
     }
 
     /// Connects to the broker on `port` as itself, with the Last Will every agent has, and subscribes to its down

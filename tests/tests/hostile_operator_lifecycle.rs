@@ -100,7 +100,11 @@ fn ca_renew_refuses_renewal_requests_the_relay_forged_and_certifies_only_genuine
     unknown.body.current_serial = CertSerial::try_from("7f00ff".to_owned()).unwrap();
     w.relay.answer(
         "/v1/renewals",
-        serde_json::json!([queued(e1, &forged), queued(e2, &misfiled), queued(e3, &unknown)]),
+        serde_json::json!([
+            queued(e1, &forged),
+            queued(e2, &misfiled),
+            queued(e3, &unknown)
+        ]),
     );
     let o = tessera(
         &w.c,
@@ -108,7 +112,12 @@ fn ca_renew_refuses_renewal_requests_the_relay_forged_and_certifies_only_genuine
         &["ca", "renew", "--dir", ca.to_str().unwrap(), "--due"],
         None,
     );
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for (i, why) in [
         "does not verify",
@@ -147,8 +156,7 @@ fn ca_renew_refuses_renewal_requests_the_relay_forged_and_certifies_only_genuine
     assert_eq!(pushes[0].path, "/v1/renewals/edge-1/certificate");
     let body: serde_json::Value = serde_json::from_slice(&pushes[0].body).unwrap();
     let der = tessera_proto::b64_decode(body["cert"].as_str().unwrap()).unwrap();
-    let ca_pin =
-        tessera_proto::cert::PinnedCa::from_der(&w.c.ca_der().unwrap()).unwrap();
+    let ca_pin = tessera_proto::cert::PinnedCa::from_der(&w.c.ca_der().unwrap()).unwrap();
     let green = ca_pin
         .verify_agent(
             &der,
@@ -157,7 +165,10 @@ fn ca_renew_refuses_renewal_requests_the_relay_forged_and_certifies_only_genuine
         )
         .unwrap();
     assert_eq!(green.agent_id, e1.id);
-    assert_eq!(green.identity.spki_der(), genuine.body.identity_spki.as_slice());
+    assert_eq!(
+        green.identity.spki_der(),
+        genuine.body.identity_spki.as_slice()
+    );
     assert_eq!(green.wrap.spki_der(), genuine.body.wrap_spki.as_slice());
     assert_eq!(issued_count(&w.c), before + 1);
 }
@@ -187,7 +198,9 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
     ok(&tessera(
         &w.c,
         &alice,
-        &["cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2"],
+        &[
+            "cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2",
+        ],
         Some("db-password-v1"),
     ));
     let (_, statement) = posted(&w.relay.take());
@@ -257,7 +270,12 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
     w.relay
         .answer("/v1/audit", serde_json::to_value(&trail).unwrap());
     let o = tessera(&w.c, &alice, &["audit", "verify"], None);
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["chain"], "intact");
     assert_eq!(v["receipts"], 1);
@@ -292,7 +310,12 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
         ]),
     );
     let o = tessera(&w.c, &alice, &["cred", "show", "db"], None);
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["without_valid_receipt"], 2);
     assert_eq!(v["agents"][0]["receipt"], "ok");
@@ -302,13 +325,12 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
         .unwrap()
         .contains("signature"));
     // Text output marks them too.
-    let human = w
-        .c
-        .operator_cmd()
-        .env("TESSERA_OPERATOR_DIR", &alice)
-        .args(["cred", "show", "db"])
-        .output()
-        .unwrap();
+    let human =
+        w.c.operator_cmd()
+            .env("TESSERA_OPERATOR_DIR", &alice)
+            .args(["cred", "show", "db"])
+            .output()
+            .unwrap();
     let text = String::from_utf8_lossy(&human.stdout);
     assert_eq!(text.matches("NO VALID RECEIPT").count(), 2, "{text}");
 }

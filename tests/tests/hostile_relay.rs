@@ -572,7 +572,8 @@ async fn the_peer_never_encrypts_to_an_uncertified_or_out_of_scope_key() {
 /// refused and the session is not touched; a certificate pushed while no rotation is under way is dropped; a second
 /// rotate request during a rotation starts nothing.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_issue_for_its_new_keys() {
+async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_issue_for_its_new_keys(
+) {
     use tessera_proto::cert::Validity;
     use tessera_proto::wire::{RenewalCertificate, RotateKeys};
 
@@ -590,7 +591,9 @@ async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_iss
 
     // Nothing under way: a pushed certificate (even a genuine one of another agent) is dropped.
     w.relay.send(&agent.id, &push(other.cert.clone())).await;
-    w.relay.send(&agent.id, &Down::RotateKeys(RotateKeys {})).await;
+    w.relay
+        .send(&agent.id, &Down::RotateKeys(RotateKeys {}))
+        .await;
     let Up::RenewalRequested(r) = w.relay.next_up(&agent.id).await else {
         panic!("expected a renewal request")
     };
@@ -599,7 +602,9 @@ async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_iss
     assert_ne!(green_identity, blue.identity);
     assert_ne!(green_wrap.fingerprint(), blue.wrap.fingerprint());
     // Asked again during the rotation: no second request, no new keys.
-    w.relay.send(&agent.id, &Down::RotateKeys(RotateKeys {})).await;
+    w.relay
+        .send(&agent.id, &Down::RotateKeys(RotateKeys {}))
+        .await;
 
     let at = tessera_system_tests::broker::now();
     let validity = Validity::days_from(at - 3600, 30);
@@ -647,7 +652,11 @@ async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_iss
         .org
         .ca
         .pinned()
-        .verify_agent(&genuine, at, &tessera_proto::statement::RevocationList::empty())
+        .verify_agent(
+            &genuine,
+            at,
+            &tessera_proto::statement::RevocationList::empty(),
+        )
         .unwrap();
     let body = done.receipt.verify(&green).unwrap();
     assert_eq!(

@@ -60,7 +60,12 @@ fn a_receipt_is_checked_against_the_registry_not_against_anything_the_relay_send
     // A key the relay holds, signing in the agent's name.
     let relay_key = IdentityKey::generate().unwrap();
     assert!(matches!(
-        verify(&signed(&f, &relay_key, NOW + 5, purged()), &f.registry, f.ca.pinned(), &empty),
+        verify(
+            &signed(&f, &relay_key, NOW + 5, purged()),
+            &f.registry,
+            f.ca.pinned(),
+            &empty
+        ),
         Err(ReceiptCheck::Invalid(_))
     ));
     // A certificate the CA's registry does not hold (say the relay's own, from another CA or never recorded).
@@ -70,7 +75,12 @@ fn a_receipt_is_checked_against_the_registry_not_against_anything_the_relay_send
     ));
     // Outside the certificate's validity.
     assert!(matches!(
-        verify(&signed(&f, &f.key, NOW + 400 * 86_400, purged()), &f.registry, f.ca.pinned(), &empty),
+        verify(
+            &signed(&f, &f.key, NOW + 400 * 86_400, purged()),
+            &f.registry,
+            f.ca.pinned(),
+            &empty
+        ),
         Err(ReceiptCheck::Invalid(_))
     ));
 }
@@ -98,7 +108,10 @@ fn a_revoked_signer_is_vouched_for_only_up_to_its_retirement() {
 }
 
 fn entry(kind: &str, data: &[(&str, String)]) -> AuditEntry {
-    let data: BTreeMap<String, String> = data.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let data: BTreeMap<String, String> = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
     next_entry(None, 0, kind, None, data)
 }
 
@@ -131,7 +144,10 @@ fn audit_entries_that_record_a_delivery_purge_or_rotation_need_the_matching_rece
     assert!(check(&entry("rewrap_pending", &[])).is_none());
     assert!(check(&entry("rewrap_final", &[("result", "exhausted".into())])).is_none());
     // A delivery: no receipt, a receipt of another credential, another version, another kind; then the right one.
-    assert_eq!(check(&delivered(String::new())), Some(Err(ReceiptCheck::Missing)));
+    assert_eq!(
+        check(&delivered(String::new())),
+        Some(Err(ReceiptCheck::Missing))
+    );
     let other: CredentialId = "00000000-0000-4000-8000-000000000002".parse().unwrap();
     for wrong in [stored(other, 1), stored(cid(), 2), purged()] {
         let wrong = signed(&f, &f.key, NOW + 5, wrong);

@@ -34,7 +34,14 @@ fn fx() -> Fx {
 }
 
 fn request(f: &Fx, signer: &IdentityKey) -> RenewalRequest {
-    RenewalRequest::new(&f.blue, signer, &f.green_key, f.green_wrap.public_key(), NOW).unwrap()
+    RenewalRequest::new(
+        &f.blue,
+        signer,
+        &f.green_key,
+        f.green_wrap.public_key(),
+        NOW,
+    )
+    .unwrap()
 }
 
 fn view(f: &Fx, request: RenewalRequest, state: RenewalState) -> RenewalView {
@@ -59,58 +66,70 @@ fn only_a_request_signed_by_the_registered_certificates_key_is_signed() {
     let f = fx();
     let empty = RevocationList::empty();
     let genuine = view(&f, request(&f, &f.blue_key), RenewalState::Requested);
-    assert!(matches!(plan_of(&f, &genuine, &empty, NOW + 5), Plan::Sign(c) if c.serial == f.blue.serial));
+    assert!(
+        matches!(plan_of(&f, &genuine, &empty, NOW + 5), Plan::Sign(c) if c.serial == f.blue.serial)
+    );
     // Signed by a key the relay holds.
     let forged = view(
         &f,
         request(&f, &IdentityKey::generate().unwrap()),
         RenewalState::Requested,
     );
-    assert!(matches!(plan_of(&f, &forged, &empty, NOW + 5), Plan::Refuse(_)));
+    assert!(matches!(
+        plan_of(&f, &forged, &empty, NOW + 5),
+        Plan::Refuse(_)
+    ));
     // Listed under another agent than the request names.
     let mut misfiled = genuine.clone();
     misfiled.agent = tessera_proto::ids::AgentId::new("edge-2").unwrap();
-    assert!(matches!(plan_of(&f, &misfiled, &empty, NOW + 5), Plan::Refuse(_)));
+    assert!(matches!(
+        plan_of(&f, &misfiled, &empty, NOW + 5),
+        Plan::Refuse(_)
+    ));
     // Renewing a certificate the CA's registry does not hold.
     let mut unknown = genuine.clone();
     unknown.request.body.current_serial = CertSerial::try_from("0a0b".to_owned()).unwrap();
-    assert!(matches!(plan_of(&f, &unknown, &empty, NOW + 5), Plan::Refuse(_)));
+    assert!(matches!(
+        plan_of(&f, &unknown, &empty, NOW + 5),
+        Plan::Refuse(_)
+    ));
     // Renewing a revoked certificate.
     let revoked = RevocationList::new(1, NOW, [f.blue.serial.clone()]);
-    assert!(matches!(plan_of(&f, &genuine, &revoked, NOW + 5), Plan::Refuse(_)));
+    assert!(matches!(
+        plan_of(&f, &genuine, &revoked, NOW + 5),
+        Plan::Refuse(_)
+    ));
 }
 
 #[test]
 fn a_request_already_certified_is_pushed_again_not_signed_twice() {
     let mut f = fx();
     let req = request(&f, &f.blue_key);
-    let der = f
-        .ca
-        .issue_renewal(&req, &f.blue, Validity::days_from(NOW, 30))
-        .unwrap();
-    let green = f
-        .ca
-        .pinned()
-        .verify_agent(&der, NOW + 1, &RevocationList::empty())
-        .unwrap();
+    let der =
+        f.ca.issue_renewal(&req, &f.blue, Validity::days_from(NOW, 30))
+            .unwrap();
+    let green =
+        f.ca.pinned()
+            .verify_agent(&der, NOW + 1, &RevocationList::empty())
+            .unwrap();
     f.registry.record_renewal(&green, &f.blue.serial, NOW);
     let v = view(&f, req, RenewalState::Requested);
-    assert!(matches!(plan_of(&f, &v, &RevocationList::empty(), NOW + 5), Plan::Repush(d) if d == der));
+    assert!(
+        matches!(plan_of(&f, &v, &RevocationList::empty(), NOW + 5), Plan::Repush(d) if d == der)
+    );
 }
 
 #[test]
 fn a_completed_rotation_retires_blue_after_the_grace_period_on_a_receipt_from_green() {
     let mut f = fx();
     let req = request(&f, &f.blue_key);
-    let der = f
-        .ca
-        .issue_renewal(&req, &f.blue, Validity::days_from(NOW, 30))
-        .unwrap();
-    let green = f
-        .ca
-        .pinned()
-        .verify_agent(&der, NOW + 1, &RevocationList::empty())
-        .unwrap();
+    let der =
+        f.ca.issue_renewal(&req, &f.blue, Validity::days_from(NOW, 30))
+            .unwrap();
+    let green =
+        f.ca.pinned()
+            .verify_agent(&der, NOW + 1, &RevocationList::empty())
+            .unwrap();
     f.registry.record_renewal(&green, &f.blue.serial, NOW);
     let rotated = ReceiptFact::Rotated {
         previous_serial: f.blue.serial.clone(),
@@ -118,7 +137,12 @@ fn a_completed_rotation_retires_blue_after_the_grace_period_on_a_receipt_from_gr
     };
     let receipt = |key: &IdentityKey, serial: &CertSerial| {
         Receipt::sign(
-            &ReceiptBody::new(green.agent_id.clone(), serial.clone(), NOW + 100, rotated.clone()),
+            &ReceiptBody::new(
+                green.agent_id.clone(),
+                serial.clone(),
+                NOW + 100,
+                rotated.clone(),
+            ),
             key,
         )
         .unwrap()
@@ -126,9 +150,15 @@ fn a_completed_rotation_retires_blue_after_the_grace_period_on_a_receipt_from_gr
     let mut v = view(&f, req, RenewalState::Completed);
     let empty = RevocationList::empty();
     // No receipt, or one not signed by green: blue is not retired.
-    assert!(matches!(plan_of(&f, &v, &empty, NOW + 10_000), Plan::Refuse(_)));
+    assert!(matches!(
+        plan_of(&f, &v, &empty, NOW + 10_000),
+        Plan::Refuse(_)
+    ));
     v.receipt = Some(receipt(&f.blue_key, &green.serial));
-    assert!(matches!(plan_of(&f, &v, &empty, NOW + 10_000), Plan::Refuse(_)));
+    assert!(matches!(
+        plan_of(&f, &v, &empty, NOW + 10_000),
+        Plan::Refuse(_)
+    ));
     v.receipt = Some(receipt(&f.green_key, &green.serial));
     // Within the grace period: wait; after: retire blue.
     assert!(matches!(plan_of(&f, &v, &empty, NOW + 200), Plan::Wait(_)));
@@ -138,5 +168,8 @@ fn a_completed_rotation_retires_blue_after_the_grace_period_on_a_receipt_from_gr
     ));
     // Once blue is revoked: done.
     let revoked = RevocationList::new(1, NOW, [f.blue.serial.clone()]);
-    assert!(matches!(plan_of(&f, &v, &revoked, NOW + 100 + 3600), Plan::Wait(_)));
+    assert!(matches!(
+        plan_of(&f, &v, &revoked, NOW + 100 + 3600),
+        Plan::Wait(_)
+    ));
 }

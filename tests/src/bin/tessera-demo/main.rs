@@ -1,7 +1,8 @@
 //! `tessera-demo`: the whole system on one machine, paced for an operator to follow. An org CA, a Mosquitto the demo
 //! starts with TLS and the pattern ACL, the relay and three agents as real processes in a temporary directory;
-//! credentials sealed on the operator's side, backfill by peer rewrap, the 02:00 reboot repaired just in time, and a
-//! compromised relay's swap refused with its alert and audit row. Exits 0 and removes everything it made.
+//! credentials sealed on the operator's side, backfill by peer rewrap, the 02:00 reboot repaired just in time, a
+//! compromised relay's swap refused with its alert and audit row, a key rotation and a purge. Exits 0 and removes
+//! everything it made.
 //!
 //! It finds `tessera-agent`, `tessera-relay` and `tessera` next to its own executable (`scripts/demo` builds them all).
 //! `--pace MS` sets the pause between steps (default 700); `--keep` keeps the directory for inspection.

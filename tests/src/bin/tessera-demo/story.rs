@@ -1,8 +1,11 @@
 //! The story: an org and a fleet, credentials sealed on the operator's machine, backfill by peer rewrap, the 02:00
-//! reboot repaired just in time, and a compromised relay's swap refused with its alert and audit row.
+//! reboot repaired just in time, a compromised relay's swap refused with its alert and audit row, and the lifecycle:
+//! an appliance's key rotation and a deletion purged everywhere ([`lifecycle`]).
 
 // `serde_json::Value[&str]` yields `Null` for a missing key: it never panics.
 #![allow(clippy::indexing_slicing)]
+
+mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -70,6 +73,8 @@ pub(crate) fn run(root: &Path, bins: &Path, say: Say) -> Result<()> {
     s.backfill()?;
     s.reboot_at_two()?;
     s.compromised_relay()?;
+    s.rotation()?;
+    s.purge()?;
     s.audit()?;
     Ok(())
 }
@@ -417,8 +422,8 @@ impl Story {
         }
         self.say.ok(&format!(
             "`tessera audit verify`: hash chain intact over {} entries (a deleted or altered row would be \
-             detected)",
-            v["entries"]
+             detected), and the {} receipts of deliveries, purges and rotations signed by the appliances themselves",
+            v["entries"], v["receipts"]
         ));
         for a in self.c.alerts()? {
             self.say.fact(&format!(
