@@ -2,7 +2,8 @@
 //! agent that held the credential verifies it and purges (the local API answers `NOT_FOUND`, its listing no longer
 //! has the id), `cred ls` counts the purges, an agent offline at the deletion purges when it comes back, and a
 //! credential created again under the same name (a new id) is held by every agent, once; `tessera revoke` makes the
-//! agent it removes purge. Real processes, a real Mosquitto.
+//! agent it removes purge (an offline one when it returns); every purge carries the agent's receipt, which `audit
+//! verify` and `cred show` check. Real processes, a real Mosquitto.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -168,5 +169,40 @@ fn a_deleted_credential_is_purged_on_every_agent_and_can_be_created_again() {
         .unwrap()
         .iter()
         .any(|e| e["data"]["credential"] == scoped.as_str() && e["data"]["agent"] == "edge-2"));
-    c.op(&["audit", "verify"]).unwrap();
+
+    // A scope revoke for an agent that is offline: it purges when it comes back.
+    c.put(
+        "trio",
+        "three
+",
+        &["edge-1", "edge-2", "edge-3"],
+    )
+    .unwrap();
+    for a in &agents {
+        holds(a, "trio", "three");
+    }
+    let trio = live_id(&c, "trio");
+    agents[2].kill();
+    c.wait_state("edge-3", "offline", WAIT).unwrap();
+    c.op(&["revoke", "trio", "edge-3"]).unwrap();
+    agents[2].start().unwrap();
+    wait_for("edge-3 to purge on its return", WAIT, || {
+        let out = agents[2].get("trio")?;
+        Ok(out.status.code() == Some(11) && !listed(&agents[2]).iter().any(|(_, i)| *i == trio))
+    })
+    .unwrap();
+    holds(&agents[0], "trio", "three");
+    // Every recorded purge and delivery carries the agent's receipt; `cred show` checks each state's.
+    let verify = c.op_json(&["audit", "verify"]).unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+    let show = c.op_json(&["cred", "show", "api"]).unwrap();
+    assert_eq!(show["without_valid_receipt"], 0, "{show}");
+    let purged: Vec<&serde_json::Value> = show["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["purge"] == "purged" && a["receipt"] == "ok")
+        .collect();
+    assert_eq!(purged.len(), 3, "{show}");
+    assert_eq!(show["summary"], "purged 3/3", "{show}");
 }

@@ -53,6 +53,44 @@ fn check_row(
     })())
 }
 
+fn is_offline(r: &DeliveryView) -> bool {
+    r.agent_state == Some(tessera_proto::wire::AgentState::Offline)
+}
+
+/// The line under the agents: `purged n/m, k offline` for a deletion or revoke, `stored n/m` otherwise.
+fn summary(rows: &[DeliveryView]) -> String {
+    let purging: Vec<&DeliveryView> = rows.iter().filter(|r| r.purge.is_some()).collect();
+    if !purging.is_empty() {
+        let done = purging
+            .iter()
+            .filter(|r| r.purge.as_deref() == Some("purged"))
+            .count();
+        let away = purging
+            .iter()
+            .filter(|r| r.purge.as_deref() == Some("purging"))
+            .filter(|r| is_offline(r))
+            .count();
+        let mut line = format!("purged {done}/{}", purging.len());
+        if away > 0 {
+            let _ = write!(line, ", {away} offline");
+        }
+        return line;
+    }
+    let newest = rows.iter().map(|r| r.version).max().unwrap_or(0);
+    let current: Vec<&DeliveryView> = rows.iter().filter(|r| r.version == newest).collect();
+    let stored = current.iter().filter(|r| r.state == "stored").count();
+    let away = current
+        .iter()
+        .filter(|r| r.state != "stored")
+        .filter(|r| is_offline(r))
+        .count();
+    let mut line = format!("stored v{newest} {stored}/{}", current.len());
+    if away > 0 {
+        let _ = write!(line, ", {away} offline");
+    }
+    line
+}
+
 /// One agent's line and JSON.
 fn render(
     row: &DeliveryView,
@@ -157,12 +195,14 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
         lines.push(line);
         out.push(v);
     }
+    let summary = summary(&rows);
+    lines.push(summary.clone());
     if unproven > 0 {
         lines.push(format!(
             "{unproven} state(s) the relay records without a valid receipt from the agent"
         ));
     }
-    let v = serde_json::json!({ "name": name.as_str(), "id": id, "deleted": deleted, "agents": out,
+    let v = serde_json::json!({ "name": name.as_str(), "id": id, "deleted": deleted, "agents": out, "summary": summary,
         "without_valid_receipt": unproven });
     // Every line carries the relay's text: escaped, so it cannot forge or hide lines on the terminal.
     let text = lines
