@@ -176,13 +176,22 @@ async fn deliveries(
         .into_iter()
         .map(|a| (a.id, a.state))
         .collect();
-    Ok(Json(
-        st.store
-            .deliveries_of_credential(&id)?
-            .iter()
-            .map(|r| delivery_view(r, agents.get(&r.agent).copied()))
-            .collect(),
-    ))
+    let mut out = Vec::new();
+    for r in st.store.deliveries_of_credential(&id)? {
+        let stored = st
+            .store
+            .receipt(&id, &r.agent, crate::state::ReceiptKind::Stored)?;
+        let purged = st
+            .store
+            .receipt(&id, &r.agent, crate::state::ReceiptKind::Purged)?;
+        out.push(delivery_view(
+            &r,
+            agents.get(&r.agent).copied(),
+            stored,
+            purged,
+        ));
+    }
+    Ok(Json(out))
 }
 
 async fn renewals(State(st): State<AdminState>) -> ApiResult<Vec<RenewalView>> {

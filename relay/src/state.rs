@@ -8,7 +8,7 @@ mod sled_store;
 
 pub use records::{
     AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord, PendingRewrap,
-    PurgeState, RenewalRecord, RenewalState, RewrapStage,
+    PurgeState, ReceiptKind, RenewalRecord, RenewalState, RewrapStage,
 };
 pub use sled_store::SledStore;
 
@@ -134,6 +134,22 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     fn put_revocations(
         &self,
         list: &tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>,
+    ) -> StateResult<()>;
+
+    /// The agent's receipt of `kind` about a credential, if kept.
+    fn receipt(
+        &self,
+        credential: &CredentialId,
+        agent: &AgentId,
+        kind: ReceiptKind,
+    ) -> StateResult<Option<tessera_proto::receipt::Receipt>>;
+    /// Keeps (replaces) the agent's receipt of `kind` about a credential.
+    fn put_receipt(
+        &self,
+        credential: &CredentialId,
+        agent: &AgentId,
+        kind: ReceiptKind,
+        receipt: &tessera_proto::receipt::Receipt,
     ) -> StateResult<()>;
 
     /// An agent's key rotation.

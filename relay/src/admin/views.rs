@@ -71,6 +71,8 @@ pub(super) fn credential_view(
 pub(super) fn delivery_view(
     r: &DeliveryRow,
     agent_state: Option<tessera_proto::wire::AgentState>,
+    receipt: Option<tessera_proto::receipt::Receipt>,
+    purge_receipt: Option<tessera_proto::receipt::Receipt>,
 ) -> DeliveryView {
     let state = match r.state {
         DeliveryState::Pending => "pending",
@@ -93,8 +95,8 @@ pub(super) fn delivery_view(
             }
             .to_owned()
         }),
-        receipt: r.receipt.clone(),
-        purge_receipt: r.purge_receipt.clone(),
+        receipt,
+        purge_receipt,
     }
 }
 

@@ -13,7 +13,9 @@ use super::receipts::audit_text;
 use super::{data, log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::schedule::Next;
-use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, RewrapStage, StateResult};
+use crate::state::{
+    CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, RewrapStage, StateResult,
+};
 use tessera_proto::receipt::{Receipt, ReceiptFact};
 
 fn nonce() -> [u8; 32] {
@@ -446,7 +448,7 @@ impl Engine {
             match &s.outcome {
                 StoreOutcome::Stored { digest } if digest.ct_eq(&c.commitment) => {
                     let checked = self
-                        .verify_receipt(from, s.receipt.as_ref())
+                        .claimed_receipt(from, s.receipt.as_ref())
                         .and_then(|body| match body.fact {
                             ReceiptFact::Stored {
                                 delivery_id,
@@ -518,12 +520,15 @@ impl Engine {
     ) -> StateResult<Vec<Outbound>> {
         self.drop_pending(p)?;
         let receipt_text = receipt.as_ref().map(audit_text).unwrap_or_default();
+        if let Some(r) = &receipt {
+            self.store
+                .put_receipt(&c.id, &p.target, ReceiptKind::Stored, r)?;
+        }
         if let Some(mut row) = self.store.delivery(&c.id, &p.target)? {
             row.state = DeliveryState::Stored;
             row.version = c.version;
             row.attempts = 0;
             row.last_error = None;
-            row.receipt = receipt;
             self.store.put_delivery(&row)?;
         }
         self.metrics.deliveries_ok += 1;

@@ -126,7 +126,13 @@ fn a_delivery_is_recorded_only_with_the_targets_valid_receipt() {
     stored_with(&mut w, &t, &d, Some(good.clone()));
     let row = w.row(&id, &t);
     assert_eq!(row.state, DeliveryState::Stored);
-    assert_eq!(row.receipt, Some(good.clone()));
+    assert_eq!(
+        w.engine
+            .store
+            .receipt(&id, &t, crate::state::ReceiptKind::Stored)
+            .unwrap(),
+        Some(good.clone())
+    );
     let entry = w
         .engine
         .store
@@ -174,7 +180,12 @@ fn a_purge_is_recorded_only_with_the_agents_valid_receipt() {
     w.purge_ack(&p, id, 1);
     let row = w.row(&id, &p);
     assert_eq!(row.purge, Some(crate::state::PurgeState::Purged));
-    assert!(row.purge_receipt.is_some());
+    assert!(w
+        .engine
+        .store
+        .receipt(&id, &p, crate::state::ReceiptKind::Purged)
+        .unwrap()
+        .is_some());
     let entry = w
         .engine
         .store

@@ -20,7 +20,9 @@ use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, D
 use super::operator::OperatorError;
 use super::{data, log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
-use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, PurgeState, StateResult};
+use crate::state::{
+    CredentialRecord, DeliveryRow, DeliveryState, PurgeState, ReceiptKind, StateResult,
+};
 
 impl Engine {
     /// Deletes credential `id` on `signed`, a tombstone an operator signed for it; returns the purges to send.
@@ -179,7 +181,6 @@ impl Engine {
                 if row.purge.is_some() {
                     row.purge = None;
                     row.purge_since_ms = 0;
-                    row.purge_receipt = None;
                     row.state = DeliveryState::Pending;
                     row.version = c.version;
                     row.attempts = 0;
@@ -264,7 +265,10 @@ impl Engine {
             }
             let mut row = row.unwrap_or_else(|| self.purge_row(&c, agent));
             row.purge = Some(PurgeState::Purged);
-            row.purge_receipt.clone_from(&p.receipt);
+            if let Some(r) = &p.receipt {
+                self.store
+                    .put_receipt(&c.id, agent, ReceiptKind::Purged, r)?;
+            }
             self.store.put_delivery(&row)?;
             Ok(true)
         })();

@@ -116,12 +116,15 @@ pub struct DeliveryRow {
     /// `engine.purge_alert_ms`.
     #[serde(default)]
     pub purge_since_ms: u64,
-    /// The agent's signed receipt of the stored version (for `stored` rows).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub receipt: Option<Receipt>,
-    /// The agent's signed receipt of the purge (for `purged` rows).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purge_receipt: Option<Receipt>,
+}
+
+/// Which of an agent's receipts about a credential (kept apart from the delivery rows, which every dispatch reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReceiptKind {
+    /// Of the stored version (`stored` rows).
+    Stored,
+    /// Of the purge (`purged` rows).
+    Purged,
 }
 
 impl DeliveryRow {
@@ -138,8 +141,6 @@ impl DeliveryRow {
             retry_requested_ms: 0,
             purge: None,
             purge_since_ms: 0,
-            receipt: None,
-            purge_receipt: None,
         }
     }
 }

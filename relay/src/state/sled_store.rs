@@ -12,7 +12,7 @@ use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
 use super::index::Index;
 use super::{
-    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, RelayStore,
+    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind, RelayStore,
     RenewalRecord, StateError, StateResult,
 };
 use crate::alerts::Alert;
@@ -39,6 +39,8 @@ pub struct SledStore {
     audit: sled::Tree,
     jobs: sled::Tree,
     renewals: sled::Tree,
+    /// Agents' receipts under `s|<credential>|<agent>` (stored) and `p|…` (purged).
+    receipts: sled::Tree,
     meta: sled::Tree,
     /// The newest audit entry, the link for the next one; held while an entry is appended. Loaded at open: this
     /// process is the store's only writer, so the tree's last entry does not change under it.
@@ -127,6 +129,14 @@ fn by_credential(credential: &CredentialId, agent: &AgentId) -> Vec<u8> {
     format!("c|{credential}|{}", agent.as_str()).into_bytes()
 }
 
+fn receipt_key(credential: &CredentialId, agent: &AgentId, kind: ReceiptKind) -> Vec<u8> {
+    let tag = match kind {
+        ReceiptKind::Stored => 's',
+        ReceiptKind::Purged => 'p',
+    };
+    format!("{tag}|{credential}|{}", agent.as_str()).into_bytes()
+}
+
 fn by_request(request_id: &uuid::Uuid) -> Vec<u8> {
     let mut k = b"r|".to_vec();
     k.extend_from_slice(request_id.as_bytes());
@@ -194,6 +204,7 @@ impl SledStore {
             audit,
             jobs: tree("jobs")?,
             renewals: tree("renewals")?,
+            receipts: tree("receipts")?,
             meta: tree("meta")?,
             db,
             audit_tail: Mutex::new(audit_tail),
@@ -423,6 +434,28 @@ impl RelayStore for SledStore {
         list: &tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>,
     ) -> StateResult<()> {
         put(&self.meta, b"revocations", list)
+    }
+
+    fn receipt(
+        &self,
+        credential: &CredentialId,
+        agent: &AgentId,
+        kind: ReceiptKind,
+    ) -> StateResult<Option<tessera_proto::receipt::Receipt>> {
+        get(&self.receipts, &receipt_key(credential, agent, kind))
+    }
+    fn put_receipt(
+        &self,
+        credential: &CredentialId,
+        agent: &AgentId,
+        kind: ReceiptKind,
+        receipt: &tessera_proto::receipt::Receipt,
+    ) -> StateResult<()> {
+        put(
+            &self.receipts,
+            &receipt_key(credential, agent, kind),
+            receipt,
+        )
     }
 
     fn renewal(&self, agent: &AgentId) -> StateResult<Option<RenewalRecord>> {
