@@ -13,8 +13,7 @@
 
 use tessera_proto::audit::AuditEntry;
 use tessera_proto::cert::PinnedCa;
-use tessera_proto::ids::CredentialId;
-use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::receipt::{in_audit, Receipt, ReceiptBody, ReceiptFact};
 use tessera_proto::statement::RevocationList;
 
 use crate::catalogue::Catalogue;
@@ -81,6 +80,10 @@ pub fn verify(
 }
 
 /// The receipt an audit entry must carry, checked against the entry; `None` for entries that need none.
+///
+/// The entry keeps the receipt's signature, time and signer serial beside its own fields
+/// ([`tessera_proto::receipt::in_audit`]); the signed body is rebuilt from them, so a field the relay edited (agent,
+/// credential, version, delivery, digest, serials) makes the signature fail.
 pub fn check_entry(
     e: &AuditEntry,
     registry: &Registry,
@@ -88,100 +91,39 @@ pub fn check_entry(
     ca: &PinnedCa,
     revoked: &RevocationList,
 ) -> Option<Result<(), ReceiptCheck>> {
-    let field = |k: &str| e.data.get(k).map(String::as_str).unwrap_or_default();
-    let needs = match e.kind.as_str() {
-        "rewrap_final" => field("result") == "success",
-        "credential_purged" | "rotation_completed" => true,
-        _ => false,
-    };
-    if !needs {
+    if !in_audit::needs_receipt(&e.kind, &e.data) {
         return None;
     }
-    let text = field("receipt");
-    if text.is_empty() {
-        return Some(Err(ReceiptCheck::Missing));
-    }
     Some((|| {
-        let receipt: Receipt =
-            serde_json::from_str(text).map_err(|e| ReceiptCheck::Malformed(e.to_string()))?;
+        let receipt = in_audit::rebuild(e)
+            .map_err(|err| ReceiptCheck::Malformed(err.to_string()))?
+            .ok_or(ReceiptCheck::Missing)?;
         let body = verify(&receipt, registry, ca, revoked)?;
-        let agent = if e.kind == "rewrap_final" {
-            field("target")
-        } else {
-            field("agent")
-        };
-        if body.agent.as_str() != agent {
-            return Err(ReceiptCheck::Mismatch(format!(
-                "signed by {}, the entry names {agent}",
-                body.agent.as_str()
-            )));
-        }
-        match (&body.fact, e.kind.as_str()) {
-            (
-                ReceiptFact::Stored {
-                    credential_id,
-                    version,
-                    digest,
-                    ..
-                },
-                "rewrap_final",
-            ) => {
-                same(
-                    credential_id,
-                    *version,
-                    field("credential"),
-                    field("version"),
-                )?;
-                // The digest against what an operator signed, when the catalogue has that version.
-                if let Some(entry) = catalogue
-                    .by_id(credential_id)
-                    .filter(|c| c.version == *version)
-                {
-                    let signed = entry
-                        .statement
-                        .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
-                        .map_err(|e| ReceiptCheck::Invalid(e.to_string()))?;
-                    if signed.commitment != *digest {
-                        return Err(ReceiptCheck::Mismatch(
-                            "the agent stored a plaintext whose commitment is not the signed one"
-                                .into(),
-                        ));
-                    }
-                }
-                Ok(())
-            }
-            (
-                ReceiptFact::Purged {
-                    credential_id,
-                    version,
-                },
-                "credential_purged",
-            ) => same(
-                credential_id,
-                *version,
-                field("credential"),
-                field("version"),
-            ),
-            (
-                ReceiptFact::Rotated {
-                    previous_serial,
-                    serial,
-                },
-                "rotation_completed",
-            ) => {
-                if previous_serial.as_str() == field("previous_serial")
-                    && serial.as_str() == field("serial")
-                {
-                    Ok(())
-                } else {
-                    Err(ReceiptCheck::Mismatch("other certificate serials".into()))
+        // The digest against what an operator signed, when the catalogue has that version.
+        if let ReceiptFact::Stored {
+            credential_id,
+            version,
+            digest,
+            ..
+        } = &body.fact
+        {
+            if let Some(entry) = catalogue
+                .by_id(credential_id)
+                .filter(|c| c.version == *version)
+            {
+                let signed = entry
+                    .statement
+                    .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                    .map_err(|err| ReceiptCheck::Invalid(err.to_string()))?;
+                if signed.commitment != *digest {
+                    return Err(ReceiptCheck::Mismatch(
+                        "the agent stored a plaintext whose commitment is not the signed one"
+                            .into(),
+                    ));
                 }
             }
-            _ => Err(ReceiptCheck::Mismatch(format!(
-                "a receipt of another kind than {}",
-                e.kind
-            ))),
         }
+        Ok(())
     })())
 }
 
@@ -237,22 +179,6 @@ pub fn tally(
         }
     }
     t
-}
-
-fn same(
-    credential_id: &CredentialId,
-    version: u64,
-    entry_credential: &str,
-    entry_version: &str,
-) -> Result<(), ReceiptCheck> {
-    if credential_id.to_string() == entry_credential && version.to_string() == entry_version {
-        Ok(())
-    } else {
-        Err(ReceiptCheck::Mismatch(format!(
-            "receipt for credential {credential_id} version {version}, entry for {entry_credential} version \
-             {entry_version}"
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //! agent's registered certificates, an operator in the CA's registry of issued certificates). Verification, like
 //! every statement's, checks the signature over the received bytes, then that they are canonical, then parses.
 
+pub mod in_audit;
+
 use serde::{Deserialize, Serialize};
 
 use crate::canonical;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use tessera_proto::audit::{next_entry, AuditEntry};
 use tessera_proto::cert::{CertSerial, IdentityKey, RenewalRequest};
 use tessera_proto::envelope::WrapPrivateKey;
-use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::receipt::{in_audit, Receipt, ReceiptBody, ReceiptFact};
 use tessera_proto::statement::RevocationList;
 use tessera_system_tests::bins::bin_dir;
 use tessera_system_tests::cluster::Cluster;
@@ -212,7 +212,6 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
         version: 1,
         digest: st.commitment,
     };
-    let text = |r: &Receipt| serde_json::to_string(r).unwrap();
     let delivery = uuid::Uuid::new_v4();
     let genuine = e1.receipt(stored(delivery));
     // The relay's own signature over a purge receipt naming edge-1's certificate.
@@ -235,36 +234,50 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
         previous_serial: e1.certificate.serial.clone(),
         serial: e2.certificate.serial.clone(),
     });
-    let success = |target: &str, receipt: String| {
-        data(&[
-            ("result", "success".into()),
-            ("credential", id.to_string()),
-            ("version", "1".into()),
-            ("target", target.into()),
-            ("peer", "operator".into()),
-            ("receipt", receipt),
-        ])
+    let with = |mut d: BTreeMap<String, String>, r: Option<&Receipt>| {
+        if let Some(r) = r {
+            d.extend(in_audit::fields(r, &r.claimed().unwrap()).map(|(k, v)| (k.to_owned(), v)));
+        }
+        d
     };
-    let trail = chain(&[
-        ("rewrap_final", success("edge-1", text(&genuine))),
-        ("rewrap_final", success("edge-2", String::new())),
-        (
-            "credential_purged",
+    let success = |target: &str, receipt: Option<&Receipt>| {
+        with(
             data(&[
+                ("result", "success".into()),
                 ("credential", id.to_string()),
                 ("version", "1".into()),
-                ("agent", "edge-1".into()),
-                ("receipt", text(&forged_purge)),
+                ("target", target.into()),
+                ("peer", "operator".into()),
+                ("delivery", delivery.to_string()),
+                ("digest", tessera_proto::b64_encode(st.commitment.0)),
             ]),
+            receipt,
+        )
+    };
+    let trail = chain(&[
+        ("rewrap_final", success("edge-1", Some(&genuine))),
+        ("rewrap_final", success("edge-2", None)),
+        (
+            "credential_purged",
+            with(
+                data(&[
+                    ("credential", id.to_string()),
+                    ("version", "1".into()),
+                    ("agent", "edge-1".into()),
+                ]),
+                Some(&forged_purge),
+            ),
         ),
         (
             "rotation_completed",
-            data(&[
-                ("agent", "edge-1".into()),
-                ("previous_serial", e1.certificate.serial.to_string()),
-                ("serial", e2.certificate.serial.to_string()),
-                ("receipt", text(&other_agents)),
-            ]),
+            with(
+                data(&[
+                    ("agent", "edge-1".into()),
+                    ("previous_serial", e1.certificate.serial.to_string()),
+                    ("serial", e2.certificate.serial.to_string()),
+                ]),
+                Some(&other_agents),
+            ),
         ),
     ]);
     w.relay

@@ -117,70 +117,80 @@ fn entry(kind: &str, data: &[(&str, String)]) -> AuditEntry {
 
 #[test]
 fn audit_entries_that_record_a_delivery_purge_or_rotation_need_the_matching_receipt() {
+    use tessera_proto::receipt::in_audit;
+
     let f = fx();
     let empty = RevocationList::empty();
     let cat = Catalogue::default();
     let check = |e: &AuditEntry| check_entry(e, &f.registry, &cat, f.ca.pinned(), &empty);
+    let delivery = uuid::Uuid::from_u128(3);
     let stored = |credential: CredentialId, version| ReceiptFact::Stored {
-        delivery_id: uuid::Uuid::nil(),
+        delivery_id: delivery,
         credential_id: credential,
         version,
         digest: Commitment([1; 32]),
     };
-    let text = |r: &Receipt| serde_json::to_string(r).unwrap();
-    let delivered = |receipt: String| {
-        entry(
-            "rewrap_final",
-            &[
-                ("result", "success".into()),
-                ("credential", cid().to_string()),
-                ("version", "1".into()),
-                ("target", "edge-1".into()),
-                ("receipt", receipt),
-            ],
-        )
+    // An entry as the relay writes it for `credential` v1, with the receipt fields of `receipt`.
+    let delivered = |receipt: Option<&Receipt>| {
+        let mut pairs = vec![
+            ("result", "success".to_owned()),
+            ("credential", cid().to_string()),
+            ("version", "1".to_owned()),
+            ("target", "edge-1".to_owned()),
+            ("delivery", delivery.to_string()),
+            ("digest", tessera_proto::b64_encode([1u8; 32])),
+        ];
+        if let Some(r) = receipt {
+            pairs.extend(in_audit::fields(r, &r.claimed().unwrap()));
+        }
+        entry("rewrap_final", &pairs)
     };
     // Entries that record nothing an agent did need nothing.
     assert!(check(&entry("rewrap_pending", &[])).is_none());
     assert!(check(&entry("rewrap_final", &[("result", "exhausted".into())])).is_none());
-    // A delivery: no receipt, a receipt of another credential, another version, another kind; then the right one.
-    assert_eq!(
-        check(&delivered(String::new())),
-        Some(Err(ReceiptCheck::Missing))
-    );
+    // A delivery without a receipt.
+    assert_eq!(check(&delivered(None)), Some(Err(ReceiptCheck::Missing)));
+    // A receipt of another credential, another version, another kind: its signature does not cover this entry.
     let other: CredentialId = "00000000-0000-4000-8000-000000000002".parse().unwrap();
     for wrong in [stored(other, 1), stored(cid(), 2), purged()] {
         let wrong = signed(&f, &f.key, NOW + 5, wrong);
         assert!(matches!(
-            check(&delivered(text(&wrong))),
-            Some(Err(ReceiptCheck::Mismatch(_)))
+            check(&delivered(Some(&wrong))),
+            Some(Err(ReceiptCheck::Invalid(_)))
         ));
     }
     let receipt = signed(&f, &f.key, NOW + 5, stored(cid(), 1));
-    assert_eq!(check(&delivered(text(&receipt))), Some(Ok(())));
+    assert_eq!(check(&delivered(Some(&receipt))), Some(Ok(())));
+    // The relay edits a field of a receipted entry.
+    let mut e = delivered(Some(&receipt));
+    e.data.insert("version".into(), "7".into());
+    assert!(matches!(check(&e), Some(Err(ReceiptCheck::Invalid(_)))));
     // The entry names another agent than the one that signed.
-    let mut e = delivered(text(&receipt));
+    let mut e = delivered(Some(&receipt));
     e.data.insert("target".into(), "edge-9".into());
-    assert!(matches!(check(&e), Some(Err(ReceiptCheck::Mismatch(_)))));
-    // Garbage where the receipt goes.
     assert!(matches!(
-        check(&delivered("{".into())),
-        Some(Err(ReceiptCheck::Malformed(_)))
+        check(&e),
+        Some(Err(ReceiptCheck::UnknownCertificate { .. }))
     ));
+    // Garbage where the signature goes.
+    let mut e = delivered(Some(&receipt));
+    e.data.insert(in_audit::SIGNATURE.into(), "%%".into());
+    assert!(matches!(check(&e), Some(Err(ReceiptCheck::Malformed(_)))));
     // A purge.
     let purge_receipt = signed(&f, &f.key, NOW + 5, purged());
-    let purge = entry(
-        "credential_purged",
-        &[
-            ("credential", cid().to_string()),
-            ("version", "1".into()),
-            ("agent", "edge-1".into()),
-            ("receipt", text(&purge_receipt)),
-        ],
-    );
+    let mut pairs = vec![
+        ("credential", cid().to_string()),
+        ("version", "1".to_owned()),
+        ("agent", "edge-1".to_owned()),
+    ];
+    pairs.extend(in_audit::fields(
+        &purge_receipt,
+        &purge_receipt.claimed().unwrap(),
+    ));
+    let purge = entry("credential_purged", &pairs);
     assert_eq!(check(&purge), Some(Ok(())));
     let t = tally(
-        &[delivered(String::new()), purge, delivered(text(&receipt))],
+        &[delivered(None), purge, delivered(Some(&receipt))],
         &f.registry,
         &cat,
         f.ca.pinned(),

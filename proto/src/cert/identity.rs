@@ -77,17 +77,15 @@ impl IdentityKey {
 
     /// ECDSA P-256 / SHA-256 signature, DER encoded.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        match self
+        if let Ok(sig) = self
             .signer
             .sign(&aws_lc_rs::rand::SystemRandom::new(), message)
         {
-            Ok(sig) => sig.as_ref().to_vec(),
-            // aws-lc fails only if its random source does; the deterministic (RFC 6979) signer needs none.
-            Err(_) => {
-                let sig: Signature = self.key.sign(message);
-                sig.to_der().as_bytes().to_vec()
-            }
+            return sig.as_ref().to_vec();
         }
+        // aws-lc fails only if its random source does; the deterministic (RFC 6979) signer needs none.
+        let sig: Signature = self.key.sign(message);
+        sig.to_der().as_bytes().to_vec()
     }
 
     /// The public half.

@@ -9,14 +9,13 @@ use tessera_proto::wire::{
     RefusalReason, RewrapRefused, RewrapRequest, RewrapResponse, StoreOutcome,
 };
 
-use super::receipts::audit_text;
 use super::{data, log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::schedule::Next;
 use crate::state::{
     CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, RewrapStage, StateResult,
 };
-use tessera_proto::receipt::{Receipt, ReceiptFact};
+use tessera_proto::receipt::{in_audit, Receipt, ReceiptBody, ReceiptFact};
 
 fn nonce() -> [u8; 32] {
     let mut n = [0u8; 32];
@@ -449,23 +448,23 @@ impl Engine {
                 StoreOutcome::Stored { digest } if digest.ct_eq(&c.commitment) => {
                     let checked = self
                         .claimed_receipt(from, s.receipt.as_ref())
-                        .and_then(|body| match body.fact {
+                        .and_then(|body| match &body.fact {
                             ReceiptFact::Stored {
                                 delivery_id,
                                 credential_id,
                                 version,
                                 digest: d,
-                            } if delivery_id == s.delivery_id
-                                && credential_id == c.id
-                                && version == c.version
-                                && d == *digest =>
+                            } if *delivery_id == s.delivery_id
+                                && *credential_id == c.id
+                                && *version == c.version
+                                && d == digest =>
                             {
-                                Ok(())
+                                Ok(body)
                             }
                             _ => Err("the receipt is for another delivery".to_owned()),
                         });
                     match checked {
-                        Ok(()) => self.delivered(&p, &c, s.receipt.clone()),
+                        Ok(body) => self.delivered(&p, &c, s.receipt.as_ref().map(|r| (r, &body))),
                         Err(reason) => {
                             // Not recorded: the rewrap times out and is tried again.
                             self.unsolicited(
@@ -516,11 +515,10 @@ impl Engine {
         &mut self,
         p: &PendingRewrap,
         c: &CredentialRecord,
-        receipt: Option<Receipt>,
+        receipt: Option<(&Receipt, &ReceiptBody)>,
     ) -> StateResult<Vec<Outbound>> {
         self.drop_pending(p)?;
-        let receipt_text = receipt.as_ref().map(audit_text).unwrap_or_default();
-        if let Some(r) = &receipt {
+        if let Some((r, _)) = &receipt {
             self.store
                 .put_receipt(&c.id, &p.target, ReceiptKind::Stored, r)?;
         }
@@ -532,23 +530,24 @@ impl Engine {
             self.store.put_delivery(&row)?;
         }
         self.metrics.deliveries_ok += 1;
-        self.audit(
-            "rewrap_final",
-            Some(p.audit_seq),
-            data([
-                ("result", "success".to_owned()),
-                ("credential", c.id.to_string()),
-                ("version", c.version.to_string()),
-                ("target", p.target.as_str().to_owned()),
-                (
-                    "peer",
-                    p.peer
-                        .as_ref()
-                        .map_or("operator".to_owned(), |a| a.as_str().to_owned()),
-                ),
-                ("receipt", receipt_text),
-            ]),
-        );
+        let mut entry = data([
+            ("result", "success".to_owned()),
+            ("credential", c.id.to_string()),
+            ("version", c.version.to_string()),
+            ("target", p.target.as_str().to_owned()),
+            (
+                "peer",
+                p.peer
+                    .as_ref()
+                    .map_or("operator".to_owned(), |a| a.as_str().to_owned()),
+            ),
+            ("delivery", p.request_id.to_string()),
+            ("digest", tessera_proto::b64_encode(c.commitment.0)),
+        ]);
+        if let Some((r, body)) = &receipt {
+            entry.extend(in_audit::fields(r, body).map(|(k, v)| (k.to_owned(), v)));
+        }
+        self.audit("rewrap_final", Some(p.audit_seq), entry);
         // Only a backfill has a backlog to go on with; an online agent's delivery (an operator's put, JIT repair)
         // ends here, without a look at the rest of its rows.
         let backfilling = self.backlog.contains_key(&p.target)

@@ -13,7 +13,7 @@
 //! row to pending.
 
 use tessera_proto::ids::{AgentId, CredentialId};
-use tessera_proto::receipt::ReceiptFact;
+use tessera_proto::receipt::{in_audit, ReceiptFact};
 use tessera_proto::statement::{CredentialTombstone, Signed};
 use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Down};
 
@@ -237,20 +237,24 @@ impl Engine {
     pub(super) fn on_purged(&mut self, agent: &AgentId, p: &CredentialPurged) -> Vec<Outbound> {
         let checked = self
             .verify_receipt(agent, p.receipt.as_ref())
-            .and_then(|body| match body.fact {
+            .and_then(|body| match &body.fact {
                 ReceiptFact::Purged {
                     credential_id,
                     version,
-                } if credential_id == p.credential_id && version == p.version => Ok(()),
+                } if *credential_id == p.credential_id && *version == p.version => Ok(body),
                 _ => Err("the receipt is for another purge".to_owned()),
             });
-        if let Err(reason) = checked {
-            self.drop_message(
-                agent.as_str(),
-                &format!("purge acknowledgement without a valid receipt: {reason}"),
-            );
-            return Vec::new();
-        }
+        let (receipt, body) = match (p.receipt.as_ref(), checked) {
+            (Some(r), Ok(body)) => (r, body),
+            (_, Err(reason)) => {
+                self.drop_message(
+                    agent.as_str(),
+                    &format!("purge acknowledgement without a valid receipt: {reason}"),
+                );
+                return Vec::new();
+            }
+            (None, Ok(_)) => return Vec::new(),
+        };
         let result: StateResult<bool> = (|| {
             let Some(c) = self.store.credential(&p.credential_id)? else {
                 return Ok(false);
@@ -265,31 +269,20 @@ impl Engine {
             }
             let mut row = row.unwrap_or_else(|| self.purge_row(&c, agent));
             row.purge = Some(PurgeState::Purged);
-            if let Some(r) = &p.receipt {
-                self.store
-                    .put_receipt(&c.id, agent, ReceiptKind::Purged, r)?;
-            }
+            self.store
+                .put_receipt(&c.id, agent, ReceiptKind::Purged, receipt)?;
             self.store.put_delivery(&row)?;
             Ok(true)
         })();
         match result {
             Ok(true) => {
-                self.audit(
-                    "credential_purged",
-                    None,
-                    data([
-                        ("credential", p.credential_id.to_string()),
-                        ("agent", agent.as_str().to_owned()),
-                        ("version", p.version.to_string()),
-                        (
-                            "receipt",
-                            p.receipt
-                                .as_ref()
-                                .map(super::receipts::audit_text)
-                                .unwrap_or_default(),
-                        ),
-                    ]),
-                );
+                let mut entry = data([
+                    ("credential", p.credential_id.to_string()),
+                    ("agent", agent.as_str().to_owned()),
+                    ("version", p.version.to_string()),
+                ]);
+                entry.extend(in_audit::fields(receipt, &body).map(|(k, v)| (k.to_owned(), v)));
+                self.audit("credential_purged", None, entry);
             }
             Ok(false) => {
                 self.drop_message(

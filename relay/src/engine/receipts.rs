@@ -84,8 +84,3 @@ impl Engine {
         Ok(claimed)
     }
 }
-
-/// A receipt as the audit trail keeps it: its JSON.
-pub(crate) fn audit_text(receipt: &Receipt) -> String {
-    serde_json::to_string(receipt).unwrap_or_default()
-}

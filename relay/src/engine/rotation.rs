@@ -8,13 +8,12 @@
 //! agent itself verifies the certificate against its own pinned CA and keys before it switches.
 
 use tessera_proto::ids::AgentId;
-use tessera_proto::receipt::ReceiptFact;
+use tessera_proto::receipt::{in_audit, ReceiptFact};
 use tessera_proto::wire::{
     Down, RenewalCertificate, RenewalRequested, RotateKeys, RotationCompleted, RotationFailed,
 };
 
 use super::operator::OperatorError;
-use super::receipts::audit_text;
 use super::{data, log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::state::{RenewalRecord, RenewalState, StateResult};
@@ -187,7 +186,7 @@ impl Engine {
         let ReceiptFact::Rotated {
             previous_serial,
             serial,
-        } = body.fact
+        } = body.fact.clone()
         else {
             self.drop_message(
                 agent.as_str(),
@@ -219,16 +218,13 @@ impl Engine {
         match result {
             Ok(Ok(true)) => {
                 tracing::info!(agent = agent.as_str(), from = %previous_serial, to = %serial, "agent switched to its renewed certificate");
-                self.audit(
-                    "rotation_completed",
-                    None,
-                    data([
-                        ("agent", agent.as_str().to_owned()),
-                        ("previous_serial", previous_serial.to_string()),
-                        ("serial", serial.to_string()),
-                        ("receipt", audit_text(&r.receipt)),
-                    ]),
-                );
+                let mut entry = data([
+                    ("agent", agent.as_str().to_owned()),
+                    ("previous_serial", previous_serial.to_string()),
+                    ("serial", serial.to_string()),
+                ]);
+                entry.extend(in_audit::fields(&r.receipt, &body).map(|(k, v)| (k.to_owned(), v)));
+                self.audit("rotation_completed", None, entry);
             }
             Ok(Ok(false)) => {}
             Ok(Err(reason)) => self.drop_message(agent.as_str(), reason),
