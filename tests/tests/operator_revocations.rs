@@ -109,5 +109,11 @@ fn cred_put_never_seals_to_a_revoked_agent_whoever_withholds_the_list() {
     );
     let names = c.credential_ids().unwrap();
     assert!(!names.contains_key("tampered"), "{names:?}");
+    // `audit verify` judges receipts by the list too: it refuses to run on a tampered copy, and passes once the
+    // CA's list is copied back.
+    let refused = c.op_unchecked(&["audit", "verify"]).unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("revocations.json"));
+    std::fs::write(&copy, &ca_list).unwrap();
     c.op(&["audit", "verify"]).unwrap();
 }
