@@ -114,6 +114,9 @@ pub struct Core {
     rotation: Rotation,
     validating: Option<rotate::Validating>,
     pending_cert: Option<Vec<u8>>,
+    /// The TLS identity generation last asked of the session, and the one its current connection was made with.
+    session_generation: u64,
+    connected_generation: u64,
 }
 
 fn unix_now() -> i64 {
@@ -148,6 +151,8 @@ impl Core {
             rotation,
             validating: None,
             pending_cert: None,
+            session_generation: 0,
+            connected_generation: 0,
             keys,
             seen_jobs: SeenJobs::new(store.clone()),
             store,
@@ -211,7 +216,8 @@ impl Core {
 
     fn on_net(&mut self, ev: NetEvent) {
         match ev {
-            NetEvent::Connected => {
+            NetEvent::Connected { generation } => {
+                self.connected_generation = generation;
                 self.outbox.subscribe(self.down_topic.clone());
                 let registered = self
                     .store
@@ -232,8 +238,15 @@ impl Core {
                     &own,
                 );
                 let now_ms = self.now_ms();
-                self.rotation_event(&RotationEvent::Connected);
-                self.step_registration(RegEvent::Connected { mode, now_ms });
+                if self.validating_connected() {
+                    self.rotation_event(&RotationEvent::Connected);
+                }
+                let serial = self.register_serial();
+                self.step_registration(RegEvent::Connected {
+                    mode,
+                    now_ms,
+                    serial,
+                });
             }
             NetEvent::Disconnected => self.step_registration(RegEvent::Disconnected),
             NetEvent::Message(p) => self.handle_messages(vec![p]),
@@ -558,12 +571,19 @@ impl Core {
         match down {
             Down::RegisterAck(ack) => {
                 let awaiting = matches!(self.registration, Registration::AwaitingAck { .. });
+                let serial = ack.serial.clone();
                 self.step_registration(RegEvent::Ack(ack));
                 let accepted = !matches!(
                     self.registration,
                     Registration::AwaitingAck { .. } | Registration::Disconnected
                 );
-                if awaiting && accepted {
+                // While a renewed certificate is validated, only the relay's acknowledgement of a registration made
+                // with it, over a connection made with it, completes the round trip.
+                let completes = match &self.validating {
+                    Some(v) => self.validating_connected() && serial.as_ref() == Some(&v.serial),
+                    None => true,
+                };
+                if awaiting && accepted && completes {
                     self.rotation_event(&RotationEvent::Registered);
                 }
             }

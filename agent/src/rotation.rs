@@ -16,8 +16,11 @@
 //!   discarded, `rotation_failed` sent (the relay alerts), retried later with backoff.
 //! - **green active**: the keys are switched; the blue wrap key is kept decrypt-only (grace period: envelopes sealed
 //!   to blue still open) until a CA-signed revocation list names the blue certificate (the operator's `tessera ca
-//!   renew` revokes it after the grace period) or it expires; then it is destroyed → blue active again (green is
-//!   the new blue).
+//!   renew` revokes it after the grace period), it expires, or green is itself due for renewal; then it is
+//!   destroyed → blue active again (green is the new blue).
+//!
+//! A green certificate that stops verifying before the switch (revoked, expired) is given up like a failed
+//! validation; a request the CA leaves unanswered for `resend_secs` is started over on an operator's request.
 //!
 //! What this does not do: certify anything. The relay can ask for a rotation and forward a certificate, but only a
 //! certificate from the pinned org CA for this agent's green keys is ever switched to.
@@ -97,6 +100,8 @@ pub enum RotationEvent {
     Certified(CertSerial),
     /// The blue certificate is on the newest revocation list.
     BlueRevoked,
+    /// The stored green certificate no longer verifies (revoked or expired before the switch).
+    GreenUnusable,
 }
 
 /// The rotation policy (`[rotation]` in the configuration).
@@ -283,6 +288,19 @@ fn green_issued(
         RotationEvent::Tick if ctx.now.saturating_sub(sent_at) >= ctx.policy.resend_secs => {
             resend()
         }
+        // The CA has not answered for resend_secs and an operator asks again: start over with new keys (a request
+        // lost for good, or refused by the CA, must not hold the rotation until the certificate expires).
+        RotationEvent::RotateRequested
+            if ctx.now.saturating_sub(sent_at) >= ctx.policy.resend_secs =>
+        {
+            (
+                Rotation::GreenIssued {
+                    failures,
+                    sent_at: ctx.now,
+                },
+                vec![RotationAction::GenerateAndRequest],
+            )
+        }
         RotationEvent::Certified(serial) => (
             Rotation::GreenCertified {
                 failures,
@@ -294,6 +312,25 @@ fn green_issued(
     }
 }
 
+/// Green given up before the switch: back to blue with backoff, the failure reported.
+fn give_up(
+    failures: u32,
+    serial: CertSerial,
+    reason: RotationFailure,
+    ctx: &Context,
+) -> (Rotation, Vec<RotationAction>) {
+    let failures = failures.saturating_add(1);
+    let retry_at = ctx.now.saturating_add(backoff(&ctx.policy, failures));
+    (
+        Rotation::BlueActive { failures, retry_at },
+        vec![RotationAction::Abandon {
+            reason,
+            serial,
+            retry_at,
+        }],
+    )
+}
+
 fn green_certified(
     failures: u32,
     serial: CertSerial,
@@ -301,6 +338,9 @@ fn green_certified(
     ctx: &Context,
 ) -> (Rotation, Vec<RotationAction>) {
     match event {
+        RotationEvent::GreenUnusable => {
+            give_up(failures, serial, RotationFailure::CertificateInvalid, ctx)
+        }
         RotationEvent::Tick | RotationEvent::Registered if ctx.online => (
             Rotation::GreenValidating {
                 failures,
@@ -343,22 +383,16 @@ fn green_validating(
                 vec![RotationAction::Commit],
             )
         }
+        RotationEvent::GreenUnusable => {
+            give_up(failures, serial, RotationFailure::CertificateInvalid, ctx)
+        }
         RotationEvent::Tick if ctx.now.saturating_sub(started_at) >= ctx.policy.validate_secs => {
-            let failures = failures.saturating_add(1);
-            let retry_at = ctx.now.saturating_add(backoff(&ctx.policy, failures));
             let reason = if connected {
                 RotationFailure::NoRegisterAck
             } else {
                 RotationFailure::BrokerRefused
             };
-            (
-                Rotation::BlueActive { failures, retry_at },
-                vec![RotationAction::Abandon {
-                    reason,
-                    serial,
-                    retry_at,
-                }],
-            )
+            give_up(failures, serial, reason, ctx)
         }
         _ => (
             Rotation::GreenValidating {
@@ -377,7 +411,12 @@ fn green_active(
     event: &RotationEvent,
     ctx: &Context,
 ) -> (Rotation, Vec<RotationAction>) {
-    let expired = matches!(&active, Rotation::GreenActive { blue_not_after, .. } if ctx.now > *blue_not_after);
+    // Blue goes when it is revoked, when it expires, or when green (the certificate in use) is itself due for
+    // renewal: a relay that withholds the list naming blue must not hold the next rotation back.
+    let (not_before, not_after, _) = &ctx.active;
+    let green_due = ctx.now >= due_at(*not_before, *not_after, ctx.policy.renew_at_percent);
+    let expired = green_due
+        || matches!(&active, Rotation::GreenActive { blue_not_after, .. } if ctx.now > *blue_not_after);
     match event {
         RotationEvent::Registered => (active, vec![RotationAction::SendCompleted]),
         RotationEvent::BlueRevoked => (Rotation::default(), vec![RotationAction::DestroyBlue]),

@@ -58,6 +58,7 @@ async fn collect_until(
                             mode: r.mode,
                             state: AgentState::Online,
                             backfill: 0,
+                            serial: None,
                         }),
                     )
                     .await;

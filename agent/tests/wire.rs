@@ -75,6 +75,7 @@ async fn registration_backfill_local_api_and_restart() {
                 mode: r.mode,
                 state: AgentState::Backfilling,
                 backfill: 2,
+                serial: None,
             }),
         )
         .await;
@@ -723,6 +724,7 @@ async fn a_job_runs_at_most_once_and_never_after_its_expiry() {
                 mode: r.mode,
                 state: AgentState::Online,
                 backfill: 0,
+                serial: None,
             }),
         )
         .await;

@@ -228,6 +228,7 @@ fn downs(fx: &Fixtures) -> Vec<(&'static str, Down)> {
                 mode: RegistrationMode::WarmReconnect,
                 state: AgentState::Backfilling,
                 backfill: 7,
+                serial: None,
             }),
         ),
         (

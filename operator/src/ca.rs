@@ -196,14 +196,12 @@ pub struct Renewed {
     pub der: Vec<u8>,
     /// Its serial.
     pub serial: CertSerial,
-    /// A new revocation list, when an earlier green certificate for the same blue that was never switched to (its
-    /// keys discarded after a failed validation) was revoked with this issue.
-    pub revocations: Option<Signed<RevocationList>>,
 }
 
 /// `ca renew`: issues the green certificate of a key rotation for `request`, already verified against `current`
 /// (the live certificate the registry holds for it: [`crate::renew::plan`]), and records it in the registry as
-/// renewing `current` (both stay live until [`retire`]).
+/// renewing `current` (both stay live until [`retire`]). Nothing is revoked here on the relay's word: a green the
+/// agent never switched to is retired with blue, once the agent's receipt shows which green it uses.
 pub fn renew(
     dir: &Path,
     request: &RenewalRequest,
@@ -221,38 +219,19 @@ pub fn renew(
         .pinned()
         .verify_agent(&der, now(), &RevocationList::empty())
         .map_err(|e| CaError::Invalid(format!("the issued certificate does not verify: {e}")))?;
-    // An earlier green for the same blue that was never switched to (its keys discarded): retired with it.
-    let stale: Vec<CertSerial> = registry
-        .certs
-        .iter()
-        .filter(|c| {
-            c.agent == current.agent_id
-                && c.renews.as_ref() == Some(&current.serial)
-                && c.replaced_by.is_none()
-        })
-        .map(|c| c.serial.clone())
-        .collect();
-    for s in &stale {
-        registry.retire(&current.agent_id, s, &cert.serial, now());
-    }
     registry.record_renewal(&cert, &current.serial, now());
     registry
         .save(dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    let revocations = if stale.is_empty() {
-        None
-    } else {
-        Some(revoke(dir, &stale)?)
-    };
     Ok(Renewed {
         der,
         serial: cert.serial,
-        revocations,
     })
 }
 
 /// `ca renew` after a completed rotation: `blue` of `agent` is retired (replaced by `green` as of `at`, the agent's
-/// switch) and revoked; returns the new revocation list.
+/// switch) and revoked, with any other green certificate issued for `blue` that the agent did not switch to; returns
+/// the new revocation list.
 pub fn retire(
     dir: &Path,
     agent: &AgentId,
@@ -263,11 +242,27 @@ pub fn retire(
     let mut registry = Registry::load(dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?
         .unwrap_or_default();
-    registry.retire(agent, blue, green, at);
+    // Blue, and every other green issued for it that the agent did not switch to (keys it discarded).
+    let mut retired = vec![blue.clone()];
+    retired.extend(
+        registry
+            .certs
+            .iter()
+            .filter(|c| {
+                c.agent == *agent
+                    && c.renews.as_ref() == Some(blue)
+                    && c.serial != *green
+                    && c.replaced_by.is_none()
+            })
+            .map(|c| c.serial.clone()),
+    );
+    for s in &retired {
+        registry.retire(agent, s, green, at);
+    }
     registry
         .save(dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    revoke(dir, std::slice::from_ref(blue))
+    revoke(dir, &retired)
 }
 
 /// `ca issue-operator`: a new operator key and certificate in `out_dir` (`operator.pem`, `operator.key`, and a copy
@@ -339,6 +334,32 @@ pub fn revoke(dir: &Path, serials: &[CertSerial]) -> Result<Signed<RevocationLis
         .map_err(|e| CaError::Invalid(e.to_string()))?;
     crate::revocations::write_dir_copy(dir, &signed)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
+    Ok(signed)
+}
+
+/// `ca revoke` (a compromised or removed agent or operator): [`revoke`], and the registry forgets any retirement of
+/// those certificates, so that receipts their keys signed are no longer vouched for (a stolen key can sign any time).
+pub fn revoke_for_cause(
+    dir: &Path,
+    serials: &[CertSerial],
+) -> Result<Signed<RevocationList>, CaError> {
+    let signed = revoke(dir, serials)?;
+    if let Some(mut registry) = Registry::load(dir).map_err(|e| CaError::Invalid(e.to_string()))? {
+        let mut changed = false;
+        for c in registry
+            .certs
+            .iter_mut()
+            .filter(|c| serials.contains(&c.serial) && c.retired_at.is_some())
+        {
+            c.retired_at = None;
+            changed = true;
+        }
+        if changed {
+            registry
+                .save(dir)
+                .map_err(|e| CaError::Invalid(e.to_string()))?;
+        }
+    }
     Ok(signed)
 }
 

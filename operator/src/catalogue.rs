@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tessera_proto::ids::{CredentialId, CredentialName, OperatorId};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, OperatorId};
 use tessera_proto::statement::{CredentialStatement, Scope, Signed, VerifiedCredential};
 
 use crate::files::{read_json, write_json, FileError};
@@ -43,6 +43,21 @@ pub struct Entry {
     pub digest: String,
     /// The statement itself (salt and commitment are re-signed from here on a re-scope, never from the relay).
     pub statement: Signed<CredentialStatement>,
+    /// For each agent an explicit scope named: the newest (version, scope revision) of a statement whose scope
+    /// included it. A purge receipt for a revoke must be newer, so a receipt of an earlier revoke (before a grant)
+    /// cannot stand for a later one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub included: BTreeMap<AgentId, (u64, u64)>,
+    /// The newest (version, scope revision) whose scope was `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_until: Option<(u64, u64)>,
+}
+
+impl Entry {
+    /// The newest (version, scope revision) known to have included `agent`.
+    pub fn last_included(&self, agent: &AgentId) -> Option<(u64, u64)> {
+        self.included.get(agent).copied().max(self.all_until)
+    }
 }
 
 /// A deleted credential: its id is never accepted again.
@@ -161,8 +176,29 @@ pub enum CatalogueError {
     },
 }
 
-fn entry(verified: &VerifiedCredential, signed: &Signed<CredentialStatement>) -> Entry {
+fn entry(
+    verified: &VerifiedCredential,
+    signed: &Signed<CredentialStatement>,
+    previous: Option<&Entry>,
+) -> Entry {
     let st = &verified.statement;
+    let at = (st.version, st.scope_revision);
+    let mut included = previous
+        .filter(|p| p.id == st.credential_id)
+        .map(|p| p.included.clone())
+        .unwrap_or_default();
+    let mut all_until = previous
+        .filter(|p| p.id == st.credential_id)
+        .and_then(|p| p.all_until);
+    match &st.scope {
+        Scope::All => all_until = all_until.max(Some(at)),
+        Scope::Explicit { agents } => {
+            for a in agents {
+                let e = included.entry(a.clone()).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+    }
     Entry {
         id: st.credential_id,
         name: st.name.clone(),
@@ -172,6 +208,8 @@ fn entry(verified: &VerifiedCredential, signed: &Signed<CredentialStatement>) ->
         signer: st.creator.clone(),
         digest: digest(signed),
         statement: signed.clone(),
+        included,
+        all_until,
     }
 }
 
@@ -221,8 +259,11 @@ impl Catalogue {
         signed: &Signed<CredentialStatement>,
     ) -> Result<(), CatalogueError> {
         self.check(verified, signed)?;
-        self.pending
-            .insert(verified.statement.name.clone(), entry(verified, signed));
+        let previous = self.latest(&verified.statement.name).cloned();
+        self.pending.insert(
+            verified.statement.name.clone(),
+            entry(verified, signed, previous.as_ref()),
+        );
         Ok(())
     }
 
@@ -320,8 +361,9 @@ impl Catalogue {
         let change = self.check(verified, signed)?;
         let st = &verified.statement;
         if change != Change::Same {
+            let previous = self.latest(&st.name).cloned();
             self.credentials
-                .insert(st.name.clone(), entry(verified, signed));
+                .insert(st.name.clone(), entry(verified, signed, previous.as_ref()));
         }
         // A pending statement at or below what is now confirmed is settled (confirmed, or superseded).
         let confirmed = (st.version, st.scope_revision);

@@ -180,11 +180,15 @@ impl Registry {
             .find(|c| c.agent == *agent && c.serial == *serial)
     }
 
-    /// The green certificate issued for a rotation of `agent` away from `renews`, if any.
-    pub fn renewal_of(&self, agent: &AgentId, renews: &CertSerial) -> Option<&IssuedCert> {
+    /// Every green certificate issued for a rotation of `agent` away from `renews`, oldest first.
+    pub fn renewals_of<'a>(
+        &'a self,
+        agent: &'a AgentId,
+        renews: &'a CertSerial,
+    ) -> impl Iterator<Item = &'a IssuedCert> + 'a {
         self.certs
             .iter()
-            .find(|c| c.agent == *agent && c.renews.as_ref() == Some(renews))
+            .filter(move |c| c.agent == *agent && c.renews.as_ref() == Some(renews))
     }
 }
 

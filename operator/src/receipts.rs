@@ -160,8 +160,21 @@ pub fn tally(
     revoked: &RevocationList,
 ) -> Tally {
     let mut t = Tally::default();
+    let mut seen = std::collections::HashSet::new();
     for e in entries {
-        match check_entry(e, registry, catalogue, ca, revoked) {
+        // One receipt stands for one entry: the same signature recorded again is a replay.
+        let replayed = e
+            .data
+            .get(in_audit::SIGNATURE)
+            .is_some_and(|sig| !seen.insert(sig.clone()));
+        let checked = if replayed && in_audit::needs_receipt(&e.kind, &e.data) {
+            Some(Err(ReceiptCheck::Mismatch(
+                "the same receipt is recorded in an earlier entry (replayed)".into(),
+            )))
+        } else {
+            check_entry(e, registry, catalogue, ca, revoked)
+        };
+        match checked {
             Some(Ok(())) => t.verified += 1,
             Some(Err(ReceiptCheck::Revoked(_))) => t.by_revoked += 1,
             Some(Err(reason)) => t.bad.push(BadReceipt {

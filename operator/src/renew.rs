@@ -96,18 +96,33 @@ fn plan_request(
             cert.serial
         ));
     }
-    // Issued already for these very keys (the push was lost, or the agent has not switched yet): push it again.
-    if let Some(green) = registry.renewal_of(&view.agent, &cert.serial) {
-        if green.replaced_by.is_none() {
-            if let Some(der) = tessera_proto::b64_decode(&green.cert) {
-                if let Ok(g) = ca.verify_agent(&der, now, revoked) {
-                    if g.identity.spki_der() == view.request.body.identity_spki.as_slice()
-                        && g.wrap.spki_der() == view.request.body.wrap_spki.as_slice()
-                    {
-                        return Plan::Repush(der);
-                    }
-                }
-            }
+    // Every green already issued for this blue: one for these very keys is pushed again (the push was lost, or the
+    // agent has not switched yet); a request older than any of them is a replay (the agent asked again since).
+    for green in registry.renewals_of(&view.agent, &cert.serial) {
+        let Some(der) = tessera_proto::b64_decode(&green.cert) else {
+            continue;
+        };
+        let Ok(g) = ca.verify_agent(&der, now, &RevocationList::empty()) else {
+            continue;
+        };
+        if g.identity.spki_der() == view.request.body.identity_spki.as_slice()
+            && g.wrap.spki_der() == view.request.body.wrap_spki.as_slice()
+        {
+            return if green.replaced_by.is_none() && !revoked.is_revoked(&g.serial) {
+                Plan::Repush(der)
+            } else {
+                Plan::Refuse(format!(
+                    "certificate {} was issued for this request and is retired or revoked since",
+                    g.serial
+                ))
+            };
+        }
+        if view.request.body.created_at <= green.issued_at {
+            return Plan::Refuse(format!(
+                "the request (made at {}) is older than certificate {} already issued for this rotation (issued at \
+                 {}): a replayed request",
+                view.request.body.created_at, g.serial, green.issued_at
+            ));
         }
     }
     Plan::Sign(Box::new(cert))

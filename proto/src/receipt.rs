@@ -50,6 +50,11 @@ pub enum ReceiptFact {
         credential_id: CredentialId,
         /// The tombstone's version, or the version of the statement that left the agent out.
         version: u64,
+        /// For a scope revoke: the scope revision of the statement that left the agent out; absent for a tombstone.
+        /// It tells one purge from another, so a receipt of an earlier revoke cannot stand for a later deletion or
+        /// revoke.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope_revision: Option<u64>,
     },
     /// The agent switched to a renewed certificate (green) after validating it with the broker and the relay.
     Rotated {

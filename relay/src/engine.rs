@@ -156,9 +156,8 @@ pub struct Engine {
     pub(crate) seen: std::collections::HashMap<AgentId, u64>,
     /// Targets whose registered certificate verified: (certificate, revocation list serial, not after).
     pub(crate) certified: std::collections::HashMap<AgentId, (Vec<u8>, u64, i64)>,
-    /// The certificates each agent registered with, parsed, to verify its receipts: (current DER, certificates).
-    pub(crate) receipt_certs:
-        std::collections::HashMap<AgentId, (Vec<u8>, Vec<tessera_proto::cert::AgentCertificate>)>,
+    /// The certificates each agent registered with, parsed, to verify its receipts.
+    pub(crate) receipt_certs: std::collections::HashMap<AgentId, ReceiptCerts>,
     /// Deliveries waiting to start, per backfilling agent (rebuilt from the store when absent).
     pub(crate) backlog: std::collections::HashMap<
         AgentId,
@@ -167,6 +166,10 @@ pub struct Engine {
     /// Counters.
     pub metrics: Metrics,
 }
+
+/// The certificates an agent registered with, parsed, to verify its receipts: (its current certificate's DER, the
+/// revocation list serial they were checked against, the certificates).
+pub(crate) type ReceiptCerts = (Vec<u8>, u64, Vec<tessera_proto::cert::AgentCertificate>);
 
 /// Internal failures are logged once here and never reach an agent.
 pub(crate) fn log_state(e: &StateError) {

@@ -303,6 +303,7 @@ impl World {
                     mode: r.mode,
                     state: AgentState::Online,
                     backfill: 0,
+                    serial: None,
                 }),
             )
             .await;

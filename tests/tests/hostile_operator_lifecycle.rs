@@ -224,6 +224,7 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
             ReceiptFact::Purged {
                 credential_id: id,
                 version: 1,
+                scope_revision: None,
             },
         ),
         &relay_key,
@@ -346,4 +347,66 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
             .unwrap();
     let text = String::from_utf8_lossy(&human.stdout);
     assert_eq!(text.matches("NO VALID RECEIPT").count(), 2, "{text}");
+}
+
+#[test]
+fn a_purge_receipt_of_an_earlier_revoke_does_not_stand_for_a_later_one() {
+    let w = world();
+    let e2 = &w.agents[1];
+    let alice = w.c.operator_dir();
+    // db for edge-1 and edge-2; edge-2 revoked (revision 1), granted again (2), revoked again (3). The relay answers
+    // honestly about each statement, so each command builds on the one before.
+    let mut run = |args: &[&str], secret: Option<&str>| {
+        ok(&tessera(&w.c, &alice, args, secret));
+        let (_, statement) = posted(&w.relay.take());
+        w.relay.answer(
+            "/v1/credentials",
+            serde_json::json!([tessera_system_tests::operator_calls::cred_view(&statement)]),
+        );
+        parse(&statement)
+    };
+    let st = run(
+        &["cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2"],
+        Some("db-password-v1"),
+    );
+    let id = st.credential_id;
+    for args in [
+        ["revoke", "db", "edge-2"],
+        ["grant", "db", "edge-2"],
+        ["revoke", "db", "edge-2"],
+    ] {
+        run(&args, None);
+    }
+    let purged = |revision| {
+        e2.receipt(ReceiptFact::Purged {
+            credential_id: id,
+            version: 1,
+            scope_revision: Some(revision),
+        })
+    };
+    let show = |receipt: &Receipt| {
+        w.relay.answer(
+            &format!("/v1/credentials/{id}/deliveries"),
+            serde_json::json!([{
+                "agent": "edge-2", "agent_state": "online", "version": 1, "state": "pending", "attempts": 0,
+                "next_attempt_ms": 0, "last_error": null, "purge": "purged", "purge_receipt": receipt,
+            }]),
+        );
+        tessera(&w.c, &alice, &["cred", "show", "db"], None)
+    };
+    // The receipt edge-2 signed for the first revoke, before it was granted again: refused.
+    let o = show(&purged(1));
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["agents"][0]["receipt"]
+            .as_str()
+            .unwrap()
+            .contains("another revoke"),
+        "{v}"
+    );
+    // The receipt of the revoke in force: it stands.
+    let v = ok(&show(&purged(3)));
+    assert_eq!(v["without_valid_receipt"], 0, "{v}");
+    assert_eq!(v["agents"][0]["receipt"], "ok");
 }

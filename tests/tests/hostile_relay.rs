@@ -635,19 +635,6 @@ async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_iss
     };
     assert_eq!(reg.cert, genuine);
     assert_eq!(reg.mode, wire::RegistrationMode::WarmReconnect);
-    w.relay
-        .send(
-            &agent.id,
-            &Down::RegisterAck(wire::RegisterAck {
-                mode: reg.mode,
-                state: wire::AgentState::Online,
-                backfill: 0,
-            }),
-        )
-        .await;
-    let Up::RotationCompleted(done) = w.relay.next_up(&agent.id).await else {
-        panic!("expected rotation_completed")
-    };
     let green = w
         .org
         .ca
@@ -658,6 +645,24 @@ async fn a_relay_cannot_make_an_agent_switch_to_a_certificate_the_ca_did_not_iss
             &tessera_proto::statement::RevocationList::empty(),
         )
         .unwrap();
+    let ack = |serial| {
+        Down::RegisterAck(wire::RegisterAck {
+            mode: reg.mode,
+            state: wire::AgentState::Online,
+            backfill: 0,
+            serial: Some(serial),
+        })
+    };
+    // An acknowledgement of another registration (blue's, a stale or replayed one) completes nothing.
+    w.relay.send(&agent.id, &ack(blue.serial.clone())).await;
+    w.relay.drain(Duration::from_secs(2)).await;
+    assert_eq!(w.relay.queued_ups(&agent.id), 0, "{}", agent.log());
+    assert!(!agent.log().contains("switched to the renewed certificate"));
+    // The acknowledgement of the green registration does.
+    w.relay.send(&agent.id, &ack(green.serial.clone())).await;
+    let Up::RotationCompleted(done) = w.relay.next_up(&agent.id).await else {
+        panic!("expected rotation_completed")
+    };
     let body = done.receipt.verify(&green).unwrap();
     assert_eq!(
         body.fact,

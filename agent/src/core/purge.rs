@@ -30,7 +30,12 @@ fn audit(store: &Store, entry: AuditEntry) {
 }
 
 /// The acknowledgement of a purge, with the agent's signed receipt of it (docs/protocol.md, "Receipts").
-fn purged_ack(keys: &AgentKeys, credential_id: CredentialId, version: u64) -> Up {
+fn purged_ack(
+    keys: &AgentKeys,
+    credential_id: CredentialId,
+    version: u64,
+    scope_revision: Option<u64>,
+) -> Up {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -39,6 +44,7 @@ fn purged_ack(keys: &AgentKeys, credential_id: CredentialId, version: u64) -> Up
             ReceiptFact::Purged {
                 credential_id,
                 version,
+                scope_revision,
             },
             now,
         )
@@ -103,7 +109,7 @@ pub fn apply(keys: &AgentKeys, store: &Store, msg: &CredentialPurge) -> Option<U
             );
             entry.outcome = AuditOutcome::Purged;
             audit(store, entry);
-            Some(purged_ack(keys, t.credential_id, t.version))
+            Some(purged_ack(keys, t.credential_id, t.version, None))
         }
         Err(StoreError::Stale { held, .. }) => {
             tracing::warn!(credential = %t.credential_id, version = t.version, held, "a tombstone older than the version held: kept");
@@ -198,7 +204,12 @@ pub fn revoke(keys: &AgentKeys, store: &Store, msg: &CredentialRevoke) -> Option
             );
             entry.outcome = AuditOutcome::Purged;
             audit(store, entry);
-            Some(purged_ack(keys, st.credential_id, st.version))
+            Some(purged_ack(
+                keys,
+                st.credential_id,
+                st.version,
+                Some(st.scope_revision),
+            ))
         }
         Err(e) => {
             tracing::error!(error = %e, credential = %st.credential_id, "could not purge a revoked credential");

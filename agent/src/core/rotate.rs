@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use rustls::ClientConfig;
-use tessera_proto::cert::{CertSerial, IdentityKey, RenewalRequest};
+use tessera_proto::cert::{AgentCertificate, CertSerial, IdentityKey, RenewalRequest};
 use tessera_proto::envelope::WrapPrivateKey;
 use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::secret::SecretBytes;
@@ -38,6 +38,10 @@ pub struct SessionHandle {
 pub(super) struct Validating {
     /// The green certificate, DER.
     pub(super) cert: Vec<u8>,
+    /// Its serial: the relay's acknowledgement must name it.
+    pub(super) serial: CertSerial,
+    /// The session identity generation that connects with it.
+    pub(super) generation: u64,
 }
 
 /// Why a rotation step failed (logged once, in [`Core::rotation_event`]; the state is left where it was).
@@ -114,11 +118,28 @@ impl Core {
         }
     }
 
-    /// The certificate to register with: the green one while it is validated.
-    pub(super) fn register_cert(&self) -> Vec<u8> {
+    /// Whether the current connection was made with the green certificate under validation (not a connection of
+    /// the identity before, whose CONNACK can arrive after the switch was asked for).
+    pub(super) fn validating_connected(&self) -> bool {
         self.validating
             .as_ref()
-            .map_or_else(|| self.keys.cert.der.clone(), |v| v.cert.clone())
+            .is_some_and(|v| v.generation == self.connected_generation)
+    }
+
+    /// The certificate to register with: the green one over a connection made with it, else the one in use.
+    pub(super) fn register_cert(&self) -> Vec<u8> {
+        match &self.validating {
+            Some(v) if self.validating_connected() => v.cert.clone(),
+            _ => self.keys.cert.der.clone(),
+        }
+    }
+
+    /// The serial of [`Core::register_cert`].
+    pub(super) fn register_serial(&self) -> CertSerial {
+        match &self.validating {
+            Some(v) if self.validating_connected() => v.serial.clone(),
+            _ => self.keys.cert.serial.clone(),
+        }
     }
 
     /// Feeds `event` to the rotation state machine and carries out what it asks. A step that fails leaves the
@@ -142,6 +163,12 @@ impl Core {
                     tracing::info!(from, to = next.name(), "key rotation");
                 }
                 self.rotation = next;
+            }
+            // The stored green certificate no longer verifies (revoked or expired before the switch): give it up
+            // rather than try it every second until blue expires.
+            Err(StepError::Identity(e)) if *event != RotationEvent::GreenUnusable => {
+                tracing::warn!(error = %e, state = from, "the renewed certificate no longer verifies; giving it up");
+                self.rotation_event(&RotationEvent::GreenUnusable);
             }
             Err(e) => {
                 tracing::error!(error = %e, state = from, "a key rotation step failed; it is tried again later");
@@ -192,15 +219,13 @@ impl Core {
                 serial,
                 retry_at,
             } => {
-                self.use_identity(identity_config(
+                // Stored first: if this fails, nothing changed and the state machine asks again; the session goes
+                // back to blue only once green is gone for good.
+                let tls = identity_config(
                     &self.keys.identity,
                     &self.keys.cert.der,
                     &self.session.roots,
-                )?);
-                self.validating = None;
-                // During a validation the only decrypt-only key is green's (a rotation starts from blue active,
-                // after any earlier blue was destroyed).
-                self.keys.decrypt_only.clear();
+                )?;
                 self.store.apply_self(&[
                     (SelfRecord::GreenIdentityKey, None),
                     (SelfRecord::GreenWrapKey, None),
@@ -208,6 +233,12 @@ impl Core {
                     (SelfRecord::RenewalRequest, None),
                     (SelfRecord::Rotation, Some(&json(next)?)),
                 ])?;
+                // During a validation the only decrypt-only key is green's (a rotation starts from blue active,
+                // after any earlier blue was destroyed).
+                self.keys.decrypt_only.clear();
+                if self.validating.take().is_some() {
+                    let _ = self.use_identity(tls);
+                }
                 tracing::warn!(serial = %serial, ?reason, retry_at, "the renewed certificate failed validation: kept the current one, discarded the new keys");
                 local_audit(
                     &self.store,
@@ -277,8 +308,9 @@ impl Core {
         Ok(())
     }
 
-    /// The green identity and wrap keys, and the stored green certificate checked against them.
-    fn green(&self) -> Result<(IdentityKey, WrapPrivateKey, Vec<u8>), StepError> {
+    /// The green identity and wrap keys, and the stored green certificate (DER, and checked against them and the
+    /// pinned CA now).
+    fn green(&self) -> Result<(IdentityKey, WrapPrivateKey, Vec<u8>, AgentCertificate), StepError> {
         let identity = IdentityKey::from_pkcs8_der(&secret(
             &self.store,
             SelfRecord::GreenIdentityKey,
@@ -297,7 +329,7 @@ impl Core {
             "green certificate",
         )?
         .expose(<[u8]>::to_vec);
-        check_certificate(
+        let checked = check_certificate(
             &cert,
             &self.keys.id,
             &identity,
@@ -306,43 +338,43 @@ impl Core {
             &self.keys.revocations,
             unix_now(),
         )?;
-        Ok((identity, wrap, cert))
+        Ok((identity, wrap, cert, checked))
     }
 
     fn start_validation(&mut self) -> Result<(), StepError> {
-        let (identity, wrap, cert) = self.green()?;
+        let (identity, wrap, cert, checked) = self.green()?;
+        let serial = checked.serial;
         let tls = identity_config(&identity, &cert, &self.session.roots)?;
         // Envelopes sealed to green open from now on (the relay learns it at the green registration).
         self.keys.decrypt_only.push(wrap);
-        self.validating = Some(Validating { cert });
+        let generation = self.use_identity(tls);
+        self.validating = Some(Validating {
+            cert,
+            serial,
+            generation,
+        });
         tracing::info!("key rotation: reconnecting with the renewed certificate to validate it");
         local_audit(&self.store, "green validating: reconnecting with it".into());
-        self.use_identity(tls);
         Ok(())
     }
 
-    fn use_identity(&self, tls: Arc<ClientConfig>) {
+    /// Asks the session to reconnect with `tls`; the generation its connection will carry.
+    fn use_identity(&mut self, tls: Arc<ClientConfig>) -> u64 {
+        self.session_generation = self.session_generation.wrapping_add(1);
+        let generation = self.session_generation;
         if self
             .session
             .control
-            .try_send(SessionControl::UseIdentity(tls))
+            .try_send(SessionControl::UseIdentity { tls, generation })
             .is_err()
         {
             tracing::error!("could not reach the session task to change the certificate");
         }
+        generation
     }
 
     fn commit_green(&mut self, next: &Rotation, now: i64) -> Result<(), StepError> {
-        let (identity, wrap, cert_der) = self.green()?;
-        let cert = check_certificate(
-            &cert_der,
-            &self.keys.id,
-            &identity,
-            &wrap,
-            &self.keys.ca,
-            &self.keys.revocations,
-            now,
-        )?;
+        let (identity, wrap, cert_der, cert) = self.green()?;
         let blue_wrap = self.keys.wrap.to_pkcs8_der();
         let identity_der = identity
             .to_pkcs8_der()
@@ -409,28 +441,30 @@ impl Core {
             );
             return;
         }
+        // Checked against the stored request's public keys: no private key is loaded for a certificate the relay
+        // sent, and a certificate for anything else is refused before it touches the store.
         let checked = tokio::task::block_in_place(|| -> Result<CertSerial, StepError> {
-            let identity = IdentityKey::from_pkcs8_der(&secret(
-                &self.store,
-                SelfRecord::GreenIdentityKey,
-                "green identity key",
-            )?)
-            .map_err(|e| StepError::Invalid(e.to_string()))?;
-            let wrap = WrapPrivateKey::from_pkcs8_der(&secret(
-                &self.store,
-                SelfRecord::GreenWrapKey,
-                "green wrap key",
-            )?)
-            .map_err(|e| StepError::Invalid(e.to_string()))?;
-            let cert = check_certificate(
-                &msg.cert,
-                &self.keys.id,
-                &identity,
-                &wrap,
-                &self.keys.ca,
-                &self.keys.revocations,
-                unix_now(),
-            )?;
+            let bytes = secret(&self.store, SelfRecord::RenewalRequest, "renewal request")?;
+            let request: RenewalRequest =
+                bytes.expose(|b| serde_json::from_slice(b)).map_err(|_| {
+                    StepError::Invalid("the stored renewal request does not parse".into())
+                })?;
+            let cert = self
+                .keys
+                .ca
+                .verify_agent(&msg.cert, unix_now(), &self.keys.revocations)
+                .map_err(|source| {
+                    StepError::Identity(IdentityError::Invalid {
+                        what: "renewal certificate",
+                        source,
+                    })
+                })?;
+            if cert.agent_id != self.keys.id
+                || cert.identity.spki_der() != request.body.identity_spki.as_slice()
+                || cert.wrap.spki_der() != request.body.wrap_spki.as_slice()
+            {
+                return Err(StepError::Identity(IdentityError::KeyMismatch));
+            }
             Ok(cert.serial)
         });
         match checked {

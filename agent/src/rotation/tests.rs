@@ -100,12 +100,14 @@ fn the_whole_path_blue_to_green_and_back_to_one_key() {
 fn blue_is_destroyed_when_it_expires_even_if_never_revoked() {
     let s = Rotation::GreenActive {
         blue_serial: serial("0b"),
-        blue_not_after: NA,
+        blue_not_after: NB + 1_000,
         since: NB,
     };
-    assert!(step(s.clone(), &RotationEvent::Tick, &ctx(NA)).1.is_empty());
+    assert!(step(s.clone(), &RotationEvent::Tick, &ctx(NB + 1_000))
+        .1
+        .is_empty());
     assert_eq!(
-        step(s, &RotationEvent::Tick, &ctx(NA + 1)).1,
+        step(s, &RotationEvent::Tick, &ctx(NB + 1_001)).1,
         vec![RotationAction::DestroyBlue]
     );
 }
@@ -245,4 +247,71 @@ fn a_restart_during_validation_validates_again_and_the_state_round_trips() {
         r#"{"state":"blue_active","failures":0,"retry_at":0,"x":1}"#
     )
     .is_err());
+}
+
+#[test]
+fn a_green_that_stops_verifying_before_the_switch_is_given_up() {
+    for s in [
+        Rotation::GreenCertified {
+            failures: 0,
+            serial: serial("0a"),
+        },
+        Rotation::GreenValidating {
+            failures: 0,
+            serial: serial("0a"),
+            started_at: NB,
+            connected: true,
+        },
+    ] {
+        let (next, a) = step(s, &RotationEvent::GreenUnusable, &ctx(NB + 10));
+        assert_eq!(
+            next,
+            Rotation::BlueActive {
+                failures: 1,
+                retry_at: NB + 10 + 3_600
+            }
+        );
+        assert_eq!(
+            a,
+            vec![RotationAction::Abandon {
+                reason: RotationFailure::CertificateInvalid,
+                serial: serial("0a"),
+                retry_at: NB + 10 + 3_600
+            }]
+        );
+    }
+}
+
+#[test]
+fn an_unanswered_request_is_started_over_on_request_but_not_at_once() {
+    let s = Rotation::GreenIssued {
+        failures: 0,
+        sent_at: NB,
+    };
+    assert!(
+        step(s.clone(), &RotationEvent::RotateRequested, &ctx(NB + 60))
+            .1
+            .is_empty()
+    );
+    assert_eq!(
+        step(s, &RotationEvent::RotateRequested, &ctx(NB + 3_600)).1,
+        vec![RotationAction::GenerateAndRequest]
+    );
+}
+
+#[test]
+fn blue_goes_when_green_is_itself_due_even_if_blue_is_never_revoked() {
+    // The certificate in use (green) from NB to NA; blue still valid long after.
+    let s = Rotation::GreenActive {
+        blue_serial: serial("0b"),
+        blue_not_after: NA * 2,
+        since: NB,
+    };
+    assert!(step(s.clone(), &RotationEvent::Tick, &ctx(NB + 10))
+        .1
+        .is_empty());
+    assert_eq!(
+        step(s, &RotationEvent::Tick, &ctx(due_at(NB, NA, 50))).1,
+        vec![RotationAction::DestroyBlue]
+    );
 }

@@ -31,8 +31,12 @@ pub const HEALTHY_CONNECTION: Duration = Duration::from_secs(30);
 /// What the core worker hears from the network.
 #[derive(Debug)]
 pub enum NetEvent {
-    /// The broker accepted the connection (CONNACK).
-    Connected,
+    /// The broker accepted the connection (CONNACK), made with the TLS identity of this generation (0 at start,
+    /// then the one each [`SessionControl::UseIdentity`] named).
+    Connected {
+        /// The identity generation.
+        generation: u64,
+    },
     /// The connection failed or dropped.
     Disconnected,
     /// A message arrived; acknowledge it with the client once handled.
@@ -96,7 +100,13 @@ pub enum SessionControl {
     /// Reconnect with this TLS identity (a key rotation validating its green certificate, or going back to blue):
     /// the connection is dropped, unacknowledged requests are kept for the next one (rumqttc's `clean`), and the
     /// next poll connects at once with the new certificate. The persistent session (same client id) carries over.
-    UseIdentity(Arc<ClientConfig>),
+    UseIdentity {
+        /// The TLS configuration with the certificate and key to use.
+        tls: Arc<ClientConfig>,
+        /// Its generation, echoed in [`NetEvent::Connected`], so a connection made with the previous identity is
+        /// never taken for one made with this.
+        generation: u64,
+    },
 }
 
 /// Polls `eventloop` until cancelled.
@@ -108,6 +118,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let mut connected = false;
+    let mut generation = 0;
     let mut streak = Streak {
         backoff,
         connected_at: None,
@@ -117,7 +128,8 @@ pub async fn run(
     loop {
         let polled = tokio::select! {
             () = cancel.cancelled() => return,
-            Some(SessionControl::UseIdentity(tls)) = control.recv() => {
+            Some(SessionControl::UseIdentity { tls, generation: g }) = control.recv() => {
+                generation = g;
                 eventloop
                     .mqtt_options
                     .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
@@ -140,7 +152,7 @@ pub async fn run(
                 tracing::info!(session_present = ack.session_present, "connected to broker");
                 connected = true;
                 streak.connected(Instant::now());
-                Some(NetEvent::Connected)
+                Some(NetEvent::Connected { generation })
             }
             Ok(Event::Incoming(Packet::Publish(p))) => Some(NetEvent::Message(p)),
             Ok(_) => None,

@@ -3,8 +3,10 @@
 //! The mode is chosen from what the store remembers: no registered wrap key → `first_registration`; a different
 //! one → `key_regenerated`; the same → `warm_reconnect` listing at most [`MAX_HELD`] held credentials. The relay's
 //! acknowledgement says whether a backfill follows; the agent counts deliveries and reports `online` when the
-//! backfill is complete. A registration that is not acknowledged in time is sent again.
+//! backfill is complete. A registration that is not acknowledged in time is sent again. An acknowledgement that names
+//! another certificate than the one registered with (a stale or replayed one) is not this registration's.
 
+use tessera_proto::cert::CertSerial;
 use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::wire::{AgentState, Held, RegisterAck, RegistrationMode, MAX_HELD};
 
@@ -45,6 +47,8 @@ pub enum Registration {
         mode: RegistrationMode,
         /// When, in ms of the caller's clock.
         sent_at_ms: u64,
+        /// The serial of the certificate registered with (an acknowledgement naming another is not this one's).
+        serial: CertSerial,
     },
     /// Acknowledged; backfilling until `received >= expected`.
     Backfilling {
@@ -66,6 +70,8 @@ pub enum RegEvent {
         mode: RegistrationMode,
         /// Now, ms.
         now_ms: u64,
+        /// The serial of the certificate this connection registers with.
+        serial: CertSerial,
     },
     /// The connection dropped.
     Disconnected,
@@ -96,15 +102,25 @@ impl Registration {
     pub fn handle(self, event: RegEvent, retry_ms: u64) -> (Self, Vec<RegAction>) {
         use RegAction as A;
         match (self, event) {
-            (_, RegEvent::Connected { mode, now_ms }) => (
+            (
+                _,
+                RegEvent::Connected {
+                    mode,
+                    now_ms,
+                    serial,
+                },
+            ) => (
                 Self::AwaitingAck {
                     mode,
                     sent_at_ms: now_ms,
+                    serial,
                 },
                 vec![A::SendRegister(mode)],
             ),
             (_, RegEvent::Disconnected) => (Self::Disconnected, vec![]),
-            (Self::AwaitingAck { mode, .. }, RegEvent::Ack(ack)) if ack.mode == mode => {
+            (Self::AwaitingAck { mode, serial, .. }, RegEvent::Ack(ack))
+                if ack.mode == mode && ack.serial.as_ref().is_none_or(|s| *s == serial) =>
+            {
                 if ack.state == AgentState::Backfilling && ack.backfill > 0 {
                     (
                         Self::Backfilling {
@@ -126,17 +142,21 @@ impl Registration {
                     )
                 }
             }
-            (Self::AwaitingAck { mode, sent_at_ms }, RegEvent::Tick { now_ms })
-                if now_ms.saturating_sub(sent_at_ms) >= retry_ms =>
-            {
-                (
-                    Self::AwaitingAck {
-                        mode,
-                        sent_at_ms: now_ms,
-                    },
-                    vec![A::SendRegister(mode)],
-                )
-            }
+            (
+                Self::AwaitingAck {
+                    mode,
+                    sent_at_ms,
+                    serial,
+                },
+                RegEvent::Tick { now_ms },
+            ) if now_ms.saturating_sub(sent_at_ms) >= retry_ms => (
+                Self::AwaitingAck {
+                    mode,
+                    sent_at_ms: now_ms,
+                    serial,
+                },
+                vec![A::SendRegister(mode)],
+            ),
             (Self::Backfilling { expected, received }, RegEvent::Delivered) => {
                 let received = received.saturating_add(1);
                 if received >= expected {

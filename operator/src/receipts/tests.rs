@@ -40,6 +40,7 @@ fn purged() -> ReceiptFact {
     ReceiptFact::Purged {
         credential_id: cid(),
         version: 1,
+        scope_revision: None,
     }
 }
 

@@ -173,3 +173,50 @@ fn a_completed_rotation_retires_blue_after_the_grace_period_on_a_receipt_from_gr
         Plan::Wait(_)
     ));
 }
+
+#[test]
+fn a_request_older_than_a_certificate_already_issued_for_the_rotation_is_a_replay() {
+    let mut f = fx();
+    // R1 was certified (C1) and then abandoned by the agent, which asked again later with new keys (R2).
+    let r1 = request(&f, &f.blue_key);
+    let c1 =
+        f.ca.issue_renewal(&r1, &f.blue, Validity::days_from(NOW, 30))
+            .unwrap();
+    let c1 =
+        f.ca.pinned()
+            .verify_agent(&c1, NOW + 1, &RevocationList::empty())
+            .unwrap();
+    f.registry.record_renewal(&c1, &f.blue.serial, NOW + 10);
+    let green2 = IdentityKey::generate().unwrap();
+    let wrap2 = WrapPrivateKey::generate().unwrap();
+    let r2 =
+        RenewalRequest::new(&f.blue, &f.blue_key, &green2, wrap2.public_key(), NOW + 20).unwrap();
+    let empty = RevocationList::empty();
+    assert!(matches!(
+        plan_of(
+            &f,
+            &view(&f, r2.clone(), RenewalState::Requested),
+            &empty,
+            NOW + 30
+        ),
+        Plan::Sign(_)
+    ));
+    // The relay replays R1: C1 exists for exactly its keys, so it is pushed again, never signed twice.
+    assert!(matches!(
+        plan_of(&f, &view(&f, r1, RenewalState::Requested), &empty, NOW + 30),
+        Plan::Repush(_)
+    ));
+    // An older request for other keys (one the agent made before C1 was issued): refused.
+    let stale =
+        RenewalRequest::new(&f.blue, &f.blue_key, &green2, wrap2.public_key(), NOW + 5).unwrap();
+    let p = plan_of(
+        &f,
+        &view(&f, stale, RenewalState::Requested),
+        &empty,
+        NOW + 30,
+    );
+    assert!(
+        matches!(p, Plan::Refuse(ref why) if why.contains("replayed")),
+        "{p:?}"
+    );
+}

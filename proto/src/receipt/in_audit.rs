@@ -6,7 +6,7 @@
 //! | entry kind | the receipt's fact, from the entry's fields |
 //! |---|---|
 //! | `rewrap_final` (`result` `success`) | `stored`: `delivery`, `credential`, `version`, `digest`; agent `target` |
-//! | `credential_purged` | `purged`: `credential`, `version`; agent `agent` |
+//! | `credential_purged` | `purged`: `credential`, `version`, `scope_revision` (a revoke's); agent `agent` |
 //! | `rotation_completed` | `rotated`: `previous_serial`, `serial`; agent `agent` |
 
 use std::collections::BTreeMap;
@@ -24,6 +24,11 @@ pub const AT: &str = "receipt_at";
 pub const SERIAL: &str = "receipt_serial";
 /// The entry field with the signature (b64 DER).
 pub const SIGNATURE: &str = "receipt_sig";
+
+/// `text` as a u64 written exactly as it prints (no sign, no leading zero): what an entry shows is what was signed.
+fn exact_u64(text: &str) -> Option<u64> {
+    text.parse::<u64>().ok().filter(|v| v.to_string() == text)
+}
 
 /// The fields to add to an audit entry for `receipt` (whose claimed body is `body`).
 pub fn fields(receipt: &Receipt, body: &ReceiptBody) -> [(&'static str, String); 3] {
@@ -52,11 +57,7 @@ pub fn rebuild(e: &AuditEntry) -> Result<Option<Receipt>, ReceiptError> {
     let bad = |what: &'static str| ReceiptError::Malformed(what);
     let field = |k: &str| get(k).ok_or(bad("a field the receipt needs is missing"));
     let id = |k: &str| field(k)?.parse().map_err(|_| bad("not a credential id"));
-    let version = || {
-        field("version")?
-            .parse::<u64>()
-            .map_err(|_| bad("not a version"))
-    };
+    let version = || exact_u64(field("version")?).ok_or(bad("not a version"));
     let serial_of = |s: &str| CertSerial::try_from(s.to_owned()).map_err(|_| bad("not a serial"));
     let (agent, fact) = match e.kind.as_str() {
         "rewrap_final" => {
@@ -67,8 +68,10 @@ pub fn rebuild(e: &AuditEntry) -> Result<Option<Receipt>, ReceiptError> {
                 field("target")?,
                 ReceiptFact::Stored {
                     delivery_id: field("delivery")?
-                        .parse()
-                        .map_err(|_| bad("not a delivery id"))?,
+                        .parse::<uuid::Uuid>()
+                        .ok()
+                        .filter(|u| u.to_string() == field("delivery").unwrap_or_default())
+                        .ok_or(bad("not a delivery id"))?,
                     credential_id: id("credential")?,
                     version: version()?,
                     digest: Commitment(digest),
@@ -80,6 +83,9 @@ pub fn rebuild(e: &AuditEntry) -> Result<Option<Receipt>, ReceiptError> {
             ReceiptFact::Purged {
                 credential_id: id("credential")?,
                 version: version()?,
+                scope_revision: get("scope_revision")
+                    .map(|r| exact_u64(r).ok_or(bad("not a scope revision")))
+                    .transpose()?,
             },
         ),
         "rotation_completed" => (
@@ -94,7 +100,10 @@ pub fn rebuild(e: &AuditEntry) -> Result<Option<Receipt>, ReceiptError> {
     let body = ReceiptBody::new(
         AgentId::new(agent).map_err(|_| bad("not an agent id"))?,
         serial_of(serial)?,
-        at.parse().map_err(|_| bad("not a time"))?,
+        at.parse::<i64>()
+            .ok()
+            .filter(|t| t.to_string() == at)
+            .ok_or(bad("not a time"))?,
         fact,
     );
     Ok(Some(Receipt {

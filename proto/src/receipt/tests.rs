@@ -149,6 +149,7 @@ fn rotated_and_purged_facts_round_trip() {
         ReceiptFact::Purged {
             credential_id: cid(1),
             version: 2,
+            scope_revision: None,
         },
         ReceiptFact::Rotated {
             previous_serial: CertSerial::try_from("0a0b".to_owned()).unwrap(),

@@ -8,6 +8,7 @@ use super::{
     check, AgentState, Nonce, PublicReason, RegistrationMode, WireError, WireMessage,
     MAX_CERT_BYTES, MAX_JOB_CREDENTIALS, MAX_JOB_PARAMS, MAX_PARAM_VALUE,
 };
+use crate::cert::CertSerial;
 use crate::envelope::{Envelope, KeyFingerprint};
 use crate::ids::{is_valid_name, AgentId, CredentialId, CredentialName, TemplateName};
 use crate::statement::{CredentialStatement, CredentialTombstone, RevocationList, Signed};
@@ -71,6 +72,10 @@ pub struct RegisterAck {
     pub state: AgentState,
     /// How many deliveries the backfill will make.
     pub backfill: u32,
+    /// The serial of the certificate registered with: an agent validating a renewed certificate takes only an
+    /// acknowledgement of that certificate as the round trip that completes the validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<CertSerial>,
 }
 
 /// A rewrap request to a peer.

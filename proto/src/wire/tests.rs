@@ -90,6 +90,7 @@ fn down_messages_round_trip() {
             mode: RegistrationMode::FirstRegistration,
             state: AgentState::Backfilling,
             backfill: 7,
+            serial: None,
         }),
         Down::CredentialUnavailable(CredentialUnavailable {
             request_id: uuid::Uuid::new_v4(),
@@ -157,6 +158,7 @@ fn unknown_types_fields_and_versions_are_refused() {
         mode: RegistrationMode::KeyRegenerated,
         state: AgentState::Online,
         backfill: 0,
+        serial: None,
     }))
     .unwrap();
     assert!(decode::<Up>(&down).is_err());

@@ -272,6 +272,8 @@ pub enum RotationFailure {
     BrokerRefused,
     /// Connected with the new certificate, but the relay did not acknowledge its registration in time.
     NoRegisterAck,
+    /// The new certificate no longer verifies against the pinned CA (revoked or expired before the switch).
+    CertificateInvalid,
 }
 
 /// A failed validation of a renewed certificate.
@@ -346,10 +348,9 @@ impl WireMessage for Up {
                     "renewal signature too large",
                 )
             }
-            Self::RotationCompleted(r) => check(
-                r.receipt.payload.len() <= crate::receipt::MAX_RECEIPT_PAYLOAD,
-                "receipt too large",
-            ),
+            Self::RotationCompleted(r) => {
+                check(receipt_fits(Some(&r.receipt)), "receipt too large")
+            }
             Self::RewrapRefused(_) | Self::CredentialMissing(_) | Self::RotationFailed(_) => Ok(()),
         }
     }

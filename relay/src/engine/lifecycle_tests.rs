@@ -171,6 +171,7 @@ fn a_purge_is_recorded_only_with_the_agents_valid_receipt() {
         ReceiptFact::Purged {
             credential_id: id,
             version: 1,
+            scope_revision: None,
         },
     );
     for bad in [None, Some(by_other)] {
@@ -330,7 +331,8 @@ fn a_rotation_is_queued_certified_forwarded_and_completed_with_receipts() {
                 &blue,
                 ReceiptFact::Purged {
                     credential_id: id,
-                    version: 1
+                    version: 1,
+                    scope_revision: None,
                 }
             ))
         )
@@ -453,4 +455,35 @@ fn a_purge_left_unacknowledged_raises_the_overdue_alert_after_the_configured_tim
     // Acknowledged (a new tombstone round would start the clock again); no alert for purged rows.
     w.purge_ack(&p, id, 1);
     assert_eq!(w.row(&id, &p).purge, Some(crate::state::PurgeState::Purged));
+}
+
+#[test]
+fn an_older_renewal_request_replayed_does_not_reopen_a_rotation() {
+    let mut w = World::new();
+    let a = w.agent("edge-1");
+    w.register(&a, RegistrationMode::FirstRegistration, vec![]);
+    let (old, _) = renewal(&w, &a);
+    // A later request of the same agent (it asked again, with new keys).
+    let identity = IdentityKey::generate().unwrap();
+    let wrap = WrapPrivateKey::generate().unwrap();
+    let newer = RenewalRequest::new(
+        &certificate(&w, &a),
+        &w.agents["edge-1"].identity,
+        &identity,
+        wrap.public_key(),
+        old.body.created_at + 10,
+    )
+    .unwrap();
+    w.up(
+        &a,
+        &Up::RenewalRequested(RenewalRequested {
+            request: newer.clone(),
+        }),
+    );
+    w.up(&a, &Up::RenewalRequested(RenewalRequested { request: old }));
+    assert_eq!(
+        w.engine.store.renewal(&a).unwrap().unwrap().request,
+        newer,
+        "the replayed older request did not replace the newer one"
+    );
 }

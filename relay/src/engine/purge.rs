@@ -241,6 +241,7 @@ impl Engine {
                 ReceiptFact::Purged {
                     credential_id,
                     version,
+                    ..
                 } if *credential_id == p.credential_id && *version == p.version => Ok(body),
                 _ => Err("the receipt is for another purge".to_owned()),
             });
@@ -281,6 +282,13 @@ impl Engine {
                     ("agent", agent.as_str().to_owned()),
                     ("version", p.version.to_string()),
                 ]);
+                if let ReceiptFact::Purged {
+                    scope_revision: Some(r),
+                    ..
+                } = &body.fact
+                {
+                    entry.insert("scope_revision".to_owned(), r.to_string());
+                }
                 entry.extend(in_audit::fields(receipt, &body).map(|(k, v)| (k.to_owned(), v)));
                 self.audit("credential_purged", None, entry);
             }

@@ -21,10 +21,11 @@ impl Engine {
             self.receipt_certs.remove(agent);
             return;
         };
+        let serial = self.revocations.serial;
         if self
             .receipt_certs
             .get(agent)
-            .is_some_and(|(der, _)| *der == rec.cert)
+            .is_some_and(|(der, s, _)| *der == rec.cert && *s == serial)
         {
             return;
         }
@@ -34,7 +35,8 @@ impl Engine {
             .filter_map(|der| self.ca.verify_agent(der, now, &self.revocations).ok())
             .filter(|c| c.agent_id == *agent)
             .collect();
-        self.receipt_certs.insert(agent.clone(), (rec.cert, certs));
+        self.receipt_certs
+            .insert(agent.clone(), (rec.cert, serial, certs));
     }
 
     /// Verifies `receipt` from `agent`: the body, when it is signed by one of the agent's registered certificates
@@ -72,7 +74,7 @@ impl Engine {
         let cert = self
             .receipt_certs
             .get(agent)
-            .and_then(|(_, certs)| certs.iter().find(|c| c.serial == claimed.signer_serial))
+            .and_then(|(_, _, certs)| certs.iter().find(|c| c.serial == claimed.signer_serial))
             .ok_or("signed by a certificate this agent has not registered with")?;
         if signature {
             receipt

@@ -143,6 +143,7 @@ impl Engine {
                 mode: r.mode,
                 state,
                 backfill: gap,
+                serial: Some(cert.serial.clone()),
             }),
         }];
         if let Some(list) = self.store.revocations()? {

@@ -49,12 +49,18 @@ impl Engine {
             if let Err(e) = r.request.verify(&cert) {
                 return Ok(Err(format!("renewal request refused: {e}")));
             }
-            let existing = self.store.renewal(agent)?;
-            if existing
-                .as_ref()
-                .is_some_and(|x| x.request == r.request && x.state != RenewalState::Failed)
-            {
-                return Ok(Ok(false));
+            if let Some(x) = self.store.renewal(agent)? {
+                if x.request == r.request {
+                    return Ok(Ok(false));
+                }
+                // A rotation's request replaces the one queued only if the agent made it later: an old request
+                // replayed (by a broker, say) must not reopen a rotation that is certified or completed.
+                if r.request.body.created_at <= x.request.body.created_at {
+                    return Ok(Err(
+                        "renewal request older than the one queued for this agent (a replay)"
+                            .into(),
+                    ));
+                }
             }
             let now = self.now_ms();
             self.store.put_renewal(&RenewalRecord {

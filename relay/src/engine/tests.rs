@@ -161,6 +161,7 @@ impl World {
             tessera_proto::receipt::ReceiptFact::Purged {
                 credential_id: id,
                 version,
+                scope_revision: None,
             },
         );
         self.up(

@@ -2,11 +2,16 @@ use super::*;
 
 const RETRY: u64 = 10_000;
 
+fn serial() -> tessera_proto::cert::CertSerial {
+    tessera_proto::cert::CertSerial::try_from("0b1e".to_owned()).unwrap()
+}
+
 fn ack(mode: RegistrationMode, state: AgentState, backfill: u32) -> RegEvent {
     RegEvent::Ack(RegisterAck {
         mode,
         state,
         backfill,
+        serial: None,
     })
 }
 
@@ -51,7 +56,14 @@ fn held_list_only_for_warm_reconnect_and_capped() {
 #[test]
 fn backfill_then_online() {
     let mode = RegistrationMode::FirstRegistration;
-    let (s, a) = Registration::Disconnected.handle(RegEvent::Connected { mode, now_ms: 0 }, RETRY);
+    let (s, a) = Registration::Disconnected.handle(
+        RegEvent::Connected {
+            mode,
+            now_ms: 0,
+            serial: serial(),
+        },
+        RETRY,
+    );
     assert_eq!(a, vec![RegAction::SendRegister(mode)]);
     let (s, a) = s.handle(ack(mode, AgentState::Backfilling, 2), RETRY);
     assert_eq!(
@@ -71,7 +83,14 @@ fn backfill_then_online() {
 #[test]
 fn nothing_to_backfill_is_online_at_once() {
     let mode = RegistrationMode::WarmReconnect;
-    let (s, _) = Registration::Disconnected.handle(RegEvent::Connected { mode, now_ms: 0 }, RETRY);
+    let (s, _) = Registration::Disconnected.handle(
+        RegEvent::Connected {
+            mode,
+            now_ms: 0,
+            serial: serial(),
+        },
+        RETRY,
+    );
     let (s, a) = s.handle(ack(mode, AgentState::Online, 0), RETRY);
     assert_eq!(s, Registration::Online);
     assert!(a.contains(&RegAction::PublishStatus(AgentState::Online)));
@@ -84,6 +103,7 @@ fn unacknowledged_register_is_resent_after_the_retry_interval() {
         RegEvent::Connected {
             mode,
             now_ms: 1_000,
+            serial: serial(),
         },
         RETRY,
     );
@@ -95,7 +115,8 @@ fn unacknowledged_register_is_resent_after_the_retry_interval() {
         s,
         Registration::AwaitingAck {
             mode,
-            sent_at_ms: 11_000
+            sent_at_ms: 11_000,
+            serial: serial()
         }
     );
 }
@@ -103,7 +124,14 @@ fn unacknowledged_register_is_resent_after_the_retry_interval() {
 #[test]
 fn an_ack_for_another_mode_or_out_of_turn_is_ignored() {
     let mode = RegistrationMode::WarmReconnect;
-    let (s, _) = Registration::Disconnected.handle(RegEvent::Connected { mode, now_ms: 0 }, RETRY);
+    let (s, _) = Registration::Disconnected.handle(
+        RegEvent::Connected {
+            mode,
+            now_ms: 0,
+            serial: serial(),
+        },
+        RETRY,
+    );
     let (s2, a) = s.clone().handle(
         ack(RegistrationMode::FirstRegistration, AgentState::Online, 0),
         RETRY,
@@ -118,6 +146,41 @@ fn disconnect_resets_and_reconnect_registers_again() {
     let (s, _) = Registration::Online.handle(RegEvent::Disconnected, RETRY);
     assert_eq!(s, Registration::Disconnected);
     let mode = RegistrationMode::WarmReconnect;
-    let (_, a) = s.handle(RegEvent::Connected { mode, now_ms: 0 }, RETRY);
+    let (_, a) = s.handle(
+        RegEvent::Connected {
+            mode,
+            now_ms: 0,
+            serial: serial(),
+        },
+        RETRY,
+    );
     assert_eq!(a, vec![RegAction::SendRegister(mode)]);
+}
+
+#[test]
+fn an_ack_naming_another_certificate_is_not_this_registrations() {
+    let mode = RegistrationMode::WarmReconnect;
+    let (s, _) = Registration::Disconnected.handle(
+        RegEvent::Connected {
+            mode,
+            now_ms: 0,
+            serial: serial(),
+        },
+        RETRY,
+    );
+    let other = RegEvent::Ack(RegisterAck {
+        mode,
+        state: AgentState::Online,
+        backfill: 0,
+        serial: Some(tessera_proto::cert::CertSerial::try_from("0a".to_owned()).unwrap()),
+    });
+    let (s2, a) = s.clone().handle(other, RETRY);
+    assert_eq!((s2, a), (s.clone(), vec![]));
+    let mine = RegEvent::Ack(RegisterAck {
+        mode,
+        state: AgentState::Online,
+        backfill: 0,
+        serial: Some(serial()),
+    });
+    assert_eq!(s.handle(mine, RETRY).0, Registration::Online);
 }

@@ -138,7 +138,7 @@ pub(crate) async fn ca_revoke(
             Err(e) => return fail(2, &e.to_string()),
         }
     }
-    let signed = match ca::revoke(dir, &serials) {
+    let signed = match ca::revoke_for_cause(dir, &serials) {
         Ok(s) => s,
         Err(e) => return fail(2, &e.to_string()),
     };

@@ -76,10 +76,22 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
     let grace = i64::try_from(r.grace_secs).unwrap_or(i64::MAX);
     let mut rows = Vec::new();
     let mut progress = Progress::default();
+    let mut seen = std::collections::BTreeSet::new();
     for v in views
         .iter()
         .filter(|v| named.is_empty() || named.contains(&v.agent))
     {
+        // One rotation per agent: a relay that lists an agent twice (an old request beside a new one) gets nothing
+        // for the second.
+        if !seen.insert(v.agent.clone()) {
+            progress.refused = true;
+            rows.push(Row {
+                agent: v.agent.clone(),
+                state: format!("{:?}", v.state).to_lowercase(),
+                outcome: "REFUSED: the relay lists this agent twice".to_owned(),
+            });
+            continue;
+        }
         // The CA's own registry and list, read again after each change this command makes.
         let registry = match issued::Registry::load(r.dir) {
             Ok(reg) => reg.unwrap_or_default(),
@@ -103,30 +115,9 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
         mut failed,
         new_list,
     } = progress;
-    if let Some(list) = &new_list {
-        let body = serde_json::to_value(list).unwrap_or_default();
-        if let Err(e) = op.client.post("/v1/revocations", &body).await {
-            eprintln!(
-                "tessera: the new revocation list is in {} but could not be pushed: {e}; push it with `tessera ca revoke \
-                 --push --dir CA-DIR`",
-                r.dir.display()
-            );
-            failed = true;
-        }
-    }
-    // The operator directory on this workstation follows the CA's registry and list.
-    let od = &conn.operator_dir;
-    if operator_dir_of_this_ca(r.dir, od) {
-        let copied = issued::Registry::load(r.dir)
-            .and_then(|reg| reg.unwrap_or_default().save(od))
-            .map_err(|e| e.to_string())
-            .and_then(|()| match &new_list {
-                Some(list) => revocations::write_dir_copy(od, list).map_err(|e| e.to_string()),
-                None => Ok(()),
-            });
-        if let Err(e) = copied {
-            return fail(1, &e);
-        }
+    if let Err(e) = publish(r.dir, &op.client, new_list.as_ref(), &conn.operator_dir).await {
+        eprintln!("tessera: {e}");
+        failed = true;
     }
     report(&rows, json);
     if refused {
@@ -136,6 +127,35 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Pushes a new revocation list to the relay, and copies the CA's registry (and the list) into the operator directory
+/// of this workstation.
+async fn publish(
+    dir: &Path,
+    client: &tessera_operator::client::AdminClient,
+    list: Option<&tessera_proto::statement::Signed<RevocationList>>,
+    operator_dir: &Path,
+) -> Result<(), String> {
+    if operator_dir_of_this_ca(dir, operator_dir) {
+        issued::Registry::load(dir)
+            .and_then(|reg| reg.unwrap_or_default().save(operator_dir))
+            .map_err(|e| e.to_string())?;
+        if let Some(list) = list {
+            revocations::write_dir_copy(operator_dir, list).map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some(list) = list {
+        let body = serde_json::to_value(list).unwrap_or_default();
+        client.post("/v1/revocations", &body).await.map_err(|e| {
+            format!(
+                "the new revocation list is in {} but could not be pushed: {e}; push it with `tessera ca revoke \
+                 --push --dir CA-DIR`",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// What `ca renew` has done so far.
@@ -158,15 +178,7 @@ async fn carry_out(
     match plan {
         Plan::Sign(current) if act => {
             match ca::renew(r.dir, &v.request, &current, r.lifetime_secs) {
-                Ok(ca::Renewed {
-                    der,
-                    serial,
-                    revocations,
-                }) => {
-                    if revocations.is_some() {
-                        // An earlier green for the same certificate was never switched to: revoked with this issue.
-                        p.new_list = revocations;
-                    }
+                Ok(ca::Renewed { der, serial }) => {
                     match push(client, &v.agent, &der).await {
                         Ok(()) => format!("certified {serial} (renews {}), pushed", current.serial),
                         Err(e) => {
