@@ -455,6 +455,26 @@ impl Cluster {
         })
     }
 
+    /// The state of `agent`'s key rotation as `tessera ca renew` lists it (listing only: nothing is certified).
+    pub fn renewal_state(&self, agent: &str) -> Result<Option<String>> {
+        let ca = self.ca_dir();
+        let rows = self.op_json(&["ca", "renew", "--dir", &ca.to_string_lossy()])?;
+        Ok(rows.as_array().and_then(|rows| {
+            rows.iter()
+                .find(|r| r["agent"] == agent)
+                .and_then(|r| r["state"].as_str().map(str::to_owned))
+        }))
+    }
+
+    /// Waits until `agent`'s key rotation is `state` (`requested`, `certified`, `completed`, `failed`).
+    pub fn wait_renewal(&self, agent: &str, state: &str, timeout: Duration) -> Result<()> {
+        wait_for(
+            &format!("{agent}'s rotation to be {state}"),
+            timeout,
+            || Ok(self.renewal_state(agent)?.as_deref() == Some(state)),
+        )
+    }
+
     /// The relay's alerts.
     pub fn alerts(&self) -> Result<Vec<serde_json::Value>> {
         Ok(self

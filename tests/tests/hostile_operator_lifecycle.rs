@@ -356,7 +356,7 @@ fn a_purge_receipt_of_an_earlier_revoke_does_not_stand_for_a_later_one() {
     let alice = w.c.operator_dir();
     // db for edge-1 and edge-2; edge-2 revoked (revision 1), granted again (2), revoked again (3). The relay answers
     // honestly about each statement, so each command builds on the one before.
-    let mut run = |args: &[&str], secret: Option<&str>| {
+    let run = |args: &[&str], secret: Option<&str>| {
         ok(&tessera(&w.c, &alice, args, secret));
         let (_, statement) = posted(&w.relay.take());
         w.relay.answer(
@@ -366,7 +366,9 @@ fn a_purge_receipt_of_an_earlier_revoke_does_not_stand_for_a_later_one() {
         parse(&statement)
     };
     let st = run(
-        &["cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2"],
+        &[
+            "cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2",
+        ],
         Some("db-password-v1"),
     );
     let id = st.credential_id;
@@ -396,7 +398,12 @@ fn a_purge_receipt_of_an_earlier_revoke_does_not_stand_for_a_later_one() {
     };
     // The receipt edge-2 signed for the first revoke, before it was granted again: refused.
     let o = show(&purged(1));
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
         v["agents"][0]["receipt"]

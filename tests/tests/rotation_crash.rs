@@ -25,16 +25,6 @@ fn random_below(n: u64) -> u64 {
     u64::try_from(bits % u128::from(n.max(1))).unwrap()
 }
 
-fn renewal_state(c: &Cluster, agent: &str) -> Option<String> {
-    let rows = c
-        .op_json(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap()])
-        .ok()?;
-    rows.as_array()?
-        .iter()
-        .find(|r| r["agent"] == agent)
-        .and_then(|r| r["state"].as_str().map(str::to_owned))
-}
-
 /// The rotation state the agent last logged (a transition, or the state it resumed from).
 fn logged_state(a: &AgentProc) -> String {
     a.log()
@@ -92,10 +82,7 @@ impl Run<'_> {
     }
 
     fn wait_renewal(&self, state: &str) -> bool {
-        wait_for(&format!("the rotation to be {state}"), WAIT, || {
-            Ok(renewal_state(self.c, "edge-1").as_deref() == Some(state))
-        })
-        .is_ok()
+        self.c.wait_renewal("edge-1", state, WAIT).is_ok()
     }
 
     fn renew(&self, extra: &[&str]) {

@@ -31,22 +31,22 @@ fn policy(root: &std::path::Path) -> String {
     )
 }
 
-/// The rotation of `agent` as `tessera ca renew` lists it (without acting): its state.
-fn renewal_state(c: &Cluster, agent: &str) -> Option<String> {
-    let rows = c
-        .op_json(&["ca", "renew", "--dir", c.ca_dir().to_str().unwrap()])
-        .unwrap();
-    rows.as_array()?
-        .iter()
-        .find(|r| r["agent"] == agent)
-        .and_then(|r| r["state"].as_str().map(str::to_owned))
+fn wait_renewal(c: &Cluster, agent: &str, state: &str) {
+    c.wait_renewal(agent, state, WAIT).unwrap();
 }
 
-fn wait_renewal(c: &Cluster, agent: &str, state: &str) {
-    wait_for(&format!("{agent}'s rotation to be {state}"), WAIT, || {
-        Ok(renewal_state(c, agent).as_deref() == Some(state))
-    })
-    .unwrap();
+/// The relay and `edge-1` online, rotating only on request, with `validate_secs`.
+fn fleet(tmp: &std::path::Path, validate_secs: u32) -> (Cluster, AgentProc) {
+    let mut c = Cluster::new(tmp, &bin_dir(), "").unwrap();
+    c.start_relay().unwrap();
+    let extra = format!(
+        "{}[rotation]\nautomatic = false\nvalidate_secs = {validate_secs}\n",
+        policy(tmp)
+    );
+    let mut a = c.agent("edge-1", &extra).unwrap();
+    a.start().unwrap();
+    c.wait_state("edge-1", "online", WAIT).unwrap();
+    (c, a)
 }
 
 /// The serial of the certificate `agent` registered with, as the relay lists it (checked against the CA here).
@@ -149,17 +149,9 @@ impl Reader {
 #[test]
 fn an_agent_rotates_its_keys_on_request_while_a_workload_reads() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
-    c.start_relay().unwrap();
-    let extra = format!(
-        "{}[rotation]\nautomatic = false\nvalidate_secs = 20\n",
-        policy(tmp.path())
-    );
-    let mut a1 = c.agent("edge-1", &extra).unwrap();
+    let (c, mut a1) = fleet(tmp.path(), 20);
     let mut a2 = c.agent("edge-2", &policy(tmp.path())).unwrap();
-    a1.start().unwrap();
     a2.start().unwrap();
-    c.wait_state("edge-1", "online", WAIT).unwrap();
     c.wait_state("edge-2", "online", WAIT).unwrap();
     c.put("db", "hunter2\n", &[]).unwrap();
     holds(&a1, "db", "hunter2");
@@ -366,15 +358,7 @@ fn write_crl(ca_dir: &std::path::Path, serial: &str, path: &std::path::Path) {
 #[test]
 fn a_green_certificate_the_broker_refuses_is_discarded_blue_kept_and_the_operator_alerted() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
-    c.start_relay().unwrap();
-    let extra = format!(
-        "{}[rotation]\nautomatic = false\nvalidate_secs = 5\n",
-        policy(tmp.path())
-    );
-    let mut a = c.agent("edge-1", &extra).unwrap();
-    a.start().unwrap();
-    c.wait_state("edge-1", "online", WAIT).unwrap();
+    let (mut c, mut a) = fleet(tmp.path(), 5);
     c.put("db", "hunter2\n", &[]).unwrap();
     holds(&a, "db", "hunter2");
     let blue = cert_serial(&c, &a);

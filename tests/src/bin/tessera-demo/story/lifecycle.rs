@@ -6,24 +6,8 @@ use tessera_system_tests::cluster::wait_for;
 use super::{unexpected, Result, Story, SNMP, WAIT};
 
 impl Story {
-    /// The state of `agent`'s rotation as `tessera ca renew` lists it.
-    fn rotation_state(&self, agent: &str) -> Result<Option<String>> {
-        let ca = self.c.ca_dir();
-        let rows = self
-            .c
-            .op_json(&["ca", "renew", "--dir", &ca.to_string_lossy()])?;
-        Ok(rows.as_array().and_then(|rows| {
-            rows.iter()
-                .find(|r| r["agent"] == agent)
-                .and_then(|r| r["state"].as_str().map(str::to_owned))
-        }))
-    }
-
     fn wait_rotation(&self, agent: &str, state: &str) -> Result<()> {
-        wait_for(&format!("{agent}'s rotation to be {state}"), WAIT, || {
-            Ok(self.rotation_state(agent).ok().flatten().as_deref() == Some(state))
-        })?;
-        Ok(())
+        Ok(self.c.wait_renewal(agent, state, WAIT)?)
     }
 
     pub(super) fn rotation(&mut self) -> Result<()> {
