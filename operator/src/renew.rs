@@ -168,8 +168,9 @@ fn plan_completed(
     }
     if now < body.at.saturating_add(grace_secs) {
         return Plan::Wait(format!(
-            "completed; {previous_serial} is revoked after the grace period, at {}",
-            body.at.saturating_add(grace_secs)
+            "completed; {previous_serial} is revoked by a `ca renew --due` run {} s from now (--grace-secs {grace_secs} \
+             after the switch)",
+            body.at.saturating_add(grace_secs).saturating_sub(now)
         ));
     }
     Plan::Retire {

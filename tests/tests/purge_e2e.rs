@@ -164,6 +164,10 @@ fn a_deleted_credential_is_purged_on_every_agent_and_can_be_created_again() {
     })
     .unwrap();
     holds(&agents[0], "scoped", "two-only");
+    // The agent revoked is no longer counted as holding it, by the relay or by `cred show`.
+    assert_eq!(c.chips("scoped").unwrap(), Some((1, 1)));
+    let show = c.op_json(&["cred", "show", "scoped"]).unwrap();
+    assert_eq!(show["summary"], "stored v1 1/1", "{show}");
     assert!(c
         .audit("credential_purged")
         .unwrap()

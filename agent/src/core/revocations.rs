@@ -56,6 +56,11 @@ pub fn adopt(
 ) -> Vec<CredentialId> {
     let list = match signed.verify(&keys.ca, &keys.revocations) {
         Ok(l) => l,
+        // The list already held, sent again (the relay sends it at every registration): nothing to do.
+        Err(tessera_proto::statement::StatementError::Stale { got, held }) if got == held => {
+            tracing::debug!(serial = got, "revocation list already held");
+            return Vec::new();
+        }
         Err(e) => {
             tracing::warn!(error = %e, "revocation list refused");
             return Vec::new();

@@ -45,7 +45,11 @@ pub(super) fn credential_view(
                 .count(),
         }
     });
-    let current: Vec<&DeliveryRow> = rows.iter().filter(|r| r.version == c.version).collect();
+    // Rows of agents the credential was purged from (a scope revoke) are not counted as holding it.
+    let current: Vec<&DeliveryRow> = rows
+        .iter()
+        .filter(|r| r.version == c.version && r.purge.is_none())
+        .collect();
     let count = |s: DeliveryState| current.iter().filter(|r| r.state == s).count();
     CredentialView {
         id: c.id,

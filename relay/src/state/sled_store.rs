@@ -162,13 +162,26 @@ struct StoredEnvelope {
 }
 
 impl SledStore {
-    /// Opens (creating) the state at `path`.
+    /// Opens (creating) the state at `path`. A lock held by a relay that is just exiting (or, in one process, by a
+    /// handle whose background flusher has not stopped yet) is waited for up to two seconds.
     pub fn open(path: &Path) -> StateResult<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|e| backend(&e))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match sled::Config::new()
+                .path(path)
+                .cache_capacity(64 * 1024 * 1024)
+                .open()
+            {
+                Err(sled::Error::Io(io))
+                    if (io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock"))
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other.map_err(|e| backend(&e))?,
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(|e| backend(&e));
         for (name, prefix) in RETIRED_PREFIXES {
             remove_prefix(&tree(name)?, prefix)?;

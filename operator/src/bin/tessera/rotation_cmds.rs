@@ -11,7 +11,7 @@ use tessera_proto::statement::RevocationList;
 use crate::ca_cmds::operator_dir_of_this_ca;
 use crate::cli::Conn;
 use crate::fail;
-use crate::session::{api_fail, load_operator, print, simple};
+use crate::session::{api_fail, load_operator, print};
 
 /// The arguments of `ca renew`.
 #[derive(Debug)]
@@ -273,12 +273,30 @@ pub(crate) async fn agents_rotate(agent: &str, conn: &Conn, json: bool) -> ExitC
         Ok(a) => a,
         Err(e) => return fail(2, &format!("{agent}: {e}")),
     };
-    simple(conn, json, |c| async move {
-        c.post(
+    let op = match load_operator(conn) {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    match op
+        .client
+        .post(
             &format!("/v1/agents/{}/rotate", agent.as_str()),
             &serde_json::json!({}),
         )
         .await
-    })
-    .await
+    {
+        Ok(v) => {
+            print(
+                json,
+                &v,
+                &format!(
+                    "rotation requested: {} generates new keys and queues a renewal request; certify it with \
+                     `tessera ca renew --dir CA-DIR --due` on the CA's workstation",
+                    agent.as_str()
+                ),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => api_fail(&e),
+    }
 }

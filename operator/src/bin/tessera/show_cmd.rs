@@ -132,7 +132,9 @@ fn summary(rows: &[DeliveryView], proven: &[bool], signed: Signed<'_>, missing: 
             let done = rows
                 .iter()
                 .zip(proven)
-                .filter(|(r, ok)| **ok && r.state == "stored" && r.version == entry.version)
+                .filter(|(r, ok)| {
+                    **ok && r.state == "stored" && r.purge.is_none() && r.version == entry.version
+                })
                 .count();
             let of = match &entry.scope {
                 tessera_proto::statement::Scope::Explicit { agents } => agents.len(),
