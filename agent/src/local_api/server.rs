@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tessera_proto::wire::PublicReason;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
@@ -290,9 +291,17 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
                 held = read(&name)?;
             }
             Ok(JitOutcome::Unavailable(reason)) => {
+                let why = match reason {
+                    PublicReason::NotFound => "no such credential (or it was deleted)",
+                    PublicReason::NotGranted => "this agent is not in its scope",
+                    PublicReason::CommitmentMismatch => "a delivery failed its commitment check",
+                    PublicReason::RateLimited => "too many requests for missing credentials",
+                    PublicReason::NoPeer => "no agent that holds it is online",
+                    _ => "the relay could not deliver it now",
+                };
                 return Err((
                     ApiError::from(reason),
-                    format!("the relay could not deliver {}", name.as_str()),
+                    format!("{} is not held here: {why}", name.as_str()),
                 ));
             }
             Err(WaitError::Timeout) => {
