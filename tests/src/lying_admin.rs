@@ -41,6 +41,18 @@ pub struct LyingAdmin {
 }
 
 impl LyingAdmin {
+    /// On the cluster's admin address, with the relay's admin certificate (`relay-admin`): what the operator's
+    /// commands connect to in place of the real relay.
+    pub fn for_cluster(c: &crate::cluster::Cluster) -> Self {
+        let admin = c.service_identity("relay-admin");
+        Self::start(
+            &c.admin,
+            &c.ca_der().unwrap(),
+            &std::fs::read(&admin.cert).unwrap(),
+            &std::fs::read(&admin.key).unwrap(),
+        )
+    }
+
     /// Listens on `addr` with the server identity `cert_pem`/`key_pem`, requiring client certificates from `ca_der`.
     pub fn start(addr: &str, ca_der: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Self {
         let mut roots = rustls::RootCertStore::empty();

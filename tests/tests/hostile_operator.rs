@@ -59,13 +59,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
         agent_view("edge-2", &der[1]),
         agent_view("edge-3", &der[2]),
     ]);
-    let admin = c.service_identity("relay-admin");
-    let relay = LyingAdmin::start(
-        &c.admin,
-        &c.ca_der().unwrap(),
-        &std::fs::read(&admin.cert).unwrap(),
-        &std::fs::read(&admin.key).unwrap(),
-    );
+    let relay = LyingAdmin::for_cluster(&c);
     relay.answer("/v1/agents", honest_agents.clone());
     relay.answer("/v1/credentials", serde_json::json!([]));
     relay.answer("/v1/revocations", serde_json::Value::Null);

@@ -36,13 +36,7 @@ fn world() -> World {
         .iter()
         .map(|id| WireAgent::enroll(&c, id))
         .collect();
-    let admin = c.service_identity("relay-admin");
-    let relay = LyingAdmin::start(
-        &c.admin,
-        &c.ca_der().unwrap(),
-        &std::fs::read(&admin.cert).unwrap(),
-        &std::fs::read(&admin.key).unwrap(),
-    );
+    let relay = LyingAdmin::for_cluster(&c);
     relay.answer(
         "/v1/agents",
         serde_json::Value::Array(
@@ -67,6 +61,18 @@ fn queued(agent: &WireAgent, request: &RenewalRequest) -> serde_json::Value {
         "agent": agent.id.as_str(), "state": "requested", "request": request,
         "requested_ms": 0, "updated_ms": 0,
     })
+}
+
+/// The command exited with `code`; what it printed (JSON).
+fn exits(o: &std::process::Output, code: i32) -> serde_json::Value {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 fn issued_count(c: &Cluster) -> usize {
@@ -112,13 +118,7 @@ fn ca_renew_refuses_renewal_requests_the_relay_forged_and_certifies_only_genuine
         &["ca", "renew", "--dir", ca.to_str().unwrap(), "--due"],
         None,
     );
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = exits(&o, 2);
     for (i, why) in [
         "does not verify",
         "names agent edge-3",
@@ -284,13 +284,7 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
     w.relay
         .answer("/v1/audit", serde_json::to_value(&trail).unwrap());
     let o = tessera(&w.c, &alice, &["audit", "verify"], None);
-    assert_eq!(
-        o.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = exits(&o, 4);
     assert_eq!(v["chain"], "intact");
     assert_eq!(v["receipts"], 1);
     let bad: Vec<u64> = v["bad_receipts"]
@@ -324,13 +318,7 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
         ]),
     );
     let o = tessera(&w.c, &alice, &["cred", "show", "db"], None);
-    assert_eq!(
-        o.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = exits(&o, 4);
     assert_eq!(v["without_valid_receipt"], 2);
     assert_eq!(v["agents"][0]["receipt"], "ok");
     assert_eq!(v["agents"][1]["receipt"], "no receipt");
@@ -398,13 +386,7 @@ fn a_purge_receipt_of_an_earlier_revoke_does_not_stand_for_a_later_one() {
     };
     // The receipt edge-2 signed for the first revoke, before it was granted again: refused.
     let o = show(&purged(1));
-    assert_eq!(
-        o.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = exits(&o, 4);
     assert!(
         v["agents"][0]["receipt"]
             .as_str()

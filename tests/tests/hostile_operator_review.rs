@@ -53,13 +53,7 @@ fn world() -> World {
         agents.push(c.agent(id, "").unwrap());
     }
     let der: Vec<Vec<u8>> = agents.iter().map(|a| pem_der(&a.cert)).collect();
-    let admin = c.service_identity("relay-admin");
-    let relay = LyingAdmin::start(
-        &c.admin,
-        &c.ca_der().unwrap(),
-        &std::fs::read(&admin.cert).unwrap(),
-        &std::fs::read(&admin.key).unwrap(),
-    );
+    let relay = LyingAdmin::for_cluster(&c);
     relay.answer(
         "/v1/agents",
         serde_json::json!([

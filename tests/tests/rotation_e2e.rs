@@ -49,9 +49,22 @@ fn fleet(tmp: &std::path::Path, validate_secs: u32) -> (Cluster, AgentProc) {
     (c, a)
 }
 
-/// The serial of the certificate `agent` registered with, as the relay lists it (checked against the CA here).
+/// The serial of an agent certificate (DER), checked against the org CA.
+fn serial_of(c: &Cluster, der: &[u8]) -> String {
+    PinnedCa::from_der(&c.ca_der().unwrap())
+        .unwrap()
+        .verify_agent(
+            der,
+            tessera_system_tests::broker::now(),
+            &RevocationList::empty(),
+        )
+        .unwrap()
+        .serial
+        .to_string()
+}
+
+/// The serial of the certificate `agent` registered with, as the relay lists it.
 fn registered_serial(c: &Cluster, agent: &str) -> String {
-    let ca = PinnedCa::from_der(&c.ca_der().unwrap()).unwrap();
     let agents = c.op_json(&["agents", "ls"]).unwrap();
     let v = agents
         .as_array()
@@ -60,28 +73,18 @@ fn registered_serial(c: &Cluster, agent: &str) -> String {
         .find(|a| a["id"] == agent)
         .unwrap()
         .clone();
-    let der = tessera_proto::b64_decode(v["cert"].as_str().unwrap()).unwrap();
-    ca.verify_agent(
-        &der,
-        tessera_system_tests::broker::now(),
-        &RevocationList::empty(),
+    serial_of(
+        c,
+        &tessera_proto::b64_decode(v["cert"].as_str().unwrap()).unwrap(),
     )
-    .unwrap()
-    .serial
-    .to_string()
 }
 
+/// The serial of the certificate `a` was enrolled with.
 fn cert_serial(c: &Cluster, a: &AgentProc) -> String {
-    let ca = PinnedCa::from_der(&c.ca_der().unwrap()).unwrap();
-    let der = tessera_proto::pem_files::first_cert(&std::fs::read(&a.cert).unwrap()).unwrap();
-    ca.verify_agent(
-        &der,
-        tessera_system_tests::broker::now(),
-        &RevocationList::empty(),
+    serial_of(
+        c,
+        &tessera_proto::pem_files::first_cert(&std::fs::read(&a.cert).unwrap()).unwrap(),
     )
-    .unwrap()
-    .serial
-    .to_string()
 }
 
 fn holds(a: &AgentProc, name: &str, value: &str) {

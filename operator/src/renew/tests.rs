@@ -44,6 +44,19 @@ fn request(f: &Fx, signer: &IdentityKey) -> RenewalRequest {
     .unwrap()
 }
 
+/// The CA issues the green certificate for `req` and records it as renewing blue (issued at `at`): its DER and view.
+fn certify(f: &mut Fx, req: &RenewalRequest, at: i64) -> (Vec<u8>, AgentCertificate) {
+    let der =
+        f.ca.issue_renewal(req, &f.blue, Validity::days_from(NOW, 30))
+            .unwrap();
+    let green =
+        f.ca.pinned()
+            .verify_agent(&der, NOW + 1, &RevocationList::empty())
+            .unwrap();
+    f.registry.record_renewal(&green, &f.blue.serial, at);
+    (der, green)
+}
+
 fn view(f: &Fx, request: RenewalRequest, state: RenewalState) -> RenewalView {
     RenewalView {
         agent: f.blue.agent_id.clone(),
@@ -105,14 +118,7 @@ fn only_a_request_signed_by_the_registered_certificates_key_is_signed() {
 fn a_request_already_certified_is_pushed_again_not_signed_twice() {
     let mut f = fx();
     let req = request(&f, &f.blue_key);
-    let der =
-        f.ca.issue_renewal(&req, &f.blue, Validity::days_from(NOW, 30))
-            .unwrap();
-    let green =
-        f.ca.pinned()
-            .verify_agent(&der, NOW + 1, &RevocationList::empty())
-            .unwrap();
-    f.registry.record_renewal(&green, &f.blue.serial, NOW);
+    let (der, _) = certify(&mut f, &req, NOW);
     let v = view(&f, req, RenewalState::Requested);
     assert!(
         matches!(plan_of(&f, &v, &RevocationList::empty(), NOW + 5), Plan::Repush(d) if d == der)
@@ -123,14 +129,7 @@ fn a_request_already_certified_is_pushed_again_not_signed_twice() {
 fn a_completed_rotation_retires_blue_after_the_grace_period_on_a_receipt_from_green() {
     let mut f = fx();
     let req = request(&f, &f.blue_key);
-    let der =
-        f.ca.issue_renewal(&req, &f.blue, Validity::days_from(NOW, 30))
-            .unwrap();
-    let green =
-        f.ca.pinned()
-            .verify_agent(&der, NOW + 1, &RevocationList::empty())
-            .unwrap();
-    f.registry.record_renewal(&green, &f.blue.serial, NOW);
+    let (_, green) = certify(&mut f, &req, NOW);
     let rotated = ReceiptFact::Rotated {
         previous_serial: f.blue.serial.clone(),
         serial: green.serial.clone(),
@@ -179,14 +178,7 @@ fn a_request_older_than_a_certificate_already_issued_for_the_rotation_is_a_repla
     let mut f = fx();
     // R1 was certified (C1) and then abandoned by the agent, which asked again later with new keys (R2).
     let r1 = request(&f, &f.blue_key);
-    let c1 =
-        f.ca.issue_renewal(&r1, &f.blue, Validity::days_from(NOW, 30))
-            .unwrap();
-    let c1 =
-        f.ca.pinned()
-            .verify_agent(&c1, NOW + 1, &RevocationList::empty())
-            .unwrap();
-    f.registry.record_renewal(&c1, &f.blue.serial, NOW + 10);
+    certify(&mut f, &r1, NOW + 10);
     let green2 = IdentityKey::generate().unwrap();
     let wrap2 = WrapPrivateKey::generate().unwrap();
     let r2 =

@@ -59,6 +59,25 @@ fn renewal(w: &World, a: &AgentId) -> (RenewalRequest, TestAgent) {
     )
 }
 
+fn queue(w: &mut World, from: &AgentId, request: &RenewalRequest) {
+    w.up(
+        from,
+        &Up::RenewalRequested(RenewalRequested {
+            request: request.clone(),
+        }),
+    );
+}
+
+/// The serial of an agent certificate (DER) of the test org.
+fn serial_of(w: &World, der: &[u8]) -> tessera_proto::cert::CertSerial {
+    w.org
+        .ca
+        .pinned()
+        .verify_agent(der, w.org.at, &RevocationList::empty())
+        .unwrap()
+        .serial
+}
+
 fn stored_with(w: &mut World, from: &AgentId, d: &wire::CredentialStore, receipt: Option<Receipt>) {
     let st = d
         .statement
@@ -219,26 +238,13 @@ fn a_rotation_is_queued_certified_forwarded_and_completed_with_receipts() {
     // another agent's certificate.
     let mut forged = request.clone();
     forged.current_signature = IdentityKey::generate().unwrap().sign(b"x");
-    w.up(
-        &a,
-        &Up::RenewalRequested(RenewalRequested { request: forged }),
-    );
+    queue(&mut w, &a, &forged);
     assert!(w.engine.store.renewal(&a).unwrap().is_none());
-    w.up(
-        &peer,
-        &Up::RenewalRequested(RenewalRequested {
-            request: request.clone(),
-        }),
-    );
+    queue(&mut w, &peer, &request);
     assert!(w.engine.store.renewal(&peer).unwrap().is_none());
 
     // Queued.
-    w.up(
-        &a,
-        &Up::RenewalRequested(RenewalRequested {
-            request: request.clone(),
-        }),
-    );
+    queue(&mut w, &a, &request);
     let rec = w.engine.store.renewal(&a).unwrap().unwrap();
     assert_eq!(rec.state, RenewalState::Requested);
     assert!(w.audit_kinds().iter().any(|k| k == "renewal_requested"));
@@ -282,13 +288,7 @@ fn a_rotation_is_queued_certified_forwarded_and_completed_with_receipts() {
     assert_eq!(agent.previous_cert, Some(blue.cert.clone()));
     assert_eq!(w.row(&id, &a).state, DeliveryState::Stored);
     let green_cert = certificate(&w, &a);
-    let blue_serial = w
-        .org
-        .ca
-        .pinned()
-        .verify_agent(&blue.cert, w.org.at, &RevocationList::empty())
-        .unwrap()
-        .serial;
+    let blue_serial = serial_of(&w, &blue.cert);
     // A completion signed by blue (not the certificate it switched to) is dropped.
     let by_blue = w.org.receipt(
         &blue,
@@ -349,7 +349,7 @@ fn a_new_wrap_key_reseals_rewraps_still_waiting_for_their_peer() {
     assert_eq!(first.target_cert, w.agents["edge-1"].cert);
     // The agent comes back with its renewed certificate before the peer answered.
     let (request, green) = renewal(&w, &a);
-    w.up(&a, &Up::RenewalRequested(RenewalRequested { request }));
+    queue(&mut w, &a, &request);
     w.engine.renewal_certificate(&a, &green.cert).unwrap();
     w.agents.insert("edge-1".into(), green);
     let out = w.register(&a, RegistrationMode::WarmReconnect, vec![]);
@@ -378,15 +378,9 @@ fn a_failed_validation_raises_the_rotation_alert() {
     let a = w.agent("edge-1");
     w.register(&a, RegistrationMode::FirstRegistration, vec![]);
     let (request, green) = renewal(&w, &a);
-    w.up(&a, &Up::RenewalRequested(RenewalRequested { request }));
+    queue(&mut w, &a, &request);
     w.engine.renewal_certificate(&a, &green.cert).unwrap();
-    let serial = w
-        .org
-        .ca
-        .pinned()
-        .verify_agent(&green.cert, w.org.at, &RevocationList::empty())
-        .unwrap()
-        .serial;
+    let serial = serial_of(&w, &green.cert);
     w.up(
         &a,
         &Up::RotationFailed(RotationFailed {
@@ -474,13 +468,8 @@ fn an_older_renewal_request_replayed_does_not_reopen_a_rotation() {
         old.body.created_at + 10,
     )
     .unwrap();
-    w.up(
-        &a,
-        &Up::RenewalRequested(RenewalRequested {
-            request: newer.clone(),
-        }),
-    );
-    w.up(&a, &Up::RenewalRequested(RenewalRequested { request: old }));
+    queue(&mut w, &a, &newer);
+    queue(&mut w, &a, &old);
     assert_eq!(
         w.engine.store.renewal(&a).unwrap().unwrap().request,
         newer,
