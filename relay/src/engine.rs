@@ -147,6 +147,9 @@ pub struct Engine {
     pub(crate) missing_flood: WindowCounter<AgentId>,
     pub(crate) mismatch_flood: WindowCounter<AgentId>,
     pub(crate) last_reconcile_ms: u64,
+    /// When the certificate-expiry and overdue-purge checks last ran (they scan every agent and delivery row, so
+    /// at most hourly: their alerts are about hours and days).
+    pub(crate) last_lifecycle_check_ms: Option<u64>,
     /// Credentials in flight per target (mirrors the store's in-flight records; rebuilt at start).
     pub(crate) in_flight: std::collections::HashMap<
         AgentId,
@@ -215,6 +218,7 @@ impl Engine {
             cfg,
             clock,
             last_reconcile_ms: now,
+            last_lifecycle_check_ms: None,
             in_flight,
             certified: std::collections::HashMap::new(),
             receipt_certs: std::collections::HashMap::new(),

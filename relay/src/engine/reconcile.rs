@@ -6,6 +6,9 @@ use tessera_proto::wire::{AgentState, PublicReason};
 use super::{log_state, Engine, Outbound};
 use crate::state::{DeliveryState, RewrapStage, StateResult};
 
+/// How often the certificate-expiry and overdue-purge checks run, ms.
+const LIFECYCLE_CHECK_MS: u64 = 3_600_000;
+
 impl Engine {
     /// Call about once a second.
     pub fn tick(&mut self) -> Vec<Outbound> {
@@ -20,8 +23,14 @@ impl Engine {
                 log_state(&e);
                 Vec::new()
             }));
-            if let Err(e) = self.check_certificates().and_then(|()| self.check_purges()) {
-                log_state(&e);
+            if self
+                .last_lifecycle_check_ms
+                .is_none_or(|t| now.saturating_sub(t) >= LIFECYCLE_CHECK_MS)
+            {
+                self.last_lifecycle_check_ms = Some(now);
+                if let Err(e) = self.check_certificates().and_then(|()| self.check_purges()) {
+                    log_state(&e);
+                }
             }
         }
         out
