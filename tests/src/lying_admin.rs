@@ -126,6 +126,14 @@ impl LyingAdmin {
             .insert(path.to_owned(), value);
     }
 
+    /// Answers as an honest relay with no credentials yet would: `agents` (views from `agent_view`) certified, no
+    /// credentials, no revocation list.
+    pub fn answer_fleet(&self, agents: serde_json::Value) {
+        self.answer("/v1/agents", agents);
+        self.answer("/v1/credentials", serde_json::json!([]));
+        self.answer("/v1/revocations", serde_json::Value::Null);
+    }
+
     /// Answers `method path` (a write) with `status` and `value` from now on (it is still recorded as received:
     /// a relay that stores the write and then reports an error).
     pub fn answer_write(&self, method: &str, path: &str, status: u16, value: serde_json::Value) {

@@ -60,9 +60,7 @@ fn a_lying_relay_gets_refusals_and_no_secret_from_the_operators_commands() {
         agent_view("edge-3", &der[2]),
     ]);
     let relay = LyingAdmin::for_cluster(&c);
-    relay.answer("/v1/agents", honest_agents.clone());
-    relay.answer("/v1/credentials", serde_json::json!([]));
-    relay.answer("/v1/revocations", serde_json::Value::Null);
+    relay.answer_fleet(honest_agents.clone());
     let alice = c.operator_dir();
     let mut all_sent = Vec::new();
 

@@ -37,17 +37,12 @@ fn world() -> World {
         .map(|id| WireAgent::enroll(&c, id))
         .collect();
     let relay = LyingAdmin::for_cluster(&c);
-    relay.answer(
-        "/v1/agents",
-        serde_json::Value::Array(
-            agents
-                .iter()
-                .map(|a| agent_view(a.id.as_str(), &a.cert))
-                .collect(),
-        ),
-    );
-    relay.answer("/v1/credentials", serde_json::json!([]));
-    relay.answer("/v1/revocations", serde_json::Value::Null);
+    relay.answer_fleet(serde_json::Value::Array(
+        agents
+            .iter()
+            .map(|a| agent_view(a.id.as_str(), &a.cert))
+            .collect(),
+    ));
     World {
         _tmp: tmp,
         c,

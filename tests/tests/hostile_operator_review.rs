@@ -54,16 +54,11 @@ fn world() -> World {
     }
     let der: Vec<Vec<u8>> = agents.iter().map(|a| pem_der(&a.cert)).collect();
     let relay = LyingAdmin::for_cluster(&c);
-    relay.answer(
-        "/v1/agents",
-        serde_json::json!([
-            agent_view("edge-1", &der[0]),
-            agent_view("edge-2", &der[1]),
-            agent_view("edge-3", &der[2]),
-        ]),
-    );
-    relay.answer("/v1/credentials", serde_json::json!([]));
-    relay.answer("/v1/revocations", serde_json::Value::Null);
+    relay.answer_fleet(serde_json::json!([
+        agent_view("edge-1", &der[0]),
+        agent_view("edge-2", &der[1]),
+        agent_view("edge-3", &der[2]),
+    ]));
     let alice = c.operator_dir();
     World {
         _tmp: tmp,
