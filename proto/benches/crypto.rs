@@ -8,6 +8,7 @@ use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
 use tessera_proto::commitment::{self, Salt};
 use tessera_proto::envelope::{self, WrapPrivateKey};
 use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
 use tessera_proto::secret::SecretPayload;
 use tessera_proto::statement::RevocationList;
 
@@ -57,6 +58,25 @@ fn crypto(c: &mut Criterion) {
             b.iter(|| ca.pinned().verify_agent(&cert, NOW, &crl).unwrap());
         },
     );
+    // What the relay does with every delivery's receipt (docs/protocol.md, "Receipts"): canonical check and parse.
+    let receipt = Receipt::sign(
+        &ReceiptBody::new(
+            AgentId::new("bench").unwrap(),
+            ca.pinned().verify_agent(&cert, NOW, &crl).unwrap().serial,
+            NOW,
+            ReceiptFact::Stored {
+                delivery_id: uuid::Uuid::from_u128(1),
+                credential_id: id,
+                version: 1,
+                digest: commit,
+            },
+        ),
+        &identity,
+    )
+    .unwrap();
+    c.bench_function("receipt claimed (canonical check + parse)", |b| {
+        b.iter(|| receipt.claimed().unwrap());
+    });
     c.bench_function("payload canonicalise", |b| {
         b.iter(|| {
             SecretPayload::from_json(

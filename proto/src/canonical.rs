@@ -14,10 +14,14 @@ pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
 
 /// Whether `bytes` are valid JSON already in canonical form.
 pub fn is_canonical(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| to_vec(&v).ok())
-        .is_some_and(|c| c == bytes)
+    parse(bytes).is_some()
+}
+
+/// `bytes` parsed, when they are valid JSON already in canonical form: the check and the parse a signed payload
+/// needs, in one pass over the bytes (take the typed value with `serde_json::from_value`).
+pub fn parse(bytes: &[u8]) -> Option<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    (to_vec(&value).ok()? == bytes).then_some(value)
 }
 
 #[cfg(test)]

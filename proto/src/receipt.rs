@@ -157,10 +157,9 @@ impl Receipt {
         if self.payload.len() > MAX_RECEIPT_PAYLOAD {
             return Err(ReceiptError::Malformed("payload too large"));
         }
-        if !canonical::is_canonical(&self.payload) {
-            return Err(ReceiptError::Malformed("payload is not canonical JSON"));
-        }
-        let body: ReceiptBody = serde_json::from_slice(&self.payload)
+        let value = canonical::parse(&self.payload)
+            .ok_or(ReceiptError::Malformed("payload is not canonical JSON"))?;
+        let body: ReceiptBody = serde_json::from_value(value)
             .map_err(|_| ReceiptError::Malformed("payload is not a receipt body"))?;
         if body.kind != RECEIPT_KIND {
             return Err(ReceiptError::Malformed("wrong kind"));

@@ -127,11 +127,8 @@ impl<T: Serialize + DeserializeOwned> Signed<T> {
 
     /// Parses the payload without checking the signature: for display and routing only, never for trust.
     pub fn parse_unverified(&self, kind: &str) -> Result<T, StatementError> {
-        if !canonical::is_canonical(&self.payload) {
-            return Err(StatementError::Malformed("payload is not canonical JSON"));
-        }
-        let value: serde_json::Value = serde_json::from_slice(&self.payload)
-            .map_err(|_| StatementError::Malformed("payload is not JSON"))?;
+        let value = canonical::parse(&self.payload)
+            .ok_or(StatementError::Malformed("payload is not canonical JSON"))?;
         if value.get("kind").and_then(serde_json::Value::as_str) != Some(kind) {
             return Err(StatementError::Malformed("wrong statement kind"));
         }
