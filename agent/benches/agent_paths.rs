@@ -201,6 +201,7 @@ fn main() {
         store: store.clone(),
         core: CoreHandle::new(cmd_tx),
         limiter: UidLimiter::new(4),
+        store_key: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let listener = rt

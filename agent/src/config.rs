@@ -22,8 +22,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/tessera/agent.toml";
 pub struct AgentConfig {
     /// Directory of the store, the sealed store key and the enrolment request.
     pub state_dir: PathBuf,
-    /// The key file that seals the store key (file sealer). Default: `<state_dir>/store.key`.
+    /// The key file that seals the store key (file sealer). Default: `<state_dir>/store.key`. A store-key
+    /// rotation to the file sealer writes the next generation's key file beside it (`<key_file>.<generation>`).
     pub key_file: Option<PathBuf>,
+    /// What seals the store key at enrolment; the TPM's settings.
+    pub sealer: SealerConfig,
     /// The MQTT broker.
     pub broker: BrokerConfig,
     /// The local API socket.
@@ -133,12 +136,70 @@ pub struct AuditConfig {
 }
 
 /// Credential store settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Quarantine held credentials whose statement's signer is revoked by a newer revocation list: not served to
     /// workloads (`QUARANTINED`), not rewrapped for peers. Off: they are flagged `signer_revoked` and still served.
     pub quarantine_revoked_signers: bool,
+    /// Rotate the store key when the active one is this many days old (0: only on `tessera-agent
+    /// rotate-store-key`).
+    pub rotate_key_days: u32,
+    /// Records re-encrypted per batch during a store-key rotation (each batch is one atomic, flushed write).
+    pub reencrypt_batch: usize,
+    /// Pause between two re-encryption batches, milliseconds (leaves the store to the agent's own work).
+    pub reencrypt_pause_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            quarantine_revoked_signers: false,
+            rotate_key_days: 0,
+            reencrypt_batch: 256,
+            reencrypt_pause_ms: 10,
+        }
+    }
+}
+
+/// Which backend seals a store key.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SealerBackend {
+    /// A key-encryption key in a file (0600, owned by the agent's user).
+    #[default]
+    File,
+    /// A TPM 2.0 (`[sealer.tpm]`; needs a build with the `tpm` feature).
+    Tpm,
+}
+
+impl SealerBackend {
+    /// `file` or `tpm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Tpm => "tpm",
+        }
+    }
+}
+
+impl std::fmt::Display for SealerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `[sealer]`: what seals the store key at enrolment, and the TPM's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SealerConfig {
+    /// What seals the store key at enrolment: `file` (default) or `tpm`. A store-key rotation keeps the sealer of
+    /// the key it replaces unless told otherwise (`rotate-store-key --to`).
+    pub backend: SealerBackend,
+    /// The TPM: device (TCTI), primary key, PCR policy, owner authorization file.
+    pub tpm: tessera_board::TpmConfig,
 }
 
 impl Default for AgentConfig {
@@ -146,6 +207,7 @@ impl Default for AgentConfig {
         Self {
             state_dir: PathBuf::from("/var/lib/tessera"),
             key_file: None,
+            sealer: SealerConfig::default(),
             broker: BrokerConfig::default(),
             socket: SocketConfig::default(),
             device: DeviceOverrides::default(),
@@ -272,6 +334,14 @@ impl AgentConfig {
             match name.as_str() {
                 "TESSERA_STATE_DIR" => self.state_dir = PathBuf::from(&value),
                 "TESSERA_KEY_FILE" => self.key_file = Some(PathBuf::from(&value)),
+                "TESSERA_SEALER" => {
+                    self.sealer.backend = match value.as_str() {
+                        "file" => SealerBackend::File,
+                        "tpm" => SealerBackend::Tpm,
+                        _ => return Err(bad("must be `file` or `tpm`")),
+                    };
+                }
+                "TESSERA_TPM_TCTI" => self.sealer.tpm.tcti.clone_from(&value),
                 "TESSERA_SOCKET" => self.socket.path = PathBuf::from(&value),
                 "TESSERA_BROKER_HOST" => self.broker.host.clone_from(&value),
                 "TESSERA_BROKER_PORT" => {
@@ -329,6 +399,20 @@ impl AgentConfig {
                     .into(),
             ));
         }
+        if self.store.reencrypt_batch == 0 || self.store.reencrypt_batch > 10_000 {
+            return Err(ConfigError::Invalid(
+                "store.reencrypt_batch must be 1..=10000".into(),
+            ));
+        }
+        if self.store.reencrypt_pause_ms > 60_000 {
+            return Err(ConfigError::Invalid(
+                "store.reencrypt_pause_ms must be at most 60000".into(),
+            ));
+        }
+        self.sealer
+            .tpm
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("sealer.tpm: {e}")))?;
         for name in self.policy.keys() {
             if name != "*" && !tessera_proto::ids::is_valid_name(name) {
                 return Err(ConfigError::Invalid(format!(
@@ -349,9 +433,15 @@ impl AgentConfig {
             .unwrap_or_else(|| self.state_dir.join("store.key"))
     }
 
-    /// The sealed store key.
+    /// Where stores enrolled before the store key manifest kept their sealed store key (generation 0; moved into
+    /// the manifest at the next open).
     pub fn sealed_key_file(&self) -> PathBuf {
         self.state_dir.join("store.sealed")
+    }
+
+    /// The store key manifest: the sealed store key generations and the state of a store-key rotation.
+    pub fn store_keys_file(&self) -> PathBuf {
+        self.state_dir.join("store-keys.json")
     }
 
     /// The sled database directory.

@@ -115,7 +115,7 @@ pub fn enroll(
     let ca_der = read_certificate(ca_bytes, "org CA")?;
     let ca =
         PinnedCa::from_der(&ca_der).map_err(|e| EnrollError::BadInput(format!("org CA: {e}")))?;
-    let store = open_or_create_store(cfg)?;
+    let store = open_or_create_store(cfg, now)?;
     let (identity, wrap, outcome) = match load_enrolled(&store) {
         Ok((id, identity, wrap, pinned)) => {
             if id != *agent_id {

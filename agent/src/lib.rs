@@ -32,6 +32,7 @@ pub mod rotation;
 pub mod runtime;
 pub mod session;
 pub mod store;
+pub mod store_key;
 pub mod unseal;
 
 #[cfg(test)]

@@ -11,11 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tessera_agent::config::AgentConfig;
+use tessera_agent::config::{AgentConfig, SealerBackend};
 use tessera_agent::enroll::{self, EnrollOutcome, InstallOutcome};
 use tessera_agent::local_api::client::{Client, ClientError};
 use tessera_agent::local_api::protocol::ApiError;
 use tessera_agent::payload_text::secret_text;
+use tessera_agent::store_key::worker::StoreKeyStatus;
 use tessera_proto::ids::{AgentId, CredentialName};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +53,9 @@ enum Command {
         /// Where to write the enrolment request.
         #[arg(long)]
         request_out: PathBuf,
+        /// What seals the store key (overrides `[sealer] backend`): `file` or `tpm` (`[sealer.tpm]`).
+        #[arg(long, value_enum)]
+        sealer: Option<SealerBackend>,
     },
     /// Install the certificate the operator signed (PEM or DER).
     InstallCert {
@@ -70,6 +74,14 @@ enum Command {
     },
     /// List the credentials this user may read, as JSON.
     List,
+    /// Rotate the store key: seal a new one and re-encrypt every record under it, then destroy the old one. Asks
+    /// the running agent when its socket answers (re-encryption goes on in the background); otherwise does it here,
+    /// resuming a rotation a crash interrupted. Prints where the store key stands, as JSON.
+    RotateStoreKey {
+        /// What seals the new key (default: the sealer of the current one); `--to tpm` moves a store to the TPM.
+        #[arg(long, value_enum)]
+        to: Option<SealerBackend>,
+    },
     /// Run a command with credentials injected: --env VAR=cred:NAME (repeatable) -- command args.
     Exec {
         /// VAR=cred:NAME
@@ -143,7 +155,14 @@ fn main() -> ExitCode {
             agent_id,
             ca,
             request_out,
-        } => cmd_enroll(&cfg, agent_id, ca, request_out),
+            sealer,
+        } => {
+            let mut cfg = cfg;
+            if let Some(s) = sealer {
+                cfg.sealer.backend = *s;
+            }
+            cmd_enroll(&cfg, agent_id, ca, request_out)
+        }
         Command::InstallCert { cert } => cmd_install(&cfg, cert),
         Command::Run => match cmd_run(cfg) {
             Ok(()) => ExitCode::SUCCESS,
@@ -155,6 +174,88 @@ fn main() -> ExitCode {
         Command::Get { name, meta } => cmd_get(&cfg, name, *meta),
         Command::List => cmd_list(&cfg),
         Command::Exec { env, command } => cmd_exec(&cfg, env, command),
+        Command::RotateStoreKey { to } => cmd_rotate_store_key(&cfg, *to),
+    }
+}
+
+fn print_store_key(status: &StoreKeyStatus) {
+    if let Ok(json) = serde_json::to_string(status) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{json}");
+    }
+}
+
+fn cmd_rotate_store_key(cfg: &AgentConfig, to: Option<SealerBackend>) -> ExitCode {
+    match Client::connect(&cfg.socket.path) {
+        Ok(mut client) => match client.rotate_store_key(to) {
+            Ok(status) => {
+                eprintln!(
+                    "tessera-agent: the running agent sealed store key generation {} ({}); it re-encrypts the \
+                     store in the background and destroys the old key when done",
+                    status.generation, status.sealer
+                );
+                print_store_key(&status);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tessera-agent: {e}");
+                api_exit(&e)
+            }
+        },
+        Err(ClientError::Io { .. }) => rotate_offline(cfg, to),
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            api_exit(&e)
+        }
+    }
+}
+
+/// No agent answers: the rotation runs in this process, which holds the store meanwhile.
+fn rotate_offline(cfg: &AgentConfig, to: Option<SealerBackend>) -> ExitCode {
+    use tessera_agent::store_key::{rotate, KeyState};
+    let opened = match tessera_agent::unseal::open_store_keys(cfg) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    let state = if let KeyState::Steady { .. } = opened.keys {
+        match rotate::start(
+            cfg,
+            &opened.store,
+            &opened.keys,
+            to.unwrap_or_else(|| opened.keys.active().sealer.kind()),
+            unix_now(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tessera-agent: {e}");
+                return ExitCode::from(5);
+            }
+        }
+    } else {
+        eprintln!(
+            "tessera-agent: resuming the store-key rotation to generation {} ({})",
+            opened.keys.active().generation,
+            opened.keys.name()
+        );
+        opened.keys
+    };
+    match rotate::run_to_end(cfg, &opened.store, state) {
+        Ok(done) => {
+            let status = StoreKeyStatus::from(&done);
+            eprintln!(
+                "tessera-agent: store key rotated: generation {} ({}) active, the old key destroyed",
+                status.generation, status.sealer
+            );
+            print_store_key(&status);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera-agent: {e} (run the command again to resume)");
+            ExitCode::from(5)
+        }
     }
 }
 

@@ -19,7 +19,8 @@ use crate::local_api::server::{self, ApiContext};
 use crate::session::event_loop::{self, EVENT_CAPACITY};
 use crate::session::outbox::{self, Outbox};
 use crate::session::tls::{broker_roots, client_config, TlsError};
-use crate::unseal::{open_store, OpenError};
+use crate::store_key::worker;
+use crate::unseal::{open_store_keys, OpenError, OpenStore};
 use tessera_proto::backoff::Backoff;
 
 /// Largest MQTT packet accepted from the broker.
@@ -59,7 +60,10 @@ pub enum RunError {
 /// Runs the agent until `cancel` fires.
 pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
-    let store = open_store(&cfg)?;
+    let OpenStore {
+        store,
+        keys: store_keys,
+    } = open_store_keys(&cfg)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -133,11 +137,14 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         Backoff::new(cfg.broker.reconnect_min_ms, cfg.broker.reconnect_max_ms),
         net_cancel.clone(),
     ));
+    let (store_key, store_key_task) = worker::spawn_parts(cfg.clone(), store.clone(), store_keys);
+    tasks.spawn(store_key_task.run(cancel.clone()));
     let api = ApiContext {
         cfg: cfg.clone(),
         store: store.clone(),
         core: handle.clone(),
         limiter: UidLimiter::new(cfg.socket.max_concurrent_per_uid),
+        store_key: Some(store_key),
     };
     tasks.spawn(server::serve(listener, api, cancel.clone()));
     let (outbox, outbox_rx) = Outbox::new();

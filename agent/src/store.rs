@@ -1,7 +1,10 @@
 //! The agent's encrypted store.
 //!
-//! Every record is AES-256-GCM under the store key with its key and version as associated data
-//! ([`record`]); the key-value backend is sled behind a small trait ([`backend`]). What is kept:
+//! Every record is AES-256-GCM under one generation of the store key with its key, version and generation as
+//! associated data ([`record`]); during a store-key rotation the retiring generation stays loaded decrypt-only
+//! ([`keyring`]) until [`Store::reencrypt_batch`] has moved every record to the active one. Every write goes through
+//! one commit path that serializes writers and re-seals an operation sealed under a generation that was retired
+//! meanwhile. The key-value backend is sled behind a small trait ([`backend`]). What is kept:
 //! - `self/*`: the agent's id, identity and wrap keys, certificate, pinned org CA, revocation list, the wrap key
 //!   fingerprint it last registered with, and a key rotation's state, green keys, renewal request and certificate,
 //!   and the old wrap key kept decrypt-only after one (written together per step: [`Store::apply_self`]);
@@ -28,11 +31,13 @@ mod audit;
 mod backend;
 mod credential;
 pub mod jobs_seen;
+mod keyring;
 mod record;
+mod reencrypt;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tessera_proto::ids::{CredentialId, CredentialName};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
@@ -44,9 +49,12 @@ pub use audit::{AuditEntry, AuditOutcome};
 pub use backend::BackendError;
 pub use credential::{CredentialFlag, CredentialMeta, CredentialStatus, StoredCredential};
 pub use jobs_seen::{Admission, SeenJobs};
+pub use keyring::StoreKeys;
+pub use reencrypt::Reencrypted;
 
 use backend::{BatchOp, RecordBackend, SledBackend};
-use record::{RecordCipher, RecordFault};
+use keyring::Keyring;
+use record::RecordFault;
 
 /// A record's version and plaintext.
 type Opened = (u64, Zeroizing<Vec<u8>>);
@@ -205,7 +213,12 @@ pub struct Store {
 #[derive(Debug)]
 struct Inner {
     backend: Box<dyn RecordBackend>,
-    cipher: RecordCipher,
+    keys: RwLock<Keyring>,
+    /// Held while a batch is applied: writers are serialized with the re-encryption of a rotation, so a record is
+    /// never overwritten with an older copy, and never written under a retired generation.
+    commit: Mutex<()>,
+    /// How far the re-encryption pass of a rotation has gone (the last key it looked at).
+    reencrypt_cursor: Mutex<Option<Vec<u8>>>,
     audit: Mutex<AuditCursor>,
     audit_max: u64,
     quarantine: AtomicBool,
@@ -228,6 +241,9 @@ fn fault(key: &[u8], f: RecordFault) -> StoreError {
             RecordFault::Malformed => "malformed record",
             RecordFault::Authentication => {
                 "does not authenticate (altered, or moved from another record)"
+            }
+            RecordFault::UnknownGeneration(_) => {
+                "encrypted under a store key generation that is not loaded"
             }
         },
     }
@@ -285,19 +301,28 @@ pub struct Purged {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` with `store_key`, keeping at most `audit_max` audit entries.
+    /// Opens (creating if needed) the store at `path` with one store key (generation 1), keeping at most
+    /// `audit_max` audit entries.
     pub fn open(path: &Path, store_key: &SecretBytes, audit_max: u64) -> Result<Self, StoreError> {
-        let cipher = RecordCipher::new(store_key)
-            .ok_or(StoreError::Internal("store key must be 32 bytes"))?;
+        Self::open_keys(path, &StoreKeys::single(1, store_key.clone()), audit_max)
+    }
+
+    /// Opens (creating if needed) the store at `path` with the store key generations in `keys`.
+    pub fn open_keys(path: &Path, keys: &StoreKeys, audit_max: u64) -> Result<Self, StoreError> {
+        let keyring = Keyring::new(keys).ok_or(StoreError::Internal(
+            "store keys must be 32 bytes and of two generations",
+        ))?;
         let backend: Box<dyn RecordBackend> = Box::new(SledBackend::open(path)?);
         if let Some(rec) = backend.get(CHECK_KEY)? {
-            match cipher.open(CHECK_KEY, &rec) {
+            match keyring.open(CHECK_KEY, &rec) {
                 Ok((_, v)) if v.as_slice() == CHECK_VALUE => {}
-                Ok(_) | Err(RecordFault::Authentication) => return Err(StoreError::WrongKey),
+                Ok(_) | Err(RecordFault::Authentication | RecordFault::UnknownGeneration(_)) => {
+                    return Err(StoreError::WrongKey)
+                }
                 Err(f) => return Err(fault(CHECK_KEY, f)),
             }
         } else {
-            let rec = cipher
+            let rec = keyring
                 .seal(CHECK_KEY, 0, CHECK_VALUE)
                 .ok_or(StoreError::Internal("seal check record"))?;
             backend.apply(vec![(CHECK_KEY.to_vec(), Some(rec))])?;
@@ -323,7 +348,9 @@ impl Store {
         Ok(Self {
             inner: Arc::new(Inner {
                 backend,
-                cipher,
+                keys: RwLock::new(keyring),
+                commit: Mutex::new(()),
+                reencrypt_cursor: Mutex::new(None),
                 audit: Mutex::new(cursor),
                 audit_max: audit_max.max(1),
                 quarantine: AtomicBool::new(false),
@@ -342,23 +369,55 @@ impl Store {
         self.inner.quarantine.load(Ordering::Relaxed)
     }
 
-    fn seal(&self, key: &[u8], version: u64, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+    fn keyring(&self) -> Result<std::sync::RwLockReadGuard<'_, Keyring>, StoreError> {
         self.inner
-            .cipher
+            .keys
+            .read()
+            .map_err(|_| StoreError::Internal("store keys poisoned"))
+    }
+
+    fn seal(&self, key: &[u8], version: u64, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.keyring()?
             .seal(key, version, plain)
             .ok_or(StoreError::Internal("record too large to seal"))
+    }
+
+    /// Opens a record read from the backend under `key`.
+    fn open_raw(&self, key: &[u8], record: &[u8]) -> Result<Opened, StoreError> {
+        self.keyring()?.open(key, record).map_err(|f| fault(key, f))
     }
 
     fn open_record(&self, key: &[u8]) -> Result<Option<Opened>, StoreError> {
         match self.inner.backend.get(key)? {
             None => Ok(None),
-            Some(rec) => self
-                .inner
-                .cipher
-                .open(key, &rec)
-                .map(Some)
-                .map_err(|f| fault(key, f)),
+            Some(rec) => self.open_raw(key, &rec).map(Some),
         }
+    }
+
+    /// Applies `ops` atomically (the one write path): under the commit lock, an operation sealed under a generation
+    /// that stopped being the active one since (a rotation began meanwhile) is re-sealed under the active one first.
+    fn commit(&self, mut ops: Vec<BatchOp>) -> Result<(), StoreError> {
+        let _serial = self
+            .inner
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        let keys = self.keyring()?;
+        for (key, value) in &mut ops {
+            if let Some(rec) = value.as_mut().filter(|r| keys.is_stale(r)) {
+                *rec = keys.reseal(key, rec).map_err(|f| fault(key, f))?;
+            }
+        }
+        drop(keys);
+        self.inner.backend.apply(ops)?;
+        Ok(())
+    }
+
+    /// [`Store::commit`] then flush.
+    fn commit_durable(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
+        self.commit(ops)?;
+        self.inner.backend.flush()?;
+        Ok(())
     }
 
     /// Reads one of the agent's own records.
@@ -374,8 +433,7 @@ impl Store {
             .iter()
             .map(|(item, bytes)| Ok((item.key().to_vec(), Some(self.seal(item.key(), 0, bytes)?))))
             .collect::<Result<Vec<BatchOp>, StoreError>>()?;
-        self.inner.backend.apply(ops)?;
-        self.inner.backend.flush()?;
+        self.commit_durable(ops)?;
         Ok(())
     }
 
@@ -394,8 +452,7 @@ impl Store {
                 ))
             })
             .collect::<Result<Vec<BatchOp>, StoreError>>()?;
-        self.inner.backend.apply(ops)?;
-        self.inner.backend.flush()?;
+        self.commit_durable(ops)?;
         Ok(())
     }
 
@@ -500,8 +557,7 @@ impl Store {
                 ));
             }
         }
-        self.inner.backend.apply(ops)?;
-        self.inner.backend.flush()?;
+        self.commit_durable(ops)?;
         Ok(Purged {
             held,
             released_name,
@@ -589,8 +645,7 @@ impl Store {
             let key = flag_key(id);
             ops.push((key.clone(), Some(self.seal(&key, 0, &json)?)));
         }
-        self.inner.backend.apply(ops)?;
-        self.inner.backend.flush()?;
+        self.commit_durable(ops)?;
         Ok(())
     }
 
@@ -610,11 +665,7 @@ impl Store {
     pub fn held(&self) -> Result<Vec<Held>, StoreError> {
         let mut out = Vec::new();
         for (key, rec) in self.inner.backend.scan_prefix(HWM.as_bytes())? {
-            let (version, _) = self
-                .inner
-                .cipher
-                .open(&key, &rec)
-                .map_err(|f| fault(&key, f))?;
+            let (version, _) = self.open_raw(&key, &rec)?;
             let id = parse_id(&key, key.get(HWM.len()..))?;
             out.push(Held {
                 credential_id: id,
@@ -683,8 +734,7 @@ impl Store {
             ));
             ops.push((ck, Some(rec)));
         }
-        self.inner.backend.apply(ops)?;
-        self.inner.backend.flush()?;
+        self.commit_durable(ops)?;
         Ok(())
     }
 
@@ -701,8 +751,7 @@ impl Store {
             .ok_or(StoreError::Internal("encode credential"))?;
         let ck = cred_key(&id);
         let rec = plain.expose(|p| self.seal(&ck, statement.version, p))?;
-        self.inner.backend.apply(vec![(ck, Some(rec))])?;
-        self.inner.backend.flush()?;
+        self.commit_durable(vec![(ck, Some(rec))])?;
         Ok(())
     }
 
@@ -725,7 +774,7 @@ impl Store {
             ops.push((old, None));
             cursor.oldest += 1;
         }
-        self.inner.backend.apply(ops)?;
+        self.commit(ops)?;
         cursor.next += 1;
         Ok(())
     }
@@ -737,7 +786,7 @@ impl Store {
             .scan_prefix(AUDIT)?
             .into_iter()
             .map(|(k, rec)| {
-                let (_, plain) = self.inner.cipher.open(&k, &rec).map_err(|f| fault(&k, f))?;
+                let (_, plain) = self.open_raw(&k, &rec)?;
                 serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt {
                     record: "audit entry".to_owned(),
                     reason: "not valid JSON",

@@ -1,15 +1,12 @@
-//! Opening the store: the board's sealer unseals the store key, which opens the encrypted store.
+//! Opening the store: the store key manifest says which generations the store needs; the board's sealers unseal
+//! them; a store-key rotation a crash interrupted while destroying the old key is completed first.
 
 use std::path::PathBuf;
 
-use tessera_board::{
-    write_private_file, FileSealer, SealError, SealedKey, Sealer, STORE_KEY_BYTES,
-};
-use tessera_proto::secret::SecretBytes;
-
 use crate::config::AgentConfig;
 use crate::private_dir::{check_state_dir, restrict_tree, DirError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreKeys};
+use crate::store_key::{manifest, rotate, sealing, KeyState, StoreKeyError};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -21,60 +18,85 @@ pub enum OpenError {
     /// The state directory is not the agent's own (group- or world-writable, another owner).
     #[error(transparent)]
     UnsafeDir(#[from] DirError),
-    /// The sealer refused (missing or unsafe key file, or a blob it cannot open).
+    /// The sealed store keys could not be read or unsealed (missing or unsafe key file, no TPM, PCR mismatch, a
+    /// blob that does not open, a bad manifest).
     #[error(transparent)]
-    Seal(#[from] SealError),
+    StoreKey(#[from] StoreKeyError),
     /// The store refused (wrong key, corrupt, locked).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Reading or writing the sealed key failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+}
+
+/// An open store and where its store key stands.
+#[derive(Debug)]
+pub struct OpenStore {
+    /// The store.
+    pub store: Store,
+    /// The store key state (`reencrypting`: a rotation to resume).
+    pub keys: KeyState,
 }
 
 /// Opens the store of an enrolled agent.
 pub fn open_store(cfg: &AgentConfig) -> Result<Store, OpenError> {
-    open(cfg, false)
+    open(cfg, None).map(|o| o.store)
 }
 
-/// Opens the store, creating the key file, the sealed store key and the store if they do not exist (enrolment).
-pub fn open_or_create_store(cfg: &AgentConfig) -> Result<Store, OpenError> {
-    open(cfg, true)
+/// Opens the store of an enrolled agent, with its store key state.
+pub fn open_store_keys(cfg: &AgentConfig) -> Result<OpenStore, OpenError> {
+    open(cfg, None)
 }
 
-fn open(cfg: &AgentConfig, create: bool) -> Result<Store, OpenError> {
-    check_state_dir(&cfg.state_dir, create)?;
-    let sealed_path = cfg.sealed_key_file();
-    let io = |source| OpenError::Io {
-        path: sealed_path.clone(),
-        source,
+/// Opens the store, creating the store key (generation 1, sealed by `[sealer] backend`), its manifest and the
+/// store if they do not exist (enrolment).
+pub fn open_or_create_store(cfg: &AgentConfig, now: i64) -> Result<Store, OpenError> {
+    open(cfg, Some(now)).map(|o| o.store)
+}
+
+fn open(cfg: &AgentConfig, create_at: Option<i64>) -> Result<OpenStore, OpenError> {
+    check_state_dir(&cfg.state_dir, create_at.is_some())?;
+    let manifest_path = cfg.store_keys_file();
+    let loaded = manifest::load(&manifest_path, &cfg.sealed_key_file(), &cfg.key_file())?;
+    let state = if let Some(state) = loaded {
+        state
+    } else {
+        let Some(now) = create_at else {
+            return Err(OpenError::NotEnrolled(manifest_path));
+        };
+        let key_file = cfg.key_file();
+        let (active, _) = sealing::new_generation(
+            cfg,
+            1,
+            cfg.sealer.backend,
+            (&key_file, sealing::KeyFile::KeepExisting),
+            now,
+        )?;
+        let state = KeyState::Steady { active };
+        manifest::save(&manifest_path, &state)?;
+        state
     };
-    let key_file = cfg.key_file();
-    let store_key = match std::fs::read(&sealed_path) {
-        Ok(blob) => FileSealer::open(&key_file)?.unseal(&SealedKey(blob))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            let sealer = FileSealer::open_or_create(&key_file)?;
-            let mut key = vec![0u8; STORE_KEY_BYTES];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
-            let key = SecretBytes::new(key);
-            let blob = sealer.seal(&key)?;
-            write_private_file(&sealed_path, &blob.0).map_err(io)?;
-            key
+    let state = match state {
+        KeyState::Destroying { active, retired } => {
+            tracing::info!(
+                generation = retired.generation,
+                "store key rotation: completing the destruction of the old key"
+            );
+            rotate::destroy(cfg, active, &retired)?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(OpenError::NotEnrolled(sealed_path));
+        other => other,
+    };
+    let keys = match &state {
+        KeyState::Steady { active } | KeyState::Destroying { active, .. } => {
+            StoreKeys::single(active.generation, sealing::unseal(cfg, active)?)
         }
-        Err(e) => return Err(io(e)),
+        KeyState::Reencrypting { active, retiring } => StoreKeys {
+            active: (active.generation, sealing::unseal(cfg, active)?),
+            retiring: Some((retiring.generation, sealing::unseal(cfg, retiring)?)),
+        },
     };
     restrict_tree(&cfg.store_dir())?;
-    let store = Store::open(&cfg.store_dir(), &store_key, cfg.audit.max_entries)?;
+    let store = Store::open_keys(&cfg.store_dir(), &keys, cfg.audit.max_entries)?;
     // sled's files, if anything created them under a looser umask.
     restrict_tree(&cfg.store_dir())?;
     store.set_quarantine_revoked_signers(cfg.store.quarantine_revoked_signers);
-    Ok(store)
+    Ok(OpenStore { store, keys: state })
 }

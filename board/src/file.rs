@@ -161,6 +161,28 @@ impl Sealer for FileSealer {
             Err(SealError::KeyLength)
         }
     }
+
+    fn destroy(&self) -> Result<(), SealError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(SealError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| SealError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

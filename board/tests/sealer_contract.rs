@@ -1,15 +1,63 @@
-//! The contract every `Sealer` backend meets. A new backend (the TPM one) adds itself to `backends()`.
+//! The contract every `Sealer` backend meets. A new backend adds itself to `backends()`; with the `tpm` feature
+//! the TPM backend runs on two independent swtpm simulators.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tessera_board::{FileSealer, SealError, SealedKey, Sealer};
 use tessera_proto::secret::SecretBytes;
 
+#[cfg(feature = "tpm")]
+#[path = "support/swtpm.rs"]
+mod swtpm;
+
 /// Two independent instances of each backend available here.
 fn backends(dir: &std::path::Path) -> Vec<(Box<dyn Sealer>, Box<dyn Sealer>)> {
-    vec![(
+    #[allow(unused_mut)]
+    let mut all: Vec<(Box<dyn Sealer>, Box<dyn Sealer>)> = vec![(
         Box::new(FileSealer::open_or_create(&dir.join("a.key")).unwrap()),
         Box::new(FileSealer::open_or_create(&dir.join("b.key")).unwrap()),
-    )]
+    )];
+    #[cfg(feature = "tpm")]
+    all.push((Box::new(OnSwtpm::start()), Box::new(OnSwtpm::start())));
+    all
+}
+
+/// A TPM sealer together with the simulator it runs on (which lives as long as the sealer).
+#[cfg(feature = "tpm")]
+#[derive(Debug)]
+struct OnSwtpm {
+    sealer: Box<dyn Sealer>,
+    _tpm: swtpm::Swtpm,
+}
+
+#[cfg(feature = "tpm")]
+impl OnSwtpm {
+    fn start() -> Self {
+        let tpm = swtpm::Swtpm::start();
+        let cfg = tessera_board::TpmConfig {
+            tcti: tpm.tcti(),
+            ..Default::default()
+        };
+        Self {
+            sealer: tessera_board::tpm_sealer(&cfg).unwrap(),
+            _tpm: tpm,
+        }
+    }
+}
+
+#[cfg(feature = "tpm")]
+impl Sealer for OnSwtpm {
+    fn backend(&self) -> &'static str {
+        self.sealer.backend()
+    }
+    fn seal(&self, key: &SecretBytes) -> Result<SealedKey, SealError> {
+        self.sealer.seal(key)
+    }
+    fn unseal(&self, sealed: &SealedKey) -> Result<SecretBytes, SealError> {
+        self.sealer.unseal(sealed)
+    }
+    fn destroy(&self) -> Result<(), SealError> {
+        self.sealer.destroy()
+    }
 }
 
 fn key() -> SecretBytes {

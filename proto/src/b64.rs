@@ -14,14 +14,14 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Serde adapter for `Vec<u8>` fields carried as base64 strings.
-pub(crate) mod vec {
+pub mod vec {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], ser: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(bytes: &[u8], ser: S) -> Result<S::Ok, S::Error> {
         ser.serialize_str(&super::encode(bytes))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u8>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(de)?;
         super::decode(&text).ok_or_else(|| serde::de::Error::custom("invalid base64"))
     }

@@ -39,7 +39,7 @@ pub mod statement;
 pub mod topics;
 pub mod wire;
 
-mod b64;
+pub mod b64;
 mod random;
 
 pub use b64::{decode as b64_decode, encode as b64_encode};

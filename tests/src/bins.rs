@@ -29,6 +29,11 @@ pub fn bin_dir() -> PathBuf {
                 "--bins",
             ])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+            // The same features as this test run's agent, so the binary the tests run is the one cargo built for
+            // them (and is not rebuilt back and forth).
+            if cfg!(feature = "tpm") {
+                cmd.args(["--features", "tessera-agent/tpm"]);
+            }
             if release {
                 cmd.arg("--release");
             }

@@ -94,6 +94,7 @@ fn overlay(dir: &Path) -> PathBuf {
         ("-rw-r--r--", "usr/lib/systemd/system/tessera-agent.service"),
         ("-rw-r--r--", "usr/lib/tmpfiles.d/tessera-agent.conf"),
         ("-rw-r--r--", "usr/lib/sysusers.d/tessera-agent.conf"),
+        ("-rw-r--r--", "usr/share/tessera/tpm.conf"),
     ] {
         assert!(
             listing

@@ -196,3 +196,49 @@ fn quarantine_of_revoked_signers_is_off_unless_configured() {
         .to_string();
     assert!(err.contains("quarantine"), "{err}");
 }
+
+#[test]
+fn the_sealer_and_store_key_settings_parse_validate_and_take_the_environment() {
+    let cfg = parse(
+        "[sealer]\nbackend = \"tpm\"\n[sealer.tpm]\ntcti = \"swtpm:host=127.0.0.1,port=2321\"\npcrs = [0, 7]\n\
+         primary_handle = 0x81000001\n[store]\nrotate_key_days = 90\nreencrypt_batch = 64\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.sealer.backend, SealerBackend::Tpm);
+    assert_eq!(cfg.sealer.tpm.pcrs, vec![0, 7]);
+    assert_eq!(cfg.sealer.tpm.primary_handle, Some(0x8100_0001));
+    assert_eq!(
+        (cfg.store.rotate_key_days, cfg.store.reencrypt_batch),
+        (90, 64)
+    );
+    let defaults = parse("").unwrap();
+    assert_eq!(defaults.sealer.backend, SealerBackend::File);
+    assert_eq!(defaults.sealer.tpm.tcti, "device:/dev/tpmrm0");
+    for (bad, says) in [
+        ("[sealer]\nbackend = \"hsm\"\n", "unknown variant"),
+        ("[sealer.tpm]\npcrs = [24]\n", "sealer.tpm"),
+        ("[sealer.tpm]\ntcti = \"tabrmd:\"\n", "sealer.tpm"),
+        ("[sealer.tpm]\nsrk = 1\n", "unknown field"),
+        ("[store]\nreencrypt_batch = 0\n", "reencrypt_batch"),
+        (
+            "[store]\nreencrypt_pause_ms = 600000\n",
+            "reencrypt_pause_ms",
+        ),
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, "").unwrap();
+    let env = vec![
+        ("TESSERA_SEALER".to_owned(), "tpm".to_owned()),
+        ("TESSERA_TPM_TCTI".to_owned(), "device:/dev/tpm0".to_owned()),
+    ];
+    let cfg = AgentConfig::load(Some(&path), env).unwrap();
+    assert_eq!(cfg.sealer.backend, SealerBackend::Tpm);
+    assert_eq!(cfg.sealer.tpm.tcti, "device:/dev/tpm0");
+    let err =
+        AgentConfig::load(Some(&path), vec![("TESSERA_SEALER".into(), "hsm".into())]).unwrap_err();
+    assert!(err.to_string().contains("TESSERA_SEALER"), "{err}");
+}

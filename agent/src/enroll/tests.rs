@@ -46,7 +46,7 @@ fn enroll_then_install_then_load() {
         enroll(&cfg, &id, ca_pem.as_bytes(), &out, NOW).unwrap(),
         EnrollOutcome::Enrolled
     );
-    for f in [cfg.key_file(), cfg.sealed_key_file(), out.clone()] {
+    for f in [cfg.key_file(), cfg.store_keys_file(), out.clone()] {
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", f.display());
     }

@@ -1,4 +1,4 @@
-//! The client side of the local API, used by `tessera-agent get`, `list` and `exec`.
+//! The client side of the local API, used by `tessera-agent get`, `list`, `exec` and `rotate-store-key`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -8,7 +8,9 @@ use tessera_proto::ids::CredentialName;
 use tessera_proto::secret::SecretBytes;
 
 use super::protocol::{ApiError, Header, Request};
+use crate::config::SealerBackend;
 use crate::store::CredentialMeta;
+use crate::store_key::worker::StoreKeyStatus;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -113,5 +115,15 @@ impl Client {
     /// Metadata of everything the caller may read.
     pub fn list(&mut self) -> Result<Vec<CredentialMeta>, ClientError> {
         self.call(&Request::List)?.list.ok_or(ClientError::Protocol)
+    }
+
+    /// Starts a store-key rotation in the running agent (its own uid or root only).
+    pub fn rotate_store_key(
+        &mut self,
+        to: Option<SealerBackend>,
+    ) -> Result<StoreKeyStatus, ClientError> {
+        self.call(&Request::RotateStoreKey { to })?
+            .store_key
+            .ok_or(ClientError::Protocol)
     }
 }

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::ids::CredentialName;
 use tessera_proto::wire::PublicReason;
 
+use crate::config::SealerBackend;
 use crate::store::CredentialMeta;
+use crate::store_key::worker::StoreKeyStatus;
 
 /// Largest request line.
 pub const MAX_REQUEST_BYTES: usize = 4096;
@@ -39,6 +41,12 @@ pub enum Request {
     },
     /// Metadata of everything the caller may read.
     List,
+    /// Start a store-key rotation (only the agent's own uid, or root): a new store key, sealed by `to` (default: the
+    /// sealer of the current key); records are re-encrypted in the background.
+    RotateStoreKey {
+        /// The sealer of the new key.
+        to: Option<SealerBackend>,
+    },
 }
 
 /// What [`Request`] is parsed from: `List` as a struct variant with no fields, because serde does not apply
@@ -46,9 +54,17 @@ pub enum Request {
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum RequestWire {
-    Get { name: CredentialName },
-    Meta { name: CredentialName },
+    Get {
+        name: CredentialName,
+    },
+    Meta {
+        name: CredentialName,
+    },
     List {},
+    RotateStoreKey {
+        #[serde(default)]
+        to: Option<SealerBackend>,
+    },
 }
 
 impl From<RequestWire> for Request {
@@ -57,6 +73,7 @@ impl From<RequestWire> for Request {
             RequestWire::Get { name } => Self::Get { name },
             RequestWire::Meta { name } => Self::Meta { name },
             RequestWire::List {} => Self::List,
+            RequestWire::RotateStoreKey { to } => Self::RotateStoreKey { to },
         }
     }
 }
@@ -137,6 +154,9 @@ pub struct Header {
     /// For `get`: how many plaintext bytes follow the header line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_len: Option<usize>,
+    /// For `rotate_store_key`: where the store key stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_key: Option<StoreKeyStatus>,
 }
 
 impl Header {
@@ -149,6 +169,7 @@ impl Header {
             meta: None,
             list: None,
             secret_len: None,
+            store_key: None,
         }
     }
 
@@ -161,6 +182,7 @@ impl Header {
             meta: None,
             list: None,
             secret_len: None,
+            store_key: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use super::protocol::{parse_request_line, ApiError, Header, Request, MAX_REQUEST
 use crate::config::{AgentConfig, Caller};
 use crate::core::{CoreHandle, JitOutcome, WaitError};
 use crate::store::{AuditEntry, AuditOutcome, Store};
+use crate::store_key::worker::StoreKeyHandle;
 
 /// How long a connection may take to send a request line.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +31,8 @@ pub struct ApiContext {
     pub core: CoreHandle,
     /// Per-uid limit.
     pub limiter: UidLimiter,
+    /// Store-key rotation (`None`: not offered on this socket).
+    pub store_key: Option<StoreKeyHandle>,
 }
 
 /// Binds the socket: removes a stale socket file, creates a missing parent directory (0700, or 0710 with the socket
@@ -192,6 +195,7 @@ async fn handle(
         Request::Get { name } => ("get", Some(name.clone())),
         Request::Meta { name } => ("meta", Some(name.clone())),
         Request::List => ("list", None),
+        Request::RotateStoreKey { .. } => ("rotate_store_key", None),
     };
     let result = match ctx.limiter.try_acquire(caller.uid) {
         None => Err((
@@ -255,6 +259,7 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
             h.list = Some(list);
             return Ok((h, None));
         }
+        Request::RotateStoreKey { to } => return rotate_store_key(ctx, caller, to).await,
         Request::Get { ref name } | Request::Meta { ref name } => name.clone(),
     };
     if !ctx
@@ -325,4 +330,34 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
         return Ok((h, Some(cred.payload.bytes().clone())));
     }
     Ok((h, None))
+}
+
+/// Only the agent's own uid (the service account an operator runs `tessera-agent rotate-store-key` as) or root may
+/// rotate the store key; a workload may not.
+async fn rotate_store_key(
+    ctx: &ApiContext,
+    caller: Caller,
+    to: Option<crate::config::SealerBackend>,
+) -> Answer {
+    let own = rustix::process::geteuid().as_raw();
+    if caller.uid != own && caller.uid != 0 {
+        return Err((
+            ApiError::NotGranted,
+            format!("only uid {own} (the agent's) or root may rotate the store key"),
+        ));
+    }
+    let Some(handle) = &ctx.store_key else {
+        return Err((
+            ApiError::Internal,
+            "store-key rotation is not available on this socket".to_owned(),
+        ));
+    };
+    match handle.rotate(to).await {
+        Ok(status) => {
+            let mut h = Header::ok();
+            h.store_key = Some(status);
+            Ok((h, None))
+        }
+        Err(message) => Err((ApiError::Invalid, message)),
+    }
 }

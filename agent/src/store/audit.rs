@@ -31,6 +31,8 @@ pub enum AuditOutcome {
     Purged,
     /// A step of a key rotation (`op` `rotation`, `detail` names the step and the certificate serials).
     Rotation,
+    /// A step of a store-key rotation (`op` `store_key`, `detail` names the step, the generations and sealers).
+    StoreKey,
 }
 
 /// One audit entry.

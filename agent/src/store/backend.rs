@@ -36,6 +36,13 @@ pub(crate) trait RecordBackend: Send + Sync + std::fmt::Debug {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, BackendError>;
     /// The last key with `prefix`, if any.
     fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Visits entries in key order from just after `after` (from the first key when `None`) until `visit` returns
+    /// `false` or the keys run out.
+    fn visit_after(
+        &self,
+        after: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), BackendError>;
 }
 
 /// How long an open waits for a lock that is being released.
@@ -114,6 +121,22 @@ impl RecordBackend for SledBackend {
             .scan_prefix(prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| io(&e)))
             .collect()
+    }
+
+    fn visit_after(
+        &self,
+        after: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), BackendError> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.to_vec()));
+        for entry in self.db.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, v) = entry.map_err(|e| io(&e))?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {

@@ -8,7 +8,7 @@
 
 use tessera_proto::wire::MAX_JOB_TTL_SECS;
 
-use super::{fault, Store, StoreError};
+use super::{Store, StoreError};
 
 const JOB: &[u8] = b"job/";
 
@@ -96,8 +96,7 @@ impl SeenJobs {
         // Bounded even if a caller skipped the expiry check.
         let keep_until = expires_at.min(now.saturating_add(MAX_JOB_TTL_SECS));
         let rec = self.store.seal(&k, 0, &keep_until.to_be_bytes())?;
-        self.store.inner.backend.apply(vec![(k, Some(rec))])?;
-        self.store.inner.backend.flush()?;
+        self.store.commit_durable(vec![(k, Some(rec))])?;
         self.count += 1;
         Ok(Admission::New)
     }
@@ -108,12 +107,7 @@ impl SeenJobs {
         let entries = self.store.inner.backend.scan_prefix(JOB)?;
         let total = entries.len();
         for (k, rec) in entries {
-            let (_, plain) = self
-                .store
-                .inner
-                .cipher
-                .open(&k, &rec)
-                .map_err(|f| fault(&k, f))?;
+            let (_, plain) = self.store.open_raw(&k, &rec)?;
             let expires = <[u8; 8]>::try_from(plain.as_slice())
                 .map(i64::from_be_bytes)
                 .map_err(|_| StoreError::Corrupt {
@@ -126,7 +120,7 @@ impl SeenJobs {
         }
         let pruned = ops.len();
         if pruned > 0 {
-            self.store.inner.backend.apply(ops)?;
+            self.store.commit(ops)?;
         }
         self.count = total - pruned;
         self.last_prune = now;

@@ -53,3 +53,27 @@ fn unknown_fields_ops_and_bad_names_are_refused() {
         );
     }
 }
+
+#[test]
+fn rotate_store_key_parses_with_and_without_a_sealer() {
+    assert_eq!(
+        parse_request_line(b"{\"op\":\"rotate_store_key\"}\n").unwrap(),
+        Request::RotateStoreKey { to: None }
+    );
+    assert_eq!(
+        parse_request_line(b"{\"op\":\"rotate_store_key\",\"to\":\"tpm\"}\n").unwrap(),
+        Request::RotateStoreKey {
+            to: Some(crate::config::SealerBackend::Tpm)
+        }
+    );
+    for line in [
+        &b"{\"op\":\"rotate_store_key\",\"to\":\"hsm\"}\n"[..],
+        b"{\"op\":\"rotate_store_key\",\"now\":true}\n",
+    ] {
+        assert!(
+            parse_request_line(line).is_err(),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
