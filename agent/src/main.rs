@@ -20,10 +20,17 @@ use tessera_agent::store_key::worker::StoreKeyStatus;
 use tessera_proto::ids::{AgentId, CredentialName};
 use tokio_util::sync::CancellationToken;
 
+/// The version, with the store-key sealers this build has.
+#[cfg(feature = "tpm")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (sealers: file, tpm)");
+/// The version, with the store-key sealers this build has.
+#[cfg(not(feature = "tpm"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (sealers: file)");
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tessera-agent",
-    version,
+    version = VERSION,
     about = "Tessera agent: credentials for appliance workloads"
 )]
 struct Cli {
@@ -140,7 +147,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // tss-esapi logs every TPM context it closes, and its own view of refusals this agent reports
+                // itself with the next step (a PCR mismatch, say).
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tss_esapi=off")),
         )
         .with_writer(std::io::stderr)
         // Colours only on a terminal: a log file or the journal gets plain text.
@@ -220,27 +229,38 @@ fn rotate_offline(cfg: &AgentConfig, to: Option<SealerBackend>) -> ExitCode {
             return ExitCode::from(5);
         }
     };
-    let state = if let KeyState::Steady { .. } = opened.keys {
-        match rotate::start(
-            cfg,
-            &opened.store,
-            &opened.keys,
-            to.unwrap_or_else(|| opened.keys.active().sealer.kind()),
-            unix_now(),
-        ) {
+    let mut state = opened.keys;
+    if !matches!(state, KeyState::Steady { .. }) {
+        eprintln!(
+            "tessera-agent: resuming the interrupted store-key rotation to generation {} ({})",
+            state.active().generation,
+            state.name()
+        );
+        state = match rotate::run_to_end(cfg, &opened.store, state) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("tessera-agent: {e}");
+                eprintln!("tessera-agent: {e} (run the command again to resume)");
                 return ExitCode::from(5);
             }
+        };
+        // The rotation asked for is a new one unless the resumed one already went where --to says.
+        if to.is_none_or(|t| t == state.active().sealer.kind()) {
+            let status = StoreKeyStatus::from(&state);
+            eprintln!(
+                "tessera-agent: store key rotated: generation {} ({}) active, the old key destroyed",
+                status.generation, status.sealer
+            );
+            print_store_key(&status);
+            return ExitCode::SUCCESS;
         }
-    } else {
-        eprintln!(
-            "tessera-agent: resuming the store-key rotation to generation {} ({})",
-            opened.keys.active().generation,
-            opened.keys.name()
-        );
-        opened.keys
+    }
+    let to = to.unwrap_or_else(|| state.active().sealer.kind());
+    let state = match rotate::start(cfg, &opened.store, &state, to, unix_now()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            return ExitCode::from(5);
+        }
     };
     match rotate::run_to_end(cfg, &opened.store, state) {
         Ok(done) => {

@@ -113,12 +113,7 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
                 source,
             }
         })?;
-    tracing::info!(
-        agent = keys.id.as_str(),
-        broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),
-        socket = %cfg.socket.path.display(),
-        "agent starting"
-    );
+    log_start(&cfg, keys.id.as_str(), &store_keys);
 
     let (net_tx, net_rx) = mpsc::channel(EVENT_CAPACITY);
     let (control_tx, control_rx) = mpsc::channel(4);
@@ -162,4 +157,26 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     let _ = std::fs::remove_file(&cfg.socket.path);
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The start line, and a warning when the store key's sealer is not the configured one (a re-sealing left half done).
+fn log_start(cfg: &AgentConfig, agent: &str, store_keys: &crate::store_key::KeyState) {
+    tracing::info!(
+        agent,
+        broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),
+        socket = %cfg.socket.path.display(),
+        store_key_generation = store_keys.active().generation,
+        store_key_sealer = store_keys.active().sealer.backend(),
+        store_key_state = store_keys.name(),
+        "agent starting"
+    );
+    if store_keys.active().sealer.kind() != cfg.sealer.backend {
+        tracing::warn!(
+            "the store key is sealed by {} but [sealer] backend says {}: a rotation keeps the current sealer; run \
+             `tessera-agent rotate-store-key --to {}` if the store key should move",
+            store_keys.active().sealer.backend(),
+            cfg.sealer.backend,
+            cfg.sealer.backend
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::config::AgentConfig;
 use crate::private_dir::{check_state_dir, restrict_tree, DirError};
 use crate::store::{Store, StoreError, StoreKeys};
-use crate::store_key::{manifest, rotate, sealing, KeyState, StoreKeyError};
+use crate::store_key::{manifest, rotate, sealing, KeyState, SealedGeneration, StoreKeyError};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -74,29 +74,70 @@ fn open(cfg: &AgentConfig, create_at: Option<i64>) -> Result<OpenStore, OpenErro
         manifest::save(&manifest_path, &state)?;
         state
     };
-    let state = match state {
-        KeyState::Destroying { active, retired } => {
-            tracing::info!(
-                generation = retired.generation,
-                "store key rotation: completing the destruction of the old key"
-            );
-            rotate::destroy(cfg, active, &retired)?
+    // Every key is unsealed and the store opened before anything is changed: the keys a manifest names are trusted
+    // only once the store confirms them (the check record opens; a rotation's next key was confirmed under the key
+    // it replaces).
+    let (keys, next_key) = match &state {
+        KeyState::Steady { active } | KeyState::Destroying { active, .. } => (
+            StoreKeys::single(active.generation, sealing::unseal(cfg, active)?),
+            None,
+        ),
+        KeyState::Reencrypting { active, retiring } => {
+            let next = sealing::unseal(cfg, active)?;
+            (
+                StoreKeys {
+                    active: (active.generation, next.clone()),
+                    retiring: Some((retiring.generation, sealing::unseal(cfg, retiring)?)),
+                },
+                Some(next),
+            )
         }
-        other => other,
-    };
-    let keys = match &state {
-        KeyState::Steady { active } | KeyState::Destroying { active, .. } => {
-            StoreKeys::single(active.generation, sealing::unseal(cfg, active)?)
-        }
-        KeyState::Reencrypting { active, retiring } => StoreKeys {
-            active: (active.generation, sealing::unseal(cfg, active)?),
-            retiring: Some((retiring.generation, sealing::unseal(cfg, retiring)?)),
-        },
     };
     restrict_tree(&cfg.store_dir())?;
     let store = Store::open_keys(&cfg.store_dir(), &keys, cfg.audit.max_entries)?;
     // sled's files, if anything created them under a looser umask.
     restrict_tree(&cfg.store_dir())?;
     store.set_quarantine_revoked_signers(cfg.store.quarantine_revoked_signers);
+    let state = match state {
+        KeyState::Destroying { active, retired } => {
+            tracing::info!(
+                generation = retired.generation,
+                "store key rotation: completing the destruction of the old key"
+            );
+            store.forget_next_generation()?;
+            rotate::destroy(cfg, active, &retired)?
+        }
+        KeyState::Reencrypting { active, retiring } => match next_key {
+            Some(next) if store.next_generation_confirmed(&next)? => {
+                KeyState::Reencrypting { active, retiring }
+            }
+            _ => abandon(cfg, &store, &active, retiring)?,
+        },
+        steady @ KeyState::Steady { .. } => steady,
+    };
     Ok(OpenStore { store, keys: state })
+}
+
+/// A manifest naming a next key the store never confirmed: a crash between sealing it and confirming it, or an
+/// altered manifest. Nothing was written under that key (the confirmation comes first), so the store goes on with
+/// the key it confirmed, and the unconfirmed one is destroyed.
+fn abandon(
+    cfg: &AgentConfig,
+    store: &Store,
+    unconfirmed: &SealedGeneration,
+    confirmed: SealedGeneration,
+) -> Result<KeyState, OpenError> {
+    tracing::warn!(
+        generation = unconfirmed.generation,
+        "store-keys.json names a next store key the store never confirmed (a crash as a rotation began, or an \
+         altered manifest); it is ignored and destroyed, the store keeps generation {}",
+        confirmed.generation
+    );
+    store.abandon_key_generation()?;
+    if let Err(e) = sealing::destroy(cfg, unconfirmed) {
+        tracing::warn!(error = %e, "the unconfirmed store key was not destroyed");
+    }
+    let steady = KeyState::Steady { active: confirmed };
+    manifest::save(&cfg.store_keys_file(), &steady).map_err(OpenError::StoreKey)?;
+    Ok(steady)
 }

@@ -10,65 +10,20 @@
 
 #[path = "../tests/support/swtpm.rs"]
 mod swtpm;
+#[path = "../tests/support/tpm_owner.rs"]
+mod tpm_owner;
 
-use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
 use tessera_board::{tpm_sealer, TpmConfig};
 use tessera_proto::secret::SecretBytes;
-use tss_esapi::attributes::ObjectAttributesBuilder;
-use tss_esapi::handles::PersistentTpmHandle;
-use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
-use tss_esapi::interface_types::dynamic_handles::Persistent;
-use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
-use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::{
-    EccPoint, PublicBuilder, PublicEccParametersBuilder, SymmetricDefinitionObject,
-};
-use tss_esapi::{Context, TctiNameConf};
+use tss_esapi::structures::EccPoint;
 
 const RUNS: usize = 20;
 const PERSISTENT: u32 = 0x8100_0001;
 
 fn persist_primary(tcti: &str) {
-    let mut ctx = Context::new(TctiNameConf::from_str(tcti).unwrap()).unwrap();
-    ctx.set_sessions((Some(AuthSession::Password), None, None));
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_restricted(true)
-        .with_decrypt(true)
-        .build()
-        .unwrap();
-    let public = PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_restricted_decryption_key(
-                SymmetricDefinitionObject::AES_128_CFB,
-                EccCurve::NistP256,
-            )
-            .build()
-            .unwrap(),
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
-        .unwrap();
-    let primary = ctx
-        .create_primary(Hierarchy::Owner, public, None, None, None, None)
-        .unwrap()
-        .key_handle;
-    ctx.evict_control(
-        Provision::Owner,
-        primary.into(),
-        Persistent::Persistent(PersistentTpmHandle::new(PERSISTENT).unwrap()),
-    )
-    .unwrap();
-    ctx.flush_context(primary.into()).unwrap();
+    tpm_owner::make_persistent_primary(tcti, PERSISTENT, EccPoint::default());
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {

@@ -61,7 +61,8 @@ pub enum SealError {
     KeyLength,
     /// The blob is not one this backend sealed, or was altered.
     #[error(
-        "sealed store key does not open with this {0} backend (wrong key file or tampered blob)"
+        "sealed store key does not open with this {0} backend (another key file or TPM, a cleared TPM, another \
+         primary key, or an altered blob)"
     )]
     Unseal(&'static str),
     /// The TPM cannot be reached: the TCTI does not open (no device, no permission, no simulator listening).

@@ -252,10 +252,8 @@ fn sealed_object_template(auth_policy: Digest, with_policy: bool) -> tss_esapi::
 /// regular file others cannot read or write (it may be group-readable: root-owned, group of the agent's user).
 fn read_auth_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>, SealError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path).map_err(|source| SealError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| SealError::TpmConfig(format!("owner_auth_file {}: {e}", path.display())))?;
     let mode = meta.permissions().mode() & 0o7777;
     if !meta.is_file() || mode & 0o007 != 0 {
         return Err(SealError::TpmConfig(format!(

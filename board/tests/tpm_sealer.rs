@@ -10,6 +10,8 @@
 
 #[path = "support/swtpm.rs"]
 mod swtpm;
+#[path = "support/tpm_owner.rs"]
+mod tpm_owner;
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
@@ -21,16 +23,13 @@ use tessera_board::{tpm_sealer, PcrBank, SealError, SealedKey, Sealer, TpmConfig
 use tessera_proto::secret::SecretBytes;
 use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::constants::CapabilityType;
-use tss_esapi::handles::{AuthHandle, PcrHandle, PersistentTpmHandle};
+use tss_esapi::handles::{AuthHandle, PcrHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
-use tss_esapi::interface_types::dynamic_handles::Persistent;
-use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
+use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Auth, CapabilityData, Digest, DigestValues, EccPoint, KeyedHashScheme, PublicBuilder,
-    PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData,
-    SymmetricDefinitionObject,
+    PublicKeyedHashParameters, SensitiveData,
 };
 use tss_esapi::{Context, TctiNameConf};
 
@@ -53,9 +52,7 @@ fn sealer(cfg: &TpmConfig) -> Box<dyn Sealer> {
 
 /// A tss-esapi context on the simulator, authorising with password sessions (the test plays the TPM owner).
 fn ctx(tpm: &Swtpm) -> Context {
-    let mut ctx = Context::new(TctiNameConf::from_str(&tpm.tcti()).unwrap()).unwrap();
-    ctx.set_sessions((Some(AuthSession::Password), None, None));
-    ctx
+    tpm_owner::owner_context(&tpm.tcti())
 }
 
 fn extend(tpm: &Swtpm, pcr: PcrHandle, bank: HashingAlgorithm, len: usize) {
@@ -89,50 +86,16 @@ fn loaded(tpm: &Swtpm) -> usize {
     .sum()
 }
 
-fn primary_public(unique: EccPoint) -> tss_esapi::structures::Public {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_restricted(true)
-        .with_decrypt(true)
-        .build()
-        .unwrap();
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_restricted_decryption_key(
-                SymmetricDefinitionObject::AES_128_CFB,
-                EccCurve::NistP256,
-            )
-            .build()
-            .unwrap(),
-        )
-        .with_ecc_unique_identifier(unique)
-        .build()
-        .unwrap()
-}
-
 fn make_persistent_primary(tpm: &Swtpm, handle: u32) {
     // A unique value unlike the sealer's template: a different key from the template primary.
-    let public = primary_public(EccPoint::new(
-        vec![7; 32].try_into().unwrap(),
-        vec![7; 32].try_into().unwrap(),
-    ));
-    let mut ctx = ctx(tpm);
-    let primary = ctx
-        .create_primary(Hierarchy::Owner, public, None, None, None, None)
-        .unwrap();
-    ctx.evict_control(
-        Provision::Owner,
-        primary.key_handle.into(),
-        Persistent::Persistent(PersistentTpmHandle::new(handle).unwrap()),
-    )
-    .unwrap();
-    ctx.flush_context(primary.key_handle.into()).unwrap();
+    tpm_owner::make_persistent_primary(
+        &tpm.tcti(),
+        handle,
+        EccPoint::new(
+            vec![7; 32].try_into().unwrap(),
+            vec![7; 32].try_into().unwrap(),
+        ),
+    );
 }
 
 #[test]
@@ -343,7 +306,12 @@ fn owner_auth() {
         assert!(matches!(bad.unseal(&sealed), Err(SealError::TpmAuth)));
     }
     c.owner_auth_file = Some(dir.path().join("absent"));
-    assert!(matches!(tpm_sealer(&c), Err(SealError::Io { .. })));
+    match tpm_sealer(&c) {
+        Err(e @ SealError::TpmConfig(_)) => {
+            assert!(e.to_string().contains("owner_auth_file"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(loaded(&tpm), 0);
 }
 
@@ -468,7 +436,7 @@ fn the_key_never_crosses_the_bus_in_the_clear() {
         let primary = ctx
             .create_primary(
                 Hierarchy::Owner,
-                primary_public(EccPoint::default()),
+                tpm_owner::primary_public(EccPoint::default()),
                 None,
                 None,
                 None,

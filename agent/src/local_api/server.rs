@@ -15,7 +15,7 @@ use super::protocol::{parse_request_line, ApiError, Header, Request, MAX_REQUEST
 use crate::config::{AgentConfig, Caller};
 use crate::core::{CoreHandle, JitOutcome, WaitError};
 use crate::store::{AuditEntry, AuditOutcome, Store};
-use crate::store_key::worker::StoreKeyHandle;
+use crate::store_key::worker::{RotateRefused, StoreKeyHandle};
 
 /// How long a connection may take to send a request line.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -333,7 +333,9 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
 }
 
 /// Only the agent's own uid (the service account an operator runs `tessera-agent rotate-store-key` as) or root may
-/// rotate the store key; a workload may not.
+/// rotate the store key; a workload may not. Jobs run as the agent's uid, so a caller other than root may not rotate a
+/// key younger than an hour (no rewriting the whole store in a loop). Under way or too soon: `BUSY`; the sealer or
+/// the manifest failed: `INTERNAL` with the cause.
 async fn rotate_store_key(
     ctx: &ApiContext,
     caller: Caller,
@@ -352,12 +354,13 @@ async fn rotate_store_key(
             "store-key rotation is not available on this socket".to_owned(),
         ));
     };
-    match handle.rotate(to).await {
+    match handle.rotate(to, caller.uid == 0).await {
         Ok(status) => {
             let mut h = Header::ok();
             h.store_key = Some(status);
             Ok((h, None))
         }
-        Err(message) => Err((ApiError::Invalid, message)),
+        Err(RotateRefused::NotNow(message)) => Err((ApiError::Busy, message)),
+        Err(refused) => Err((ApiError::Internal, refused.to_string())),
     }
 }

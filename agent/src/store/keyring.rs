@@ -100,6 +100,19 @@ impl Keyring {
     pub(crate) fn finish(&mut self) {
         self.retiring = None;
     }
+
+    /// Goes back to the retiring generation alone (a rotation the store never confirmed: see
+    /// [`super::Store::abandon_key_generation`]). `None` if no rotation is loaded.
+    pub(crate) fn abandon(&mut self) -> Option<()> {
+        let retiring = self.retiring.take()?;
+        self.active = retiring;
+        Some(())
+    }
+
+    /// The cipher of the retiring generation, if a rotation is loaded.
+    pub(crate) fn retiring(&self) -> Option<&RecordCipher> {
+        self.retiring.as_ref()
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,33 @@
-//! The store's half of a store-key rotation: loading the next generation, re-encrypting records in bounded
-//! batches while the store keeps serving, and dropping the retiring generation once no record needs it. The
+//! The store's half of a store-key rotation: confirming the next key under the current one, loading it,
+//! re-encrypting records in bounded batches while the store keeps serving, and dropping the retiring generation once
+//! no record needs it. The
 //! sealed keys, their manifest and the order of the steps are [`crate::store_key`]'s.
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use tessera_proto::secret::SecretBytes;
 
 use super::backend::BatchOp;
-use super::record::RecordCipher;
+use super::record::{generation_of, RecordCipher};
 use super::{fault, Store, StoreError};
+
+/// The confirmation of a rotation's next key, written under the key it replaces before anything else: only the
+/// holder of the current store key can make it, so a manifest naming a next key the store never confirmed (an
+/// altered `store-keys.json`) is found out at open. Not re-encrypted; removed when the rotation finishes.
+const NEXT_KEY: &[u8] = b"meta/next_store_key";
+const NEXT_KEY_DOMAIN: &[u8] = b"tessera/next-store-key/v1\0";
+
+/// `generation ‖ HMAC-SHA256(key, DOMAIN ‖ generation)`.
+fn next_key_value(generation: u32, key: &SecretBytes) -> Result<Vec<u8>, StoreError> {
+    let mut mac = key
+        .expose(<Hmac<Sha256> as Mac>::new_from_slice)
+        .map_err(|_| StoreError::Internal("store key must be 32 bytes"))?;
+    mac.update(NEXT_KEY_DOMAIN);
+    mac.update(&generation.to_be_bytes());
+    let mut value = generation.to_be_bytes().to_vec();
+    value.extend_from_slice(&mac.finalize().into_bytes());
+    Ok(value)
+}
 
 /// What one [`Store::reencrypt_batch`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +44,79 @@ impl Store {
     pub fn key_generations(&self) -> Result<(u32, Option<u32>), StoreError> {
         let keys = self.keyring()?;
         Ok((keys.active_generation(), keys.retiring_generation()))
+    }
+
+    /// Writes, under the current store key and flushed, the confirmation that `key` is to be generation
+    /// `generation`: the first step of a rotation, before the manifest names the new key.
+    pub fn confirm_next_generation(
+        &self,
+        generation: u32,
+        key: &SecretBytes,
+    ) -> Result<(), StoreError> {
+        let value = next_key_value(generation, key)?;
+        let _serial = self
+            .inner
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        let keys = self.keyring()?;
+        if keys.retiring_generation().is_some() {
+            return Err(StoreError::Internal(
+                "a store-key rotation is already under way",
+            ));
+        }
+        let rec = keys
+            .seal(NEXT_KEY, 0, &value)
+            .ok_or(StoreError::Internal("seal the next-key confirmation"))?;
+        drop(keys);
+        self.inner
+            .backend
+            .apply(vec![(NEXT_KEY.to_vec(), Some(rec))])?;
+        self.inner.backend.flush()?;
+        Ok(())
+    }
+
+    /// Whether the loaded rotation's active key is the one the store confirmed under the retiring key
+    /// ([`Store::confirm_next_generation`]). `false` without a rotation loaded, without a confirmation, or with one
+    /// for another key or generation.
+    pub fn next_generation_confirmed(&self, key: &SecretBytes) -> Result<bool, StoreError> {
+        let keys = self.keyring()?;
+        let Some(retiring) = keys.retiring() else {
+            return Ok(false);
+        };
+        let Some(rec) = self.inner.backend.get(NEXT_KEY)? else {
+            return Ok(false);
+        };
+        if generation_of(&rec) != Some(retiring.generation()) {
+            return Ok(false);
+        }
+        let Ok((_, stored)) = retiring.open(NEXT_KEY, &rec) else {
+            return Ok(false);
+        };
+        let expected = next_key_value(keys.active_generation(), key)?;
+        Ok(subtle::ConstantTimeEq::ct_eq(stored.as_slice(), expected.as_slice()).into())
+    }
+
+    /// Deletes the confirmation of a finished rotation's key. Only once the manifest no longer says `reencrypting`:
+    /// until then a restart looks for it, and without it would take the rotation for one never confirmed.
+    pub fn forget_next_generation(&self) -> Result<(), StoreError> {
+        self.commit_durable(vec![(NEXT_KEY.to_vec(), None)])
+    }
+
+    /// Drops a loaded rotation the store never confirmed, going back to the retiring key alone (nothing was
+    /// written under the other: the confirmation comes first).
+    pub fn abandon_key_generation(&self) -> Result<(), StoreError> {
+        let _serial = self
+            .inner
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        self.inner
+            .keys
+            .write()
+            .map_err(|_| StoreError::Internal("store keys poisoned"))?
+            .abandon()
+            .ok_or(StoreError::Internal("no store-key rotation to abandon"))
     }
 
     /// Makes `key` (generation `generation`) the active store key and keeps the current one decrypt-only. Every
@@ -82,7 +176,7 @@ impl Store {
                     done = false;
                     return false;
                 }
-                if keys.is_stale(rec) {
+                if key != NEXT_KEY && keys.is_stale(rec) {
                     match keys.reseal(key, rec) {
                         Ok(fresh) => ops.push((key.to_vec(), Some(fresh))),
                         Err(f) => {
@@ -118,7 +212,7 @@ impl Store {
             .backend
             .scan_prefix(b"")?
             .iter()
-            .filter(|(_, rec)| keys.is_stale(rec))
+            .filter(|(key, rec)| key != NEXT_KEY && keys.is_stale(rec))
             .count())
     }
 
@@ -134,7 +228,7 @@ impl Store {
         {
             let keys = self.keyring()?;
             for (key, rec) in self.inner.backend.scan_prefix(b"")? {
-                if keys.is_stale(&rec) {
+                if key != NEXT_KEY && keys.is_stale(&rec) {
                     // Start the pass over: nothing should have been missed, but nothing may be left behind.
                     if let Ok(mut cursor) = self.inner.reencrypt_cursor.lock() {
                         *cursor = None;

@@ -55,6 +55,8 @@ pub fn start(
         active: sealed,
         retiring: active.clone(),
     };
+    // Confirmed under the current key first, so a manifest naming a key the store never confirmed is refused.
+    store.confirm_next_generation(generation, &key)?;
     manifest::save(&cfg.store_keys_file(), &next)?;
     store.begin_key_generation(generation, &key)?;
     audit(
@@ -91,9 +93,13 @@ pub fn finish(
                     retired: retiring.clone(),
                 },
             )?;
+            store.forget_next_generation()?;
             (active, retiring)
         }
-        KeyState::Destroying { active, retired } => (active, retired),
+        KeyState::Destroying { active, retired } => {
+            store.forget_next_generation()?;
+            (active, retired)
+        }
     };
     let steady = destroy(cfg, active, &retired)?;
     audit(
@@ -110,23 +116,23 @@ pub fn finish(
 }
 
 /// Destroys what sealed `retired` (and, for generation 0, the pre-manifest `store.sealed`), then saves `steady`.
-/// Needs no store: it also completes a `destroying` state found when the agent starts.
+/// A key file that cannot be deleted (or a path this agent would not have made) is reported, not fatal: the store
+/// no longer needs it, and the agent must start.
 pub fn destroy(
     cfg: &AgentConfig,
     active: manifest::SealedGeneration,
     retired: &manifest::SealedGeneration,
 ) -> Result<KeyState, StoreKeyError> {
-    sealing::destroy(&retired.sealer)?;
+    if let Err(e) = sealing::destroy(cfg, retired) {
+        tracing::warn!(error = %e, generation = retired.generation, "store key rotation: the old key was not destroyed; delete it by hand");
+    }
     if retired.generation == 0 {
         let legacy = cfg.sealed_key_file();
         match std::fs::remove_file(&legacy) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(StoreKeyError::Io {
-                    path: legacy,
-                    source,
-                })
+            Err(e) => {
+                tracing::warn!(error = %e, file = %legacy.display(), "store key rotation: could not delete the pre-manifest sealed key");
             }
         }
     }

@@ -9,10 +9,26 @@ use super::manifest::{SealedGeneration, SealerRef};
 use super::StoreKeyError;
 use crate::config::{AgentConfig, SealerBackend};
 
+/// A key file path as the manifest records it: relative to the state directory when it is inside it (so the state
+/// directory can be moved or restored elsewhere as a whole), absolute otherwise.
+fn recorded(cfg: &AgentConfig, path: &Path) -> PathBuf {
+    path.strip_prefix(&cfg.state_dir)
+        .map_or_else(|_| path.to_owned(), Path::to_owned)
+}
+
+/// A key file path from the manifest, resolved against the state directory.
+pub fn resolved(cfg: &AgentConfig, path: &Path) -> PathBuf {
+    if path.is_relative() {
+        cfg.state_dir.join(path)
+    } else {
+        path.to_owned()
+    }
+}
+
 /// The sealer of an existing generation.
 pub fn sealer_for(cfg: &AgentConfig, sealer: &SealerRef) -> Result<Box<dyn Sealer>, SealError> {
     match sealer {
-        SealerRef::File { key_file } => Ok(Box::new(FileSealer::open(key_file)?)),
+        SealerRef::File { key_file } => Ok(Box::new(FileSealer::open(&resolved(cfg, key_file))?)),
         SealerRef::Tpm => tessera_board::tpm_sealer(&cfg.sealer.tpm),
     }
 }
@@ -71,7 +87,7 @@ pub fn new_generation(
             }
             (
                 SealerRef::File {
-                    key_file: key_file.to_owned(),
+                    key_file: recorded(cfg, key_file),
                 },
                 Box::new(FileSealer::open_or_create(key_file)?),
             )
@@ -93,16 +109,41 @@ pub fn new_generation(
     ))
 }
 
-/// Destroys what sealed a retired generation: its key file (file sealer; already gone is fine). A TPM generation
-/// has nothing in the TPM to evict (the board never persists its sealed objects): dropping the blob from the
-/// manifest is its destruction, so the TPM is not even opened (a rotation away from a failing TPM still finishes).
-pub fn destroy(sealer: &SealerRef) -> Result<(), StoreKeyError> {
-    match sealer {
-        SealerRef::File { key_file } => match FileSealer::open(key_file) {
-            Ok(s) => Ok(s.destroy()?),
-            Err(SealError::Missing(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        },
-        SealerRef::Tpm => Ok(()),
+/// Destroys what sealed a retired generation: its key file (already gone is fine), unlinked without being opened
+/// (a damaged file must not keep the agent from starting). Only a path this agent could have made for that
+/// generation is deleted: the configured key file (enrolment, and generation 0) or `<key_file>.<generation>`; any
+/// other path the manifest names is left alone and reported. A TPM generation has nothing in the TPM to evict (the
+/// board never persists its sealed objects): dropping the blob from the manifest is its destruction, so the TPM is
+/// not even opened (a rotation away from a failing TPM still finishes).
+pub fn destroy(cfg: &AgentConfig, generation: &SealedGeneration) -> Result<(), StoreKeyError> {
+    let SealerRef::File { key_file } = &generation.sealer else {
+        return Ok(());
+    };
+    let path = resolved(cfg, key_file);
+    if path != cfg.key_file() && path != rotated_key_file(cfg, generation.generation) {
+        return Err(StoreKeyError::Manifest {
+            path: cfg.store_keys_file(),
+            reason: format!(
+                "generation {} names key file {}, which is not one this agent makes ({} or {}); not deleted",
+                generation.generation,
+                path.display(),
+                cfg.key_file().display(),
+                rotated_key_file(cfg, generation.generation).display()
+            ),
+        });
     }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(StoreKeyError::Io { path, source }),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StoreKeyError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+    }
+    Ok(())
 }

@@ -17,6 +17,9 @@ use crate::store::Store;
 const SCHEDULE_CHECK: Duration = Duration::from_secs(3_600);
 /// Wait after a failed step before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// A caller other than root may not rotate a store key younger than this (each rotation rewrites the whole store:
+/// flash wear, if the agent's own uid, which jobs run as, asked again and again).
+const MIN_KEY_AGE_SECS: i64 = 3_600;
 
 /// Where the store key stands, as `tessera-agent rotate-store-key` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,12 +51,25 @@ impl From<&KeyState> for StoreKeyStatus {
     }
 }
 
+/// Why the task did not start a rotation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotateRefused {
+    /// One is under way, or the key is too young for this caller: try later.
+    #[error("{0}")]
+    NotNow(String),
+    /// Sealing the new key or writing the manifest failed (the message names the cause).
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// A request to the task.
 #[derive(Debug)]
 enum Request {
     Rotate {
         to: Option<SealerBackend>,
-        reply: oneshot::Sender<Result<StoreKeyStatus, String>>,
+        by_root: bool,
+        reply: oneshot::Sender<Result<StoreKeyStatus, RotateRefused>>,
     },
 }
 
@@ -64,16 +80,21 @@ pub struct StoreKeyHandle {
 }
 
 impl StoreKeyHandle {
-    /// Starts a rotation to a new generation sealed by `to` (default: the sealer of the current key). The answer comes once
-    /// the new key is sealed and active; re-encryption goes on in the background.
-    pub async fn rotate(&self, to: Option<SealerBackend>) -> Result<StoreKeyStatus, String> {
+    /// Starts a rotation to a new generation sealed by `to` (default: the sealer of the current key). The answer
+    /// comes once the new key is sealed and active; re-encryption goes on in the background. A caller other than
+    /// root (`by_root` false) may not rotate a key younger than an hour.
+    pub async fn rotate(
+        &self,
+        to: Option<SealerBackend>,
+        by_root: bool,
+    ) -> Result<StoreKeyStatus, RotateRefused> {
+        let stopped = || RotateRefused::Failed("the store key task has stopped".to_owned());
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Rotate { to, reply })
+            .send(Request::Rotate { to, by_root, reply })
             .await
-            .map_err(|_| "the store key task has stopped".to_owned())?;
-        rx.await
-            .map_err(|_| "the store key task has stopped".to_owned())?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -141,13 +162,8 @@ impl StoreKeyTask {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 req = self.rx.recv() => match req {
-                    Some(Request::Rotate { to, reply }) => {
-                        let to = to.unwrap_or_else(|| self.state.active().sealer.kind());
-                        let answer = self.start(to).await.map_err(|e| {
-                            tracing::warn!(error = %e, "store key rotation refused");
-                            e.to_string()
-                        });
-                        let _ = reply.send(answer);
+                    Some(Request::Rotate { to, by_root, reply }) => {
+                        let _ = reply.send(self.requested(to, by_root).await);
                     }
                     None => return,
                 },
@@ -169,6 +185,27 @@ impl StoreKeyTask {
                     "store key task panicked",
                 ))
             })?
+    }
+
+    async fn requested(
+        &mut self,
+        to: Option<SealerBackend>,
+        by_root: bool,
+    ) -> Result<StoreKeyStatus, RotateRefused> {
+        let age = unix_now().saturating_sub(self.state.active().created_at);
+        if !by_root && matches!(self.state, KeyState::Steady { .. }) && age < MIN_KEY_AGE_SECS {
+            return Err(RotateRefused::NotNow(format!(
+                "the store key is {age} s old; only root may rotate it again within an hour"
+            )));
+        }
+        let to = to.unwrap_or_else(|| self.state.active().sealer.kind());
+        self.start(to).await.map_err(|e| {
+            tracing::warn!(error = %e, "store key rotation refused");
+            match e {
+                StoreKeyError::InProgress { .. } => RotateRefused::NotNow(e.to_string()),
+                other => RotateRefused::Failed(other.to_string()),
+            }
+        })
     }
 
     async fn start(&mut self, to: SealerBackend) -> Result<StoreKeyStatus, StoreKeyError> {

@@ -151,3 +151,71 @@ fn a_tpm_rotation_in_a_build_without_tpm_support_changes_nothing() {
     assert_eq!(saved_state(&cfg), state);
     assert_eq!(store.key_generations().unwrap(), (1, None));
 }
+
+#[test]
+fn a_crash_after_the_last_batch_resumes_instead_of_abandoning() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path());
+    let store = open_or_create_store(&cfg, NOW).unwrap();
+    store.put_self(&[(SelfRecord::AgentId, b"edge-1")]).unwrap();
+    let state = saved_state(&cfg);
+    let started = start(&cfg, &store, &state, SealerBackend::File, NOW).unwrap();
+    while !step(&store, 100).unwrap().done {}
+    // Every record is under generation 2 and the old key is unloaded; the crash comes before `destroying` is saved.
+    store.finish_key_generation().unwrap();
+    drop(store);
+    let reopened = open_store_keys(&cfg).unwrap();
+    assert_eq!(
+        reopened.keys, started,
+        "the rotation is resumed, not abandoned"
+    );
+    let done = run_to_end(&cfg, &reopened.store, reopened.keys).unwrap();
+    assert_eq!(done.active().generation, 2);
+    assert_eq!(agent_id(&reopened.store), b"edge-1");
+}
+
+#[test]
+fn a_manifest_naming_a_key_the_store_never_confirmed_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path());
+    let store = open_or_create_store(&cfg, NOW).unwrap();
+    store.put_self(&[(SelfRecord::AgentId, b"edge-1")]).unwrap();
+    drop(store);
+    let genuine = saved_state(&cfg);
+    // Someone with the disk (the agent stopped) writes a manifest whose "next" key is theirs, sealed by a key file
+    // they made, with the genuine generation as the one retiring.
+    let evil_file = cfg.state_dir.join("evil.key");
+    let evil_key = SecretBytes::new(vec![0xEE; 32]);
+    let sealed = FileSealer::open_or_create(&evil_file)
+        .unwrap()
+        .seal(&evil_key)
+        .unwrap();
+    let forged = KeyState::Reencrypting {
+        active: manifest::SealedGeneration {
+            generation: 2,
+            created_at: NOW,
+            sealer: manifest::SealerRef::File {
+                key_file: evil_file.clone(),
+            },
+            sealed: sealed.0,
+        },
+        retiring: genuine.active().clone(),
+    };
+    manifest::save(&cfg.store_keys_file(), &forged).unwrap();
+    let opened = open_store_keys(&cfg).unwrap();
+    assert_eq!(opened.keys, genuine, "back to the confirmed key");
+    assert_eq!(saved_state(&cfg), genuine);
+    // Nothing is re-encrypted under the attacker's key: the store still opens with the genuine key alone...
+    opened
+        .store
+        .put_self(&[(SelfRecord::AgentId, b"edge-1b")])
+        .unwrap();
+    assert_eq!(opened.store.stale_records().unwrap(), 0);
+    drop(opened);
+    assert_eq!(agent_id(&open_store_keys(&cfg).unwrap().store), b"edge-1b");
+    // ...and not with the attacker's.
+    let err = Store::open_keys(&cfg.store_dir(), &StoreKeys::single(2, evil_key), 100).unwrap_err();
+    assert!(matches!(err, crate::store::StoreError::WrongKey), "{err}");
+    // A path this agent would not have made is not deleted on the manifest's word.
+    assert!(evil_file.exists());
+}
