@@ -15,14 +15,14 @@
 #[path = "../../board/tests/support/swtpm.rs"]
 mod swtpm;
 
+#[path = "../tests/fill/mod.rs"]
+mod fill;
+
 use std::time::{Duration, Instant};
 
 use tessera_agent::config::{AgentConfig, SealerBackend};
-use tessera_agent::store::NewCredential;
 use tessera_agent::store_key::rotate;
-use tessera_agent::unseal::{open_or_create_store, open_store_keys};
-use tessera_proto::ids::CredentialId;
-use tessera_proto::statement::Scope;
+use tessera_agent::unseal::open_store_keys;
 use tessera_system_tests::org::TestOrg;
 
 const NOW: i64 = 1_800_000_000;
@@ -38,27 +38,9 @@ fn cfg(dir: &std::path::Path, batch: usize) -> AgentConfig {
 }
 
 fn fill(cfg: &AgentConfig, org: &TestOrg, n: usize) {
-    let store = open_or_create_store(cfg, NOW).unwrap();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let batch: Vec<NewCredential> = chunk
-            .iter()
-            .map(|i| {
-                let (signed, statement, payload) = org.credential(
-                    CredentialId::random(),
-                    1,
-                    &format!("cred-{i}"),
-                    Scope::All,
-                    "0123456789abcdef0123456789abcdef",
-                );
-                NewCredential {
-                    statement,
-                    signed,
-                    payload,
-                }
-            })
-            .collect();
-        store.accept(&batch, NOW).unwrap();
-    }
+    fill::store_with_credentials(cfg, org, NOW, n, |_| {
+        "0123456789abcdef0123456789abcdef".to_owned()
+    });
 }
 
 /// One rotation of an `n`-credential store (file sealer to file sealer, no pause): (records, time).

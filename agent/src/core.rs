@@ -8,6 +8,7 @@ pub mod revocations;
 pub mod rotate;
 pub mod waiters;
 
+use crate::clock::unix_now;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,12 +118,6 @@ pub struct Core {
     /// The TLS identity generation last asked of the session, and the one its current connection was made with.
     session_generation: u64,
     connected_generation: u64,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A delivery to answer after the batch is flushed.

@@ -7,6 +7,7 @@
 //! the id (flushed) before the job may start. Every refusal is a result with a typed code
 //! ([`tessera_proto::wire::JobErrorCode`]) and an entry in the local audit.
 
+use crate::clock::unix_now;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,12 +122,6 @@ pub fn admit(seen: &mut SeenJobs, job: &JobDispatch, now: i64) -> Result<(), Job
             ))
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Writes a `job:<template>` entry to the local audit and flushes it (jobs are rare, and a refusal should

@@ -18,6 +18,7 @@
 //! relay supplies.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod enroll;

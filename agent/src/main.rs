@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tessera_agent::clock::unix_now;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -98,12 +99,6 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn load_config(cli: &Cli) -> Result<AgentConfig, ExitCode> {

@@ -64,10 +64,7 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         store,
         keys: store_keys,
     } = open_store_keys(&cfg)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let keys = AgentKeys::load(&store, now)?;
+    let keys = AgentKeys::load(&store, crate::clock::unix_now())?;
     let roots = match &cfg.broker.ca_file {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|source| RunError::BrokerCa {

@@ -369,6 +369,22 @@ impl Store {
         self.inner.quarantine.load(Ordering::Relaxed)
     }
 
+    /// The commit lock: held by every write (see [`Store::commit`]) and by each step of a store-key rotation.
+    fn serialized(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+        self.inner
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Internal("store commit lock poisoned"))
+    }
+
+    /// The loaded keys, to change them (under [`Store::serialized`]).
+    fn keyring_mut(&self) -> Result<std::sync::RwLockWriteGuard<'_, Keyring>, StoreError> {
+        self.inner
+            .keys
+            .write()
+            .map_err(|_| StoreError::Internal("store keys poisoned"))
+    }
+
     fn keyring(&self) -> Result<std::sync::RwLockReadGuard<'_, Keyring>, StoreError> {
         self.inner
             .keys
@@ -397,11 +413,7 @@ impl Store {
     /// Applies `ops` atomically (the one write path): under the commit lock, an operation sealed under a generation
     /// that stopped being the active one since (a rotation began meanwhile) is re-sealed under the active one first.
     fn commit(&self, mut ops: Vec<BatchOp>) -> Result<(), StoreError> {
-        let _serial = self
-            .inner
-            .commit
-            .lock()
-            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        let _serial = self.serialized()?;
         let keys = self.keyring()?;
         for (key, value) in &mut ops {
             if let Some(rec) = value.as_mut().filter(|r| keys.is_stale(r)) {

@@ -8,12 +8,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tessera_agent::config::AgentConfig;
-use tessera_agent::store::NewCredential;
 use tessera_agent::store_key::KeyState;
-use tessera_agent::unseal::{open_or_create_store, open_store_keys};
-use tessera_proto::ids::{CredentialId, CredentialName};
-use tessera_proto::statement::Scope;
+use tessera_agent::unseal::open_store_keys;
+use tessera_proto::ids::CredentialName;
 use tessera_system_tests::org::TestOrg;
+
+mod fill;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera-agent");
 const NOW: i64 = 1_800_000_000;
@@ -56,30 +56,7 @@ fn check_store(cfg: &AgentConfig) -> (KeyState, usize) {
 
 /// A store of [`CREDENTIALS`] credentials (generation 1, file sealer), as enrolment and deliveries leave it.
 fn fill(cfg: &AgentConfig) {
-    let org = TestOrg::at(NOW);
-    {
-        let store = open_or_create_store(cfg, NOW).unwrap();
-        for chunk in (0..CREDENTIALS).collect::<Vec<_>>().chunks(100) {
-            let batch: Vec<NewCredential> = chunk
-                .iter()
-                .map(|i| {
-                    let (signed, statement, payload) = org.credential(
-                        CredentialId::random(),
-                        1,
-                        &format!("cred-{i}"),
-                        Scope::All,
-                        &secret(*i),
-                    );
-                    NewCredential {
-                        statement,
-                        signed,
-                        payload,
-                    }
-                })
-                .collect();
-            store.accept(&batch, NOW).unwrap();
-        }
-    }
+    fill::store_with_credentials(cfg, &TestOrg::at(NOW), NOW, CREDENTIALS, secret);
 }
 
 #[test]

@@ -157,9 +157,7 @@ fn audit(
 ) {
     let entry = AuditEntry {
         seq: 0,
-        at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        at: crate::clock::unix_now(),
         uid: caller.uid,
         gid: caller.gid,
         pid: caller.pid,

@@ -54,11 +54,7 @@ impl Store {
         key: &SecretBytes,
     ) -> Result<(), StoreError> {
         let value = next_key_value(generation, key)?;
-        let _serial = self
-            .inner
-            .commit
-            .lock()
-            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        let _serial = self.serialized()?;
         let keys = self.keyring()?;
         if keys.retiring_generation().is_some() {
             return Err(StoreError::Internal(
@@ -106,15 +102,8 @@ impl Store {
     /// Drops a loaded rotation the store never confirmed, going back to the retiring key alone (nothing was
     /// written under the other: the confirmation comes first).
     pub fn abandon_key_generation(&self) -> Result<(), StoreError> {
-        let _serial = self
-            .inner
-            .commit
-            .lock()
-            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
-        self.inner
-            .keys
-            .write()
-            .map_err(|_| StoreError::Internal("store keys poisoned"))?
+        let _serial = self.serialized()?;
+        self.keyring_mut()?
             .abandon()
             .ok_or(StoreError::Internal("no store-key rotation to abandon"))
     }
@@ -129,20 +118,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let next = RecordCipher::new(generation, key)
             .ok_or(StoreError::Internal("store key must be 32 bytes"))?;
-        let _serial = self
-            .inner
-            .commit
-            .lock()
-            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        let _serial = self.serialized()?;
         *self
             .inner
             .reencrypt_cursor
             .lock()
             .map_err(|_| StoreError::Internal("re-encryption cursor poisoned"))? = None;
-        self.inner
-            .keys
-            .write()
-            .map_err(|_| StoreError::Internal("store keys poisoned"))?
+        self.keyring_mut()?
             .begin(next)
             .ok_or(StoreError::Internal(
                 "a store-key rotation is already under way, or the generation does not follow the active one",
@@ -154,11 +136,7 @@ impl Store {
     /// store is opened again), so a rotation reads each record about once. Holds the commit lock for the batch
     /// (reads go on; writes wait for one batch at most).
     pub fn reencrypt_batch(&self, max: usize) -> Result<Reencrypted, StoreError> {
-        let _serial = self
-            .inner
-            .commit
-            .lock()
-            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        let _serial = self.serialized()?;
         let mut cursor = self
             .inner
             .reencrypt_cursor
@@ -220,11 +198,7 @@ impl Store {
     /// Fails, keeping it loaded, if a record still needs it. Reads go on during the check: the commit lock alone keeps
     /// a stale record from appearing until the key is dropped.
     pub fn finish_key_generation(&self) -> Result<(), StoreError> {
-        let _serial = self
-            .inner
-            .commit
-            .lock()
-            .map_err(|_| StoreError::Internal("store commit lock poisoned"))?;
+        let _serial = self.serialized()?;
         {
             let keys = self.keyring()?;
             for (key, rec) in self.inner.backend.scan_prefix(b"")? {
@@ -241,11 +215,7 @@ impl Store {
             }
         }
         self.inner.backend.flush()?;
-        self.inner
-            .keys
-            .write()
-            .map_err(|_| StoreError::Internal("store keys poisoned"))?
-            .finish();
+        self.keyring_mut()?.finish();
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! when `[store] rotate_key_days` says the key is due or `tessera-agent rotate-store-key` asks (through the local
 //! API), and re-encrypts in bounded batches with a pause between them while the agent keeps serving.
 
+use crate::clock::unix_now;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,12 +124,6 @@ pub struct StoreKeyTask {
     store: Store,
     state: KeyState,
     rx: mpsc::Receiver<Request>,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl StoreKeyTask {
