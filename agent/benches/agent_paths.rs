@@ -202,6 +202,7 @@ fn main() {
         core: CoreHandle::new(cmd_tx),
         limiter: UidLimiter::new(4),
         store_key: None,
+        status: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let listener = rt

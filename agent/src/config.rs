@@ -43,6 +43,28 @@ pub struct AgentConfig {
     pub jobs: BTreeMap<String, JobTemplate>,
     /// Blue/green rotation of the agent's keys and certificate.
     pub rotation: RotationConfig,
+    /// The metrics textfile for node_exporter.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: a Prometheus textfile for node_exporter's textfile collector, rewritten atomically (docs/operations.md,
+/// "Status and metrics"). No listener: nothing on the appliance's network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The file to write (`*.prom` in the collector's directory); none by default.
+    pub textfile: Option<PathBuf>,
+    /// How often it is rewritten, seconds (5..=3600).
+    pub interval_secs: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            textfile: None,
+            interval_secs: 60,
+        }
+    }
 }
 
 /// Key rotation settings (docs/protocol.md, "Key rotation").
@@ -216,6 +238,7 @@ impl Default for AgentConfig {
             policy: BTreeMap::new(),
             jobs: BTreeMap::new(),
             rotation: RotationConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -407,6 +430,18 @@ impl AgentConfig {
         if self.store.reencrypt_pause_ms > 60_000 {
             return Err(ConfigError::Invalid(
                 "store.reencrypt_pause_ms must be at most 60000".into(),
+            ));
+        }
+        if !(5..=3600).contains(&self.metrics.interval_secs) {
+            return Err(ConfigError::Invalid(
+                "metrics.interval_secs must be 5..=3600".into(),
+            ));
+        }
+        if self.metrics.textfile.as_ref().is_some_and(|p| {
+            p.file_name().is_none() || p.parent().is_none_or(|d| d.as_os_str().is_empty())
+        }) {
+            return Err(ConfigError::Invalid(
+                "metrics.textfile must be a file path with a directory (it is written beside, then renamed)".into(),
             ));
         }
         self.sealer

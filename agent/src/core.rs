@@ -18,7 +18,7 @@ use tessera_proto::topics;
 use tessera_proto::wire::{
     self, AgentState, CredentialStore, CredentialStored, Down, Register, Status, StoreOutcome, Up,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,7 @@ use crate::session::outbox::Outbox;
 use crate::session::registration::{
     choose_mode, held_for_register, RegAction, RegEvent, Registration,
 };
+use crate::status::{CertificateView, RegistrationView, SessionView};
 use crate::store::{NewCredential, SeenJobs, SelfRecord, Store};
 pub use rotate::SessionHandle;
 pub use waiters::JitOutcome;
@@ -118,6 +119,8 @@ pub struct Core {
     /// The TLS identity generation last asked of the session, and the one its current connection was made with.
     session_generation: u64,
     connected_generation: u64,
+    /// What `tessera-agent status` and the metrics see of this worker (crate::status).
+    view: watch::Sender<SessionView>,
 }
 
 /// A delivery to answer after the batch is flushed.
@@ -141,7 +144,13 @@ impl Core {
         let up_topic = topics::agent_up(&keys.id);
         let down_topic = topics::agent_down(&keys.id);
         let rotation = rotate::load(&store);
+        let (view, _) = watch::channel(SessionView {
+            connected: false,
+            registration: RegistrationView::from(&Registration::Disconnected),
+            certificate: CertificateView::of(&keys.cert),
+        });
         Self {
+            view,
             session,
             rotation,
             validating: None,
@@ -161,6 +170,24 @@ impl Core {
             up_topic,
             down_topic,
         }
+    }
+
+    /// The worker's status as it changes (connection, registration, certificate).
+    pub fn view(&self) -> watch::Receiver<SessionView> {
+        self.view.subscribe()
+    }
+
+    fn publish_view(&self) {
+        let next = SessionView {
+            connected: !matches!(self.registration, Registration::Disconnected),
+            registration: RegistrationView::from(&self.registration),
+            certificate: CertificateView::of(&self.keys.cert),
+        };
+        self.view.send_if_modified(|v| {
+            let changed = *v != next;
+            *v = next;
+            changed
+        });
     }
 
     fn now_ms(&self) -> u64 {
@@ -270,6 +297,7 @@ impl Core {
         let state = std::mem::replace(&mut self.registration, Registration::Disconnected);
         let (next, actions) = state.handle(event, self.cfg.broker.register_retry_ms);
         self.registration = next;
+        self.publish_view();
         for action in actions {
             match action {
                 RegAction::SendRegister(mode) => {

@@ -13,6 +13,8 @@
 //! - [`rotation`]: blue/green rotation of the agent's own keys and certificate, a persisted state machine; the CA
 //!   that certifies the new keys stays offline with the operators.
 //!
+//! - [`status`] and [`metrics`]: `tessera-agent status` through the local API, and the node_exporter textfile.
+//!
 //! What it does not do: trust the relay or the broker. Every statement it acts on is verified against the pinned
 //! org CA; it never encrypts to a key that is not in a certificate from that CA; it never runs a command line the
 //! relay supplies.
@@ -20,18 +22,21 @@
 
 pub mod clock;
 pub mod config;
+pub mod config_edit;
 pub mod core;
 pub mod enroll;
 pub mod exec;
 pub mod identity;
 pub mod jobs;
 pub mod local_api;
+pub mod metrics;
 pub mod payload_text;
 pub mod private_dir;
 pub mod roles;
 pub mod rotation;
 pub mod runtime;
 pub mod session;
+pub mod status;
 pub mod store;
 pub mod store_key;
 pub mod unseal;

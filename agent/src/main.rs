@@ -1,4 +1,5 @@
-//! `tessera-agent`: enrol, install the certificate, run, and the local client commands (`get`, `list`, `exec`).
+//! `tessera-agent`: enrol, install the certificate, run, the local client commands (`get`, `list`, `exec`,
+//! `status`), and `config set`.
 //!
 //! Exit codes: 0 success; 1 other failure; 2 usage or configuration error; 3 already enrolled differently; 4
 //! certificate rejected; 5 store or sealing failure; for `get`/`exec`, 10 + the typed local API error
@@ -19,6 +20,7 @@ use tessera_agent::local_api::protocol::ApiError;
 use tessera_agent::payload_text::secret_text;
 use tessera_agent::store_key::worker::StoreKeyStatus;
 use tessera_proto::ids::{AgentId, CredentialName};
+use tessera_proto::logging::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 /// The version, with the store-key sealers this build has.
@@ -44,6 +46,15 @@ struct Cli {
     /// Override the local API socket path.
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
+    /// Log lines as `text` or `json` on stderr (the filter: TESSERA_LOG, else RUST_LOG).
+    #[arg(
+        long,
+        global = true,
+        value_name = "text|json",
+        default_value = "text",
+        env = "TESSERA_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +101,16 @@ enum Command {
         #[arg(long, value_enum)]
         to: Option<SealerBackend>,
     },
+    /// The running agent's status: broker connection, registration, certificate expiry, credentials held with
+    /// their versions, store key (the agent's own uid or root).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Edit the configuration file (--config, default /etc/tessera/agent.toml).
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Run a command with credentials injected: --env VAR=cred:NAME (repeatable) -- command args.
     Exec {
         /// VAR=cred:NAME
@@ -98,6 +119,17 @@ enum Command {
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Set KEY (dotted: broker.host) to VALUE, keeping comments; the result must load, or nothing is written.
+    Set {
+        /// The setting, e.g. broker.port.
+        key: String,
+        /// Its value: TOML (8883, true, [1000]) or a plain string.
+        value: String,
     },
 }
 
@@ -139,17 +171,23 @@ fn main() -> ExitCode {
     // Before anything is created: files 0600 and directories 0700, whatever umask the caller left (no systemd).
     tessera_agent::private_dir::restrict_umask();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                // tss-esapi logs every TPM context it closes, and its own view of refusals this agent reports
-                // itself with the next step (a PCR mismatch, say).
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tss_esapi=off")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log file or the journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // tss-esapi logs every TPM context it closes, and its own view of refusals this agent reports itself with the
+    // next step (a PCR mismatch, say).
+    tessera_proto::logging::init(cli.log_format, "info,tss_esapi=off");
+    // Edits the file itself: it does not need the configuration to load first (a setting may be what fixes it).
+    if let Command::Config(ConfigCmd::Set { key, value }) = &cli.command {
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(tessera_agent::config::DEFAULT_CONFIG_PATH));
+        return match tessera_agent::config_edit::set(&path, key, value) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tessera-agent: config set: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -179,6 +217,26 @@ fn main() -> ExitCode {
         Command::List => cmd_list(&cfg),
         Command::Exec { env, command } => cmd_exec(&cfg, env, command),
         Command::RotateStoreKey { to } => cmd_rotate_store_key(&cfg, *to),
+        Command::Status { json } => cmd_status(&cfg, *json),
+        Command::Config(_) => ExitCode::from(2),
+    }
+}
+
+fn cmd_status(cfg: &AgentConfig, json: bool) -> ExitCode {
+    match Client::connect(&cfg.socket.path).and_then(|mut c| c.status()) {
+        Ok(status) => {
+            let text = if json {
+                serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
+            } else {
+                tessera_agent::status::text::render(&status)
+            };
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera-agent: {e} (is the agent running?)");
+            api_exit(&e)
+        }
     }
 }
 

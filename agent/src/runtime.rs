@@ -16,9 +16,11 @@ use crate::core::{Core, CoreHandle, SessionHandle};
 use crate::identity::{AgentKeys, IdentityError};
 use crate::local_api::limiter::UidLimiter;
 use crate::local_api::server::{self, ApiContext};
+use crate::metrics;
 use crate::session::event_loop::{self, EVENT_CAPACITY};
 use crate::session::outbox::{self, Outbox};
 use crate::session::tls::{broker_roots, client_config, TlsError};
+use crate::status::StatusSources;
 use crate::store_key::worker;
 use crate::unseal::{open_store_keys, OpenError, OpenStore};
 use tessera_proto::backoff::Backoff;
@@ -65,16 +67,7 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         keys: store_keys,
     } = open_store_keys(&cfg)?;
     let keys = AgentKeys::load(&store, crate::clock::unix_now())?;
-    let roots = match &cfg.broker.ca_file {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|source| RunError::BrokerCa {
-                path: path.display().to_string(),
-                source,
-            })?;
-            broker_roots(&bytes)?
-        }
-        None => vec![keys.ca.der().to_vec()],
-    };
+    let roots = roots_for(&cfg, &keys)?;
     let tls = client_config(&keys, &roots)?;
 
     let mut opts = MqttOptions::new(keys.id.as_str(), cfg.broker.host.clone(), cfg.broker.port);
@@ -131,17 +124,32 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     ));
     let (store_key, store_key_task) = worker::spawn_parts(cfg.clone(), store.clone(), store_keys);
     tasks.spawn(store_key_task.run(cancel.clone()));
-    let api = ApiContext {
-        cfg: cfg.clone(),
-        store: store.clone(),
-        core: handle.clone(),
-        limiter: UidLimiter::new(cfg.socket.max_concurrent_per_uid),
-        store_key: Some(store_key),
-    };
-    tasks.spawn(server::serve(listener, api, cancel.clone()));
     let (outbox, outbox_rx) = Outbox::new();
     let publisher = tokio::spawn(outbox::run(client, outbox_rx));
-    let core = Core::new(keys, store, outbox, cfg.clone(), handle, session);
+    let agent = keys.id.as_str().to_owned();
+    let core = Core::new(
+        keys,
+        store.clone(),
+        outbox,
+        cfg.clone(),
+        handle.clone(),
+        session,
+    );
+    let sources = StatusSources {
+        agent,
+        session: core.view(),
+        store_key: store_key.clone(),
+    };
+    spawn_metrics(&mut tasks, &cfg, &store, &sources, &cancel);
+    let api = ApiContext {
+        cfg: cfg.clone(),
+        store,
+        core: handle,
+        limiter: UidLimiter::new(cfg.socket.max_concurrent_per_uid),
+        store_key: Some(store_key),
+        status: Some(sources),
+    };
+    tasks.spawn(server::serve(listener, api, cancel.clone()));
     let core_task = tokio::spawn(core.run(net_rx, cmd_rx, cancel.clone()));
 
     cancel.cancelled().await;
@@ -154,6 +162,40 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     let _ = std::fs::remove_file(&cfg.socket.path);
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The CA certificates the broker's server certificate must chain to: `broker.ca_file`, else the pinned org CA.
+fn roots_for(cfg: &AgentConfig, keys: &AgentKeys) -> Result<Vec<Vec<u8>>, RunError> {
+    match &cfg.broker.ca_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| RunError::BrokerCa {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(broker_roots(&bytes)?)
+        }
+        None => Ok(vec![keys.ca.der().to_vec()]),
+    }
+}
+
+/// The metrics textfile's task, when `[metrics] textfile` is set.
+fn spawn_metrics(
+    tasks: &mut JoinSet<()>,
+    cfg: &Arc<AgentConfig>,
+    store: &crate::store::Store,
+    sources: &StatusSources,
+    cancel: &CancellationToken,
+) {
+    if let Some(textfile) = cfg.metrics.textfile.clone() {
+        tasks.spawn(metrics::run(
+            textfile,
+            Duration::from_secs(cfg.metrics.interval_secs),
+            cfg.clone(),
+            store.clone(),
+            sources.clone(),
+            cancel.clone(),
+        ));
+    }
 }
 
 /// The start line, and a warning when the store key's sealer is not the configured one (a re-sealing left half done).

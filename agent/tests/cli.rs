@@ -121,6 +121,7 @@ async fn socket_rejects_malformed_requests() {
         core: tessera_agent::core::CoreHandle::new(tx),
         limiter: UidLimiter::new(4),
         store_key: None,
+        status: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     tokio::spawn(server::serve(listener, ctx, cancel.clone()));

@@ -18,20 +18,26 @@
 //! - [`admin`]: the admin API's JSON bodies (data only; the operator's tools verify every answer).
 //! - [`audit`]: the relay's hash-chained audit entries and the chain check that `tessera audit verify` runs.
 //! - [`pem_files`]: the one PEM/DER loader for certificates and keys.
+//! - [`broker_config`]: the Mosquitto configuration and ACL for an org's broker (text only).
 //! - [`backoff`]: reconnect delays with full jitter (a policy, no timer: callers sleep).
+//! - `logging` (feature `logging`): the log setup of the three binaries (filter, `--log-format`, no colours off a
+//!   terminal).
 //!
-//! What it does not do: no sockets, no files, no clocks of its own (callers pass `now`), no async runtime.
+//! What it does not do (but for `logging`, which writes to stderr): no sockets, no files, no clocks of its own (callers pass `now`), no async runtime.
 //! Persistence, transport and policy live in `tessera-agent` and `tessera-relay`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod audit;
 pub mod backoff;
+pub mod broker_config;
 pub mod canonical;
 pub mod cert;
 pub mod commitment;
 pub mod envelope;
 pub mod ids;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod pem_files;
 pub mod receipt;
 pub mod secret;

@@ -19,6 +19,15 @@ use tokio_util::sync::CancellationToken;
     about = "The Tessera relay (control plane)"
 )]
 struct Cli {
+    /// Log lines as `text` or `json` on stderr (the filter: TESSERA_LOG, else RUST_LOG).
+    #[arg(
+        long,
+        global = true,
+        value_name = "text|json",
+        default_value = "text",
+        env = "TESSERA_LOG_FORMAT"
+    )]
+    log_format: tessera_proto::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,15 +56,7 @@ fn fail(code: u8, msg: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log file or the journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    tessera_proto::logging::init(cli.log_format, "info");
     match cli.command {
         Command::Serve { config } => {
             let rt = match tokio::runtime::Builder::new_multi_thread()

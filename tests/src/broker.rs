@@ -1,5 +1,6 @@
 //! A real Mosquitto for tests: a free loopback port, a generated configuration with TLS client certificates
-//! (`require_certificate`, `use_identity_as_username`) and the pattern ACL from `topics::mosquitto_acl`, and
+//! (`require_certificate`, `use_identity_as_username`) and the pattern ACL, both from `broker_config::MosquittoSite`
+//! (what `tessera broker-config mosquitto` prints), and
 //! certificate files for agents and services. The broker is killed when the handle drops.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
@@ -10,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tessera_proto::broker_config::MosquittoSite;
 use tessera_proto::cert::{EnrollmentRequest, IdentityKey, OrgCa, Validity};
 use tessera_proto::envelope::WrapPrivateKey;
 use tessera_proto::ids::AgentId;
-use tessera_proto::topics;
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -156,25 +157,49 @@ impl Broker {
     ) -> Result<Self, BrokerError> {
         let port = free_port()?;
         let acl = dir.join("acl");
-        std::fs::write(&acl, topics::mosquitto_acl(relay_users))?;
         let whoami = Command::new("id").arg("-un").output()?.stdout;
+        let site = MosquittoSite {
+            port,
+            bind: Some("127.0.0.1".to_owned()),
+            ca_file: ca_file.display().to_string(),
+            cert_file: server.cert.display().to_string(),
+            key_file: server.key.display().to_string(),
+            acl_file: acl.display().to_string(),
+            user: String::from_utf8_lossy(&whoami).trim().to_owned(),
+            relay_users: relay_users.iter().map(|u| (*u).to_owned()).collect(),
+        };
+        std::fs::write(&acl, site.acl())?;
         let conf = dir.join("mosquitto.conf");
+        // The configuration `tessera broker-config mosquitto` prints, and the test's own: no persistence, a log.
         std::fs::write(
             &conf,
             format!(
-                "user {user}\nmax_packet_size 2097152\nset_tcp_nodelay true\nper_listener_settings false\npersistence false\nlog_dest stderr\nlog_type all\n\
-                 listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
-                 require_certificate true\nuse_identity_as_username true\nacl_file {acl}\n",
-                user = String::from_utf8_lossy(&whoami).trim(),
-                ca = ca_file.display(),
-                cert = server.cert.display(),
-                key = server.key.display(),
-                acl = acl.display(),
+                "{}persistence false\nlog_dest stderr\nlog_type all\n",
+                site.conf()
             ),
         )?;
         let mut broker = Self {
             child: None,
             conf,
+            port,
+            ca_file: ca_file.to_path_buf(),
+            log: dir.join("mosquitto.log"),
+        };
+        broker.run()?;
+        Ok(broker)
+    }
+
+    /// Runs Mosquitto with a configuration file written elsewhere (`deploy/mosquitto/`, say) that listens on
+    /// 127.0.0.1:`port` and trusts `ca_file`.
+    pub fn start_conf(
+        dir: &Path,
+        conf: &Path,
+        port: u16,
+        ca_file: &Path,
+    ) -> Result<Self, BrokerError> {
+        let mut broker = Self {
+            child: None,
+            conf: conf.to_path_buf(),
             port,
             ca_file: ca_file.to_path_buf(),
             log: dir.join("mosquitto.log"),

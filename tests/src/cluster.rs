@@ -79,6 +79,16 @@ impl Proc {
     pub fn exited(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(Some(_)))
     }
+
+    /// SIGTERM, and waits for it to exit (a clean shutdown).
+    pub fn terminate(&mut self) -> Result<()> {
+        if let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(self.0.id()).unwrap_or(0)) {
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+                .map_err(std::io::Error::from)?;
+        }
+        self.0.wait()?;
+        Ok(())
+    }
 }
 
 impl Drop for Proc {
@@ -273,8 +283,14 @@ impl Cluster {
 
     /// Starts `tessera-relay serve` and waits until its admin API answers.
     pub fn start_relay(&mut self) -> Result<()> {
+        self.start_relay_env(&[])
+    }
+
+    /// As [`Cluster::start_relay`], with extra environment variables (`TESSERA_LOG`, say).
+    pub fn start_relay_env(&mut self, env: &[(&str, &str)]) -> Result<()> {
         let mut cmd = self.cmd("tessera-relay");
         cmd.args(["serve", "--config"]).arg(&self.relay_config);
+        cmd.envs(env.iter().copied());
         self.relay = Some(Proc::spawn(&mut cmd, &self.root.join("relay.log"))?);
         wait_for("the relay's admin API", Duration::from_secs(20), || {
             Ok(self.op_unchecked(&["agents", "ls"])?.status.success())
@@ -573,11 +589,12 @@ impl AgentProc {
     /// Starts `tessera-agent run` with extra environment variables (`MALLOC_ARENA_MAX`, say).
     pub fn start_env(&mut self, env: &[(&str, &str)]) -> Result<()> {
         let mut cmd = self.cli();
-        cmd.envs(env.iter().copied());
         cmd.arg("run").env(
             "TESSERA_LOG",
             std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "info".into()),
         );
+        // After the default filter, so that a test's own TESSERA_LOG wins.
+        cmd.envs(env.iter().copied());
         self.child = Some(Proc::spawn(&mut cmd, &self.log)?);
         Ok(())
     }
@@ -585,6 +602,14 @@ impl AgentProc {
     /// SIGKILL.
     pub fn kill(&mut self) {
         self.child = None;
+    }
+
+    /// SIGTERM, as a service manager stops it, and waits until it has exited.
+    pub fn stop(&mut self) -> Result<()> {
+        match self.child.take() {
+            Some(mut c) => c.terminate(),
+            None => Ok(()),
+        }
     }
 
     /// Whether its process is running.

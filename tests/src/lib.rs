@@ -2,6 +2,7 @@
 //!
 //! The whole system on a real broker, for the system tests and the demo:
 //! - [`broker`]: Mosquitto on a free port with a generated TLS, client-certificate and pattern-ACL configuration;
+//! - [`mosquitto_clients`]: `mosquitto_pub`/`mosquitto_sub` with client certificates, to check an ACL;
 //! - [`cluster`]: the org, the relay and agents as real processes driven through their command lines;
 //! - [`wire_relay`]: a client with the relay's rights on the broker that is not the relay (the agents' wire tests,
 //!   the hostile-relay suite, the demo's compromised relay);
@@ -18,6 +19,7 @@ pub mod bins;
 pub mod broker;
 pub mod cluster;
 pub mod lying_admin;
+pub mod mosquitto_clients;
 pub mod mqtt;
 pub mod operator_calls;
 pub mod org;

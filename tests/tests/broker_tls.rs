@@ -1,5 +1,5 @@
 //! Agent certificates are real MQTT TLS client identities: a real Mosquitto with `require_certificate`,
-//! `use_identity_as_username` and the ACL from `proto::topics::mosquitto_acl` accepts an agent's certificate and
+//! `use_identity_as_username` and the ACL from `proto::broker_config` (what `tessera broker-config mosquitto` prints) accepts an agent's certificate and
 //! key, confines it to its own topics, and refuses a certificate from another CA. This is system scenario 4 (broker
 //! ACLs): an agent cannot subscribe to another agent's topics, nor publish on its up, down or status topics,
 //! checked with real clients using real certificates, each negative check paired with a positive one.
@@ -8,65 +8,13 @@
 //! installs them when missing).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output, Stdio};
-use std::thread::sleep;
 use std::time::Duration;
 
 use tessera_proto::cert::{OrgCa, Validity};
 use tessera_proto::ids::AgentId;
 use tessera_proto::topics;
-use tessera_system_tests::broker::{
-    agent_identity, now, service_identity, start_broker, Broker, Identity,
-};
-
-fn client_args(broker: &Broker, who: &Identity) -> Vec<String> {
-    vec![
-        "-h".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        broker.port.to_string(),
-        "--cafile".into(),
-        broker.ca_file.display().to_string(),
-        "--cert".into(),
-        who.cert.display().to_string(),
-        "--key".into(),
-        who.key.display().to_string(),
-        "-q".into(),
-        "1".into(),
-    ]
-}
-
-fn publish(broker: &Broker, who: &Identity, topic: &str, msg: &str) -> Output {
-    Command::new("mosquitto_pub")
-        .args(client_args(broker, who))
-        .args(["-t", topic, "-m", msg])
-        .output()
-        .expect("mosquitto_pub must be installed (Debian package mosquitto-clients)")
-}
-
-/// Subscribes to `topic`, runs `act` once the subscription is up, and returns what arrived within `wait`.
-fn received_while(
-    broker: &Broker,
-    who: &Identity,
-    topic: &str,
-    wait: Duration,
-    act: impl FnOnce(),
-) -> String {
-    let sub = Command::new("mosquitto_sub")
-        .args(client_args(broker, who))
-        .args(["-t", topic, "-v", "-W", &wait.as_secs().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub must be installed (Debian package mosquitto-clients)");
-    // Give the subscription time to reach the broker before publishing. Each test pairs a negative check with a
-    // positive one published in the same window, so a subscription that was not ready fails the test rather than
-    // letting a negative check pass vacuously.
-    sleep(Duration::from_millis(800));
-    act();
-    let out = sub.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use tessera_system_tests::broker::{agent_identity, now, service_identity, start_broker, Broker};
+use tessera_system_tests::mosquitto_clients::{publish, received_while};
 
 /// A fresh org CA and a broker that trusts it, in a temporary directory.
 fn org_with_broker() -> (tempfile::TempDir, OrgCa, Broker) {

@@ -1,4 +1,4 @@
-//! The client side of the local API, used by `tessera-agent get`, `list`, `exec` and `rotate-store-key`.
+//! The client side of the local API, used by `tessera-agent get`, `list`, `exec`, `rotate-store-key` and `status`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -9,6 +9,7 @@ use tessera_proto::secret::SecretBytes;
 
 use super::protocol::{ApiError, Header, Request};
 use crate::config::SealerBackend;
+use crate::status::AgentStatus;
 use crate::store::CredentialMeta;
 use crate::store_key::worker::StoreKeyStatus;
 
@@ -115,6 +116,13 @@ impl Client {
     /// Metadata of everything the caller may read.
     pub fn list(&mut self) -> Result<Vec<CredentialMeta>, ClientError> {
         self.call(&Request::List)?.list.ok_or(ClientError::Protocol)
+    }
+
+    /// The running agent's status (its own uid or root only).
+    pub fn status(&mut self) -> Result<AgentStatus, ClientError> {
+        self.call(&Request::Status)?
+            .status
+            .ok_or(ClientError::Protocol)
     }
 
     /// Starts a store-key rotation in the running agent (its own uid or root only).

@@ -5,6 +5,7 @@ use tessera_proto::ids::CredentialName;
 use tessera_proto::wire::PublicReason;
 
 use crate::config::SealerBackend;
+use crate::status::AgentStatus;
 use crate::store::CredentialMeta;
 use crate::store_key::worker::StoreKeyStatus;
 
@@ -47,6 +48,9 @@ pub enum Request {
         /// The sealer of the new key.
         to: Option<SealerBackend>,
     },
+    /// The agent's status (only the agent's own uid, or root): broker connection, registration, certificate,
+    /// credentials held with their versions, store key.
+    Status,
 }
 
 /// What [`Request`] is parsed from: `List` as a struct variant with no fields, because serde does not apply
@@ -65,6 +69,7 @@ enum RequestWire {
         #[serde(default)]
         to: Option<SealerBackend>,
     },
+    Status {},
 }
 
 impl From<RequestWire> for Request {
@@ -74,6 +79,7 @@ impl From<RequestWire> for Request {
             RequestWire::Meta { name } => Self::Meta { name },
             RequestWire::List {} => Self::List,
             RequestWire::RotateStoreKey { to } => Self::RotateStoreKey { to },
+            RequestWire::Status {} => Self::Status,
         }
     }
 }
@@ -157,6 +163,9 @@ pub struct Header {
     /// For `rotate_store_key`: where the store key stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_key: Option<StoreKeyStatus>,
+    /// For `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AgentStatus>,
 }
 
 impl Header {
@@ -170,6 +179,7 @@ impl Header {
             list: None,
             secret_len: None,
             store_key: None,
+            status: None,
         }
     }
 
@@ -183,6 +193,7 @@ impl Header {
             list: None,
             secret_len: None,
             store_key: None,
+            status: None,
         }
     }
 }

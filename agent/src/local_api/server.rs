@@ -14,6 +14,7 @@ use super::limiter::UidLimiter;
 use super::protocol::{parse_request_line, ApiError, Header, Request, MAX_REQUEST_BYTES};
 use crate::config::{AgentConfig, Caller};
 use crate::core::{CoreHandle, JitOutcome, WaitError};
+use crate::status::StatusSources;
 use crate::store::{AuditEntry, AuditOutcome, Store};
 use crate::store_key::worker::{RotateRefused, StoreKeyHandle};
 
@@ -33,6 +34,8 @@ pub struct ApiContext {
     pub limiter: UidLimiter,
     /// Store-key rotation (`None`: not offered on this socket).
     pub store_key: Option<StoreKeyHandle>,
+    /// The running agent's status (`None`: not offered on this socket).
+    pub status: Option<StatusSources>,
 }
 
 /// Binds the socket: removes a stale socket file, creates a missing parent directory (0700, or 0710 with the socket
@@ -194,6 +197,7 @@ async fn handle(
         Request::Meta { name } => ("meta", Some(name.clone())),
         Request::List => ("list", None),
         Request::RotateStoreKey { .. } => ("rotate_store_key", None),
+        Request::Status => ("status", None),
     };
     let result = match ctx.limiter.try_acquire(caller.uid) {
         None => Err((
@@ -258,6 +262,7 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
             return Ok((h, None));
         }
         Request::RotateStoreKey { to } => return rotate_store_key(ctx, caller, to).await,
+        Request::Status => return status(ctx, caller),
         Request::Get { ref name } | Request::Meta { ref name } => name.clone(),
     };
     if !ctx
@@ -328,6 +333,38 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
         return Ok((h, Some(cred.payload.bytes().clone())));
     }
     Ok((h, None))
+}
+
+/// Only the agent's own uid or root may read the status: it names every credential held, which the policy may hide
+/// from a workload.
+fn status(ctx: &ApiContext, caller: Caller) -> Answer {
+    let own = rustix::process::geteuid().as_raw();
+    if caller.uid != own && caller.uid != 0 {
+        return Err((
+            ApiError::NotGranted,
+            format!("only uid {own} (the agent's) or root may read the agent's status"),
+        ));
+    }
+    let Some(sources) = &ctx.status else {
+        return Err((
+            ApiError::Internal,
+            "the status is not available on this socket".to_owned(),
+        ));
+    };
+    match crate::status::snapshot(&ctx.cfg, &ctx.store, sources) {
+        Ok(s) => {
+            let mut h = Header::ok();
+            h.status = Some(s);
+            Ok((h, None))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store read failed");
+            Err((
+                ApiError::Internal,
+                "the agent could not read its store".to_owned(),
+            ))
+        }
+    }
 }
 
 /// Only the agent's own uid (the service account an operator runs `tessera-agent rotate-store-key` as) or root may

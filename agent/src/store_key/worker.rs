@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{rotate, KeyState, StoreKeyError};
@@ -78,9 +78,15 @@ enum Request {
 #[derive(Debug, Clone)]
 pub struct StoreKeyHandle {
     tx: mpsc::Sender<Request>,
+    status: watch::Receiver<StoreKeyStatus>,
 }
 
 impl StoreKeyHandle {
+    /// Where the store key stood after the task's last step (`tessera-agent status`, the metrics); never waits.
+    pub fn status(&self) -> StoreKeyStatus {
+        self.status.borrow().clone()
+    }
+
     /// Starts a rotation to a new generation sealed by `to` (default: the sealer of the current key). The answer
     /// comes once the new key is sealed and active; re-encryption goes on in the background. A caller other than
     /// root (`by_root` false) may not rotate a key younger than an hour.
@@ -106,13 +112,15 @@ pub fn spawn_parts(
     state: KeyState,
 ) -> (StoreKeyHandle, StoreKeyTask) {
     let (tx, rx) = mpsc::channel(4);
+    let (status_tx, status) = watch::channel(StoreKeyStatus::from(&state));
     (
-        StoreKeyHandle { tx },
+        StoreKeyHandle { tx, status },
         StoreKeyTask {
             cfg,
             store,
             state,
             rx,
+            status: status_tx,
         },
     )
 }
@@ -124,6 +132,7 @@ pub struct StoreKeyTask {
     store: Store,
     state: KeyState,
     rx: mpsc::Receiver<Request>,
+    status: watch::Sender<StoreKeyStatus>,
 }
 
 impl StoreKeyTask {
@@ -136,6 +145,7 @@ impl StoreKeyTask {
             );
         }
         loop {
+            self.status.send_replace(StoreKeyStatus::from(&self.state));
             let wait = if matches!(self.state, KeyState::Reencrypting { .. }) {
                 match self.batch().await {
                     Ok(()) => Duration::from_millis(self.cfg.store.reencrypt_pause_ms),
@@ -158,7 +168,9 @@ impl StoreKeyTask {
                 () = cancel.cancelled() => return,
                 req = self.rx.recv() => match req {
                     Some(Request::Rotate { to, by_root, reply }) => {
-                        let _ = reply.send(self.requested(to, by_root).await);
+                        let answer = self.requested(to, by_root).await;
+                        self.status.send_replace(StoreKeyStatus::from(&self.state));
+                        let _ = reply.send(answer);
                     }
                     None => return,
                 },

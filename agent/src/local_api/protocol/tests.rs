@@ -77,3 +77,12 @@ fn rotate_store_key_parses_with_and_without_a_sealer() {
         );
     }
 }
+
+#[test]
+fn status_parses_and_takes_no_fields() {
+    assert_eq!(
+        parse_request_line(b"{\"op\":\"status\"}\n").unwrap(),
+        Request::Status
+    );
+    assert!(parse_request_line(b"{\"op\":\"status\",\"verbose\":true}\n").is_err());
+}

@@ -11,6 +11,15 @@ pub(crate) struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Log lines as `text` or `json` on stderr (the filter: TESSERA_LOG, else RUST_LOG).
+    #[arg(
+        long,
+        global = true,
+        value_name = "text|json",
+        default_value = "text",
+        env = "TESSERA_LOG_FORMAT"
+    )]
+    pub(crate) log_format: tessera_proto::logging::LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -52,6 +61,9 @@ pub(crate) enum Command {
     /// Jobs.
     #[command(subcommand)]
     Job(JobCmd),
+    /// The org broker's configuration (Mosquitto: TLS, client certificates, the topic ACL).
+    #[command(subcommand)]
+    BrokerConfig(crate::broker_cmd::BrokerConfigCmd),
     /// Add agents to a credential's explicit scope (re-signs its statement with a higher scope revision).
     Grant {
         name: String,

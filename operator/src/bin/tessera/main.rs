@@ -5,6 +5,7 @@
 //! chain broken or a recorded delivery, purge or rotation without a valid receipt (`cred show`: a state without one).
 #![forbid(unsafe_code)]
 
+mod broker_cmd;
 mod ca_cmds;
 mod cli;
 mod cred_cmds;
@@ -30,15 +31,11 @@ pub(crate) fn fail(code: u8, msg: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log file or the journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    tessera_proto::logging::init(cli.log_format, "info");
+    // Nothing to ask the relay: no runtime.
+    if let Command::BrokerConfig(b) = &cli.command {
+        return broker_cmd::broker_config(b);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -115,5 +112,6 @@ async fn run(cli: Cli) -> ExitCode {
             fleet_cmds::audit_ls(&conn, kind.as_deref(), cli.json).await
         }
         Command::Job(j) => job_cmd(j, cli.json).await,
+        Command::BrokerConfig(b) => broker_cmd::broker_config(&b),
     }
 }

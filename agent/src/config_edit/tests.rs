@@ -1,0 +1,73 @@
+use super::*;
+
+const FILE: &str = "# the appliance's agent\nstate_dir = \"/var/lib/tessera\"\n\n[broker]\n# where the broker is\nhost = \"old.example\"   # set by provisioning\nport = 8883\n";
+
+fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn a_value_changes_and_every_comment_stays() {
+    let (_d, path) = file(FILE);
+    set(&path, "broker.host", "mqtt.example.net").unwrap();
+    set(&path, "broker.port", "9883").unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        FILE.replace("\"old.example\"", "\"mqtt.example.net\"")
+            .replace("8883", "9883")
+    );
+    let cfg = AgentConfig::from_toml(&text, &path).unwrap();
+    assert_eq!(
+        (cfg.broker.host.as_str(), cfg.broker.port),
+        ("mqtt.example.net", 9883)
+    );
+}
+
+#[test]
+fn a_new_table_and_key_are_added_and_a_number_can_be_a_string_setting() {
+    let (_d, path) = file(FILE);
+    set(
+        &path,
+        "metrics.textfile",
+        "/var/lib/node_exporter/textfile/tessera.prom",
+    )
+    .unwrap();
+    set(&path, "broker.host", "10").unwrap();
+    let cfg = AgentConfig::from_toml(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    assert_eq!(cfg.broker.host, "10");
+    assert_eq!(
+        cfg.metrics.textfile.as_deref(),
+        Some(Path::new("/var/lib/node_exporter/textfile/tessera.prom"))
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_by_name_and_file_and_nothing_is_written() {
+    let (_d, path) = file(FILE);
+    let e = set(&path, "broker.hots", "x").unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ConfigEditError::UnknownKey { .. }), "{msg}");
+    assert!(
+        msg.contains("broker.hots") && msg.contains(&path.display().to_string()),
+        "{msg}"
+    );
+    assert!(set(&path, "nonsense", "1").is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), FILE);
+}
+
+#[test]
+fn a_value_the_loader_refuses_is_not_written() {
+    let (_d, path) = file(FILE);
+    let e = set(&path, "broker.keep_alive_secs", "1").unwrap_err();
+    assert!(matches!(e, ConfigEditError::Invalid { .. }), "{e}");
+    assert!(e.to_string().contains("keep_alive_secs"), "{e}");
+    assert!(set(&path, "broker.port", "99999").is_err());
+    assert!(set(&path, "broker.host.x", "1").is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), FILE);
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+    assert_eq!(names.len(), 1, "a temporary file was left");
+}

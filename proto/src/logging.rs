@@ -1,0 +1,88 @@
+//! The log setup the three binaries share (`tessera`, `tessera-agent`, `tessera-relay`), behind the `logging`
+//! feature: the one place in this crate that does IO (it installs a `tracing` subscriber writing to stderr).
+//!
+//! - The filter: `TESSERA_LOG` when set, else `RUST_LOG`, else the binary's default (`info`). A filter that does not
+//!   parse falls back to the default, with a warning.
+//! - `--log-format text|json` ([`LogFormat`]): text for people, one JSON object a line for collectors.
+//! - No ANSI colour codes unless stderr is a terminal (a pipe, a file or the journal gets plain text).
+//!
+//! Nothing secret is logged by the binaries: secrets are in types whose `Debug` is redacted
+//! ([`crate::secret`]); `tests/tests/logging.rs` checks a delivery's logs at trace level.
+
+use std::io::IsTerminal;
+use std::str::FromStr;
+
+use tracing_subscriber::EnvFilter;
+
+/// The filter variable read first; `RUST_LOG` is read when it is unset.
+pub const FILTER_VAR: &str = "TESSERA_LOG";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line (`timestamp`, `level`, `target`, `fields`, `span`s).
+    Json,
+}
+
+/// A `--log-format` value that is neither `text` nor `json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log format must be `text` or `json`")]
+pub struct UnknownLogFormat;
+
+impl FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(UnknownLogFormat),
+        }
+    }
+}
+
+/// The filter directives from `TESSERA_LOG`, else `RUST_LOG` (from `env`), else `default`; and whether the chosen
+/// variable did not parse (the default is used then).
+pub fn filter_from(
+    env: impl Fn(&str) -> Option<String>,
+    default: &str,
+) -> (EnvFilter, Option<String>) {
+    let chosen = [FILTER_VAR, "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| env(var).filter(|v| !v.trim().is_empty()).map(|v| (var, v)));
+    match chosen {
+        None => (EnvFilter::new(default), None),
+        Some((var, directives)) => match EnvFilter::try_new(&directives) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                EnvFilter::new(default),
+                Some(format!("{var} does not parse ({e}); logging at {default}")),
+            ),
+        },
+    }
+}
+
+/// Installs the subscriber: stderr, the filter of [`filter_from`] over the process environment, `format`, colours
+/// only on a terminal. Call once, first thing in `main`; a second call does nothing.
+pub fn init(format: LogFormat, default: &str) {
+    let (filter, warning) = filter_from(|v| std::env::var(v).ok(), default);
+    let ansi = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let (Ok(()), Some(w)) = (installed, warning) {
+        tracing::warn!("{w}");
+    }
+}
+
+#[cfg(test)]
+mod tests;
