@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use toml_edit::{DocumentMut, Item, Table, Value};
+use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 use crate::config::{AgentConfig, ConfigError};
 
@@ -149,22 +149,29 @@ fn unknown_field(e: &ConfigError) -> Option<String> {
     }
 }
 
-/// Puts `value` at `segments`, creating tables on the way; `Err` names the prefix that is a value.
+/// Puts `value` at `segments`, creating tables on the way (inline inside an inline table, otherwise a `[table]`
+/// that shows only once it holds a value); `Err` names the prefix that is a value.
 fn put(doc: &mut DocumentMut, segments: &[&str], value: Value) -> Result<(), String> {
     let Some((leaf, tables)) = segments.split_last() else {
         return Err(String::new());
     };
-    let mut table: &mut Table = doc.as_table_mut();
+    let mut table: &mut dyn TableLike = doc.as_table_mut();
+    let mut inline = false;
     for (i, seg) in tables.iter().enumerate() {
-        let entry = table
-            .entry(seg)
-            .or_insert_with(|| Item::Table(Table::new()));
-        if let Some(inline) = entry.as_inline_table().cloned() {
-            *entry = Item::Table(inline.into_table());
+        if table.get(seg).is_none() {
+            let fresh = if inline {
+                Item::Value(Value::InlineTable(InlineTable::new()))
+            } else {
+                let mut t = Table::new();
+                t.set_implicit(true);
+                Item::Table(t)
+            };
+            table.insert(seg, fresh);
         }
-        table = entry
-            .as_table_mut()
-            .ok_or_else(|| segments.get(..=i).unwrap_or_default().join("."))?;
+        let prefix = || segments.get(..=i).unwrap_or_default().join(".");
+        let item = table.get_mut(seg).ok_or_else(prefix)?;
+        inline = inline || item.is_inline_table();
+        table = item.as_table_like_mut().ok_or_else(prefix)?;
     }
     match table.get_mut(leaf) {
         // Keeps the comment and spacing around the old value.

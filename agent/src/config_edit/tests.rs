@@ -71,3 +71,26 @@ fn a_value_the_loader_refuses_is_not_written() {
     let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
     assert_eq!(names.len(), 1, "a temporary file was left");
 }
+
+#[test]
+fn a_key_inside_an_inline_table_stays_inline() {
+    let (_d, path) = file("device = { serial = \"a1\" }\n");
+    set(&path, "device.model", "m2").unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("device = { serial = \"a1\"") && text.contains("model = \"m2\" }"),
+        "{text}"
+    );
+    AgentConfig::from_toml(&text, &path).unwrap();
+}
+
+#[test]
+fn nested_new_tables_show_only_the_one_holding_the_value() {
+    let (_d, path) = file("state_dir = \"/s\"\n");
+    set(&path, "policy.db.uids", "[1000]").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "state_dir = \"/s\"\n\n[policy.db]\nuids = [1000]\n"
+    );
+}
