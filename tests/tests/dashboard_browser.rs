@@ -395,7 +395,14 @@ fn the_dashboard_judges_sync_enforces_the_retry_cooldown_flags_a_mismatch_and_re
         "one alert fewer to acknowledge",
         &format!("return document.querySelectorAll('tr.open button[data-post]').length === {before} - 1;"),
     );
-    assert!(c.audit("alert_acknowledged").unwrap().len() == 1);
+    assert_eq!(c.audit("alert_acknowledged").unwrap().len(), 1);
+    assert!(
+        c.alerts()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "credential_commitment_mismatch" && a["acknowledged_ms"].is_u64()),
+        "the relay records the acknowledgement"
+    );
     shot(&b, shots.as_ref(), "alerts");
 
     // The audit trail, verified in the page with the operator library.

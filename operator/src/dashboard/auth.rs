@@ -6,6 +6,16 @@
 
 use axum::http::{header, HeaderMap, Method};
 
+/// The run's token: shown once (the login address), never in `Debug`.
+#[derive(Clone)]
+pub(crate) struct Token(pub(crate) String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
 /// The cookie's name.
 pub(crate) const COOKIE: &str = "tessera_dashboard";
 /// The header every action must carry.

@@ -24,7 +24,7 @@ use crate::cred;
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) id: Identity,
-    pub(crate) token: String,
+    pub(crate) token: auth::Token,
     pub(crate) hosts: Vec<String>,
     pub(crate) cooldown: Cooldown,
     /// One signing action at a time (each reads and writes the catalogue).
@@ -79,7 +79,7 @@ async fn guard(State(st): St, req: Request, next: Next) -> Response {
         req.method(),
         req.uri().path(),
         req.headers(),
-        &st.token,
+        &st.token.0,
         &st.hosts,
     );
     let mut resp = match refused {
@@ -108,13 +108,13 @@ async fn guard(State(st): St, req: Request, next: Next) -> Response {
 }
 
 async fn login(State(st): St, Query(q): Query<Login>) -> Response {
-    if !auth::same(q.token.as_bytes(), st.token.as_bytes()) {
+    if !auth::same(q.token.as_bytes(), st.token.0.as_bytes()) {
         return (StatusCode::FORBIDDEN, "wrong token").into_response();
     }
     let cookie = format!(
         "{}={}; HttpOnly; SameSite=Strict; Path=/",
         auth::COOKIE,
-        st.token
+        st.token.0
     );
     let mut resp = Redirect::to("/").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -85,7 +85,7 @@ impl Bound {
         }
         let st = Arc::new(AppState {
             id,
-            token: self.token,
+            token: super::auth::Token(self.token),
             hosts,
             cooldown: Cooldown::new(RETRY_COOLDOWN),
             sign: tokio::sync::Mutex::new(()),
