@@ -61,7 +61,7 @@ pub(crate) enum Command {
         conn: Conn,
     },
     /// Serve the operator's web dashboard on a local address (fleet, credentials and their sync, alerts, audit,
-    /// relay status; grant and retry act with this workstation's key). Prints the address to open.
+    /// relay status; grant and revoke are signed with this workstation's key). Prints the address to open.
     Dashboard {
         /// Where to listen: a loopback address unless --allow-non-loopback.
         #[arg(long, default_value = "127.0.0.1:8480")]
