@@ -14,6 +14,9 @@
 //! - [`receipts`]: agents' signed receipts of deliveries, purges and rotations, checked against the CA's registry.
 //! - [`cred`]: put, rotate, import, grant, revoke, rm, adopt; [`scope_diff`]: the scope change printed and checked.
 //! - [`client`], [`tls`], [`answers`]: the admin API over mutual TLS and the parsing of its answers.
+//! - [`delivery_proof`]: a credential's delivery rows judged against receipts and what was signed (`cred show`, the
+//!   dashboard).
+//! - [`dashboard`]: `tessera dashboard`, the operator's local web UI.
 //! - [`files`]: atomic JSON files of the operator and CA directories.
 //!
 //! What it does not do: run the relay, talk MQTT, or keep any secret after a command ends (the CA key and the
@@ -26,6 +29,8 @@ pub mod catalogue;
 pub mod certified;
 pub mod client;
 pub mod cred;
+pub mod dashboard;
+pub mod delivery_proof;
 pub mod files;
 pub mod issued;
 pub mod receipts;

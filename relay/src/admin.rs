@@ -346,8 +346,41 @@ async fn jobs(State(st): State<AdminState>) -> ApiResult<Vec<crate::state::JobRe
     Ok(Json(st.store.jobs()?))
 }
 
-async fn alerts(State(st): State<AdminState>) -> ApiResult<Vec<crate::alerts::Alert>> {
-    Ok(Json(st.store.alerts()?))
+/// Every alert, each with its `id` (for `POST /v1/alerts/{id}/ack`).
+async fn alerts(State(st): State<AdminState>) -> ApiResult<Vec<serde_json::Value>> {
+    Ok(Json(
+        st.store
+            .alerts()?
+            .iter()
+            .map(|a| {
+                let mut v = serde_json::to_value(a).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("id".into(), a.id().into());
+                }
+                v
+            })
+            .collect(),
+    ))
+}
+
+async fn ack_alert(
+    State(st): State<AdminState>,
+    Extension(operator): Extension<Operator>,
+    Path(id): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "an alert id is 16 hex digits".into(),
+        ));
+    }
+    let by = operator
+        .0
+        .map(|o| o.operator_id.as_str().to_owned())
+        .unwrap_or_default();
+    ask(&st, |reply| AdminRequest::AckAlert { id, by, reply }).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
 }
 
 async fn audit(State(st): State<AdminState>) -> ApiResult<Vec<tessera_proto::audit::AuditEntry>> {
@@ -433,6 +466,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/credentials/{id}/tombstone", post(tombstone))
         .route("/v1/jobs", get(jobs).post(job))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/alerts/{id}/ack", post(ack_alert))
         .route("/v1/revocations", get(revocation_list).post(revocations))
         .route("/v1/audit", get(audit))
         .route("/v1/status", get(status))

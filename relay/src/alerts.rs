@@ -108,12 +108,30 @@ pub struct Alert {
     pub count: u64,
     /// A human message.
     pub message: String,
+    /// When an operator acknowledged it (`POST /v1/alerts/{id}/ack`), Unix ms; cleared when it is raised again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_ms: Option<u64>,
 }
 
 impl Alert {
     /// The deduplication key.
     pub fn key(kind: AlertKind, subject: &str) -> String {
         format!("{}|{subject}", kind.as_str())
+    }
+
+    /// Its id in the admin API: the first 16 hex digits of SHA-256 over its deduplication key (stable across
+    /// recurrences, URL-safe whatever the subject holds).
+    pub fn id(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(Self::key(self.kind, &self.subject).as_bytes());
+        digest
+            .iter()
+            .take(8)
+            .fold(String::with_capacity(16), |mut s, b| {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{b:02x}");
+                s
+            })
     }
 
     /// Applies a new occurrence to `existing`: returns the updated alert and whether it is raised (not
@@ -135,6 +153,7 @@ impl Alert {
                 if expired {
                     a.raised_ms = now_ms;
                     a.message = message;
+                    a.acknowledged_ms = None;
                 }
                 (a, expired)
             }
@@ -147,6 +166,7 @@ impl Alert {
                     last_ms: now_ms,
                     count: 1,
                     message,
+                    acknowledged_ms: None,
                 },
                 true,
             ),

@@ -71,6 +71,15 @@ pub enum AdminRequest {
         /// Answer.
         reply: oneshot::Sender<Result<(), OperatorError>>,
     },
+    /// An operator acknowledges an alert (by its id, [`crate::alerts::Alert::id`]).
+    AckAlert {
+        /// The alert's id.
+        id: String,
+        /// The operator.
+        by: String,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
     /// Operator retry.
     Retry {
         /// Credential.
@@ -373,6 +382,9 @@ async fn engine_worker(
                 AdminRequest::Rotate { agent, reply } => {
                     let r = engine.rotate_agent(&agent).map(&send);
                     let _ = reply.send(r);
+                }
+                AdminRequest::AckAlert { id, by, reply } => {
+                    let _ = reply.send(engine.ack_alert(&id, &by));
                 }
                 AdminRequest::Retry { id, reply } => {
                     let r = engine.retry(&id).map(&send);

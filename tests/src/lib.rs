@@ -23,6 +23,7 @@ pub mod mosquitto_clients;
 pub mod mqtt;
 pub mod operator_calls;
 pub mod org;
+pub mod webdriver;
 pub mod wire_agent;
 pub mod wire_relay;
 pub mod wire_world;

@@ -38,3 +38,35 @@ fn severities_follow_the_design() {
         Severity::Medium
     );
 }
+
+#[test]
+fn an_acknowledgement_lasts_until_the_alert_is_raised_again_and_the_id_is_stable() {
+    let k = AlertKind::CredentialSyncStalled;
+    let (mut a, _) = Alert::occur(None, k, "credential=c1 agent=<x>", "m".into(), 0);
+    let id = a.id();
+    assert_eq!(id.len(), 16);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    a.acknowledged_ms = Some(5);
+    let (a, raised) = Alert::occur(Some(a), k, "credential=c1 agent=<x>", "m".into(), HOUR_MS);
+    assert!(!raised);
+    assert_eq!(
+        a.acknowledged_ms,
+        Some(5),
+        "a suppressed recurrence keeps it"
+    );
+    assert_eq!(a.id(), id);
+    let (a, raised) = Alert::occur(
+        Some(a),
+        k,
+        "credential=c1 agent=<x>",
+        "m".into(),
+        24 * HOUR_MS,
+    );
+    assert!(raised);
+    assert_eq!(
+        a.acknowledged_ms, None,
+        "raised again: to acknowledge again"
+    );
+    let (other, _) = Alert::occur(None, k, "credential=c2", "m".into(), 0);
+    assert_ne!(other.id(), id);
+}

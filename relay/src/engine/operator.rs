@@ -12,6 +12,7 @@ use tessera_proto::wire::{
 };
 
 use super::{data, log_state, Engine, Outbound};
+use crate::alerts::Alert;
 use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, JobRecord, StateResult};
 
 /// Why an operator action was refused.
@@ -202,6 +203,29 @@ impl Engine {
             ));
         }
         Ok(out)
+    }
+
+    /// Marks the alert with id `id` acknowledged by operator `by` (audited); a recurrence clears the mark.
+    pub fn ack_alert(&mut self, id: &str, by: &str) -> Result<(), OperatorError> {
+        let mut alert = self
+            .store
+            .alerts()?
+            .into_iter()
+            .find(|a| a.id() == id)
+            .ok_or_else(|| OperatorError::NotFound(format!("no alert {id}")))?;
+        alert.acknowledged_ms = Some(self.now_ms());
+        self.store
+            .put_alert(&Alert::key(alert.kind, &alert.subject), &alert)?;
+        self.audit(
+            "alert_acknowledged",
+            None,
+            data([
+                ("alert", id.to_owned()),
+                ("kind", alert.kind.as_str().to_owned()),
+                ("operator", by.to_owned()),
+            ]),
+        );
+        Ok(())
     }
 
     /// Dispatches a job to `agent` or to an eligible one (online, not backfilling), preferring one that holds the

@@ -72,6 +72,18 @@ pub(crate) enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Serve the operator's web dashboard on a local address (fleet, credentials and their sync, alerts, audit,
+    /// relay status; grant and revoke are signed with this workstation's key). Prints the address to open.
+    Dashboard {
+        /// Where to listen: a loopback address unless --allow-non-loopback.
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+        /// Listen on a non-loopback address (plain HTTP; anyone reaching it with the token acts as you).
+        #[arg(long)]
+        allow_non_loopback: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Remove agents from a credential's scope (agents that already hold it keep what they have).
     Revoke {
         name: String,

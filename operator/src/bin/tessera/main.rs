@@ -9,6 +9,7 @@ mod broker_cmd;
 mod ca_cmds;
 mod cli;
 mod cred_cmds;
+mod dashboard_cmd;
 mod fleet_cmds;
 mod rotation_cmds;
 mod session;
@@ -103,6 +104,11 @@ async fn run(cli: Cli) -> ExitCode {
             rescope(&conn, &name, &agents, cred::Rescope::Revoke, cli.json).await
         }
         Command::Cred(c) => cred_cmd(c, cli.json).await,
+        Command::Dashboard {
+            listen,
+            allow_non_loopback,
+            conn,
+        } => dashboard_cmd::dashboard(&conn, listen, allow_non_loopback).await,
         Command::Agents(AgentsCmd::Ls { conn }) => fleet_cmds::agents_ls(&conn, cli.json).await,
         Command::Alerts(ListCmd::Ls { conn }) => fleet_cmds::alerts_ls(&conn, cli.json).await,
         Command::Audit(AuditCmd::Verify { expect_head, conn }) => {

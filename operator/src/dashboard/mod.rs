@@ -1,0 +1,29 @@
+//! `tessera dashboard`: a local web UI for the operator, on the operator's workstation (docs/operations.md,
+//! "Dashboard").
+//!
+//! It listens on a loopback address only (unless told otherwise), behind a random per-run token, and talks to the
+//! relay's admin API with the operator's own mutual-TLS identity. Whatever needs a signature (grant, revoke) is
+//! signed here by the same library code as the `tessera` commands: the relay never gets a key. It trusts the relay no more than
+//! the commands do: sync counts and chips are judged from the agents' signed receipts against the operator's
+//! catalogue ([`crate::delivery_proof`]), and every string the relay supplies is HTML-escaped ([`html`]).
+//!
+//! - [`server`]: binding (loopback check), the token, serving;
+//! - [`routes`]: the pages, the live fragments and the actions; [`auth`]: the token cookie and request checks;
+//! - [`snapshot`]: what the relay says, judged; [`views`]: the HTML; [`assets`]: the CSS and JavaScript served;
+//! - [`cooldown`]: the retry cooldown the dashboard enforces itself.
+
+mod assets;
+mod auth;
+mod cooldown;
+mod html;
+mod identity;
+mod routes;
+mod server;
+mod snapshot;
+mod views;
+
+pub use identity::Identity;
+pub use server::{bind, Bound, DashboardError};
+
+#[cfg(test)]
+mod tests;

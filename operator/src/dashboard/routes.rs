@@ -1,0 +1,363 @@
+//! The dashboard's routes: the pages (whole, or their live region as JSON with `?fragment=1`), the actions under
+//! `/api/`, the assets, and the guard every request passes ([`super::auth`]).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tessera_proto::ids::{AgentId, CredentialId};
+
+use super::cooldown::Cooldown;
+use super::identity::Identity;
+use super::snapshot::{self, Verification};
+use super::{assets, auth, views};
+use crate::catalogue::Catalogue;
+use crate::cred;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) id: Identity,
+    pub(crate) token: auth::Token,
+    pub(crate) hosts: Vec<String>,
+    pub(crate) cooldown: Cooldown,
+    /// One signing action at a time (each reads and writes the catalogue).
+    pub(crate) sign: tokio::sync::Mutex<()>,
+    pub(crate) verified: Mutex<Option<Verification>>,
+}
+
+type St = State<Arc<AppState>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fragment {
+    fragment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    agents: String,
+}
+
+/// The router.
+pub(crate) fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/login", get(login))
+        .route("/", get(fleet_page))
+        .route("/credentials", get(credentials_page))
+        .route("/credentials/{id}", get(credential_page))
+        .route("/alerts", get(alerts_page))
+        .route("/audit", get(audit_page))
+        .route("/status", get(status_page))
+        .route("/api/credentials/{id}/retry", post(retry))
+        .route("/api/credentials/{id}/grant", post(grant))
+        .route("/api/credentials/{id}/revoke", post(revoke))
+        .route("/api/alerts/{id}/ack", post(ack))
+        .route("/api/audit/verify", post(verify))
+        .route("/assets/app.css", get(css))
+        .route("/assets/app.js", get(js))
+        .layer(axum::middleware::from_fn_with_state(st.clone(), guard))
+        .with_state(st)
+}
+
+/// Refuses what [`auth::refusal`] refuses; sets the security headers on every answer.
+async fn guard(State(st): St, req: Request, next: Next) -> Response {
+    let refused = auth::refusal(
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+        &st.token.0,
+        &st.hosts,
+    );
+    let mut resp = match refused {
+        Some(why) => (StatusCode::FORBIDDEN, why).into_response(),
+        None => next.run(req).await,
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
+             form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn login(State(st): St, Query(q): Query<Login>) -> Response {
+    if !auth::same(q.token.as_bytes(), st.token.0.as_bytes()) {
+        return (StatusCode::FORBIDDEN, "wrong token").into_response();
+    }
+    let cookie = format!(
+        "{}={}; HttpOnly; SameSite=Strict; Path=/",
+        auth::COOKIE,
+        st.token.0
+    );
+    let mut resp = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// A page, or its live region as `{"html": ...}` when the query asks for the fragment.
+fn respond(q: &Fragment, title: &str, active: &str, live: &str, actions: &str) -> Response {
+    if q.fragment.is_some() {
+        Json(serde_json::json!({ "html": live })).into_response()
+    } else {
+        Html(views::page(title, active, live, actions)).into_response()
+    }
+}
+
+async fn fleet_page(State(st): St, Query(q): Query<Fragment>) -> Response {
+    let live = match snapshot::fleet(&st.id).await {
+        Ok(a) => views::fleet(&a),
+        Err(e) => views::error(&e),
+    };
+    respond(&q, "Fleet", "/", &live, "")
+}
+
+async fn credentials_page(State(st): St, Query(q): Query<Fragment>) -> Response {
+    let live = match snapshot::credentials(&st.id, None).await {
+        Ok((c, unknown)) => views::credentials(&c, &unknown),
+        Err(e) => views::error(&e),
+    };
+    respond(&q, "Credentials", "/credentials", &live, "")
+}
+
+async fn credential_page(
+    State(st): St,
+    Path(id): Path<String>,
+    Query(q): Query<Fragment>,
+) -> Response {
+    let Ok(id) = id.parse::<CredentialId>() else {
+        return (StatusCode::NOT_FOUND, "no such credential").into_response();
+    };
+    let mut title = "Credential".to_owned();
+    let (live, actions) = match snapshot::credentials(&st.id, Some(&id)).await {
+        Ok((c, _)) => match c.first() {
+            Some(c) => {
+                let left = st
+                    .cooldown
+                    .remaining(&id, Instant::now())
+                    .map_or(0, |d| d.as_secs() + 1);
+                // The catalogue's name (escaped by the page like everything else).
+                title = format!("Credential {}", c.name);
+                (views::credential(c), views::credential_actions(c, left))
+            }
+            None => (
+                views::error("not in this operator's catalogue (`tessera cred adopt` learns it)"),
+                String::new(),
+            ),
+        },
+        Err(e) => (views::error(&e), String::new()),
+    };
+    respond(&q, &title, "/credentials", &live, &actions)
+}
+
+async fn alerts_page(State(st): St, Query(q): Query<Fragment>) -> Response {
+    let live = match snapshot::alerts(&st.id).await {
+        Ok(a) => views::alerts(&a),
+        Err(e) => views::error(&e),
+    };
+    respond(&q, "Alerts", "/alerts", &live, "")
+}
+
+async fn audit_page(State(st): St, Query(q): Query<Fragment>) -> Response {
+    let verified = st
+        .verified
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let live = match snapshot::audit_tail(&st.id, 200).await {
+        Ok(e) => views::audit(&e, verified.as_ref()),
+        Err(e) => views::error(&e),
+    };
+    respond(&q, "Audit trail", "/audit", &live, &views::audit_actions())
+}
+
+async fn status_page(State(st): St, Query(q): Query<Fragment>) -> Response {
+    let live = match snapshot::status(&st.id).await {
+        Ok(m) => views::status(&m),
+        Err(e) => views::error(&e),
+    };
+    respond(&q, "Relay status", "/status", &live, "")
+}
+
+/// An action's answer: `{ok, message}` (shown as text by the page), with the cooldown to display if any.
+fn answer(status: StatusCode, ok: bool, message: &str, cooldown_s: Option<u64>) -> Response {
+    let mut v = serde_json::json!({ "ok": ok, "message": message });
+    if let (Some(s), Some(o)) = (cooldown_s, v.as_object_mut()) {
+        o.insert("cooldown_s".into(), s.into());
+    }
+    (status, Json(v)).into_response()
+}
+
+async fn retry(State(st): St, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<CredentialId>() else {
+        return answer(StatusCode::NOT_FOUND, false, "no such credential", None);
+    };
+    if let Err(left) = st.cooldown.try_start(id, Instant::now()) {
+        let s = left.as_secs() + 1;
+        return answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            false,
+            &format!("refused: a retry was requested less than 30 s ago (cooldown, {s} s left)"),
+            Some(s),
+        );
+    }
+    let secs = super::cooldown::RETRY_COOLDOWN.as_secs();
+    match st
+        .id
+        .client
+        .post(
+            &format!("/v1/credentials/{id}/retry"),
+            &serde_json::json!({}),
+        )
+        .await
+    {
+        Ok(_) => answer(StatusCode::OK, true, "retry requested", Some(secs)),
+        Err(e) => answer(StatusCode::BAD_GATEWAY, false, &e.to_string(), Some(secs)),
+    }
+}
+
+async fn grant(st: St, id: Path<String>, b: Json<GrantBody>) -> Response {
+    rescope(st, id, b, cred::Rescope::Grant).await
+}
+
+async fn revoke(st: St, id: Path<String>, b: Json<GrantBody>) -> Response {
+    rescope(st, id, b, cred::Rescope::Revoke).await
+}
+
+/// Grant or revoke: signed here, by the same code as `tessera grant` / `tessera revoke`.
+async fn rescope(
+    State(st): St,
+    Path(id): Path<String>,
+    Json(b): Json<GrantBody>,
+    how: cred::Rescope,
+) -> Response {
+    let Ok(id) = id.parse::<CredentialId>() else {
+        return answer(StatusCode::NOT_FOUND, false, "no such credential", None);
+    };
+    let agents = match b
+        .agents
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|a| !a.is_empty())
+        .map(AgentId::new)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(a) if !a.is_empty() => a,
+        Ok(_) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                false,
+                "name at least one agent",
+                None,
+            )
+        }
+        Err(e) => return answer(StatusCode::BAD_REQUEST, false, &e.to_string(), None),
+    };
+    let _one = st.sign.lock().await;
+    // The name comes from the operator's catalogue, never from the relay.
+    let name = match Catalogue::load(&st.id.dir) {
+        Ok(c) => c.by_id(&id).map(|e| e.name.clone()),
+        Err(e) => {
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                false,
+                &e.to_string(),
+                None,
+            )
+        }
+    };
+    let Some(name) = name else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            false,
+            "not a live credential of this operator's catalogue",
+            None,
+        );
+    };
+    let signer = st.id.signer();
+    match cred::rescope(&st.id.client, &signer, &name, &agents, how).await {
+        Ok((r, notes)) => {
+            let mut msg = format!(
+                "{} scope revision {}: {}",
+                name.as_str(),
+                r.scope_revision,
+                r.scope_change
+            );
+            for n in notes {
+                msg.push_str("; note: ");
+                msg.push_str(&n);
+            }
+            answer(StatusCode::OK, true, &msg, None)
+        }
+        Err(e) => answer(StatusCode::BAD_REQUEST, false, &e.to_string(), None),
+    }
+}
+
+async fn ack(State(st): St, Path(id): Path<String>) -> Response {
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return answer(StatusCode::NOT_FOUND, false, "no such alert", None);
+    }
+    match st
+        .id
+        .client
+        .post(&format!("/v1/alerts/{id}/ack"), &serde_json::json!({}))
+        .await
+    {
+        Ok(_) => answer(StatusCode::OK, true, "acknowledged", None),
+        Err(e) => answer(StatusCode::BAD_GATEWAY, false, &e.to_string(), None),
+    }
+}
+
+async fn verify(State(st): St) -> Response {
+    let v = snapshot::verify_audit(&st.id).await;
+    let msg = match &v.head {
+        Some(h) => format!("{}; head {h}", v.text),
+        None => v.text.clone(),
+    };
+    let ok = v.ok;
+    *st.verified.lock().unwrap_or_else(PoisonError::into_inner) = Some(v);
+    answer(StatusCode::OK, ok, &msg, None)
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        assets::CSS,
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        assets::JS,
+    )
+        .into_response()
+}
