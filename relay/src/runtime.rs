@@ -200,8 +200,12 @@ pub async fn serve_reloading(
     config: Option<std::path::PathBuf>,
     cancel: CancellationToken,
 ) -> Result<(), ServeError> {
-    run(cfg, Arc::new(SystemClock), cancel, Some(config)).await
+    run(cfg, Arc::new(SystemClock), cancel, Some(ConfigFile(config))).await
 }
+
+/// The file SIGHUP reloads (`None`: the default path).
+#[derive(Debug)]
+struct ConfigFile(Option<std::path::PathBuf>);
 
 /// Runs the relay until `cancel`, its schedules reading `clock` (system tests accelerate time with a
 /// [`crate::clock::ManualClock`]).
@@ -217,7 +221,7 @@ async fn run(
     cfg: RelayConfig,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
-    reload_from: Option<Option<std::path::PathBuf>>,
+    reload_from: Option<ConfigFile>,
 ) -> Result<(), ServeError> {
     let TlsMaterial {
         ca_der: _,
@@ -228,22 +232,7 @@ async fn run(
     let store: Arc<dyn RelayStore> = Arc::new(SledStore::open(&cfg.state_dir.join("state"))?);
     let engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
 
-    let mut opts = MqttOptions::new(
-        cfg.broker.client_id.clone(),
-        cfg.broker.host.clone(),
-        cfg.broker.port,
-    );
-    opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs.max(5)))
-        .set_clean_session(false)
-        .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
-        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            client_tls,
-        )));
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
-    // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    eventloop.set_network_options(net);
+    let (client, eventloop) = mqtt_client(&cfg, client_tls);
 
     let (net_tx, net_rx) = mpsc::channel(1024);
     let (admin_tx, admin_rx) = mpsc::channel(64);
@@ -251,16 +240,7 @@ async fn run(
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let health = Health::new();
     health.metrics.set_limits(&cfg.engine);
-    // Bound before anything starts: a port in use fails the start, as the admin API's does.
-    let health_listener = if cfg.health.enabled {
-        Some(
-            tokio::net::TcpListener::bind(cfg.health.listen)
-                .await
-                .map_err(|e| ServeError::Health(format!("{}: {e}", cfg.health.listen)))?,
-        )
-    } else {
-        None
-    };
+    let health_listener = bind_health(&cfg).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let net_cancel = CancellationToken::new();
     tasks.spawn(event_loop(
@@ -290,7 +270,7 @@ async fn run(
             cancel.clone(),
         ));
     }
-    if let Some(path) = reload_from {
+    if let Some(ConfigFile(path)) = reload_from {
         let hup = sighup::listen().map_err(|e| ServeError::Input(format!("SIGHUP: {e}")))?;
         tasks.spawn(sighup::run(
             hup,
@@ -317,11 +297,7 @@ async fn run(
         cancel.clone(),
     ));
     if let Some(interval) = crate::service::watchdog_interval(std::env::vars()) {
-        tasks.spawn(crate::service::watchdog(
-            interval,
-            health.clone(),
-            cancel.clone(),
-        ));
+        tasks.spawn(crate::service::watchdog(interval, health, cancel.clone()));
     }
     crate::service::ready();
 
@@ -335,6 +311,39 @@ async fn run(
     tasks.shutdown().await;
     tracing::info!("relay stopped");
     Ok(())
+}
+
+/// The MQTT client of the relay's service identity, and its event loop.
+fn mqtt_client(
+    cfg: &RelayConfig,
+    tls: Arc<rustls::ClientConfig>,
+) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut opts = MqttOptions::new(
+        cfg.broker.client_id.clone(),
+        cfg.broker.host.clone(),
+        cfg.broker.port,
+    );
+    opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs.max(5)))
+        .set_clean_session(false)
+        .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    (client, eventloop)
+}
+
+/// The health listener, bound before anything starts: a port in use fails the start, as the admin API's does.
+async fn bind_health(cfg: &RelayConfig) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    if !cfg.health.enabled {
+        return Ok(None);
+    }
+    tokio::net::TcpListener::bind(cfg.health.listen)
+        .await
+        .map(Some)
+        .map_err(|e| ServeError::Health(format!("{}: {e}", cfg.health.listen)))
 }
 
 /// The one task that polls the event loop; it (re)subscribes on every connection.

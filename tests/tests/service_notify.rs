@@ -3,7 +3,12 @@
 //! then `WATCHDOG=1` pings, and `STOPPING=1` on SIGTERM. And SIGHUP on a running relay: a new `[engine]` limit is
 //! applied (the metrics show it) and logged; a configuration that does not load is logged as an error, the limit in
 //! force is kept, and the relay stays up; the agent logs that nothing was reloaded and stays up.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -53,7 +58,7 @@ fn signal(pid: u32, sig: Signal) {
     kill_process(pid, sig).unwrap();
 }
 
-fn notify_env<'a>(socket: &'a Path) -> [(&'static str, &'a std::ffi::OsStr); 2] {
+fn notify_env(socket: &Path) -> [(&'static str, &std::ffi::OsStr); 2] {
     [
         ("NOTIFY_SOCKET", socket.as_os_str()),
         // One second: a ping every half second.

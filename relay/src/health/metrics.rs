@@ -59,6 +59,53 @@ struct EngineCounters {
     stalled: Counter,
 }
 
+impl EngineCounters {
+    /// Registers them (the names the admin API's hand-written exposition had).
+    fn register(registry: &mut Registry) -> Self {
+        let engine = Self::default();
+        for (name, help, c) in [
+            (
+                "dropped_messages",
+                "Messages from agents dropped as invalid.",
+                &engine.dropped_messages,
+            ),
+            (
+                "unsolicited",
+                "Answers that failed a binding.",
+                &engine.unsolicited,
+            ),
+            (
+                "rewrap_requests",
+                "Rewrap requests sent to peers.",
+                &engine.rewrap_requests,
+            ),
+            (
+                "deliveries_ok",
+                "Deliveries confirmed by digest.",
+                &engine.deliveries_ok,
+            ),
+            (
+                "commitment_mismatches",
+                "Commitment mismatches.",
+                &engine.mismatches,
+            ),
+            (
+                "jit_rate_limited",
+                "JIT requests answered RATE_LIMITED.",
+                &engine.rate_limited,
+            ),
+            (
+                "deliveries_stalled",
+                "Deliveries retired as stalled.",
+                &engine.stalled,
+            ),
+        ] {
+            registry.register(name, help, c.clone());
+        }
+        engine
+    }
+}
+
 /// Every metric, registered once.
 #[derive(Debug)]
 pub struct RelayMetrics {
@@ -99,46 +146,7 @@ impl RelayMetrics {
     /// Registers every metric under the `tessera_relay_` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tessera_relay");
-        let engine = EngineCounters::default();
-        for (name, help, c) in [
-            (
-                "dropped_messages",
-                "Messages from agents dropped as invalid.",
-                &engine.dropped_messages,
-            ),
-            (
-                "unsolicited",
-                "Answers that failed a binding.",
-                &engine.unsolicited,
-            ),
-            (
-                "rewrap_requests",
-                "Rewrap requests sent to peers.",
-                &engine.rewrap_requests,
-            ),
-            (
-                "deliveries_ok",
-                "Deliveries confirmed by digest.",
-                &engine.deliveries_ok,
-            ),
-            (
-                "commitment_mismatches",
-                "Commitment mismatches.",
-                &engine.mismatches,
-            ),
-            (
-                "jit_rate_limited",
-                "JIT requests answered RATE_LIMITED.",
-                &engine.rate_limited,
-            ),
-            (
-                "deliveries_stalled",
-                "Deliveries retired as stalled.",
-                &engine.stalled,
-            ),
-        ] {
-            registry.register(name, help, c.clone());
-        }
+        let engine = EngineCounters::register(&mut registry);
         let jit = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "jit_requests",
