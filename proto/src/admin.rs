@@ -26,8 +26,8 @@ pub struct AgentView {
     pub mode: Option<RegistrationMode>,
     /// Certificate (b64 DER): operators verify it against their CA before sealing to it.
     pub cert: String,
-    /// The presence in `state` is stale: the relay's broker link is down, so it cannot see agents come and go
-    /// (absent from relays before this field: `false`).
+    /// The presence in `state` (`online`, `backfilling`) is stale: the relay's broker link is down, so it cannot see
+    /// agents come and go (absent from relays before this field: `false`).
     #[serde(default)]
     pub stale: bool,
 }

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use tessera_system_tests::bins::bin_dir;
-use tessera_system_tests::cluster::{wait_for, Cluster};
+use tessera_system_tests::cluster::{wait_for, AgentProc, Cluster};
 use tessera_system_tests::plain_http::{get, metric};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -42,24 +42,10 @@ fn metrics(c: &Cluster) -> String {
     body
 }
 
-#[test]
-fn health_and_readiness_follow_the_broker_link_and_stale_presence_is_not_online() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
-    c.start_relay().unwrap();
-    assert_eq!(status(&c, "/healthz"), 200);
-    wait_for("the relay to be ready", WAIT, || {
-        Ok(status(&c, "/readyz") == 200)
-    })
-    .unwrap();
-
-    let policy = "[policy.\"*\"]\nuids = [0]\n";
-    let mut agent = c.agent("edge-1", policy).unwrap();
-    agent.start().unwrap();
-    c.wait_state("edge-1", "online", WAIT).unwrap();
-
-    // A credential for every agent, sealed to edge-1; edge-2 joins later and gets it by a peer rewrap from edge-1:
-    // two stored rows and one timed rewrap. A JIT request for a name that does not exist is counted by outcome.
+/// A credential for every agent, sealed to edge-1; edge-2 joins later and gets it by a peer rewrap from edge-1:
+/// two stored rows and one timed rewrap. A JIT request for a name that does not exist is counted by outcome. Then
+/// edge-2 goes offline.
+fn rewrap_and_jit_refusal_are_counted(c: &Cluster, agent: &AgentProc, policy: &str) {
     c.put("db", "s3cret", &[]).unwrap();
     wait_for("edge-1 to hold db", WAIT, || {
         Ok(agent.value("db")?.is_some())
@@ -76,7 +62,7 @@ fn health_and_readiness_follow_the_broker_link_and_stale_presence_is_not_online(
         "the metrics to count the rewrap and the JIT refusal",
         WAIT,
         || {
-            let m = metrics(&c);
+            let m = metrics(c);
             Ok(
                 metric(&m, "tessera_relay_deliveries{state=\"stored\"}") == Some(2.0)
                     && metric(&m, "tessera_relay_rewrap_duration_seconds_count") == Some(1.0)
@@ -88,8 +74,27 @@ fn health_and_readiness_follow_the_broker_link_and_stale_presence_is_not_online(
         },
     )
     .unwrap();
-    joiner.kill();
+    drop(joiner);
     c.wait_state("edge-2", "offline", WAIT).unwrap();
+}
+
+#[test]
+fn health_and_readiness_follow_the_broker_link_and_stale_presence_is_not_online() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    c.start_relay().unwrap();
+    assert_eq!(status(&c, "/healthz"), 200);
+    wait_for("the relay to be ready", WAIT, || {
+        Ok(status(&c, "/readyz") == 200)
+    })
+    .unwrap();
+
+    let policy = "[policy.\"*\"]\nuids = [0]\n";
+    let mut agent = c.agent("edge-1", policy).unwrap();
+    agent.start().unwrap();
+    c.wait_state("edge-1", "online", WAIT).unwrap();
+
+    rewrap_and_jit_refusal_are_counted(&c, &agent, policy);
     let listed = c.op(&["agents", "ls"]).unwrap();
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(text.contains("online") && !text.contains("stale"), "{text}");

@@ -118,7 +118,7 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
 }
 
 /// `agents ls`. A presence the relay marks `stale` (its broker link is down: it cannot see agents go) shows as
-/// `stale`, never `online`.
+/// `stale`, never `online` or `backfilling`.
 pub(crate) async fn agents_ls(conn: &Conn, json: bool) -> ExitCode {
     list(conn, "/v1/agents", json, |v| {
         let state = if v["stale"] == true {
