@@ -23,6 +23,8 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 pub use metrics::RelayMetrics;
+/// The relay's broker link, as `/v1/status` shows it.
+pub use tessera_proto::admin::BrokerLink;
 
 use crate::state::RelayStore;
 
@@ -40,9 +42,6 @@ pub struct Health {
     /// The metrics.
     pub metrics: RelayMetrics,
 }
-
-/// The relay's broker link, as `/v1/status` shows it.
-pub use tessera_proto::admin::BrokerLink;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
