@@ -10,6 +10,7 @@
 //! - [`local_api`]: credentials served just in time to local workloads over a Unix socket, by uid/gid policy, with
 //!   an audit of every read and JIT repair for missing ones; [`exec`] and [`jobs`] inject credentials into child
 //!   processes (jobs only from templates in the local configuration).
+//! - [`service`]: systemd's readiness and watchdog notifications, and SIGHUP.
 //! - [`rotation`]: blue/green rotation of the agent's own keys and certificate, a persisted state machine; the CA
 //!   that certifies the new keys stays offline with the operators.
 //!
@@ -35,6 +36,7 @@ pub mod private_dir;
 pub mod roles;
 pub mod rotation;
 pub mod runtime;
+pub mod service;
 pub mod session;
 pub mod status;
 pub mod store;

@@ -49,6 +49,9 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// SIGHUP could not be taken over.
+    #[error("SIGHUP handler: {0}")]
+    Signal(std::io::Error),
     /// The local API socket could not be bound.
     #[error("local API socket {path}: {source}")]
     Socket {
@@ -104,6 +107,7 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
             }
         })?;
     log_start(&cfg, keys.id.as_str(), &store_keys);
+    let hup = crate::service::listen_sighup().map_err(RunError::Signal)?;
 
     let (net_tx, net_rx) = mpsc::channel(EVENT_CAPACITY);
     let (control_tx, control_rx) = mpsc::channel(4);
@@ -151,8 +155,14 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     };
     tasks.spawn(server::serve(listener, api, cancel.clone()));
     let core_task = tokio::spawn(core.run(net_rx, cmd_rx, cancel.clone()));
+    tasks.spawn(crate::service::on_sighup(hup, cancel.clone()));
+    if let Some(interval) = crate::service::watchdog_interval(std::env::vars()) {
+        tasks.spawn(crate::service::watchdog(interval, cancel.clone()));
+    }
+    crate::service::ready();
 
     cancel.cancelled().await;
+    crate::service::stopping();
     let _ = core_task.await;
     // The core queued the offline status and a disconnect; let the event loop send them.
     let _ = tokio::time::timeout(Duration::from_secs(2), publisher).await;

@@ -26,6 +26,20 @@ pub struct AgentView {
     pub mode: Option<RegistrationMode>,
     /// Certificate (b64 DER): operators verify it against their CA before sealing to it.
     pub cert: String,
+    /// The presence in `state` (`online`, `backfilling`) is stale: the relay's broker link is down, so it cannot see
+    /// agents come and go (absent from relays before this field: `false`).
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// The relay's MQTT connection, as `GET /v1/status` shows it under `broker`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerLink {
+    /// Whether the connection is up.
+    pub connected: bool,
+    /// When it last went up or down, Unix ms (`null` before the first connection).
+    #[serde(default)]
+    pub since_ms: Option<u64>,
 }
 
 /// The sync chips of a credential.

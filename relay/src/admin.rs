@@ -7,7 +7,6 @@
 mod views;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -21,7 +20,7 @@ use serde::Deserialize;
 use tessera_proto::cert::{OperatorCertificate, PinnedCa};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::statement::{RevocationList, Signed};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use tessera_proto::admin::{
@@ -31,7 +30,6 @@ pub use tessera_proto::admin::{
 use views::{agent_view, credential_view, delivery_view, renewal_view};
 
 use crate::engine::operator::OperatorError;
-use crate::engine::Metrics;
 use crate::runtime::AdminRequest;
 use crate::state::RelayStore;
 
@@ -44,8 +42,8 @@ pub struct AdminState {
     pub ca: PinnedCa,
     /// Mutations go to the engine worker.
     pub requests: mpsc::Sender<AdminRequest>,
-    /// The engine's counters.
-    pub metrics: watch::Receiver<Metrics>,
+    /// The broker link and the metrics (crate::health).
+    pub health: Arc<crate::health::Health>,
 }
 
 /// A public error.
@@ -140,7 +138,14 @@ async fn ask<T>(
 }
 
 async fn agents(State(st): State<AdminState>) -> ApiResult<Vec<AgentView>> {
-    Ok(Json(st.store.agents()?.iter().map(agent_view).collect()))
+    let connected = st.health.broker().connected;
+    Ok(Json(
+        st.store
+            .agents()?
+            .iter()
+            .map(|a| agent_view(a, connected))
+            .collect(),
+    ))
 }
 
 async fn credentials(State(st): State<AdminState>) -> ApiResult<Vec<CredentialView>> {
@@ -393,60 +398,14 @@ async fn status(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
         "state_backend": "sled",
         "coordination": "in-process (single replica)",
         "in_flight": st.store.pendings()?.len(),
+        "broker": st.health.broker(),
     })))
 }
 
-async fn metrics(State(st): State<AdminState>) -> Result<String, ApiError> {
-    let m = st.metrics.borrow().clone();
-    let agents = st.store.agents()?;
-    let mut text = String::new();
-    let mut line = |name: &str, help: &str, v: u64| {
-        let _ = write!(
-            text,
-            "# HELP tessera_relay_{name} {help}\n# TYPE tessera_relay_{name} counter\ntessera_relay_{name} {v}\n"
-        );
-    };
-    line(
-        "dropped_messages_total",
-        "Messages from agents dropped as invalid.",
-        m.dropped_messages,
-    );
-    line(
-        "unsolicited_total",
-        "Answers that failed a binding.",
-        m.unsolicited,
-    );
-    line(
-        "rewrap_requests_total",
-        "Rewrap requests sent to peers.",
-        m.rewrap_requests,
-    );
-    line(
-        "deliveries_ok_total",
-        "Deliveries confirmed by digest.",
-        m.deliveries_ok,
-    );
-    line(
-        "commitment_mismatches_total",
-        "Commitment mismatches.",
-        m.mismatches,
-    );
-    line(
-        "jit_rate_limited_total",
-        "JIT requests answered RATE_LIMITED.",
-        m.rate_limited,
-    );
-    line(
-        "deliveries_stalled_total",
-        "Deliveries retired as stalled.",
-        m.stalled,
-    );
-    let agents_n = u64::try_from(agents.len()).unwrap_or(u64::MAX);
-    let _ = write!(
-        text,
-        "# HELP tessera_relay_agents Registered agents.\n# TYPE tessera_relay_agents gauge\ntessera_relay_agents {agents_n}\n"
-    );
-    Ok(text)
+/// The same metrics as the health listener's `/metrics` (kept here for scrapers that hold an operator certificate;
+/// docs/operations.md "Health and metrics").
+async fn metrics(State(st): State<AdminState>) -> Response {
+    crate::health::metrics_response(&st.health, st.store.as_ref())
 }
 
 /// The routes.

@@ -10,6 +10,8 @@ use tessera_proto::wire::MAX_JOB_TTL_SECS;
 
 use crate::engine::EngineConfig;
 
+pub mod reload;
+
 /// Where the file is looked for without `--config`.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/tessera/relay.toml";
 
@@ -25,8 +27,30 @@ pub struct RelayConfig {
     pub broker: BrokerConfig,
     /// The admin API.
     pub admin: AdminConfig,
-    /// The rules' numbers.
+    /// The rules' numbers (reloaded on SIGHUP: [`reload`]).
     pub engine: EngineConfig,
+    /// The health and metrics listener (plain HTTP, no operator certificate: docs/operations.md "Health and
+    /// metrics").
+    pub health: HealthConfig,
+}
+
+/// The health and metrics listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Listen address (localhost by default: it is unauthenticated).
+    pub listen: SocketAddr,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
 }
 
 /// The relay's MQTT connection.
@@ -71,6 +95,7 @@ impl Default for RelayConfig {
             broker: BrokerConfig::default(),
             admin: AdminConfig::default(),
             engine: EngineConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -145,6 +170,11 @@ impl RelayConfig {
                     cfg.broker.port = v
                         .parse()
                         .map_err(|_| ConfigError::Env(k.clone(), "not a port".into()))?;
+                }
+                "TESSERA_HEALTH_LISTEN" => {
+                    cfg.health.listen = v
+                        .parse()
+                        .map_err(|_| ConfigError::Env(k.clone(), "not host:port".into()))?;
                 }
                 "TESSERA_ADMIN_LISTEN" => {
                     cfg.admin.listen = v

@@ -133,7 +133,16 @@ pub struct Metrics {
     pub rate_limited: u64,
     /// Deliveries retired as stalled.
     pub stalled: u64,
+    /// JIT requests by outcome (`dispatched`, or the internal refusal: `rate_limited`, `dispatch_backpressure`,
+    /// `unknown_name`, `out_of_scope`, `state_failure`).
+    pub jit: BTreeMap<&'static str, u64>,
+    /// Rewrap durations not yet taken by [`Engine::take_rewrap_durations_ms`]: from the first rewrap request of a
+    /// dispatch to the target's confirmed delivery, ms (at most [`MAX_UNTAKEN_DURATIONS`] kept).
+    pub rewrap_durations_ms: Vec<u64>,
 }
+
+/// Rewrap durations kept between two takes (the runtime takes them every second).
+pub const MAX_UNTAKEN_DURATIONS: usize = 4096;
 
 /// The engine.
 #[derive(Debug)]
@@ -166,6 +175,9 @@ pub struct Engine {
         AgentId,
         std::collections::VecDeque<tessera_proto::ids::CredentialId>,
     >,
+    /// When each in-flight dispatch sent its first rewrap request, Unix ms (in memory: a dispatch resumed after a
+    /// restart is not timed).
+    pub(crate) rewrap_started: std::collections::HashMap<uuid::Uuid, u64>,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -224,6 +236,7 @@ impl Engine {
             receipt_certs: std::collections::HashMap::new(),
             seen: std::collections::HashMap::new(),
             backlog: std::collections::HashMap::new(),
+            rewrap_started: std::collections::HashMap::new(),
             metrics: Metrics::default(),
         }
     }
@@ -265,6 +278,7 @@ impl Engine {
         p: &crate::state::PendingRewrap,
     ) -> crate::state::StateResult<()> {
         self.store.remove_pending(&p.request_id)?;
+        self.rewrap_started.remove(&p.request_id);
         if let Some(set) = self.in_flight.get_mut(&p.target) {
             set.remove(&p.credential);
             if set.is_empty() {
@@ -276,6 +290,43 @@ impl Engine {
 
     /// Whether a delivery of `credential` to `target` is in flight.
     /// How many rewraps are in flight (from memory: the store's records are counted once, at start).
+    /// The rules' numbers in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Applies reloaded numbers (SIGHUP): the JIT token buckets and flood windows keep their state under the new
+    /// rates; everything else reads `cfg` when it next runs.
+    pub fn set_config(&mut self, cfg: EngineConfig) {
+        self.jit_limiter
+            .set_rates(cfg.jit_burst, cfg.jit_per_minute);
+        self.missing_flood.set_window(cfg.flood_window_ms);
+        self.mismatch_flood.set_window(cfg.flood_window_ms);
+        self.cfg = cfg;
+    }
+
+    /// Takes the rewrap durations recorded since the last call, ms.
+    pub fn take_rewrap_durations_ms(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.metrics.rewrap_durations_ms)
+    }
+
+    /// Deliveries waiting to start behind backfilling agents' concurrency limit.
+    pub fn backfill_backlog(&self) -> usize {
+        self.backlog
+            .values()
+            .map(std::collections::VecDeque::len)
+            .sum()
+    }
+
+    pub(crate) fn rewrap_delivered(&mut self, request_id: &uuid::Uuid) {
+        if let Some(started) = self.rewrap_started.remove(request_id) {
+            if self.metrics.rewrap_durations_ms.len() < MAX_UNTAKEN_DURATIONS {
+                let took = self.now_ms().saturating_sub(started);
+                self.metrics.rewrap_durations_ms.push(took);
+            }
+        }
+    }
+
     pub(crate) fn in_flight_count(&self) -> usize {
         self.in_flight
             .values()

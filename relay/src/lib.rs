@@ -8,7 +8,8 @@
 //! - [`alerts`], [`schedule`], [`limits`]: the alert catalogue with deduplication, the
 //!   reconciler's backoff table, rate limits and flood counters. [`clock`] makes time injectable.
 //! - [`state`]: the storage trait and its sled backend; [`runtime`]: `serve` (MQTT event loop, engine worker,
-//!   outbox); [`admin`]: the HTTPS admin API under mutual TLS; [`config`], [`tls`].
+//!   outbox); [`admin`]: the HTTPS admin API under mutual TLS; [`health`]: the plain-HTTP health and metrics
+//!   listener; [`service`]: systemd's readiness and watchdog notifications; [`config`], [`tls`].
 //!   The audit chain's entries and check are `tessera_proto::audit`.
 //!
 //! What it does not do: hold any key that opens a credential. It sees ids, ciphertext, commitments, certificates
@@ -20,8 +21,10 @@ pub mod alerts;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod limits;
 pub mod runtime;
 pub mod schedule;
+pub mod service;
 pub mod state;
 pub mod tls;

@@ -21,6 +21,15 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
+    /// New rates (a reload): buckets keep their tokens, capped at the new burst.
+    pub fn set_rates(&mut self, burst: u32, per_minute: u32) {
+        self.burst = f64::from(burst);
+        self.per_ms = f64::from(per_minute) / 60_000.0;
+        for (tokens, _) in self.buckets.values_mut() {
+            *tokens = tokens.min(self.burst);
+        }
+    }
+
     /// Takes a token for `key` at `now_ms`; false when none is left.
     pub fn allow(&mut self, key: &K, now_ms: u64) -> bool {
         let (tokens, last) = self
@@ -54,6 +63,11 @@ impl<K: Eq + Hash + Clone> WindowCounter<K> {
             window_ms,
             events: HashMap::new(),
         }
+    }
+
+    /// A new window (a reload); the events recorded are kept.
+    pub fn set_window(&mut self, window_ms: u64) {
+        self.window_ms = window_ms;
     }
 
     /// Records an event for `key` at `now_ms` and returns how many fall in the window ending now.

@@ -167,7 +167,7 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
         }
         signals.cancel();
     });
-    match tessera_relay::runtime::serve(cfg, cancel).await {
+    match tessera_relay::runtime::serve_reloading(cfg, config, cancel).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, &e.to_string()),
     }

@@ -5,6 +5,11 @@
 //! the admin API (typed requests with a reply channel) and a tick each second. Reads of state go to the store
 //! directly. The worker never awaits the MQTT client: outbound messages go through the outbox task (the same rule
 //! as the agent's, for the same reason).
+//!
+//! Around them: the health listener ([`crate::health`]), systemd's notifications ([`crate::service`]) and, for the
+//! binary, the SIGHUP reload of the `[engine]` numbers ([`sighup`]).
+
+mod sighup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +22,15 @@ use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::statement::{CredentialStatement, Signed};
 use tessera_proto::topics;
 use tessera_proto::wire::{self, MAX_MESSAGE_BYTES};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::RelayConfig;
 use crate::engine::operator::OperatorError;
-use crate::engine::{Engine, Metrics, Outbound};
+use crate::engine::EngineConfig;
+use crate::engine::{Engine, Outbound};
+use crate::health::Health;
 use crate::state::{RelayStore, SledStore};
 use crate::tls;
 
@@ -122,6 +129,9 @@ pub enum ServeError {
     /// The admin API could not start.
     #[error("admin API: {0}")]
     Admin(String),
+    /// The health listener could not start.
+    #[error("health listener: {0}")]
+    Health(String),
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
@@ -192,12 +202,35 @@ pub async fn serve(cfg: RelayConfig, cancel: CancellationToken) -> Result<(), Se
     serve_with_clock(cfg, Arc::new(SystemClock), cancel).await
 }
 
+/// Runs the relay until `cancel`, reloading the `[engine]` numbers from `config` (the file it started from; `None`:
+/// the default path) on SIGHUP. What `tessera-relay serve` runs.
+pub async fn serve_reloading(
+    cfg: RelayConfig,
+    config: Option<std::path::PathBuf>,
+    cancel: CancellationToken,
+) -> Result<(), ServeError> {
+    run(cfg, Arc::new(SystemClock), cancel, Some(ConfigFile(config))).await
+}
+
+/// The file SIGHUP reloads (`None`: the default path).
+#[derive(Debug)]
+struct ConfigFile(Option<std::path::PathBuf>);
+
 /// Runs the relay until `cancel`, its schedules reading `clock` (system tests accelerate time with a
 /// [`crate::clock::ManualClock`]).
 pub async fn serve_with_clock(
     cfg: RelayConfig,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
+) -> Result<(), ServeError> {
+    run(cfg, clock, cancel, None).await
+}
+
+async fn run(
+    cfg: RelayConfig,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    reload_from: Option<ConfigFile>,
 ) -> Result<(), ServeError> {
     let TlsMaterial {
         ca_der: _,
@@ -208,27 +241,15 @@ pub async fn serve_with_clock(
     let store: Arc<dyn RelayStore> = Arc::new(SledStore::open(&cfg.state_dir.join("state"))?);
     let engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
 
-    let mut opts = MqttOptions::new(
-        cfg.broker.client_id.clone(),
-        cfg.broker.host.clone(),
-        cfg.broker.port,
-    );
-    opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs.max(5)))
-        .set_clean_session(false)
-        .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
-        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            client_tls,
-        )));
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
-    // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    eventloop.set_network_options(net);
+    let (client, eventloop) = mqtt_client(&cfg, client_tls);
 
     let (net_tx, net_rx) = mpsc::channel(1024);
     let (admin_tx, admin_rx) = mpsc::channel(64);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let (metrics_tx, metrics_rx) = watch::channel(Metrics::default());
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let health = Health::new();
+    health.metrics.set_limits(&cfg.engine);
+    let health_listener = bind_health(&cfg).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let net_cancel = CancellationToken::new();
     tasks.spawn(event_loop(
@@ -236,6 +257,7 @@ pub async fn serve_with_clock(
         client.clone(),
         cfg.broker.shared_group.clone(),
         net_tx,
+        health.clone(),
         net_cancel.clone(),
     ));
     tasks.spawn(outbox(client.clone(), out_rx));
@@ -243,12 +265,31 @@ pub async fn serve_with_clock(
         store: store.clone(),
         ca,
         requests: admin_tx,
-        metrics: metrics_rx,
+        health: health.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.admin.listen)
         .await
         .map_err(|e| ServeError::Admin(format!("{}: {e}", cfg.admin.listen)))?;
-    tracing::info!(admin = %cfg.admin.listen, broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port), "relay starting");
+    tracing::info!(admin = %cfg.admin.listen, health = %health_listener.as_ref().map_or_else(|| "off".to_owned(), |_| cfg.health.listen.to_string()), broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port), "relay starting");
+    if let Some(l) = health_listener {
+        tasks.spawn(crate::health::serve(
+            l,
+            health.clone(),
+            store.clone(),
+            cancel.clone(),
+        ));
+    }
+    if let Some(ConfigFile(path)) = reload_from {
+        let hup = sighup::listen().map_err(|e| ServeError::Input(format!("SIGHUP: {e}")))?;
+        tasks.spawn(sighup::run(
+            hup,
+            path,
+            cfg.clone(),
+            reload_tx,
+            health.clone(),
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(crate::admin::serve(
         listener,
         admin_tls,
@@ -260,11 +301,17 @@ pub async fn serve_with_clock(
         net_rx,
         admin_rx,
         out_tx,
-        metrics_tx,
+        reload_rx,
+        health.clone(),
         cancel.clone(),
     ));
+    if let Some(interval) = crate::service::watchdog_interval(std::env::vars()) {
+        tasks.spawn(crate::service::watchdog(interval, health, cancel.clone()));
+    }
+    crate::service::ready();
 
     cancel.cancelled().await;
+    crate::service::stopping();
     let _ = worker.await;
     let _ = store.flush();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -275,12 +322,46 @@ pub async fn serve_with_clock(
     Ok(())
 }
 
+/// The MQTT client of the relay's service identity, and its event loop.
+fn mqtt_client(
+    cfg: &RelayConfig,
+    tls: Arc<rustls::ClientConfig>,
+) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut opts = MqttOptions::new(
+        cfg.broker.client_id.clone(),
+        cfg.broker.host.clone(),
+        cfg.broker.port,
+    );
+    opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs.max(5)))
+        .set_clean_session(false)
+        .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    (client, eventloop)
+}
+
+/// The health listener, bound before anything starts: a port in use fails the start, as the admin API's does.
+async fn bind_health(cfg: &RelayConfig) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    if !cfg.health.enabled {
+        return Ok(None);
+    }
+    tokio::net::TcpListener::bind(cfg.health.listen)
+        .await
+        .map(Some)
+        .map_err(|e| ServeError::Health(format!("{}: {e}", cfg.health.listen)))
+}
+
 /// The one task that polls the event loop; it (re)subscribes on every connection.
 async fn event_loop(
     mut eventloop: rumqttc::EventLoop,
     client: AsyncClient,
     group: String,
     tx: mpsc::Sender<(String, Vec<u8>)>,
+    health: Arc<Health>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::new(200, 10_000);
@@ -297,6 +378,7 @@ async fn event_loop(
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
+                health.set_broker(true);
                 tracing::info!("relay connected to broker");
                 // try_subscribe: never wait on the request queue from the task that drains it.
                 for t in [up.clone(), topics::relay_agents_status()] {
@@ -316,6 +398,7 @@ async fn event_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                health.set_broker(false);
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis(), "relay broker connection failed");
                 tokio::select! {
@@ -348,9 +431,11 @@ async fn engine_worker(
     mut net: mpsc::Receiver<(String, Vec<u8>)>,
     mut admin: mpsc::Receiver<AdminRequest>,
     out: mpsc::UnboundedSender<Outbound>,
-    metrics: watch::Sender<Metrics>,
+    mut reload: mpsc::Receiver<EngineConfig>,
+    health: Arc<Health>,
     cancel: CancellationToken,
 ) {
+    health.beat();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let send = |msgs: Vec<Outbound>| {
         for m in msgs {
@@ -398,9 +483,15 @@ async fn engine_worker(
                     let _ = reply.send(r);
                 }
             },
+            Some(cfg) = reload.recv() => {
+                health.metrics.set_limits(&cfg);
+                engine.set_config(cfg);
+            }
             _ = tick.tick() => {
                 send(engine.tick());
-                let _ = metrics.send(engine.metrics.clone());
+                let durations = engine.take_rewrap_durations_ms();
+                health.metrics.observe_engine(&engine.metrics, &durations, engine.backfill_backlog());
+                health.beat();
             }
         }
     }

@@ -163,6 +163,8 @@ pub struct Cluster {
     relay_config: PathBuf,
     /// The relay's admin API address.
     pub admin: String,
+    /// The relay's health and metrics listener address (plain HTTP).
+    pub health: String,
 }
 
 impl Cluster {
@@ -202,6 +204,7 @@ impl Cluster {
             &["relay-1"],
         )?;
         let admin = format!("127.0.0.1:{}", crate::broker::free_port()?);
+        let health = format!("127.0.0.1:{}", crate::broker::free_port()?);
         let relay_config = root.join("relay.toml");
         std::fs::write(
             &relay_config,
@@ -209,7 +212,7 @@ impl Cluster {
                 "state_dir = \"{state}\"\norg_ca = \"{ca}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\n\
                  cert = \"{svc}/relay-1.pem\"\nkey = \"{svc}/relay-1.key\"\n\
                  [admin]\nlisten = \"{admin}\"\ncert = \"{svc}/relay-admin.pem\"\nkey = \"{svc}/relay-admin.key\"\n\
-                 [engine]\n{engine}\n",
+                 [health]\nlisten = \"{health}\"\n[engine]\n{engine}\n",
                 state = root.join("relay-state").display(),
                 ca = ca.join("ca.pem").display(),
                 port = broker.port,
@@ -223,6 +226,7 @@ impl Cluster {
             relay: None,
             relay_config,
             admin,
+            health,
         })
     }
 

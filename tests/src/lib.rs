@@ -10,6 +10,7 @@
 //!   suite);
 //! - [`operator_calls`]: the `tessera` command against it, and what it sent;
 //! - [`org`]: an org made in memory (keys, certificates, signed statements, sealed deliveries);
+//! - [`plain_http`]: a plain-HTTP GET for the relay's health listener;
 //! - [`bins`]: the workspace's binaries, built on demand.
 //!
 //! It is not a product crate: nothing here runs on an appliance or in the control plane.
@@ -23,6 +24,7 @@ pub mod mosquitto_clients;
 pub mod mqtt;
 pub mod operator_calls;
 pub mod org;
+pub mod plain_http;
 pub mod webdriver;
 pub mod wire_agent;
 pub mod wire_relay;

@@ -129,6 +129,8 @@ fn overlay(dir: &Path) -> PathBuf {
         "MemoryDenyWriteExecute=yes",
         "Restart=on-failure",
         "Environment=MALLOC_ARENA_MAX=1",
+        "Type=notify",
+        "WatchdogSec=30s",
     ] {
         assert!(
             unit.lines().any(|l| l == hardening),

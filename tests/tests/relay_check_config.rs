@@ -1,5 +1,7 @@
 //! `tessera-relay check-config`: a good configuration passes; a missing key file, a file that is not a
 //! certificate, an unknown key and an admin certificate that is not an org service certificate are each refused with exit code 2 and a message naming what is wrong.
+//! The annotated example deploy/relay.toml passes once its /etc/tessera and /var/lib paths are those of a real org
+//! (the substitution docs/operations.md "Running under systemd" describes: only paths change).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -67,4 +69,35 @@ fn check_config_names_what_is_wrong() {
             "case {i}: expected {needle:?} in {stderr}"
         );
     }
+}
+
+#[test]
+fn the_example_configuration_passes_with_its_paths_pointed_at_a_real_org() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/relay.toml"))
+            .unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let relay = c.service_identity("relay-1");
+    let admin = c.service_identity("relay-admin");
+    let text = example
+        .replace("/var/lib/tessera-relay", &path(&tmp.path().join("state")))
+        .replace("/etc/tessera/org-ca.pem", &path(&c.ca_dir().join("ca.pem")))
+        .replace("/etc/tessera/relay-admin.pem", &path(&admin.cert))
+        .replace("/etc/tessera/relay-admin.key", &path(&admin.key))
+        .replace("/etc/tessera/relay.pem", &path(&relay.cert))
+        .replace("/etc/tessera/relay.key", &path(&relay.key));
+    assert!(
+        !text
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("/etc/tessera")),
+        "{text}"
+    );
+    let config = tmp.path().join("example.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = check(&c, &config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("configuration ok"), "{stderr}");
 }

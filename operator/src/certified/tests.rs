@@ -18,6 +18,7 @@ fn view(id: &str, der: &[u8]) -> AgentView {
         last_seen_ms: 0,
         mode: None,
         cert: tessera_proto::b64_encode(der),
+        stale: false,
     }
 }
 

@@ -13,9 +13,10 @@ use crate::state::{
     AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, PurgeState, RenewalRecord,
 };
 
-/// An agent's view.
-pub(super) fn agent_view(a: &AgentRecord) -> AgentView {
+/// An agent's view; a presence (`online`, `backfilling`) is `stale` while the relay's broker link is down.
+pub(super) fn agent_view(a: &AgentRecord, broker_connected: bool) -> AgentView {
     AgentView {
+        stale: !broker_connected && a.state != tessera_proto::wire::AgentState::Offline,
         id: a.id.clone(),
         state: a.state,
         last_seen_ms: a.last_seen_ms,

@@ -25,3 +25,49 @@ fn job_ttl_defaults_to_five_minutes_and_is_bounded_by_what_agents_accept() {
         assert!(e.contains("engine.job_ttl_secs"), "{bad}: {e}");
     }
 }
+
+/// deploy/relay.toml sets every key to its default: a new key without its line there, or a default changed without
+/// the example, fails here.
+#[test]
+fn the_example_configuration_is_the_defaults_with_every_key() {
+    let text = include_str!("../../../deploy/relay.toml");
+    let example = parse(text).unwrap();
+    assert_eq!(
+        format!("{example:?}"),
+        format!("{:?}", RelayConfig::default())
+    );
+    // Every key is written out (uncommented), except the optional broker.ca_file.
+    let value: toml::Value = toml::from_str(text).unwrap();
+    let keys = |t: &str| -> usize {
+        value
+            .get(t)
+            .and_then(toml::Value::as_table)
+            .map_or(0, toml::map::Map::len)
+    };
+    assert_eq!(keys("broker"), 7, "broker: every key but ca_file");
+    assert_eq!(keys("admin"), 3);
+    assert_eq!(keys("health"), 2);
+    assert_eq!(
+        keys("engine"),
+        17,
+        "engine: 16 numbers and the backoff table"
+    );
+}
+
+#[test]
+fn a_reload_applies_engine_changes_and_reports_the_sections_needing_a_restart() {
+    let old = parse("[engine]\njit_burst = 20\n").unwrap();
+    let same = reload::compare(&old, old.clone());
+    assert!(same.applied.is_empty() && same.needs_restart.is_empty());
+
+    let new = parse(
+        "[engine]\njit_burst = 3\n[engine.backoff]\ndelays_ms = [1]\nmax_attempts = 2\n[admin]\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let r = reload::compare(&old, new);
+    assert_eq!(r.engine.jit_burst, 3);
+    assert_eq!(r.applied.len(), 2, "{:?}", r.applied);
+    assert!(r.applied.iter().any(|c| c == "engine.jit_burst 20 -> 3"));
+    assert!(r.applied.iter().any(|c| c.starts_with("engine.backoff ")));
+    assert_eq!(r.needs_restart, vec!["admin"]);
+}

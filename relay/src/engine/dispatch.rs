@@ -226,6 +226,8 @@ impl Engine {
         p.stage = RewrapStage::AwaitingPeer;
         p.deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
         self.save_pending(&p)?;
+        let now = self.now_ms();
+        self.rewrap_started.entry(p.request_id).or_insert(now);
         self.metrics.rewrap_requests += 1;
         Ok(vec![Outbound {
             to: peer,
@@ -517,6 +519,7 @@ impl Engine {
         c: &CredentialRecord,
         receipt: Option<(&Receipt, &ReceiptBody)>,
     ) -> StateResult<Vec<Outbound>> {
+        self.rewrap_delivered(&p.request_id);
         self.drop_pending(p)?;
         if let Some((r, _)) = &receipt {
             self.store

@@ -27,6 +27,17 @@ pub enum JitRefusal {
 }
 
 impl JitRefusal {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::DispatchBackpressure => "dispatch_backpressure",
+            Self::UnknownName => "unknown_name",
+            Self::OutOfScope => "out_of_scope",
+            Self::StateFailure => "state_failure",
+        }
+    }
+
     /// What the agent is told.
     pub fn public(self) -> PublicReason {
         match self {
@@ -53,8 +64,12 @@ impl Engine {
             );
         }
         match self.jit(agent, m) {
-            Ok(out) => out,
+            Ok(out) => {
+                *self.metrics.jit.entry("dispatched").or_default() += 1;
+                out
+            }
             Err(refusal) => {
+                *self.metrics.jit.entry(refusal.as_str()).or_default() += 1;
                 if refusal == JitRefusal::RateLimited {
                     self.metrics.rate_limited += 1;
                 }

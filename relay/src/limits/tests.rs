@@ -25,3 +25,13 @@ fn window_counts_only_recent_events() {
         "the first 50 have left the window"
     );
 }
+
+#[test]
+fn new_rates_keep_the_buckets_capped_at_the_new_burst() {
+    let mut l = RateLimiter::new(5, 60);
+    let a = "edge-1".to_owned();
+    assert!(l.allow(&a, 0), "4 tokens left");
+    l.set_rates(2, 60);
+    assert!(l.allow(&a, 0) && l.allow(&a, 0));
+    assert!(!l.allow(&a, 0), "capped at the new burst of 2");
+}

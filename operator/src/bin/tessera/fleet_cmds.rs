@@ -117,12 +117,19 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
     ExitCode::from(4)
 }
 
+/// `agents ls`. A presence the relay marks `stale` (its broker link is down: it cannot see agents go) shows as
+/// `stale`, never `online` or `backfilling`.
 pub(crate) async fn agents_ls(conn: &Conn, json: bool) -> ExitCode {
     list(conn, "/v1/agents", json, |v| {
+        let state = if v["stale"] == true {
+            "stale"
+        } else {
+            v["state"].as_str().unwrap_or("")
+        };
         format!(
             "{:<24} {:<12} {}",
             v["id"].as_str().unwrap_or(""),
-            v["state"].as_str().unwrap_or(""),
+            state,
             v["mode"].as_str().unwrap_or("-")
         )
     })

@@ -1,0 +1,157 @@
+//! The health and metrics listener: plain HTTP on `[health] listen` (127.0.0.1:9464 by default), no operator
+//! certificate, for Prometheus and service managers. It shows counts and states, never a credential, a name or an
+//! agent's certificate.
+//!
+//! - `GET /healthz`: 200 while the process serves (liveness).
+//! - `GET /readyz`: 200 when the broker connection is up and the state store answers; 503 with the reason
+//!   otherwise.
+//! - `GET /metrics`: [`metrics::RelayMetrics`] in the OpenMetrics text format.
+//!
+//! [`Health`] is also what the runtime reports into (the broker link, the engine worker's heartbeat) and what the
+//! admin API's `/v1/status` and `/v1/agents` read the broker link from. docs/operations.md "Health and metrics".
+
+pub mod metrics;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+pub use metrics::RelayMetrics;
+/// The relay's broker link, as `/v1/status` shows it.
+pub use tessera_proto::admin::BrokerLink;
+
+use crate::state::RelayStore;
+
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What the runtime reports and the listeners read.
+#[derive(Debug, Default)]
+pub struct Health {
+    broker_connected: AtomicBool,
+    /// When the broker link last went up or down, Unix ms (0: never connected).
+    broker_since_ms: AtomicU64,
+    /// The engine worker's last tick, Unix ms.
+    heartbeat_ms: AtomicU64,
+    /// The metrics.
+    pub metrics: RelayMetrics,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Health {
+    /// A fresh state: broker down, no heartbeat.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The MQTT event loop's report: connected (CONNACK) or not (a connection error).
+    pub fn set_broker(&self, connected: bool) {
+        if self.broker_connected.swap(connected, Ordering::SeqCst) != connected {
+            self.broker_since_ms.store(now_ms(), Ordering::SeqCst);
+        }
+        self.metrics.set_broker_connected(connected);
+    }
+
+    /// The broker link.
+    pub fn broker(&self) -> BrokerLink {
+        let since = self.broker_since_ms.load(Ordering::SeqCst);
+        BrokerLink {
+            connected: self.broker_connected.load(Ordering::SeqCst),
+            since_ms: (since != 0).then_some(since),
+        }
+    }
+
+    /// The engine worker ticked.
+    pub fn beat(&self) {
+        self.heartbeat_ms.store(now_ms(), Ordering::SeqCst);
+    }
+
+    /// Whether the engine worker ticked within `within_ms`.
+    pub fn engine_alive(&self, within_ms: u64) -> bool {
+        now_ms().saturating_sub(self.heartbeat_ms.load(Ordering::SeqCst)) <= within_ms
+    }
+}
+
+/// What the listener's handlers share.
+#[derive(Debug, Clone)]
+struct HealthState {
+    health: Arc<Health>,
+    store: Arc<dyn RelayStore>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Why the relay is not ready, or `None`.
+pub fn not_ready(health: &Health, store: &dyn RelayStore) -> Option<String> {
+    if !health.broker().connected {
+        return Some("broker not connected".to_owned());
+    }
+    if let Err(e) = store.revocations() {
+        tracing::warn!(error = %e, "readiness: the state store does not answer");
+        return Some("state store unreachable".to_owned());
+    }
+    None
+}
+
+async fn readyz(State(st): State<HealthState>) -> Response {
+    match not_ready(&st.health, st.store.as_ref()) {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+/// The metrics text, or a 500 (logged) when the store cannot be read.
+pub fn metrics_response(health: &Health, store: &dyn RelayStore) -> Response {
+    match health.metrics.render(store) {
+        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics scrape failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(st): State<HealthState>) -> Response {
+    metrics_response(&st.health, st.store.as_ref())
+}
+
+/// The routes.
+pub fn router(health: Arc<Health>, store: Arc<dyn RelayStore>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(HealthState { health, store })
+}
+
+/// Serves the routes on `listener` until `cancel`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    health: Arc<Health>,
+    store: Arc<dyn RelayStore>,
+    cancel: CancellationToken,
+) {
+    let app = router(health, store);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %e, "health listener failed");
+    }
+}
+
+#[cfg(test)]
+mod tests;
