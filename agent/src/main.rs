@@ -6,6 +6,7 @@
 //! not found and 126 when it is not executable.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cli-docs")]
 mod completions_cmd;
 mod program_lookup;
 
@@ -15,7 +16,9 @@ use std::process::ExitCode;
 use tessera_agent::clock::unix_now;
 
 use anyhow::Context;
-use clap::{CommandFactory as _, Parser, Subcommand};
+#[cfg(feature = "cli-docs")]
+use clap::CommandFactory as _;
+use clap::{Parser, Subcommand};
 use tessera_agent::config::{AgentConfig, SealerBackend};
 use tessera_agent::enroll::{self, EnrollOutcome, InstallOutcome};
 use tessera_agent::local_api::client::{Client, ClientError};
@@ -114,12 +117,14 @@ enum Command {
         command: Vec<String>,
     },
     /// Print the shell completion script for SHELL to standard output.
+    #[cfg(feature = "cli-docs")]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff) to standard output, or write one page per command into --out-dir.
+    #[cfg(feature = "cli-docs")]
     Man {
         /// Write tessera-agent.1 and a page per subcommand into this directory.
         #[arg(long)]
@@ -177,6 +182,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Generated from the command line alone: no configuration needed.
+    #[cfg(feature = "cli-docs")]
     match &cli.command {
         Command::Completions { shell } => {
             return completions_cmd::completions(Cli::command(), *shell)
@@ -215,6 +221,7 @@ fn main() -> ExitCode {
         Command::List => cmd_list(&cfg),
         Command::Exec { env, command } => cmd_exec(&cfg, env, command),
         Command::RotateStoreKey { to } => cmd_rotate_store_key(&cfg, *to),
+        #[cfg(feature = "cli-docs")]
         Command::Completions { .. } | Command::Man { .. } => ExitCode::SUCCESS,
     }
 }
