@@ -76,8 +76,8 @@ impl Client {
         })
     }
 
-    /// Connects to the socket at `path`; each request then fails with [`ClientError::Timeout`] when no complete
-    /// answer arrives within `limit`.
+    /// Connects to the socket at `path`; a request then fails with [`ClientError::Timeout`] when the agent sends
+    /// nothing for `limit` (the agent writes an answer, header and secret, all at once when it has it).
     pub fn connect_with_timeout(path: &Path, limit: Duration) -> Result<Self, ClientError> {
         let mut client = Self::connect(path)?;
         let stream = client.reader.get_ref();
