@@ -3,8 +3,13 @@
 //!
 //! Exit codes: 0 success; 1 other failure; 2 usage or configuration error; 3 already enrolled differently; 4
 //! certificate rejected; 5 store or sealing failure; for `get`/`exec`, 10 + the typed local API error
-//! (see docs/operations.md); `exec` otherwise exits with the child's code.
+//! (see docs/operations.md); `exec` otherwise exits with the child's code, or like a shell 127 when the program is
+//! not found and 126 when it is not executable.
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "cli-docs")]
+mod completions_cmd;
+mod program_lookup;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +17,8 @@ use std::process::ExitCode;
 use tessera_agent::clock::unix_now;
 
 use anyhow::Context;
+#[cfg(feature = "cli-docs")]
+use clap::CommandFactory as _;
 use clap::{Parser, Subcommand};
 use tessera_agent::config::{AgentConfig, SealerBackend};
 use tessera_agent::enroll::{self, EnrollOutcome, InstallOutcome};
@@ -23,12 +30,22 @@ use tessera_proto::ids::{AgentId, CredentialName};
 use tessera_proto::logging::LogFormat;
 use tokio_util::sync::CancellationToken;
 
-/// The version, with the store-key sealers this build has.
+/// The version, with the git commit (build.rs) and the store-key sealers this build has.
 #[cfg(feature = "tpm")]
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (sealers: file, tpm)");
-/// The version, with the store-key sealers this build has.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TESSERA_GIT_COMMIT"),
+    "; sealers: file, tpm)"
+);
+/// The version, with the git commit (build.rs) and the store-key sealers this build has.
 #[cfg(not(feature = "tpm"))]
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (sealers: file)");
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TESSERA_GIT_COMMIT"),
+    "; sealers: file)"
+);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -120,6 +137,20 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Print the shell completion script for SHELL to standard output.
+    #[cfg(feature = "cli-docs")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or write one page per command into --out-dir.
+    #[cfg(feature = "cli-docs")]
+    Man {
+        /// Write tessera-agent.1 and a page per subcommand into this directory.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +219,17 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Generated from the command line alone: no configuration needed.
+    #[cfg(feature = "cli-docs")]
+    match &cli.command {
+        Command::Completions { shell } => {
+            return completions_cmd::completions(Cli::command(), *shell)
+        }
+        Command::Man { out_dir } => {
+            return completions_cmd::man(Cli::command(), out_dir.as_deref())
+        }
+        _ => {}
+    }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -219,6 +261,8 @@ fn main() -> ExitCode {
         Command::RotateStoreKey { to } => cmd_rotate_store_key(&cfg, *to),
         Command::Status { json } => cmd_status(&cfg, *json),
         Command::Config(_) => ExitCode::from(2),
+        #[cfg(feature = "cli-docs")]
+        Command::Completions { .. } | Command::Man { .. } => ExitCode::SUCCESS,
     }
 }
 
@@ -248,7 +292,8 @@ fn print_store_key(status: &StoreKeyStatus) {
 }
 
 fn cmd_rotate_store_key(cfg: &AgentConfig, to: Option<SealerBackend>) -> ExitCode {
-    match Client::connect(&cfg.socket.path) {
+    // Sealing a new key can take a TPM some seconds; the re-encryption itself goes on after the answer.
+    match Client::connect_with_timeout(&cfg.socket.path, std::time::Duration::from_secs(120)) {
         Ok(mut client) => match client.rotate_store_key(to) {
             Ok(status) => {
                 eprintln!(
@@ -439,7 +484,7 @@ fn cmd_get(cfg: &AgentConfig, name: &str, meta: bool) -> ExitCode {
         Ok(n) => n,
         Err(c) => return c,
     };
-    let result = Client::connect(&cfg.socket.path).and_then(|mut c| {
+    let result = connect(cfg).and_then(|mut c| {
         if meta {
             let m = c.meta(&name)?;
             println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
@@ -463,7 +508,7 @@ fn cmd_get(cfg: &AgentConfig, name: &str, meta: bool) -> ExitCode {
 
 #[allow(clippy::print_stdout)]
 fn cmd_list(cfg: &AgentConfig) -> ExitCode {
-    match Client::connect(&cfg.socket.path).and_then(|mut c| c.list()) {
+    match connect(cfg).and_then(|mut c| c.list()) {
         Ok(list) => {
             println!(
                 "{}",
@@ -495,14 +540,24 @@ fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
     let Some((program, args)) = command.split_first() else {
         return ExitCode::from(2);
     };
-    let mut client = match Client::connect(&cfg.socket.path) {
+    // Like a shell: 127 when the program is not found, 126 when it cannot be run; checked before any secret is
+    // asked for.
+    let path = match program_lookup::find(program) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tessera-agent: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let mut client = match connect(cfg) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tessera-agent: {e}");
             return api_exit(&e);
         }
     };
-    let mut cmd = std::process::Command::new(program);
+    let mut cmd = std::process::Command::new(&path);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, program);
     cmd.args(args);
     for (var, name) in &wanted {
         match client.get(name) {
@@ -526,8 +581,20 @@ fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
             None => ExitCode::from(1),
         },
         Err(e) => {
-            eprintln!("tessera-agent: {program}: {e}");
-            ExitCode::from(1)
+            let e = program_lookup::LookupError::from_spawn(program, &e);
+            eprintln!("tessera-agent: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }
+
+/// A connection to the running agent that gives up when the agent's JIT budget and a margin have passed with no
+/// answer (the agent itself answers `timeout` when its budget runs out).
+fn connect(cfg: &AgentConfig) -> Result<Client, ClientError> {
+    let limit = std::time::Duration::from_millis(cfg.socket.jit_timeout_ms)
+        + tessera_agent::local_api::client::ANSWER_MARGIN;
+    Client::connect_with_timeout(&cfg.socket.path, limit)
+}
+
+#[cfg(test)]
+mod tests;

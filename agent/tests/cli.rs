@@ -305,3 +305,75 @@ fn a_state_dir_others_can_write_is_refused() {
     assert!(stderr(&out).contains("0777"), "{}", stderr(&out));
     assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
 }
+
+/// `get` waits for the agent's JIT budget (`socket.jit_timeout_ms`) and a margin, not forever: an agent that
+/// accepts the connection and never answers ends the command with an error naming the socket.
+#[test]
+fn get_gives_up_on_an_agent_that_never_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, "[socket]\njit_timeout_ms = 1000\n").unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["get", "db"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A generous bound (the command's own limit is 1 s + 5 s): this checks that there is a limit, not its speed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let exited = child.try_wait().unwrap().is_some();
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(exited, "tessera-agent get still waiting after 120 s");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("agent.sock") && err.contains("no answer within 6 s"),
+        "{err}"
+    );
+}
+
+/// `exec` exits like a shell when the program cannot run: 127 not found, 126 not executable; before it asks the
+/// agent for anything (no agent runs here).
+#[test]
+fn exec_of_a_missing_or_unexecutable_program_exits_127_or_126() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.sh");
+    std::fs::write(&plain, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let exec = |program: &str| run(dir.path(), &["exec", "--env", "X=cred:db", "--", program]);
+    let out = exec("/nonexistent/program");
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/nonexistent/program: command not found"));
+    let out = exec("tessera-no-such-program");
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    let out = exec(plain.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot execute"), "{}", stderr(&out));
+    let out = exec(dir.path().to_str().unwrap());
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    // A program that exists gets as far as the agent's socket (none here: 1, naming it).
+    let out = exec("true");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("agent.sock"), "{}", stderr(&out));
+}

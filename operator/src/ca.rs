@@ -111,13 +111,26 @@ pub fn init(dir: &Path, org: &str, days: u32) -> Result<(), CaError> {
 
 /// Loads the CA from `dir`.
 pub fn load(dir: &Path) -> Result<OrgCa, CaError> {
-    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| io(&dir.join(name), &e));
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).map_err(|e| {
+            CaError::Io(format!(
+                "{}: {e} (--dir must be the CA directory that `tessera ca init` created)",
+                dir.join(name).display()
+            ))
+        })
+    };
     let cert = tessera_proto::pem_files::first_cert(&read("ca.pem")?)
-        .map_err(|e| CaError::Invalid(e.to_string()))?;
+        .map_err(|e| CaError::Invalid(format!("{}: {e}", dir.join("ca.pem").display())))?;
     let key_pem = read("ca.key")?;
-    let key = pem::parse(&key_pem).map_err(|e| CaError::Invalid(e.to_string()))?;
-    OrgCa::from_parts(&cert, &SecretBytes::new(key.into_contents()))
-        .map_err(|e| CaError::Invalid(e.to_string()))
+    let key = pem::parse(&key_pem)
+        .map_err(|e| CaError::Invalid(format!("{}: {e}", dir.join("ca.key").display())))?;
+    OrgCa::from_parts(&cert, &SecretBytes::new(key.into_contents())).map_err(|e| {
+        CaError::Invalid(format!(
+            "{} and {}: {e} (the key must be the CA certificate's)",
+            dir.join("ca.pem").display(),
+            dir.join("ca.key").display()
+        ))
+    })
 }
 
 /// What `ca issue-agent` did.
@@ -145,8 +158,12 @@ pub fn issue_agent(
 ) -> Result<Issued, CaError> {
     let ca = load(dir)?;
     let bytes = std::fs::read(request).map_err(|e| io(request, &e))?;
-    let req: EnrollmentRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| CaError::Invalid(format!("enrolment request: {e}")))?;
+    let req: EnrollmentRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        CaError::Invalid(format!(
+            "{}: not an enrolment request ({e}); give the file `tessera-agent enroll --request-out` wrote",
+            request.display()
+        ))
+    })?;
     let agent = req.body.agent_id.clone();
     let mut registry = Registry::load(dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?
@@ -368,7 +385,7 @@ pub fn serial_of(dir: &Path, cert: &Path) -> Result<CertSerial, CaError> {
     let ca = load(dir)?;
     let bytes = std::fs::read(cert).map_err(|e| io(cert, &e))?;
     let der = tessera_proto::pem_files::first_cert(&bytes)
-        .map_err(|e| CaError::Invalid(e.to_string()))?;
+        .map_err(|e| CaError::Invalid(format!("{}: {e}", cert.display())))?;
     let empty = RevocationList::empty();
     ca.pinned()
         .verify_agent(&der, now(), &empty)

@@ -16,8 +16,19 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 #[non_exhaustive]
 pub enum ClientError {
     /// Could not connect or talk TLS/HTTP.
-    #[error("admin API {0}: {1}")]
+    #[error("the relay's admin API at {0} (--relay, TESSERA_RELAY): {1}")]
     Transport(String, String),
+    /// The relay accepted no connection, or gave no complete answer, within the time limit.
+    #[error(
+        "the relay's admin API at {relay} (--relay, TESSERA_RELAY) gave no answer within {secs} s: check that the relay \
+         runs and that this is its admin address, or allow longer with --timeout (TESSERA_TIMEOUT)"
+    )]
+    Timeout {
+        /// The address asked (`host:port`).
+        relay: String,
+        /// The limit, seconds.
+        secs: u64,
+    },
     /// The relay answered with an error.
     #[error("relay: {status} {error}: {message}")]
     Api {
@@ -85,10 +96,10 @@ impl AdminClient {
         tokio::time::timeout(self.timeout, self.exchange(method, path, body))
             .await
             .unwrap_or_else(|_| {
-                Err(ClientError::Transport(
-                    self.addr.clone(),
-                    format!("no answer within {} s", self.timeout.as_secs()),
-                ))
+                Err(ClientError::Timeout {
+                    relay: self.addr.clone(),
+                    secs: self.timeout.as_secs(),
+                })
             })
     }
 

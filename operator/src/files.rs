@@ -31,9 +31,15 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FileError::new(path, &e)),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| FileError::new(path, &e))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        FileError::new(
+            path,
+            &format!(
+                "{e}: not the JSON document expected here; restore it from a backup or from another operator \
+                 directory of the same CA"
+            ),
+        )
+    })
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically and durably.
@@ -60,3 +66,6 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Fil
         .and_then(|d| d.sync_all())
         .map_err(|e| FileError::new(dir, &e))
 }
+
+#[cfg(test)]
+mod tests;

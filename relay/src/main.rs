@@ -5,17 +5,27 @@
 //! Exit codes: 0 success; 1 failure; 2 configuration or usage error.
 #![forbid(unsafe_code)]
 
+mod completions_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use tessera_relay::config::RelayConfig;
 use tokio_util::sync::CancellationToken;
+
+/// The version, with the git commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TESSERA_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tessera-relay",
-    version,
+    version = VERSION,
     about = "The Tessera relay (control plane)"
 )]
 struct Cli {
@@ -47,6 +57,18 @@ enum Command {
         #[arg(long, env = "TESSERA_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the shell completion script for SHELL to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or write one page per command into --out-dir.
+    Man {
+        /// Write tessera-relay.1 and a page per subcommand into this directory.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 fn fail(code: u8, msg: &str) -> ExitCode {
@@ -69,6 +91,8 @@ fn main() -> ExitCode {
             rt.block_on(serve(config))
         }
         Command::CheckConfig { config } => check_config(config.as_deref()),
+        Command::Completions { shell } => completions_cmd::completions(Cli::command(), shell),
+        Command::Man { out_dir } => completions_cmd::man(Cli::command(), out_dir.as_deref()),
     }
 }
 
@@ -172,3 +196,6 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
         Err(e) => fail(1, &e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -442,14 +442,19 @@ fn relay_strings_reach_the_terminal_unescaped() {
     let out = String::from_utf8_lossy(&o.stdout);
     w.relay.answer_write(
         "POST",
-        "/v1/credentials/x/retry",
+        "/v1/credentials/6f1c2a4e-0b7d-4c1e-9a55-3d2f8e7b1c90/retry",
         409,
         serde_json::json!({"error": "invalid", "message": "\u{1b}]0;owned\u{7}\u{1b}[2Kok"}),
     );
     let o =
         w.c.operator_cmd()
             .env("TESSERA_OPERATOR_DIR", &w.alice)
-            .args(["cred", "retry", "x"])
+            .args([
+                "cred",
+                "retry",
+                "--id",
+                "6f1c2a4e-0b7d-4c1e-9a55-3d2f8e7b1c90",
+            ])
             .output()
             .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

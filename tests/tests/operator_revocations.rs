@@ -98,8 +98,17 @@ fn cred_put_never_seals_to_a_revoked_agent_whoever_withholds_the_list() {
     body["revoked"] = serde_json::json!([]);
     signed["payload"] = tessera_proto::b64_encode(serde_json::to_vec(&body).unwrap()).into();
     std::fs::write(&copy, serde_json::to_vec(&signed).unwrap()).unwrap();
+    // A real secret: an empty one is refused before anything else is checked.
+    let secret = c.root().join("tampered-secret.txt");
+    std::fs::write(&secret, "a-secret-long-enough-to-seal").unwrap();
     let refused = c
-        .op_unchecked(&["cred", "put", "tampered", "--file", "/dev/null"])
+        .op_unchecked(&[
+            "cred",
+            "put",
+            "tampered",
+            "--file",
+            secret.to_str().unwrap(),
+        ])
         .unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);

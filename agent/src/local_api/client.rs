@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
 
 use tessera_proto::ids::CredentialName;
 use tessera_proto::secret::SecretBytes;
@@ -33,16 +34,32 @@ pub enum ClientError {
         /// Why.
         source: std::io::Error,
     },
+    /// The agent gave no answer within the client's time limit.
+    #[error(
+        "local API socket {path}: no answer within {secs} s (the agent is stuck or overloaded; `systemctl status \
+         tessera-agent` and its log say why)"
+    )]
+    Timeout {
+        /// The socket.
+        path: String,
+        /// The limit, seconds.
+        secs: u64,
+    },
     /// The agent answered something unreadable.
     #[error("local API: malformed answer")]
     Protocol,
 }
+
+/// How much longer than the agent's own JIT budget (`socket.jit_timeout_ms`) a client waits for an answer: the
+/// agent answers `timeout` itself when its budget runs out, so this margin only covers an agent that is stuck.
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
 /// A connection to the agent.
 #[derive(Debug)]
 pub struct Client {
     path: String,
     reader: BufReader<UnixStream>,
+    limit: Option<Duration>,
 }
 
 impl Client {
@@ -56,13 +73,35 @@ impl Client {
         Ok(Self {
             path: p,
             reader: BufReader::new(stream),
+            limit: None,
         })
     }
 
+    /// Connects to the socket at `path`; a request then fails with [`ClientError::Timeout`] when the agent sends
+    /// nothing for `limit` (the agent writes an answer, header and secret, all at once when it has it).
+    pub fn connect_with_timeout(path: &Path, limit: Duration) -> Result<Self, ClientError> {
+        let mut client = Self::connect(path)?;
+        let stream = client.reader.get_ref();
+        stream
+            .set_read_timeout(Some(limit))
+            .and_then(|()| stream.set_write_timeout(Some(limit)))
+            .map_err(|e| client.io(e))?;
+        client.limit = Some(limit);
+        Ok(client)
+    }
+
     fn io(&self, source: std::io::Error) -> ClientError {
-        ClientError::Io {
-            path: self.path.clone(),
-            source,
+        match (self.limit, source.kind()) {
+            (Some(limit), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                ClientError::Timeout {
+                    path: self.path.clone(),
+                    secs: limit.as_secs(),
+                }
+            }
+            _ => ClientError::Io {
+                path: self.path.clone(),
+                source,
+            },
         }
     }
 

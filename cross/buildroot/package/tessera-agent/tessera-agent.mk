@@ -11,10 +11,11 @@ TESSERA_AGENT_LICENSE = Apache-2.0
 TESSERA_AGENT_LICENSE_FILES = Cargo.toml
 TESSERA_AGENT_DEPENDENCIES = host-rustc
 
-# The appliance profile (fat LTO, one codegen unit, size-optimised Rust, stripped) and only the agent.
+# The appliance profile (fat LTO, one codegen unit, size-optimised Rust, stripped) and only the agent, without the
+# completion and man page generators (`cli-docs`).
 define TESSERA_AGENT_BUILD_CMDS
 	cd $(@D) && $(TARGET_MAKE_ENV) $(PKG_CARGO_ENV) \
-		cargo build --offline --profile appliance -p tessera-agent \
+		cargo build --offline --profile appliance -p tessera-agent --no-default-features \
 			--target $(RUSTC_TARGET_NAME) --manifest-path $(@D)/Cargo.toml
 endef
 

@@ -15,7 +15,8 @@ inherit cargo cargo-update-recipe-crates systemd useradd
 require ${BPN}-crates.inc
 
 # The appliance profile (fat LTO, one codegen unit, size-optimised Rust, stripped) and only the agent.
-CARGO_BUILD_FLAGS:append = " -p tessera-agent"
+# Without the completion and man page generators (`cli-docs`): they cost the size budget.
+CARGO_BUILD_FLAGS:append = " -p tessera-agent --no-default-features"
 BUILD_MODE = "--profile appliance"
 BUILD_DIR = "appliance"
 # Yocto strips and splits debug info itself.

@@ -11,18 +11,25 @@ use crate::cli::{CaCmd, Conn};
 use crate::fail;
 use crate::session::{api_fail, load_operator, print};
 
-pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
+pub(crate) fn ca_cmd(c: CaCmd, json: bool) -> ExitCode {
     let r = match c {
-        CaCmd::Init { dir, org, days } => {
-            ca::init(&dir, &org, days).map(|()| format!("CA created in {}", dir.display()))
-        }
+        CaCmd::Init { dir, org, days } => ca::init(&dir, &org, days).map(|()| {
+            (
+                format!("CA created in {}", dir.display()),
+                serde_json::json!({ "created": "ca", "dir": dir, "org": org }),
+            )
+        }),
         CaCmd::IssueOperator {
             dir,
             id,
             out_dir,
             days,
-        } => ca::issue_operator(&dir, &id, &out_dir, days)
-            .map(|()| format!("operator {id} written to {}", out_dir.display())),
+        } => ca::issue_operator(&dir, &id, &out_dir, days).map(|()| {
+            (
+                format!("operator {id} written to {}", out_dir.display()),
+                serde_json::json!({ "created": "operator", "id": id, "dir": out_dir }),
+            )
+        }),
         CaCmd::IssueService {
             dir,
             name,
@@ -31,9 +38,12 @@ pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
             out_dir,
             days,
         } => ca::issue_service(&dir, &name, &dns, &ip, &out_dir, days).map(|()| {
-            format!(
-                "service certificate {name} written to {}",
-                out_dir.display()
+            (
+                format!(
+                    "service certificate {name} written to {}",
+                    out_dir.display()
+                ),
+                serde_json::json!({ "created": "service", "name": name, "dir": out_dir }),
             )
         }),
         // Dispatched to `ca_revoke`, `issue_agent` and `ca_renew` before this function is called.
@@ -42,8 +52,12 @@ pub(crate) fn ca_cmd(c: CaCmd) -> ExitCode {
         ),
     };
     match r {
-        Ok(msg) => {
+        Ok((msg, v)) => {
+            // The text goes to standard error as it always has; with --json the result is on standard output.
             eprintln!("tessera: {msg}");
+            if json {
+                print(true, &v, "");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(2, &e.to_string()),
@@ -63,7 +77,7 @@ pub(crate) struct IssueAgent<'a> {
 
 /// `ca issue-agent`: issues, records in the registry, copies the registry (and a new revocation list) into the
 /// operator directory, and with `--push` sends the new list to the relay.
-pub(crate) async fn issue_agent(a: &IssueAgent<'_>, conn: &Conn) -> ExitCode {
+pub(crate) async fn issue_agent(a: &IssueAgent<'_>, conn: &Conn, json: bool) -> ExitCode {
     let issued = match ca::issue_agent(a.dir, a.request, a.out, a.lifetime_secs, a.replace) {
         Ok(i) => i,
         Err(e) => return fail(2, &e.to_string()),
@@ -121,6 +135,12 @@ pub(crate) async fn issue_agent(a: &IssueAgent<'_>, conn: &Conn) -> ExitCode {
         _ => {}
     }
     eprintln!("tessera: {msg}");
+    if json {
+        let replaced: Vec<&str> = issued.replaced.iter().map(CertSerial::as_str).collect();
+        let v = serde_json::json!({ "agent": issued.agent.as_str(), "serial": issued.serial.as_str(),
+            "cert": a.out, "replaced": replaced, "pushed": a.push && issued.revocations.is_some() });
+        print(true, &v, "");
+    }
     ExitCode::SUCCESS
 }
 

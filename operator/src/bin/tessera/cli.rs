@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "tessera", version, about = "Tessera operator commands")]
+#[command(name = "tessera", version = crate::version::VERSION, about = "Tessera operator commands")]
 pub(crate) struct Cli {
-    /// Print JSON instead of text.
+    /// Print JSON instead of text; errors too, as {"error": {"kind", "message", "exit_code"}} on standard error.
     #[arg(long, global = true)]
     pub(crate) json: bool,
     /// Log lines as `text` or `json` on stderr (the filter: TESSERA_LOG, else RUST_LOG).
@@ -66,7 +66,9 @@ pub(crate) enum Command {
     BrokerConfig(crate::broker_cmd::BrokerConfigCmd),
     /// Add agents to a credential's explicit scope (re-signs its statement with a higher scope revision).
     Grant {
+        /// The credential name.
         name: String,
+        /// The agent ids to add (each must hold a certificate of the CA).
         #[arg(required = true)]
         agents: Vec<String>,
         #[command(flatten)]
@@ -86,11 +88,25 @@ pub(crate) enum Command {
     },
     /// Remove agents from a credential's scope (agents that already hold it keep what they have).
     Revoke {
+        /// The credential name.
         name: String,
+        /// The agent ids to remove.
         #[arg(required = true)]
         agents: Vec<String>,
         #[command(flatten)]
         conn: Conn,
+    },
+    /// Print the shell completion script for SHELL to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or write one page per command into --out-dir.
+    Man {
+        /// Write tessera.1 and a page per subcommand (tessera-cred-put.1, ...) into this directory.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -98,19 +114,25 @@ pub(crate) enum Command {
 pub(crate) enum CaCmd {
     /// Create the CA in DIR (ca.pem, ca.key).
     Init {
+        /// The CA directory to create (ca.pem, ca.key).
         #[arg(long)]
         dir: PathBuf,
+        /// The organisation name in the CA certificate.
         #[arg(long)]
         org: String,
+        /// Validity of the CA certificate, days.
         #[arg(long, default_value_t = 3650)]
         days: u32,
     },
     /// Sign an agent's enrolment request (recorded in the CA's registry of issued certificates, and copied to the
     /// operator directory when it is under this CA).
     IssueAgent {
+        /// The CA directory.
         #[arg(long)]
         dir: PathBuf,
+        /// The agent's enrolment request (from `tessera-agent enroll --request-out`).
         request: PathBuf,
+        /// Where to write the signed agent certificate (PEM).
         #[arg(long)]
         out: PathBuf,
         /// Validity, days.
@@ -131,17 +153,22 @@ pub(crate) enum CaCmd {
     },
     /// Create an operator key and certificate in OUT_DIR.
     IssueOperator {
+        /// The CA directory.
         #[arg(long)]
         dir: PathBuf,
+        /// The operator id (certificate CN).
         #[arg(long)]
         id: String,
+        /// The operator directory to write (operator.pem, operator.key, ca.pem, issued.json).
         #[arg(long)]
         out_dir: PathBuf,
+        /// Validity, days.
         #[arg(long, default_value_t = 365)]
         days: u32,
     },
     /// Revoke certificates (agent or operator) and, with --push, send the signed list to the relay and agents.
     Revoke {
+        /// The CA directory.
         #[arg(long)]
         dir: PathBuf,
         /// Certificate files to revoke.
@@ -157,6 +184,7 @@ pub(crate) enum CaCmd {
     /// that verifies against the CA's registry and push the new certificate, and revoke the old certificate of each
     /// completed rotation once the grace period has passed.
     Renew {
+        /// The CA directory.
         #[arg(long)]
         dir: PathBuf,
         /// Only these agents (they are acted on, as with --due).
@@ -178,16 +206,22 @@ pub(crate) enum CaCmd {
     },
     /// Create a service certificate (broker, relay) in OUT_DIR.
     IssueService {
+        /// The CA directory.
         #[arg(long)]
         dir: PathBuf,
+        /// The service name (certificate CN), e.g. broker, relay-1, relay-admin.
         #[arg(long)]
         name: String,
+        /// A DNS name the service is reached by (repeatable).
         #[arg(long = "dns")]
         dns: Vec<String>,
+        /// An IP address the service is reached by (repeatable).
         #[arg(long = "ip")]
         ip: Vec<IpAddr>,
+        /// Where to write NAME.pem and NAME.key.
         #[arg(long)]
         out_dir: PathBuf,
+        /// Validity, days.
         #[arg(long, default_value_t = 365)]
         days: u32,
     },
@@ -197,7 +231,9 @@ pub(crate) enum CaCmd {
 pub(crate) enum CredCmd {
     /// Create NAME, or a new version of it (reads the secret from --file or stdin).
     Put {
+        /// The credential name ([A-Za-z0-9_-], at most 128).
         name: String,
+        /// Read the secret from this file (default: standard input; typed without echo at a terminal).
         #[arg(long)]
         file: Option<PathBuf>,
         /// Explicit scope: only these agents (default: every agent).
@@ -208,6 +244,7 @@ pub(crate) enum CredCmd {
     },
     /// Put every regular file in DIR as a credential named after the file (a migration).
     Import {
+        /// The directory whose regular files become credentials.
         dir: PathBuf,
         /// Explicit scope for all of them (default: every agent, or an existing credential's scope).
         #[arg(long = "agent")]
@@ -217,7 +254,9 @@ pub(crate) enum CredCmd {
     },
     /// A new version of NAME (same as put on an existing name); the scope is kept.
     Rotate {
+        /// The credential name.
         name: String,
+        /// Read the secret from this file (default: standard input; typed without echo at a terminal).
         #[arg(long)]
         file: Option<PathBuf>,
         #[command(flatten)]
@@ -231,8 +270,10 @@ pub(crate) enum CredCmd {
     /// Delete NAME (the id comes from this operator's catalogue, never from the relay), or the credential with
     /// `--id`.
     Rm {
+        /// The credential name (its id comes from the catalogue).
         #[arg(required_unless_present = "id", conflicts_with = "id")]
         name: Option<String>,
+        /// The credential's id instead of its name.
         #[arg(long)]
         id: Option<String>,
         #[command(flatten)]
@@ -241,7 +282,9 @@ pub(crate) enum CredCmd {
     /// Learn credentials another operator signed (NAME..., or every one the relay lists with --all): each statement
     /// is verified against the CA; a name not yet in the catalogue is trusted on first use and reported.
     Adopt {
+        /// The credential names to adopt.
         names: Vec<String>,
+        /// Adopt every credential the relay lists.
         #[arg(long, conflicts_with = "names")]
         all: bool,
         #[command(flatten)]
@@ -250,13 +293,20 @@ pub(crate) enum CredCmd {
     /// One credential's state on each agent (from the catalogue's id for NAME), each stored or purged state checked
     /// against the agent's signed receipt.
     Show {
+        /// The credential name.
         name: String,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Retry pending and stalled deliveries (30 s cooldown).
+    /// Retry pending and stalled deliveries of NAME (its id from this operator's catalogue, never from the relay),
+    /// or of the credential with `--id` (30 s cooldown).
     Retry {
-        id: String,
+        /// The credential's name (an id is also accepted here when no credential has that name).
+        #[arg(required_unless_present = "id", conflicts_with = "id")]
+        name: Option<String>,
+        /// The credential's id instead of its name.
+        #[arg(long)]
+        id: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -271,6 +321,7 @@ pub(crate) enum AgentsCmd {
     },
     /// Ask an agent to rotate its keys now (it generates new keys and queues a renewal request for `ca renew`).
     Rotate {
+        /// The agent id.
         agent: String,
         #[command(flatten)]
         conn: Conn,
@@ -299,6 +350,7 @@ pub(crate) enum AuditCmd {
     },
     /// List audit entries, oldest first (only those of KIND with --kind).
     Ls {
+        /// Only entries of this kind (e.g. credential_purged).
         #[arg(long)]
         kind: Option<String>,
         #[command(flatten)]
@@ -310,11 +362,15 @@ pub(crate) enum AuditCmd {
 pub(crate) enum JobCmd {
     /// Dispatch TEMPLATE to an eligible agent.
     Run {
+        /// The job template's name (defined in the agents' configuration).
         template: String,
+        /// Run it on this agent (which must hold a certificate of the CA); default: any eligible agent.
         #[arg(long)]
         agent: Option<String>,
+        /// A parameter value (repeatable).
         #[arg(long = "param", value_name = "K=V")]
         params: Vec<String>,
+        /// A credential the job needs (repeatable); agents holding it are preferred.
         #[arg(long = "credential")]
         credentials: Vec<String>,
         #[command(flatten)]

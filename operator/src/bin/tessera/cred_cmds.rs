@@ -11,7 +11,8 @@ use tessera_proto::statement::Scope;
 
 use crate::cli::{Conn, CredCmd};
 use crate::fail;
-use crate::session::{api_fail, list, load_operator, print, read_secret, simple};
+use crate::secret_input::read_secret;
+use crate::session::{api_fail, load_operator, print};
 
 pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
     match c {
@@ -23,74 +24,12 @@ pub(crate) async fn cred_cmd(c: CredCmd, json: bool) -> ExitCode {
         } => put(&conn, &name, file.as_deref(), &agents, json).await,
         CredCmd::Import { dir, agents, conn } => import(&conn, &dir, &agents, json).await,
         CredCmd::Rotate { name, file, conn } => put(&conn, &name, file.as_deref(), &[], json).await,
-        CredCmd::Ls { conn } => {
-            list(&conn, "/v1/credentials", json, |v| {
-                let s = &v["sync"];
-                let p = &v["purge"];
-                if p.is_object() {
-                    let mut line = format!(
-                        "{:<24} v{:<4} deleted, purged {}/{}",
-                        v["name"].as_str().unwrap_or(""),
-                        v["version"],
-                        p["purged"],
-                        p["of"]
-                    );
-                    let offline = p["offline"].as_u64().unwrap_or(0);
-                    if offline > 0 {
-                        let _ = write!(line, ", {offline} offline");
-                    }
-                    let _ = write!(line, "  {}", v["id"].as_str().unwrap_or(""));
-                    return line;
-                }
-                let chip = if v["deleted"].as_bool() == Some(true) {
-                    "deleted".to_owned()
-                } else if s["integrity_failure"].as_bool() == Some(true) {
-                    "integrity failure".to_owned()
-                } else if s["stalled"].as_u64().unwrap_or(0) > 0 {
-                    format!("stalled {}", s["stalled"])
-                } else if s["pending"].as_u64().unwrap_or(0) > 0 {
-                    format!("pending {}", s["pending"])
-                } else {
-                    "synced".to_owned()
-                };
-                let scope = match v.pointer("/scope/type").and_then(|t| t.as_str()) {
-                    Some("explicit") => format!(
-                        "[{}]",
-                        v.pointer("/scope/agents")
-                            .and_then(|a| a.as_array())
-                            .map(|a| a
-                                .iter()
-                                .filter_map(|x| x.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "))
-                            .unwrap_or_default()
-                    ),
-                    Some(other) => other.to_owned(),
-                    None => "?".to_owned(),
-                };
-                format!(
-                    "{:<24} v{:<4} synced {}/{}  {chip}  scope {scope}  {}",
-                    v["name"].as_str().unwrap_or(""),
-                    v["version"],
-                    s["synced"],
-                    s["of"],
-                    v["id"].as_str().unwrap_or("")
-                )
-            })
-            .await
-        }
+        CredCmd::Ls { conn } => crate::ls_cmds::cred_ls(&conn, json).await,
         CredCmd::Rm { name, id, conn } => remove(&conn, name.as_deref(), id.as_deref(), json).await,
         CredCmd::Adopt { names, all, conn } => adopt(&conn, &names, all, json).await,
         CredCmd::Show { name, conn } => crate::show_cmd::cred_show(&conn, &name, json).await,
-        CredCmd::Retry { id, conn } => {
-            simple(&conn, json, |c| async move {
-                c.post(
-                    &format!("/v1/credentials/{id}/retry"),
-                    &serde_json::json!({}),
-                )
-                .await
-            })
-            .await
+        CredCmd::Retry { name, id, conn } => {
+            crate::retry_cmd::retry(&conn, name.as_deref(), id.as_deref(), json).await
         }
     }
 }
@@ -170,7 +109,10 @@ pub(crate) async fn put(
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
-    let payload = match read_secret(file)
+    if let Err(e) = crate::resolve::certified_agents(&op, agents, "--agent ") {
+        return fail(2, &e);
+    }
+    let payload = match read_secret(name.as_str(), file)
         .map_err(cred::CredError::Invalid)
         .and_then(|s| {
             warn_weak(&name, &s);
@@ -222,7 +164,7 @@ pub(crate) async fn import(conn: &Conn, dir: &Path, agents: &[String], json: boo
                 ),
             );
         };
-        let payload = match read_secret(Some(p))
+        let payload = match read_secret(name.as_str(), Some(p))
             .map_err(cred::CredError::Invalid)
             .and_then(|s| {
                 warn_weak(&name, &s);
@@ -237,6 +179,9 @@ pub(crate) async fn import(conn: &Conn, dir: &Path, agents: &[String], json: boo
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
+    if let Err(e) = crate::resolve::certified_agents(&op, agents, "--agent ") {
+        return fail(2, &e);
+    }
     let operator = op.signer();
     let refs: Vec<(CredentialName, Option<Scope>, &SecretPayload)> = items
         .iter()
@@ -362,6 +307,13 @@ pub(crate) async fn rescope(
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
+    // Only a grant must name certified agents: a revoke may remove one whose certificate is gone.
+    if matches!(how, cred::Rescope::Grant) {
+        let named: Vec<String> = agents.iter().map(|a| a.as_str().to_owned()).collect();
+        if let Err(e) = crate::resolve::certified_agents(&op, &named, "") {
+            return fail(2, &e);
+        }
+    }
     let operator = op.signer();
     match cred::rescope(&op.client, &operator, &name, &agents, how).await {
         Ok((r, n)) => {

@@ -8,7 +8,7 @@ use tessera_proto::audit::AuditEntry;
 
 use crate::cli::{Conn, JobCmd};
 use crate::fail;
-use crate::session::{api_fail, list, list_where, load_operator, print, simple, OperatorFiles};
+use crate::session::{api_fail, load_operator, print, simple, OperatorFiles};
 
 fn parse_head(expect_head: Option<&str>) -> Result<Option<(u64, String)>, ExitCode> {
     match expect_head.map(|h| {
@@ -117,62 +117,6 @@ pub(crate) async fn audit_verify(conn: &Conn, expect_head: Option<&str>, json: b
     ExitCode::from(4)
 }
 
-/// `agents ls`. A presence the relay marks `stale` (its broker link is down: it cannot see agents go) shows as
-/// `stale`, never `online` or `backfilling`.
-pub(crate) async fn agents_ls(conn: &Conn, json: bool) -> ExitCode {
-    list(conn, "/v1/agents", json, |v| {
-        let state = if v["stale"] == true {
-            "stale"
-        } else {
-            v["state"].as_str().unwrap_or("")
-        };
-        format!(
-            "{:<24} {:<12} {}",
-            v["id"].as_str().unwrap_or(""),
-            state,
-            v["mode"].as_str().unwrap_or("-")
-        )
-    })
-    .await
-}
-
-pub(crate) async fn alerts_ls(conn: &Conn, json: bool) -> ExitCode {
-    list(conn, "/v1/alerts", json, |v| {
-        format!(
-            "{:<10} {:<32} x{:<4} {}  {}",
-            v["severity"].as_str().unwrap_or(""),
-            v["kind"].as_str().unwrap_or(""),
-            v["count"],
-            v["subject"].as_str().unwrap_or(""),
-            v["message"].as_str().unwrap_or("")
-        )
-    })
-    .await
-}
-
-pub(crate) async fn audit_ls(conn: &Conn, kind: Option<&str>, json: bool) -> ExitCode {
-    list_where(
-        conn,
-        "/v1/audit",
-        json,
-        |v| kind.is_none_or(|k| v["kind"] == k),
-        |v| {
-            let data = v["data"].as_object().map_or_else(String::new, |d| {
-                d.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            });
-            format!(
-                "{:>6}  {:<30} {data}",
-                v["seq"],
-                v["kind"].as_str().unwrap_or("")
-            )
-        },
-    )
-    .await
-}
-
 pub(crate) async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
     match j {
         JobCmd::Run {
@@ -189,6 +133,14 @@ pub(crate) async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
                 };
                 map.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
             }
+            if let Some(a) = &agent {
+                let certified = load_operator(&conn).and_then(|op| {
+                    crate::resolve::certified_agents(&op, std::slice::from_ref(a), "--agent ")
+                });
+                if let Err(e) = certified {
+                    return fail(2, &e);
+                }
+            }
             let body = serde_json::json!({ "template": template, "params": map, "credentials": credentials, "agent": agent });
             simple(
                 &conn,
@@ -197,22 +149,6 @@ pub(crate) async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
             )
             .await
         }
-        JobCmd::Ls { conn } => {
-            list(&conn, "/v1/jobs", json, |v| {
-                let result = &v["result"];
-                format!(
-                    "{}  {:<20} on {:<16} exit {}",
-                    v["id"].as_str().unwrap_or(""),
-                    v["template"].as_str().unwrap_or(""),
-                    v["agent"].as_str().unwrap_or(""),
-                    if result.is_null() {
-                        "-".to_owned()
-                    } else {
-                        result["exit_code"].to_string()
-                    }
-                )
-            })
-            .await
-        }
+        JobCmd::Ls { conn } => crate::ls_cmds::job_ls(&conn, json).await,
     }
 }

@@ -3,21 +3,30 @@
 //! Exit codes: 0 success; 1 failure; 2 usage or input error, or the relay's answers contradict what was signed
 //! (nothing was signed or sealed); 3 the relay refused (invalid, unauthorized, busy); 4 `audit verify` found the
 //! chain broken or a recorded delivery, purge or rotation without a valid receipt (`cred show`: a state without one).
+//! With `--json`, a failure is reported as one JSON line on standard error (`json_output`).
 #![forbid(unsafe_code)]
 
 mod broker_cmd;
 mod ca_cmds;
 mod cli;
+mod completions_cmd;
 mod cred_cmds;
 mod dashboard_cmd;
 mod fleet_cmds;
+mod json_output;
+mod ls_cmds;
+mod resolve;
+mod retry_cmd;
 mod rotation_cmds;
+mod secret_input;
 mod session;
 mod show_cmd;
+mod table;
+mod version;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 
 use ca_cmds::{ca_cmd, ca_revoke};
 use cli::{AgentsCmd, AuditCmd, CaCmd, Cli, Command, ListCmd};
@@ -26,12 +35,38 @@ use fleet_cmds::{audit_verify, job_cmd};
 use tessera_operator::cred;
 
 pub(crate) fn fail(code: u8, msg: &str) -> ExitCode {
-    eprintln!("tessera: {msg}");
-    ExitCode::from(code)
+    json_output::fail_kind(code, json_output::kind_of(code), msg)
+}
+
+/// The parsed command line; a usage error is reported as JSON when `--json` was given.
+fn parse() -> Result<Cli, ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    Cli::try_parse_from(&args).map_err(|e| {
+        use clap::error::ErrorKind;
+        let shown = matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        if shown || !json_output::requested(&args) {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        json_output::set(true);
+        let rendered = e.to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        let text = first.strip_prefix("error: ").unwrap_or(first);
+        json_output::fail_kind(2, "usage", &format!("{text} (see `tessera --help`)"))
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    json_output::set(cli.json);
     tessera_proto::logging::init(cli.log_format, "info");
     // Nothing to ask the relay: no runtime.
     if let Command::BrokerConfig(b) = &cli.command {
@@ -49,6 +84,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Completions { shell } => completions_cmd::completions(Cli::command(), shell),
+        Command::Man { out_dir } => completions_cmd::man(Cli::command(), out_dir.as_deref()),
         Command::Ca(CaCmd::Revoke {
             dir,
             certs,
@@ -73,7 +110,7 @@ async fn run(cli: Cli) -> ExitCode {
                 replace,
                 push,
             };
-            ca_cmds::issue_agent(&a, &conn).await
+            ca_cmds::issue_agent(&a, &conn, cli.json).await
         }
         Command::Ca(CaCmd::Renew {
             dir,
@@ -93,7 +130,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
             rotation_cmds::ca_renew(&r, &conn, cli.json).await
         }
-        Command::Ca(c) => ca_cmd(c),
+        Command::Ca(c) => ca_cmd(c, cli.json),
         Command::Agents(AgentsCmd::Rotate { agent, conn }) => {
             rotation_cmds::agents_rotate(&agent, &conn, cli.json).await
         }
@@ -109,15 +146,18 @@ async fn run(cli: Cli) -> ExitCode {
             allow_non_loopback,
             conn,
         } => dashboard_cmd::dashboard(&conn, listen, allow_non_loopback).await,
-        Command::Agents(AgentsCmd::Ls { conn }) => fleet_cmds::agents_ls(&conn, cli.json).await,
-        Command::Alerts(ListCmd::Ls { conn }) => fleet_cmds::alerts_ls(&conn, cli.json).await,
+        Command::Agents(AgentsCmd::Ls { conn }) => ls_cmds::agents_ls(&conn, cli.json).await,
+        Command::Alerts(ListCmd::Ls { conn }) => ls_cmds::alerts_ls(&conn, cli.json).await,
         Command::Audit(AuditCmd::Verify { expect_head, conn }) => {
             audit_verify(&conn, expect_head.as_deref(), cli.json).await
         }
         Command::Audit(AuditCmd::Ls { kind, conn }) => {
-            fleet_cmds::audit_ls(&conn, kind.as_deref(), cli.json).await
+            ls_cmds::audit_ls(&conn, kind.as_deref(), cli.json).await
         }
         Command::Job(j) => job_cmd(j, cli.json).await,
         Command::BrokerConfig(b) => broker_cmd::broker_config(&b),
     }
 }
+
+#[cfg(test)]
+mod tests;
