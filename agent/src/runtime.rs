@@ -62,17 +62,12 @@ pub enum RunError {
     },
 }
 
-/// Runs the agent until `cancel` fires.
-pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunError> {
-    let cfg = Arc::new(cfg);
-    let OpenStore {
-        store,
-        keys: store_keys,
-    } = open_store_keys(&cfg)?;
-    let keys = AgentKeys::load(&store, crate::clock::unix_now())?;
-    let roots = roots_for(&cfg, &keys)?;
-    let tls = client_config(&keys, &roots)?;
-
+/// The session's MQTT options: persistent session, manual acks, the packet limits, TLS, the offline Last Will.
+fn mqtt_options(
+    cfg: &AgentConfig,
+    keys: &AgentKeys,
+    tls: Arc<rustls::ClientConfig>,
+) -> MqttOptions {
     let mut opts = MqttOptions::new(keys.id.as_str(), cfg.broker.host.clone(), cfg.broker.port);
     opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs))
         .set_clean_session(false)
@@ -93,6 +88,21 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         QoS::AtLeastOnce,
         true,
     ));
+    opts
+}
+
+/// Runs the agent until `cancel` fires.
+pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunError> {
+    let cfg = Arc::new(cfg);
+    let OpenStore {
+        store,
+        keys: store_keys,
+    } = open_store_keys(&cfg)?;
+    let keys = AgentKeys::load(&store, crate::clock::unix_now())?;
+    let roots = roots_for(&cfg, &keys)?;
+    let tls = client_config(&keys, &roots)?;
+
+    let opts = mqtt_options(&cfg, &keys, tls);
     let (client, mut eventloop) = AsyncClient::new(opts, 256);
     // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
     let mut net = rumqttc::NetworkOptions::new();
