@@ -71,11 +71,16 @@ fn sigkill_at_any_point_of_a_rotation_loses_nothing() {
     );
 
     // Kill the rotation at spread-out moments: early ones land while the process starts and seals the new key,
-    // later ones in the middle of re-encryption batches.
+    // later ones in the middle of re-encryption batches. How far a run gets before its kill depends on the
+    // machine's load, so the kills go on (at most MAX_KILLS) until one has landed in the second half of the
+    // re-encryption, and the delays grow while kills make no progress.
+    const MAX_KILLS: usize = 300;
+    let total = 3 * CREDENTIALS;
     let mut landed = Vec::new();
     let mut kills = 0;
     let mut finished = false;
-    for attempt in 0..60u64 {
+    let mut stretch = 1u64;
+    for attempt in 0..(MAX_KILLS as u64 + 20) {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&config_path)
@@ -85,14 +90,20 @@ fn sigkill_at_any_point_of_a_rotation_loses_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // 20 ms .. 270 ms, varied deterministically.
-        let delay = 20 + (attempt * 7_919) % 250;
+        // 20 ms .. 270 ms, varied deterministically, stretched while kills land before any progress.
+        let delay = (20 + (attempt * 7_919) % 250) * stretch;
         std::thread::sleep(Duration::from_millis(delay));
-        if child.try_wait().unwrap().is_none() && kills < 40 {
+        let second_half_seen = landed
+            .iter()
+            .any(|(s, r): &(&str, usize)| *s == "reencrypting" && *r > 0 && *r < total / 2);
+        let keep_killing = kills < MAX_KILLS && (kills < 40 || !second_half_seen);
+        if child.try_wait().unwrap().is_none() && keep_killing {
             child.kill().unwrap();
             child.wait().unwrap();
             kills += 1;
             let (state, remaining) = check_store(&cfg);
+            let stalled = landed.last() == Some(&(state.name(), remaining));
+            stretch = if stalled { (stretch + 1).min(8) } else { 1 };
             landed.push((state.name(), remaining));
         } else {
             let status = child.wait().unwrap();
@@ -119,7 +130,6 @@ fn sigkill_at_any_point_of_a_rotation_loses_nothing() {
     // Progress carried over from one run to the next: the record counts left at the kills only go down, and the
     // kills spread over the whole re-encryption (both halves of it).
     assert!(mid.windows(2).all(|w| w[1] <= w[0]), "{landed:?}");
-    let total = 3 * CREDENTIALS;
     assert!(
         mid.iter().any(|r| *r > total / 2) && mid.iter().any(|r| *r < total / 2),
         "{landed:?}"
