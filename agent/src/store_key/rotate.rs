@@ -17,7 +17,8 @@ fn audit(store: &Store, detail: String) {
     tracing::info!(detail = %detail, "store key rotation");
     let mut entry = AuditEntry::wire_refusal("store_key", None, detail);
     entry.outcome = AuditOutcome::StoreKey;
-    if let Err(e) = store.audit(entry) {
+    // Flushed: the manifest write that follows is durable at once, and the record of the step must be too.
+    if let Err(e) = store.audit(entry).and_then(|()| store.flush()) {
         tracing::error!(error = %e, "could not write the local audit");
     }
 }
@@ -57,8 +58,8 @@ pub fn start(
     };
     // Confirmed under the current key first, so a manifest naming a key the store never confirmed is refused.
     store.confirm_next_generation(generation, &key)?;
-    manifest::save(&cfg.store_keys_file(), &next)?;
-    store.begin_key_generation(generation, &key)?;
+    // Audited before the manifest commits to it: a kill between the two leaves an attempt on record (the next
+    // rotation starts afresh), never a rotation without its start.
     audit(
         store,
         format!(
@@ -67,6 +68,8 @@ pub fn start(
             active.sealer.backend()
         ),
     );
+    manifest::save(&cfg.store_keys_file(), &next)?;
+    store.begin_key_generation(generation, &key)?;
     Ok(next)
 }
 
@@ -101,18 +104,19 @@ pub fn finish(
             (active, retired)
         }
     };
-    let steady = destroy(cfg, active, &retired)?;
+    // Audited before the last manifest write: a kill between the two resumes in `destroying` and audits again, so
+    // the end is on record at least once.
     audit(
         store,
         format!(
             "finished: generation {} ({}) destroyed, generation {} ({}) active",
             retired.generation,
             retired.sealer.backend(),
-            steady.active().generation,
-            steady.active().sealer.backend()
+            active.generation,
+            active.sealer.backend()
         ),
     );
-    Ok(steady)
+    destroy(cfg, active, &retired)
 }
 
 /// Destroys what sealed `retired` (and, for generation 0, the pre-manifest `store.sealed`), then saves `steady`.
