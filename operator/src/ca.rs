@@ -1,5 +1,8 @@
 //! The org CA on the operator's workstation: a directory with `ca.pem` (the certificate every agent pins) and
 //! `ca.key` (PKCS#8, mode 0600; keep it offline).
+//!
+//! Every certificate's common name is its MQTT username at the broker, so a name issued to one kind (agent, service,
+//! operator) is refused for another ([`crate::issued::Registry::check_name`]).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -11,7 +14,7 @@ use tessera_proto::ids::{AgentId, OperatorId};
 use tessera_proto::secret::SecretBytes;
 use tessera_proto::statement::{RevocationList, Signed};
 
-use crate::issued::Registry;
+use crate::issued::{NameKind, Registry};
 
 /// CA operation failures.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +174,9 @@ pub fn issue_agent(
     let revoked = crate::revocations::read_dir_copy(dir, ca.pinned())
         .map_err(|e| CaError::Invalid(e.to_string()))?
         .unwrap_or_else(RevocationList::empty);
+    registry
+        .check_name(agent.as_str(), NameKind::Agent)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
     let live = registry.live(&agent, ca.pinned(), now(), &revoked);
     if !live.is_empty() && !replace {
         let serials: Vec<&str> = live.iter().map(|c| c.serial.as_str()).collect();
@@ -282,11 +288,25 @@ pub fn retire(
     revoke(dir, &retired)
 }
 
+/// The CA's registry with `name` recorded as the common name of a `kind` certificate, refused when it was issued to
+/// another kind; written back by the caller once the certificate is out.
+fn claim_name(dir: &Path, name: &str, kind: NameKind) -> Result<Registry, CaError> {
+    let mut registry = Registry::load(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?
+        .unwrap_or_default();
+    registry
+        .check_name(name, kind)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
+    registry.names.insert(name.to_owned(), kind);
+    Ok(registry)
+}
+
 /// `ca issue-operator`: a new operator key and certificate in `out_dir` (`operator.pem`, `operator.key`, and a copy
 /// of `ca.pem`).
 pub fn issue_operator(dir: &Path, id: &str, out_dir: &Path, days: u32) -> Result<(), CaError> {
     let ca = load(dir)?;
     let id = OperatorId::new(id).map_err(|e| CaError::Invalid(e.to_string()))?;
+    let registry = claim_name(dir, id.as_str(), NameKind::Operator)?;
     let key = IdentityKey::generate().map_err(|e| CaError::Invalid(e.to_string()))?;
     let der = ca
         .issue_operator(
@@ -297,10 +317,13 @@ pub fn issue_operator(dir: &Path, id: &str, out_dir: &Path, days: u32) -> Result
         .map_err(|e| CaError::Invalid(e.to_string()))?;
     write_identity(out_dir, "operator", &key, &der)?;
     write_pem(&out_dir.join("ca.pem"), "CERTIFICATE", ca.cert_der(), false)?;
+    registry
+        .save(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))?;
     // The new operator directory starts with the CA's registry of issued agent certificates (sealing needs it) and
     // its newest revocation list (so that a relay withholding the list cannot get a revoked agent sealed to).
-    Registry::load(dir)
-        .and_then(|r| r.unwrap_or_default().save(out_dir))
+    registry
+        .save(out_dir)
         .map_err(|e| CaError::Invalid(e.to_string()))?;
     let list = crate::revocations::read_signed_copy(dir, ca.pinned())
         .map_err(|e| CaError::Invalid(e.to_string()))?;
@@ -321,6 +344,7 @@ pub fn issue_service(
     days: u32,
 ) -> Result<(), CaError> {
     let ca = load(dir)?;
+    let registry = claim_name(dir, name, NameKind::Service)?;
     let key = IdentityKey::generate().map_err(|e| CaError::Invalid(e.to_string()))?;
     let dns: Vec<&str> = dns.iter().map(String::as_str).collect();
     let der = ca
@@ -332,7 +356,10 @@ pub fn issue_service(
             Validity::days_from(now() - 300, days),
         )
         .map_err(|e| CaError::Invalid(e.to_string()))?;
-    write_identity(out_dir, name, &key, &der)
+    write_identity(out_dir, name, &key, &der)?;
+    registry
+        .save(dir)
+        .map_err(|e| CaError::Invalid(e.to_string()))
 }
 
 /// `ca revoke`: adds serials to the CA's revocation list (`revocations.json` in `dir`, signed, serial + 1).
@@ -397,3 +424,6 @@ pub fn serial_of(dir: &Path, cert: &Path) -> Result<CertSerial, CaError> {
         })
         .map_err(|e| CaError::Invalid(format!("{}: {e}", cert.display())))
 }
+
+#[cfg(test)]
+mod tests;

@@ -68,6 +68,10 @@ pub struct Deleted {
     pub name: CredentialName,
     /// Its last version.
     pub version: u64,
+    /// Its last live scope: the agents its purge is counted over (`None` in catalogues written before it was
+    /// kept: counted as scope `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
 }
 
 /// The catalogue.
@@ -267,6 +271,15 @@ impl Catalogue {
         Ok(())
     }
 
+    /// The name of the live credential with id `id`, only when that name's newest entry ([`Catalogue::latest`]) is
+    /// that credential: what acts by name (grant, revoke) then acts on this id and no other.
+    pub fn live_name_of(&self, id: &CredentialId) -> Option<&CredentialName> {
+        let e = self.by_id(id)?;
+        self.latest(&e.name)
+            .filter(|l| l.id == *id)
+            .map(|l| &l.name)
+    }
+
     /// The live credential with id `id`.
     pub fn by_id(&self, id: &CredentialId) -> Option<&Entry> {
         self.credentials
@@ -386,6 +399,7 @@ impl Catalogue {
             Deleted {
                 name: e.name.clone(),
                 version: e.version,
+                scope: Some(e.scope.clone()),
             },
         );
         Some(e)

@@ -5,7 +5,13 @@
 //! CA issued **for that agent id** and has not replaced. `ca issue-agent` refuses an agent id that already holds a
 //! live certificate unless told to replace it, which revokes the old one. Every entry is verified against the CA
 //! when it is used, so an edited file can remove agents (availability) but never add a key the CA did not certify.
+//!
+//! It also keeps the common names of the service and operator certificates the CA issued: every certificate's CN is
+//! its MQTT username at the broker, whose ACL treats the relays' names specially, so the CA refuses to issue a CN
+//! already issued to another kind ([`Registry::check_name`]; docs/threat-model.md, "One MQTT username namespace").
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +57,46 @@ pub struct IssuedCert {
 pub struct Registry {
     /// Every certificate issued, oldest first.
     pub certs: Vec<IssuedCert>,
+    /// The common names of the service and operator certificates issued, with their kind (agents' are in `certs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, NameKind>,
+}
+
+/// The kind of certificate a common name was issued to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameKind {
+    /// An agent certificate (`ca issue-agent`).
+    Agent,
+    /// A service certificate, the broker's or a relay's (`ca issue-service`).
+    Service,
+    /// An operator certificate (`ca issue-operator`).
+    Operator,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Agent => "agent",
+            Self::Service => "service",
+            Self::Operator => "operator",
+        })
+    }
+}
+
+/// A common name already issued to another kind of certificate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the common name {name} is already issued to a certificate of kind {held} ({FILE}); a certificate of kind \
+     {wanted} with the same name would share its MQTT username at the broker, and so its ACL: choose another name"
+)]
+pub struct NameClash {
+    /// The common name.
+    pub name: String,
+    /// The kind it was issued to.
+    pub held: NameKind,
+    /// The kind asked for.
+    pub wanted: NameKind,
 }
 
 /// Registry failures.
@@ -77,6 +123,26 @@ impl Registry {
     /// The registry in `dir`, which must exist.
     pub fn require(dir: &Path) -> Result<Self, IssuedError> {
         Self::load(dir)?.ok_or_else(|| IssuedError::Missing(dir.display().to_string()))
+    }
+
+    /// The kind of certificate `name` was issued to as a common name, if any.
+    pub fn kind_of(&self, name: &str) -> Option<NameKind> {
+        if self.certs.iter().any(|c| c.agent.as_str() == name) {
+            return Some(NameKind::Agent);
+        }
+        self.names.get(name).copied()
+    }
+
+    /// Refuses `name` as the common name of a `wanted` certificate when it was issued to another kind.
+    pub fn check_name(&self, name: &str, wanted: NameKind) -> Result<(), NameClash> {
+        match self.kind_of(name) {
+            Some(held) if held != wanted => Err(NameClash {
+                name: name.to_owned(),
+                held,
+                wanted,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Writes the registry into `dir`.

@@ -394,3 +394,121 @@ fn a_purge_receipt_of_an_earlier_revoke_does_not_stand_for_a_later_one() {
     assert_eq!(v["without_valid_receipt"], 0, "{v}");
     assert_eq!(v["agents"][0]["receipt"], "ok");
 }
+
+/// A relay fakes "synced" by the count of rows: edge-1 listed twice with its genuine receipt and edge-2 left out;
+/// then, after edge-3 is revoked at the same version, edge-3's old genuine receipt listed as if it still held it.
+/// `cred show` counts distinct agents of the signed scope, names what is wrong, and exits 4.
+#[test]
+fn a_relay_cannot_fake_synced_with_a_duplicate_row_or_an_agent_left_out_of_the_scope() {
+    let w = world();
+    let [e1, _, e3] = [&w.agents[0], &w.agents[1], &w.agents[2]];
+    let alice = w.c.operator_dir();
+    let run = |args: &[&str], secret: Option<&str>| {
+        ok(&tessera(&w.c, &alice, args, secret));
+        let (_, statement) = posted(&w.relay.take());
+        w.relay.answer(
+            "/v1/credentials",
+            serde_json::json!([tessera_system_tests::operator_calls::cred_view(&statement)]),
+        );
+        parse(&statement)
+    };
+    let st = run(
+        &[
+            "cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2", "--agent", "edge-3",
+        ],
+        Some("db-password-v1"),
+    );
+    let id = st.credential_id;
+    let stored = |a: &WireAgent| {
+        a.receipt(ReceiptFact::Stored {
+            delivery_id: uuid::Uuid::new_v4(),
+            credential_id: id,
+            version: 1,
+            digest: st.commitment,
+        })
+    };
+    let row = |agent: &str, receipt: &Receipt| {
+        serde_json::json!({
+            "agent": agent, "agent_state": "online", "version": 1, "state": "stored", "attempts": 0,
+            "next_attempt_ms": 0, "last_error": null, "receipt": receipt,
+        })
+    };
+    let (r1, r3) = (stored(e1), stored(e3));
+    let show = |rows: serde_json::Value| {
+        w.relay
+            .answer(&format!("/v1/credentials/{id}/deliveries"), rows);
+        tessera(&w.c, &alice, &["cred", "show", "db"], None)
+    };
+    // The honest answer: all three, synced.
+    let v = ok(&show(serde_json::json!([
+        row("edge-1", &r1),
+        row("edge-2", &stored(&w.agents[1])),
+        row("edge-3", &r3)
+    ])));
+    assert_eq!(v["summary"], "stored v1 3/3", "{v}");
+
+    run(&["revoke", "db", "edge-3"], None);
+    // (a) edge-1 twice, edge-2 left out.
+    let v = exits(
+        &show(serde_json::json!([row("edge-1", &r1), row("edge-1", &r1)])),
+        4,
+    );
+    assert_eq!(v["not_listed"], serde_json::json!(["edge-2"]), "{v}");
+    assert_eq!(v["summary"], "stored v1 0/2", "{v}");
+    assert!(v["integrity_failures"][0]
+        .as_str()
+        .unwrap()
+        .contains("edge-1: listed more than once"));
+    // (b) edge-3, revoked from the scope, with its old genuine receipt; edge-2 left out.
+    let o = show(serde_json::json!([row("edge-1", &r1), row("edge-3", &r3)]));
+    let v = exits(&o, 4);
+    assert_eq!(v["summary"], "stored v1 1/2", "{v}");
+    assert!(v["integrity_failures"][0]
+        .as_str()
+        .unwrap()
+        .contains("edge-3: recorded as holding it"));
+}
+
+/// An agent whose certificate was revoked (`ca revoke`) but has not expired is no agent an explicit scope may name:
+/// `--agent` checks it against the operator's current revocation list, not only `issued.json`.
+#[test]
+fn an_explicit_scope_refuses_an_agent_whose_certificate_is_revoked() {
+    let w = world();
+    let alice = w.c.operator_dir();
+    let pem_path = w.c.root().join("edge-2.pem");
+    std::fs::write(
+        &pem_path,
+        pem::encode(&pem::Pem::new("CERTIFICATE", w.agents[1].cert.clone())),
+    )
+    .unwrap();
+    let o =
+        w.c.operator_cmd()
+            .args(["ca", "revoke", "--dir"])
+            .arg(w.c.ca_dir())
+            .arg("--cert")
+            .arg(&pem_path)
+            .output()
+            .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.relay.take();
+    let o = tessera(
+        &w.c,
+        &alice,
+        &[
+            "cred", "put", "db", "--agent", "edge-1", "--agent", "edge-2",
+        ],
+        Some("db-password-v1"),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--agent edge-2: no live certificate"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(w.relay.take().iter().all(|r| r.method == "GET"));
+}

@@ -186,3 +186,33 @@ fn a_pending_statement_is_built_on_then_confirmed_or_superseded() {
     assert!(cat.pending.is_empty());
     assert_eq!(cat.get(&db).unwrap().version, 2);
 }
+
+#[test]
+fn an_id_is_named_for_acting_by_name_only_when_that_name_resolves_to_it() {
+    let o = org();
+    let mut cat = Catalogue::default();
+    let confirmed = CredentialId::random();
+    let s = signed(&o, confirmed, "db", 1, 0, Scope::All);
+    accept(&mut cat, &o, &s).unwrap();
+    let name = CredentialName::new("db").unwrap();
+    assert_eq!(cat.live_name_of(&confirmed), Some(&name));
+    // A pending entry under the same name but another id (an edited or corrupted file): `by_id` finds it, but
+    // acting on "db" would act on the newer entry, so neither id is named for the other's action.
+    let other = CredentialId::random();
+    let p = signed(&o, other, "db", 2, 0, Scope::All);
+    let v = p.verify(o.ca.pinned(), &RevocationList::empty()).unwrap();
+    let mut entry = cat.get(&name).unwrap().clone();
+    entry.id = other;
+    entry.version = v.statement.version;
+    entry.statement = p;
+    cat.pending.insert(name.clone(), entry);
+    assert!(cat.by_id(&confirmed).is_some());
+    assert_eq!(cat.live_name_of(&confirmed), None);
+    assert_eq!(cat.live_name_of(&other), Some(&name));
+    // Deleting keeps the last live scope, the agents its purge is counted over.
+    let scoped = CredentialId::random();
+    let edge = Scope::explicit([AgentId::new("edge-1").unwrap()]);
+    accept(&mut cat, &o, &signed(&o, scoped, "api", 1, 0, edge.clone())).unwrap();
+    cat.delete(&CredentialName::new("api").unwrap());
+    assert_eq!(cat.deleted[&scoped].scope, Some(edge));
+}

@@ -281,9 +281,10 @@ async fn rescope(
         Err(e) => return answer(StatusCode::BAD_REQUEST, false, &e.to_string(), None),
     };
     let _one = st.sign.lock().await;
-    // The name comes from the operator's catalogue, never from the relay.
+    // The name comes from the operator's catalogue, never from the relay; and only when that name's newest entry is
+    // this id (what `rescope` acts on by name), so no other entry of the same name is signed for.
     let name = match Catalogue::load(&st.id.dir) {
-        Ok(c) => c.by_id(&id).map(|e| e.name.clone()),
+        Ok(c) => c.live_name_of(&id).cloned(),
         Err(e) => {
             return answer(
                 StatusCode::INTERNAL_SERVER_ERROR,

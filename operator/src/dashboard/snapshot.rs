@@ -56,6 +56,8 @@ pub(crate) struct CredRow {
     pub(crate) chip: Chip,
     pub(crate) summary: String,
     pub(crate) unproven: usize,
+    /// Agents listed twice, or recorded holding it outside the signed scope (integrity failures).
+    pub(crate) anomalies: Vec<String>,
     pub(crate) rows: Vec<DeliveryRow>,
     pub(crate) missing: Vec<String>,
     /// Agents of the signed scope (`None`: every agent), for the fleet's counts.
@@ -137,6 +139,37 @@ fn scope_text(scope: &Scope) -> (String, Option<Vec<AgentId>>) {
     }
 }
 
+/// The chip of a judged credential: `Synced` only when every agent counted is proven, listed, and nothing is an
+/// integrity failure (`pending`: rows the relay reports pending and not done).
+pub(crate) fn chip(
+    judged: &delivery_proof::Judged,
+    deleted: bool,
+    mismatch_reported: bool,
+    pending: usize,
+) -> Chip {
+    let s = &judged.summary;
+    if mismatch_reported || judged.integrity_failure() {
+        Chip::Integrity
+    } else if deleted {
+        Chip::Purge {
+            done: s.done,
+            of: s.of,
+        }
+    } else if judged.complete() {
+        Chip::Synced {
+            done: s.done,
+            of: s.of,
+        }
+    } else if pending > 0 {
+        Chip::Pending(pending)
+    } else {
+        Chip::Partial {
+            done: s.done,
+            of: s.of,
+        }
+    }
+}
+
 /// One credential's rows judged into a [`CredRow`].
 fn judge_one(
     j: &Judge,
@@ -147,7 +180,8 @@ fn judge_one(
 ) -> CredRow {
     let (id, name, signed) = cred;
     let verify = |r: &Receipt| receipts::verify(r, &j.registry, ca, &j.revoked);
-    let judged = delivery_proof::judge(rows, &id, signed, &verify);
+    let live = j.registry.live_agents(ca, now_s(), &j.revoked);
+    let judged = delivery_proof::judge(rows, &id, signed, &live, &verify);
     let shown: Vec<DeliveryRow> = rows
         .iter()
         .zip(&judged.checks)
@@ -177,28 +211,9 @@ fn judge_one(
             let (text, agents) = scope_text(&e.scope);
             (false, e.version, text, agents)
         }
-        Signed::Deleted(v) => (true, v, "deleted".to_owned(), Some(Vec::new())),
+        Signed::Deleted(d) => (true, d.version, "deleted".to_owned(), Some(Vec::new())),
     };
-    let chip = if mismatch_reported || judged.unproven > 0 {
-        Chip::Integrity
-    } else if deleted {
-        Chip::Purge {
-            done: s.done,
-            of: s.of,
-        }
-    } else if s.done >= s.of {
-        Chip::Synced {
-            done: s.done,
-            of: s.of,
-        }
-    } else if pending > 0 {
-        Chip::Pending(pending)
-    } else {
-        Chip::Partial {
-            done: s.done,
-            of: s.of,
-        }
-    };
+    let chip = chip(&judged, deleted, mismatch_reported, pending);
     CredRow {
         id,
         name: name.to_owned(),
@@ -208,6 +223,7 @@ fn judge_one(
         chip,
         summary: s.to_string(),
         unproven: judged.unproven,
+        anomalies: judged.anomalies.iter().map(ToString::to_string).collect(),
         rows: shown,
         missing: judged.missing,
         scope_agents,
@@ -232,7 +248,7 @@ pub(crate) async fn credentials(
         j.catalogue
             .deleted
             .iter()
-            .map(|(cid, d)| (*cid, d.name.as_str().to_owned(), Signed::Deleted(d.version))),
+            .map(|(cid, d)| (*cid, d.name.as_str().to_owned(), Signed::Deleted(d))),
     );
     let unknown = relay
         .iter()

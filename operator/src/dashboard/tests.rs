@@ -6,8 +6,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 
 use super::cooldown::Cooldown;
 use super::html::{esc, time_s};
-use super::snapshot::{flatten_status, parse_alerts, AgentRow, Chip, CredRow, DeliveryRow};
+use super::snapshot::{chip, flatten_status, parse_alerts, AgentRow, Chip, CredRow, DeliveryRow};
 use super::{auth, views};
+use crate::delivery_proof::{Anomaly, Judged, Summary};
 
 const HOSTILE: &str = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
 
@@ -61,6 +62,7 @@ fn relay_strings_are_inert_in_every_view() {
         chip: Chip::Integrity,
         summary: "stored v1 0/1".into(),
         unproven: 1,
+        anomalies: vec![HOSTILE.into()],
         rows: vec![DeliveryRow {
             agent: HOSTILE.into(),
             presence: HOSTILE.into(),
@@ -76,6 +78,51 @@ fn relay_strings_are_inert_in_every_view() {
     };
     assert_inert(&views::credential(&cred));
     assert_inert(&views::credentials(&[cred], &[HOSTILE.into()]));
+}
+
+fn judged(done: usize, of: usize, missing: &[&str], anomalies: usize) -> Judged {
+    Judged {
+        checks: Vec::new(),
+        proven: Vec::new(),
+        unproven: 0,
+        anomalies: (0..anomalies)
+            .map(|_| Anomaly::Duplicate(tessera_proto::ids::AgentId::new("a").unwrap()))
+            .collect(),
+        missing: missing.iter().map(|m| (*m).to_owned()).collect(),
+        summary: Summary {
+            label: "stored v1".into(),
+            done,
+            of,
+            offline: 0,
+        },
+    }
+}
+
+#[test]
+fn synced_only_when_every_counted_agent_is_proven_and_listed_and_nothing_is_an_integrity_failure() {
+    assert_eq!(
+        chip(&judged(2, 2, &[], 0), false, false, 0),
+        Chip::Synced { done: 2, of: 2 }
+    );
+    // An agent of the scope the relay does not list is never synced, whatever the counts say.
+    assert_eq!(
+        chip(&judged(2, 2, &["b"], 0), false, false, 0),
+        Chip::Partial { done: 2, of: 2 }
+    );
+    // More done than counted (rows, not agents) is not synced either.
+    assert_eq!(
+        chip(&judged(3, 2, &[], 0), false, false, 0),
+        Chip::Partial { done: 3, of: 2 }
+    );
+    // An agent listed twice, or outside the scope: red.
+    assert_eq!(
+        chip(&judged(2, 2, &[], 1), false, false, 0),
+        Chip::Integrity
+    );
+    assert_eq!(
+        chip(&judged(0, 2, &["a", "b"], 0), true, false, 0),
+        Chip::Purge { done: 0, of: 2 }
+    );
 }
 
 #[test]

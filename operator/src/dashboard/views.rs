@@ -156,6 +156,9 @@ pub(crate) fn credential(c: &CredRow) -> String {
             c.unproven
         );
     }
+    for a in &c.anomalies {
+        let _ = write!(t, "<p class=\"error\">Integrity failure: {}.</p>", esc(a));
+    }
     t.push_str(
         "<table class=\"deliveries\"><thead><tr><th>Agent</th><th>Presence</th><th>State</th><th>Attempts</th>\
          <th>Next retry</th><th>Last error</th><th>Receipt</th></tr></thead><tbody>",

@@ -109,7 +109,7 @@ pub(crate) async fn put(
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
-    if let Err(e) = crate::resolve::certified_agents(&op, agents, "--agent ") {
+    if let Err(e) = crate::resolve::certified_agents(&op, agents, "--agent ").await {
         return fail(2, &e);
     }
     let payload = match read_secret(name.as_str(), file)
@@ -179,7 +179,7 @@ pub(crate) async fn import(conn: &Conn, dir: &Path, agents: &[String], json: boo
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
-    if let Err(e) = crate::resolve::certified_agents(&op, agents, "--agent ") {
+    if let Err(e) = crate::resolve::certified_agents(&op, agents, "--agent ").await {
         return fail(2, &e);
     }
     let operator = op.signer();
@@ -310,7 +310,7 @@ pub(crate) async fn rescope(
     // Only a grant must name certified agents: a revoke may remove one whose certificate is gone.
     if matches!(how, cred::Rescope::Grant) {
         let named: Vec<String> = agents.iter().map(|a| a.as_str().to_owned()).collect();
-        if let Err(e) = crate::resolve::certified_agents(&op, &named, "") {
+        if let Err(e) = crate::resolve::certified_agents(&op, &named, "").await {
             return fail(2, &e);
         }
     }

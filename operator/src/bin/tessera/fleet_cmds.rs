@@ -134,9 +134,13 @@ pub(crate) async fn job_cmd(j: JobCmd, json: bool) -> ExitCode {
                 map.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
             }
             if let Some(a) = &agent {
-                let certified = load_operator(&conn).and_then(|op| {
-                    crate::resolve::certified_agents(&op, std::slice::from_ref(a), "--agent ")
-                });
+                let certified = match load_operator(&conn) {
+                    Ok(op) => {
+                        crate::resolve::certified_agents(&op, std::slice::from_ref(a), "--agent ")
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
                 if let Err(e) = certified {
                     return fail(2, &e);
                 }

@@ -106,7 +106,12 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
         name.as_str(),
         if deleted { "  deleted" } else { "" }
     )];
-    let judged = delivery_proof::judge(&rows, &id, signed, &verify);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    // Scope `all` (and a deleted credential whose last scope was) counts the CA registry's live certified agents.
+    let certified = registry.live_agents(&op.ca, now, &revoked);
+    let judged = delivery_proof::judge(&rows, &id, signed, &certified, &verify);
     let mut out = Vec::new();
     for (row, checked) in rows.iter().zip(&judged.checks) {
         let (line, v) = render(row, checked.as_ref());
@@ -114,9 +119,14 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
         out.push(v);
     }
     let unproven = judged.unproven;
+    let failed = judged.integrity_failure();
     let missing = judged.missing;
     for a in &missing {
         lines.push(format!("  {a:<24} not listed by the relay"));
+    }
+    let anomalies: Vec<String> = judged.anomalies.iter().map(ToString::to_string).collect();
+    for a in &anomalies {
+        lines.push(format!("INTEGRITY FAILURE: {a}"));
     }
     let summary = judged.summary.to_string();
     lines.push(summary.clone());
@@ -126,7 +136,7 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
         ));
     }
     let v = serde_json::json!({ "name": name.as_str(), "id": id, "deleted": deleted, "agents": out, "summary": summary,
-        "without_valid_receipt": unproven, "not_listed": missing });
+        "without_valid_receipt": unproven, "not_listed": missing, "integrity_failures": anomalies });
     // Every line carries the relay's text: escaped, so it cannot forge or hide lines on the terminal.
     let text = lines
         .iter()
@@ -134,7 +144,7 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
         .collect::<Vec<_>>()
         .join("\n");
     print(json, &v, &text);
-    if unproven > 0 {
+    if failed {
         ExitCode::from(4)
     } else {
         ExitCode::SUCCESS
