@@ -146,6 +146,22 @@ impl Browser {
         Ok(self.rt.block_on(c.execute_async(script, Vec::new()))?)
     }
 
+    /// The cookies the browser holds for the current page: `(name, value, domain)`.
+    pub fn cookies(&self) -> Result<Vec<(String, String, Option<String>)>> {
+        let c = self.client()?;
+        let all = self.rt.block_on(c.get_all_cookies())?;
+        Ok(all
+            .iter()
+            .map(|k| {
+                (
+                    k.name().to_owned(),
+                    k.value().to_owned(),
+                    k.domain().map(str::to_owned),
+                )
+            })
+            .collect())
+    }
+
     /// A PNG of the viewport.
     pub fn screenshot(&self) -> Result<Vec<u8>> {
         let c = self.client()?;

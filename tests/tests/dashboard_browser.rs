@@ -1,9 +1,10 @@
 //! The operator dashboard (`tessera dashboard`) in a real browser: headless Chromium driven through chromedriver,
 //! against a real relay, real agents and Mosquitto. The chips follow a backfill (pending, then synced) without a
 //! reload; Retry is refused within its cooldown by the dashboard itself; a commitment mismatch (a swapped delivery
-//! published with the relay's broker identity) turns the chip red; a grant made in the page reaches the agent, a revoke purges it; an
-//! alert is acknowledged; the audit trail verifies. Last, a lying admin API takes the relay's place and its
-//! `<script>` strings stay text.
+//! published with the relay's broker identity) turns the chip red; a grant made in the page reaches the agent, a
+//! revoke purges it; an alert is acknowledged; the audit trail verifies, twice. The dashboard answers only to its
+//! random `.localhost` name (a request with Host 127.0.0.1 and the session cookie is refused) and its login address
+//! works once. Last, a lying admin API takes the relay's place and its `<script>` strings stay text.
 //!
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/test installs them): under CI=true their absence is
 //! a failure; elsewhere the test is skipped with a message. With TESSERA_SCREENSHOTS=DIR (relative to the
@@ -34,6 +35,20 @@ use tessera_system_tests::webdriver::{self, Browser};
 use tessera_system_tests::wire_relay::WireRelay;
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// A plain HTTP/1.1 GET to the dashboard at 127.0.0.1:`port` with the `Host` and `Cookie` given: the answer's text.
+fn raw_get(port: u16, host: &str, path: &str, cookie: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
 
 /// The dashboard process; killed on drop.
 struct Dashboard(Child);
@@ -205,12 +220,22 @@ fn the_dashboard_judges_sync_enforces_the_retry_cooldown_flags_a_mismatch_and_re
     let login = line.trim().strip_prefix("dashboard: ").unwrap().to_owned();
     let base = login.split_once("/login").unwrap().0.to_owned();
 
+    // The address names the run's random host under .localhost (the browser resolves it to loopback itself).
+    let host = base.strip_prefix("http://").unwrap().to_owned();
+    let (name, port) = host.rsplit_once(':').unwrap();
+    assert!(
+        name.starts_with('t') && name.ends_with(".localhost"),
+        "{login}"
+    );
+    let port: u16 = port.parse().unwrap();
+    let token = login.split_once("token=").unwrap().1.to_owned();
+
     let b = Browser::start(&tmp.path().join("chromedriver.log")).unwrap();
-    // Without the token nothing is shown.
+    // Without the login nothing is shown.
     b.goto(&format!("{base}/credentials")).unwrap();
     let refused = b.exec("return document.body.innerText", &[]).unwrap();
     assert!(
-        refused.as_str().unwrap().contains("session token"),
+        refused.as_str().unwrap().contains("login token"),
         "{refused}"
     );
     b.goto(&login).unwrap();
@@ -226,6 +251,31 @@ fn the_dashboard_judges_sync_enforces_the_retry_cooldown_flags_a_mismatch_and_re
     );
     assert_eq!(b.text("tr[data-agent='edge-2'] .held").unwrap(), "0/1");
     shot(&b, shots.as_ref(), "fleet");
+
+    // The session cookie: its own random value (not the login token), host-only (no Domain: not sent to other
+    // names), and worth nothing with another Host (127.0.0.1, as a page of another local service would send it).
+    let cookies = b.cookies().unwrap();
+    let (_, session, domain) = cookies
+        .iter()
+        .find(|(n, _, _)| n == "tessera_dashboard")
+        .unwrap();
+    assert_ne!(session, &token);
+    assert!(
+        domain.as_deref().is_none_or(|d| d == name),
+        "host-only: {domain:?}"
+    );
+    let cookie = format!("tessera_dashboard={session}");
+    assert!(raw_get(port, &host, "/", &cookie).starts_with("HTTP/1.1 200"));
+    let other = raw_get(port, &format!("127.0.0.1:{port}"), "/", &cookie);
+    assert!(other.starts_with("HTTP/1.1 403"), "{other}");
+    let other = raw_get(port, &format!("localhost:{port}"), "/", &cookie);
+    assert!(other.starts_with("HTTP/1.1 403"), "{other}");
+    // The login address works once.
+    b.goto(&login).unwrap();
+    let again = b.exec("return document.body.innerText", &[]).unwrap();
+    assert!(again.as_str().unwrap().contains("used already"), "{again}");
+    let again = raw_get(port, &host, &format!("/login?token={token}"), "");
+    assert!(again.starts_with("HTTP/1.1 403"), "{again}");
 
     // Pending while edge-2 is away.
     b.goto(&format!("{base}/credentials")).unwrap();
@@ -420,6 +470,25 @@ fn the_dashboard_judges_sync_enforces_the_retry_cooldown_flags_a_mismatch_and_re
         "the chain head",
         "return !!document.getElementById('chain-head');",
     );
+    wait_js(
+        &b,
+        "the entries up to the head marked verified",
+        "return document.querySelectorAll('#live td.ok').length > 0;",
+    );
+    // A second Verify also checks that the trail still contains the head verified first.
+    b.exec(
+        "document.getElementById('verify-result').textContent = ''; return 1;",
+        &[],
+    )
+    .unwrap();
+    b.click("#verify").unwrap();
+    wait_js(
+        &b,
+        "the second verification",
+        "return document.getElementById('verify-result').textContent !== '';",
+    );
+    let verdict = b.text("#verify-result").unwrap();
+    assert!(verdict.starts_with("audit chain intact"), "{verdict}");
     shot(&b, shots.as_ref(), "audit");
 
     b.goto(&format!("{base}/status")).unwrap();

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tessera_proto::ids::{AgentId, CredentialId};
 
+use super::cache::{cap, Caches, Shared};
 use super::cooldown::Cooldown;
 use super::identity::Identity;
 use super::snapshot::{self, Verification};
@@ -24,8 +25,15 @@ use crate::cred;
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) id: Identity,
-    pub(crate) token: auth::Token,
-    pub(crate) hosts: Vec<String>,
+    /// The login token, until `/login` takes it (single use).
+    pub(crate) login: Mutex<Option<auth::Secret>>,
+    /// The session value the cookie carries.
+    pub(crate) session: auth::Secret,
+    /// The only `Host` accepted: the run's random name and the port.
+    pub(crate) host: String,
+    pub(crate) caches: Caches,
+    /// The first head verified this session: every later Verify checks the trail still contains it.
+    pub(crate) first_head: Mutex<Option<(u64, String)>>,
     pub(crate) cooldown: Cooldown,
     /// One signing action at a time (each reads and writes the catalogue).
     pub(crate) sign: tokio::sync::Mutex<()>,
@@ -79,8 +87,8 @@ async fn guard(State(st): St, req: Request, next: Next) -> Response {
         req.method(),
         req.uri().path(),
         req.headers(),
-        &st.token.0,
-        &st.hosts,
+        &st.session,
+        &st.host,
     );
     let mut resp = match refused {
         Some(why) => (StatusCode::FORBIDDEN, why).into_response(),
@@ -107,14 +115,23 @@ async fn guard(State(st): St, req: Request, next: Next) -> Response {
     resp
 }
 
+/// Exchanges the login token, once, for the session cookie (host-only: no `Domain`, so it is sent to this
+/// run's host name only).
 async fn login(State(st): St, Query(q): Query<Login>) -> Response {
-    if !auth::same(q.token.as_bytes(), st.token.0.as_bytes()) {
-        return (StatusCode::FORBIDDEN, "wrong token").into_response();
+    let taken = auth::take_login(&st.login, &q.token);
+    drop(zeroize::Zeroizing::new(q.token));
+    if !taken {
+        return (
+            StatusCode::FORBIDDEN,
+            "this login address is wrong or was used already (it works once): start `tessera dashboard` again for \
+             a new one",
+        )
+            .into_response();
     }
     let cookie = format!(
         "{}={}; HttpOnly; SameSite=Strict; Path=/",
         auth::COOKIE,
-        st.token.0
+        st.session.expose()
     );
     let mut resp = Redirect::to("/").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -132,17 +149,62 @@ fn respond(q: &Fragment, title: &str, active: &str, live: &str, actions: &str) -
     }
 }
 
+/// The operator's files and the revocation list, shared a few seconds (read again at once when a file changed).
+async fn files(st: &AppState) -> Shared<snapshot::Judge> {
+    let stamp = snapshot::files_stamp(&st.id.dir);
+    let (_, j) = st
+        .caches
+        .files
+        .get_unless(
+            Instant::now(),
+            |(was, _)| *was != stamp,
+            || async {
+                let j = snapshot::judge_files(&st.id).await.map(Arc::new);
+                (stamp.clone(), j)
+            },
+        )
+        .await;
+    j
+}
+
+/// Every credential judged, shared by every tab for the refresh interval.
+async fn credentials(st: &AppState) -> Shared<(Vec<snapshot::CredRow>, Vec<String>)> {
+    st.caches
+        .credentials
+        .get(Instant::now(), || async {
+            let j = files(st).await?;
+            snapshot::credentials(&st.id, &j).await.map(Arc::new)
+        })
+        .await
+}
+
 async fn fleet_page(State(st): St, Query(q): Query<Fragment>) -> Response {
-    let live = match snapshot::fleet(&st.id).await {
-        Ok(a) => views::fleet(&a),
+    let fleet = st
+        .caches
+        .fleet
+        .get(Instant::now(), || async {
+            let j = files(&st).await?;
+            let c = credentials(&st).await?;
+            snapshot::fleet(&st.id, &j, &c.0).await.map(Arc::new)
+        })
+        .await;
+    let live = match fleet {
+        Ok(a) => {
+            let (a, total) = cap(&a);
+            views::fleet(a) + &views::truncated(a.len(), total)
+        }
         Err(e) => views::error(&e),
     };
     respond(&q, "Fleet", "/", &live, "")
 }
 
 async fn credentials_page(State(st): St, Query(q): Query<Fragment>) -> Response {
-    let live = match snapshot::credentials(&st.id, None).await {
-        Ok((c, unknown)) => views::credentials(&c, &unknown),
+    let live = match credentials(&st).await {
+        Ok(c) => {
+            let (list, total) = cap(&c.0);
+            let (unknown, _) = cap(&c.1);
+            views::credentials(list, unknown) + &views::truncated(list.len(), total)
+        }
         Err(e) => views::error(&e),
     };
     respond(&q, "Credentials", "/credentials", &live, "")
@@ -157,16 +219,23 @@ async fn credential_page(
         return (StatusCode::NOT_FOUND, "no such credential").into_response();
     };
     let mut title = "Credential".to_owned();
-    let (live, actions) = match snapshot::credentials(&st.id, Some(&id)).await {
-        Ok((c, _)) => match c.first() {
+    let (live, actions) = match credentials(&st).await {
+        Ok(all) => match all.0.iter().find(|c| c.id == id) {
             Some(c) => {
+                let mut c = c.clone();
+                let (_, total) = cap(&c.rows);
+                c.rows.truncate(super::cache::MAX_ROWS);
+                c.missing.truncate(super::cache::MAX_ROWS);
                 let left = st
                     .cooldown
                     .remaining(&id, Instant::now())
                     .map_or(0, |d| d.as_secs() + 1);
                 // The catalogue's name (escaped by the page like everything else).
                 title = format!("Credential {}", c.name);
-                (views::credential(c), views::credential_actions(c, left))
+                (
+                    views::credential(&c) + &views::truncated(c.rows.len(), total),
+                    views::credential_actions(&c, left),
+                )
             }
             None => (
                 views::error("not in this operator's catalogue (`tessera cred adopt` learns it)"),
@@ -179,8 +248,18 @@ async fn credential_page(
 }
 
 async fn alerts_page(State(st): St, Query(q): Query<Fragment>) -> Response {
-    let live = match snapshot::alerts(&st.id).await {
-        Ok(a) => views::alerts(&a),
+    let alerts = st
+        .caches
+        .alerts
+        .get(Instant::now(), || async {
+            snapshot::alerts(&st.id).await.map(Arc::new)
+        })
+        .await;
+    let live = match alerts {
+        Ok(a) => {
+            let (a, total) = cap(&a);
+            views::alerts(a) + &views::truncated(a.len(), total)
+        }
         Err(e) => views::error(&e),
     };
     respond(&q, "Alerts", "/alerts", &live, "")
@@ -192,7 +271,14 @@ async fn audit_page(State(st): St, Query(q): Query<Fragment>) -> Response {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let live = match snapshot::audit_tail(&st.id, 200).await {
+    let tail = st
+        .caches
+        .audit
+        .get(Instant::now(), || async {
+            snapshot::audit_tail(&st.id, 200).await.map(Arc::new)
+        })
+        .await;
+    let live = match tail {
         Ok(e) => views::audit(&e, verified.as_ref()),
         Err(e) => views::error(&e),
     };
@@ -200,8 +286,23 @@ async fn audit_page(State(st): St, Query(q): Query<Fragment>) -> Response {
 }
 
 async fn status_page(State(st): St, Query(q): Query<Fragment>) -> Response {
-    let live = match snapshot::status(&st.id).await {
-        Ok(m) => views::status(&m),
+    let status = st
+        .caches
+        .status
+        .get(Instant::now(), || async {
+            snapshot::status(&st.id).await.map(Arc::new)
+        })
+        .await;
+    let live = match status {
+        Ok(m) => {
+            let shown = m
+                .iter()
+                .take(super::cache::MAX_ROWS)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let total = (m.len() > super::cache::MAX_ROWS).then_some(m.len());
+            views::status(&shown) + &views::truncated(super::cache::MAX_ROWS.min(m.len()), total)
+        }
         Err(e) => views::error(&e),
     };
     respond(&q, "Relay status", "/status", &live, "")
@@ -336,10 +437,21 @@ async fn ack(State(st): St, Path(id): Path<String>) -> Response {
     }
 }
 
+/// Verifies the whole trail; from the second time on, also that it still contains the first head verified.
 async fn verify(State(st): St) -> Response {
-    let v = snapshot::verify_audit(&st.id).await;
+    let first = st
+        .first_head
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let v = snapshot::verify_audit(&st.id, first.as_ref()).await;
+    if first.is_none() {
+        if let Some(h) = &v.head {
+            *st.first_head.lock().unwrap_or_else(PoisonError::into_inner) = Some(h.clone());
+        }
+    }
     let msg = match &v.head {
-        Some(h) => format!("{}; head {h}", v.text),
+        Some((seq, hash)) => format!("{}; head {seq}:{hash}", v.text),
         None => v.text.clone(),
     };
     let ok = v.ok;

@@ -1,12 +1,19 @@
-//! Binding and serving: a loopback address only unless explicitly allowed, and the per-run token.
+//! Binding and serving: a loopback address only unless explicitly allowed, the per-run random host name, the
+//! single-use login token and the session value.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use super::auth::{random_host, Secret};
+use super::cache::Caches;
 use super::cooldown::{Cooldown, RETRY_COOLDOWN};
 use super::identity::Identity;
 use super::routes::{router, AppState};
+
+/// The largest answer the dashboard reads from the relay (the commands allow
+/// [`crate::client::MAX_ANSWER_BYTES`]).
+pub(crate) const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why the dashboard could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -26,18 +33,20 @@ pub enum DashboardError {
     Serve(std::io::Error),
 }
 
-/// A bound listener and the run's token, not yet serving.
+/// A bound listener, the run's host name and login token, not yet serving.
 pub struct Bound {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
-    token: String,
+    host: String,
+    login: Secret,
 }
 
 impl fmt::Debug for Bound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bound")
             .field("addr", &self.addr)
-            .field("token", &"<redacted>")
+            .field("host", &self.host)
+            .field("login", &self.login)
             .finish_non_exhaustive()
     }
 }
@@ -53,16 +62,11 @@ pub async fn bind(listen: SocketAddr, allow_non_loopback: bool) -> Result<Bound,
     let addr = listener
         .local_addr()
         .map_err(|e| DashboardError::Bind(listen, e))?;
-    // 244 random bits (two version-4 UUIDs).
-    let token = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
     Ok(Bound {
         listener,
         addr,
-        token,
+        host: random_host(),
+        login: Secret::random(),
     })
 }
 
@@ -72,21 +76,31 @@ impl Bound {
         self.addr
     }
 
-    /// The address to open: it carries the run's token, which `/login` exchanges for a cookie.
+    /// The only `Host` the dashboard answers: the run's random name under `.localhost` and the port. Browsers
+    /// resolve it to their own loopback address; on another machine (`--allow-non-loopback`) the operator reaches
+    /// the dashboard by this name through a tunnel (docs/operations.md, "Dashboard").
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.host, self.addr.port())
+    }
+
+    /// The address to open: the run's host name and its login token, which `/login` exchanges, once, for a
+    /// session cookie.
     pub fn login_url(&self) -> String {
-        format!("http://{}/login?token={}", self.addr, self.token)
+        format!("http://{}/login?token={}", self.host(), self.login.expose())
     }
 
     /// Serves until Ctrl-C.
-    pub async fn serve(self, id: Identity) -> Result<(), DashboardError> {
-        let mut hosts = vec![self.addr.to_string()];
-        if self.addr.ip().is_loopback() {
-            hosts.push(format!("localhost:{}", self.addr.port()));
-        }
+    pub async fn serve(self, mut id: Identity) -> Result<(), DashboardError> {
+        // Its own answer cap, smaller than the commands': a hostile relay must not fill the workstation's memory.
+        id.client = id.client.with_max_answer(MAX_ANSWER_BYTES);
+        let host = self.host();
         let st = Arc::new(AppState {
             id,
-            token: super::auth::Token(self.token),
-            hosts,
+            login: Mutex::new(Some(self.login)),
+            session: Secret::random(),
+            host,
+            caches: Caches::new(),
+            first_head: Mutex::new(None),
             cooldown: Cooldown::new(RETRY_COOLDOWN),
             sign: tokio::sync::Mutex::new(()),
             verified: Mutex::new(None),

@@ -75,11 +75,11 @@ pub(crate) struct AgentRow {
     pub(crate) cert_expiry: Option<i64>,
 }
 
-/// The operator's files the judgement needs.
-struct Judge {
-    catalogue: Catalogue,
-    registry: Registry,
-    revoked: RevocationList,
+/// The operator's files the judgement needs (shared a few seconds: [`super::cache::FILES_TTL`]).
+pub(crate) struct Judge {
+    pub(crate) catalogue: Catalogue,
+    pub(crate) registry: Registry,
+    pub(crate) revoked: RevocationList,
 }
 
 fn now_s() -> i64 {
@@ -88,7 +88,32 @@ fn now_s() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-async fn judge_files(id: &Identity) -> Result<Judge, String> {
+impl std::fmt::Debug for Judge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Judge").finish_non_exhaustive()
+    }
+}
+
+/// The operator files' modification times and sizes (catalogue, registry, revocation list copy).
+pub(crate) type FilesStamp = Vec<Option<(std::time::SystemTime, u64)>>;
+
+/// The stamp of the operator's files now: a change means the cached [`Judge`] is stale.
+pub(crate) fn files_stamp(dir: &std::path::Path) -> FilesStamp {
+    [
+        crate::catalogue::FILE,
+        crate::issued::FILE,
+        revocations::FILE,
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::metadata(dir.join(f))
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    })
+    .collect()
+}
+
+pub(crate) async fn judge_files(id: &Identity) -> Result<Judge, String> {
     let catalogue = Catalogue::load(&id.dir).map_err(|e| e.to_string())?;
     let registry = Registry::require(&id.dir).map_err(|e| e.to_string())?;
     let revoked = revocations::current(&id.client, &id.ca, &id.dir)
@@ -234,9 +259,8 @@ fn judge_one(
 /// catalogue does not know (shown, never counted).
 pub(crate) async fn credentials(
     id: &Identity,
-    only: Option<&CredentialId>,
+    j: &Judge,
 ) -> Result<(Vec<CredRow>, Vec<String>), String> {
-    let j = judge_files(id).await?;
     let relay = relay_credentials(id).await?;
     let mut targets: Vec<(CredentialId, String, Signed<'_>)> = j
         .catalogue
@@ -257,9 +281,6 @@ pub(crate) async fn credentials(
         .collect();
     let mut out = Vec::new();
     for (cid, name, signed) in targets {
-        if only.is_some_and(|o| *o != cid) {
-            continue;
-        }
         let v = id
             .client
             .get(&format!("/v1/credentials/{cid}/deliveries"))
@@ -270,24 +291,28 @@ pub(crate) async fn credentials(
         let flagged = relay
             .iter()
             .any(|v| v.id == cid && v.sync.integrity_failure);
-        out.push(judge_one(&j, &id.ca, (cid, &name, signed), &rows, flagged));
+        out.push(judge_one(j, &id.ca, (cid, &name, signed), &rows, flagged));
     }
     Ok((out, unknown))
 }
 
 /// The fleet: the relay's agents, each with the credentials it is proven to hold out of those the signed scopes
-/// give it, and its certificate's state from the CA's registry.
-pub(crate) async fn fleet(id: &Identity) -> Result<Vec<AgentRow>, String> {
+/// give it, and its certificate's state from the CA's registry; then the agents with a live certificate in the
+/// registry that the relay does not list (a relay must not hide an agent by leaving it out).
+pub(crate) async fn fleet(
+    id: &Identity,
+    j: &Judge,
+    creds: &[CredRow],
+) -> Result<Vec<AgentRow>, String> {
     let v = id
         .client
         .get("/v1/agents")
         .await
         .map_err(|e| e.to_string())?;
     let agents = answers::agents(v).map_err(|e| e.to_string())?;
-    let (creds, _) = credentials(id, None).await?;
-    let j = judge_files(id).await?;
     let now = now_s();
     let mut out = Vec::new();
+    let listed: Vec<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
     for a in agents {
         let live = j.registry.live(&a.id, &id.ca, now, &j.revoked);
         let issued = j.registry.certs.iter().any(|c| c.agent == a.id);
@@ -333,7 +358,45 @@ pub(crate) async fn fleet(id: &Identity) -> Result<Vec<AgentRow>, String> {
             cert_expiry,
         });
     }
+    out.extend(unlisted(j, &id.ca, now, &listed, creds));
     Ok(out)
+}
+
+/// The agents with a live certificate in the registry that the relay does not list: shown as such, holding
+/// nothing proven.
+pub(crate) fn unlisted(
+    j: &Judge,
+    ca: &tessera_proto::cert::PinnedCa,
+    now: i64,
+    listed: &[AgentId],
+    creds: &[CredRow],
+) -> Vec<AgentRow> {
+    j.registry
+        .live_agents(ca, now, &j.revoked)
+        .into_iter()
+        .filter(|a| !listed.contains(a))
+        .map(|a| {
+            let of = creds
+                .iter()
+                .filter(|c| !c.deleted && c.scope_agents.as_ref().is_none_or(|s| s.contains(&a)))
+                .count();
+            let cert_expiry = j
+                .registry
+                .certs
+                .iter()
+                .filter(|c| c.agent == a && c.replaced_by.is_none() && c.retired_at.is_none())
+                .map(|c| c.not_after)
+                .max();
+            AgentRow {
+                id: a.as_str().to_owned(),
+                state: "not listed by the relay".to_owned(),
+                last_seen_ms: 0,
+                held: 0,
+                of,
+                cert_expiry,
+            }
+        })
+        .collect()
 }
 
 /// An alert as the relay lists it (every field the relay's text).
@@ -427,13 +490,63 @@ fn flatten_into(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, 
 pub(crate) struct Verification {
     pub(crate) ok: bool,
     pub(crate) text: String,
-    pub(crate) head: Option<String>,
+    /// The head verified, `(seq, hash)`, when the chain is intact.
+    pub(crate) head: Option<(u64, String)>,
 }
 
-/// Fetches the audit trail and verifies it as `tessera audit verify` does: the hash chain, and every recorded
-/// delivery, purge and rotation against the agent's receipt.
-pub(crate) async fn verify_audit(id: &Identity) -> Verification {
-    match verify_audit_inner(id).await {
+/// How the entries shown relate to the head verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shown {
+    /// Nothing verified this session, or the verified head is older than the entries shown.
+    Unverified,
+    /// The entries shown from `from` up to the verified head (inclusive) are those verified: the head entry is
+    /// there with its hash, and each entry back from it hashes to what the next one links.
+    Upto { from: u64, head: u64 },
+    /// The entry shown at the verified head's seq is another one: the trail changed since it was verified.
+    Differs,
+}
+
+/// Which of `entries` (any order) are the verified ones, for the verified head `head`.
+pub(crate) fn shown_verified(
+    entries: &[tessera_proto::audit::AuditEntry],
+    head: Option<&(u64, String)>,
+) -> Shown {
+    let Some((seq, hash)) = head else {
+        return Shown::Unverified;
+    };
+    let mut asc: Vec<&tessera_proto::audit::AuditEntry> = entries.iter().collect();
+    asc.sort_by_key(|e| e.seq);
+    let Some(i) = asc.iter().position(|e| e.seq == *seq) else {
+        return Shown::Unverified;
+    };
+    let at = |k: usize| asc.get(k).copied();
+    let Some(h) = at(i) else {
+        return Shown::Unverified;
+    };
+    if h.hash != *hash || tessera_proto::audit::entry_hash(h) != *hash {
+        return Shown::Differs;
+    }
+    let mut from = h.seq;
+    let mut k = i;
+    while let (Some(prev_i), Some(next)) = (k.checked_sub(1), at(k)) {
+        let Some(prev) = at(prev_i) else { break };
+        if prev.seq.checked_add(1) != Some(next.seq)
+            || next.prev != prev.hash
+            || tessera_proto::audit::entry_hash(prev) != prev.hash
+        {
+            break;
+        }
+        from = prev.seq;
+        k = prev_i;
+    }
+    Shown::Upto { from, head: *seq }
+}
+
+/// Fetches the audit trail and verifies it as `tessera audit verify --expect-head` does: the hash chain, that it
+/// still contains `expect` (the first head verified this session) and every recorded delivery, purge and rotation
+/// against the agent's receipt.
+pub(crate) async fn verify_audit(id: &Identity, expect: Option<&(u64, String)>) -> Verification {
+    match verify_audit_inner(id, expect).await {
         Ok(v) => v,
         Err(e) => Verification {
             ok: false,
@@ -443,7 +556,10 @@ pub(crate) async fn verify_audit(id: &Identity) -> Verification {
     }
 }
 
-async fn verify_audit_inner(id: &Identity) -> Result<Verification, String> {
+async fn verify_audit_inner(
+    id: &Identity,
+    expect: Option<&(u64, String)>,
+) -> Result<Verification, String> {
     let v = id
         .client
         .get("/v1/audit")
@@ -457,6 +573,9 @@ async fn verify_audit_inner(id: &Identity) -> Result<Verification, String> {
             text: format!("audit chain BROKEN: {e}"),
             head: None,
         });
+    }
+    if let Some(v) = lost_head(&entries, expect) {
+        return Ok(v);
     }
     let tally = receipts::tally(&entries, &j.registry, &j.catalogue, &id.ca, &j.revoked);
     let (seq, hash) = entries.last().map_or_else(
@@ -485,7 +604,23 @@ async fn verify_audit_inner(id: &Identity) -> Result<Verification, String> {
     Ok(Verification {
         ok: tally.bad.is_empty(),
         text,
-        head: Some(format!("{seq}:{hash}")),
+        head: Some((seq, hash)),
+    })
+}
+
+/// The failed verification when `entries` no longer contain `expect` (rewritten or truncated since).
+pub(crate) fn lost_head(
+    entries: &[tessera_proto::audit::AuditEntry],
+    expect: Option<&(u64, String)>,
+) -> Option<Verification> {
+    let (seq, hash) = expect?;
+    (!entries.iter().any(|e| e.seq == *seq && e.hash == *hash)).then(|| Verification {
+        ok: false,
+        text: format!(
+            "audit trail REWRITTEN or truncated: it no longer contains the head {seq}:{hash} verified first in \
+             this session"
+        ),
+        head: None,
     })
 }
 

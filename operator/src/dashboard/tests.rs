@@ -4,11 +4,25 @@ use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 
+use std::collections::BTreeMap;
+
+use tessera_proto::audit::{next_entry, AuditEntry};
+use tessera_proto::cert::{OrgCa, Validity};
+use tessera_proto::ids::AgentId;
+use tessera_proto::statement::RevocationList;
+
+use super::cache::{cap, Ttl, MAX_ROWS};
 use super::cooldown::Cooldown;
 use super::html::{esc, time_s};
-use super::snapshot::{chip, flatten_status, parse_alerts, AgentRow, Chip, CredRow, DeliveryRow};
+use super::snapshot::{
+    chip, flatten_status, lost_head, parse_alerts, shown_verified, unlisted, AgentRow, Chip, CredRow,
+    DeliveryRow, Judge, Shown, Verification,
+};
 use super::{auth, views};
+use crate::catalogue::Catalogue;
 use crate::delivery_proof::{Anomaly, Judged, Summary};
+use crate::issued::Registry;
+use crate::test_certs::{issue, NOW};
 
 const HOSTILE: &str = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
 
@@ -178,53 +192,60 @@ fn headers(host: &str, cookie: Option<&str>, action: bool) -> HeaderMap {
 }
 
 #[test]
-fn requests_need_the_token_cookie_the_host_and_for_actions_the_header() {
-    let hosts = vec!["127.0.0.1:9".to_owned()];
-    let good = "a=b; tessera_dashboard=tok";
-    let r = |m: &Method, p: &str, h: &HeaderMap| auth::refusal(m, p, h, "tok", &hosts);
+fn requests_need_the_session_cookie_the_random_host_and_for_actions_the_header() {
+    let session = auth::Secret::random();
+    let host = "t0123456789abcdef0123456789abcdef.localhost:9";
+    let good = format!("a=b; tessera_dashboard={}", session.expose());
+    let r = |m: &Method, p: &str, h: &HeaderMap| auth::refusal(m, p, h, &session, host);
     assert_eq!(
-        r(
-            &Method::GET,
-            "/",
-            &headers("127.0.0.1:9", Some(good), false)
-        ),
+        r(&Method::GET, "/", &headers(host, Some(&good), false)),
         None
     );
-    assert!(r(&Method::GET, "/", &headers("127.0.0.1:9", None, false)).is_some());
+    assert!(r(&Method::GET, "/", &headers(host, None, false)).is_some());
     assert!(r(
         &Method::GET,
         "/",
-        &headers("127.0.0.1:9", Some("tessera_dashboard=tok2"), false)
+        &headers(host, Some("tessera_dashboard=tok2"), false)
     )
     .is_some());
-    assert!(r(
-        &Method::GET,
-        "/",
-        &headers("evil.example:9", Some(good), false)
-    )
-    .is_some());
-    assert_eq!(
-        r(&Method::GET, "/login", &headers("127.0.0.1:9", None, false)),
-        None
-    );
+    // The loopback address itself, or plain localhost, with the right cookie: refused (the cookie is bound to
+    // the random name; another local service's page must not reach the dashboard).
+    for other in ["127.0.0.1:9", "localhost:9", "evil.example:9", "0.0.0.0:9"] {
+        assert!(r(&Method::GET, "/", &headers(other, Some(&good), false)).is_some());
+        assert!(r(&Method::GET, "/login", &headers(other, None, false)).is_some());
+    }
+    assert_eq!(r(&Method::GET, "/login", &headers(host, None, false)), None);
     assert!(r(
         &Method::POST,
         "/api/audit/verify",
-        &headers("127.0.0.1:9", Some(good), false)
+        &headers(host, Some(&good), false)
     )
     .is_some());
     assert_eq!(
         r(
             &Method::POST,
             "/api/audit/verify",
-            &headers("127.0.0.1:9", Some(good), true)
+            &headers(host, Some(&good), true)
         ),
         None
     );
 }
 
+#[test]
+fn the_login_token_works_once_and_is_not_the_session() {
+    let login = auth::Secret::random();
+    let text = login.expose().to_owned();
+    let session = auth::Secret::random();
+    assert!(!session.matches(&text));
+    assert!(!format!("{login:?}{session:?}").contains(&text));
+    let slot = std::sync::Mutex::new(Some(login));
+    assert!(!auth::take_login(&slot, "wrong"));
+    assert!(auth::take_login(&slot, &text));
+    assert!(!auth::take_login(&slot, &text), "single use");
+}
+
 #[tokio::test]
-async fn a_non_loopback_address_is_refused_unless_allowed() {
+async fn the_dashboard_answers_to_a_random_localhost_name_on_any_listen_address() {
     let e = super::bind("0.0.0.0:0".parse().unwrap(), false)
         .await
         .unwrap_err();
@@ -232,9 +253,191 @@ async fn a_non_loopback_address_is_refused_unless_allowed() {
     let b = super::bind("127.0.0.1:0".parse().unwrap(), false)
         .await
         .unwrap();
+    let host = b.host();
+    let (name, port) = host.rsplit_once(':').unwrap();
+    assert_eq!(port, b.addr().port().to_string());
+    let label = name.strip_suffix(".localhost").unwrap();
+    assert_eq!(label.len(), 33);
+    assert!(label.starts_with('t') && label[1..].bytes().all(|c| c.is_ascii_hexdigit()));
     assert!(b
         .login_url()
-        .starts_with(&format!("http://{}/login?token=", b.addr())));
+        .starts_with(&format!("http://{host}/login?token=")));
     let token = b.login_url().split_once("token=").unwrap().1.to_owned();
     assert!(!format!("{b:?}").contains(&token));
+    let other = super::bind("127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    assert_ne!(other.host().split(':').next(), Some(name));
+    // Listening on every address: still the random name (not 0.0.0.0:PORT, which no request carries).
+    let any = super::bind("0.0.0.0:0".parse().unwrap(), true)
+        .await
+        .unwrap();
+    assert!(any.host().contains(".localhost:"));
+    assert!(any
+        .login_url()
+        .starts_with(&format!("http://{}/", any.host())));
+}
+
+#[tokio::test]
+async fn one_answer_is_shared_for_its_time_to_live() {
+    let ttl = Ttl::new(Duration::from_secs(2));
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let make = || async { calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 };
+    let t0 = Instant::now();
+    assert_eq!(ttl.get(t0, make).await, 1);
+    assert_eq!(ttl.get(t0 + Duration::from_millis(1999), make).await, 1);
+    assert_eq!(ttl.get(t0 + Duration::from_secs(2), make).await, 2);
+    // Callers that started before the answer was made (a tab waiting on the lock) get it too.
+    assert_eq!(ttl.get(t0, make).await, 2);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A value known stale (the operator's files changed) is made again however young.
+    let t1 = t0 + Duration::from_secs(2);
+    assert_eq!(ttl.get_unless(t1, |_| false, make).await, 2);
+    assert_eq!(ttl.get_unless(t1, |v| *v == 2, make).await, 3);
+}
+
+#[test]
+fn the_files_stamp_changes_when_a_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = super::snapshot::files_stamp(dir.path());
+    assert_eq!(before, vec![None, None, None]);
+    std::fs::write(dir.path().join(crate::catalogue::FILE), "{}").unwrap();
+    let after = super::snapshot::files_stamp(dir.path());
+    assert_ne!(before, after);
+    assert_eq!(after, super::snapshot::files_stamp(dir.path()));
+}
+
+#[test]
+fn tables_are_cut_at_the_row_cap_with_a_note() {
+    let rows: Vec<u32> = (0..1500).collect();
+    let (shown, total) = cap(&rows);
+    assert_eq!(shown.len(), MAX_ROWS);
+    assert_eq!(total, Some(1500));
+    let note = views::truncated(shown.len(), total);
+    assert!(note.contains("first 1000 of 1500"), "{note}");
+    let few: Vec<u32> = (0..3).collect();
+    assert_eq!(cap(&few), (&few[..], None));
+    assert_eq!(views::truncated(3, None), "");
+}
+
+fn trail(n: u64) -> Vec<AuditEntry> {
+    let mut out: Vec<AuditEntry> = Vec::new();
+    for i in 0..n {
+        let e = next_entry(
+            out.last(),
+            1000 + i,
+            "agent_registered",
+            None,
+            BTreeMap::new(),
+        );
+        out.push(e);
+    }
+    out
+}
+
+#[test]
+fn audit_entries_are_verified_only_up_to_the_verified_head() {
+    let t = trail(5);
+    let head = (2, t[2].hash.clone());
+    assert_eq!(shown_verified(&t, None), Shown::Unverified);
+    assert_eq!(
+        shown_verified(&t, Some(&head)),
+        Shown::Upto { from: 0, head: 2 }
+    );
+    // Newest first and only a tail shown: the entries back from the head that link to it.
+    let mut tail = t[1..].to_vec();
+    tail.reverse();
+    assert_eq!(
+        shown_verified(&tail, Some(&head)),
+        Shown::Upto { from: 1, head: 2 }
+    );
+    let html = views::audit(
+        &tail,
+        Some(&Verification {
+            ok: true,
+            text: "audit chain intact".into(),
+            head: Some(head.clone()),
+        }),
+    );
+    assert_eq!(html.matches("<td class=\"ok\">").count(), 2, "{html}");
+    assert_eq!(
+        html.matches("<td class=\"unverified\">").count(),
+        2,
+        "{html}"
+    );
+    // An entry before the head altered: verified only from after it.
+    let mut altered = t.clone();
+    altered[0].kind = "forged".into();
+    assert_eq!(
+        shown_verified(&altered, Some(&head)),
+        Shown::Upto { from: 1, head: 2 }
+    );
+    // The entry at the head rewritten (a newer trail than the one verified): red, nothing verified.
+    let mut rewritten = t.clone();
+    rewritten[2].kind = "forged".into();
+    rewritten[2].hash = tessera_proto::audit::entry_hash(&rewritten[2]);
+    assert_eq!(shown_verified(&rewritten, Some(&head)), Shown::Differs);
+    let html = views::audit(
+        &rewritten,
+        Some(&Verification {
+            ok: true,
+            text: "audit chain intact".into(),
+            head: Some(head.clone()),
+        }),
+    );
+    assert!(html.contains("NOT the one verified"), "{html}");
+    assert!(!html.contains("<td class=\"ok\">"), "{html}");
+}
+
+#[test]
+fn a_later_verify_fails_when_the_trail_lost_the_first_head() {
+    let t = trail(5);
+    let head = (2, t[2].hash.clone());
+    assert!(lost_head(&t, None).is_none());
+    assert!(lost_head(&t, Some(&head)).is_none());
+    // Rewritten from seq 1 on (a valid chain again, but another one).
+    let mut other = t[..1].to_vec();
+    for i in 1..6 {
+        let e = next_entry(
+            other.last(),
+            5000 + i,
+            "agent_registered",
+            None,
+            BTreeMap::new(),
+        );
+        other.push(e);
+    }
+    tessera_proto::audit::verify(&other).unwrap();
+    let v = lost_head(&other, Some(&head)).unwrap();
+    assert!(!v.ok);
+    assert!(v.text.contains("REWRITTEN"), "{}", v.text);
+    // Truncated before the head.
+    assert!(lost_head(&t[..2], Some(&head)).is_some());
+}
+
+#[test]
+fn agents_with_a_live_certificate_the_relay_omits_are_listed() {
+    let ca = OrgCa::generate("Test Org", Validity::days_from(NOW - 10, 365)).unwrap();
+    let mut registry = Registry::default();
+    for a in ["edge-1", "edge-2", "edge-3"] {
+        registry.record(&issue(&ca, a), NOW);
+    }
+    let revoked_cert = issue(&ca, "edge-4");
+    registry.record(&revoked_cert, NOW);
+    let j = Judge {
+        catalogue: Catalogue::default(),
+        registry,
+        revoked: RevocationList::new(1, NOW, [revoked_cert.serial.clone()]),
+    };
+    let listed = vec![AgentId::new("edge-1").unwrap()];
+    let rows = unlisted(&j, ca.pinned(), NOW + 1, &listed, &[]);
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["edge-2", "edge-3"],
+        "edge-1 is listed, edge-4 revoked"
+    );
+    assert!(rows.iter().all(|r| r.state == "not listed by the relay"));
+    assert!(rows.iter().all(|r| r.cert_expiry.is_some()));
+    assert!(views::fleet(&rows).contains("not listed by the relay"));
 }

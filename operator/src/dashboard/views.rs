@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::html::{esc, time_ms, time_s};
-use super::snapshot::{AgentRow, AlertRow, Chip, CredRow, Verification};
+use super::snapshot::{shown_verified, AgentRow, AlertRow, Chip, CredRow, Shown, Verification};
 
 /// The navigation entries: (path, label).
 const NAV: [(&str, &str); 5] = [
@@ -261,14 +261,30 @@ pub(crate) fn alerts(list: &[AlertRow]) -> String {
     t
 }
 
-/// The audit page's live region: the last verification and the newest entries.
+/// The note under a table cut at [`super::cache::MAX_ROWS`] rows (`total`: how many there were), or nothing.
+pub(crate) fn truncated(shown: usize, total: Option<usize>) -> String {
+    total.map_or_else(String::new, |total| {
+        format!(
+            "<p class=\"note truncated\">Truncated: showing the first {shown} of {total} rows (the \
+             <code>tessera</code> commands list them all).</p>"
+        )
+    })
+}
+
+/// The audit page's live region: the last verification and the newest entries, each marked verified only when it
+/// is part of the trail verified (up to its head, linked to it by hash: [`shown_verified`]).
 pub(crate) fn audit(
     entries: &[tessera_proto::audit::AuditEntry],
     verified: Option<&Verification>,
 ) -> String {
     let mut t = String::new();
+    let shown = shown_verified(entries, verified.and_then(|v| v.head.as_ref()));
     match verified {
         None => t.push_str("<p id=\"verify-state\">Not verified yet in this session.</p>"),
+        Some(_) if shown == Shown::Differs => t.push_str(
+            "<p id=\"verify-state\" class=\"error\">The trail shown is NOT the one verified: the entry at the \
+             verified head differs (rewritten since). Verify again.</p>",
+        ),
         Some(v) => {
             let _ = write!(
                 t,
@@ -276,17 +292,21 @@ pub(crate) fn audit(
                 class = if v.ok { "ok" } else { "error" },
                 text = esc(&v.text)
             );
-            if let Some(h) = &v.head {
+            if let Some((seq, hash)) = &v.head {
                 let _ = write!(
                     t,
-                    "<p>Chain head: <code id=\"chain-head\">{}</code> (keep it: <code>tessera audit verify \
-                     --expect-head</code> checks a later trail still contains it)</p>",
-                    esc(h)
+                    "<p>Chain head: <code id=\"chain-head\">{seq}:{}</code> (keep it: <code>tessera audit verify \
+                     --expect-head</code> checks a later trail still contains it; entries after it are not \
+                     verified until Verify runs again)</p>",
+                    esc(hash)
                 );
             }
         }
     }
-    t.push_str("<table class=\"audit\"><thead><tr><th>Seq</th><th>When</th><th>Kind</th><th>Data</th></tr></thead><tbody>");
+    t.push_str(
+        "<table class=\"audit\"><thead><tr><th>Seq</th><th>When</th><th>Kind</th><th>Data</th><th>Verified</th>\
+         </tr></thead><tbody>",
+    );
     for e in entries {
         let data = e
             .data
@@ -294,13 +314,16 @@ pub(crate) fn audit(
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
+        let ok = matches!(shown, Shown::Upto { from, head } if (from..=head).contains(&e.seq));
         let _ = write!(
             t,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
             e.seq,
             esc(&time_ms(e.at_ms)),
             esc(&e.kind),
-            esc(&data)
+            esc(&data),
+            if ok { "ok" } else { "unverified" },
+            if ok { "✓" } else { "not verified" },
         );
     }
     t.push_str("</tbody></table>");

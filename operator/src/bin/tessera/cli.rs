@@ -75,12 +75,14 @@ pub(crate) enum Command {
         conn: Conn,
     },
     /// Serve the operator's web dashboard on a local address (fleet, credentials and their sync, alerts, audit,
-    /// relay status; grant and revoke are signed with this workstation's key). Prints the address to open.
+    /// relay status; grant and revoke are signed with this workstation's key). Prints the address to open, once:
+    /// its login token works a single time, and it answers only to its random `*.localhost` host name.
     Dashboard {
         /// Where to listen: a loopback address unless --allow-non-loopback.
         #[arg(long, default_value = "127.0.0.1:8480")]
         listen: std::net::SocketAddr,
-        /// Listen on a non-loopback address (plain HTTP; anyone reaching it with the token acts as you).
+        /// Listen on a non-loopback address (plain HTTP; anyone reaching it with the session cookie acts as you). It
+        /// still answers only to its random `*.localhost` name: reach it through a tunnel (ssh -L PORT:127.0.0.1:PORT).
         #[arg(long)]
         allow_non_loopback: bool,
         #[command(flatten)]
