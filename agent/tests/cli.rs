@@ -1,5 +1,5 @@
 //! Bad input at the command line and the socket gets a clear error and a documented exit code.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output};
