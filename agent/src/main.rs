@@ -4,11 +4,13 @@
 //! Exit codes: 0 success; 1 other failure; 2 usage or configuration error; 3 already enrolled differently; 4
 //! certificate rejected; 5 store or sealing failure; for `get`/`exec`, 10 + the typed local API error
 //! (see docs/operations.md); `exec` otherwise exits with the child's code, or like a shell 127 when the program is
-//! not found and 126 when it is not executable.
+//! not found and 126 when it is not executable. With `--json`, results are JSON on standard output and a failure
+//! is one JSON line on standard error (`json_output`).
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "cli-docs")]
 mod completions_cmd;
+mod json_output;
 mod program_lookup;
 
 use std::io::Write;
@@ -23,7 +25,6 @@ use clap::{Parser, Subcommand};
 use tessera_agent::config::{AgentConfig, SealerBackend};
 use tessera_agent::enroll::{self, EnrollOutcome, InstallOutcome};
 use tessera_agent::local_api::client::{Client, ClientError};
-use tessera_agent::local_api::protocol::ApiError;
 use tessera_agent::payload_text::secret_text;
 use tessera_agent::store_key::worker::StoreKeyStatus;
 use tessera_proto::ids::{AgentId, CredentialName};
@@ -72,6 +73,10 @@ struct Cli {
         env = "TESSERA_LOG_FORMAT"
     )]
     log_format: LogFormat,
+    /// Print results as JSON on standard output, and a failure as one JSON line on standard error
+    /// (`{"error":{"kind","message","exit_code"}}`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,7 +105,8 @@ enum Command {
     },
     /// Run the agent.
     Run,
-    /// Print a credential's secret (or, with --meta, its metadata) from the running agent.
+    /// Print a credential's secret (or, with --meta, its metadata) from the running agent; with --json, as
+    /// `{"name": NAME, "value": SECRET}`.
     Get {
         /// Credential name.
         name: String,
@@ -120,11 +126,7 @@ enum Command {
     },
     /// The running agent's status: broker connection, registration, certificate expiry, credentials held with
     /// their versions, store key (the agent's own uid or root).
-    Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Edit the configuration file (--config, default /etc/tessera/agent.toml).
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -165,10 +167,8 @@ enum ConfigCmd {
 }
 
 fn load_config(cli: &Cli) -> Result<AgentConfig, ExitCode> {
-    let mut cfg = AgentConfig::load(cli.config.as_deref(), std::env::vars()).map_err(|e| {
-        eprintln!("tessera-agent: {e}");
-        ExitCode::from(2)
-    })?;
+    let mut cfg = AgentConfig::load(cli.config.as_deref(), std::env::vars())
+        .map_err(|e| json_output::fail(2, &e.to_string()))?;
     if let Some(d) = &cli.state_dir {
         cfg.state_dir.clone_from(d);
     }
@@ -178,30 +178,35 @@ fn load_config(cli: &Cli) -> Result<AgentConfig, ExitCode> {
     Ok(cfg)
 }
 
-fn api_exit(e: &ClientError) -> ExitCode {
-    let code = match e {
-        ClientError::Api { code, .. } => match code {
-            ApiError::NotGranted => 11,
-            ApiError::NotFound => 12,
-            ApiError::Timeout => 13,
-            ApiError::RateLimited => 14,
-            ApiError::BackendBusy => 15,
-            ApiError::CommitmentMismatch => 16,
-            ApiError::NoPeer => 17,
-            ApiError::Busy => 18,
-            ApiError::Invalid => 19,
-            ApiError::Quarantined => 21,
-            _ => 20,
-        },
-        _ => 1,
-    };
-    ExitCode::from(code)
+/// The parsed command line; a usage error is reported as JSON when `--json` was given.
+fn parse() -> Result<Cli, ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    Cli::try_parse_from(&args).map_err(|e| {
+        use clap::error::ErrorKind;
+        let shown = matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        if shown || !tessera_proto::cli_error::requested(&args) {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        json_output::set(true);
+        let text = tessera_proto::cli_error::usage_message(&e.to_string(), "tessera-agent");
+        json_output::fail_kind(2, tessera_proto::cli_error::USAGE, &text)
+    })
 }
 
 fn main() -> ExitCode {
     // Before anything is created: files 0600 and directories 0700, whatever umask the caller left (no systemd).
     tessera_agent::private_dir::restrict_umask();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    json_output::set(cli.json);
     // tss-esapi logs every TPM context it closes, and its own view of refusals this agent reports itself with the
     // next step (a PCR mismatch, say).
     tessera_proto::logging::init(cli.log_format, "info,tss_esapi=off");
@@ -212,11 +217,13 @@ fn main() -> ExitCode {
             .clone()
             .unwrap_or_else(|| PathBuf::from(tessera_agent::config::DEFAULT_CONFIG_PATH));
         return match tessera_agent::config_edit::set(&path, key, value) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tessera-agent: config set: {e}");
-                ExitCode::from(2)
+            Ok(()) => {
+                if json_output::on() {
+                    json_output::print(&serde_json::json!({ "set": key, "config": path }));
+                }
+                ExitCode::SUCCESS
             }
+            Err(e) => json_output::fail(2, &format!("config set: {e}")),
         };
     }
     // Generated from the command line alone: no configuration needed.
@@ -250,16 +257,13 @@ fn main() -> ExitCode {
         Command::InstallCert { cert } => cmd_install(&cfg, cert),
         Command::Run => match cmd_run(cfg) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tessera-agent: {e:#}");
-                ExitCode::from(run_exit_code(&e))
-            }
+            Err(e) => json_output::fail(run_exit_code(&e), &format!("{e:#}")),
         },
         Command::Get { name, meta } => cmd_get(&cfg, name, *meta),
         Command::List => cmd_list(&cfg),
         Command::Exec { env, command } => cmd_exec(&cfg, env, command),
         Command::RotateStoreKey { to } => cmd_rotate_store_key(&cfg, *to),
-        Command::Status { json } => cmd_status(&cfg, *json),
+        Command::Status => cmd_status(&cfg, cli.json),
         Command::Config(_) => ExitCode::from(2),
         #[cfg(feature = "cli-docs")]
         Command::Completions { .. } | Command::Man { .. } => ExitCode::SUCCESS,
@@ -278,8 +282,8 @@ fn cmd_status(cfg: &AgentConfig, json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tessera-agent: {e} (is the agent running?)");
-            api_exit(&e)
+            let (code, kind) = json_output::api_exit_kind(&e);
+            json_output::fail_kind(code, &kind, &format!("{e} (is the agent running?)"))
         }
     }
 }
@@ -296,24 +300,18 @@ fn cmd_rotate_store_key(cfg: &AgentConfig, to: Option<SealerBackend>) -> ExitCod
     match Client::connect_with_timeout(&cfg.socket.path, std::time::Duration::from_secs(120)) {
         Ok(mut client) => match client.rotate_store_key(to) {
             Ok(status) => {
-                eprintln!(
-                    "tessera-agent: the running agent sealed store key generation {} ({}); it re-encrypts the \
+                note(&format!(
+                    "the running agent sealed store key generation {} ({}); it re-encrypts the \
                      store in the background and destroys the old key when done",
                     status.generation, status.sealer
-                );
+                ));
                 print_store_key(&status);
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("tessera-agent: {e}");
-                api_exit(&e)
-            }
+            Err(e) => json_output::api_fail("", &e),
         },
         Err(ClientError::Io { .. }) => rotate_offline(cfg, to),
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            api_exit(&e)
-        }
+        Err(e) => json_output::api_fail("", &e),
     }
 }
 
@@ -322,32 +320,28 @@ fn rotate_offline(cfg: &AgentConfig, to: Option<SealerBackend>) -> ExitCode {
     use tessera_agent::store_key::{rotate, KeyState};
     let opened = match tessera_agent::unseal::open_store_keys(cfg) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            return ExitCode::from(5);
-        }
+        Err(e) => return json_output::fail(5, &e.to_string()),
     };
     let mut state = opened.keys;
     if !matches!(state, KeyState::Steady { .. }) {
-        eprintln!(
-            "tessera-agent: resuming the interrupted store-key rotation to generation {} ({})",
+        note(&format!(
+            "resuming the interrupted store-key rotation to generation {} ({})",
             state.active().generation,
             state.name()
-        );
+        ));
         state = match rotate::run_to_end(cfg, &opened.store, state) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("tessera-agent: {e} (run the command again to resume)");
-                return ExitCode::from(5);
+                return json_output::fail(5, &format!("{e} (run the command again to resume)"))
             }
         };
         // The rotation asked for is a new one unless the resumed one already went where --to says.
         if to.is_none_or(|t| t == state.active().sealer.kind()) {
             let status = StoreKeyStatus::from(&state);
-            eprintln!(
-                "tessera-agent: store key rotated: generation {} ({}) active, the old key destroyed",
+            note(&format!(
+                "store key rotated: generation {} ({}) active, the old key destroyed",
                 status.generation, status.sealer
-            );
+            ));
             print_store_key(&status);
             return ExitCode::SUCCESS;
         }
@@ -355,80 +349,75 @@ fn rotate_offline(cfg: &AgentConfig, to: Option<SealerBackend>) -> ExitCode {
     let to = to.unwrap_or_else(|| state.active().sealer.kind());
     let state = match rotate::start(cfg, &opened.store, &state, to, unix_now()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            return ExitCode::from(5);
-        }
+        Err(e) => return json_output::fail(5, &e.to_string()),
     };
     match rotate::run_to_end(cfg, &opened.store, state) {
         Ok(done) => {
             let status = StoreKeyStatus::from(&done);
-            eprintln!(
-                "tessera-agent: store key rotated: generation {} ({}) active, the old key destroyed",
+            note(&format!(
+                "store key rotated: generation {} ({}) active, the old key destroyed",
                 status.generation, status.sealer
-            );
+            ));
             print_store_key(&status);
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("tessera-agent: {e} (run the command again to resume)");
-            ExitCode::from(5)
-        }
+        Err(e) => json_output::fail(5, &format!("{e} (run the command again to resume)")),
     }
 }
 
 fn cmd_enroll(cfg: &AgentConfig, agent_id: &str, ca: &Path, out: &Path) -> ExitCode {
     let Ok(id) = AgentId::new(agent_id) else {
-        eprintln!("tessera-agent: agent id must match [A-Za-z0-9_-]{{1,128}}");
-        return ExitCode::from(2);
+        return json_output::fail(2, "agent id must match [A-Za-z0-9_-]{1,128}");
     };
     let ca_bytes = match std::fs::read(ca) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("tessera-agent: org CA {}: {e}", ca.display());
-            return ExitCode::from(2);
-        }
+        Err(e) => return json_output::fail(2, &format!("org CA {}: {e}", ca.display())),
     };
     match enroll::enroll(cfg, &id, &ca_bytes, out, unix_now()) {
         Ok(outcome) => {
-            let what = match outcome {
-                EnrollOutcome::Enrolled => "enrolled",
-                EnrollOutcome::AlreadyEnrolled => "already enrolled",
+            let (what, outcome) = match outcome {
+                EnrollOutcome::Enrolled => ("enrolled", "enrolled"),
+                EnrollOutcome::AlreadyEnrolled => ("already enrolled", "already_enrolled"),
             };
-            eprintln!(
-                "tessera-agent: {what} as {agent_id}; enrolment request written to {}",
-                out.display()
-            );
+            if json_output::on() {
+                json_output::print(&serde_json::json!({
+                    "outcome": outcome,
+                    "agent_id": agent_id,
+                    "request": out,
+                }));
+            } else {
+                note(&format!(
+                    "{what} as {agent_id}; enrolment request written to {}",
+                    out.display()
+                ));
+            }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => json_output::fail(e.exit_code(), &e.to_string()),
     }
 }
 
 fn cmd_install(cfg: &AgentConfig, cert: &Path) -> ExitCode {
     let bytes = match std::fs::read(cert) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("tessera-agent: certificate {}: {e}", cert.display());
-            return ExitCode::from(2);
-        }
+        Err(e) => return json_output::fail(2, &format!("certificate {}: {e}", cert.display())),
     };
     match enroll::install_certificate(cfg, &bytes, unix_now()) {
-        Ok(InstallOutcome::Installed) => {
-            eprintln!("tessera-agent: certificate installed");
+        Ok(outcome) => {
+            let (what, outcome) = match outcome {
+                InstallOutcome::Installed => ("certificate installed", "installed"),
+                InstallOutcome::AlreadyInstalled => {
+                    ("certificate already installed", "already_installed")
+                }
+            };
+            if json_output::on() {
+                json_output::print(&serde_json::json!({ "outcome": outcome }));
+            } else {
+                note(what);
+            }
             ExitCode::SUCCESS
         }
-        Ok(InstallOutcome::AlreadyInstalled) => {
-            eprintln!("tessera-agent: certificate already installed");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => json_output::fail(e.exit_code(), &e.to_string()),
     }
 }
 
@@ -472,10 +461,8 @@ fn cmd_run(cfg: AgentConfig) -> anyhow::Result<()> {
 }
 
 fn name_arg(name: &str) -> Result<CredentialName, ExitCode> {
-    CredentialName::new(name).map_err(|_| {
-        eprintln!("tessera-agent: credential name must match [A-Za-z0-9_-]{{1,128}}");
-        ExitCode::from(2)
-    })
+    CredentialName::new(name)
+        .map_err(|_| json_output::fail(2, "credential name must match [A-Za-z0-9_-]{1,128}"))
 }
 
 #[allow(clippy::print_stdout)]
@@ -487,22 +474,46 @@ fn cmd_get(cfg: &AgentConfig, name: &str, meta: bool) -> ExitCode {
     let result = connect(cfg).and_then(|mut c| {
         if meta {
             let m = c.meta(&name)?;
-            println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+            if json_output::on() {
+                json_output::print(&m);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+            }
         } else {
             let (_, secret) = c.get(&name)?;
             let text = secret_text(&secret);
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.write_all(b"\n");
+            if json_output::on() {
+                // Written straight to standard output, escaped on the way: no copy of the value is made.
+                json_output::print(&SecretOut {
+                    name: name.as_str(),
+                    value: text.as_str(),
+                });
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.write_all(b"\n");
+            }
         }
         Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            api_exit(&e)
-        }
+        Err(e) => json_output::api_fail("", &e),
+    }
+}
+
+/// `get --json`: the credential's name and its secret.
+#[derive(serde::Serialize)]
+struct SecretOut<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+/// A line for the person at the terminal, on standard error (results go to standard output); none with `--json`,
+/// where standard error carries only the error line.
+fn note(text: &str) {
+    if !json_output::on() {
+        eprintln!("tessera-agent: {text}");
     }
 }
 
@@ -510,16 +521,17 @@ fn cmd_get(cfg: &AgentConfig, name: &str, meta: bool) -> ExitCode {
 fn cmd_list(cfg: &AgentConfig) -> ExitCode {
     match connect(cfg).and_then(|mut c| c.list()) {
         Ok(list) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&list).unwrap_or_default()
-            );
+            if json_output::on() {
+                json_output::print(&list);
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            api_exit(&e)
-        }
+        Err(e) => json_output::api_fail("", &e),
     }
 }
 
@@ -533,8 +545,7 @@ fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
         if let Some((var, Ok(name))) = parsed.map(|(var, n)| (var, CredentialName::new(n))) {
             wanted.push((var.to_owned(), name));
         } else {
-            eprintln!("tessera-agent: --env {spec:?}: expected VAR=cred:NAME");
-            return ExitCode::from(2);
+            return json_output::fail(2, &format!("--env {spec:?}: expected VAR=cred:NAME"));
         }
     }
     let Some((program, args)) = command.split_first() else {
@@ -544,17 +555,11 @@ fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
     // asked for.
     let path = match program_lookup::find(program) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            return ExitCode::from(e.exit_code());
-        }
+        Err(e) => return json_output::fail(e.exit_code(), &e.to_string()),
     };
     let mut client = match connect(cfg) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("tessera-agent: {e}");
-            return api_exit(&e);
-        }
+        Err(e) => return json_output::api_fail("", &e),
     };
     let mut cmd = std::process::Command::new(&path);
     std::os::unix::process::CommandExt::arg0(&mut cmd, program);
@@ -565,10 +570,7 @@ fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
                 let text = secret_text(&secret);
                 cmd.env(var, text.as_str());
             }
-            Err(e) => {
-                eprintln!("tessera-agent: {}: {e}", name.as_str());
-                return api_exit(&e);
-            }
+            Err(e) => return json_output::api_fail(&format!("{}: ", name.as_str()), &e),
         }
     }
     drop(client);
@@ -582,8 +584,7 @@ fn cmd_exec(cfg: &AgentConfig, env: &[String], command: &[String]) -> ExitCode {
         },
         Err(e) => {
             let e = program_lookup::LookupError::from_spawn(program, &e);
-            eprintln!("tessera-agent: {e}");
-            ExitCode::from(e.exit_code())
+            json_output::fail(e.exit_code(), &e.to_string())
         }
     }
 }

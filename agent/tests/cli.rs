@@ -1,5 +1,5 @@
 //! Bad input at the command line and the socket gets a clear error and a documented exit code.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output};
@@ -376,4 +376,134 @@ fn exec_of_a_missing_or_unexecutable_program_exits_127_or_126() {
     let out = exec("true");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("agent.sock"), "{}", stderr(&out));
+}
+
+/// The one JSON error line `--json` writes on standard error (docs/operations.md, "Command-line conventions").
+fn json_error(o: &Output) -> serde_json::Value {
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let v: serde_json::Value = serde_json::from_str(&err).unwrap();
+    assert_eq!(
+        v["error"]["exit_code"].as_i64(),
+        o.status.code().map(i64::from),
+        "{err}"
+    );
+    assert!(v["error"]["message"].as_str().is_some(), "{err}");
+    v
+}
+
+/// With the global `--json`, every failure is one JSON line on standard error with the same shape and kinds as the
+/// operator's `tessera`, and the exit codes stay the documented ones.
+#[test]
+fn json_errors_are_one_line_with_kind_message_and_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--json", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = json_error(&out);
+    assert_eq!(e["error"]["kind"], "usage");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("tessera-agent --help"));
+    let out = run(dir.path(), &["get", "no/slashes", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_error(&out)["error"]["kind"], "invalid");
+    let out = run(dir.path(), &["--json", "install-cert", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "failed");
+    for args in [
+        &["--json", "get", "db"][..],
+        &["list", "--json"],
+        &["status", "--json"],
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let e = json_error(&out);
+        assert_eq!(e["error"]["kind"], "failed");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("agent.sock"),
+            "{e}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, "# the broker\n[broker]\nport = 8883\n").unwrap();
+    let set = |key: &str, value: &str| {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "config", "set", key, value])
+            .output()
+            .unwrap()
+    };
+    let out = set("broker.prot", "1");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_error(&out)["error"]["kind"], "invalid");
+    let out = set("broker.port", "8884");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["set"], "broker.port");
+    assert!(std::fs::read_to_string(&cfg).unwrap().contains("8884"));
+    // An agent with no grants answers typed errors: the kind is the error's name, the exit code 10 + its number.
+    let out = run(
+        dir.path(),
+        &[
+            "--json",
+            "enroll",
+            "--agent-id",
+            "bad id",
+            "--ca",
+            "/x",
+            "--request-out",
+            "/y",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_error(&out)["error"]["kind"], "invalid");
+}
+
+/// `list`, `get` and `status` with `--json` against a real local API server: results on standard output as JSON,
+/// typed refusals as the JSON error line with the local API's error name as kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_results_and_typed_errors_from_the_local_api() {
+    use tessera_agent::local_api::{limiter::UidLimiter, server};
+    let dir = tempfile::tempdir().unwrap();
+    let store = tessera_agent::store::Store::open(
+        &dir.path().join("store"),
+        &tessera_proto::secret::SecretBytes::new(vec![1; 32]),
+        100,
+    )
+    .unwrap();
+    let socket = dir.path().join("agent.sock");
+    let listener = server::bind(&socket, 0o600, None).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let ctx = server::ApiContext {
+        cfg: std::sync::Arc::new(tessera_agent::config::AgentConfig::default()),
+        store,
+        core: tessera_agent::core::CoreHandle::new(tx),
+        limiter: UidLimiter::new(4),
+        store_key: None,
+        status: None,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(server::serve(listener, ctx, cancel.clone()));
+    let path = dir.path().to_owned();
+    let ask = move |args: &'static [&'static str]| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || run(&path, args))
+    };
+    let out = ask(&["--json", "list"]).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "[]\n");
+    let out = ask(&["--json", "get", "db"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "not_granted");
+    assert!(out.stdout.is_empty());
+    let out = ask(&["get", "db", "--meta", "--json"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "not_granted");
+    cancel.cancel();
 }

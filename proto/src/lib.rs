@@ -19,6 +19,7 @@
 //! - [`audit`]: the relay's hash-chained audit entries and the chain check that `tessera audit verify` runs.
 //! - [`pem_files`]: the one PEM/DER loader for certificates and keys.
 //! - [`broker_config`]: the Mosquitto configuration and ACL for an org's broker (text only).
+//! - [`cli_error`]: the JSON error line (`--json`) the three binaries write on standard error.
 //! - [`backoff`]: reconnect delays with full jitter (a policy, no timer: callers sleep).
 //! - `logging` (feature `logging`): the log setup of the three binaries (filter, `--log-format`, no colours off a
 //!   terminal).
@@ -33,6 +34,7 @@ pub mod backoff;
 pub mod broker_config;
 pub mod canonical;
 pub mod cert;
+pub mod cli_error;
 pub mod commitment;
 pub mod envelope;
 pub mod ids;

@@ -56,6 +56,10 @@ enum Command {
         /// Configuration file (default /etc/tessera/relay.toml when it exists).
         #[arg(long, env = "TESSERA_CONFIG")]
         config: Option<PathBuf>,
+        /// Print what it found as JSON on standard output, and a failure as one JSON line on standard error
+        /// (`{"error":{"kind","message","exit_code"}}`).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the shell completion script for SHELL to standard output.
     Completions {
@@ -76,6 +80,17 @@ fn fail(code: u8, msg: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A failure of `check-config`: the JSON error line (`tessera_proto::cli_error`) with `--json`, else text.
+fn fail_as(json: bool, code: u8, msg: &str) -> ExitCode {
+    if json {
+        let kind = tessera_proto::cli_error::kind_of(code);
+        eprintln!("{}", tessera_proto::cli_error::document(kind, msg, code));
+        ExitCode::from(code)
+    } else {
+        fail(code, msg)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tessera_proto::logging::init(cli.log_format, "info");
@@ -90,7 +105,7 @@ fn main() -> ExitCode {
             };
             rt.block_on(serve(config))
         }
-        Command::CheckConfig { config } => check_config(config.as_deref()),
+        Command::CheckConfig { config, json } => check_config(config.as_deref(), json),
         Command::Completions { shell } => completions_cmd::completions(Cli::command(), shell),
         Command::Man { out_dir } => completions_cmd::man(Cli::command(), out_dir.as_deref()),
     }
@@ -100,20 +115,29 @@ fn load(config: Option<&Path>) -> Result<RelayConfig, ExitCode> {
     RelayConfig::load(config, std::env::vars()).map_err(|e| fail(2, &e.to_string()))
 }
 
-fn check_config(config: Option<&Path>) -> ExitCode {
-    let cfg = match load(config) {
+fn check_config(config: Option<&Path>, json: bool) -> ExitCode {
+    let cfg = match RelayConfig::load(config, std::env::vars()) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => return fail_as(json, 2, &e.to_string()),
+    };
+    // Notes: on standard error as they come, or (--json) in the result.
+    let mut notes = Vec::new();
+    let mut note = |text: String| {
+        if json {
+            notes.push(text);
+        } else {
+            eprintln!("tessera-relay: note: {text}");
+        }
     };
     if config.is_none() && !Path::new(tessera_relay::config::DEFAULT_CONFIG_PATH).exists() {
-        eprintln!(
-            "tessera-relay: note: no --config and no {}: checking the built-in defaults",
+        note(format!(
+            "no --config and no {}: checking the built-in defaults",
             tessera_relay::config::DEFAULT_CONFIG_PATH
-        );
+        ));
     }
     let material = match tessera_relay::runtime::TlsMaterial::load(&cfg) {
         Ok(m) => m,
-        Err(e) => return fail(2, &e.to_string()),
+        Err(e) => return fail_as(json, 2, &e.to_string()),
     };
     // Both certificates must be the org's service certificates (the CA the agents pinned), named as expected.
     let now = std::time::SystemTime::now()
@@ -141,17 +165,17 @@ fn check_config(config: Option<&Path>) -> ExitCode {
             });
         match name {
             Ok(n) => names.push((what, n)),
-            Err(e) => return fail(2, &format!("{what}.cert {}: {e}", path.display())),
+            Err(e) => return fail_as(json, 2, &format!("{what}.cert {}: {e}", path.display())),
         }
     }
     if let Some((_, admin)) = names
         .iter()
         .find(|(w, n)| *w == "admin" && n != "relay-admin")
     {
-        eprintln!(
-            "tessera-relay: note: the admin certificate is the service {admin:?}; operators must then pass \
-             --relay-name {admin} (the default is relay-admin)"
-        );
+        note(format!(
+            "the admin certificate is the service {admin:?}; operators must then pass --relay-name {admin} (the \
+             default is relay-admin)"
+        ));
     }
     if names
         .iter()
@@ -159,7 +183,22 @@ fn check_config(config: Option<&Path>) -> ExitCode {
         .count()
         > 1
     {
-        return fail(2, "broker.cert is the relay-admin certificate: the MQTT identity must be its own service certificate");
+        return fail_as(json, 2, "broker.cert is the relay-admin certificate: the MQTT identity must be its own service certificate");
+    }
+    let broker_name = names.first().map_or("", |(_, n)| n.as_str());
+    let admin_name = names.get(1).map_or("", |(_, n)| n.as_str());
+    if json {
+        let found = serde_json::json!({
+            "state_dir": cfg.state_dir, "org_ca": cfg.org_ca, "org": material.ca.org_name(),
+            "broker": { "host": cfg.broker.host, "port": cfg.broker.port, "name": broker_name },
+            "admin": { "listen": cfg.admin.listen.to_string(), "name": admin_name },
+            "notes": notes,
+        });
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{found}");
+        }
+        return ExitCode::SUCCESS;
     }
     eprintln!(
         "tessera-relay: configuration ok: state_dir {}, org CA {} ({}), broker {}:{} as {:?}, admin API {} as {:?}",
@@ -168,9 +207,9 @@ fn check_config(config: Option<&Path>) -> ExitCode {
         material.ca.org_name(),
         cfg.broker.host,
         cfg.broker.port,
-        names.first().map_or("", |(_, n)| n.as_str()),
+        broker_name,
         cfg.admin.listen,
-        names.get(1).map_or("", |(_, n)| n.as_str()),
+        admin_name,
     );
     ExitCode::SUCCESS
 }

@@ -282,6 +282,7 @@ fn retry_takes_a_name_resolved_by_the_catalogue_and_agents_must_be_certified() {
         &["job", "run", "noop", "--agent", "edge-9"][..],
         &["grant", "db", "edge-1", "edge-9"][..],
         &["cred", "put", "web", "--agent", "edge-9"][..],
+        &["agents", "rotate", "edge-9"][..],
     ] {
         let o = tessera(
             &w.c,
@@ -337,4 +338,56 @@ fn tables_have_headers_sorted_rows_and_rfc3339_times() {
         .args(["--json", "agents", "ls"]));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["id"], "edge-1");
+}
+
+/// `cred put` at a terminal asks for the secret without echoing it: run under a real pseudo-terminal
+/// (testdata/type_at_terminal.py waits for the prompt and for echo to be off, then types), the terminal shows the
+/// prompt and never the typed secret, and the credential is put.
+#[test]
+fn a_secret_typed_at_a_terminal_is_not_echoed_and_is_put() {
+    const SECRET: &str = "typed-at-the-terminal-7f3c9a";
+    let w = world();
+    let tessera = w.c.operator_cmd();
+    let typist =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/type_at_terminal.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(typist)
+        .arg("(not echoed)")
+        .arg("--")
+        .arg(tessera.get_program())
+        .args(tessera.get_args())
+        .args(["--json", "cred", "put", "db"])
+        .env("TESSERA_OPERATOR_DIR", &w.alice)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in tessera.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{SECRET}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = run["transcript"].as_str().unwrap();
+    assert!(shown.contains("secret for db (not echoed): "), "{shown}");
+    assert!(!shown.contains(SECRET), "the secret was echoed: {shown}");
+    assert_eq!(run["code"], 0, "{shown}");
+    assert!(shown.contains("\"id\""), "the put's result: {shown}");
+    let sent = w.relay.take();
+    let (body, statement) = tessera_system_tests::operator_calls::posted(&sent);
+    assert_eq!(
+        tessera_system_tests::operator_calls::cred_view(&statement)["name"],
+        "db"
+    );
+    assert_eq!(
+        tessera_system_tests::operator_calls::sealed_to(&body),
+        tessera_system_tests::operator_calls::set(&["edge-1", "edge-2"])
+    );
+    assert!(sent
+        .iter()
+        .all(|r| !String::from_utf8_lossy(&r.body).contains(SECRET)));
 }

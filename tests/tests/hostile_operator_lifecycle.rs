@@ -134,6 +134,35 @@ fn ca_renew_refuses_renewal_requests_the_relay_forged_and_certifies_only_genuine
         "nothing pushed: {sent:?}"
     );
     assert_eq!(issued_count(&w.c), before, "nothing certified");
+    // Listed in the relay's reverse order, as text: a table with headers, sorted by agent; REFUSED still exit 2.
+    w.relay.answer(
+        "/v1/renewals",
+        serde_json::json!([
+            queued(e3, &unknown),
+            queued(e2, &misfiled),
+            queued(e1, &forged)
+        ]),
+    );
+    let human =
+        w.c.operator_cmd()
+            .args(["ca", "renew", "--dir", ca.to_str().unwrap(), "--due"])
+            .output()
+            .unwrap();
+    assert_eq!(human.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&human.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("AGENT") && lines[0].contains("REQUESTED"),
+        "{text}"
+    );
+    let agents: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(agents, ["edge-1", "edge-2", "edge-3"], "{text}");
+    assert!(lines[1..].iter().all(|l| l.contains("REFUSED")), "{text}");
+    w.relay.take();
+    assert_eq!(issued_count(&w.c), before, "nothing certified");
 
     // The genuine request of edge-1: certified for exactly its new keys and pushed.
     let genuine = e1.renewal();
@@ -330,6 +359,19 @@ fn deliveries_purges_and_rotations_recorded_without_the_agents_receipt_are_repor
             .unwrap();
     let text = String::from_utf8_lossy(&human.stdout);
     assert_eq!(text.matches("NO VALID RECEIPT").count(), 2, "{text}");
+    assert_eq!(human.status.code(), Some(4));
+    // A table: the name and id, a header line, one row per agent sorted by agent, then the summary.
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("db  "), "{text}");
+    assert!(
+        lines[1].starts_with("AGENT") && lines[1].contains("RECEIPT"),
+        "{text}"
+    );
+    let agents: Vec<&str> = lines[2..5]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(agents, ["edge-1", "edge-2", "edge-3"], "{text}");
 }
 
 #[test]

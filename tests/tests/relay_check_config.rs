@@ -1,5 +1,5 @@
 //! `tessera-relay check-config`: a good configuration passes; a missing key file, a file that is not a
-//! certificate, an unknown key and an admin certificate that is not an org service certificate are each refused with exit code 2 and a message naming what is wrong.
+//! certificate, an unknown key and an admin certificate that is not an org service certificate are each refused with exit code 2 and a message naming what is wrong (with `--json`, as the JSON error line).
 //! The annotated example deploy/relay.toml passes once its /etc/tessera and /var/lib paths are those of a real org
 //! (the substitution docs/operations.md "Running under systemd" describes: only paths change).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -68,7 +68,37 @@ fn check_config_names_what_is_wrong() {
             stderr.contains(needle),
             "case {i}: expected {needle:?} in {stderr}"
         );
+        // With --json: the same failure as the one JSON error line of every Tessera binary.
+        let out = c
+            .cmd("tessera-relay")
+            .args(["check-config", "--json", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "case {i}");
+        let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(err["error"]["kind"], "invalid", "case {i}: {err}");
+        assert_eq!(err["error"]["exit_code"], 2);
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(needle),
+            "case {i}: {err}"
+        );
     }
+    // What a good configuration holds, as JSON.
+    let out = c
+        .cmd("tessera-relay")
+        .args(["check-config", "--json", "--config"])
+        .arg(c.relay_config())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["broker"]["name"], "relay-1", "{found}");
+    assert_eq!(found["admin"]["name"], "relay-admin", "{found}");
 }
 
 #[test]

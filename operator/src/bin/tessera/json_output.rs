@@ -6,6 +6,8 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tessera_proto::cli_error;
+
 static JSON: AtomicBool = AtomicBool::new(false);
 
 /// Turns JSON errors on for the rest of the process (`--json`).
@@ -14,19 +16,15 @@ pub(crate) fn set(on: bool) {
 }
 
 /// The error kind of an exit code: `invalid` (2: usage, input, or a relay contradicting what was signed),
-/// `refused` (3: the relay refused), `verification_failed` (4), `failed` (1 and anything else).
+/// `refused` (3: the relay refused), `verification_failed` (4), `failed` (1 and anything else); the kinds and the
+/// document are `tessera_proto::cli_error`'s, shared with `tessera-agent` and `tessera-relay`.
 pub(crate) fn kind_of(code: u8) -> &'static str {
-    match code {
-        2 => "invalid",
-        3 => "refused",
-        4 => "verification_failed",
-        _ => "failed",
-    }
+    cli_error::kind_of(code)
 }
 
 /// The JSON error document for `kind`, `message` and `code`.
 pub(crate) fn document(kind: &str, message: &str, code: u8) -> serde_json::Value {
-    serde_json::json!({ "error": { "kind": kind, "message": message, "exit_code": code } })
+    cli_error::document(kind, message, code)
 }
 
 /// Reports a failure of `kind` (as JSON with `--json`, else as text) and returns exit code `code`.
@@ -41,9 +39,7 @@ pub(crate) fn fail_kind(code: u8, kind: &str, message: &str) -> ExitCode {
 
 /// Whether the raw command line asks for JSON (for errors found before it could be parsed).
 pub(crate) fn requested(args: &[std::ffi::OsString]) -> bool {
-    args.iter()
-        .take_while(|a| *a != "--")
-        .any(|a| a == "--json")
+    cli_error::requested(args)
 }
 
 #[cfg(test)]

@@ -54,10 +54,8 @@ fn parse() -> Result<Cli, ExitCode> {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
         json_output::set(true);
-        let rendered = e.to_string();
-        let first = rendered.lines().next().unwrap_or_default();
-        let text = first.strip_prefix("error: ").unwrap_or(first);
-        json_output::fail_kind(2, "usage", &format!("{text} (see `tessera --help`)"))
+        let text = tessera_proto::cli_error::usage_message(&e.to_string(), "tessera");
+        json_output::fail_kind(2, tessera_proto::cli_error::USAGE, &text)
     })
 }
 

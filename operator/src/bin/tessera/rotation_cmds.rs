@@ -33,6 +33,8 @@ fn now() -> i64 {
 struct Row {
     agent: AgentId,
     state: String,
+    /// When the relay says the request was queued, Unix ms.
+    requested_ms: u64,
     outcome: String,
 }
 
@@ -88,6 +90,7 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
             rows.push(Row {
                 agent: v.agent.clone(),
                 state: format!("{:?}", v.state).to_lowercase(),
+                requested_ms: v.requested_ms,
                 outcome: "REFUSED: the relay lists this agent twice".to_owned(),
             });
             continue;
@@ -107,6 +110,7 @@ pub(crate) async fn ca_renew(r: &Renew<'_>, conn: &Conn, json: bool) -> ExitCode
         rows.push(Row {
             agent: v.agent.clone(),
             state: format!("{:?}", v.state).to_lowercase(),
+            requested_ms: v.requested_ms,
             outcome,
         });
     }
@@ -228,27 +232,32 @@ async fn carry_out(
     }
 }
 
+/// The rows as a table sorted by agent (a relay's second entry for an agent stays after the first), or as JSON.
 fn report(rows: &[Row], json: bool) {
-    let v: Vec<serde_json::Value> = rows
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.agent.as_str().cmp(b.agent.as_str()));
+    let v: Vec<serde_json::Value> = sorted
         .iter()
         .map(|row| {
-            serde_json::json!({ "agent": row.agent.as_str(), "state": row.state, "outcome": row.outcome })
+            serde_json::json!({ "agent": row.agent.as_str(), "state": row.state,
+                "requested_ms": row.requested_ms, "outcome": row.outcome })
         })
         .collect();
     let text = if rows.is_empty() {
         "no key rotation is queued at the relay".to_owned()
     } else {
-        rows.iter()
+        let cells: Vec<Vec<String>> = sorted
+            .iter()
             .map(|row| {
-                tessera_operator::client::escape_control(&format!(
-                    "{:<24} {:<10} {}",
-                    row.agent.as_str(),
-                    row.state,
-                    row.outcome
-                ))
+                vec![
+                    row.agent.as_str().to_owned(),
+                    row.state.clone(),
+                    crate::table::time_ms(&row.requested_ms.into()),
+                    row.outcome.clone(),
+                ]
             })
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect();
+        crate::table::render(&["AGENT", "STATE", "REQUESTED", "OUTCOME"], &cells)
     };
     print(json, &serde_json::Value::Array(v), &text);
 }
@@ -269,12 +278,16 @@ async fn push(
 }
 
 pub(crate) async fn agents_rotate(agent: &str, conn: &Conn, json: bool) -> ExitCode {
-    let agent = match AgentId::new(agent.to_owned()) {
-        Ok(a) => a,
-        Err(e) => return fail(2, &format!("{agent}: {e}")),
-    };
     let op = match load_operator(conn) {
         Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    // An agent the CA never certified (a typo, or a name the relay made up) is refused before anything is sent.
+    let agent = match crate::resolve::certified_agents(&op, &[agent.to_owned()], "").await {
+        Ok(mut ids) => match ids.pop() {
+            Some(id) => id,
+            None => return fail(2, &format!("{agent}: no agent id")),
+        },
         Err(e) => return fail(2, &e),
     };
     match op

@@ -1,7 +1,7 @@
 //! `cred show NAME`: one credential's state on each agent, every stored or purged state checked against the agent's
-//! signed receipt (the relay's word alone marks nothing as done).
+//! signed receipt (the relay's word alone marks nothing as done). Text: the name and id, a table (headers, one row
+//! per agent sorted by agent, times in RFC 3339), the summary.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use tessera_operator::catalogue::Catalogue;
@@ -16,11 +16,22 @@ use crate::cli::Conn;
 use crate::fail;
 use crate::session::{api_fail, load_operator, print};
 
-/// One agent's line and JSON.
+/// The table's columns.
+const HEADERS: [&str; 7] = [
+    "AGENT",
+    "PRESENCE",
+    "STATE",
+    "RECEIPT",
+    "ATTEMPTS",
+    "NEXT ATTEMPT",
+    "LAST ERROR",
+];
+
+/// One agent's row (cells under [`HEADERS`]) and JSON.
 fn render(
     row: &DeliveryView,
     checked: Option<&Result<(), ReceiptCheck>>,
-) -> (String, serde_json::Value) {
+) -> (Vec<String>, serde_json::Value) {
     let receipt = match checked {
         None => "-".to_owned(),
         Some(Ok(())) => "receipt ok".to_owned(),
@@ -31,29 +42,38 @@ fn render(
         Some(p) => p.to_owned(),
         None => format!("{} v{}", row.state, row.version),
     };
-    let mut detail = String::new();
-    if row.state != "stored" && row.purge.is_none() && row.attempts > 0 {
-        let _ = write!(detail, "  attempts {}", row.attempts);
-    }
-    if let Some(e) = &row.last_error {
-        let _ = write!(detail, "  last error {e}");
-    }
+    // Attempts and the next one matter while a delivery is still under way.
+    let under_way = row.state != "stored" && row.purge.is_none();
+    let attempts = if under_way && row.attempts > 0 {
+        row.attempts.to_string()
+    } else {
+        "-".to_owned()
+    };
+    let next = if under_way {
+        crate::table::time_ms(&row.next_attempt_ms.into())
+    } else {
+        "-".to_owned()
+    };
     let presence = row
         .agent_state
         .map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}").to_lowercase());
-    let line = format!(
-        "  {:<24} {:<12} {:<14} {receipt}{detail}",
-        row.agent.as_str(),
-        presence,
-        state
-    );
+    let cells = vec![
+        row.agent.as_str().to_owned(),
+        presence.clone(),
+        state,
+        receipt,
+        attempts,
+        next,
+        row.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+    ];
     let v = serde_json::json!({
         "agent": row.agent.as_str(), "agent_state": presence, "state": row.state, "version": row.version,
-        "purge": row.purge, "attempts": row.attempts, "last_error": row.last_error,
+        "purge": row.purge, "attempts": row.attempts, "next_attempt_ms": row.next_attempt_ms,
+        "last_error": row.last_error,
         "receipt": match checked { None => serde_json::Value::Null, Some(Ok(())) => "ok".into(),
             Some(Err(e)) => e.to_string().into() },
     });
-    (line, v)
+    (cells, v)
 }
 
 pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
@@ -112,18 +132,33 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
     // Scope `all` (and a deleted credential whose last scope was) counts the CA registry's live certified agents.
     let certified = registry.live_agents(&op.ca, now, &revoked);
     let judged = delivery_proof::judge(&rows, &id, signed, &certified, &verify);
-    let mut out = Vec::new();
-    for (row, checked) in rows.iter().zip(&judged.checks) {
-        let (line, v) = render(row, checked.as_ref());
-        lines.push(line);
-        out.push(v);
-    }
+    let mut shown: Vec<(Vec<String>, serde_json::Value)> = rows
+        .iter()
+        .zip(&judged.checks)
+        .map(|(row, checked)| render(row, checked.as_ref()))
+        .collect();
+    // Sorted by agent (stable: a relay's second row for an agent stays after the first).
+    shown.sort_by(|a, b| a.0.first().cmp(&b.0.first()));
+    let (mut cells, out): (Vec<Vec<String>>, Vec<serde_json::Value>) = shown.into_iter().unzip();
     let unproven = judged.unproven;
     let failed = judged.integrity_failure();
     let missing = judged.missing;
-    for a in &missing {
-        lines.push(format!("  {a:<24} not listed by the relay"));
-    }
+    let mut not_listed: Vec<Vec<String>> = missing
+        .iter()
+        .map(|a| {
+            let mut row = vec![
+                a.clone(),
+                "-".to_owned(),
+                "not listed by the relay".to_owned(),
+            ];
+            row.resize(HEADERS.len(), "-".to_owned());
+            row
+        })
+        .collect();
+    cells.append(&mut not_listed);
+    cells.sort_by(|a, b| a.first().cmp(&b.first()));
+    // The table escapes every cell (each carries the relay's text).
+    let table = crate::table::render(&HEADERS, &cells);
     let anomalies: Vec<String> = judged.anomalies.iter().map(ToString::to_string).collect();
     for a in &anomalies {
         lines.push(format!("INTEGRITY FAILURE: {a}"));
@@ -138,11 +173,12 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
     let v = serde_json::json!({ "name": name.as_str(), "id": id, "deleted": deleted, "agents": out, "summary": summary,
         "without_valid_receipt": unproven, "not_listed": missing, "integrity_failures": anomalies });
     // Every line carries the relay's text: escaped, so it cannot forge or hide lines on the terminal.
-    let text = lines
+    let mut escaped: Vec<String> = lines
         .iter()
         .map(|l| tessera_operator::client::escape_control(l))
-        .collect::<Vec<_>>()
-        .join("\n");
+        .collect();
+    escaped.insert(1, table);
+    let text = escaped.join("\n");
     print(json, &v, &text);
     if failed {
         ExitCode::from(4)
