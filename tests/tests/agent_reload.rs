@@ -5,6 +5,7 @@
 //! nothing, and the agent keeps serving. docs/operations.md "Reloading".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use rustix::process::{kill_process, Pid, Signal};
@@ -35,10 +36,11 @@ fn code(a: &AgentProc, name: &str) -> Option<i32> {
 }
 
 fn policy(me: u32, names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("[policy.{n}]\nuids = [{me}]\n"))
-        .collect()
+    let mut out = String::new();
+    for n in names {
+        writeln!(out, "[policy.{n}]\nuids = [{me}]").unwrap();
+    }
+    out
 }
 
 #[test]
