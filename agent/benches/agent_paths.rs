@@ -11,7 +11,6 @@
     missing_docs
 )]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_agent::config::{AgentConfig, Policy};
@@ -194,7 +193,7 @@ fn main() {
             gids: vec![],
         },
     );
-    let cfg = Arc::new(cfg);
+    let cfg = tessera_agent::config::LiveConfig::fixed(cfg);
     let (cmd_tx, _cmd_rx) = tokio::sync::mpsc::channel(8);
     let ctx = ApiContext {
         cfg,

@@ -2,7 +2,9 @@
 //! environment variables, then command-line flags (applied by `main`). Unknown keys are errors.
 
 mod jobs;
+pub mod live;
 mod policy;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use serde::Deserialize;
 use tessera_board::DeviceOverrides;
 
 pub use jobs::{is_env_name, params, JobTemplate};
+pub use live::{LiveConfig, LivePublisher};
 pub use policy::{Caller, Policy};
 
 /// Where the file is looked for when no `--config` is given.

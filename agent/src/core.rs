@@ -9,7 +9,6 @@ pub mod rotate;
 pub mod waiters;
 
 use crate::clock::unix_now;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::Publish;
@@ -22,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::AgentConfig;
+use crate::config::LiveConfig;
 use crate::identity::AgentKeys;
 use crate::jobs::{self, JobContext};
 use crate::roles::{peer, target};
@@ -51,6 +50,11 @@ pub enum Command {
         /// Where to answer.
         reply: oneshot::Sender<JitOutcome>,
     },
+    /// Answer at once: the worker's liveness, for the systemd watchdog.
+    Ping {
+        /// Where to answer.
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A cheap handle to the core worker.
@@ -72,6 +76,16 @@ impl CoreHandle {
     /// A handle sending to `tx`.
     pub fn new(tx: mpsc::Sender<Command>) -> Self {
         Self { tx }
+    }
+
+    /// Whether the worker answers a no-op command within `budget`.
+    pub async fn ping(&self, budget: Duration) -> bool {
+        let (reply, rx) = oneshot::channel();
+        tokio::time::timeout(budget, async {
+            self.tx.send(Command::Ping { reply }).await.is_ok() && rx.await.is_ok()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Asks for JIT repair of `name` and waits at most `budget`.
@@ -103,7 +117,7 @@ pub struct Core {
     keys: AgentKeys,
     store: Store,
     outbox: Outbox,
-    cfg: Arc<AgentConfig>,
+    cfg: LiveConfig,
     handle: CoreHandle,
     registration: Registration,
     waiters: Waiters,
@@ -137,7 +151,7 @@ impl Core {
         keys: AgentKeys,
         store: Store,
         outbox: Outbox,
-        cfg: Arc<AgentConfig>,
+        cfg: LiveConfig,
         handle: CoreHandle,
         session: SessionHandle,
     ) -> Self {
@@ -290,12 +304,15 @@ impl Core {
                     }));
                 }
             }
+            Command::Ping { reply } => {
+                let _ = reply.send(());
+            }
         }
     }
 
     fn step_registration(&mut self, event: RegEvent) {
         let state = std::mem::replace(&mut self.registration, Registration::Disconnected);
-        let (next, actions) = state.handle(event, self.cfg.broker.register_retry_ms);
+        let (next, actions) = state.handle(event, self.cfg.current().broker.register_retry_ms);
         self.registration = next;
         self.publish_view();
         for action in actions {
@@ -630,7 +647,8 @@ impl Core {
             }
             Down::JobDispatch(d) => {
                 let ctx = JobContext {
-                    cfg: self.cfg.clone(),
+                    // The job templates in force at dispatch.
+                    cfg: self.cfg.current(),
                     store: self.store.clone(),
                     core: self.handle.clone(),
                     outbox: self.outbox.clone(),

@@ -22,6 +22,7 @@ use anyhow::Context;
 #[cfg(feature = "cli-docs")]
 use clap::CommandFactory as _;
 use clap::{Parser, Subcommand};
+use tessera_agent::config::reload::ConfigSource;
 use tessera_agent::config::{AgentConfig, SealerBackend};
 use tessera_agent::enroll::{self, EnrollOutcome, InstallOutcome};
 use tessera_agent::local_api::client::{Client, ClientError};
@@ -166,16 +167,18 @@ enum ConfigCmd {
     },
 }
 
+fn config_source(cli: &Cli) -> ConfigSource {
+    ConfigSource {
+        path: cli.config.clone(),
+        state_dir: cli.state_dir.clone(),
+        socket: cli.socket.clone(),
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<AgentConfig, ExitCode> {
-    let mut cfg = AgentConfig::load(cli.config.as_deref(), std::env::vars())
-        .map_err(|e| json_output::fail(2, &e.to_string()))?;
-    if let Some(d) = &cli.state_dir {
-        cfg.state_dir.clone_from(d);
-    }
-    if let Some(s) = &cli.socket {
-        cfg.socket.path.clone_from(s);
-    }
-    Ok(cfg)
+    config_source(cli)
+        .load(std::env::vars())
+        .map_err(|e| json_output::fail(2, &e.to_string()))
 }
 
 /// The parsed command line; a usage error is reported as JSON when `--json` was given.
@@ -255,7 +258,7 @@ fn main() -> ExitCode {
             cmd_enroll(&cfg, agent_id, ca, request_out)
         }
         Command::InstallCert { cert } => cmd_install(&cfg, cert),
-        Command::Run => match cmd_run(cfg) {
+        Command::Run => match cmd_run(cfg, config_source(&cli)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => json_output::fail(run_exit_code(&e), &format!("{e:#}")),
         },
@@ -439,7 +442,7 @@ fn run_exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-fn cmd_run(cfg: AgentConfig) -> anyhow::Result<()> {
+fn cmd_run(cfg: AgentConfig, source: ConfigSource) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -455,7 +458,7 @@ fn cmd_run(cfg: AgentConfig) -> anyhow::Result<()> {
             }
             signals.cancel();
         });
-        tessera_agent::runtime::run(cfg, cancel).await
+        tessera_agent::runtime::run(cfg, source, cancel).await
     })?;
     Ok(())
 }

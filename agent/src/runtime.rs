@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::AgentConfig;
+use crate::config::reload::ConfigSource;
+use crate::config::{AgentConfig, LiveConfig};
 use crate::core::{Core, CoreHandle, SessionHandle};
 use crate::identity::{AgentKeys, IdentityError};
 use crate::local_api::limiter::UidLimiter;
@@ -92,8 +93,14 @@ fn mqtt_options(
 }
 
 /// Runs the agent until `cancel` fires.
-pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    cfg: AgentConfig,
+    source: ConfigSource,
+    cancel: CancellationToken,
+) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
+    // The configuration in force for new requests: the SIGHUP task replaces its policy and job templates.
+    let (live_writer, live) = LiveConfig::new(cfg.clone());
     let OpenStore {
         store,
         keys: store_keys,
@@ -145,7 +152,7 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
         keys,
         store.clone(),
         outbox,
-        cfg.clone(),
+        live.clone(),
         handle.clone(),
         session,
     );
@@ -156,18 +163,23 @@ pub async fn run(cfg: AgentConfig, cancel: CancellationToken) -> Result<(), RunE
     };
     spawn_metrics(&mut tasks, &cfg, &store, &sources, &cancel);
     let api = ApiContext {
-        cfg: cfg.clone(),
+        cfg: live,
         store,
-        core: handle,
+        core: handle.clone(),
         limiter: UidLimiter::new(cfg.socket.max_concurrent_per_uid),
         store_key: Some(store_key),
         status: Some(sources),
     };
     tasks.spawn(server::serve(listener, api, cancel.clone()));
     let core_task = tokio::spawn(core.run(net_rx, cmd_rx, cancel.clone()));
-    tasks.spawn(crate::service::on_sighup(hup, cancel.clone()));
+    tasks.spawn(crate::service::on_sighup(
+        hup,
+        source,
+        live_writer,
+        cancel.clone(),
+    ));
     if let Some(interval) = crate::service::watchdog_interval(std::env::vars()) {
-        tasks.spawn(crate::service::watchdog(interval, cancel.clone()));
+        tasks.spawn(crate::service::watchdog(interval, handle, cancel.clone()));
     }
     crate::service::ready();
 

@@ -116,7 +116,7 @@ async fn socket_rejects_malformed_requests() {
     assert_eq!(mode & 0o777, 0o660);
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let ctx = server::ApiContext {
-        cfg: std::sync::Arc::new(tessera_agent::config::AgentConfig::default()),
+        cfg: tessera_agent::config::LiveConfig::fixed(tessera_agent::config::AgentConfig::default()),
         store: store.clone(),
         core: tessera_agent::core::CoreHandle::new(tx),
         limiter: UidLimiter::new(4),

@@ -131,6 +131,7 @@ fn overlay(dir: &Path) -> PathBuf {
         "Environment=MALLOC_ARENA_MAX=1",
         "Type=notify",
         "WatchdogSec=30s",
+        "ExecReload=/bin/kill -HUP $MAINPID",
     ] {
         assert!(
             unit.lines().any(|l| l == hardening),

@@ -114,7 +114,7 @@ impl Core {
                 self.keys.cert.serial.clone(),
             ),
             online: self.registration == Registration::Online,
-            policy: self.cfg.rotation.policy(),
+            policy: self.cfg.current().rotation.policy(),
         }
     }
 

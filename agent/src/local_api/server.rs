@@ -2,7 +2,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_proto::wire::PublicReason;
@@ -12,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::limiter::UidLimiter;
 use super::protocol::{parse_request_line, ApiError, Header, Request, MAX_REQUEST_BYTES};
-use crate::config::{AgentConfig, Caller};
+use crate::config::{Caller, LiveConfig};
 use crate::core::{CoreHandle, JitOutcome, WaitError};
 use crate::status::StatusSources;
 use crate::store::{AuditEntry, AuditOutcome, Store};
@@ -24,8 +23,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a connection needs.
 #[derive(Debug, Clone)]
 pub struct ApiContext {
-    /// Configuration (policy, budget).
-    pub cfg: Arc<AgentConfig>,
+    /// Configuration (policy, budget): the one in force, read once per request (docs/operations.md "Reloading").
+    pub cfg: LiveConfig,
     /// The store.
     pub store: Store,
     /// JIT repair.
@@ -237,6 +236,7 @@ async fn handle(
 type Answer = Result<(Header, Option<tessera_proto::secret::SecretBytes>), (ApiError, String)>;
 
 async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
+    let cfg = ctx.cfg.current();
     let internal = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "store read failed");
         (
@@ -252,8 +252,7 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
                 .map_err(internal)?
                 .into_iter()
                 .filter(|m| {
-                    ctx.cfg
-                        .policy_for(m.name.as_str())
+                    cfg.policy_for(m.name.as_str())
                         .is_some_and(|p| p.allows(&caller))
                 })
                 .collect();
@@ -265,8 +264,7 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
         Request::Status => return status(ctx, caller),
         Request::Get { ref name } | Request::Meta { ref name } => name.clone(),
     };
-    if !ctx
-        .cfg
+    if !cfg
         .policy_for(name.as_str())
         .is_some_and(|p| p.allows(&caller))
     {
@@ -293,7 +291,7 @@ async fn answer(ctx: &ApiContext, caller: Caller, req: Request) -> Answer {
     };
     let mut held = read(&name)?;
     if held.is_none() {
-        let budget = Duration::from_millis(ctx.cfg.socket.jit_timeout_ms);
+        let budget = Duration::from_millis(cfg.socket.jit_timeout_ms);
         match ctx.core.await_credential(name.clone(), budget).await {
             Ok(JitOutcome::Delivered) => {
                 held = read(&name)?;
@@ -351,7 +349,7 @@ fn status(ctx: &ApiContext, caller: Caller) -> Answer {
             "the status is not available on this socket".to_owned(),
         ));
     };
-    match crate::status::snapshot(&ctx.cfg, &ctx.store, sources) {
+    match crate::status::snapshot(&ctx.cfg.current(), &ctx.store, sources) {
         Ok(s) => {
             let mut h = Header::ok();
             h.status = Some(s);

@@ -15,8 +15,8 @@ use super::cache::{cap, Ttl, MAX_ROWS};
 use super::cooldown::Cooldown;
 use super::html::{esc, time_s};
 use super::snapshot::{
-    chip, flatten_status, lost_head, parse_alerts, shown_verified, unlisted, AgentRow, Chip, CredRow,
-    DeliveryRow, Judge, Shown, Verification,
+    chip, flatten_status, lost_head, parse_alerts, shown_verified, unlisted, AgentRow, Chip,
+    CredRow, DeliveryRow, Judge, Shown, Verification,
 };
 use super::{auth, views};
 use crate::catalogue::Catalogue;
