@@ -481,7 +481,7 @@ async fn json_results_and_typed_errors_from_the_local_api() {
     let listener = server::bind(&socket, 0o600, None).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let ctx = server::ApiContext {
-        cfg: std::sync::Arc::new(tessera_agent::config::AgentConfig::default()),
+        cfg: tessera_agent::config::LiveConfig::fixed(tessera_agent::config::AgentConfig::default()),
         store,
         core: tessera_agent::core::CoreHandle::new(tx),
         limiter: UidLimiter::new(4),

@@ -59,6 +59,9 @@ fn fill(cfg: &AgentConfig) {
     fill::store_with_credentials(cfg, &TestOrg::at(NOW), NOW, CREDENTIALS, secret);
 }
 
+/// At most this many kills in the SIGKILL test.
+const MAX_KILLS: usize = 300;
+
 #[test]
 fn sigkill_at_any_point_of_a_rotation_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +77,6 @@ fn sigkill_at_any_point_of_a_rotation_loses_nothing() {
     // later ones in the middle of re-encryption batches. How far a run gets before its kill depends on the
     // machine's load, so the kills go on (at most MAX_KILLS) until one has landed in the second half of the
     // re-encryption, and the delays grow while kills make no progress.
-    const MAX_KILLS: usize = 300;
     let total = 3 * CREDENTIALS;
     let mut landed = Vec::new();
     let mut kills = 0;

@@ -76,6 +76,19 @@ fn render(
     (cells, v)
 }
 
+/// A table row for each agent of the signed scope the relay does not list.
+fn not_listed_rows(missing: &[String]) -> impl Iterator<Item = Vec<String>> + '_ {
+    missing.iter().map(|a| {
+        let mut row = vec![
+            a.clone(),
+            "-".to_owned(),
+            "not listed by the relay".to_owned(),
+        ];
+        row.resize(HEADERS.len(), "-".to_owned());
+        row
+    })
+}
+
 pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
     let name = match CredentialName::new(name.to_owned()) {
         Ok(n) => n,
@@ -143,19 +156,7 @@ pub(crate) async fn cred_show(conn: &Conn, name: &str, json: bool) -> ExitCode {
     let unproven = judged.unproven;
     let failed = judged.integrity_failure();
     let missing = judged.missing;
-    let mut not_listed: Vec<Vec<String>> = missing
-        .iter()
-        .map(|a| {
-            let mut row = vec![
-                a.clone(),
-                "-".to_owned(),
-                "not listed by the relay".to_owned(),
-            ];
-            row.resize(HEADERS.len(), "-".to_owned());
-            row
-        })
-        .collect();
-    cells.append(&mut not_listed);
+    cells.extend(not_listed_rows(&missing));
     cells.sort_by(|a, b| a.first().cmp(&b.first()));
     // The table escapes every cell (each carries the relay's text).
     let table = crate::table::render(&HEADERS, &cells);
