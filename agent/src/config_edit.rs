@@ -259,8 +259,8 @@ fn replace(path: &Path, text: &str) -> std::io::Result<()> {
     let (tmp, mut f) = crate::sibling_temp::create(path, mode)?;
     let written = (|| {
         if let Some(old) = &old {
-            let made = f.metadata()?;
-            if (made.uid(), made.gid()) != (old.uid(), old.gid()) {
+            let created = f.metadata()?;
+            if (created.uid(), created.gid()) != (old.uid(), old.gid()) {
                 rustix::fs::fchown(
                     &f,
                     Some(rustix::fs::Uid::from_raw(old.uid())),

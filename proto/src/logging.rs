@@ -71,9 +71,12 @@ pub fn quiet_internals(directives: &str) -> String {
         })
     };
     let mut out = directives.to_owned();
-    for krate in QUIET.iter().filter(|k| !named(k)) {
-        out.push_str(&format!(",{krate}=info"));
-    }
+    out.extend(
+        QUIET
+            .iter()
+            .filter(|k| !named(k))
+            .map(|krate| format!(",{krate}=info")),
+    );
     out
 }
 

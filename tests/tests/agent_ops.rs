@@ -227,6 +227,28 @@ fn base64_forms(secret: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// `secret`'s base64 forms ([`base64_forms`]) and its hex, lower and upper case.
+fn encoded_forms(secret: &[u8]) -> Vec<String> {
+    let mut forms = base64_forms(secret);
+    let hex = secret.iter().fold(String::new(), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
+    forms.extend([hex.to_uppercase(), hex]);
+    forms
+}
+
+/// A text log line at TRACE or DEBUG from one of the libraries a bare `trace` keeps at info, if any.
+fn library_line_below_info(log: &str) -> Option<&str> {
+    log.lines().find(|l| {
+        (l.contains(" TRACE ") || l.contains(" DEBUG "))
+            && ["hyper", "h2", "rustls", "rumqttc", "tokio", "mio", "tower"]
+                .iter()
+                .any(|k| l.contains(&format!(" {k}::")) || l.contains(&format!(" {k}:")))
+    })
+}
+
 #[test]
 fn trace_logs_of_a_delivery_hold_no_secret_and_json_lines_are_json() {
     const SECRET: &str = "pa55-Zq8vXr2LmN7wT4yK9cB3hJ6";
@@ -297,20 +319,13 @@ fn trace_logs_of_a_delivery_hold_no_secret_and_json_lines_are_json() {
         "edge-1 logged no trace line"
     );
     // edge-2's bare `trace` (RUST_LOG): nothing below info from the libraries it did not name.
-    let internal = logs[2].1.lines().find(|l| {
-        (l.contains(" TRACE ") || l.contains(" DEBUG "))
-            && ["hyper", "h2", "rustls", "rumqttc", "tokio", "mio", "tower"]
-                .iter()
-                .any(|k| l.contains(&format!(" {k}::")) || l.contains(&format!(" {k}:")))
-    });
+    let internal = library_line_below_info(&logs[2].1);
     assert!(internal.is_none(), "edge-2 (bare trace): {internal:?}");
     assert!(
         relay.contains("\"level\":\"TRACE\""),
         "the relay logged no trace line"
     );
-    let mut forms = base64_forms(SECRET.as_bytes());
-    let hex: String = SECRET.bytes().map(|b| format!("{b:02x}")).collect();
-    forms.extend([hex.to_uppercase(), hex]);
+    let forms = encoded_forms(SECRET.as_bytes());
     for (who, log) in &logs {
         assert!(!log.contains(SECRET), "{who}'s log holds the secret");
         for f in &forms {

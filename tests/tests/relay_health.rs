@@ -94,7 +94,7 @@ fn a_scrape_flood_is_answered_and_delivery_goes_on(c: &Cluster, agent: &AgentPro
                         } else {
                             "/readyz"
                         };
-                        get(&addr, path).map(|(code, _)| code).unwrap_or(0)
+                        get(&addr, path).map_or(0, |(code, _)| code)
                     })
                     .collect::<Vec<u16>>()
             })
