@@ -447,6 +447,21 @@ impl AgentConfig {
                 "metrics.textfile must be a file path with a directory (it is written beside, then renamed)".into(),
             ));
         }
+        if let Some(textfile) = &self.metrics.textfile {
+            let socket_dir = self.socket.path.parent().unwrap_or(Path::new(""));
+            for (dir, what) in [
+                (self.state_dir.as_path(), "state_dir"),
+                (socket_dir, "the socket's directory"),
+            ] {
+                if !dir.as_os_str().is_empty() && lexically_inside(textfile, dir) {
+                    return Err(ConfigError::Invalid(format!(
+                        "metrics.textfile {} is inside {what} {}: put it in the collector's own directory",
+                        textfile.display(),
+                        dir.display()
+                    )));
+                }
+            }
+        }
         self.sealer
             .tpm
             .validate()
@@ -491,6 +506,26 @@ impl AgentConfig {
     pub fn policy_for(&self, name: &str) -> Option<&Policy> {
         self.policy.get(name).or_else(|| self.policy.get("*"))
     }
+}
+
+/// `.` and `..` resolved by name, without the filesystem (the file may not exist yet; symlinks are not followed).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Whether `path` is `dir` or below it, by name ([`lexical`]).
+fn lexically_inside(path: &Path, dir: &Path) -> bool {
+    lexical(path).starts_with(lexical(dir))
 }
 
 #[cfg(test)]

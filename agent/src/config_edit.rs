@@ -5,6 +5,12 @@
 //!
 //! KEY is dotted: `broker.host`, `socket.jit_timeout_ms`, `policy.db.uids`. VALUE is read as a TOML value when it
 //! is one the key accepts (`8883`, `true`, `[1000, 1001]`, `"quoted"`), and as a string otherwise (`mqtt.example`).
+//! A key that names a table (`broker`) is refused: its keys are set one at a time (`broker.host`), so that nothing
+//! else in it silently returns to its default.
+//!
+//! The new file keeps the old one's mode, owner and group (the temporary file is created with the mode and
+//! `fchown`ed before the rename: a root-run edit of a `root:tessera 0640` file stays readable by the agent). When
+//! the path is a symlink, the file it points at is edited and the symlink stays. docs/operations.md "config set".
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -60,6 +66,16 @@ pub enum ConfigEditError {
         /// The part of the key that is a value.
         prefix: String,
     },
+    /// The key names a table: its keys are set one at a time.
+    #[error("{key} in {path} is a table: set its keys one at a time, such as {example}")]
+    IsATable {
+        /// The key given.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// A key to set instead (`broker.host`).
+        example: String,
+    },
     /// The new value is refused by the agent's configuration loader.
     #[error("{key} = {value} in {path}: {source}")]
     Invalid {
@@ -86,7 +102,8 @@ pub fn set(path: &Path, key: &str, value: &str) -> Result<(), ConfigEditError> {
         path: path.to_owned(),
         source,
     };
-    let text = match std::fs::read_to_string(path) {
+    let target = resolve(path).map_err(io)?;
+    let text = match std::fs::read_to_string(&target) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io(e)),
@@ -100,14 +117,21 @@ pub fn set(path: &Path, key: &str, value: &str) -> Result<(), ConfigEditError> {
     let mut last = None;
     for candidate in typed.into_iter().chain([Value::from(value)]) {
         let mut next = doc.clone();
-        put(&mut next, &segments, candidate).map_err(|prefix| ConfigEditError::NotATable {
-            key: key.to_owned(),
-            path: path.to_owned(),
-            prefix,
+        put(&mut next, &segments, candidate).map_err(|e| match e {
+            PutError::NotATable(prefix) => ConfigEditError::NotATable {
+                key: key.to_owned(),
+                path: path.to_owned(),
+                prefix,
+            },
+            PutError::IsATable(first) => ConfigEditError::IsATable {
+                key: key.to_owned(),
+                path: path.to_owned(),
+                example: format!("{key}.{}", first.as_deref().unwrap_or("KEY")),
+            },
         })?;
         let out = next.to_string();
         match check(&out, path) {
-            Ok(()) => return replace(path, &out).map_err(io),
+            Ok(()) => return replace(&target, &out).map_err(io),
             Err(e) => {
                 if let Some(message) = unknown_field(&e) {
                     return Err(ConfigEditError::UnknownKey {
@@ -149,11 +173,34 @@ fn unknown_field(e: &ConfigError) -> Option<String> {
     }
 }
 
+/// Why [`put`] could not put the value.
+#[derive(Debug)]
+enum PutError {
+    /// This prefix of the key is a value, not a table.
+    NotATable(String),
+    /// The key itself is a table (with this first key, if any).
+    IsATable(Option<String>),
+}
+
+/// The file a path names: the symlink's target when it is one (the target is edited, the link stays), else the
+/// path itself (which may not exist yet).
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("a symlink to a file that cannot be opened ({e})"),
+            )
+        }),
+        _ => Ok(path.to_owned()),
+    }
+}
+
 /// Puts `value` at `segments`, creating tables on the way (inline inside an inline table, otherwise a `[table]`
-/// that shows only once it holds a value); `Err` names the prefix that is a value.
-fn put(doc: &mut DocumentMut, segments: &[&str], value: Value) -> Result<(), String> {
+/// that shows only once it holds a value). A key that is a table is not replaced.
+fn put(doc: &mut DocumentMut, segments: &[&str], value: Value) -> Result<(), PutError> {
     let Some((leaf, tables)) = segments.split_last() else {
-        return Err(String::new());
+        return Err(PutError::NotATable(String::new()));
     };
     let mut table: &mut dyn TableLike = doc.as_table_mut();
     let mut inline = false;
@@ -169,9 +216,21 @@ fn put(doc: &mut DocumentMut, segments: &[&str], value: Value) -> Result<(), Str
             table.insert(seg, fresh);
         }
         let prefix = || segments.get(..=i).unwrap_or_default().join(".");
-        let item = table.get_mut(seg).ok_or_else(prefix)?;
+        let item = table
+            .get_mut(seg)
+            .ok_or_else(|| PutError::NotATable(prefix()))?;
         inline = inline || item.is_inline_table();
-        table = item.as_table_like_mut().ok_or_else(prefix)?;
+        table = item
+            .as_table_like_mut()
+            .ok_or_else(|| PutError::NotATable(prefix()))?;
+    }
+    if let Some(t) = table.get(leaf).and_then(Item::as_table_like) {
+        return Err(PutError::IsATable(
+            t.iter().next().map(|(k, _)| k.to_owned()),
+        ));
+    }
+    if table.get(leaf).is_some_and(Item::is_array_of_tables) {
+        return Err(PutError::IsATable(None));
     }
     match table.get_mut(leaf) {
         // Keeps the comment and spacing around the old value.
@@ -187,23 +246,32 @@ fn put(doc: &mut DocumentMut, segments: &[&str], value: Value) -> Result<(), Str
     Ok(())
 }
 
-/// Writes `text` beside `path`, flushes it, and renames it over `path` (the old file's mode kept; 0600 when new).
+/// Writes `text` beside `path` ([`crate::sibling_temp`]), flushes it, and renames it over `path`: the old file's
+/// mode, owner and group kept (0600 and the caller's when new).
 fn replace(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("not a file path"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let mode = std::fs::metadata(path).map_or(0o600, |m| {
-        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
-    });
+    use std::os::unix::fs::MetadataExt as _;
+    let old = match std::fs::metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let mode = old.as_ref().map_or(0o600, |m| m.mode() & 0o7777);
+    let (tmp, mut f) = crate::sibling_temp::create(path, mode)?;
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        if let Some(old) = &old {
+            let created = f.metadata()?;
+            if (created.uid(), created.gid()) != (old.uid(), old.gid()) {
+                rustix::fs::fchown(
+                    &f,
+                    Some(rustix::fs::Uid::from_raw(old.uid())),
+                    Some(rustix::fs::Gid::from_raw(old.gid())),
+                )?;
+                // A change of owner clears set-id bits: the mode again.
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+            }
+        }
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         std::fs::rename(&tmp, path)
     })();
     if written.is_err() {

@@ -38,6 +38,7 @@ pub mod rotation;
 pub mod runtime;
 pub mod service;
 pub mod session;
+pub mod sibling_temp;
 pub mod status;
 pub mod store;
 pub mod store_key;

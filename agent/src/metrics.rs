@@ -1,7 +1,8 @@
 //! The metrics textfile: the agent's status ([`crate::status`]) as Prometheus text exposition for node_exporter's
-//! textfile collector (`[metrics] textfile`), rewritten every `interval_secs`. Each write goes to a temporary file
-//! beside it (a name the collector ignores: it reads `*.prom` only), is flushed, and renamed over the old one, so
-//! the collector never reads half a file. No listener: nothing on the appliance's network.
+//! textfile collector (`[metrics] textfile`), rewritten every `interval_secs`. Each write goes to a fresh temporary
+//! file beside it (a random name the collector ignores: it reads `*.prom` only; created new, never through a
+//! symlink), is flushed, and renamed over the old one, so the collector never reads half a file. No listener:
+//! nothing on the appliance's network.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -106,22 +107,19 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Writes `text` to `path` atomically: a temporary file in the same directory, flushed, then renamed over it.
+/// Writes `text` to `path` atomically: a fresh temporary file in the same directory ([`crate::sibling_temp`]: a
+/// random name, never a symlink followed, mode 0644 since the collector runs as another user and the file holds no
+/// secret), flushed, then renamed over it.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    // The collector runs as another user: the file is readable by all (it holds no secret).
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    std::fs::rename(&tmp, path)
+    let (tmp, mut f) = crate::sibling_temp::create(path, 0o644)?;
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Rewrites `path` every `every` until `cancel`, then removes it (a stopped agent exports nothing stale).

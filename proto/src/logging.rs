@@ -2,12 +2,15 @@
 //! feature: the one place in this crate that does IO (it installs a `tracing` subscriber writing to stderr).
 //!
 //! - The filter: `TESSERA_LOG` when set, else `RUST_LOG`, else the binary's default (`info`). A filter that does not
-//!   parse falls back to the default, with a warning.
+//!   parse falls back to the default, with a warning. A bare `debug` or `trace` level is for the binaries' own
+//!   code: the libraries' internals ([`QUIET`]: HTTP, TLS, MQTT, the runtime) stay at `info` unless the filter names
+//!   them (`trace,rumqttc=trace`). docs/operations.md "Logs".
 //! - `--log-format text|json` ([`LogFormat`]): text for people, one JSON object a line for collectors.
 //! - No ANSI colour codes unless stderr is a terminal (a pipe, a file or the journal gets plain text).
 //!
 //! Nothing secret is logged by the binaries: secrets are in types whose `Debug` is redacted
-//! ([`crate::secret`]); `tests/tests/logging.rs` checks a delivery's logs at trace level.
+//! ([`crate::secret`]); `tests/tests/agent_ops.rs` (`trace_logs_of_a_delivery_hold_no_secret_and_json_lines_are_json`)
+//! checks a delivery's logs at trace level, the libraries' included, for the secret, its base64 and its hex.
 
 use std::io::IsTerminal;
 use std::str::FromStr;
@@ -45,8 +48,40 @@ impl FromStr for LogFormat {
     }
 }
 
-/// The filter directives from `TESSERA_LOG`, else `RUST_LOG` (from `env`), else `default`; and whether the chosen
-/// variable did not parse (the default is used then).
+/// The libraries kept at `info` under a bare `debug` or `trace` level unless the filter names them (a target
+/// matches its prefix: `hyper` covers `hyper_util`, `tokio` covers `tokio_rustls` and `tokio_util`).
+pub const QUIET: [&str; 7] = ["hyper", "h2", "rustls", "rumqttc", "tokio", "mio", "tower"];
+
+/// `directives` with `CRATE=info` appended for each [`QUIET`] crate it does not name, when it sets a bare level
+/// below `info` (`debug`, `trace`); otherwise unchanged (a stricter level already covers the libraries).
+pub fn quiet_internals(directives: &str) -> String {
+    let parts: Vec<&str> = directives.split(',').map(str::trim).collect();
+    let verbose = parts.iter().any(|d| {
+        ["debug", "trace", "4", "5"]
+            .iter()
+            .any(|l| d.eq_ignore_ascii_case(l))
+    });
+    if !verbose {
+        return directives.to_owned();
+    }
+    let named = |krate: &str| {
+        parts.iter().any(|d| {
+            let target = d.split(['=', '[']).next().unwrap_or_default();
+            target == krate
+        })
+    };
+    let mut out = directives.to_owned();
+    out.extend(
+        QUIET
+            .iter()
+            .filter(|k| !named(k))
+            .map(|krate| format!(",{krate}=info")),
+    );
+    out
+}
+
+/// The filter directives from `TESSERA_LOG`, else `RUST_LOG` (from `env`), else `default`, with
+/// [`quiet_internals`]; and whether the chosen variable did not parse (the default is used then).
 pub fn filter_from(
     env: impl Fn(&str) -> Option<String>,
     default: &str,
@@ -56,7 +91,7 @@ pub fn filter_from(
         .find_map(|var| env(var).filter(|v| !v.trim().is_empty()).map(|v| (var, v)));
     match chosen {
         None => (EnvFilter::new(default), None),
-        Some((var, directives)) => match EnvFilter::try_new(&directives) {
+        Some((var, directives)) => match EnvFilter::try_new(quiet_internals(&directives)) {
             Ok(f) => (f, None),
             Err(e) => (
                 EnvFilter::new(default),

@@ -405,7 +405,7 @@ async fn status(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
 /// The same metrics as the health listener's `/metrics` (kept here for scrapers that hold an operator certificate;
 /// docs/operations.md "Health and metrics").
 async fn metrics(State(st): State<AdminState>) -> Response {
-    crate::health::metrics_response(&st.health, st.store.as_ref())
+    crate::health::metrics_response(st.health, st.store).await
 }
 
 /// The routes.

@@ -9,8 +9,14 @@
 //!
 //! [`Health`] is also what the runtime reports into (the broker link, the engine worker's heartbeat) and what the
 //! admin API's `/v1/status` and `/v1/agents` read the broker link from. docs/operations.md "Health and metrics".
+//!
+//! Nothing here needs a credential, so nothing here may cost the relay much: the store is read on blocking threads,
+//! `/metrics` renders at most about once a second ([`scrape_cache`]), and the listener ([`listener`]) serves a
+//! bounded number of connections, each with a header-read and a whole-connection deadline.
 
+pub mod listener;
 pub mod metrics;
+pub mod scrape_cache;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +47,8 @@ pub struct Health {
     heartbeat_ms: AtomicU64,
     /// The metrics.
     pub metrics: RelayMetrics,
+    /// The last `/metrics` text and when it was rendered.
+    pub scrape_cache: scrape_cache::ScrapeCache,
 }
 
 fn now_ms() -> u64 {
@@ -94,7 +102,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Why the relay is not ready, or `None`.
+/// Why the relay is not ready, or `None`. It reads the store: call it off the runtime's workers (as [`readiness`]).
 pub fn not_ready(health: &Health, store: &dyn RelayStore) -> Option<String> {
     if !health.broker().connected {
         return Some("broker not connected".to_owned());
@@ -106,16 +114,29 @@ pub fn not_ready(health: &Health, store: &dyn RelayStore) -> Option<String> {
     None
 }
 
+/// [`not_ready`] on a blocking thread.
+pub async fn readiness(health: Arc<Health>, store: Arc<dyn RelayStore>) -> Option<String> {
+    tokio::task::spawn_blocking(move || not_ready(&health, store.as_ref()))
+        .await
+        .unwrap_or_else(|_| Some("readiness check interrupted".to_owned()))
+}
+
 async fn readyz(State(st): State<HealthState>) -> Response {
-    match not_ready(&st.health, st.store.as_ref()) {
+    match readiness(st.health, st.store).await {
         None => (StatusCode::OK, "ready\n").into_response(),
         Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 
-/// The metrics text, or a 500 (logged) when the store cannot be read.
-pub fn metrics_response(health: &Health, store: &dyn RelayStore) -> Response {
-    match health.metrics.render(store) {
+/// The metrics text (rendered at most once a [`scrape_cache::WINDOW`], on a blocking thread), or a 500 (logged)
+/// when the store cannot be read.
+pub async fn metrics_response(health: Arc<Health>, store: Arc<dyn RelayStore>) -> Response {
+    let h = health.clone();
+    let rendered = health
+        .scrape_cache
+        .get_or_render(move || h.metrics.render(store.as_ref()))
+        .await;
+    match rendered {
         Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "metrics scrape failed");
@@ -125,7 +146,7 @@ pub fn metrics_response(health: &Health, store: &dyn RelayStore) -> Response {
 }
 
 async fn metrics(State(st): State<HealthState>) -> Response {
-    metrics_response(&st.health, st.store.as_ref())
+    metrics_response(st.health, st.store).await
 }
 
 /// The routes.
@@ -137,20 +158,20 @@ pub fn router(health: Arc<Health>, store: Arc<dyn RelayStore>) -> Router {
         .with_state(HealthState { health, store })
 }
 
-/// Serves the routes on `listener` until `cancel`.
+/// Serves the routes on `listener` until `cancel`, within the [`listener::Limits`] defaults.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     health: Arc<Health>,
     store: Arc<dyn RelayStore>,
     cancel: CancellationToken,
 ) {
-    let app = router(health, store);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
-    {
-        tracing::error!(error = %e, "health listener failed");
-    }
+    listener::serve(
+        listener,
+        router(health, store),
+        listener::Limits::default(),
+        cancel,
+    )
+    .await;
 }
 
 #[cfg(test)]

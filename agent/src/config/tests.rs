@@ -242,3 +242,27 @@ fn the_sealer_and_store_key_settings_parse_validate_and_take_the_environment() {
         AgentConfig::load(Some(&path), vec![("TESSERA_SEALER".into(), "hsm".into())]).unwrap_err();
     assert!(err.to_string().contains("TESSERA_SEALER"), "{err}");
 }
+
+#[test]
+fn a_metrics_textfile_inside_the_state_or_socket_directory_is_refused() {
+    let with = |textfile: &str| {
+        parse(&format!(
+            "state_dir = \"/var/lib/tessera\"\n[socket]\npath = \"/run/tessera/agent.sock\"\n\
+             [metrics]\ntextfile = \"{textfile}\"\n"
+        ))
+    };
+    for inside in [
+        "/var/lib/tessera/store.key",
+        "/var/lib/tessera/sub/x.prom",
+        "/var/lib/node_exporter/../tessera/x.prom",
+        "/run/tessera/x.prom",
+    ] {
+        let err = with(inside).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.textfile") && err.contains("inside"),
+            "{inside}: {err}"
+        );
+    }
+    with("/var/lib/node_exporter/textfile/tessera.prom").unwrap();
+    with("/var/lib/tessera-metrics/tessera.prom").unwrap();
+}

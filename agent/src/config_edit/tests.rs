@@ -94,3 +94,67 @@ fn nested_new_tables_show_only_the_one_holding_the_value() {
         "state_dir = \"/s\"\n\n[policy.db]\nuids = [1000]\n"
     );
 }
+
+#[test]
+fn the_owner_group_and_mode_are_kept() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let (_d, path) = file(FILE);
+    // Another uid and gid than the editor's (nobody:nogroup; the tests run as root).
+    std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    set(&path, "broker.port", "9883").unwrap();
+    let m = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (65_534, 65_534, 0o640)
+    );
+    assert!(std::fs::read_to_string(&path).unwrap().contains("9883"));
+}
+
+#[test]
+fn a_new_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    set(&path, "broker.host", "mqtt.example").unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn through_a_symlink_the_target_is_edited_and_the_link_stays() {
+    let (d, target) = file(FILE);
+    let link = d.path().join("link.toml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    set(&link, "broker.host", "mqtt.example.net").unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), target);
+    assert!(std::fs::read_to_string(&target)
+        .unwrap()
+        .contains("mqtt.example.net"));
+    let dangling = d.path().join("dangling.toml");
+    std::os::unix::fs::symlink(d.path().join("missing.toml"), &dangling).unwrap();
+    let e = set(&dangling, "broker.host", "x").unwrap_err();
+    assert!(e.to_string().contains("symlink"), "{e}");
+}
+
+#[test]
+fn a_key_that_is_a_table_is_refused_with_a_key_to_set_instead() {
+    let (_d, path) = file(FILE);
+    let e = set(&path, "broker", "{host=\"x\"}").unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ConfigEditError::IsATable { .. }), "{msg}");
+    assert!(
+        msg.contains("is a table") && msg.contains("such as broker.host"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), FILE);
+    let (_d, path) = file("[broker]\nhost = \"a\"\n[socket]\nmode = 0o660\n");
+    assert!(matches!(
+        set(&path, "socket", "1"),
+        Err(ConfigEditError::IsATable { .. })
+    ));
+}

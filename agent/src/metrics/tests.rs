@@ -64,3 +64,27 @@ fn the_file_is_replaced_whole_and_no_temporary_file_is_left() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("tessera.prom")]);
 }
+
+#[test]
+fn a_symlink_planted_at_a_temporary_name_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("store.key");
+    std::fs::write(&victim, "key material").unwrap();
+    let collector = dir.path().join("collector");
+    std::fs::create_dir(&collector).unwrap();
+    // The name the agent used to write through, and the pid-suffixed one.
+    for name in [
+        ".tessera.prom.tmp".to_owned(),
+        format!(".tessera.prom.tmp.{}", std::process::id()),
+    ] {
+        std::os::unix::fs::symlink(&victim, collector.join(name)).unwrap();
+    }
+    let path = collector.join("tessera.prom");
+    write_atomically(&path, "a 1\n").unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "key material");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 1\n");
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+}

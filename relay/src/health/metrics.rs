@@ -1,6 +1,7 @@
 //! The relay's Prometheus metrics (`prometheus-client`, OpenMetrics text). Counters mirror the engine's cumulative
 //! [`crate::engine::Metrics`] (the engine worker copies them every second); the gauges of what is stored
-//! (deliveries by state, alerts by kind, agents, rewraps in flight) are read from the state store at each scrape.
+//! (deliveries by state, alerts by kind, agents, rewraps in flight) are read from the state store at each render, on a
+//! blocking thread and at most about once a second ([`super::scrape_cache`]).
 //! The names and labels are listed in docs/operations.md "Health and metrics".
 
 use std::sync::atomic::Ordering;
@@ -317,4 +318,7 @@ pub enum RenderError {
     /// The text encoder failed.
     #[error("metrics encoding failed")]
     Encode,
+    /// The blocking render did not finish (the runtime is shutting down).
+    #[error("metrics render interrupted")]
+    Interrupted,
 }

@@ -51,3 +51,37 @@ fn readiness_needs_the_broker_and_the_metrics_render_from_the_store() {
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
 }
+
+async fn body(r: Response) -> String {
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn scrapes_within_the_window_share_one_render_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn RelayStore> =
+        Arc::new(crate::state::SledStore::open(&dir.path().join("state")).unwrap());
+    let h = Health::new();
+    let count = |n| crate::engine::Metrics {
+        deliveries_ok: n,
+        ..Default::default()
+    };
+    h.metrics.observe_engine(&count(1), &[], 0);
+    let first = body(metrics_response(h.clone(), store.clone()).await).await;
+    assert!(
+        first.contains("tessera_relay_deliveries_ok_total 1\n"),
+        "{first}"
+    );
+    // Within the window the first render's text is served again: nothing was read or rendered anew.
+    h.metrics.observe_engine(&count(2), &[], 0);
+    let second = body(metrics_response(h.clone(), store.clone()).await).await;
+    assert_eq!(first, second);
+    assert_eq!(h.scrape_cache.window(), scrape_cache::WINDOW);
+    assert_eq!(
+        readiness(h.clone(), store).await.as_deref(),
+        Some("broker not connected")
+    );
+}
