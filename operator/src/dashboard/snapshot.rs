@@ -71,6 +71,10 @@ pub(crate) struct AgentRow {
     pub(crate) held: usize,
     pub(crate) of: usize,
     pub(crate) cert_expiry: Option<i64>,
+    /// The version the agent stated at registration, as the relay relays it: unverified, for operations only.
+    pub(crate) version: Option<String>,
+    /// Whether the CA's registry holds a live certificate for it (what "Rotate keys" needs).
+    pub(crate) certified: bool,
 }
 
 /// The operator's files the judgement needs.
@@ -315,6 +319,8 @@ pub(crate) async fn fleet(id: &Identity) -> Result<Vec<AgentRow>, String> {
             held,
             of,
             cert_expiry,
+            version: a.version,
+            certified: !live.is_empty(),
         });
     }
     Ok(out)

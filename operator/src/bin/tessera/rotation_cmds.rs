@@ -277,14 +277,8 @@ pub(crate) async fn agents_rotate(agent: &str, conn: &Conn, json: bool) -> ExitC
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
-    match op
-        .client
-        .post(
-            &format!("/v1/agents/{}/rotate", agent.as_str()),
-            &serde_json::json!({}),
-        )
-        .await
-    {
+    // Only an agent the CA certified (the registry's live certificate), by the same code as the dashboard.
+    match tessera_operator::agent_rotate::request(&op.client, &op.ca, &op.dir, &agent).await {
         Ok(v) => {
             print(
                 json,
@@ -297,6 +291,7 @@ pub(crate) async fn agents_rotate(agent: &str, conn: &Conn, json: bool) -> ExitC
             );
             ExitCode::SUCCESS
         }
-        Err(e) => api_fail(&e),
+        Err(tessera_operator::agent_rotate::RotateError::Client(e)) => api_fail(&e),
+        Err(e) => fail(2, &e.to_string()),
     }
 }
