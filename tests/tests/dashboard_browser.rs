@@ -495,7 +495,7 @@ fn the_dashboard_judges_sync_enforces_the_retry_cooldown_flags_a_mismatch_and_re
         "{ghost}"
     );
     // Without the page's action header the dashboard refuses (a cross-site form cannot send it).
-    let bare = b
+    let no_header = b
         .exec_async(&format!(
             "var done = arguments[arguments.length - 1]; \
              fetch('/api/credentials/{}/delete', {{method: 'POST', credentials: 'same-origin'}}) \
@@ -503,7 +503,7 @@ fn the_dashboard_judges_sync_enforces_the_retry_cooldown_flags_a_mismatch_and_re
             ids["api"]
         ))
         .unwrap();
-    assert_eq!(bare, 403);
+    assert_eq!(no_header, 403);
     assert!(e1.names().unwrap().iter().any(|n| n == "api"));
 
     // Delete api from its page, after confirming: a tombstone signed here; edge-1 purges it.
