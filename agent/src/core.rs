@@ -330,7 +330,7 @@ impl Core {
                         mode,
                         cert: self.register_cert(),
                         held,
-                        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+                        agent_version: registered_version(),
                     }));
                 }
                 RegAction::PublishStatus(state) => self.publish_status(state),
@@ -708,4 +708,17 @@ fn waiter_failure(outcome: &StoreOutcome) -> Option<wire::PublicReason> {
         } => Some(wire::PublicReason::NotGranted),
         _ => None,
     }
+}
+
+/// The version the agent states in its registration: the crate version and the git commit it is built from
+/// (`0.1.0+1a2b3c4`, build.rs), cut to the wire's 64 bytes (a long `TESSERA_GIT_COMMIT` must not make the relay
+/// drop the registration). The relay shows it to operators as the agent's word, unverified.
+pub(crate) fn registered_version() -> String {
+    let mut v = concat!(env!("CARGO_PKG_VERSION"), "+", env!("TESSERA_GIT_COMMIT")).to_owned();
+    let mut end = v.len().min(64);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    v.truncate(end);
+    v
 }

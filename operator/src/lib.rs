@@ -10,7 +10,8 @@
 //! CA-signed revocation list ([`revocations`]). A contradiction is an error; nothing is signed or sealed on it.
 //!
 //! - [`ca`]: the org CA directory (`ca init`, `issue-agent`, `issue-operator`, `issue-service`, `revoke`, `renew`);
-//!   [`renew`]: which queued key rotations to certify and which old certificates to retire.
+//!   [`renew`]: which queued key rotations to certify and which old certificates to retire; [`agent_rotate`]: asks
+//!   the relay to rotate a certified agent's keys (`agents rotate`, the dashboard).
 //! - [`receipts`]: agents' signed receipts of deliveries, purges and rotations, checked against the CA's registry.
 //! - [`cred`]: put, rotate, import, grant, revoke, rm, adopt; [`scope_diff`]: the scope change printed and checked.
 //! - [`client`], [`tls`], [`answers`]: the admin API over mutual TLS and the parsing of its answers.
@@ -23,6 +24,7 @@
 //! operator key stay in their 0600 files).
 #![forbid(unsafe_code)]
 
+pub mod agent_rotate;
 pub mod answers;
 pub mod ca;
 pub mod catalogue;

@@ -30,6 +30,10 @@ pub struct AgentView {
     /// agents come and go (absent from relays before this field: `false`).
     #[serde(default)]
     pub stale: bool,
+    /// The software version the agent stated in its last registration, relayed as is: not verified by anyone, for
+    /// operations only (`null` when not reported, and from relays before this field).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// The relay's MQTT connection, as `GET /v1/status` shows it under `broker`.

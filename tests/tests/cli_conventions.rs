@@ -310,7 +310,8 @@ fn tables_have_headers_sorted_rows_and_rfc3339_times() {
     w.relay.answer(
         "/v1/agents",
         serde_json::json!([
-            { "id": "edge-2", "state": "online", "last_seen_ms": t1, "mode": "peer", "cert": "" },
+            { "id": "edge-2", "state": "online", "last_seen_ms": t1, "mode": "peer", "cert": "",
+              "version": "0.1.0+abc1234\u{1b}[2J" },
             { "id": "edge-1", "state": "offline", "last_seen_ms": 0, "cert": "" },
         ]),
     );
@@ -331,6 +332,11 @@ fn tables_have_headers_sorted_rows_and_rfc3339_times() {
         "{text}"
     );
     assert!(lines[2].contains("2026-12-06T19:44:18Z"), "{text}");
+    // VERSION: what the agent stated, relayed (control characters escaped); `-` when not reported.
+    assert!(lines[0].trim_end().ends_with("VERSION"), "{text}");
+    assert!(lines[1].trim_end().ends_with(" -"), "{text}");
+    assert!(lines[2].contains("0.1.0+abc1234"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
     let o = run(w
         .c
         .operator_cmd()

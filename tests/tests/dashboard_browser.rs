@@ -2,9 +2,11 @@
 //! against a real relay, real agents and Mosquitto. The chips follow a backfill (pending, then synced) without a
 //! reload; Retry is refused within its cooldown by the dashboard itself; a commitment mismatch (a swapped delivery
 //! published with the relay's broker identity) turns the chip red; a grant made in the page reaches the agent, a
-//! revoke purges it; an alert is acknowledged; the audit trail verifies, twice. The dashboard answers only to its
-//! random `.localhost` name (a request with Host 127.0.0.1 and the session cookie is refused) and its login address
-//! works once. Last, a lying admin API takes the relay's place and its `<script>` strings stay text.
+//! revoke purges it; an alert is acknowledged; the audit trail verifies, twice. The fleet page shows the version each
+//! agent states (as does `agents ls`); "Rotate keys" (after a confirmation) queues the agent's renewal at the relay,
+//! and "Delete" (after a confirmation) sends a signed tombstone the agent purges by. The dashboard answers only to
+//! its random `.localhost` name (a request with Host 127.0.0.1 and the session cookie is refused) and its login
+//! address works once. Last, a lying admin API takes the relay's place and its `<script>` strings stay text.
 //!
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/test installs them): under CI=true their absence is
 //! a failure; elsewhere the test is skipped with a message. With TESSERA_SCREENSHOTS=DIR (relative to the
@@ -498,6 +500,110 @@ fn the_dashboard_judges_sync_enforces_the_retry_cooldown_flags_a_mismatch_and_re
         "return document.body.innerText.indexOf('replicas') >= 0;",
     );
     shot(&b, shots.as_ref(), "status");
+
+    // The version each agent states at registration (crate version + git commit), relayed, shown on the fleet page
+    // and by `agents ls`.
+    let stated = format!("{}+", env!("CARGO_PKG_VERSION"));
+    b.goto(&format!("{base}/")).unwrap();
+    wait_js(
+        &b,
+        "edge-1's stated version",
+        &format!(
+            "var v = document.querySelector('tr[data-agent=\"edge-1\"] td.version'); \
+             return !!v && v.textContent.indexOf('{stated}') === 0;"
+        ),
+    );
+    let listed = c.op_json(&["agents", "ls"]).unwrap();
+    for a in listed.as_array().unwrap() {
+        assert!(a["version"].as_str().unwrap().starts_with(&stated), "{a}");
+    }
+    let table = String::from_utf8(c.op(&["agents", "ls"]).unwrap().stdout).unwrap();
+    assert!(table.lines().next().unwrap().contains("VERSION"), "{table}");
+    assert!(table.contains(&stated), "{table}");
+
+    // Rotate keys from the fleet page: a confirmation first (Cancel sends nothing), then the relay queues edge-1's
+    // renewal. An agent the CA's registry does not hold is refused by the dashboard.
+    b.click("tr[data-agent='edge-1'] button[data-post]")
+        .unwrap();
+    wait_js(
+        &b,
+        "the confirmation",
+        "var d = document.getElementById('confirm'); return !!d && !d.hidden;",
+    );
+    assert!(b.text("#confirm-text").unwrap().contains("edge-1"));
+    b.click("#confirm-no").unwrap();
+    wait_js(
+        &b,
+        "the confirmation closed",
+        "return document.getElementById('confirm').hidden;",
+    );
+    assert_eq!(
+        c.renewal_state("edge-1").unwrap(),
+        None,
+        "Cancel sent nothing"
+    );
+    b.click("tr[data-agent='edge-1'] button[data-post]")
+        .unwrap();
+    b.click("#confirm-yes").unwrap();
+    wait_js(
+        &b,
+        "the rotation's answer",
+        "return document.getElementById('confirm-result').textContent !== '';",
+    );
+    let rotated = b.text("#confirm-result").unwrap();
+    assert!(rotated.starts_with("rotation requested"), "{rotated}");
+    c.wait_renewal("edge-1", "requested", WAIT).unwrap();
+    shot(&b, shots.as_ref(), "fleet-rotate");
+    let ghost = post_from_page(&b, "/api/agents/ghost-9/rotate");
+    assert_eq!(ghost[0], 400, "{ghost}");
+    assert!(
+        ghost[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no live certificate"),
+        "{ghost}"
+    );
+    // Without the page's action header the dashboard refuses (a cross-site form cannot send it).
+    let no_header = b
+        .exec_async(&format!(
+            "var done = arguments[arguments.length - 1]; \
+             fetch('/api/credentials/{}/delete', {{method: 'POST', credentials: 'same-origin'}}) \
+             .then(function (r) {{ done(r.status); }});",
+            ids["api"]
+        ))
+        .unwrap();
+    assert_eq!(no_header, 403);
+    assert!(e1.names().unwrap().iter().any(|n| n == "api"));
+
+    // Delete api from its page, after confirming: a tombstone signed here; edge-1 purges it.
+    b.goto(&format!("{base}/credentials/{}", ids["api"]))
+        .unwrap();
+    b.click("#delete").unwrap();
+    wait_js(
+        &b,
+        "the confirmation",
+        "var d = document.getElementById('confirm'); return !!d && !d.hidden;",
+    );
+    b.click("#confirm-yes").unwrap();
+    wait_js(
+        &b,
+        "the delete's answer",
+        "return document.getElementById('confirm-result').textContent !== '';",
+    );
+    let deleted = b.text("#confirm-result").unwrap();
+    assert!(deleted.contains("tombstone sent"), "{deleted}");
+    wait_for("edge-1 to purge api", WAIT, || {
+        Ok(!e1.names()?.iter().any(|n| n == "api"))
+    })
+    .unwrap();
+    assert_eq!(c.audit("credential_tombstoned").unwrap().len(), 1);
+    b.goto(&format!("{base}/credentials")).unwrap();
+    wait_js(
+        &b,
+        "api listed as deleted",
+        "var r = document.querySelector('tr[data-cred=\"api\"]'); return !!r && r.innerText.indexOf('deleted') >= 0;",
+    );
+    shot(&b, shots.as_ref(), "credentials-deleted");
 
     // A lying admin API in the relay's place: its strings are text, never markup or script.
     c.kill_relay();

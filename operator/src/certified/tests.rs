@@ -19,6 +19,7 @@ fn view(id: &str, der: &[u8]) -> AgentView {
         mode: None,
         cert: tessera_proto::b64_encode(der),
         stale: false,
+        version: None,
     }
 }
 

@@ -19,9 +19,13 @@ th{background:#eef1f5}td{word-break:break-word}
 tr.acked{opacity:.6}.error{color:#a11d1d}.ok{color:#1d6b34}.note,.hint{color:#5a6577;font-size:.9em}
 .action{background:#fff;padding:.8em;margin-bottom:.8em;border:1px solid #e3e6eb}
 button{padding:.35em .9em}button:disabled{opacity:.55}.result{margin-left:.6em}
+#confirm{position:fixed;left:50%;top:20%;transform:translateX(-50%);max-width:36em;background:#fff;
+border:2px solid #1d2430;padding:1em 1.2em;box-shadow:0 4px 24px rgba(0,0,0,.25)}
 ";
 
-/// `/assets/app.js`: refreshes the live region by polling, posts the actions, shows the retry cooldown.
+/// `/assets/app.js`: refreshes the live region by polling, posts the actions, shows the retry cooldown. An action
+/// whose button has `data-confirm` first opens a confirmation box (outside the live region, which polling replaces)
+/// whose Confirm button carries the action.
 pub(crate) const JS: &str = r#""use strict";
 (function () {
   var live = document.getElementById("live");
@@ -53,10 +57,38 @@ pub(crate) const JS: &str = r#""use strict";
     }
     tick();
   }
+  var box = null;
+  function confirmFirst(b) {
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "confirm";
+      box.setAttribute("role", "alertdialog");
+      var text = document.createElement("p"); text.id = "confirm-text"; box.appendChild(text);
+      var yes = document.createElement("button"); yes.id = "confirm-yes"; box.appendChild(yes);
+      box.appendChild(document.createTextNode(" "));
+      var no = document.createElement("button"); no.id = "confirm-no"; box.appendChild(no);
+      var res = document.createElement("span"); res.id = "confirm-result"; res.className = "result"; box.appendChild(res);
+      no.addEventListener("click", function () { box.hidden = true; });
+      document.body.appendChild(box);
+    }
+    var y = document.getElementById("confirm-yes");
+    document.getElementById("confirm-text").textContent = b.getAttribute("data-confirm");
+    y.textContent = "Confirm: " + (b.getAttribute("data-label") || b.textContent);
+    y.setAttribute("data-label", y.textContent);
+    y.setAttribute("data-post", b.getAttribute("data-post"));
+    y.setAttribute("data-result", "confirm-result");
+    y.setAttribute("data-done", "1");
+    y.hidden = false; y.disabled = false;
+    document.getElementById("confirm-no").textContent = "Cancel";
+    var r = document.getElementById("confirm-result"); r.textContent = ""; r.className = "result";
+    box.hidden = false;
+    y.focus();
+  }
   document.addEventListener("click", function (ev) {
     var b = ev.target.closest("button[data-post]");
     if (!b || b.disabled) { return; }
     ev.preventDefault();
+    if (b.hasAttribute("data-confirm")) { confirmFirst(b); return; }
     var body = {};
     var field = b.getAttribute("data-field");
     if (field) { body.agents = document.getElementById(field).value; }
@@ -71,6 +103,7 @@ pub(crate) const JS: &str = r#""use strict";
       .then(function (j) {
         if (out) { out.textContent = j.message || (j.ok ? "done" : "failed"); out.className = "result " + (j.ok ? "ok" : "error"); }
         if (j.cooldown_s) { cooldown(b, j.cooldown_s); } else { b.disabled = false; }
+        if (j.ok && b.hasAttribute("data-done")) { b.hidden = true; document.getElementById("confirm-no").textContent = "Close"; }
       })
       .catch(function () { b.disabled = false; if (out) { out.textContent = "the dashboard did not answer"; } });
   });

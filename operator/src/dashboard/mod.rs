@@ -3,8 +3,9 @@
 //!
 //! It listens on a loopback address only (unless told otherwise), answers only to a random per-run host name, admits
 //! a browser once by a single-use login token and then by a session cookie, and talks to the relay's admin API with
-//! the operator's own mutual-TLS identity. Whatever needs a signature (grant, revoke) is signed here by the same
-//! library code as the `tessera` commands: the relay never gets a key. It trusts the relay no more than the
+//! the operator's own mutual-TLS identity. Whatever needs a signature (grant, revoke, delete) is signed here by the
+//! same library code as the `tessera` commands, and "Rotate keys" is `tessera agents rotate`'s
+//! [`crate::agent_rotate`]: the relay never gets a key. It trusts the relay no more than the
 //! commands do: sync counts and chips are judged from the agents' signed receipts against the operator's
 //! catalogue ([`crate::delivery_proof`]), and every string the relay supplies is HTML-escaped ([`html`]).
 //!

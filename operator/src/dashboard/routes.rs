@@ -19,7 +19,7 @@ use super::identity::Identity;
 use super::snapshot::{self, Verification};
 use super::{assets, auth, views};
 use crate::catalogue::Catalogue;
-use crate::cred;
+use crate::{agent_rotate, cred};
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -73,6 +73,8 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/api/credentials/{id}/retry", post(retry))
         .route("/api/credentials/{id}/grant", post(grant))
         .route("/api/credentials/{id}/revoke", post(revoke))
+        .route("/api/credentials/{id}/delete", post(delete))
+        .route("/api/agents/{id}/rotate", post(rotate))
         .route("/api/alerts/{id}/ack", post(ack))
         .route("/api/audit/verify", post(verify))
         .route("/assets/app.css", get(css))
@@ -417,6 +419,56 @@ async fn rescope(
                 msg.push_str(&n);
             }
             answer(StatusCode::OK, true, &msg, None)
+        }
+        Err(e) => answer(StatusCode::BAD_REQUEST, false, &e.to_string(), None),
+    }
+}
+
+/// Delete: a tombstone signed here, by the same code as `tessera cred rm` (the id and version from the catalogue).
+async fn delete(State(st): St, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<CredentialId>() else {
+        return answer(StatusCode::NOT_FOUND, false, "no such credential", None);
+    };
+    let _one = st.sign.lock().await;
+    let signer = st.id.signer();
+    match cred::remove(&st.id.client, &signer, &cred::Target::Id(id)).await {
+        Ok((e, notes)) => {
+            let mut msg = format!(
+                "{} deleted through version {}: tombstone sent; its agents purge it",
+                e.name.as_str(),
+                e.version
+            );
+            for n in notes {
+                msg.push_str("; note: ");
+                msg.push_str(&n);
+            }
+            answer(StatusCode::OK, true, &msg, None)
+        }
+        Err(cred::CredError::Client(e)) => {
+            answer(StatusCode::BAD_GATEWAY, false, &e.to_string(), None)
+        }
+        Err(e) => answer(StatusCode::BAD_REQUEST, false, &e.to_string(), None),
+    }
+}
+
+/// Rotate keys: as `tessera agents rotate`, only for an agent the CA's registry holds a live certificate for.
+async fn rotate(State(st): St, Path(id): Path<String>) -> Response {
+    let Ok(agent) = AgentId::new(id) else {
+        return answer(StatusCode::NOT_FOUND, false, "no such agent", None);
+    };
+    match agent_rotate::request(&st.id.client, &st.id.ca, &st.id.dir, &agent).await {
+        Ok(_) => answer(
+            StatusCode::OK,
+            true,
+            &format!(
+                "rotation requested: {} generates new keys and queues a renewal request; certify it with \
+                 `tessera ca renew --dir CA-DIR --due` on the CA's workstation",
+                agent.as_str()
+            ),
+            None,
+        ),
+        Err(agent_rotate::RotateError::Client(e)) => {
+            answer(StatusCode::BAD_GATEWAY, false, &e.to_string(), None)
         }
         Err(e) => answer(StatusCode::BAD_REQUEST, false, &e.to_string(), None),
     }

@@ -73,6 +73,10 @@ pub(crate) struct AgentRow {
     pub(crate) held: usize,
     pub(crate) of: usize,
     pub(crate) cert_expiry: Option<i64>,
+    /// The version the agent stated at registration, as the relay relays it: unverified, for operations only.
+    pub(crate) version: Option<String>,
+    /// Whether the CA's registry holds a live certificate for it (what "Rotate keys" needs).
+    pub(crate) certified: bool,
 }
 
 /// The operator's files the judgement needs (shared a few seconds: [`super::cache::FILES_TTL`]).
@@ -356,6 +360,8 @@ pub(crate) async fn fleet(
             held,
             of,
             cert_expiry,
+            version: a.version,
+            certified: !live.is_empty(),
         });
     }
     out.extend(unlisted(j, &id.ca, now, &listed, creds));
@@ -394,6 +400,9 @@ pub(crate) fn unlisted(
                 held: 0,
                 of,
                 cert_expiry,
+                version: None,
+                // Live in the registry by construction.
+                certified: true,
             }
         })
         .collect()

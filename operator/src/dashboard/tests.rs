@@ -52,8 +52,14 @@ fn relay_strings_are_inert_in_every_view() {
         held: 1,
         of: 2,
         cert_expiry: None,
+        version: Some(HOSTILE.into()),
+        certified: true,
     }]);
     assert_inert(&fleet);
+    assert!(
+        fleet.contains("data-confirm="),
+        "a rotation asks first: {fleet}"
+    );
     let alerts = parse_alerts(&serde_json::json!([{
         "id": HOSTILE, "kind": HOSTILE, "severity": HOSTILE, "subject": HOSTILE, "message": HOSTILE,
         "count": 1, "last_ms": 5
@@ -137,6 +143,60 @@ fn synced_only_when_every_counted_agent_is_proven_and_listed_and_nothing_is_an_i
         chip(&judged(0, 2, &["a", "b"], 0), true, false, 0),
         Chip::Purge { done: 0, of: 2 }
     );
+}
+
+#[test]
+fn rotate_and_delete_are_offered_only_where_they_apply_and_ask_first() {
+    let agent = |certified| AgentRow {
+        id: "edge-1".into(),
+        state: "online".into(),
+        last_seen_ms: 1,
+        held: 0,
+        of: 0,
+        cert_expiry: None,
+        version: None,
+        certified,
+    };
+    let fleet = views::fleet(&[agent(true)]);
+    assert!(
+        fleet.contains("data-post=\"/api/agents/edge-1/rotate\""),
+        "{fleet}"
+    );
+    assert!(fleet.contains("not reported"), "{fleet}");
+    assert!(fleet.contains("not verified"), "{fleet}");
+    let fleet = views::fleet(&[agent(false)]);
+    assert!(
+        !fleet.contains("/rotate"),
+        "an agent the CA's registry does not hold: {fleet}"
+    );
+    let mut cred = CredRow {
+        id: tessera_proto::ids::CredentialId::random(),
+        name: "db".into(),
+        version: 1,
+        deleted: false,
+        scope: "edge-1".into(),
+        chip: Chip::Synced { done: 1, of: 1 },
+        summary: String::new(),
+        unproven: 0,
+        rows: Vec::new(),
+        missing: Vec::new(),
+        anomalies: Vec::new(),
+        scope_agents: None,
+    };
+    let live = views::credential_actions(&cred, 0);
+    assert!(
+        live.contains(&format!(
+            "data-post=\"/api/credentials/{}/delete\"",
+            cred.id
+        )),
+        "{live}"
+    );
+    assert!(
+        live.contains("id=\"delete\"") && live.contains("data-confirm=\"Delete db"),
+        "{live}"
+    );
+    cred.deleted = true;
+    assert!(!views::credential_actions(&cred, 0).contains("/delete"));
 }
 
 #[test]

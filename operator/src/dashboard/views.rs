@@ -76,7 +76,8 @@ pub(crate) fn fleet(agents: &[AgentRow]) -> String {
     }
     let mut t = String::from(
         "<table class=\"fleet\"><thead><tr><th>Agent</th><th>State</th><th>Last seen</th>\
-         <th>Credentials held</th><th>Certificate expires</th><th>Version</th></tr></thead><tbody>",
+         <th>Credentials held</th><th>Certificate expires</th>\
+         <th title=\"as the agent states it, relayed: not verified\">Version (stated)</th><th></th></tr></thead><tbody>",
     );
     for a in agents {
         let state_class = match a.state.as_str() {
@@ -88,17 +89,35 @@ pub(crate) fn fleet(agents: &[AgentRow]) -> String {
         let _ = write!(
             t,
             "<tr data-agent=\"{id}\"><td>{id}</td><td><span class=\"state {state_class}\">{state}</span></td>\
-             <td>{seen}</td><td class=\"held\">{held}/{of}</td><td>{expiry}</td><td>unknown</td></tr>",
+             <td>{seen}</td><td class=\"held\">{held}/{of}</td><td>{expiry}</td><td class=\"version\">{version}</td>\
+             <td>{rotate}</td></tr>",
             id = esc(&a.id),
             state = esc(&a.state),
             seen = esc(&time_ms(a.last_seen_ms)),
             held = a.held,
             of = a.of,
             expiry = a.cert_expiry.map_or_else(|| "-".to_owned(), time_s),
+            version = esc(a.version.as_deref().unwrap_or("not reported")),
+            rotate = if a.certified { rotate_button(&a.id) } else { String::new() },
         );
     }
-    t.push_str("</tbody></table>");
+    t.push_str(
+        "</tbody></table><p class=\"note\">Version is what each agent states when it registers, relayed by the \
+         relay: not verified. Rotate keys asks the agent to generate new keys and queue a renewal request (as \
+         <code>tessera agents rotate</code>), which <code>tessera ca renew</code> certifies on the CA's \
+         workstation.</p>",
+    );
     t
+}
+
+/// An agent's "Rotate keys" button; it asks to confirm first (the page's script).
+fn rotate_button(agent: &str) -> String {
+    let id = esc(agent);
+    format!(
+        "<button data-post=\"/api/agents/{id}/rotate\" data-label=\"Rotate keys\" \
+         data-confirm=\"Rotate the keys of {id}? It generates new keys and queues a renewal request for the CA.\">\
+         Rotate keys</button>"
+    )
 }
 
 /// The credentials page's live region.
@@ -193,7 +212,7 @@ pub(crate) fn credential(c: &CredRow) -> String {
     t
 }
 
-/// One credential's static region: Retry (with its cooldown) and Grant.
+/// One credential's static region: Retry (with its cooldown), Grant/Revoke, and Delete (confirmed first).
 pub(crate) fn credential_actions(c: &CredRow, cooldown_s: u64) -> String {
     let id = esc(&c.id.to_string());
     let mut t = format!(
@@ -215,6 +234,15 @@ pub(crate) fn credential_actions(c: &CredRow, cooldown_s: u64) -> String {
              <p class=\"hint\">Signs a new statement with these agents added to (Grant) or removed from (Revoke) \
              the scope, here, with your key (as <code>tessera grant</code> / <code>tessera revoke</code>; revoked \
              agents purge it).</p></div>"
+        );
+        let name = esc(&c.name);
+        let _ = write!(
+            t,
+            "<div class=\"action\"><button id=\"delete\" data-post=\"/api/credentials/{id}/delete\" \
+             data-label=\"Delete\" data-confirm=\"Delete {name} on every agent? A signed tombstone is sent; \
+             agents purge it and its id is never used again.\">Delete</button>\
+             <p class=\"hint\">Signs a tombstone for every version, here, with your key (as <code>tessera cred rm</code>): \
+             the relay deletes it and its agents purge it.</p></div>"
         );
     }
     t

@@ -357,3 +357,26 @@ fn keys_beside_type_and_body_and_in_fieldless_variants_are_refused() {
         Err(WireError::Malformed { .. })
     ));
 }
+
+#[test]
+fn a_register_without_agent_version_decodes_as_not_reported_and_a_long_one_is_refused() {
+    let bare =
+        br#"{"v":1,"msg":{"type":"register","body":{"mode":"first_registration","cert":"AQID"}}}"#;
+    match decode::<Up>(bare).unwrap() {
+        Up::Register(r) => {
+            assert_eq!(r.agent_version, "");
+            assert_eq!(r.cert, vec![1, 2, 3]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let long = Up::Register(Register {
+        mode: RegistrationMode::FirstRegistration,
+        cert: vec![],
+        held: vec![],
+        agent_version: "9".repeat(65),
+    });
+    assert_eq!(
+        encode(&long).unwrap_err(),
+        WireError::Invalid("agent_version too long")
+    );
+}

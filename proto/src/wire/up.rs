@@ -83,7 +83,10 @@ pub struct Register {
     /// For `warm_reconnect`: what the agent holds (at most [`MAX_HELD`]); empty otherwise.
     #[serde(default)]
     pub held: Vec<Held>,
-    /// The agent's software version, informational.
+    /// The agent's software version as the agent states it (`0.1.0+1a2b3c4`: the crate version and the git
+    /// commit), informational and unverified; at most 64 bytes. Empty or absent when not reported (an agent that
+    /// omits it still registers).
+    #[serde(default)]
     pub agent_version: String,
 }
 

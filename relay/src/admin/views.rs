@@ -22,6 +22,7 @@ pub(super) fn agent_view(a: &AgentRecord, broker_connected: bool) -> AgentView {
         last_seen_ms: a.last_seen_ms,
         mode: a.mode,
         cert: tessera_proto::b64_encode(&a.cert),
+        version: a.agent_version.clone(),
     }
 }
 

@@ -120,6 +120,8 @@ impl Engine {
             previous_cert,
             cert_not_before: cert.not_before,
             cert_not_after: cert.not_after,
+            // What the agent says (bounded by the wire's checks), kept for the admin API; never trusted.
+            agent_version: (!r.agent_version.is_empty()).then(|| r.agent_version.clone()),
         })?;
         self.audit(
             "agent_registered",

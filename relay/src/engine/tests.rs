@@ -338,6 +338,29 @@ fn warm_reconnect_backfills_only_the_gap() {
 }
 
 #[test]
+fn the_stated_agent_version_is_kept_with_the_registration_and_an_empty_one_is_not_reported() {
+    let mut w = World::new();
+    let a = w.agent("edge-1");
+    w.register(&a, RegistrationMode::FirstRegistration, vec![]);
+    let rec = w.engine.store.agent(&a).unwrap().unwrap();
+    assert_eq!(rec.agent_version.as_deref(), Some("test"));
+    let cert = w.agents["edge-1"].cert.clone();
+    w.up(
+        &a,
+        &Up::Register(Register {
+            mode: RegistrationMode::KeyRegenerated,
+            cert,
+            held: vec![],
+            agent_version: String::new(),
+        }),
+    );
+    assert_eq!(
+        w.engine.store.agent(&a).unwrap().unwrap().agent_version,
+        None
+    );
+}
+
+#[test]
 fn every_binding_is_checked() {
     let mut w = World::new();
     let (peer, _, _) = w.seeded_peer("peer-1", "db", "pw");

@@ -36,6 +36,9 @@ pub struct AgentRecord {
     /// `cert`'s validity end, Unix seconds.
     #[serde(default)]
     pub cert_not_after: i64,
+    /// The software version the agent stated in its last registration (unverified; `None` when not reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
 }
 
 /// A credential version the relay coordinates.

@@ -87,10 +87,11 @@ fn cred_scope(v: &serde_json::Value) -> String {
 /// `agents ls`: sorted by id.
 ///
 /// A presence the relay marks `stale` (its broker link is down: it cannot see agents go) shows as `stale`, never
-/// `online` or `backfilling`.
+/// `online` or `backfilling`. VERSION is what the agent stated when it registered, relayed and unverified (`-`
+/// when not reported).
 pub(crate) async fn agents_ls(conn: &Conn, json: bool) -> ExitCode {
     let spec = Spec {
-        headers: &["AGENT", "STATE", "MODE", "LAST SEEN"],
+        headers: &["AGENT", "STATE", "MODE", "LAST SEEN", "VERSION"],
         cells: &|v| {
             let state = if v["stale"] == true {
                 "stale".to_owned()
@@ -102,6 +103,7 @@ pub(crate) async fn agents_ls(conn: &Conn, json: bool) -> ExitCode {
                 state,
                 text(&v["mode"]),
                 time_ms(&v["last_seen_ms"]),
+                text(&v["version"]),
             ]
         },
         key: &|v| text(&v["id"]),

@@ -278,26 +278,16 @@ async fn push(
 }
 
 pub(crate) async fn agents_rotate(agent: &str, conn: &Conn, json: bool) -> ExitCode {
+    let agent = match AgentId::new(agent.to_owned()) {
+        Ok(a) => a,
+        Err(e) => return fail(2, &format!("{agent}: {e}")),
+    };
     let op = match load_operator(conn) {
         Ok(o) => o,
         Err(e) => return fail(2, &e),
     };
-    // An agent the CA never certified (a typo, or a name the relay made up) is refused before anything is sent.
-    let agent = match crate::resolve::certified_agents(&op, &[agent.to_owned()], "").await {
-        Ok(mut ids) => match ids.pop() {
-            Some(id) => id,
-            None => return fail(2, &format!("{agent}: no agent id")),
-        },
-        Err(e) => return fail(2, &e),
-    };
-    match op
-        .client
-        .post(
-            &format!("/v1/agents/{}/rotate", agent.as_str()),
-            &serde_json::json!({}),
-        )
-        .await
-    {
+    // Only an agent the CA certified (the registry's live certificate), by the same code as the dashboard.
+    match tessera_operator::agent_rotate::request(&op.client, &op.ca, &op.dir, &agent).await {
         Ok(v) => {
             print(
                 json,
@@ -310,6 +300,7 @@ pub(crate) async fn agents_rotate(agent: &str, conn: &Conn, json: bool) -> ExitC
             );
             ExitCode::SUCCESS
         }
-        Err(e) => api_fail(&e),
+        Err(tessera_operator::agent_rotate::RotateError::Client(e)) => api_fail(&e),
+        Err(e) => fail(2, &e.to_string()),
     }
 }
