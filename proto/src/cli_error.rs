@@ -41,12 +41,30 @@ pub fn requested(args: &[std::ffi::OsString]) -> bool {
         .any(|a| a == "--json")
 }
 
-/// The one-line message of a clap usage error (its first line, without `error: `), pointing at `PROGRAM --help`.
+/// The one-line message of a clap usage error: its first paragraph (without `error: `, the lines naming what is
+/// missing joined in), pointing at the `--help` of the (sub)command its `Usage:` line names, else `PROGRAM --help`.
 #[must_use]
 pub fn usage_message(rendered: &str, program: &str) -> String {
-    let first = rendered.lines().next().unwrap_or_default();
-    let text = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{text} (see `{program} --help`)")
+    let text = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    // `Usage: tessera cred show [OPTIONS] <NAME>`: the command words before the first option or argument.
+    let command = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| !w.starts_with(['<', '[', '-']))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| c.split_whitespace().next() == Some(program))
+        .unwrap_or_else(|| program.to_owned());
+    format!("{text} (see `{command} --help`)")
 }
 
 #[cfg(test)]

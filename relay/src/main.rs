@@ -92,6 +92,9 @@ fn fail_as(json: bool, code: u8, msg: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before anything is created: the state directory and its database private to the relay's user (0700/0600),
+    // whether or not systemd's `UMask=0077` applies.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     tessera_proto::logging::init(cli.log_format, "info");
     match cli.command {

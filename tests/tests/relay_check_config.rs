@@ -116,8 +116,8 @@ fn the_example_configuration_passes_with_its_paths_pointed_at_a_real_org() {
         .replace("/etc/tessera/org-ca.pem", &path(&c.ca_dir().join("ca.pem")))
         .replace("/etc/tessera/relay-admin.pem", &path(&admin.cert))
         .replace("/etc/tessera/relay-admin.key", &path(&admin.key))
-        .replace("/etc/tessera/relay.pem", &path(&relay.cert))
-        .replace("/etc/tessera/relay.key", &path(&relay.key));
+        .replace("/etc/tessera/relay-1.pem", &path(&relay.cert))
+        .replace("/etc/tessera/relay-1.key", &path(&relay.key));
     assert!(
         !text
             .lines()

@@ -35,6 +35,18 @@ fn json_is_requested_only_before_a_double_dash() {
 }
 
 #[test]
+fn a_usage_message_names_what_is_missing_and_the_subcommands_help() {
+    let m = usage_message(
+        "error: the following required arguments were not provided:\n  <NAME>\n\nUsage: tessera cred show [OPTIONS] <NAME>\n\nFor more information, try '--help'.\n",
+        "tessera",
+    );
+    assert_eq!(
+        m,
+        "the following required arguments were not provided: <NAME> (see `tessera cred show --help`)"
+    );
+}
+
+#[test]
 fn a_usage_message_is_the_first_line_without_its_prefix() {
     let m = usage_message(
         "error: unexpected argument '--x' found\n\nUsage: ...",

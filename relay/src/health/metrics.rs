@@ -67,37 +67,37 @@ impl EngineCounters {
         for (name, help, c) in [
             (
                 "dropped_messages",
-                "Messages from agents dropped as invalid.",
+                "Messages from agents dropped as invalid",
                 &engine.dropped_messages,
             ),
             (
                 "unsolicited",
-                "Answers that failed a binding.",
+                "Answers that failed a binding",
                 &engine.unsolicited,
             ),
             (
                 "rewrap_requests",
-                "Rewrap requests sent to peers.",
+                "Rewrap requests sent to peers",
                 &engine.rewrap_requests,
             ),
             (
                 "deliveries_ok",
-                "Deliveries confirmed by digest.",
+                "Deliveries confirmed by digest",
                 &engine.deliveries_ok,
             ),
             (
                 "commitment_mismatches",
-                "Commitment mismatches.",
+                "Commitment mismatches",
                 &engine.mismatches,
             ),
             (
                 "jit_rate_limited",
-                "JIT requests answered RATE_LIMITED.",
+                "JIT requests answered RATE_LIMITED",
                 &engine.rate_limited,
             ),
             (
                 "deliveries_stalled",
-                "Deliveries retired as stalled.",
+                "Deliveries retired as stalled",
                 &engine.stalled,
             ),
         ] {
@@ -151,14 +151,14 @@ impl RelayMetrics {
         let jit = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "jit_requests",
-            "JIT requests by outcome: dispatched, or the refusal's internal reason.",
+            "JIT requests by outcome: dispatched, or the refusal's internal reason",
             jit.clone(),
         );
         // 5 ms .. ~82 s.
         let rewrap_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 15));
         registry.register(
             "rewrap_duration_seconds",
-            "From a dispatch's first rewrap request to the target's confirmed delivery.",
+            "From a dispatch's first rewrap request to the target's confirmed delivery",
             rewrap_seconds.clone(),
         );
         let deliveries = Family::<StateLabel, Gauge>::default();
@@ -166,7 +166,7 @@ impl RelayMetrics {
         let alerts = Family::<AlertLabel, Gauge>::default();
         registry.register(
             "alerts",
-            "Stored alerts by kind and severity.",
+            "Stored alerts by kind and severity",
             alerts.clone(),
         );
         let agents = Gauge::default();
@@ -174,31 +174,31 @@ impl RelayMetrics {
         let in_flight = Gauge::default();
         registry.register(
             "rewraps_in_flight",
-            "Rewraps in flight (the dispatch backlog the JIT backpressure limit counts).",
+            "Rewraps in flight (the dispatch backlog the JIT backpressure limit counts)",
             in_flight.clone(),
         );
         let backfill_backlog = Gauge::default();
         registry.register(
             "backfill_backlog",
-            "Deliveries waiting to start behind backfilling agents' concurrency limit.",
+            "Deliveries waiting to start behind backfilling agents' concurrency limit",
             backfill_backlog.clone(),
         );
         let broker_connected = Gauge::default();
         registry.register(
             "broker_connected",
-            "1 while the relay's MQTT connection is up, else 0.",
+            "1 while the relay's MQTT connection is up, else 0",
             broker_connected.clone(),
         );
         let limits = Family::<NameLabel, Gauge>::default();
         registry.register(
             "engine_limit",
-            "The [engine] limits in force (they change on a SIGHUP reload).",
+            "The [engine] limits in force (they change on a SIGHUP reload)",
             limits.clone(),
         );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register(
             "config_reloads",
-            "SIGHUP reloads by result: applied, or refused (the file did not load).",
+            "SIGHUP reloads by result: applied, or refused (the file did not load)",
             reloads.clone(),
         );
         Self {
