@@ -1,5 +1,5 @@
-//! The log setup the three binaries share (`tessera`, `tessera-agent`, `tessera-relay`), behind the `logging`
-//! feature: the one place in this crate that does IO (it installs a `tracing` subscriber writing to stderr).
+//! The log setup the three binaries share (`tessera`, `tessera-agent`, `tessera-relay`): it installs a `tracing`
+//! subscriber writing to stderr.
 //!
 //! - The filter: `TESSERA_LOG` when set, else `RUST_LOG`, else the binary's default (`info`). A filter that does not
 //!   parse falls back to the default, with a warning. A bare `debug` or `trace` level is for the binaries' own
@@ -9,8 +9,8 @@
 //! - No ANSI colour codes unless stderr is a terminal (a pipe, a file or the journal gets plain text).
 //!
 //! Nothing secret is logged by the binaries: secrets are in types whose `Debug` is redacted
-//! ([`crate::secret`]); `tests/tests/agent_ops.rs` (`trace_logs_of_a_delivery_hold_no_secret_and_json_lines_are_json`)
-//! checks a delivery's logs at trace level, the libraries' included, for the secret, its base64 and its hex.
+//! (`tessera_proto::secret`); `tests/tests/agent_ops.rs`
+//! (`trace_logs_of_a_delivery_hold_no_secret_and_json_lines_are_json`) checks a delivery's logs at trace level, the libraries' included, for the secret, its base64 and its hex.
 
 use std::io::IsTerminal;
 use std::str::FromStr;
