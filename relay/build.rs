@@ -1,38 +1,4 @@
-//! Build script: the git commit the binary is built from, for `--version` (`TESSERA_GIT_COMMIT`): the short hash
-//! of `git rev-parse --short HEAD`, or `unknown` outside a git checkout or without git; a build from a source
-//! tarball can set `TESSERA_GIT_COMMIT` itself. It never fails the build.
+//! Build script: the git commit the binary is built from, for `--version` (`TESSERA_GIT_COMMIT`). The logic is
+//! shared by the three binaries and written once, in bin-support/build/git_commit.rs.
 
-use std::process::Command;
-
-fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(out.stdout).ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
-}
-
-#[allow(clippy::print_stdout)] // cargo reads a build script's instructions from its standard output
-fn main() {
-    let commit = std::env::var("TESSERA_GIT_COMMIT")
-        .ok()
-        .filter(|c| !c.is_empty())
-        .or_else(|| git(&["rev-parse", "--short", "HEAD"]))
-        .unwrap_or_else(|| "unknown".to_owned());
-    println!("cargo:rustc-env=TESSERA_GIT_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=TESSERA_GIT_COMMIT");
-    // A new commit or checkout moves HEAD or the branch it names: rebuild then (paths work in worktrees too).
-    for path in ["HEAD", "packed-refs"] {
-        if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-            println!("cargo:rerun-if-changed={p}");
-        }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(p) = git(&["rev-parse", "--git-path", &branch]) {
-            println!("cargo:rerun-if-changed={p}");
-        }
-    }
-}
+include!("../bin-support/build/git_commit.rs");

@@ -8,8 +8,6 @@
 //! is one JSON line on standard error (`json_output`).
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "cli-docs")]
-mod completions_cmd;
 mod json_output;
 mod program_lookup;
 
@@ -28,8 +26,8 @@ use tessera_agent::enroll::{self, EnrollOutcome, InstallOutcome};
 use tessera_agent::local_api::client::{Client, ClientError};
 use tessera_agent::payload_text::secret_text;
 use tessera_agent::store_key::worker::StoreKeyStatus;
+use tessera_bin_support::log_setup::LogFormat;
 use tessera_proto::ids::{AgentId, CredentialName};
-use tessera_proto::logging::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 /// The version, with the git commit (build.rs) and the store-key sealers this build has.
@@ -145,7 +143,7 @@ enum Command {
     Completions {
         /// The shell.
         #[arg(value_enum)]
-        shell: clap_complete::Shell,
+        shell: tessera_bin_support::cli_docs::Shell,
     },
     /// Print the man page (roff) to standard output, or write one page per command into --out-dir.
     #[cfg(feature = "cli-docs")]
@@ -212,7 +210,7 @@ fn main() -> ExitCode {
     json_output::set(cli.json);
     // tss-esapi logs every TPM context it closes, and its own view of refusals this agent reports itself with the
     // next step (a PCR mismatch, say).
-    tessera_proto::logging::init(cli.log_format, "info,tss_esapi=off");
+    tessera_bin_support::log_setup::init(cli.log_format, "info,tss_esapi=off");
     // Edits the file itself: it does not need the configuration to load first (a setting may be what fixes it).
     if let Command::Config(ConfigCmd::Set { key, value }) = &cli.command {
         let path = cli
@@ -233,10 +231,10 @@ fn main() -> ExitCode {
     #[cfg(feature = "cli-docs")]
     match &cli.command {
         Command::Completions { shell } => {
-            return completions_cmd::completions(Cli::command(), *shell)
+            return tessera_bin_support::cli_docs::completions(Cli::command(), *shell)
         }
         Command::Man { out_dir } => {
-            return completions_cmd::man(Cli::command(), out_dir.as_deref())
+            return tessera_bin_support::cli_docs::man(Cli::command(), out_dir.as_deref())
         }
         _ => {}
     }

@@ -1,14 +1,13 @@
 //! systemd's service notifications (`Type=notify`, `WatchdogSec=` in cross/package.d/tessera-agent.service)
-//! through the `sd-notify` crate: `READY=1` once the local API socket is bound and the session started,
-//! `WATCHDOG=1` at half the watchdog interval while the core worker answers, `STOPPING=1` at shutdown; each a no-op
-//! without `NOTIFY_SOCKET`. And SIGHUP, which would otherwise end the process: the configuration file is read again
+//! through `tessera_bin_support::systemd_notify`: `READY=1` once the local API socket is bound and the session
+//! started, `WATCHDOG=1` at half the watchdog interval while the core worker answers, `STOPPING=1` at shutdown; each
+//! a no-op without `NOTIFY_SOCKET`. And SIGHUP, which would otherwise end the process: the configuration file is read again
 //! (crate::config::reload); the read policy and the job templates are put in force for new requests, the sections
 //! that need a restart are logged as not applied, a file that does not load is logged as an error and changes
 //! nothing. The agent never exits on SIGHUP. docs/operations.md "Running under systemd", "Reloading".
 
 use std::time::Duration;
 
-use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -16,39 +15,7 @@ use crate::config::reload::{compare, ConfigSource};
 use crate::config::LivePublisher;
 use crate::core::CoreHandle;
 
-fn notify(state: NotifyState<'_>) {
-    if let Err(e) = sd_notify::notify(false, &[state]) {
-        tracing::warn!(error = %e, "systemd notification failed");
-    }
-}
-
-/// `READY=1`.
-pub fn ready() {
-    notify(NotifyState::Ready);
-}
-
-/// `STOPPING=1`.
-pub fn stopping() {
-    notify(NotifyState::Stopping);
-}
-
-/// The watchdog interval systemd asks for: `WATCHDOG_USEC`, when `WATCHDOG_PID` is absent or this process
-/// (sd_watchdog_enabled(3)).
-pub fn watchdog_interval(env: impl IntoIterator<Item = (String, String)>) -> Option<Duration> {
-    let mut usec = None;
-    let mut pid = None;
-    for (k, v) in env {
-        match k.as_str() {
-            "WATCHDOG_USEC" => usec = v.parse::<u64>().ok(),
-            "WATCHDOG_PID" => pid = Some(v.parse::<u32>().ok()),
-            _ => {}
-        }
-    }
-    if pid.is_some_and(|p| p != Some(std::process::id())) {
-        return None;
-    }
-    usec.filter(|u| *u > 0).map(Duration::from_micros)
-}
+pub use tessera_bin_support::systemd_notify::{ready, stopping, watchdog_interval};
 
 /// Pings `WATCHDOG=1` every half `interval` until `cancel`, but only when the core worker answered a no-op command
 /// within that half interval: a wedged core stops the pings and systemd restarts the agent.
@@ -60,7 +27,7 @@ pub async fn watchdog(interval: Duration, core: CoreHandle, cancel: Cancellation
             () = cancel.cancelled() => return,
             _ = tick.tick() => {
                 if core.ping(half).await {
-                    notify(NotifyState::Watchdog);
+                    tessera_bin_support::systemd_notify::watchdog_ping();
                 } else if !cancel.is_cancelled() {
                     tracing::error!("the core worker did not answer within half the watchdog interval: not pinging the watchdog");
                 }
@@ -114,6 +81,3 @@ fn reload(source: &ConfigSource, live: &LivePublisher) {
         tracing::info!(%config, change = %change, "SIGHUP: reloaded");
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -21,10 +21,10 @@
 //! - [`broker_config`]: the Mosquitto configuration and ACL for an org's broker (text only).
 //! - [`cli_error`]: the JSON error line (`--json`) the three binaries write on standard error.
 //! - [`backoff`]: reconnect delays with full jitter (a policy, no timer: callers sleep).
-//! - `logging` (feature `logging`): the log setup of the three binaries (filter, `--log-format`, no colours off a
-//!   terminal).
 //!
-//! What it does not do (but for `logging`, which writes to stderr): no sockets, no files, no clocks of its own (callers pass `now`), no async runtime.
+//! What it does not do: no sockets, no files, no logging setup, no clocks of its own (callers pass `now`), no async
+//! runtime. Persistence, transport and policy live in `tessera-agent` and `tessera-relay`; the binaries' shared
+//! plumbing (log setup, completions, systemd notifications) in `tessera-bin-support`.
 //! Persistence, transport and policy live in `tessera-agent` and `tessera-relay`.
 #![forbid(unsafe_code)]
 
@@ -38,8 +38,6 @@ pub mod cli_error;
 pub mod commitment;
 pub mod envelope;
 pub mod ids;
-#[cfg(feature = "logging")]
-pub mod logging;
 pub mod pem_files;
 pub mod receipt;
 pub mod secret;

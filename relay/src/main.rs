@@ -5,8 +5,6 @@
 //! Exit codes: 0 success; 1 failure; 2 configuration or usage error.
 #![forbid(unsafe_code)]
 
-mod completions_cmd;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,7 +35,7 @@ struct Cli {
         default_value = "text",
         env = "TESSERA_LOG_FORMAT"
     )]
-    log_format: tessera_proto::logging::LogFormat,
+    log_format: tessera_bin_support::log_setup::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,7 +63,7 @@ enum Command {
     Completions {
         /// The shell.
         #[arg(value_enum)]
-        shell: clap_complete::Shell,
+        shell: tessera_bin_support::cli_docs::Shell,
     },
     /// Print the man page (roff) to standard output, or write one page per command into --out-dir.
     Man {
@@ -96,7 +94,7 @@ fn main() -> ExitCode {
     // whether or not systemd's `UMask=0077` applies.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
-    tessera_proto::logging::init(cli.log_format, "info");
+    tessera_bin_support::log_setup::init(cli.log_format, "info");
     match cli.command {
         Command::Serve { config } => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -109,8 +107,12 @@ fn main() -> ExitCode {
             rt.block_on(serve(config))
         }
         Command::CheckConfig { config, json } => check_config(config.as_deref(), json),
-        Command::Completions { shell } => completions_cmd::completions(Cli::command(), shell),
-        Command::Man { out_dir } => completions_cmd::man(Cli::command(), out_dir.as_deref()),
+        Command::Completions { shell } => {
+            tessera_bin_support::cli_docs::completions(Cli::command(), shell)
+        }
+        Command::Man { out_dir } => {
+            tessera_bin_support::cli_docs::man(Cli::command(), out_dir.as_deref())
+        }
     }
 }
 

@@ -1,49 +1,16 @@
-//! systemd's service notifications (`Type=notify`, `WatchdogSec=`) through the `sd-notify` crate: `READY=1` once
-//! the relay serves, `WATCHDOG=1` at half the watchdog interval while the engine worker keeps ticking, `STOPPING=1`
-//! at shutdown. Each is a no-op without `NOTIFY_SOCKET` (not under systemd). docs/operations.md "Running under
+//! systemd's service notifications (`Type=notify`, `WatchdogSec=`) through `tessera_bin_support::systemd_notify`:
+//! `READY=1` once the relay serves, `WATCHDOG=1` at half the watchdog interval while the engine worker keeps
+//! ticking, `STOPPING=1` at shutdown. Each is a no-op without `NOTIFY_SOCKET` (not under systemd). docs/operations.md "Running under
 //! systemd".
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
 
-fn notify(state: NotifyState<'_>) {
-    if let Err(e) = sd_notify::notify(false, &[state]) {
-        tracing::warn!(error = %e, "systemd notification failed");
-    }
-}
-
-/// `READY=1`.
-pub fn ready() {
-    notify(NotifyState::Ready);
-}
-
-/// `STOPPING=1`.
-pub fn stopping() {
-    notify(NotifyState::Stopping);
-}
-
-/// The watchdog interval systemd asks for: `WATCHDOG_USEC`, when `WATCHDOG_PID` is absent or this process
-/// (sd_watchdog_enabled(3)).
-pub fn watchdog_interval(env: impl IntoIterator<Item = (String, String)>) -> Option<Duration> {
-    let mut usec = None;
-    let mut pid = None;
-    for (k, v) in env {
-        match k.as_str() {
-            "WATCHDOG_USEC" => usec = v.parse::<u64>().ok(),
-            "WATCHDOG_PID" => pid = Some(v.parse::<u32>().ok()),
-            _ => {}
-        }
-    }
-    if pid.is_some_and(|p| p != Some(std::process::id())) {
-        return None;
-    }
-    usec.filter(|u| *u > 0).map(Duration::from_micros)
-}
+pub use tessera_bin_support::systemd_notify::{ready, stopping, watchdog_interval};
 
 /// Pings `WATCHDOG=1` every half `interval` until `cancel`, but only while the engine worker ticked within
 /// `interval`: a wedged engine stops the pings and systemd restarts the relay.
@@ -56,7 +23,7 @@ pub async fn watchdog(interval: Duration, health: Arc<Health>, cancel: Cancellat
             () = cancel.cancelled() => return,
             _ = tick.tick() => {
                 if health.engine_alive(within_ms) {
-                    notify(NotifyState::Watchdog);
+                    tessera_bin_support::systemd_notify::watchdog_ping();
                 } else {
                     tracing::error!("the engine worker has not ticked within the watchdog interval: not pinging the watchdog");
                 }
@@ -64,6 +31,3 @@ pub async fn watchdog(interval: Duration, health: Arc<Health>, cancel: Cancellat
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,6 +3,7 @@
 //! The whole system on a real broker, for the system tests and the demo:
 //! - [`broker`]: Mosquitto on a free port with a generated TLS, client-certificate and pattern-ACL configuration;
 //! - [`mosquitto_clients`]: `mosquitto_pub`/`mosquitto_sub` with client certificates, to check an ACL;
+//! - [`acl_steps`]: the ACL checks the broker tests share (no agent speaks as the relay or as another agent);
 //! - [`cluster`]: the org, the relay and agents as real processes driven through their command lines;
 //! - [`wire_relay`]: a client with the relay's rights on the broker that is not the relay (the agents' wire tests,
 //!   the hostile-relay suite, the demo's compromised relay);
@@ -16,6 +17,7 @@
 //! It is not a product crate: nothing here runs on an appliance or in the control plane.
 #![forbid(unsafe_code)]
 
+pub mod acl_steps;
 pub mod bins;
 pub mod broker;
 pub mod cluster;

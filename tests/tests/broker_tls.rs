@@ -13,6 +13,9 @@ use std::time::Duration;
 use tessera_proto::cert::{OrgCa, Validity};
 use tessera_proto::ids::AgentId;
 use tessera_proto::topics;
+use tessera_system_tests::acl_steps::{
+    assert_only_the_relay_writes_down, assert_status_not_spoofed,
+};
 use tessera_system_tests::broker::{agent_identity, now, service_identity, start_broker, Broker};
 use tessera_system_tests::mosquitto_clients::{publish, received_while};
 
@@ -113,62 +116,10 @@ fn an_agent_cannot_speak_as_the_relay_or_as_another_agent() {
     // edge-1 cannot play the relay towards edge-2: its publication on edge-2's down topic never arrives, the
     // relay's does.
     let edge2 = agent_identity(dir.path(), &ca, "edge-2");
-    let seen = received_while(
-        &broker,
-        &edge2,
-        &topics::agent_down(&edge2_id),
-        Duration::from_secs(3),
-        || {
-            let _ = publish(
-                &broker,
-                &edge1,
-                &topics::agent_down(&edge2_id),
-                "forged by edge-1",
-            );
-            assert!(publish(
-                &broker,
-                &relay,
-                &topics::agent_down(&edge2_id),
-                "from the relay"
-            )
-            .status
-            .success());
-        },
-    );
-    assert!(seen.contains("from the relay"), "edge-2 saw: {seen:?}");
-    assert!(
-        !seen.contains("forged by edge-1"),
-        "ACL let edge-1 publish on edge-2's down topic: {seen:?}"
-    );
+    assert_only_the_relay_writes_down(&broker, &relay, &edge1, &edge2, &edge2_id);
 
     // Nor can it announce edge-2's presence: only its own status reaches the relay.
-    let seen = received_while(
-        &broker,
-        &relay,
-        "tessera/v1/agents/+/status",
-        Duration::from_secs(3),
-        || {
-            let _ = publish(
-                &broker,
-                &edge1,
-                &topics::agent_status(&edge2_id),
-                "edge-2 spoofed status",
-            );
-            assert!(publish(
-                &broker,
-                &edge1,
-                &topics::agent_status(&edge1_id),
-                "edge-1 status"
-            )
-            .status
-            .success());
-        },
-    );
-    assert!(seen.contains("edge-1 status"), "relay saw: {seen:?}");
-    assert!(
-        !seen.contains("spoofed"),
-        "ACL let edge-1 publish edge-2's status: {seen:?}"
-    );
+    assert_status_not_spoofed(&broker, &relay, &edge1, &edge2_id, &edge1, &edge1_id);
 }
 
 #[test]

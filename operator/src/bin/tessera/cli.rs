@@ -19,7 +19,7 @@ pub(crate) struct Cli {
         default_value = "text",
         env = "TESSERA_LOG_FORMAT"
     )]
-    pub(crate) log_format: tessera_proto::logging::LogFormat,
+    pub(crate) log_format: tessera_bin_support::log_setup::LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -102,7 +102,7 @@ pub(crate) enum Command {
     Completions {
         /// The shell.
         #[arg(value_enum)]
-        shell: clap_complete::Shell,
+        shell: tessera_bin_support::cli_docs::Shell,
     },
     /// Print the man page (roff) to standard output, or write one page per command into --out-dir.
     Man {

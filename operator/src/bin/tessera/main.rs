@@ -9,7 +9,6 @@
 mod broker_cmd;
 mod ca_cmds;
 mod cli;
-mod completions_cmd;
 mod cred_cmds;
 mod dashboard_cmd;
 mod fleet_cmds;
@@ -65,7 +64,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     json_output::set(cli.json);
-    tessera_proto::logging::init(cli.log_format, "info");
+    tessera_bin_support::log_setup::init(cli.log_format, "info");
     // Nothing to ask the relay: no runtime.
     if let Command::BrokerConfig(b) = &cli.command {
         return broker_cmd::broker_config(b);
@@ -82,8 +81,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Completions { shell } => completions_cmd::completions(Cli::command(), shell),
-        Command::Man { out_dir } => completions_cmd::man(Cli::command(), out_dir.as_deref()),
+        Command::Completions { shell } => {
+            tessera_bin_support::cli_docs::completions(Cli::command(), shell)
+        }
+        Command::Man { out_dir } => {
+            tessera_bin_support::cli_docs::man(Cli::command(), out_dir.as_deref())
+        }
         Command::Ca(CaCmd::Revoke {
             dir,
             certs,

@@ -1,16 +1,16 @@
-//! The log setup the three binaries share (`tessera`, `tessera-agent`, `tessera-relay`), behind the `logging`
-//! feature: the one place in this crate that does IO (it installs a `tracing` subscriber writing to stderr).
+//! The log setup the three binaries share (`tessera`, `tessera-agent`, `tessera-relay`): it installs a `tracing`
+//! subscriber writing to stderr.
 //!
 //! - The filter: `TESSERA_LOG` when set, else `RUST_LOG`, else the binary's default (`info`). A filter that does not
 //!   parse falls back to the default, with a warning. A bare `debug` or `trace` level is for the binaries' own
-//!   code: the libraries' internals ([`QUIET`]: HTTP, TLS, MQTT, the runtime) stay at `info` unless the filter names
+//!   code: the libraries' internals ([`QUIET`]: HTTP, TLS, MQTT, the runtime, sled) stay at `info` unless the filter names
 //!   them (`trace,rumqttc=trace`). docs/operations.md "Logs".
 //! - `--log-format text|json` ([`LogFormat`]): text for people, one JSON object a line for collectors.
 //! - No ANSI colour codes unless stderr is a terminal (a pipe, a file or the journal gets plain text).
 //!
 //! Nothing secret is logged by the binaries: secrets are in types whose `Debug` is redacted
-//! ([`crate::secret`]); `tests/tests/agent_ops.rs` (`trace_logs_of_a_delivery_hold_no_secret_and_json_lines_are_json`)
-//! checks a delivery's logs at trace level, the libraries' included, for the secret, its base64 and its hex.
+//! (`tessera_proto::secret`); `tests/tests/agent_ops.rs`
+//! (`trace_logs_of_a_delivery_hold_no_secret_and_json_lines_are_json`) checks a delivery's logs at trace level, the libraries' included, for the secret, its base64 and its hex.
 
 use std::io::IsTerminal;
 use std::str::FromStr;
@@ -50,7 +50,9 @@ impl FromStr for LogFormat {
 
 /// The libraries kept at `info` under a bare `debug` or `trace` level unless the filter names them (a target
 /// matches its prefix: `hyper` covers `hyper_util`, `tokio` covers `tokio_rustls` and `tokio_util`).
-pub const QUIET: [&str; 7] = ["hyper", "h2", "rustls", "rumqttc", "tokio", "mio", "tower"];
+pub const QUIET: [&str; 8] = [
+    "hyper", "h2", "rustls", "rumqttc", "tokio", "mio", "tower", "sled",
+];
 
 /// `directives` with `CRATE=info` appended for each [`QUIET`] crate it does not name, when it sets a bare level
 /// below `info` (`debug`, `trace`); otherwise unchanged (a stricter level already covers the libraries).
