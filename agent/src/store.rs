@@ -807,6 +807,12 @@ impl Store {
             .collect()
     }
 
+    /// [`Store::audit`], then flushed: for refusals of what the relay sent, which must survive a crash that follows.
+    pub fn audit_durable(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.audit(entry)?;
+        self.flush()
+    }
+
     /// Flushes everything (audit included).
     pub fn flush(&self) -> Result<(), StoreError> {
         Ok(self.inner.backend.flush()?)

@@ -92,7 +92,7 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
     {
         tracing::warn!(credential = %id, version, through, "refused: an operator-signed tombstone deleted this credential here");
         let detail = format!("CREDENTIAL_DELETED: credential {id} version {version}, deleted through version {through}");
-        if let Err(e) = store.audit(AuditEntry::wire_refusal(
+        if let Err(e) = store.audit_durable(AuditEntry::wire_refusal(
             "delivery",
             Some(st.name.as_str()),
             detail,
@@ -160,7 +160,7 @@ pub(crate) fn record_name_bound(
     );
     let detail =
         format!("NAME_BOUND_TO_OTHER_ID: offered credential {offered}, name bound to {bound}");
-    if let Err(e) = store.audit(AuditEntry::wire_refusal(op, Some(name.as_str()), detail)) {
+    if let Err(e) = store.audit_durable(AuditEntry::wire_refusal(op, Some(name.as_str()), detail)) {
         tracing::error!(error = %e, "could not write the local audit");
     }
 }
