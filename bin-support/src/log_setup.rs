@@ -112,9 +112,20 @@ pub fn init(format: LogFormat, default: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
+    // The appliance agent is built without the JSON formatter (its logs go to the journal): text, and a warning.
+    #[cfg(not(feature = "log-json"))]
+    let warning = match format {
+        LogFormat::Json => {
+            Some("this build has no JSON log format (feature log-json): logging as text".to_owned())
+        }
+        LogFormat::Text => warning,
+    };
     let installed = match format {
         LogFormat::Text => builder.try_init(),
+        #[cfg(feature = "log-json")]
         LogFormat::Json => builder.json().try_init(),
+        #[cfg(not(feature = "log-json"))]
+        LogFormat::Json => builder.try_init(),
     };
     if let (Ok(()), Some(w)) = (installed, warning) {
         tracing::warn!("{w}");
