@@ -19,8 +19,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/tessera/relay.toml";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
-    /// State directory (the sled store).
+    /// State directory (the sled store, with `[state] backend = "sled"`).
     pub state_dir: PathBuf,
+    /// Where the relay's state lives.
+    pub state: StateConfig,
     /// The org CA certificate (PEM or DER).
     pub org_ca: PathBuf,
     /// The broker.
@@ -32,6 +34,27 @@ pub struct RelayConfig {
     /// The health and metrics listener (plain HTTP, no operator certificate: docs/operations.md "Health and
     /// metrics").
     pub health: HealthConfig,
+}
+
+/// `[state]`: the state backend (docs/operations.md, "State backends").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `sled` (embedded, under `state_dir`; the default) or `postgres`.
+    pub backend: StateBackend,
+    /// `[state.postgres]`, for `backend = "postgres"`.
+    pub postgres: crate::state::PgConfig,
+}
+
+/// Which state backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// sled, embedded.
+    #[default]
+    Sled,
+    /// PostgreSQL.
+    Postgres,
 }
 
 /// The health and metrics listener.
@@ -91,6 +114,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             state_dir: PathBuf::from("/var/lib/tessera-relay"),
+            state: StateConfig::default(),
             org_ca: PathBuf::from("/etc/tessera/org-ca.pem"),
             broker: BrokerConfig::default(),
             admin: AdminConfig::default(),
@@ -165,6 +189,16 @@ impl RelayConfig {
         for (k, v) in env {
             match k.as_str() {
                 "TESSERA_RELAY_STATE_DIR" => cfg.state_dir = PathBuf::from(v),
+                "TESSERA_STATE_BACKEND" => {
+                    cfg.state.backend = match v.as_str() {
+                        "sled" => StateBackend::Sled,
+                        "postgres" => StateBackend::Postgres,
+                        _ => {
+                            return Err(ConfigError::Env(k.clone(), "not sled or postgres".into()))
+                        }
+                    };
+                }
+                "TESSERA_STATE_POSTGRES_URL" => cfg.state.postgres.url = v,
                 "TESSERA_BROKER_HOST" => cfg.broker.host = v,
                 "TESSERA_BROKER_PORT" => {
                     cfg.broker.port = v
@@ -199,6 +233,11 @@ impl RelayConfig {
         if !(1..=99).contains(&self.engine.cert_expiry_alert_percent) {
             return Err(ConfigError::Invalid(
                 "engine.cert_expiry_alert_percent must be 1..=99".into(),
+            ));
+        }
+        if !(1..=64).contains(&self.state.postgres.pool_size) {
+            return Err(ConfigError::Invalid(
+                "state.postgres.pool_size must be 1..=64".into(),
             ));
         }
         if self.engine.purge_alert_ms == 0 {

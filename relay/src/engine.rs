@@ -14,6 +14,7 @@
 //! - [`receipts`]: the agents' signed receipts every recorded delivery, purge and rotation must carry.
 //! - [`rotation`]: agents' key rotations: renewal requests queued for the operators' CA, certificates forwarded.
 
+mod commit;
 pub mod dispatch;
 pub mod flagged;
 pub mod jit;
@@ -38,7 +39,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::clock::Clock;
 use crate::limits::{RateLimiter, WindowCounter};
 use crate::schedule::Backoff;
-use crate::state::{RelayStore, StateError};
+use crate::state::{RelayStore, Staged, StateError};
 
 /// Every number of design §4, configurable.
 #[derive(Debug, Clone, Deserialize)]
@@ -147,7 +148,8 @@ pub const MAX_UNTAKEN_DURATIONS: usize = 4096;
 /// The engine.
 #[derive(Debug)]
 pub struct Engine {
-    pub(crate) store: Arc<dyn RelayStore>,
+    /// The state: the backend, with the current event's writes staged over it until they are committed.
+    pub(crate) store: Staged,
     pub(crate) ca: PinnedCa,
     pub(crate) revocations: RevocationList,
     pub(crate) cfg: EngineConfig,
@@ -221,10 +223,10 @@ impl Engine {
             in_flight.entry(p.target).or_default().insert(p.credential);
         }
         Self {
+            store: Staged::new(store),
             jit_limiter: RateLimiter::new(cfg.jit_burst, cfg.jit_per_minute),
             missing_flood: WindowCounter::new(cfg.flood_window_ms),
             mismatch_flood: WindowCounter::new(cfg.flood_window_ms),
-            store,
             ca,
             revocations,
             cfg,
@@ -241,9 +243,9 @@ impl Engine {
         }
     }
 
-    /// The state backend.
+    /// The state backend (committed state only).
     pub fn store(&self) -> &Arc<dyn RelayStore> {
-        &self.store
+        self.store.backend()
     }
 
     /// Adopts a newer revocation list (already verified by the caller).
@@ -381,9 +383,8 @@ impl Engine {
         );
     }
 
-    /// A message on `topic`. Anything malformed, oversized, of an unknown type or on a topic that is not an
-    /// agent's own is dropped with an audit entry and a metric; nothing is answered to it.
-    pub fn on_message(&mut self, topic: &str, payload: &[u8]) -> Vec<Outbound> {
+    /// [`Engine::on_message`], staged.
+    pub(crate) fn on_message_staged(&mut self, topic: &str, payload: &[u8]) -> Vec<Outbound> {
         let Some((agent, channel)) = parse_agent_topic(topic) else {
             self.drop_message("?", "not an agent topic");
             return Vec::new();

@@ -31,7 +31,7 @@ use crate::engine::operator::OperatorError;
 use crate::engine::EngineConfig;
 use crate::engine::{Engine, Outbound};
 use crate::health::Health;
-use crate::state::{RelayStore, SledStore};
+use crate::state::{PgStore, RelayStore, SledStore};
 use crate::tls;
 
 /// A mutation for the engine worker.
@@ -226,6 +226,16 @@ pub async fn serve_with_clock(
     run(cfg, clock, cancel, None).await
 }
 
+/// The configured state backend.
+pub fn open_store(cfg: &RelayConfig) -> Result<Arc<dyn RelayStore>, crate::state::StateError> {
+    Ok(match cfg.state.backend {
+        crate::config::StateBackend::Sled => {
+            Arc::new(SledStore::open(&cfg.state_dir.join("state"))?)
+        }
+        crate::config::StateBackend::Postgres => Arc::new(PgStore::open(&cfg.state.postgres)?),
+    })
+}
+
 async fn run(
     cfg: RelayConfig,
     clock: Arc<dyn Clock>,
@@ -238,7 +248,8 @@ async fn run(
         broker: client_tls,
         admin: admin_tls,
     } = TlsMaterial::load(&cfg)?;
-    let store: Arc<dyn RelayStore> = Arc::new(SledStore::open(&cfg.state_dir.join("state"))?);
+    let store = open_store(&cfg)?;
+    tracing::info!(backend = ?cfg.state.backend, "relay state opened");
     let engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
 
     let (client, eventloop) = mqtt_client(&cfg, client_tls);

@@ -165,6 +165,8 @@ pub struct Cluster {
     pub admin: String,
     /// The relay's health and metrics listener address (plain HTTP).
     pub health: String,
+    /// The relay's database, when this run puts its state on PostgreSQL (`TESSERA_TEST_STATE=postgres`).
+    pub db: Option<crate::pg::TestDb>,
 }
 
 impl Cluster {
@@ -206,14 +208,20 @@ impl Cluster {
         let admin = format!("127.0.0.1:{}", crate::broker::free_port()?);
         let health = format!("127.0.0.1:{}", crate::broker::free_port()?);
         let relay_config = root.join("relay.toml");
+        let db = if crate::pg::state_on_postgres() {
+            Some(crate::pg::TestDb::create().map_err(|e| std::io::Error::other(e.to_string()))?)
+        } else {
+            None
+        };
         std::fs::write(
             &relay_config,
             format!(
                 "state_dir = \"{state}\"\norg_ca = \"{ca}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\n\
                  cert = \"{svc}/relay-1.pem\"\nkey = \"{svc}/relay-1.key\"\n\
                  [admin]\nlisten = \"{admin}\"\ncert = \"{svc}/relay-admin.pem\"\nkey = \"{svc}/relay-admin.key\"\n\
-                 [health]\nlisten = \"{health}\"\n[engine]\n{engine}\n",
+                 [health]\nlisten = \"{health}\"\n{state_section}[engine]\n{engine}\n",
                 state = root.join("relay-state").display(),
+                state_section = db.as_ref().map(crate::pg::TestDb::relay_state_toml).unwrap_or_default(),
                 ca = ca.join("ca.pem").display(),
                 port = broker.port,
                 svc = svc.display(),
@@ -227,6 +235,7 @@ impl Cluster {
             relay_config,
             admin,
             health,
+            db,
         })
     }
 

@@ -11,6 +11,7 @@
 //!   suite);
 //! - [`operator_calls`]: the `tessera` command against it, and what it sent;
 //! - [`org`]: an org made in memory (keys, certificates, signed statements, sealed deliveries);
+//! - [`pg`]: a PostgreSQL database of its own per test, for the relay's PostgreSQL backend;
 //! - [`plain_http`]: a plain-HTTP GET for the relay's health listener;
 //! - [`bins`]: the workspace's binaries, built on demand.
 //!
@@ -26,6 +27,7 @@ pub mod mosquitto_clients;
 pub mod mqtt;
 pub mod operator_calls;
 pub mod org;
+pub mod pg;
 pub mod plain_http;
 pub mod webdriver;
 pub mod wire_agent;

@@ -148,6 +148,18 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
     // The audit chain verifies; the relay never saw the plaintext.
     c.op(&["audit", "verify"]).unwrap();
     assert!(!c.relay_log().contains("hunter2"));
+    if let Some(db) = &c.db {
+        // The run on PostgreSQL (TESSERA_TEST_STATE=postgres) kept the state there, and no plaintext in it.
+        assert!(db.count("deliveries").unwrap() > 0 && db.count("audit").unwrap() > 0);
+        let hits = db
+            .count(
+                "(SELECT rec::text AS t FROM deliveries UNION ALL SELECT rec::text FROM credentials \
+                 UNION ALL SELECT rec::text FROM envelopes UNION ALL SELECT entry::text FROM audit) AS r \
+                 WHERE r.t LIKE '%hunter2%'",
+            )
+            .unwrap();
+        assert_eq!(hits, 0, "plaintext in the relay's database");
+    }
     for entry in walk(&c.relay_state()) {
         let bytes = std::fs::read(entry).unwrap();
         assert!(

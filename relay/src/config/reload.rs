@@ -71,6 +71,7 @@ pub fn compare(current: &RelayConfig, new: RelayConfig) -> Reload {
     let mut needs_restart = Vec::new();
     for (name, changed) in [
         ("state_dir", current.state_dir != new.state_dir),
+        ("state", current.state != new.state),
         ("org_ca", current.org_ca != new.org_ca),
         ("broker", differs(&current.broker, &new.broker)),
         ("admin", differs(&current.admin, &new.admin)),

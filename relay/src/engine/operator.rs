@@ -55,7 +55,7 @@ impl Engine {
     /// Puts a new credential or a new version (rotation) or a new scope revision of the current version (grant,
     /// revoke), with envelopes the operator sealed for agents in scope (each with the fingerprint of the
     /// certified wrap key it is sealed to).
-    pub fn put_credential(
+    pub(crate) fn put_credential_staged(
         &mut self,
         signed: &Signed<CredentialStatement>,
         envelopes: &[(AgentId, KeyFingerprint, Envelope)],
@@ -131,7 +131,7 @@ impl Engine {
     }
 
     /// Adopts a revocation list signed by the org CA and newer than the one held, and sends it to every agent.
-    pub fn apply_revocations(
+    pub(crate) fn apply_revocations_staged(
         &mut self,
         signed: &Signed<tessera_proto::statement::RevocationList>,
     ) -> Result<Vec<Outbound>, OperatorError> {
@@ -162,7 +162,10 @@ impl Engine {
     }
 
     /// Soft-deletes a credential: it stops syncing and is no longer served by name.
-    pub fn remove_credential(&mut self, id: &CredentialId) -> Result<(), OperatorError> {
+    pub(crate) fn remove_credential_staged(
+        &mut self,
+        id: &CredentialId,
+    ) -> Result<(), OperatorError> {
         let mut c = self
             .store
             .credential(id)?
@@ -178,7 +181,10 @@ impl Engine {
     }
 
     /// An operator's retry of every pending or stalled delivery of a credential (30 s cooldown per row).
-    pub fn retry(&mut self, id: &CredentialId) -> Result<Vec<Outbound>, OperatorError> {
+    pub(crate) fn retry_staged(
+        &mut self,
+        id: &CredentialId,
+    ) -> Result<Vec<Outbound>, OperatorError> {
         let now = self.now_ms();
         let mut out = Vec::new();
         let mut cooled = false;
@@ -206,7 +212,7 @@ impl Engine {
     }
 
     /// Marks the alert with id `id` acknowledged by operator `by` (audited); a recurrence clears the mark.
-    pub fn ack_alert(&mut self, id: &str, by: &str) -> Result<(), OperatorError> {
+    pub(crate) fn ack_alert_staged(&mut self, id: &str, by: &str) -> Result<(), OperatorError> {
         let mut alert = self
             .store
             .alerts()?
@@ -230,7 +236,7 @@ impl Engine {
 
     /// Dispatches a job to `agent` or to an eligible one (online, not backfilling), preferring one that holds the
     /// credentials.
-    pub fn dispatch_job(
+    pub(crate) fn dispatch_job_staged(
         &mut self,
         template: TemplateName,
         params: std::collections::BTreeMap<String, String>,

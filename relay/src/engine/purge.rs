@@ -26,7 +26,7 @@ use crate::state::{
 
 impl Engine {
     /// Deletes credential `id` on `signed`, a tombstone an operator signed for it; returns the purges to send.
-    pub fn tombstone_credential(
+    pub(crate) fn tombstone_credential_staged(
         &mut self,
         id: &CredentialId,
         signed: &Signed<CredentialTombstone>,

@@ -11,7 +11,7 @@ const LIFECYCLE_CHECK_MS: u64 = 3_600_000;
 
 impl Engine {
     /// Call about once a second.
-    pub fn tick(&mut self) -> Vec<Outbound> {
+    pub(crate) fn tick_staged(&mut self) -> Vec<Outbound> {
         let mut out = self.expire().unwrap_or_else(|e| {
             log_state(&e);
             Vec::new()

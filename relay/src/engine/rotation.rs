@@ -98,7 +98,7 @@ impl Engine {
     }
 
     /// An operator pushes the certificate the CA issued for `agent`'s queued request; it is forwarded to the agent.
-    pub fn renewal_certificate(
+    pub(crate) fn renewal_certificate_staged(
         &mut self,
         agent: &AgentId,
         der: &[u8],
@@ -143,7 +143,10 @@ impl Engine {
     }
 
     /// An operator asks `agent` to rotate its keys now.
-    pub fn rotate_agent(&mut self, agent: &AgentId) -> Result<Vec<Outbound>, OperatorError> {
+    pub(crate) fn rotate_agent_staged(
+        &mut self,
+        agent: &AgentId,
+    ) -> Result<Vec<Outbound>, OperatorError> {
         if self.store.agent(agent)?.is_none() {
             return Err(OperatorError::NotFound(format!(
                 "no agent {}",

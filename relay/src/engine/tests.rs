@@ -28,6 +28,25 @@ pub(super) struct World {
     pub(super) clock: ManualClock,
     pub(super) agents: BTreeMap<String, TestAgent>,
     dir: tempfile::TempDir,
+    /// The database, when the run puts the state on PostgreSQL (`TESSERA_TEST_STATE=postgres`).
+    _db: Option<tessera_system_tests::pg::TestDb>,
+}
+
+/// The backend this run tests the engine on: sled, or PostgreSQL with `TESSERA_TEST_STATE=postgres`.
+fn open_backend(
+    dir: &std::path::Path,
+    db: Option<&tessera_system_tests::pg::TestDb>,
+) -> Arc<dyn RelayStore> {
+    match db {
+        Some(db) => Arc::new(
+            crate::state::PgStore::open(&crate::state::PgConfig {
+                url: db.url().to_owned(),
+                ..crate::state::PgConfig::default()
+            })
+            .unwrap(),
+        ),
+        None => Arc::new(SledStore::open(&dir.join("state")).unwrap()),
+    }
 }
 
 impl World {
@@ -39,7 +58,9 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let org = TestOrg::at(i64::try_from(T0 / 1000).unwrap());
         let clock = ManualClock::at(T0);
-        let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
+        let db = tessera_system_tests::pg::state_on_postgres()
+            .then(|| tessera_system_tests::pg::TestDb::create().unwrap());
+        let store = open_backend(dir.path(), db.as_ref());
         let engine = Engine::new(store, org.ca.pinned().clone(), cfg, Arc::new(clock.clone()));
         Self {
             engine,
@@ -47,12 +68,13 @@ impl World {
             clock,
             agents: BTreeMap::new(),
             dir,
+            _db: db,
         }
     }
 
     /// Reopens the engine on the same state (a relay restart).
     pub(super) fn restart(&mut self) {
-        let store: Arc<dyn RelayStore> = self.engine.store.clone();
+        let store: Arc<dyn RelayStore> = self.engine.store().clone();
         drop(std::mem::replace(
             &mut self.engine,
             Engine::new(

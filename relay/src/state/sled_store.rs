@@ -1,7 +1,5 @@
 //! The embedded backend: sled trees of JSON records.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -10,13 +8,17 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional as _;
+
+use super::decoded::Decoded;
 use super::index::Index;
 use super::{
-    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind, RelayStore,
-    RenewalRecord, StateError, StateResult,
+    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
+    RelayStore, RenewalRecord, StateError, StateResult, Write,
 };
 use crate::alerts::Alert;
-use tessera_proto::audit::{next_entry, AuditEntry};
+use tessera_proto::audit::AuditEntry;
 
 /// sled-backed relay state.
 #[derive(Debug)]
@@ -49,44 +51,6 @@ pub struct SledStore {
     credential_cache: Decoded<CredentialId, CredentialRecord>,
 }
 
-/// Decoded records kept in memory, so the rewrap path does not parse the same JSON (certificates, signed
-/// statements) at every step. Coherent because this process is the store's only writer (sled holds the directory's
-/// lock) and every write here updates it. A poisoned lock only skips the cache.
-struct Decoded<K, V>(Mutex<HashMap<K, V>>);
-
-impl<K: Eq + Hash + Clone, V: Clone> Decoded<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-
-    fn get_or(
-        &self,
-        key: &K,
-        load: impl FnOnce() -> StateResult<Option<V>>,
-    ) -> StateResult<Option<V>> {
-        if let Some(v) = self.0.lock().ok().and_then(|m| m.get(key).cloned()) {
-            return Ok(Some(v));
-        }
-        let v = load()?;
-        if let (Some(v), Ok(mut m)) = (&v, self.0.lock()) {
-            m.insert(key.clone(), v.clone());
-        }
-        Ok(v)
-    }
-
-    fn set(&self, key: &K, v: &V) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(key.clone(), v.clone());
-        }
-    }
-}
-
-impl<K, V> std::fmt::Debug for Decoded<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Decoded")
-    }
-}
-
 fn backend(e: &sled::Error) -> StateError {
     StateError::Backend(e.to_string())
 }
@@ -105,11 +69,6 @@ fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> StateResult<Option
         .map_err(|e| backend(&e))?
         .map(|v| dec(key, &v))
         .transpose()
-}
-
-fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], v: &T) -> StateResult<()> {
-    tree.insert(key, enc(v)?).map_err(|e| backend(&e))?;
-    Ok(())
 }
 
 fn all<T: DeserializeOwned>(tree: &sled::Tree, prefix: &[u8]) -> StateResult<Vec<T>> {
@@ -232,11 +191,6 @@ impl RelayStore for SledStore {
         self.agent_cache
             .get_or(id, || get(&self.agents, id.as_str().as_bytes()))
     }
-    fn put_agent(&self, agent: &AgentRecord) -> StateResult<()> {
-        put(&self.agents, agent.id.as_str().as_bytes(), agent)?;
-        self.agent_cache.set(&agent.id, agent);
-        Ok(())
-    }
     fn agents(&self) -> StateResult<Vec<AgentRecord>> {
         all(&self.agents, b"")
     }
@@ -257,29 +211,6 @@ impl RelayStore for SledStore {
             None => get(&self.credentials, &id),
         }
     }
-    fn put_credential(&self, c: &CredentialRecord) -> StateResult<()> {
-        put(&self.credentials, c.id.to_string().as_bytes(), c)?;
-        self.credential_cache.set(&c.id, c);
-        if c.deleted {
-            // Only the live credential keeps the name.
-            if self
-                .names
-                .get(c.name.as_str())
-                .map_err(|e| backend(&e))?
-                .as_deref()
-                == Some(c.id.to_string().as_bytes())
-            {
-                self.names
-                    .remove(c.name.as_str())
-                    .map_err(|e| backend(&e))?;
-            }
-        } else {
-            self.names
-                .insert(c.name.as_str(), c.id.to_string().as_bytes())
-                .map_err(|e| backend(&e))?;
-        }
-        Ok(())
-    }
     fn credentials(&self) -> StateResult<Vec<CredentialRecord>> {
         all(&self.credentials, b"")
     }
@@ -290,15 +221,6 @@ impl RelayStore for SledStore {
         agent: &AgentId,
     ) -> StateResult<Option<DeliveryRow>> {
         get(&self.deliveries, &by_credential(credential, agent))
-    }
-    fn put_delivery(&self, row: &DeliveryRow) -> StateResult<()> {
-        put(
-            &self.deliveries,
-            &by_credential(&row.credential, &row.agent),
-            row,
-        )?;
-        self.rows_of_agent.add(&row.agent, row.credential);
-        Ok(())
     }
     fn deliveries_of_credential(&self, credential: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
         all(&self.deliveries, format!("c|{credential}|").as_bytes())
@@ -323,42 +245,9 @@ impl RelayStore for SledStore {
         let key = format!("{credential}|{version}|{}", agent.as_str());
         Ok(get::<StoredEnvelope>(&self.envelopes, key.as_bytes())?.map(|s| (s.envelope, s.key)))
     }
-    fn put_envelope(
-        &self,
-        credential: &CredentialId,
-        version: u64,
-        agent: &AgentId,
-        envelope: &Envelope,
-        key: [u8; 32],
-    ) -> StateResult<()> {
-        let k = format!("{credential}|{version}|{}", agent.as_str());
-        put(
-            &self.envelopes,
-            k.as_bytes(),
-            &StoredEnvelope {
-                envelope: envelope.clone(),
-                key,
-            },
-        )
-    }
 
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
         get(&self.pending, &by_request(request_id))
-    }
-    fn put_pending(&self, p: &PendingRewrap) -> StateResult<()> {
-        put(&self.pending, &by_request(&p.request_id), p)?;
-        self.pending_of_target.add(&p.target, p.request_id);
-        Ok(())
-    }
-    fn remove_pending(&self, request_id: &uuid::Uuid) -> StateResult<()> {
-        let Some(p) = self.pending(request_id)? else {
-            return Ok(());
-        };
-        self.pending
-            .remove(by_request(request_id))
-            .map_err(|e| backend(&e))?;
-        self.pending_of_target.remove(&p.target, request_id);
-        Ok(())
     }
     fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>> {
         let mut out = Vec::new();
@@ -377,57 +266,18 @@ impl RelayStore for SledStore {
             &pair(&credential.to_string(), peer.as_str()),
         )
     }
-    fn block(&self, credential: &CredentialId, peer: &AgentId, until_ms: u64) -> StateResult<()> {
-        put(
-            &self.blocklist,
-            &pair(&credential.to_string(), peer.as_str()),
-            &until_ms,
-        )
-    }
 
     fn alert(&self, key: &str) -> StateResult<Option<Alert>> {
         get(&self.alerts, key.as_bytes())
-    }
-    fn put_alert(&self, key: &str, alert: &Alert) -> StateResult<()> {
-        put(&self.alerts, key.as_bytes(), alert)
     }
     fn alerts(&self) -> StateResult<Vec<Alert>> {
         all(&self.alerts, b"")
     }
 
-    fn append_audit(
-        &self,
-        at_ms: u64,
-        kind: &str,
-        link: Option<u64>,
-        data: BTreeMap<String, String>,
-    ) -> StateResult<AuditEntry> {
-        // A poisoned lock: a panic mid-append left the tail as it was before that append (it is replaced only
-        // after the entry is stored), so it is still the right link.
-        let mut tail = self
-            .audit_tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = next_entry(tail.as_ref(), at_ms, kind, link, data);
-        // Append-only: compare-and-swap from empty, so an existing sequence number is never overwritten.
-        self.audit
-            .compare_and_swap(
-                entry.seq.to_be_bytes(),
-                None as Option<&[u8]>,
-                Some(enc(&entry)?),
-            )
-            .map_err(|e| backend(&e))?
-            .map_err(|_| StateError::Backend("audit sequence already taken".into()))?;
-        *tail = Some(entry.clone());
-        Ok(entry)
-    }
     fn audit(&self) -> StateResult<Vec<AuditEntry>> {
         all(&self.audit, b"")
     }
 
-    fn put_job(&self, job: &JobRecord) -> StateResult<()> {
-        put(&self.jobs, job.id.as_bytes(), job)
-    }
     fn job(&self, id: &uuid::Uuid) -> StateResult<Option<JobRecord>> {
         get(&self.jobs, id.as_bytes())
     }
@@ -442,12 +292,6 @@ impl RelayStore for SledStore {
     > {
         get(&self.meta, b"revocations")
     }
-    fn put_revocations(
-        &self,
-        list: &tessera_proto::statement::Signed<tessera_proto::statement::RevocationList>,
-    ) -> StateResult<()> {
-        put(&self.meta, b"revocations", list)
-    }
 
     fn receipt(
         &self,
@@ -457,32 +301,204 @@ impl RelayStore for SledStore {
     ) -> StateResult<Option<tessera_proto::receipt::Receipt>> {
         get(&self.receipts, &receipt_key(credential, agent, kind))
     }
-    fn put_receipt(
-        &self,
-        credential: &CredentialId,
-        agent: &AgentId,
-        kind: ReceiptKind,
-        receipt: &tessera_proto::receipt::Receipt,
-    ) -> StateResult<()> {
-        put(
-            &self.receipts,
-            &receipt_key(credential, agent, kind),
-            receipt,
-        )
-    }
 
     fn renewal(&self, agent: &AgentId) -> StateResult<Option<RenewalRecord>> {
         get(&self.renewals, agent.as_str().as_bytes())
-    }
-    fn put_renewal(&self, r: &RenewalRecord) -> StateResult<()> {
-        put(&self.renewals, r.agent.as_str().as_bytes(), r)
     }
     fn renewals(&self) -> StateResult<Vec<RenewalRecord>> {
         all(&self.renewals, b"")
     }
 
+    fn audit_head(&self) -> StateResult<Option<AuditEntry>> {
+        Ok(self
+            .audit_tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
+    }
+
+    fn apply(&self, batch: &Batch) -> StateResult<()> {
+        // Held for the whole apply: batches are applied one at a time, and the chain's head cannot move between
+        // the check and the write. A poisoned lock: a panic mid-apply left the tail as it was before that batch
+        // (it is replaced only after the transaction commits), so it is still the right link.
+        let mut tail = self
+            .audit_tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        batch.check_audit_chain(tail.as_ref())?;
+        let mut encoded = Vec::with_capacity(batch.len());
+        for w in &batch.0 {
+            encoded.push(Self::encode(w)?);
+        }
+        let trees = [
+            self.agents.clone(),
+            self.credentials.clone(),
+            self.names.clone(),
+            self.deliveries.clone(),
+            self.envelopes.clone(),
+            self.pending.clone(),
+            self.blocklist.clone(),
+            self.alerts.clone(),
+            self.audit.clone(),
+            self.jobs.clone(),
+            self.meta.clone(),
+            self.receipts.clone(),
+            self.renewals.clone(),
+        ];
+        // Targets of the in-flight records removed, for the in-memory index (read before they go).
+        let mut removed = Vec::new();
+        for w in &batch.0 {
+            if let Write::RemovePending(id) = w {
+                if let Some(p) = self.pending(id)? {
+                    removed.push(p);
+                }
+            }
+        }
+        trees[..]
+            .transaction(|tx| {
+                for (w, op) in batch.0.iter().zip(&encoded) {
+                    let t = tx.get(op.tree).ok_or_else(|| {
+                        ConflictableTransactionError::Abort(StateError::Backend(
+                            "sled tree missing".into(),
+                        ))
+                    })?;
+                    match (&op.value, w) {
+                        (Some(v), Write::Audit(_)) => {
+                            // Append-only: an existing sequence number is never overwritten.
+                            if t.insert(op.key.as_slice(), v.as_slice())?.is_some() {
+                                return Err(ConflictableTransactionError::Abort(
+                                    StateError::Conflict("audit sequence already taken".into()),
+                                ));
+                            }
+                        }
+                        (Some(v), _) => {
+                            t.insert(op.key.as_slice(), v.as_slice())?;
+                        }
+                        (None, _) => {
+                            t.remove(op.key.as_slice())?;
+                        }
+                    }
+                    if let Write::Credential(c) = w {
+                        let names = tx.get(NAMES).ok_or_else(|| {
+                            ConflictableTransactionError::Abort(StateError::Backend(
+                                "sled tree missing".into(),
+                            ))
+                        })?;
+                        let id = c.id.to_string();
+                        if !c.deleted {
+                            names.insert(c.name.as_str(), id.as_bytes())?;
+                        } else if names.get(c.name.as_str())?.as_deref() == Some(id.as_bytes()) {
+                            // Only the live credential keeps the name.
+                            names.remove(c.name.as_str())?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => backend(&e),
+            })?;
+        // Committed: the in-memory copies follow.
+        for w in &batch.0 {
+            match w {
+                Write::Agent(a) => self.agent_cache.set(&a.id, a),
+                Write::Credential(c) => self.credential_cache.set(&c.id, c),
+                Write::Delivery(r) => self.rows_of_agent.add(&r.agent, r.credential),
+                Write::Pending(p) => self.pending_of_target.add(&p.target, p.request_id),
+                Write::Audit(e) => *tail = Some(e.clone()),
+                _ => {}
+            }
+        }
+        for p in removed {
+            self.pending_of_target.remove(&p.target, &p.request_id);
+        }
+        Ok(())
+    }
+
     fn flush(&self) -> StateResult<()> {
         self.db.flush().map(|_| ()).map_err(|e| backend(&e))
+    }
+}
+
+/// Positions of the trees in [`SledStore::apply`]'s transaction.
+const AGENTS: usize = 0;
+const CREDENTIALS: usize = 1;
+const NAMES: usize = 2;
+const DELIVERIES: usize = 3;
+const ENVELOPES: usize = 4;
+const PENDING: usize = 5;
+const BLOCKLIST: usize = 6;
+const ALERTS: usize = 7;
+const AUDIT: usize = 8;
+const JOBS: usize = 9;
+const META: usize = 10;
+const RECEIPTS: usize = 11;
+const RENEWALS: usize = 12;
+
+/// One write as a tree, a key and a value (`None`: removed).
+struct Encoded {
+    tree: usize,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+impl SledStore {
+    fn encode(w: &Write) -> StateResult<Encoded> {
+        let (tree, key, value) = match w {
+            Write::Agent(a) => (AGENTS, a.id.as_str().as_bytes().to_vec(), Some(enc(a)?)),
+            Write::Credential(c) => (CREDENTIALS, c.id.to_string().into_bytes(), Some(enc(c)?)),
+            Write::Delivery(r) => (
+                DELIVERIES,
+                by_credential(&r.credential, &r.agent),
+                Some(enc(r)?),
+            ),
+            Write::Envelope {
+                credential,
+                version,
+                agent,
+                envelope,
+                key,
+            } => (
+                ENVELOPES,
+                format!("{credential}|{version}|{}", agent.as_str()).into_bytes(),
+                Some(enc(&StoredEnvelope {
+                    envelope: envelope.clone(),
+                    key: *key,
+                })?),
+            ),
+            Write::Pending(p) => (PENDING, by_request(&p.request_id), Some(enc(p)?)),
+            Write::RemovePending(id) => (PENDING, by_request(id), None),
+            Write::Block {
+                credential,
+                peer,
+                until_ms,
+            } => (
+                BLOCKLIST,
+                pair(&credential.to_string(), peer.as_str()),
+                Some(enc(until_ms)?),
+            ),
+            Write::Alert { key, alert } => (ALERTS, key.as_bytes().to_vec(), Some(enc(alert)?)),
+            Write::Audit(e) => (AUDIT, e.seq.to_be_bytes().to_vec(), Some(enc(e)?)),
+            Write::Job(j) => (JOBS, j.id.as_bytes().to_vec(), Some(enc(j)?)),
+            Write::Revocations(l) => (META, b"revocations".to_vec(), Some(enc(l)?)),
+            Write::Receipt {
+                credential,
+                agent,
+                kind,
+                receipt,
+            } => (
+                RECEIPTS,
+                receipt_key(credential, agent, *kind),
+                Some(enc(receipt)?),
+            ),
+            Write::Renewal(r) => (
+                RENEWALS,
+                r.agent.as_str().as_bytes().to_vec(),
+                Some(enc(r)?),
+            ),
+        };
+        Ok(Encoded { tree, key, value })
     }
 }
 

@@ -1,0 +1,133 @@
+//! The engine's public entry points, each one logical change: the handler stages its writes, then they are
+//! committed as one batch (one sled transaction, one PostgreSQL transaction). When the commit fails nothing of the
+//! event is written, nothing it would have sent goes out, the failure is logged once here, and the engine's
+//! in-memory mirrors are rebuilt from the store, so the event is as if it never arrived (a retried message, the
+//! reconciler or the operator's retry brings it back).
+
+use tessera_proto::envelope::{Envelope, KeyFingerprint};
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
+use tessera_proto::statement::{CredentialStatement, CredentialTombstone, RevocationList, Signed};
+
+use super::operator::OperatorError;
+use super::{log_state, Engine, Outbound};
+use crate::state::StateError;
+
+impl Engine {
+    /// Runs one event's handler and commits what it staged.
+    fn committed<T>(&mut self, handler: impl FnOnce(&mut Self) -> T) -> Result<T, StateError> {
+        let out = handler(self);
+        match self.store.commit() {
+            Ok(_) => Ok(out),
+            Err(e) => {
+                log_state(&e);
+                self.resync();
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets what memory holds beyond the store after a failed commit: the in-flight set is rebuilt from the
+    /// committed records; the backlog, caches and timers are rebuilt as they are needed.
+    fn resync(&mut self) {
+        self.store.discard();
+        self.in_flight.clear();
+        match self.store.backend().pendings() {
+            Ok(pendings) => {
+                self.rewrap_started
+                    .retain(|id, _| pendings.iter().any(|p| &p.request_id == id));
+                for p in pendings {
+                    self.in_flight
+                        .entry(p.target)
+                        .or_default()
+                        .insert(p.credential);
+                }
+            }
+            Err(e) => {
+                log_state(&e);
+                self.rewrap_started.clear();
+            }
+        }
+        self.backlog.clear();
+        self.seen.clear();
+        self.certified.clear();
+        self.receipt_certs.clear();
+    }
+
+    /// A message on `topic`. Anything malformed, oversized, of an unknown type or on a topic that is not an
+    /// agent's own is dropped with an audit entry and a metric; nothing is answered to it.
+    pub fn on_message(&mut self, topic: &str, payload: &[u8]) -> Vec<Outbound> {
+        self.committed(|e| e.on_message_staged(topic, payload))
+            .unwrap_or_default()
+    }
+
+    /// The periodic work: timeouts, the reconciler, lifecycle checks.
+    pub fn tick(&mut self) -> Vec<Outbound> {
+        self.committed(Self::tick_staged).unwrap_or_default()
+    }
+
+    /// Accepts a credential statement and the envelopes the operator sealed.
+    pub fn put_credential(
+        &mut self,
+        signed: &Signed<CredentialStatement>,
+        envelopes: &[(AgentId, KeyFingerprint, Envelope)],
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        self.committed(|e| e.put_credential_staged(signed, envelopes))?
+    }
+
+    /// Adopts a newer revocation list signed by the CA.
+    pub fn apply_revocations(
+        &mut self,
+        signed: &Signed<RevocationList>,
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        self.committed(|e| e.apply_revocations_staged(signed))?
+    }
+
+    /// Removes a credential from the relay's books (no tombstone: agents keep what they hold).
+    pub fn remove_credential(&mut self, id: &CredentialId) -> Result<(), OperatorError> {
+        self.committed(|e| e.remove_credential_staged(id))?
+    }
+
+    /// An operator's retry of a credential's pending and stalled deliveries.
+    pub fn retry(&mut self, id: &CredentialId) -> Result<Vec<Outbound>, OperatorError> {
+        self.committed(|e| e.retry_staged(id))?
+    }
+
+    /// Acknowledges an alert.
+    pub fn ack_alert(&mut self, id: &str, by: &str) -> Result<(), OperatorError> {
+        self.committed(|e| e.ack_alert_staged(id, by))?
+    }
+
+    /// Dispatches a job to an agent.
+    pub fn dispatch_job(
+        &mut self,
+        template: TemplateName,
+        params: std::collections::BTreeMap<String, String>,
+        credentials: Vec<CredentialName>,
+        agent: Option<&AgentId>,
+    ) -> Result<(uuid::Uuid, AgentId, Vec<Outbound>), OperatorError> {
+        self.committed(|e| e.dispatch_job_staged(template, params, credentials, agent))?
+    }
+
+    /// Deletes a credential on an operator-signed tombstone.
+    pub fn tombstone_credential(
+        &mut self,
+        id: &CredentialId,
+        signed: &Signed<CredentialTombstone>,
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        self.committed(|e| e.tombstone_credential_staged(id, signed))?
+    }
+
+    /// Forwards an agent's renewed certificate.
+    pub fn renewal_certificate(
+        &mut self,
+        agent: &AgentId,
+        der: &[u8],
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        self.committed(|e| e.renewal_certificate_staged(agent, der))?
+    }
+
+    /// Asks an agent to rotate its keys.
+    pub fn rotate_agent(&mut self, agent: &AgentId) -> Result<Vec<Outbound>, OperatorError> {
+        self.committed(|e| e.rotate_agent_staged(agent))?
+    }
+}

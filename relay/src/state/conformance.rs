@@ -1,0 +1,151 @@
+//! What every state backend must do, run against each ([`super::SledStore`] in `sled_store/tests.rs`,
+//! [`super::PgStore`] in `pg_store/tests.rs`): a backend is opened, written in batches, dropped and opened again.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tessera_proto::audit::next_entry;
+use tessera_proto::ids::{AgentId, CredentialId};
+
+use super::{
+    Batch, DeliveryRow, DeliveryState, PendingRewrap, RelayStore, RewrapStage, StateError, Write,
+};
+
+fn agent(s: &str) -> AgentId {
+    AgentId::new(s).unwrap()
+}
+
+fn row(credential: CredentialId, agent: &AgentId, state: DeliveryState) -> DeliveryRow {
+    DeliveryRow {
+        state,
+        ..DeliveryRow::pending(credential, agent.clone(), 1, 0)
+    }
+}
+
+fn pending(target: &AgentId, credential: CredentialId) -> PendingRewrap {
+    PendingRewrap {
+        request_id: uuid::Uuid::new_v4(),
+        nonce: [7; 32],
+        credential,
+        version: 1,
+        target: target.clone(),
+        peer: None,
+        tried: Vec::new(),
+        stage: RewrapStage::AwaitingTarget,
+        deadline_ms: 0,
+        jit: None,
+        audit_seq: 1,
+    }
+}
+
+fn apply(s: &dyn RelayStore, writes: Vec<Write>) {
+    s.apply(&Batch(writes)).unwrap();
+}
+
+/// Delivery rows per agent and per credential, and in-flight records per target, are found again after a reopen.
+pub(super) fn rows_and_in_flight_records_survive_a_reopen(open: &dyn Fn() -> Arc<dyn RelayStore>) {
+    let (a, b) = (agent("edge-a"), agent("edge-b"));
+    let (c1, c2) = (CredentialId::random(), CredentialId::random());
+    let (p1, p2, p3) = (pending(&a, c1), pending(&a, c2), pending(&b, c1));
+    {
+        let s = open();
+        apply(
+            &*s,
+            vec![
+                Write::Delivery(row(c1, &a, DeliveryState::Pending)),
+                Write::Delivery(row(c2, &a, DeliveryState::Pending)),
+                Write::Delivery(row(c1, &b, DeliveryState::Stored)),
+            ],
+        );
+        // A row written again is one row, with the newer state.
+        apply(
+            &*s,
+            vec![Write::Delivery(row(c2, &a, DeliveryState::Stored))],
+        );
+        apply(
+            &*s,
+            vec![
+                Write::Pending(p1.clone()),
+                Write::Pending(p2.clone()),
+                Write::Pending(p3.clone()),
+            ],
+        );
+        apply(&*s, vec![Write::RemovePending(p2.request_id)]);
+        s.flush().unwrap();
+    }
+    let s = open();
+    let mut of_a = s.deliveries_of_agent(&a).unwrap();
+    of_a.sort_by_key(|r| r.credential);
+    let mut want = vec![
+        row(c1, &a, DeliveryState::Pending),
+        row(c2, &a, DeliveryState::Stored),
+    ];
+    want.sort_by_key(|r| r.credential);
+    assert_eq!(of_a, want);
+    assert_eq!(
+        s.deliveries_of_agent(&b).unwrap(),
+        [row(c1, &b, DeliveryState::Stored)]
+    );
+    assert_eq!(s.deliveries_of_credential(&c1).unwrap().len(), 2);
+    assert_eq!(s.deliveries().unwrap().len(), 3);
+    assert_eq!(s.pendings_of_target(&a).unwrap(), std::slice::from_ref(&p1));
+    assert_eq!(s.pendings_of_target(&b).unwrap(), [p3]);
+    apply(&*s, vec![Write::RemovePending(p1.request_id)]);
+    assert!(s.pendings_of_target(&a).unwrap().is_empty());
+    assert_eq!(s.pendings().unwrap().len(), 1);
+}
+
+/// The chain continues across a reopen, and a batch built on a stale head is refused whole: none of its
+/// records is written, the chain does not fork.
+pub(super) fn the_audit_chain_continues_and_a_stale_batch_writes_nothing(
+    open: &dyn Fn() -> Arc<dyn RelayStore>,
+) {
+    let second = {
+        let s = open();
+        let one = next_entry(None, 1, "one", None, BTreeMap::new());
+        let two = next_entry(Some(&one), 2, "two", Some(0), BTreeMap::new());
+        apply(&*s, vec![Write::Audit(one), Write::Audit(two.clone())]);
+        s.flush().unwrap();
+        two
+    };
+    let s = open();
+    assert_eq!(s.audit_head().unwrap().as_ref(), Some(&second));
+    let third = next_entry(Some(&second), 3, "three", None, BTreeMap::new());
+    apply(&*s, vec![Write::Audit(third.clone())]);
+    // Built on `second` again: another writer's view.
+    let stale = next_entry(Some(&second), 4, "stale", None, BTreeMap::new());
+    let a = agent("edge-stale");
+    let c = CredentialId::random();
+    let r = s.apply(&Batch(vec![
+        Write::Delivery(row(c, &a, DeliveryState::Stored)),
+        Write::Audit(stale),
+    ]));
+    assert!(matches!(r, Err(StateError::Conflict(_))), "{r:?}");
+    assert!(
+        s.delivery(&c, &a).unwrap().is_none(),
+        "a refused batch wrote a record"
+    );
+    let all = s.audit().unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all.last(), Some(&third));
+    tessera_proto::audit::verify(&all).unwrap();
+}
+
+/// A blocklist entry, an alert and the revocation list read back as written.
+pub(super) fn small_records_read_back(open: &dyn Fn() -> Arc<dyn RelayStore>) {
+    let s = open();
+    let (c, peer) = (CredentialId::random(), agent("edge-peer"));
+    assert_eq!(s.blocked_until(&c, &peer).unwrap(), None);
+    apply(
+        &*s,
+        vec![Write::Block {
+            credential: c,
+            peer: peer.clone(),
+            until_ms: 1_800_000_000_000,
+        }],
+    );
+    assert_eq!(s.blocked_until(&c, &peer).unwrap(), Some(1_800_000_000_000));
+    assert!(s.alerts().unwrap().is_empty());
+    assert!(s.revocations().unwrap().is_none());
+}

@@ -1,0 +1,46 @@
+//! Decoded records kept in memory, so the rewrap path does not parse the same JSON (certificates, signed
+//! statements) at every step. Coherent because the relay is its store's only writer (sled holds the directory's
+//! lock, PostgreSQL the relay's advisory lock) and every applied batch updates it. A poisoned lock only skips the
+//! cache.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+use super::StateResult;
+
+/// The cache of one record type.
+pub(super) struct Decoded<K, V>(Mutex<HashMap<K, V>>);
+
+impl<K: Eq + Hash + Clone, V: Clone> Decoded<K, V> {
+    pub(super) fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    pub(super) fn get_or(
+        &self,
+        key: &K,
+        load: impl FnOnce() -> StateResult<Option<V>>,
+    ) -> StateResult<Option<V>> {
+        if let Some(v) = self.0.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(Some(v));
+        }
+        let v = load()?;
+        if let (Some(v), Ok(mut m)) = (&v, self.0.lock()) {
+            m.insert(key.clone(), v.clone());
+        }
+        Ok(v)
+    }
+
+    pub(super) fn set(&self, key: &K, v: &V) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key.clone(), v.clone());
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for Decoded<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decoded")
+    }
+}

@@ -1,0 +1,643 @@
+//! The shared backend: PostgreSQL through tokio-postgres, pooled by deadpool, its schema created and upgraded by
+//! the versioned migrations in `relay/migrations/` when the relay starts.
+//!
+//! The engine is synchronous; this store runs its queries on a small runtime of its own and waits for each
+//! answer, as it waits for sled's disk. Records are the JSON the sled backend keeps, in `jsonb` columns.
+//!
+//! One relay per database for now: the store holds a session advisory lock for its whole life and a second relay
+//! refuses to start on the same database (docs/operations.md, "State backends").
+
+use std::future::Future;
+use std::sync::mpsc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tessera_proto::audit::AuditEntry;
+use tessera_proto::envelope::Envelope;
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
+use tessera_proto::receipt::Receipt;
+use tessera_proto::statement::{RevocationList, Signed};
+use tokio_postgres::types::{Json, ToSql};
+
+use super::decoded::Decoded;
+use super::{
+    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
+    RelayStore, RenewalRecord, StateError, StateResult, Write,
+};
+use crate::alerts::Alert;
+
+refinery::embed_migrations!("migrations");
+
+/// The advisory lock a relay holds on its database for as long as it runs.
+const RELAY_LOCK: i64 = 0x7465_7373_6572_6101;
+/// The advisory lock an audit append holds until its transaction ends.
+const AUDIT_LOCK: i64 = 0x7465_7373_6572_6102;
+
+/// `[state.postgres]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PgConfig {
+    /// A libpq-style connection string or URL (`postgres://tessera@db.example:5432/tessera`). A password is
+    /// better kept in `password_file`.
+    pub url: String,
+    /// A file holding the password (first line), read at start.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// How long to wait for a connection, ms.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://tessera@127.0.0.1:5432/tessera".to_owned(),
+            password_file: None,
+            pool_size: 4,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: only where it points.
+        let shown = self.url.parse::<tokio_postgres::Config>().map_or_else(
+            |_| "<unparsable>".to_owned(),
+            |c| format!("{:?}/{:?}", c.get_hosts(), c.get_dbname()),
+        );
+        f.debug_struct("PgConfig")
+            .field("url", &shown)
+            .field("password_file", &self.password_file)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error with its causes: tokio-postgres says only "db error" at the top, the server's message is below.
+fn backend(e: impl std::error::Error) -> StateError {
+    let mut msg = format!("postgres: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    StateError::Backend(msg)
+}
+
+type Param = Box<dyn ToSql + Sync + Send>;
+
+/// PostgreSQL-backed relay state.
+pub struct PgStore {
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    /// The connection holding [`RELAY_LOCK`]; closing it releases the lock.
+    _lock: tokio::task::JoinHandle<()>,
+    agent_cache: Decoded<AgentId, AgentRecord>,
+    credential_cache: Decoded<CredentialId, CredentialRecord>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects, runs the migrations and takes the relay lock.
+    pub fn open(cfg: &PgConfig) -> StateResult<Self> {
+        let mut pg: tokio_postgres::Config = cfg
+            .url
+            .parse()
+            .map_err(|e| StateError::Backend(format!("postgres url: {e}")))?;
+        if let Some(path) = &cfg.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StateError::Backend(format!("{}: {e}", path.display())))?;
+            pg.password(text.lines().next().unwrap_or_default());
+        }
+        pg.connect_timeout(std::time::Duration::from_millis(cfg.connect_timeout_ms));
+        pg.application_name("tessera-relay");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tessera-pg")
+            .enable_all()
+            .build()
+            .map_err(backend)?;
+        let manager = Manager::from_config(
+            pg.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(cfg.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_millis(
+                cfg.connect_timeout_ms,
+            )))
+            .create_timeout(Some(std::time::Duration::from_millis(
+                cfg.connect_timeout_ms,
+            )))
+            .build()
+            .map_err(backend)?;
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(cfg.connect_timeout_ms);
+        let lock = on(&rt, async move {
+            let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(backend)?;
+            let conn = tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::error!(error = %e, "postgres: the relay lock's connection closed");
+                }
+            });
+            // A relay that just stopped may hold the lock until the server notices its session is gone.
+            loop {
+                let held: bool = client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
+                    .await
+                    .map_err(backend)?
+                    .get(0);
+                if held {
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(StateError::Backend(
+                        "postgres: another relay is running on this database (one relay per database)"
+                            .into(),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let mut client = client;
+            migrations::runner()
+                .set_migration_table_name("tessera_schema_history")
+                .run_async(&mut client)
+                .await
+                .map_err(|e| StateError::Backend(format!("postgres migrations: {e}")))?;
+            // Keep the locking session open for the store's life.
+            Ok::<_, StateError>(tokio::spawn(async move {
+                let _client = client;
+                let _ = conn.await;
+            }))
+        })?;
+        Ok(Self {
+            rt: Some(rt),
+            pool,
+            _lock: lock,
+            agent_cache: Decoded::new(),
+            credential_cache: Decoded::new(),
+        })
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it (callable from synchronous code and from inside another
+    /// runtime's tasks alike).
+    fn block<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = StateResult<T>> + Send + 'static,
+    ) -> StateResult<T> {
+        let Some(rt) = &self.rt else {
+            return Err(StateError::Backend("postgres: the store is closed".into()));
+        };
+        on(rt, fut)
+    }
+
+    fn rows<T: DeserializeOwned + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> StateResult<Vec<T>> {
+        let pool = self.pool.clone();
+        self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let stmt = client.prepare_cached(sql).await.map_err(backend)?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = client.query(&stmt, &refs).await.map_err(backend)?;
+            rows.iter()
+                .map(|r| {
+                    r.try_get::<_, Json<T>>(0)
+                        .map(|j| j.0)
+                        .map_err(|_| StateError::Corrupt(sql.to_owned()))
+                })
+                .collect()
+        })
+    }
+
+    fn row<T: DeserializeOwned + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> StateResult<Option<T>> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+}
+
+/// Runs `fut` on `rt` and waits for it from this (synchronous) thread: unlike `Runtime::block_on`, this is
+/// allowed inside another runtime's task, where the engine and the admin API call the store from.
+fn on<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    fut: impl Future<Output = StateResult<T>> + Send + 'static,
+) -> StateResult<T> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv()
+        .map_err(|_| StateError::Backend("postgres: the query task stopped".into()))?
+}
+
+fn p(v: impl ToSql + Sync + Send + 'static) -> Param {
+    Box::new(v)
+}
+
+fn kind_tag(kind: ReceiptKind) -> &'static str {
+    match kind {
+        ReceiptKind::Stored => "stored",
+        ReceiptKind::Purged => "purged",
+    }
+}
+
+fn i64_of(v: u64) -> StateResult<i64> {
+    i64::try_from(v).map_err(|_| StateError::Backend(format!("{v} is out of PostgreSQL's range")))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredEnvelope {
+    envelope: Envelope,
+    key: [u8; 32],
+}
+
+/// A record as a `jsonb` parameter.
+fn j<T: Serialize + Clone + Send + Sync + std::fmt::Debug + 'static>(v: &T) -> Param {
+    Box::new(Json(v.clone()))
+}
+
+/// One write as its statements and their parameters.
+fn statement(w: &Write) -> StateResult<Vec<(&'static str, Vec<Param>)>> {
+    Ok(match w {
+        Write::Credential(c) => {
+            let id = c.id.to_string();
+            let name = c.name.as_str().to_owned();
+            let names = if c.deleted {
+                (
+                    "DELETE FROM credential_names WHERE name = $1 AND id = $2",
+                    vec![p(name), p(id.clone())],
+                )
+            } else {
+                (
+                    "INSERT INTO credential_names (name, id) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET id = EXCLUDED.id",
+                    vec![p(name), p(id.clone())],
+                )
+            };
+            vec![
+                (
+                    "INSERT INTO credentials (id, rec) VALUES ($1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET rec = EXCLUDED.rec",
+                    vec![p(id), j(c)],
+                ),
+                names,
+            ]
+        }
+        Write::Envelope {
+            credential,
+            version,
+            agent,
+            envelope,
+            key,
+        } => vec![(
+            "INSERT INTO envelopes (credential, version, agent, rec) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (credential, version, agent) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![
+                p(credential.to_string()),
+                p(i64_of(*version)?),
+                p(agent.as_str().to_owned()),
+                Box::new(Json(StoredEnvelope {
+                    envelope: envelope.clone(),
+                    key: *key,
+                })) as Param,
+            ],
+        )],
+        Write::Block {
+            credential,
+            peer,
+            until_ms,
+        } => vec![(
+            "INSERT INTO blocklist (credential, peer, until_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (credential, peer) DO UPDATE SET until_ms = EXCLUDED.until_ms",
+            vec![
+                p(credential.to_string()),
+                p(peer.as_str().to_owned()),
+                p(i64_of(*until_ms)?),
+            ],
+        )],
+        Write::Receipt {
+            credential,
+            agent,
+            kind,
+            receipt,
+        } => vec![(
+            "INSERT INTO receipts (credential, agent, kind, rec) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (credential, agent, kind) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![
+                p(credential.to_string()),
+                p(agent.as_str().to_owned()),
+                p(kind_tag(*kind)),
+                j(receipt),
+            ],
+        )],
+        _ => vec![one(w)?],
+    })
+}
+
+/// A write that is one statement.
+fn one(w: &Write) -> StateResult<(&'static str, Vec<Param>)> {
+    Ok(match w {
+        Write::Agent(a) => (
+            "INSERT INTO agents (id, rec) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![p(a.id.as_str().to_owned()), j(a)],
+        ),
+        Write::Delivery(r) => (
+            "INSERT INTO deliveries (credential, agent, rec) VALUES ($1, $2, $3) \
+             ON CONFLICT (credential, agent) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![
+                p(r.credential.to_string()),
+                p(r.agent.as_str().to_owned()),
+                j(r),
+            ],
+        ),
+        Write::Pending(pr) => (
+            "INSERT INTO in_flight (request_id, target, rec) VALUES ($1, $2, $3) \
+             ON CONFLICT (request_id) DO UPDATE SET target = EXCLUDED.target, rec = EXCLUDED.rec",
+            vec![p(pr.request_id), p(pr.target.as_str().to_owned()), j(pr)],
+        ),
+        Write::RemovePending(id) => ("DELETE FROM in_flight WHERE request_id = $1", vec![p(*id)]),
+        Write::Alert { key, alert } => (
+            "INSERT INTO alerts (key, rec) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![p(key.clone()), j(alert)],
+        ),
+        Write::Audit(e) => (
+            "INSERT INTO audit (seq, entry) VALUES ($1, $2)",
+            vec![p(i64_of(e.seq)?), j(e)],
+        ),
+        Write::Job(job) => (
+            "INSERT INTO jobs (id, rec) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![p(job.id), j(job)],
+        ),
+        Write::Revocations(list) => (
+            "INSERT INTO meta (key, rec) VALUES ('revocations', $1) \
+             ON CONFLICT (key) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![j(list)],
+        ),
+        Write::Renewal(r) => (
+            "INSERT INTO renewals (agent, rec) VALUES ($1, $2) \
+             ON CONFLICT (agent) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![p(r.agent.as_str().to_owned()), j(r)],
+        ),
+        _ => {
+            return Err(StateError::Backend(
+                "postgres: a write without its statement".into(),
+            ))
+        }
+    })
+}
+
+impl RelayStore for PgStore {
+    fn agent(&self, id: &AgentId) -> StateResult<Option<AgentRecord>> {
+        self.agent_cache.get_or(id, || {
+            self.row(
+                "SELECT rec FROM agents WHERE id = $1",
+                vec![p(id.as_str().to_owned())],
+            )
+        })
+    }
+    fn agents(&self) -> StateResult<Vec<AgentRecord>> {
+        self.rows("SELECT rec FROM agents ORDER BY id", vec![])
+    }
+
+    fn credential(&self, id: &CredentialId) -> StateResult<Option<CredentialRecord>> {
+        self.credential_cache.get_or(id, || {
+            self.row(
+                "SELECT rec FROM credentials WHERE id = $1",
+                vec![p(id.to_string())],
+            )
+        })
+    }
+    fn credential_by_name(&self, name: &CredentialName) -> StateResult<Option<CredentialRecord>> {
+        self.row(
+            "SELECT c.rec FROM credential_names n JOIN credentials c ON c.id = n.id WHERE n.name = $1",
+            vec![p(name.as_str().to_owned())],
+        )
+    }
+    fn credentials(&self) -> StateResult<Vec<CredentialRecord>> {
+        self.rows("SELECT rec FROM credentials ORDER BY id", vec![])
+    }
+
+    fn delivery(
+        &self,
+        credential: &CredentialId,
+        agent: &AgentId,
+    ) -> StateResult<Option<DeliveryRow>> {
+        self.row(
+            "SELECT rec FROM deliveries WHERE credential = $1 AND agent = $2",
+            vec![p(credential.to_string()), p(agent.as_str().to_owned())],
+        )
+    }
+    fn deliveries_of_credential(&self, credential: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
+        self.rows(
+            "SELECT rec FROM deliveries WHERE credential = $1 ORDER BY agent",
+            vec![p(credential.to_string())],
+        )
+    }
+    fn deliveries_of_agent(&self, agent: &AgentId) -> StateResult<Vec<DeliveryRow>> {
+        self.rows(
+            "SELECT rec FROM deliveries WHERE agent = $1 ORDER BY credential",
+            vec![p(agent.as_str().to_owned())],
+        )
+    }
+    fn deliveries(&self) -> StateResult<Vec<DeliveryRow>> {
+        self.rows(
+            "SELECT rec FROM deliveries ORDER BY credential, agent",
+            vec![],
+        )
+    }
+
+    fn envelope(
+        &self,
+        credential: &CredentialId,
+        version: u64,
+        agent: &AgentId,
+    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+        Ok(self
+            .row::<StoredEnvelope>(
+                "SELECT rec FROM envelopes WHERE credential = $1 AND version = $2 AND agent = $3",
+                vec![
+                    p(credential.to_string()),
+                    p(i64_of(version)?),
+                    p(agent.as_str().to_owned()),
+                ],
+            )?
+            .map(|s| (s.envelope, s.key)))
+    }
+
+    fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
+        self.row(
+            "SELECT rec FROM in_flight WHERE request_id = $1",
+            vec![p(*request_id)],
+        )
+    }
+    fn pendings(&self) -> StateResult<Vec<PendingRewrap>> {
+        self.rows("SELECT rec FROM in_flight ORDER BY request_id", vec![])
+    }
+    fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>> {
+        self.rows(
+            "SELECT rec FROM in_flight WHERE target = $1 ORDER BY request_id",
+            vec![p(target.as_str().to_owned())],
+        )
+    }
+
+    fn blocked_until(&self, credential: &CredentialId, peer: &AgentId) -> StateResult<Option<u64>> {
+        let pool = self.pool.clone();
+        let (c, peer) = (credential.to_string(), peer.as_str().to_owned());
+        self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT until_ms FROM blocklist WHERE credential = $1 AND peer = $2",
+                )
+                .await
+                .map_err(backend)?;
+            let row = client
+                .query_opt(&stmt, &[&c, &peer])
+                .await
+                .map_err(backend)?;
+            Ok(row.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+        })
+    }
+
+    fn alert(&self, key: &str) -> StateResult<Option<Alert>> {
+        self.row(
+            "SELECT rec FROM alerts WHERE key = $1",
+            vec![p(key.to_owned())],
+        )
+    }
+    fn alerts(&self) -> StateResult<Vec<Alert>> {
+        self.rows("SELECT rec FROM alerts ORDER BY key", vec![])
+    }
+
+    fn audit(&self) -> StateResult<Vec<AuditEntry>> {
+        self.rows("SELECT entry FROM audit ORDER BY seq", vec![])
+    }
+    fn audit_head(&self) -> StateResult<Option<AuditEntry>> {
+        self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])
+    }
+
+    fn job(&self, id: &uuid::Uuid) -> StateResult<Option<JobRecord>> {
+        self.row("SELECT rec FROM jobs WHERE id = $1", vec![p(*id)])
+    }
+    fn jobs(&self) -> StateResult<Vec<JobRecord>> {
+        self.rows("SELECT rec FROM jobs ORDER BY id", vec![])
+    }
+
+    fn revocations(&self) -> StateResult<Option<Signed<RevocationList>>> {
+        self.row("SELECT rec FROM meta WHERE key = 'revocations'", vec![])
+    }
+
+    fn receipt(
+        &self,
+        credential: &CredentialId,
+        agent: &AgentId,
+        kind: ReceiptKind,
+    ) -> StateResult<Option<Receipt>> {
+        self.row(
+            "SELECT rec FROM receipts WHERE credential = $1 AND agent = $2 AND kind = $3",
+            vec![
+                p(credential.to_string()),
+                p(agent.as_str().to_owned()),
+                p(kind_tag(kind)),
+            ],
+        )
+    }
+
+    fn renewal(&self, agent: &AgentId) -> StateResult<Option<RenewalRecord>> {
+        self.row(
+            "SELECT rec FROM renewals WHERE agent = $1",
+            vec![p(agent.as_str().to_owned())],
+        )
+    }
+    fn renewals(&self) -> StateResult<Vec<RenewalRecord>> {
+        self.rows("SELECT rec FROM renewals ORDER BY agent", vec![])
+    }
+
+    fn apply(&self, batch: &Batch) -> StateResult<()> {
+        let mut stmts = Vec::new();
+        for w in &batch.0 {
+            stmts.extend(statement(w)?);
+        }
+        let audit_first = batch.0.iter().find_map(|w| match w {
+            Write::Audit(e) => Some(e.clone()),
+            _ => None,
+        });
+        let checked = batch.clone();
+        let pool = self.pool.clone();
+        self.block(async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let tx = client.transaction().await.map_err(backend)?;
+            if audit_first.is_some() {
+                // Appends are serialized: the chain's head cannot move between this check and the commit.
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
+                    .await
+                    .map_err(backend)?;
+                let head = tx
+                    .query_opt("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", &[])
+                    .await
+                    .map_err(backend)?
+                    .map(|r| r.try_get::<_, Json<AuditEntry>>(0).map(|j| j.0))
+                    .transpose()
+                    .map_err(|_| StateError::Corrupt("audit head".into()))?;
+                checked.check_audit_chain(head.as_ref())?;
+            }
+            for (sql, params) in &stmts {
+                let stmt = tx.prepare_cached(sql).await.map_err(backend)?;
+                let refs: Vec<&(dyn ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                tx.execute(&stmt, &refs).await.map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)
+        })?;
+        // Committed: the decoded caches follow.
+        for w in &batch.0 {
+            match w {
+                Write::Agent(a) => self.agent_cache.set(&a.id, a),
+                Write::Credential(c) => self.credential_cache.set(&c.id, c),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> StateResult<()> {
+        // Every batch is committed (and so durable, with the server's synchronous_commit) before `apply` returns.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! The PostgreSQL backend on the machine's server, each test in a database of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tessera_system_tests::pg::TestDb;
+
+use super::{PgConfig, PgStore};
+use crate::state::conformance;
+use crate::state::{RelayStore, StateError};
+
+fn config(db: &TestDb) -> PgConfig {
+    PgConfig {
+        url: db.url().to_owned(),
+        connect_timeout_ms: 2_000,
+        ..PgConfig::default()
+    }
+}
+
+fn opener(db: &TestDb) -> impl Fn() -> Arc<dyn RelayStore> + '_ {
+    move || Arc::new(PgStore::open(&config(db)).unwrap()) as Arc<dyn RelayStore>
+}
+
+#[test]
+fn rows_and_in_flight_records_survive_a_reopen() {
+    let db = TestDb::create().unwrap();
+    conformance::rows_and_in_flight_records_survive_a_reopen(&opener(&db));
+}
+
+#[test]
+fn the_audit_chain_continues_and_a_stale_batch_writes_nothing() {
+    let db = TestDb::create().unwrap();
+    conformance::the_audit_chain_continues_and_a_stale_batch_writes_nothing(&opener(&db));
+}
+
+#[test]
+fn small_records_read_back() {
+    let db = TestDb::create().unwrap();
+    conformance::small_records_read_back(&opener(&db));
+}
+
+#[test]
+fn the_database_refuses_to_rewrite_or_delete_the_audit_trail() {
+    let db = TestDb::create().unwrap();
+    let store = opener(&db)();
+    let e = tessera_proto::audit::next_entry(
+        None,
+        1,
+        "one",
+        None,
+        std::collections::BTreeMap::default(),
+    );
+    store
+        .apply(&crate::state::Batch(vec![crate::state::Write::Audit(e)]))
+        .unwrap();
+    for sql in [
+        "UPDATE audit SET entry = '{}'::jsonb",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
+    ] {
+        let err = db.execute(sql).expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(store.audit().unwrap().len(), 1);
+}
+
+#[test]
+fn a_second_relay_on_the_same_database_is_refused_until_the_first_stops() {
+    let db = TestDb::create().unwrap();
+    let first = PgStore::open(&config(&db)).unwrap();
+    let second = PgStore::open(&PgConfig {
+        connect_timeout_ms: 300,
+        ..config(&db)
+    });
+    match second {
+        Err(StateError::Backend(m)) => assert!(m.contains("another relay"), "{m}"),
+        other => panic!("a second relay opened the database: {other:?}"),
+    }
+    drop(first);
+    // The lock goes with the first relay's session.
+    PgStore::open(&config(&db)).unwrap();
+}
+
+#[test]
+fn a_bad_url_or_an_unreachable_server_is_a_clear_error() {
+    let bad = PgStore::open(&PgConfig {
+        url: "not a url at all ::".into(),
+        ..PgConfig::default()
+    });
+    assert!(
+        matches!(bad, Err(StateError::Backend(ref m)) if m.contains("url")),
+        "{bad:?}"
+    );
+    let port = tessera_system_tests::broker::free_port().unwrap();
+    let down = PgStore::open(&PgConfig {
+        url: format!("postgres://tessera@127.0.0.1:{port}/tessera"),
+        connect_timeout_ms: 500,
+        ..PgConfig::default()
+    });
+    assert!(matches!(down, Err(StateError::Backend(_))), "{down:?}");
+}
