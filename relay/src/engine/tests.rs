@@ -54,6 +54,19 @@ impl World {
         Self::with(EngineConfig::default())
     }
 
+    /// An engine over a store the test wraps around this run's backend.
+    pub(super) fn over(wrap: impl FnOnce(Arc<dyn RelayStore>) -> Arc<dyn RelayStore>) -> Self {
+        let mut w = Self::new();
+        let store = wrap(w.engine.store().clone());
+        w.engine = Engine::new(
+            store,
+            w.org.ca.pinned().clone(),
+            EngineConfig::default(),
+            Arc::new(w.clock.clone()),
+        );
+        w
+    }
+
     pub(super) fn with(cfg: EngineConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let org = TestOrg::at(i64::try_from(T0 / 1000).unwrap());

@@ -9,12 +9,39 @@ use std::sync::Mutex;
 
 use super::StateResult;
 
-/// The cache of one record type.
-pub(super) struct Decoded<K, V>(Mutex<HashMap<K, V>>);
+/// The cache of one record type, emptied when it would grow past its bound.
+pub(super) struct Decoded<K, V>(Mutex<HashMap<K, V>>, usize);
 
 impl<K: Eq + Hash + Clone, V: Clone> Decoded<K, V> {
+    /// Unbounded (a record type bounded by the fleet's size: agents, credentials).
     pub(super) fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
+        Self::bounded(usize::MAX)
+    }
+
+    /// At most `cap` records.
+    pub(super) fn bounded(cap: usize) -> Self {
+        Self(Mutex::new(HashMap::new()), cap)
+    }
+
+    fn insert(&self, m: &mut HashMap<K, V>, key: &K, v: &V) {
+        if m.len() >= self.1 && !m.contains_key(key) {
+            m.clear();
+        }
+        m.insert(key.clone(), v.clone());
+    }
+
+    /// Forgets everything (after a write whose outcome is unknown).
+    pub(super) fn clear(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+
+    /// Forgets a removed record.
+    pub(super) fn remove(&self, key: &K) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(key);
+        }
     }
 
     pub(super) fn get_or(
@@ -27,14 +54,14 @@ impl<K: Eq + Hash + Clone, V: Clone> Decoded<K, V> {
         }
         let v = load()?;
         if let (Some(v), Ok(mut m)) = (&v, self.0.lock()) {
-            m.insert(key.clone(), v.clone());
+            self.insert(&mut m, key, v);
         }
         Ok(v)
     }
 
     pub(super) fn set(&self, key: &K, v: &V) {
         if let Ok(mut m) = self.0.lock() {
-            m.insert(key.clone(), v.clone());
+            self.insert(&mut m, key, v);
         }
     }
 }

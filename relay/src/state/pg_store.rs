@@ -31,8 +31,6 @@ refinery::embed_migrations!("migrations");
 
 /// The advisory lock a relay holds on its database for as long as it runs.
 const RELAY_LOCK: i64 = 0x7465_7373_6572_6101;
-/// The advisory lock an audit append holds until its transaction ends.
-const AUDIT_LOCK: i64 = 0x7465_7373_6572_6102;
 
 /// `[state.postgres]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -95,9 +93,21 @@ pub struct PgStore {
     pool: Pool,
     /// The connection holding [`RELAY_LOCK`]; closing it releases the lock.
     _lock: tokio::task::JoinHandle<()>,
+    /// The audit chain's newest entry (read at open; this process is the only writer); held while a batch is
+    /// applied.
+    audit_head: std::sync::Mutex<Option<AuditEntry>>,
     agent_cache: Decoded<AgentId, AgentRecord>,
     credential_cache: Decoded<CredentialId, CredentialRecord>,
+    /// Delivery rows and in-flight records the rewrap path reads several times per delivery (a database round
+    /// trip each otherwise).
+    delivery_cache: Decoded<(CredentialId, AgentId), DeliveryRow>,
+    pending_cache: Decoded<uuid::Uuid, PendingRewrap>,
 }
+
+/// Delivery rows kept decoded.
+const DELIVERY_CACHE: usize = 100_000;
+/// In-flight records kept decoded.
+const PENDING_CACHE: usize = 20_000;
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,13 +200,22 @@ impl PgStore {
                 let _ = conn.await;
             }))
         })?;
-        Ok(Self {
+        let mut store = Self {
             rt: Some(rt),
             pool,
             _lock: lock,
+            audit_head: std::sync::Mutex::new(None),
             agent_cache: Decoded::new(),
             credential_cache: Decoded::new(),
-        })
+            delivery_cache: Decoded::bounded(DELIVERY_CACHE),
+            pending_cache: Decoded::bounded(PENDING_CACHE),
+        };
+        let head = store.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])?;
+        *store
+            .audit_head
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+        Ok(store)
     }
 
     /// Runs `fut` on the store's runtime and waits for it (callable from synchronous code and from inside another
@@ -453,10 +472,13 @@ impl RelayStore for PgStore {
         credential: &CredentialId,
         agent: &AgentId,
     ) -> StateResult<Option<DeliveryRow>> {
-        self.row(
-            "SELECT rec FROM deliveries WHERE credential = $1 AND agent = $2",
-            vec![p(credential.to_string()), p(agent.as_str().to_owned())],
-        )
+        self.delivery_cache
+            .get_or(&(*credential, agent.clone()), || {
+                self.row(
+                    "SELECT rec FROM deliveries WHERE credential = $1 AND agent = $2",
+                    vec![p(credential.to_string()), p(agent.as_str().to_owned())],
+                )
+            })
     }
     fn deliveries_of_credential(&self, credential: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
         self.rows(
@@ -496,10 +518,12 @@ impl RelayStore for PgStore {
     }
 
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
-        self.row(
-            "SELECT rec FROM in_flight WHERE request_id = $1",
-            vec![p(*request_id)],
-        )
+        self.pending_cache.get_or(request_id, || {
+            self.row(
+                "SELECT rec FROM in_flight WHERE request_id = $1",
+                vec![p(*request_id)],
+            )
+        })
     }
     fn pendings(&self) -> StateResult<Vec<PendingRewrap>> {
         self.rows("SELECT rec FROM in_flight ORDER BY request_id", vec![])
@@ -544,7 +568,11 @@ impl RelayStore for PgStore {
         self.rows("SELECT entry FROM audit ORDER BY seq", vec![])
     }
     fn audit_head(&self) -> StateResult<Option<AuditEntry>> {
-        self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])
+        Ok(self
+            .audit_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
     }
 
     fn job(&self, id: &uuid::Uuid) -> StateResult<Option<JobRecord>> {
@@ -589,44 +617,67 @@ impl RelayStore for PgStore {
         for w in &batch.0 {
             stmts.extend(statement(w)?);
         }
-        let audit_first = batch.0.iter().find_map(|w| match w {
-            Write::Audit(e) => Some(e.clone()),
-            _ => None,
-        });
-        let checked = batch.clone();
+        // The relay lock makes this process the database's only writer, so the chain's head it keeps is the
+        // database's (the primary key on `seq` refuses a fork all the same).
+        let mut head = self
+            .audit_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        batch.check_audit_chain(head.as_ref())?;
         let pool = self.pool.clone();
-        self.block(async move {
+        let written = self.block(async move {
             let mut client = pool.get().await.map_err(backend)?;
             let tx = client.transaction().await.map_err(backend)?;
-            if audit_first.is_some() {
-                // Appends are serialized: the chain's head cannot move between this check and the commit.
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
-                    .await
-                    .map_err(backend)?;
-                let head = tx
-                    .query_opt("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", &[])
-                    .await
-                    .map_err(backend)?
-                    .map(|r| r.try_get::<_, Json<AuditEntry>>(0).map(|j| j.0))
-                    .transpose()
-                    .map_err(|_| StateError::Corrupt("audit head".into()))?;
-                checked.check_audit_chain(head.as_ref())?;
-            }
+            let mut prepared = Vec::with_capacity(stmts.len());
             for (sql, params) in &stmts {
-                let stmt = tx.prepare_cached(sql).await.map_err(backend)?;
-                let refs: Vec<&(dyn ToSql + Sync)> = params
-                    .iter()
-                    .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
-                tx.execute(&stmt, &refs).await.map_err(backend)?;
+                prepared.push((tx.prepare_cached(sql).await.map_err(backend)?, params));
             }
+            let refs: Vec<Vec<&(dyn ToSql + Sync)>> = prepared
+                .iter()
+                .map(|(_, params)| {
+                    params
+                        .iter()
+                        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                        .collect()
+                })
+                .collect();
+            // Sent together, answered together: one round trip for the batch's statements.
+            futures_util::future::try_join_all(
+                prepared
+                    .iter()
+                    .zip(&refs)
+                    .map(|((stmt, _), params)| tx.execute(stmt, params)),
+            )
+            .await
+            .map_err(backend)?;
             tx.commit().await.map_err(backend)
-        })?;
+        });
+        if let Err(e) = written {
+            // The commit may have happened with its answer lost: what the caches hold is no longer known.
+            self.agent_cache.clear();
+            self.credential_cache.clear();
+            self.delivery_cache.clear();
+            self.pending_cache.clear();
+            // And the chain's head: read again (when the database answers), else the next batch finds out.
+            if let Ok(now) = self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![]) {
+                *head = now;
+            }
+            return Err(e);
+        }
+        if let Some(last) = batch.0.iter().rev().find_map(|w| match w {
+            Write::Audit(e) => Some(e),
+            _ => None,
+        }) {
+            *head = Some(last.clone());
+        }
         // Committed: the decoded caches follow.
         for w in &batch.0 {
             match w {
                 Write::Agent(a) => self.agent_cache.set(&a.id, a),
                 Write::Credential(c) => self.credential_cache.set(&c.id, c),
+                Write::Delivery(r) => self.delivery_cache.set(&(r.credential, r.agent.clone()), r),
+                Write::Pending(pr) => self.pending_cache.set(&pr.request_id, pr),
+                Write::RemovePending(id) => self.pending_cache.remove(id),
                 _ => {}
             }
         }

@@ -8,9 +8,6 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional as _;
-
 use super::decoded::Decoded;
 use super::index::Index;
 use super::{
@@ -145,6 +142,12 @@ impl SledStore {
         for (name, prefix) in RETIRED_PREFIXES {
             remove_prefix(&tree(name)?, prefix)?;
         }
+        let trees = TREE_NAMES
+            .iter()
+            .map(|n| tree(n))
+            .collect::<StateResult<Vec<_>>>()?;
+        let meta_tree = tree("meta")?;
+        Self::finish_interrupted(&meta_tree, &trees.iter().collect::<Vec<_>>())?;
         let deliveries = tree("delivery_rows")?;
         let rows_of_agent = Index::from_pairs(
             all::<DeliveryRow>(&deliveries, b"c|")?
@@ -320,86 +323,45 @@ impl RelayStore for SledStore {
     fn apply(&self, batch: &Batch) -> StateResult<()> {
         // Held for the whole apply: batches are applied one at a time, and the chain's head cannot move between
         // the check and the write. A poisoned lock: a panic mid-apply left the tail as it was before that batch
-        // (it is replaced only after the transaction commits), so it is still the right link.
+        // (it is replaced only after the batch is written), so it is still the right link.
         let mut tail = self
             .audit_tail
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         batch.check_audit_chain(tail.as_ref())?;
-        let mut encoded = Vec::with_capacity(batch.len());
-        for w in &batch.0 {
-            encoded.push(Self::encode(w)?);
-        }
-        let trees = [
-            self.agents.clone(),
-            self.credentials.clone(),
-            self.names.clone(),
-            self.deliveries.clone(),
-            self.envelopes.clone(),
-            self.pending.clone(),
-            self.blocklist.clone(),
-            self.alerts.clone(),
-            self.audit.clone(),
-            self.jobs.clone(),
-            self.meta.clone(),
-            self.receipts.clone(),
-            self.renewals.clone(),
-        ];
+        let mut ops = Vec::with_capacity(batch.len() + 1);
         // Targets of the in-flight records removed, for the in-memory index (read before they go).
         let mut removed = Vec::new();
         for w in &batch.0 {
-            if let Write::RemovePending(id) = w {
-                if let Some(p) = self.pending(id)? {
-                    removed.push(p);
+            ops.push(Self::encode(w)?);
+            match w {
+                Write::Credential(c) => ops.extend(self.name_change(c)?),
+                Write::RemovePending(id) => removed.extend(self.pending(id)?),
+                // Append-only: an existing sequence number is never overwritten.
+                Write::Audit(e)
+                    if self
+                        .audit
+                        .contains_key(e.seq.to_be_bytes())
+                        .map_err(|e| backend(&e))? =>
+                {
+                    return Err(StateError::Conflict("audit sequence already taken".into()));
                 }
+                _ => {}
             }
         }
-        trees[..]
-            .transaction(|tx| {
-                for (w, op) in batch.0.iter().zip(&encoded) {
-                    let t = tx.get(op.tree).ok_or_else(|| {
-                        ConflictableTransactionError::Abort(StateError::Backend(
-                            "sled tree missing".into(),
-                        ))
-                    })?;
-                    match (&op.value, w) {
-                        (Some(v), Write::Audit(_)) => {
-                            // Append-only: an existing sequence number is never overwritten.
-                            if t.insert(op.key.as_slice(), v.as_slice())?.is_some() {
-                                return Err(ConflictableTransactionError::Abort(
-                                    StateError::Conflict("audit sequence already taken".into()),
-                                ));
-                            }
-                        }
-                        (Some(v), _) => {
-                            t.insert(op.key.as_slice(), v.as_slice())?;
-                        }
-                        (None, _) => {
-                            t.remove(op.key.as_slice())?;
-                        }
-                    }
-                    if let Write::Credential(c) = w {
-                        let names = tx.get(NAMES).ok_or_else(|| {
-                            ConflictableTransactionError::Abort(StateError::Backend(
-                                "sled tree missing".into(),
-                            ))
-                        })?;
-                        let id = c.id.to_string();
-                        if !c.deleted {
-                            names.insert(c.name.as_str(), id.as_bytes())?;
-                        } else if names.get(c.name.as_str())?.as_deref() == Some(id.as_bytes()) {
-                            // Only the live credential keeps the name.
-                            names.remove(c.name.as_str())?;
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => backend(&e),
-            })?;
-        // Committed: the in-memory copies follow.
+        // A batch of more than one record is written as a redo record first (one atomic insert), then record by
+        // record, then the redo record goes; a crash in between is finished at the next open.
+        let logged = ops.len() > 1;
+        if logged {
+            self.meta
+                .insert(REDO_KEY, redo::encode(&ops))
+                .map_err(|e| backend(&e))?;
+        }
+        self.write_ops(&ops)?;
+        if logged {
+            self.meta.remove(REDO_KEY).map_err(|e| backend(&e))?;
+        }
+        // Written: the in-memory copies follow.
         for w in &batch.0 {
             match w {
                 Write::Agent(a) => self.agent_cache.set(&a.id, a),
@@ -421,7 +383,24 @@ impl RelayStore for SledStore {
     }
 }
 
-/// Positions of the trees in [`SledStore::apply`]'s transaction.
+/// The trees a batch writes, by position (their names on disk).
+const TREE_NAMES: [&str; 13] = [
+    "agents",
+    "credentials",
+    "names",
+    "delivery_rows",
+    "envelopes",
+    "in_flight",
+    "blocklist",
+    "alerts",
+    "audit",
+    "jobs",
+    "meta",
+    "receipts",
+    "renewals",
+];
+
+/// Positions of the trees in [`TREE_NAMES`].
 const AGENTS: usize = 0;
 const CREDENTIALS: usize = 1;
 const NAMES: usize = 2;
@@ -436,14 +415,90 @@ const META: usize = 10;
 const RECEIPTS: usize = 11;
 const RENEWALS: usize = 12;
 
-/// One write as a tree, a key and a value (`None`: removed).
-struct Encoded {
-    tree: usize,
-    key: Vec<u8>,
-    value: Option<Vec<u8>>,
-}
+/// Where a batch being written is kept until all of it is (in the `meta` tree).
+const REDO_KEY: &[u8] = b"redo-batch";
+
+use redo::Encoded;
 
 impl SledStore {
+    fn tree_at(&self, i: usize) -> StateResult<&sled::Tree> {
+        [
+            &self.agents,
+            &self.credentials,
+            &self.names,
+            &self.deliveries,
+            &self.envelopes,
+            &self.pending,
+            &self.blocklist,
+            &self.alerts,
+            &self.audit,
+            &self.jobs,
+            &self.meta,
+            &self.receipts,
+            &self.renewals,
+        ]
+        .get(i)
+        .copied()
+        .ok_or_else(|| StateError::Corrupt(format!("redo record names tree {i}")))
+    }
+
+    fn write_ops(&self, ops: &[Encoded]) -> StateResult<()> {
+        for op in ops {
+            let tree = self.tree_at(op.tree)?;
+            match &op.value {
+                Some(v) => tree.insert(op.key.as_slice(), v.as_slice()),
+                None => tree.remove(op.key.as_slice()),
+            }
+            .map_err(|e| backend(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The name index change a credential write makes: a live credential takes its name; a deleted one gives it
+    /// up only if it holds it.
+    fn name_change(&self, c: &CredentialRecord) -> StateResult<Option<Encoded>> {
+        let id = c.id.to_string().into_bytes();
+        let key = c.name.as_str().as_bytes().to_vec();
+        if !c.deleted {
+            return Ok(Some(Encoded {
+                tree: NAMES,
+                key,
+                value: Some(id),
+            }));
+        }
+        let holds =
+            self.names.get(&key).map_err(|e| backend(&e))?.as_deref() == Some(id.as_slice());
+        Ok(holds.then_some(Encoded {
+            tree: NAMES,
+            key,
+            value: None,
+        }))
+    }
+
+    /// Finishes a batch a crash interrupted (its records are whole values: writing them again is harmless).
+    fn finish_interrupted(meta: &sled::Tree, trees: &[&sled::Tree]) -> StateResult<()> {
+        let Some(bytes) = meta.get(REDO_KEY).map_err(|e| backend(&e))? else {
+            return Ok(());
+        };
+        let ops = redo::decode(&bytes)?;
+        for op in &ops {
+            let tree = trees.get(op.tree).ok_or_else(|| {
+                StateError::Corrupt(format!("redo record names tree {}", op.tree))
+            })?;
+            match &op.value {
+                Some(v) => tree.insert(op.key.as_slice(), v.as_slice()),
+                None => tree.remove(op.key.as_slice()),
+            }
+            .map_err(|e| backend(&e))?;
+        }
+        meta.remove(REDO_KEY).map_err(|e| backend(&e))?;
+        tracing::warn!(
+            records = ops.len(),
+            "relay state: finished a batch interrupted by a crash"
+        );
+        Ok(())
+    }
+
     fn encode(w: &Write) -> StateResult<Encoded> {
         let (tree, key, value) = match w {
             Write::Agent(a) => (AGENTS, a.id.as_str().as_bytes().to_vec(), Some(enc(a)?)),
@@ -504,3 +559,5 @@ impl SledStore {
 
 #[cfg(test)]
 mod tests;
+
+mod redo;

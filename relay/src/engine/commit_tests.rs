@@ -1,0 +1,142 @@
+//! One event, one commit: when the commit fails, nothing of the event is written, nothing it would have sent goes
+//! out, and the engine's memory agrees with the store afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tessera_proto::audit::AuditEntry;
+use tessera_proto::envelope::Envelope;
+use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
+use tessera_proto::receipt::Receipt;
+use tessera_proto::statement::{RevocationList, Scope, Signed};
+use tessera_proto::wire::{Down, RegistrationMode};
+
+use super::operator::OperatorError;
+use super::tests::World;
+use crate::alerts::Alert;
+use crate::state::{
+    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
+    RelayStore, RenewalRecord, StateError, StateResult,
+};
+
+/// A backend whose commits fail while `failing` is set (a database gone away, a full disk).
+#[derive(Debug)]
+struct Failing {
+    inner: Arc<dyn RelayStore>,
+    failing: Arc<AtomicBool>,
+}
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $ret { self.inner.$name($($arg),*) })*
+    };
+}
+
+impl RelayStore for Failing {
+    delegate! {
+        agent(id: &AgentId) -> StateResult<Option<AgentRecord>>;
+        agents() -> StateResult<Vec<AgentRecord>>;
+        credential(id: &CredentialId) -> StateResult<Option<CredentialRecord>>;
+        credential_by_name(name: &CredentialName) -> StateResult<Option<CredentialRecord>>;
+        credentials() -> StateResult<Vec<CredentialRecord>>;
+        delivery(c: &CredentialId, a: &AgentId) -> StateResult<Option<DeliveryRow>>;
+        deliveries_of_credential(c: &CredentialId) -> StateResult<Vec<DeliveryRow>>;
+        deliveries_of_agent(a: &AgentId) -> StateResult<Vec<DeliveryRow>>;
+        deliveries() -> StateResult<Vec<DeliveryRow>>;
+        envelope(c: &CredentialId, v: u64, a: &AgentId) -> StateResult<Option<(Envelope, [u8; 32])>>;
+        pending(id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>>;
+        pendings() -> StateResult<Vec<PendingRewrap>>;
+        pendings_of_target(t: &AgentId) -> StateResult<Vec<PendingRewrap>>;
+        blocked_until(c: &CredentialId, p: &AgentId) -> StateResult<Option<u64>>;
+        alert(key: &str) -> StateResult<Option<Alert>>;
+        alerts() -> StateResult<Vec<Alert>>;
+        audit() -> StateResult<Vec<AuditEntry>>;
+        audit_head() -> StateResult<Option<AuditEntry>>;
+        job(id: &uuid::Uuid) -> StateResult<Option<JobRecord>>;
+        jobs() -> StateResult<Vec<JobRecord>>;
+        revocations() -> StateResult<Option<Signed<RevocationList>>>;
+        receipt(c: &CredentialId, a: &AgentId, k: ReceiptKind) -> StateResult<Option<Receipt>>;
+        renewal(a: &AgentId) -> StateResult<Option<RenewalRecord>>;
+        renewals() -> StateResult<Vec<RenewalRecord>>;
+        flush() -> StateResult<()>;
+    }
+
+    fn apply(&self, batch: &Batch) -> StateResult<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StateError::Backend(
+                "injected: the database went away".into(),
+            ));
+        }
+        self.inner.apply(batch)
+    }
+}
+
+fn failing_world() -> (World, Arc<AtomicBool>) {
+    let failing = Arc::new(AtomicBool::new(false));
+    let flag = failing.clone();
+    let w = World::over(move |inner| {
+        Arc::new(Failing {
+            inner,
+            failing: flag,
+        })
+    });
+    (w, failing)
+}
+
+#[test]
+fn a_registration_whose_commit_fails_writes_nothing_sends_nothing_and_succeeds_when_retried() {
+    let (mut w, failing) = failing_world();
+    let (peer, id, _) = w.seeded_peer("peer-1", "db", "pw");
+    let target = w.agent("target-1");
+    let audit_before = w.engine.store().audit().unwrap().len();
+
+    failing.store(true, Ordering::SeqCst);
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    assert!(out.is_empty(), "an uncommitted event sent {out:?}");
+    assert!(w.engine.store().agent(&target).unwrap().is_none());
+    assert!(w.engine.store().delivery(&id, &target).unwrap().is_none());
+    assert!(w.engine.store().pendings().unwrap().is_empty());
+    assert_eq!(w.engine.store().audit().unwrap().len(), audit_before);
+    assert_eq!(
+        w.engine.in_flight_count(),
+        0,
+        "memory kept a rewrap the store lost"
+    );
+    assert_eq!(w.engine.backfill_backlog(), 0);
+
+    // The agent retries its registration (it does until acknowledged): now it all happens, once.
+    failing.store(false, Ordering::SeqCst);
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    assert!(
+        matches!(out.first().map(|o| &o.msg), Some(Down::RegisterAck(_))),
+        "{out:?}"
+    );
+    let (to, _) = super::tests::rewrap_msg(&out);
+    assert_eq!(to, peer);
+    assert_eq!(w.engine.store().pendings().unwrap().len(), 1);
+    assert_eq!(w.engine.in_flight_count(), 1);
+    tessera_proto::audit::verify(&w.engine.store().audit().unwrap()).unwrap();
+}
+
+#[test]
+fn an_operator_change_whose_commit_fails_is_refused_as_a_state_failure_and_leaves_nothing() {
+    let (mut w, failing) = failing_world();
+    let a = w.agent("edge-1");
+    w.register(&a, RegistrationMode::FirstRegistration, vec![]);
+    failing.store(true, Ordering::SeqCst);
+    let id = CredentialId::random();
+    let (signed, _, _) = w.org.credential(id, 1, "db", Scope::All, "pw");
+    let r = w.engine.put_credential(&signed, &[]);
+    assert!(matches!(r, Err(OperatorError::State(_))), "{r:?}");
+    assert!(w.engine.store().credential(&id).unwrap().is_none());
+    assert!(w
+        .engine
+        .store()
+        .deliveries_of_credential(&id)
+        .unwrap()
+        .is_empty());
+    failing.store(false, Ordering::SeqCst);
+    w.engine.put_credential(&signed, &[]).unwrap();
+    assert!(w.engine.store().credential(&id).unwrap().is_some());
+}
