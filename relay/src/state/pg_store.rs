@@ -87,12 +87,54 @@ fn backend(e: impl std::error::Error) -> StateError {
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
+/// The database session that holds the relay lock.
+struct LockSession {
+    client: tokio_postgres::Client,
+    _conn: tokio::task::JoinHandle<()>,
+}
+
+impl LockSession {
+    /// Connects and takes the lock, waiting up to `timeout` for a relay that is just stopping to release it.
+    async fn take(pg: &tokio_postgres::Config, timeout: std::time::Duration) -> StateResult<Self> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(backend)?;
+        let conn = tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::error!(error = %e, "postgres: the relay lock's session closed");
+            }
+        });
+        loop {
+            let held: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
+                .await
+                .map_err(backend)?
+                .get(0);
+            if held {
+                return Ok(Self {
+                    client,
+                    _conn: conn,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StateError::Backend(
+                    "postgres: another relay is running on this database (one relay per database)"
+                        .into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// PostgreSQL-backed relay state.
 pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
-    /// The connection holding [`RELAY_LOCK`]; closing it releases the lock.
-    _lock: tokio::task::JoinHandle<()>,
+    /// The session holding [`RELAY_LOCK`]; closing it releases the lock.
+    lock: std::sync::Mutex<LockSession>,
+    /// Where to take the lock again after that session is lost.
+    pg: tokio_postgres::Config,
+    timeout: std::time::Duration,
     /// The audit chain's newest entry (read at open; this process is the only writer); held while a batch is
     /// applied.
     audit_head: std::sync::Mutex<Option<AuditEntry>>,
@@ -161,49 +203,25 @@ impl PgStore {
             )))
             .build()
             .map_err(backend)?;
-        let deadline =
-            std::time::Instant::now() + std::time::Duration::from_millis(cfg.connect_timeout_ms);
-        let lock = on(&rt, async move {
-            let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(backend)?;
-            let conn = tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::error!(error = %e, "postgres: the relay lock's connection closed");
-                }
-            });
-            // A relay that just stopped may hold the lock until the server notices its session is gone.
-            loop {
-                let held: bool = client
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
+        let timeout = std::time::Duration::from_millis(cfg.connect_timeout_ms);
+        let lock = on(&rt, {
+            let pg = pg.clone();
+            async move {
+                let mut session = LockSession::take(&pg, timeout).await?;
+                migrations::runner()
+                    .set_migration_table_name("tessera_schema_history")
+                    .run_async(&mut session.client)
                     .await
-                    .map_err(backend)?
-                    .get(0);
-                if held {
-                    break;
-                }
-                if std::time::Instant::now() >= deadline {
-                    return Err(StateError::Backend(
-                        "postgres: another relay is running on this database (one relay per database)"
-                            .into(),
-                    ));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    .map_err(|e| StateError::Backend(format!("postgres migrations: {e}")))?;
+                Ok(session)
             }
-            let mut client = client;
-            migrations::runner()
-                .set_migration_table_name("tessera_schema_history")
-                .run_async(&mut client)
-                .await
-                .map_err(|e| StateError::Backend(format!("postgres migrations: {e}")))?;
-            // Keep the locking session open for the store's life.
-            Ok::<_, StateError>(tokio::spawn(async move {
-                let _client = client;
-                let _ = conn.await;
-            }))
         })?;
         let mut store = Self {
             rt: Some(rt),
             pool,
-            _lock: lock,
+            lock: std::sync::Mutex::new(lock),
+            pg,
+            timeout,
             audit_head: std::sync::Mutex::new(None),
             agent_cache: Decoded::new(),
             credential_cache: Decoded::new(),
@@ -228,6 +246,32 @@ impl PgStore {
             return Err(StateError::Backend("postgres: the store is closed".into()));
         };
         on(rt, fut)
+    }
+
+    /// Takes the relay lock again when its session was lost (the server restarted, the network dropped it):
+    /// without it another relay may have written meanwhile, so the chain's head is read again and the caches go.
+    fn ensure_lock(&self, head: &mut Option<AuditEntry>) -> StateResult<()> {
+        let mut lock = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !lock.client.is_closed() {
+            return Ok(());
+        }
+        let Some(rt) = &self.rt else {
+            return Err(StateError::Backend("postgres: the store is closed".into()));
+        };
+        *lock = on(rt, {
+            let (pg, timeout) = (self.pg.clone(), self.timeout);
+            async move { LockSession::take(&pg, timeout).await }
+        })?;
+        tracing::warn!("postgres: the relay lock's session was lost; the lock is held again");
+        self.agent_cache.clear();
+        self.credential_cache.clear();
+        self.delivery_cache.clear();
+        self.pending_cache.clear();
+        *head = self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])?;
+        Ok(())
     }
 
     fn rows<T: DeserializeOwned + Send + 'static>(
@@ -623,6 +667,7 @@ impl RelayStore for PgStore {
             .audit_head
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.ensure_lock(&mut head)?;
         batch.check_audit_chain(head.as_ref())?;
         let pool = self.pool.clone();
         let written = self.block(async move {

@@ -99,3 +99,40 @@ fn a_bad_url_or_an_unreachable_server_is_a_clear_error() {
     });
     assert!(matches!(down, Err(StateError::Backend(_))), "{down:?}");
 }
+
+#[test]
+fn after_the_server_drops_its_sessions_the_relay_writes_again_and_holds_the_lock_again() {
+    use crate::state::{Batch, Write};
+    use tessera_proto::audit::next_entry;
+
+    let db = TestDb::create().unwrap();
+    let store = PgStore::open(&config(&db)).unwrap();
+    let one = next_entry(None, 1, "one", None, std::collections::BTreeMap::new());
+    store.apply(&Batch(vec![Write::Audit(one.clone())])).unwrap();
+    // A server restart, as the relay sees it: every session of its database is gone.
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .unwrap();
+    let two = next_entry(Some(&one), 2, "two", None, std::collections::BTreeMap::new());
+    // A write may fail on a connection that died under it; the next ones reconnect.
+    let mut written = false;
+    for _ in 0..20 {
+        if store.apply(&Batch(vec![Write::Audit(two.clone())])).is_ok() {
+            written = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(written, "the relay never wrote again after its sessions were dropped");
+    assert_eq!(store.audit().unwrap(), [one, two]);
+    let second = PgStore::open(&PgConfig {
+        connect_timeout_ms: 300,
+        ..config(&db)
+    });
+    assert!(
+        matches!(second, Err(StateError::Backend(ref m)) if m.contains("another relay")),
+        "the lock was not taken again: {second:?}"
+    );
+}
