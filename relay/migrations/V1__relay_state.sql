@@ -76,8 +76,9 @@ CREATE TABLE meta (
 );
 
 -- The hash-chained audit trail: append-only. Each entry carries the hash of the one before (verified by
--- `tessera audit verify`); the relay serializes appends with a transaction-scoped advisory lock. UPDATE, DELETE
--- and TRUNCATE are refused here, whoever asks.
+-- `tessera audit verify`); one relay writes (it holds a session advisory lock and checks it in every transaction)
+-- and the primary key refuses a second entry at a sequence number. UPDATE, DELETE and TRUNCATE are refused here,
+-- whoever asks.
 CREATE TABLE audit (
     seq bigint PRIMARY KEY,
     entry jsonb NOT NULL

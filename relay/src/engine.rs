@@ -188,6 +188,17 @@ pub struct Engine {
 /// revocation list serial they were checked against, the certificates).
 pub(crate) type ReceiptCerts = (Vec<u8>, u64, Vec<tessera_proto::cert::AgentCertificate>);
 
+/// The revocation list the store holds, verified again against the pinned CA (it was verified when accepted);
+/// empty when there is none or it does not verify.
+pub(crate) fn stored_revocations(store: &dyn RelayStore, ca: &PinnedCa) -> RevocationList {
+    store
+        .revocations()
+        .ok()
+        .flatten()
+        .and_then(|l| l.verify(ca, &RevocationList::empty()).ok())
+        .unwrap_or_else(RevocationList::empty)
+}
+
 /// Internal failures are logged once here and never reach an agent.
 pub(crate) fn log_state(e: &StateError) {
     tracing::error!(error = %e, "relay state failure");
@@ -207,13 +218,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let now = clock.now_ms();
-        // The persisted list was verified when it was accepted; verify again against the pinned CA.
-        let revocations = store
-            .revocations()
-            .ok()
-            .flatten()
-            .and_then(|l| l.verify(&ca, &RevocationList::empty()).ok())
-            .unwrap_or_else(RevocationList::empty);
+        let revocations = stored_revocations(store.as_ref(), &ca);
         let mut in_flight: std::collections::HashMap<AgentId, std::collections::HashSet<_>> =
             std::collections::HashMap::new();
         for p in store.pendings().unwrap_or_else(|e| {

@@ -26,10 +26,33 @@ impl Engine {
         }
     }
 
+    /// Runs an operator's change: committed when it succeeds; when it is refused or fails half-way, nothing it
+    /// staged is written (the operator is told, and may send it again).
+    fn operation<T>(
+        &mut self,
+        handler: impl FnOnce(&mut Self) -> Result<T, OperatorError>,
+    ) -> Result<T, OperatorError> {
+        match handler(self) {
+            Ok(out) => match self.store.commit() {
+                Ok(_) => Ok(out),
+                Err(e) => {
+                    log_state(&e);
+                    self.resync();
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                self.resync();
+                Err(e)
+            }
+        }
+    }
+
     /// Forgets what memory holds beyond the store after a failed commit: the in-flight set is rebuilt from the
     /// committed records; the backlog, caches and timers are rebuilt as they are needed.
     fn resync(&mut self) {
         self.store.discard();
+        self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
         self.in_flight.clear();
         match self.store.backend().pendings() {
             Ok(pendings) => {
@@ -71,7 +94,7 @@ impl Engine {
         signed: &Signed<CredentialStatement>,
         envelopes: &[(AgentId, KeyFingerprint, Envelope)],
     ) -> Result<Vec<Outbound>, OperatorError> {
-        self.committed(|e| e.put_credential_staged(signed, envelopes))?
+        self.operation(|e| e.put_credential_staged(signed, envelopes))
     }
 
     /// Adopts a newer revocation list signed by the CA.
@@ -79,22 +102,22 @@ impl Engine {
         &mut self,
         signed: &Signed<RevocationList>,
     ) -> Result<Vec<Outbound>, OperatorError> {
-        self.committed(|e| e.apply_revocations_staged(signed))?
+        self.operation(|e| e.apply_revocations_staged(signed))
     }
 
     /// Removes a credential from the relay's books (no tombstone: agents keep what they hold).
     pub fn remove_credential(&mut self, id: &CredentialId) -> Result<(), OperatorError> {
-        self.committed(|e| e.remove_credential_staged(id))?
+        self.operation(|e| e.remove_credential_staged(id))
     }
 
     /// An operator's retry of a credential's pending and stalled deliveries.
     pub fn retry(&mut self, id: &CredentialId) -> Result<Vec<Outbound>, OperatorError> {
-        self.committed(|e| e.retry_staged(id))?
+        self.operation(|e| e.retry_staged(id))
     }
 
     /// Acknowledges an alert.
     pub fn ack_alert(&mut self, id: &str, by: &str) -> Result<(), OperatorError> {
-        self.committed(|e| e.ack_alert_staged(id, by))?
+        self.operation(|e| e.ack_alert_staged(id, by))
     }
 
     /// Dispatches a job to an agent.
@@ -105,7 +128,7 @@ impl Engine {
         credentials: Vec<CredentialName>,
         agent: Option<&AgentId>,
     ) -> Result<(uuid::Uuid, AgentId, Vec<Outbound>), OperatorError> {
-        self.committed(|e| e.dispatch_job_staged(template, params, credentials, agent))?
+        self.operation(|e| e.dispatch_job_staged(template, params, credentials, agent))
     }
 
     /// Deletes a credential on an operator-signed tombstone.
@@ -114,7 +137,7 @@ impl Engine {
         id: &CredentialId,
         signed: &Signed<CredentialTombstone>,
     ) -> Result<Vec<Outbound>, OperatorError> {
-        self.committed(|e| e.tombstone_credential_staged(id, signed))?
+        self.operation(|e| e.tombstone_credential_staged(id, signed))
     }
 
     /// Forwards an agent's renewed certificate.
@@ -123,11 +146,11 @@ impl Engine {
         agent: &AgentId,
         der: &[u8],
     ) -> Result<Vec<Outbound>, OperatorError> {
-        self.committed(|e| e.renewal_certificate_staged(agent, der))?
+        self.operation(|e| e.renewal_certificate_staged(agent, der))
     }
 
     /// Asks an agent to rotate its keys.
     pub fn rotate_agent(&mut self, agent: &AgentId) -> Result<Vec<Outbound>, OperatorError> {
-        self.committed(|e| e.rotate_agent_staged(agent))?
+        self.operation(|e| e.rotate_agent_staged(agent))
     }
 }

@@ -25,6 +25,8 @@ use crate::state::{
 struct Failing {
     inner: Arc<dyn RelayStore>,
     failing: Arc<AtomicBool>,
+    /// Reading every agent fails while set (a read half-way through an operator's change).
+    agents_fail: Arc<AtomicBool>,
 }
 
 macro_rules! delegate {
@@ -36,7 +38,6 @@ macro_rules! delegate {
 impl RelayStore for Failing {
     delegate! {
         agent(id: &AgentId) -> StateResult<Option<AgentRecord>>;
-        agents() -> StateResult<Vec<AgentRecord>>;
         credential(id: &CredentialId) -> StateResult<Option<CredentialRecord>>;
         credential_by_name(name: &CredentialName) -> StateResult<Option<CredentialRecord>>;
         credentials() -> StateResult<Vec<CredentialRecord>>;
@@ -62,6 +63,13 @@ impl RelayStore for Failing {
         flush() -> StateResult<()>;
     }
 
+    fn agents(&self) -> StateResult<Vec<AgentRecord>> {
+        if self.agents_fail.load(Ordering::SeqCst) {
+            return Err(StateError::Backend("injected: a read failed".into()));
+        }
+        self.inner.agents()
+    }
+
     fn apply(&self, batch: &Batch) -> StateResult<()> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StateError::Backend(
@@ -73,15 +81,22 @@ impl RelayStore for Failing {
 }
 
 fn failing_world() -> (World, Arc<AtomicBool>) {
+    let (w, failing, _) = failing_world_with_reads();
+    (w, failing)
+}
+
+fn failing_world_with_reads() -> (World, Arc<AtomicBool>, Arc<AtomicBool>) {
     let failing = Arc::new(AtomicBool::new(false));
-    let flag = failing.clone();
+    let agents_fail = Arc::new(AtomicBool::new(false));
+    let (flag, reads) = (failing.clone(), agents_fail.clone());
     let w = World::over(move |inner| {
         Arc::new(Failing {
             inner,
             failing: flag,
+            agents_fail: reads,
         })
     });
-    (w, failing)
+    (w, failing, agents_fail)
 }
 
 #[test]
@@ -139,4 +154,47 @@ fn an_operator_change_whose_commit_fails_is_refused_as_a_state_failure_and_leave
     failing.store(false, Ordering::SeqCst);
     w.engine.put_credential(&signed, &[]).unwrap();
     assert!(w.engine.store().credential(&id).unwrap().is_some());
+}
+
+#[test]
+fn an_operator_change_that_fails_half_way_writes_none_of_what_it_staged_and_can_be_sent_again() {
+    let (mut w, _, agents_fail) = failing_world_with_reads();
+    let a = w.agent("edge-1");
+    w.register(&a, RegistrationMode::FirstRegistration, vec![]);
+    let audit_before = w.engine.store().audit().unwrap().len();
+    let id = CredentialId::random();
+    let (signed, _, _) = w.org.credential(id, 1, "db", Scope::All, "pw");
+    // The credential and its audit entry are staged, then reading the agents in scope fails.
+    agents_fail.store(true, Ordering::SeqCst);
+    let r = w.engine.put_credential(&signed, &[]);
+    assert!(matches!(r, Err(OperatorError::State(_))), "{r:?}");
+    assert!(w.engine.store().credential(&id).unwrap().is_none());
+    assert_eq!(w.engine.store().audit().unwrap().len(), audit_before);
+    // Sent again, it is the same change, not a conflict with a half-written first attempt.
+    agents_fail.store(false, Ordering::SeqCst);
+    w.engine.put_credential(&signed, &[]).unwrap();
+    assert!(w.engine.store().delivery(&id, &a).unwrap().is_some());
+}
+
+#[test]
+fn a_renamed_credential_gives_its_old_name_up_in_the_store() {
+    let mut w = World::new();
+    let id = CredentialId::random();
+    let (v1, _, _) = w.org.credential(id, 1, "old-name", Scope::All, "pw");
+    w.engine.put_credential(&v1, &[]).unwrap();
+    let (v2, _, _) = w.org.credential(id, 2, "new-name", Scope::All, "pw2");
+    w.engine.put_credential(&v2, &[]).unwrap();
+    let store = w.engine.store();
+    let by = |n: &str| {
+        store
+            .credential_by_name(&CredentialName::new(n).unwrap())
+            .unwrap()
+            .map(|c| (c.id, c.version))
+    };
+    assert_eq!(by("new-name"), Some((id, 2)));
+    assert_eq!(
+        by("old-name"),
+        None,
+        "the old name still points at the renamed credential"
+    );
 }

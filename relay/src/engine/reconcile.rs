@@ -66,7 +66,7 @@ impl Engine {
     }
 
     /// One reconciler pass.
-    pub fn reconcile(&mut self) -> StateResult<Vec<Outbound>> {
+    pub(crate) fn reconcile(&mut self) -> StateResult<Vec<Outbound>> {
         let now = self.now_ms();
         let busy: Vec<_> = self
             .store

@@ -32,6 +32,19 @@ refinery::embed_migrations!("migrations");
 /// The advisory lock a relay holds on its database for as long as it runs.
 const RELAY_LOCK: i64 = 0x7465_7373_6572_6101;
 
+/// [`RELAY_LOCK`] as `pg_locks` shows a bigint advisory lock: its high and low 32 bits (`classid`, `objid`).
+fn lock_halves() -> (u32, u32) {
+    let bits = RELAY_LOCK.to_be_bytes();
+    let half = |i: usize| {
+        let mut b = [0; 4];
+        if let Some(s) = bits.get(i..i + 4) {
+            b.copy_from_slice(s);
+        }
+        u32::from_be_bytes(b)
+    };
+    (half(0), half(4))
+}
+
 /// `[state.postgres]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +58,9 @@ pub struct PgConfig {
     pub pool_size: usize,
     /// How long to wait for a connection, ms.
     pub connect_timeout_ms: u64,
+    /// How long one statement may run on the server (`statement_timeout`), and so how long the relay waits for a
+    /// query, ms.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for PgConfig {
@@ -54,6 +70,7 @@ impl Default for PgConfig {
             password_file: None,
             pool_size: 4,
             connect_timeout_ms: 5_000,
+            statement_timeout_ms: 10_000,
         }
     }
 }
@@ -90,6 +107,10 @@ type Param = Box<dyn ToSql + Sync + Send>;
 /// The database session that holds the relay lock.
 struct LockSession {
     client: tokio_postgres::Client,
+    /// Its server process, which `pg_locks` names as the lock's holder.
+    pid: i32,
+    /// Set when a write found the lock no longer held by this session.
+    lost: bool,
     _conn: tokio::task::JoinHandle<()>,
 }
 
@@ -110,8 +131,15 @@ impl LockSession {
                 .map_err(backend)?
                 .get(0);
             if held {
+                let pid: i32 = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map_err(backend)?
+                    .get(0);
                 return Ok(Self {
                     client,
+                    pid,
+                    lost: false,
                     _conn: conn,
                 });
             }
@@ -126,15 +154,29 @@ impl LockSession {
     }
 }
 
+/// The store's own runtime, shut down without waiting when dropped (allowed inside another runtime, where the
+/// relay opens and drops its store).
+struct Rt(Option<tokio::runtime::Runtime>);
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// PostgreSQL-backed relay state.
 pub struct PgStore {
-    rt: Option<tokio::runtime::Runtime>,
+    rt: Rt,
     pool: Pool,
     /// The session holding [`RELAY_LOCK`]; closing it releases the lock.
     lock: std::sync::Mutex<LockSession>,
     /// Where to take the lock again after that session is lost.
     pg: tokio_postgres::Config,
     timeout: std::time::Duration,
+    /// How long a caller waits for one query's answer.
+    wait: std::time::Duration,
     /// The audit chain's newest entry (read at open; this process is the only writer); held while a batch is
     /// applied.
     audit_head: std::sync::Mutex<Option<AuditEntry>>,
@@ -157,14 +199,6 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 impl PgStore {
     /// Connects, runs the migrations and takes the relay lock.
     pub fn open(cfg: &PgConfig) -> StateResult<Self> {
@@ -178,13 +212,19 @@ impl PgStore {
             pg.password(text.lines().next().unwrap_or_default());
         }
         pg.connect_timeout(std::time::Duration::from_millis(cfg.connect_timeout_ms));
+        pg.options(format!("-c statement_timeout={}", cfg.statement_timeout_ms));
+        // A server or network that vanishes without closing the connection is noticed.
+        pg.keepalives(true);
+        pg.keepalives_idle(std::time::Duration::from_secs(30));
         pg.application_name("tessera-relay");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("tessera-pg")
-            .enable_all()
-            .build()
-            .map_err(backend)?;
+        let rt = Rt(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("tessera-pg")
+                .enable_all()
+                .build()
+                .map_err(backend)?,
+        ));
         let manager = Manager::from_config(
             pg.clone(),
             tokio_postgres::NoTls,
@@ -204,7 +244,11 @@ impl PgStore {
             .build()
             .map_err(backend)?;
         let timeout = std::time::Duration::from_millis(cfg.connect_timeout_ms);
-        let lock = on(&rt, {
+        // Waiting for the lock and running the migrations may take their time; every other wait is one statement.
+        let wait = std::time::Duration::from_millis(cfg.statement_timeout_ms)
+            + 2 * timeout
+            + std::time::Duration::from_secs(60);
+        let lock = on(&rt, wait, {
             let pg = pg.clone();
             async move {
                 let mut session = LockSession::take(&pg, timeout).await?;
@@ -217,11 +261,14 @@ impl PgStore {
             }
         })?;
         let mut store = Self {
-            rt: Some(rt),
+            rt,
             pool,
             lock: std::sync::Mutex::new(lock),
             pg,
             timeout,
+            wait: std::time::Duration::from_millis(cfg.statement_timeout_ms)
+                + timeout
+                + std::time::Duration::from_secs(1),
             audit_head: std::sync::Mutex::new(None),
             agent_cache: Decoded::new(),
             credential_cache: Decoded::new(),
@@ -242,36 +289,37 @@ impl PgStore {
         &self,
         fut: impl Future<Output = StateResult<T>> + Send + 'static,
     ) -> StateResult<T> {
-        let Some(rt) = &self.rt else {
-            return Err(StateError::Backend("postgres: the store is closed".into()));
-        };
-        on(rt, fut)
+        on(&self.rt, self.wait, fut)
     }
 
     /// Takes the relay lock again when its session was lost (the server restarted, the network dropped it):
     /// without it another relay may have written meanwhile, so the chain's head is read again and the caches go.
-    fn ensure_lock(&self, head: &mut Option<AuditEntry>) -> StateResult<()> {
+    fn ensure_lock(&self, head: &mut Option<AuditEntry>) -> StateResult<i32> {
         let mut lock = self
             .lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !lock.client.is_closed() {
-            return Ok(());
+        if !lock.lost && !lock.client.is_closed() {
+            return Ok(lock.pid);
         }
-        let Some(rt) = &self.rt else {
-            return Err(StateError::Backend("postgres: the store is closed".into()));
-        };
-        *lock = on(rt, {
+        *lock = on(&self.rt, self.wait + self.timeout, {
             let (pg, timeout) = (self.pg.clone(), self.timeout);
             async move { LockSession::take(&pg, timeout).await }
         })?;
         tracing::warn!("postgres: the relay lock's session was lost; the lock is held again");
+        let pid = lock.pid;
+        drop(lock);
+        self.forget();
+        *head = self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])?;
+        Ok(pid)
+    }
+
+    /// Drops every cached record (their database may have changed without this relay).
+    fn forget(&self) {
         self.agent_cache.clear();
         self.credential_cache.clear();
         self.delivery_cache.clear();
         self.pending_cache.clear();
-        *head = self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])?;
-        Ok(())
     }
 
     fn rows<T: DeserializeOwned + Send + 'static>(
@@ -307,18 +355,38 @@ impl PgStore {
     }
 }
 
-/// Runs `fut` on `rt` and waits for it from this (synchronous) thread: unlike `Runtime::block_on`, this is
-/// allowed inside another runtime's task, where the engine and the admin API call the store from.
+/// Runs `fut` on the store's runtime and waits up to `limit` for it from this (synchronous) thread: unlike
+/// `Runtime::block_on`, this is allowed inside another runtime's task, where the engine and the admin API call the
+/// store from. On a multi-threaded runtime the wait tells it so (`block_in_place`): its other tasks (the MQTT event
+/// loop, the admin API) move to another worker meanwhile.
 fn on<T: Send + 'static>(
-    rt: &tokio::runtime::Runtime,
+    rt: &Rt,
+    limit: std::time::Duration,
     fut: impl Future<Output = StateResult<T>> + Send + 'static,
 ) -> StateResult<T> {
+    let Some(rt) = &rt.0 else {
+        return Err(StateError::Backend("postgres: the store is closed".into()));
+    };
     let (tx, rx) = mpsc::sync_channel(1);
     rt.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    rx.recv()
-        .map_err(|_| StateError::Backend("postgres: the query task stopped".into()))?
+    let wait = || rx.recv_timeout(limit);
+    let answer = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    };
+    answer.map_err(|e| match e {
+        mpsc::RecvTimeoutError::Timeout => StateError::Backend(format!(
+            "postgres: no answer within {} ms",
+            limit.as_millis()
+        )),
+        mpsc::RecvTimeoutError::Disconnected => {
+            StateError::Backend("postgres: the query task stopped".into())
+        }
+    })?
 }
 
 fn p(v: impl ToSql + Sync + Send + 'static) -> Param {
@@ -369,7 +437,12 @@ fn statement(w: &Write) -> StateResult<Vec<(&'static str, Vec<Param>)>> {
                 (
                     "INSERT INTO credentials (id, rec) VALUES ($1, $2) \
                      ON CONFLICT (id) DO UPDATE SET rec = EXCLUDED.rec",
-                    vec![p(id), j(c)],
+                    vec![p(id.clone()), j(c)],
+                ),
+                // A name this credential held before (renamed) is given up.
+                (
+                    "DELETE FROM credential_names WHERE id = $1 AND name <> $2",
+                    vec![p(id), p(c.name.as_str().to_owned())],
                 ),
                 names,
             ]
@@ -667,7 +740,7 @@ impl RelayStore for PgStore {
             .audit_head
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.ensure_lock(&mut head)?;
+        let lock_pid = self.ensure_lock(&mut head)?;
         batch.check_audit_chain(head.as_ref())?;
         let pool = self.pool.clone();
         let written = self.block(async move {
@@ -686,23 +759,46 @@ impl RelayStore for PgStore {
                         .collect()
                 })
                 .collect();
-            // Sent together, answered together: one round trip for the batch's statements.
-            futures_util::future::try_join_all(
-                prepared
-                    .iter()
-                    .zip(&refs)
-                    .map(|((stmt, _), params)| tx.execute(stmt, params)),
+            // Sent together, answered together: one round trip for the fence and the batch's statements. The fence:
+            // this relay's lock session still holds the lock, so no other relay can have taken it and written.
+            let (high, low) = lock_halves();
+            let (fence, written) = futures_util::future::join(
+                tx.query_opt(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                     AND classid = $1 AND objid = $2 AND objsubid = 1 \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[&high, &low],
+                ),
+                futures_util::future::try_join_all(
+                    prepared
+                        .iter()
+                        .zip(&refs)
+                        .map(|((stmt, _), params)| tx.execute(stmt, params)),
+                ),
             )
-            .await
-            .map_err(backend)?;
-            tx.commit().await.map_err(backend)
+            .await;
+            written.map_err(backend)?;
+            let holder: Option<i32> = fence.map_err(backend)?.map(|r| r.get(0));
+            if holder != Some(lock_pid) {
+                // Dropped without a commit: rolled back.
+                return Ok(false);
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(true)
         });
+        if let Ok(false) = written {
+            self.lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .lost = true;
+            self.forget();
+            return Err(StateError::Backend(
+                "postgres: the relay lock is no longer held by this relay; nothing written".into(),
+            ));
+        }
         if let Err(e) = written {
             // The commit may have happened with its answer lost: what the caches hold is no longer known.
-            self.agent_cache.clear();
-            self.credential_cache.clear();
-            self.delivery_cache.clear();
-            self.pending_cache.clear();
+            self.forget();
             // And the chain's head: read again (when the database answers), else the next batch finds out.
             if let Ok(now) = self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![]) {
                 *head = now;

@@ -122,7 +122,7 @@ pub struct DeliveryRow {
 }
 
 /// Which of an agent's receipts about a credential (kept apart from the delivery rows, which every dispatch reads).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ReceiptKind {
     /// Of the stored version (`stored` rows).
     Stored,

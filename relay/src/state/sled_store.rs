@@ -44,6 +44,8 @@ pub struct SledStore {
     /// The newest audit entry, the link for the next one; held while an entry is appended. Loaded at open: this
     /// process is the store's only writer, so the tree's last entry does not change under it.
     audit_tail: Mutex<Option<AuditEntry>>,
+    /// Set when a batch failed part-way: writes are refused until the store is opened again.
+    failed: std::sync::atomic::AtomicBool,
     agent_cache: Decoded<AgentId, AgentRecord>,
     credential_cache: Decoded<CredentialId, CredentialRecord>,
 }
@@ -183,6 +185,7 @@ impl SledStore {
             meta: tree("meta")?,
             db,
             audit_tail: Mutex::new(audit_tail),
+            failed: std::sync::atomic::AtomicBool::new(false),
             agent_cache: Decoded::new(),
             credential_cache: Decoded::new(),
         })
@@ -321,6 +324,12 @@ impl RelayStore for SledStore {
     }
 
     fn apply(&self, batch: &Batch) -> StateResult<()> {
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StateError::Backend(
+                "an earlier batch could not be written in full; restart the relay to finish it"
+                    .into(),
+            ));
+        }
         // Held for the whole apply: batches are applied one at a time, and the chain's head cannot move between
         // the check and the write. A poisoned lock: a panic mid-apply left the tail as it was before that batch
         // (it is replaced only after the batch is written), so it is still the right link.
@@ -335,7 +344,7 @@ impl RelayStore for SledStore {
         for w in &batch.0 {
             ops.push(Self::encode(w)?);
             match w {
-                Write::Credential(c) => ops.extend(self.name_change(c)?),
+                Write::Credential(c) => ops.extend(self.name_changes(c)?),
                 Write::RemovePending(id) => removed.extend(self.pending(id)?),
                 // Append-only: an existing sequence number is never overwritten.
                 Write::Audit(e)
@@ -357,9 +366,20 @@ impl RelayStore for SledStore {
                 .insert(REDO_KEY, redo::encode(&ops))
                 .map_err(|e| backend(&e))?;
         }
-        self.write_ops(&ops)?;
-        if logged {
-            self.meta.remove(REDO_KEY).map_err(|e| backend(&e))?;
+        let written = self.write_ops(&ops).and_then(|()| {
+            if logged {
+                self.meta.remove(REDO_KEY).map_err(|e| backend(&e))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            // Part of the batch may be on disk: no further write until the next open finishes it from the redo
+            // record (the in-memory copies no longer match the disk either). A single record is written whole or
+            // not at all.
+            if logged {
+                self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            return Err(e);
         }
         // Written: the in-memory copies follow.
         for w in &batch.0 {
@@ -454,25 +474,39 @@ impl SledStore {
         Ok(())
     }
 
-    /// The name index change a credential write makes: a live credential takes its name; a deleted one gives it
-    /// up only if it holds it.
-    fn name_change(&self, c: &CredentialRecord) -> StateResult<Option<Encoded>> {
+    /// The name index changes a credential write makes: a live credential takes its name (and gives up the one it
+    /// held before, when renamed); a deleted one gives its name up only if it holds it. Deleted credentials come
+    /// first in a batch, so a live one taking the same name comes after.
+    fn name_changes(&self, c: &CredentialRecord) -> StateResult<Vec<Encoded>> {
         let id = c.id.to_string().into_bytes();
+        let holds = |name: &str| -> StateResult<bool> {
+            Ok(self.names.get(name).map_err(|e| backend(&e))?.as_deref() == Some(id.as_slice()))
+        };
+        let mut out = Vec::new();
+        if let Some(before) = get::<CredentialRecord>(&self.credentials, &id)? {
+            if before.name != c.name && holds(before.name.as_str())? {
+                out.push(Encoded {
+                    tree: NAMES,
+                    key: before.name.as_str().as_bytes().to_vec(),
+                    value: None,
+                });
+            }
+        }
         let key = c.name.as_str().as_bytes().to_vec();
         if !c.deleted {
-            return Ok(Some(Encoded {
+            out.push(Encoded {
                 tree: NAMES,
                 key,
                 value: Some(id),
-            }));
+            });
+        } else if holds(c.name.as_str())? {
+            out.push(Encoded {
+                tree: NAMES,
+                key,
+                value: None,
+            });
         }
-        let holds =
-            self.names.get(&key).map_err(|e| backend(&e))?.as_deref() == Some(id.as_slice());
-        Ok(holds.then_some(Encoded {
-            tree: NAMES,
-            key,
-            value: None,
-        }))
+        Ok(out)
     }
 
     /// Finishes a batch a crash interrupted (its records are whole values: writing them again is harmless).

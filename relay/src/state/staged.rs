@@ -2,8 +2,7 @@
 //! over it; writes are staged in memory; [`Staged::commit`] hands them to the backend as one [`Batch`], applied
 //! atomically. So an event that fails half-way leaves nothing behind, and a crash never splits a logical change.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tessera_proto::audit::{next_entry, AuditEntry};
@@ -18,8 +17,8 @@ use super::{
 };
 use crate::alerts::Alert;
 
-/// Records staged under one key type: `None` is a removal.
-type Table<K, V> = HashMap<K, Option<V>>;
+/// Records staged under one key type, in key order: `None` is a removal.
+type Table<K, V> = BTreeMap<K, Option<V>>;
 
 /// What the current event has written so far.
 #[derive(Debug, Default)]
@@ -122,13 +121,13 @@ impl Overlay {
 
 /// A list read: the backend's rows with this event's replacements and removals applied, then its new rows that
 /// `keep` selects.
-fn listed<K: Eq + Hash + Clone, V: Clone>(
+fn listed<K: Ord + Clone, V: Clone>(
     table: &Table<K, V>,
     base: Vec<V>,
     key: impl Fn(&V) -> K,
     keep: impl Fn(&V) -> bool,
 ) -> Vec<V> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::BTreeSet::new();
     let mut out: Vec<V> = base
         .into_iter()
         .filter_map(|v| {

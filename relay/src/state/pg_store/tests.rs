@@ -108,14 +108,22 @@ fn after_the_server_drops_its_sessions_the_relay_writes_again_and_holds_the_lock
     let db = TestDb::create().unwrap();
     let store = PgStore::open(&config(&db)).unwrap();
     let one = next_entry(None, 1, "one", None, std::collections::BTreeMap::new());
-    store.apply(&Batch(vec![Write::Audit(one.clone())])).unwrap();
+    store
+        .apply(&Batch(vec![Write::Audit(one.clone())]))
+        .unwrap();
     // A server restart, as the relay sees it: every session of its database is gone.
     db.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
     .unwrap();
-    let two = next_entry(Some(&one), 2, "two", None, std::collections::BTreeMap::new());
+    let two = next_entry(
+        Some(&one),
+        2,
+        "two",
+        None,
+        std::collections::BTreeMap::new(),
+    );
     // A write may fail on a connection that died under it; the next ones reconnect.
     let mut written = false;
     for _ in 0..20 {
@@ -125,7 +133,10 @@ fn after_the_server_drops_its_sessions_the_relay_writes_again_and_holds_the_lock
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(written, "the relay never wrote again after its sessions were dropped");
+    assert!(
+        written,
+        "the relay never wrote again after its sessions were dropped"
+    );
     assert_eq!(store.audit().unwrap(), [one, two]);
     let second = PgStore::open(&PgConfig {
         connect_timeout_ms: 300,

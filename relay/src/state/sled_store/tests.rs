@@ -47,7 +47,9 @@ fn a_batch_interrupted_after_its_redo_record_is_finished_at_the_next_open() {
             SledStore::encode(&Write::Delivery(row.clone())).unwrap(),
             SledStore::encode(&Write::Audit(entry.clone())).unwrap(),
         ];
-        s.meta.insert(super::REDO_KEY, super::redo::encode(&ops)).unwrap();
+        s.meta
+            .insert(super::REDO_KEY, super::redo::encode(&ops))
+            .unwrap();
         s.flush().unwrap();
     }
     let s = SledStore::open(&path).unwrap();
