@@ -22,7 +22,7 @@ use crate::state::{
 
 /// A backend whose commits fail while `failing` is set (a database gone away, a full disk).
 #[derive(Debug)]
-struct Failing {
+struct FlakyStore {
     inner: Arc<dyn RelayStore>,
     failing: Arc<AtomicBool>,
     /// Reading every agent fails while set (a read half-way through an operator's change).
@@ -35,7 +35,7 @@ macro_rules! delegate {
     };
 }
 
-impl RelayStore for Failing {
+impl RelayStore for FlakyStore {
     delegate! {
         agent(id: &AgentId) -> StateResult<Option<AgentRecord>>;
         credential(id: &CredentialId) -> StateResult<Option<CredentialRecord>>;
@@ -90,7 +90,7 @@ fn failing_world_with_reads() -> (World, Arc<AtomicBool>, Arc<AtomicBool>) {
     let agents_fail = Arc::new(AtomicBool::new(false));
     let (flag, reads) = (failing.clone(), agents_fail.clone());
     let w = World::over(move |inner| {
-        Arc::new(Failing {
+        Arc::new(FlakyStore {
             inner,
             failing: flag,
             agents_fail: reads,
