@@ -23,7 +23,8 @@ fn row(credential: CredentialId, agent: &AgentId, state: DeliveryState) -> Deliv
     }
 }
 
-fn pending(target: &AgentId, credential: CredentialId) -> PendingRewrap {
+/// An in-flight rewrap to `target` (also the staged view's tests').
+pub(super) fn pending(target: &AgentId, credential: CredentialId) -> PendingRewrap {
     PendingRewrap {
         request_id: uuid::Uuid::new_v4(),
         nonce: [7; 32],

@@ -6,26 +6,11 @@ use std::sync::Arc;
 use tessera_proto::ids::{AgentId, CredentialId};
 
 use super::Staged;
-use crate::state::{DeliveryRow, DeliveryState, PendingRewrap, RelayStore, RewrapStage, SledStore};
+use crate::state::conformance::pending;
+use crate::state::{DeliveryRow, DeliveryState, RelayStore, SledStore};
 
 fn agent(s: &str) -> AgentId {
     AgentId::new(s).unwrap()
-}
-
-fn pending(target: &AgentId, credential: CredentialId) -> PendingRewrap {
-    PendingRewrap {
-        request_id: uuid::Uuid::new_v4(),
-        nonce: [7; 32],
-        credential,
-        version: 1,
-        target: target.clone(),
-        peer: None,
-        tried: Vec::new(),
-        stage: RewrapStage::AwaitingPeer,
-        deadline_ms: 0,
-        jit: None,
-        audit_seq: 0,
-    }
 }
 
 fn world() -> (tempfile::TempDir, Arc<dyn RelayStore>, Staged) {
