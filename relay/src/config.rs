@@ -235,6 +235,9 @@ impl RelayConfig {
                 "engine.cert_expiry_alert_percent must be 1..=99".into(),
             ));
         }
+        if self.state.backend == StateBackend::Postgres {
+            self.state.postgres.check().map_err(ConfigError::Invalid)?;
+        }
         if !(1..=64).contains(&self.state.postgres.pool_size) {
             return Err(ConfigError::Invalid(
                 "state.postgres.pool_size must be 1..=64".into(),

@@ -1,6 +1,6 @@
 //! SIGHUP: the configuration file read again and compared with the one in force. The `[engine]` numbers (rate
 //! limits, flood thresholds, timeouts, batch sizes, the backoff table) apply at once; a change anywhere else (state
-//! directory, CA, broker, admin API, health listener) needs a restart and is reported, not applied. A file that
+//! directory, `[state]` backend, CA, broker, admin API, health listener) needs a restart and is reported, not applied. A file that
 //! does not load or validate changes nothing. docs/operations.md "Reloading".
 
 use std::path::Path;

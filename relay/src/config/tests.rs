@@ -71,3 +71,40 @@ fn a_reload_applies_engine_changes_and_reports_the_sections_needing_a_restart() 
     assert!(r.applied.iter().any(|c| c.starts_with("engine.backoff ")));
     assert_eq!(r.needs_restart, vec!["admin"]);
 }
+
+#[test]
+fn the_postgres_backend_is_checked_when_the_configuration_loads() {
+    let ok = parse("[state]\nbackend = \"postgres\"\n[state.postgres]\nurl = \"host=/run/postgresql user=tessera dbname=tessera\"\n")
+        .unwrap();
+    assert_eq!(ok.state.backend, StateBackend::Postgres);
+    for (bad, names) in [
+        ("url = \"postgres://t@h:notaport/db\"", "state.postgres.url"),
+        (
+            "url = \"postgres://t@h/db?sslmode=require\"",
+            "sslmode=require",
+        ),
+        (
+            "password_file = \"/nonexistent/relay-db.password\"",
+            "state.postgres.password_file",
+        ),
+        (
+            "statement_timeout_ms = 0",
+            "state.postgres.statement_timeout_ms",
+        ),
+        (
+            "connect_timeout_ms = 0",
+            "state.postgres.connect_timeout_ms",
+        ),
+        ("pool_size = 0", "state.postgres.pool_size"),
+    ] {
+        let text = format!("[state]\nbackend = \"postgres\"\n[state.postgres]\n{bad}\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(names), "{bad}: {e}");
+    }
+    // On sled, the unused [state.postgres] section is not held against the file.
+    parse("[state.postgres]\nurl = \"postgres://t@h:notaport/db\"\n").unwrap();
+    let e = parse("[state]\nbackend = \"mysql\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("backend"), "{e}");
+}

@@ -75,6 +75,35 @@ impl Default for PgConfig {
     }
 }
 
+impl PgConfig {
+    /// What can be checked without connecting: the URL parses (naming no TLS mode the relay cannot honour), the
+    /// password file reads, the numbers are in range. Run when the configuration loads (`check-config` included).
+    pub fn check(&self) -> Result<(), String> {
+        let parsed: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| format!("state.postgres.url does not parse: {e}"))?;
+        if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(
+                "state.postgres.url asks for sslmode=require: TLS to PostgreSQL is not supported yet \
+                 (docs/operations.md, \"State backends\")"
+                    .into(),
+            );
+        }
+        if let Some(path) = &self.password_file {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("state.postgres.password_file {}: {e}", path.display()))?;
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err("state.postgres.connect_timeout_ms must be positive".into());
+        }
+        if !(100..=3_600_000).contains(&self.statement_timeout_ms) {
+            return Err("state.postgres.statement_timeout_ms must be 100..=3600000".into());
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a password: only where it points.
