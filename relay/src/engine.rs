@@ -282,17 +282,27 @@ impl Engine {
     /// Removes an in-flight rewrap.
     pub(crate) fn drop_pending(
         &mut self,
-        p: &crate::state::PendingRewrap,
+        request_id: &uuid::Uuid,
+        credential: &tessera_proto::ids::CredentialId,
+        target: &AgentId,
     ) -> crate::state::StateResult<()> {
-        self.store.remove_pending(&p.request_id)?;
-        self.rewrap_started.remove(&p.request_id);
-        if let Some(set) = self.in_flight.get_mut(&p.target) {
-            set.remove(&p.credential);
+        self.store.remove_pending(request_id)?;
+        self.rewrap_started.remove(request_id);
+        if let Some(set) = self.in_flight.get_mut(target) {
+            set.remove(credential);
             if set.is_empty() {
-                self.in_flight.remove(&p.target);
+                self.in_flight.remove(target);
             }
         }
         Ok(())
+    }
+
+    /// The clock and the peer timeout, for a lifecycle transition.
+    pub(crate) fn timing(&self) -> crate::lifecycle::Timing {
+        crate::lifecycle::Timing {
+            now_ms: self.now_ms(),
+            peer_timeout_ms: self.cfg.peer_timeout_ms,
+        }
     }
 
     /// Whether a delivery of `credential` to `target` is in flight.

@@ -5,9 +5,10 @@
 //! `tessera-operator`; this crate holds no CA key and no sealing code.
 //!
 //! - [`engine`]: the rules, sans-IO: messages and ticks in, messages out, state in a [`state::RelayStore`].
+//!   [`lifecycle`]: one in-flight delivery as a typed state machine with pure transitions, which the engine drives.
 //! - [`alerts`], [`schedule`], [`limits`]: the alert catalogue with deduplication, the
 //!   reconciler's backoff table, rate limits and flood counters. [`clock`] makes time injectable.
-//! - [`state`]: the storage trait and its sled backend; [`runtime`]: `serve` (MQTT event loop, engine worker,
+//! - [`state`]: the storage trait and its sled and PostgreSQL backends; [`runtime`]: `serve` (MQTT event loop, engine worker,
 //!   outbox); [`admin`]: the HTTPS admin API under mutual TLS; [`health`]: the plain-HTTP health and metrics
 //!   listener; [`service`]: systemd's readiness and watchdog notifications; [`config`], [`tls`].
 //!   The audit chain's entries and check are `tessera_proto::audit`.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod lifecycle;
 pub mod limits;
 pub mod runtime;
 pub mod schedule;

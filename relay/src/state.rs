@@ -18,7 +18,7 @@ pub use batch::{Batch, Write};
 pub use pg_store::{PgConfig, PgStore};
 pub use records::{
     AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord, PendingRewrap,
-    PurgeState, ReceiptKind, RenewalRecord, RenewalState, RewrapStage,
+    PurgeState, ReceiptKind, RenewalRecord, RenewalState,
 };
 pub use sled_store::SledStore;
 pub use staged::Staged;

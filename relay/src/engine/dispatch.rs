@@ -1,7 +1,6 @@
 //! Peer rewrap: choose a peer, ask it, check the four bindings on its answer, relay to the target, check the
 //! target's digest against the creator's commitment; commitment-mismatch handling.
 
-use subtle::ConstantTimeEq as _;
 use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{
@@ -11,10 +10,11 @@ use tessera_proto::wire::{
 
 use super::{data, log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
-use crate::schedule::Next;
-use crate::state::{
-    CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, RewrapStage, StateResult,
+use crate::lifecycle::{
+    Dispatch, PeerAnswer, Source, Stage, Step, TargetAnswer, TargetOutcome, Unsolicited,
 };
+use crate::schedule::Next;
+use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, StateResult};
 use tessera_proto::receipt::{in_audit, Receipt, ReceiptBody, ReceiptFact};
 
 fn nonce() -> [u8; 32] {
@@ -154,28 +154,23 @@ impl Engine {
                 ("target", target.as_str().to_owned()),
             ]),
         );
-        let request_id = uuid::Uuid::new_v4();
-        let deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
+        let d = Dispatch {
+            request_id: uuid::Uuid::new_v4(),
+            credential: c.id,
+            version: c.version,
+            target: target.clone(),
+            jit,
+            audit_seq: pending_seq,
+        };
         // An envelope the operator sealed to this agent's current key needs no peer.
         if let Some((envelope, key)) = self.store.envelope(&c.id, c.version, target)? {
             if key == target_rec.wrap_fingerprint {
-                self.save_pending(&PendingRewrap {
-                    request_id,
-                    nonce: [0; 32],
-                    credential: c.id,
-                    version: c.version,
-                    target: target.clone(),
-                    peer: None,
-                    tried: Vec::new(),
-                    stage: RewrapStage::AwaitingTarget,
-                    deadline_ms,
-                    jit,
-                    audit_seq: pending_seq,
-                })?;
+                let p = PendingRewrap::operator_envelope(d, self.timing());
+                self.save_pending(&p)?;
                 return Ok(vec![Outbound {
                     to: target.clone(),
                     msg: Down::CredentialStore(CredentialStore {
-                        delivery_id: request_id,
+                        delivery_id: p.request_id,
                         statement: c.statement.clone(),
                         envelope,
                         request_id: jit,
@@ -184,20 +179,16 @@ impl Engine {
                 }]);
             }
         }
-        let p = PendingRewrap {
-            request_id,
-            nonce: nonce(),
-            credential: c.id,
-            version: c.version,
-            target: target.clone(),
-            peer: None,
-            tried: Vec::new(),
-            stage: RewrapStage::AwaitingPeer,
-            deadline_ms,
-            jit,
-            audit_seq: pending_seq,
+        let first = if self.cfg.max_peers > 0 {
+            self.choose_peer(&c, target, &[])?
+        } else {
+            None
         };
-        self.ask_next_peer(p, &c, &target_rec.cert)
+        let Some(peer) = first else {
+            return self.fail_dispatch(&d, &c, "exhausted", PublicReason::NoPeer);
+        };
+        let p = PendingRewrap::ask_first(d, peer, nonce(), self.timing());
+        self.request_rewrap(&p, &c, &target_rec.cert)
     }
 
     /// Sends the rewrap to the next eligible peer, or ends the dispatch as exhausted.
@@ -207,33 +198,36 @@ impl Engine {
         c: &CredentialRecord,
         target_cert: &[u8],
     ) -> StateResult<Vec<Outbound>> {
-        let peer = if p.tried.len() < self.cfg.max_peers {
+        let peer = if p.may_ask_another(self.cfg.max_peers) {
             self.choose_peer(c, &p.target, &p.tried)?
         } else {
             None
         };
-        let Some(peer) = peer else {
-            let reason = if p.tried.is_empty() {
-                PublicReason::NoPeer
-            } else {
-                PublicReason::Timeout
-            };
-            return self.fail_dispatch(&p, c, "exhausted", reason);
+        match p.ask(peer, nonce(), self.timing()) {
+            Ok(()) => self.request_rewrap(&p, c, target_cert),
+            Err(reason) => self.fail_dispatch(&p.dispatch(), c, "exhausted", reason),
+        }
+    }
+
+    /// Records `p`, which awaits a peer, and asks that peer.
+    fn request_rewrap(
+        &mut self,
+        p: &PendingRewrap,
+        c: &CredentialRecord,
+        target_cert: &[u8],
+    ) -> StateResult<Vec<Outbound>> {
+        let Stage::AwaitingPeer { peer, nonce } = &p.stage else {
+            return Ok(Vec::new());
         };
-        p.tried.push(peer.clone());
-        p.peer = Some(peer.clone());
-        p.nonce = nonce();
-        p.stage = RewrapStage::AwaitingPeer;
-        p.deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
-        self.save_pending(&p)?;
+        self.save_pending(p)?;
         let now = self.now_ms();
         self.rewrap_started.entry(p.request_id).or_insert(now);
         self.metrics.rewrap_requests += 1;
         Ok(vec![Outbound {
-            to: peer,
+            to: peer.clone(),
             msg: Down::RewrapRequest(RewrapRequest {
                 request_id: p.request_id,
-                nonce: p.nonce,
+                nonce: *nonce,
                 credential_id: c.id,
                 version: c.version,
                 statement: c.statement.clone(),
@@ -246,12 +240,12 @@ impl Engine {
     /// Ends a dispatch without delivery: final audit entry, backoff on the row, typed answer to a waiting JIT.
     pub(crate) fn fail_dispatch(
         &mut self,
-        p: &PendingRewrap,
+        p: &Dispatch,
         c: &CredentialRecord,
         result: &str,
         reason: PublicReason,
     ) -> StateResult<Vec<Outbound>> {
-        self.drop_pending(p)?;
+        self.drop_pending(&p.request_id, &p.credential, &p.target)?;
         self.audit(
             "rewrap_final",
             Some(p.audit_seq),
@@ -348,44 +342,40 @@ impl Engine {
         r: RewrapResponse,
     ) -> Vec<Outbound> {
         let result: StateResult<Vec<Outbound>> = (|| {
-            let Some(mut p) = self.store.pending(&r.request_id)? else {
+            let Some(p) = self.store.pending(&r.request_id)? else {
                 self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST");
                 return Ok(Vec::new());
             };
-            let target = self.store.agent(&p.target)?;
-            let check = if p.stage != RewrapStage::AwaitingPeer {
-                Some("WRONG_STAGE")
-            } else if !bool::from(r.nonce.ct_eq(&p.nonce)) {
-                Some("NONCE_MISMATCH")
-            } else if p.peer.as_ref() != Some(from) || r.peer != *from {
-                Some("PEER_MISMATCH")
-            } else if r.credential_id != p.credential || r.version != p.version {
-                Some("CREDENTIAL_MISMATCH")
-            } else if target
-                .as_ref()
-                .is_none_or(|t| t.wrap_fingerprint != r.target_key.0)
-            {
-                Some("TARGET_KEY_MISMATCH")
-            } else {
-                None
+            let target_key_current = self
+                .store
+                .agent(&p.target)?
+                .is_some_and(|t| t.wrap_fingerprint == r.target_key.0);
+            let answer = PeerAnswer {
+                from,
+                claimed_peer: &r.peer,
+                nonce: &r.nonce,
+                credential: r.credential_id,
+                version: r.version,
+                target_key_current,
             };
-            if let Some(reason) = check {
-                self.unsolicited(from, &r.request_id, reason);
-                return Ok(Vec::new());
-            }
-            let Some(c) = self.store.credential(&p.credential)? else {
+            let next = match p.on_peer_answer(&answer, self.timing()) {
+                Ok(next) => next,
+                Err(Unsolicited(reason)) => {
+                    self.unsolicited(from, &r.request_id, &reason);
+                    return Ok(Vec::new());
+                }
+            };
+            let Some(c) = self.store.credential(&next.credential)? else {
                 return Ok(Vec::new());
             };
-            p.stage = RewrapStage::AwaitingTarget;
-            p.deadline_ms = self.now_ms() + self.cfg.peer_timeout_ms;
-            self.save_pending(&p)?;
+            self.save_pending(&next)?;
             Ok(vec![Outbound {
-                to: p.target.clone(),
+                to: next.target.clone(),
                 msg: Down::CredentialStore(CredentialStore {
-                    delivery_id: p.request_id,
+                    delivery_id: next.request_id,
                     statement: c.statement,
                     envelope: r.envelope,
-                    request_id: p.jit,
+                    request_id: next.jit,
                     target_key: Some(r.target_key),
                 }),
             }])
@@ -402,21 +392,16 @@ impl Engine {
                 self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST");
                 return Ok(Vec::new());
             };
-            if p.peer.as_ref() != Some(from)
-                || !bool::from(r.nonce.ct_eq(&p.nonce))
-                || p.stage != RewrapStage::AwaitingPeer
-            {
-                self.unsolicited(from, &r.request_id, "REFUSAL_MISMATCH");
-                return Ok(Vec::new());
+            match p.on_peer_refused(from, &r.nonce) {
+                Ok(step) => {
+                    tracing::info!(peer = from.as_str(), reason = ?r.reason, "peer refused a rewrap");
+                    self.settle(&p, step, None)
+                }
+                Err(Unsolicited(reason)) => {
+                    self.unsolicited(from, &r.request_id, &reason);
+                    Ok(Vec::new())
+                }
             }
-            tracing::info!(peer = from.as_str(), reason = ?r.reason, "peer refused a rewrap");
-            let (Some(c), Some(t)) = (
-                self.store.credential(&p.credential)?,
-                self.store.agent(&p.target)?,
-            ) else {
-                return Ok(Vec::new());
-            };
-            self.ask_next_peer(p, &c, &t.cert)
         })();
         result.unwrap_or_else(|e| {
             log_state(&e);
@@ -435,75 +420,21 @@ impl Engine {
                 }
                 return Ok(Vec::new());
             };
-            if p.target != *from
-                || p.stage != RewrapStage::AwaitingTarget
-                || s.credential_id != p.credential
-                || s.version != p.version
-            {
-                self.unsolicited(from, &s.delivery_id, "DELIVERY_MISMATCH");
-                return Ok(Vec::new());
-            }
             let Some(c) = self.store.credential(&p.credential)? else {
                 return Ok(Vec::new());
             };
-            match &s.outcome {
-                StoreOutcome::Stored { digest } if digest.ct_eq(&c.commitment) => {
-                    let checked = self
-                        .claimed_receipt(from, s.receipt.as_ref())
-                        .and_then(|body| match &body.fact {
-                            ReceiptFact::Stored {
-                                delivery_id,
-                                credential_id,
-                                version,
-                                digest: d,
-                            } if *delivery_id == s.delivery_id
-                                && *credential_id == c.id
-                                && *version == c.version
-                                && d == digest =>
-                            {
-                                Ok(body)
-                            }
-                            _ => Err("the receipt is for another delivery".to_owned()),
-                        });
-                    match checked {
-                        Ok(body) => self.delivered(&p, &c, s.receipt.as_ref().map(|r| (r, &body))),
-                        Err(reason) => {
-                            // Not recorded: the rewrap times out and is tried again.
-                            self.unsolicited(
-                                from,
-                                &s.delivery_id,
-                                &format!("BAD_RECEIPT: {reason}"),
-                            );
-                            Ok(Vec::new())
-                        }
-                    }
-                }
-                StoreOutcome::Stored { .. } | StoreOutcome::Mismatch => self.mismatch(p, &c),
-                StoreOutcome::Refused { reason } => {
-                    let reason = *reason;
-                    tracing::info!(target = from.as_str(), ?reason, "target refused a delivery");
-                    // An envelope the target cannot open or parse is the source's fault: try another peer.
-                    if matches!(
-                        reason,
-                        RefusalReason::BadEnvelope | RefusalReason::BadPayload
-                    ) && p.peer.is_some()
-                    {
-                        let t = self
-                            .store
-                            .agent(&p.target)?
-                            .map(|a| a.cert)
-                            .unwrap_or_default();
-                        return self.ask_next_peer(p, &c, &t);
-                    }
-                    self.fail_dispatch(
-                        &p,
-                        &c,
-                        &format!("target_refused:{reason:?}"),
-                        PublicReason::BackendBusy,
-                    )
-                }
-                _ => {
-                    self.fail_dispatch(&p, &c, "target_unknown_outcome", PublicReason::BackendBusy)
+            let (outcome, body) = self.judge_store(from, s, &c);
+            let answer = TargetAnswer {
+                from,
+                credential: s.credential_id,
+                version: s.version,
+                outcome,
+            };
+            match p.on_target_answer(answer) {
+                Ok(step) => self.settle(&p, step, s.receipt.as_ref().zip(body.as_ref())),
+                Err(Unsolicited(reason)) => {
+                    self.unsolicited(from, &s.delivery_id, &reason);
+                    Ok(Vec::new())
                 }
             }
         })();
@@ -513,15 +444,89 @@ impl Engine {
         })
     }
 
+    /// What the target reported, judged: its digest against the creator's commitment (constant time), and its
+    /// receipt against its certificate and this very delivery.
+    fn judge_store(
+        &mut self,
+        from: &AgentId,
+        s: &CredentialStored,
+        c: &CredentialRecord,
+    ) -> (TargetOutcome, Option<ReceiptBody>) {
+        match &s.outcome {
+            StoreOutcome::Stored { digest } if digest.ct_eq(&c.commitment) => {
+                let checked = self
+                    .claimed_receipt(from, s.receipt.as_ref())
+                    .and_then(|body| match &body.fact {
+                        ReceiptFact::Stored {
+                            delivery_id,
+                            credential_id,
+                            version,
+                            digest: d,
+                        } if *delivery_id == s.delivery_id
+                            && *credential_id == c.id
+                            && *version == c.version
+                            && d == digest =>
+                        {
+                            Ok(body)
+                        }
+                        _ => Err("the receipt is for another delivery".to_owned()),
+                    });
+                match checked {
+                    Ok(body) => (TargetOutcome::Verified, Some(body)),
+                    Err(why) => (TargetOutcome::BadReceipt(why), None),
+                }
+            }
+            StoreOutcome::Stored { .. } | StoreOutcome::Mismatch => (TargetOutcome::Mismatch, None),
+            StoreOutcome::Refused { reason } => {
+                tracing::info!(target = from.as_str(), ?reason, "target refused a delivery");
+                (TargetOutcome::Refused(*reason), None)
+            }
+            _ => (TargetOutcome::Unknown, None),
+        }
+    }
+
+    /// Carries out a lifecycle step of `p`: the writes, messages, audit entries and alerts it stands for, staged in
+    /// this event's commit.
+    pub(super) fn settle(
+        &mut self,
+        p: &PendingRewrap,
+        step: Step,
+        receipt: Option<(&Receipt, &ReceiptBody)>,
+    ) -> StateResult<Vec<Outbound>> {
+        let Some(c) = self.store.credential(&p.credential)? else {
+            self.drop_pending(&p.request_id, &p.credential, &p.target)?;
+            return Ok(Vec::new());
+        };
+        match step {
+            Step::NextPeer(next) => {
+                let cert = self.target_cert(&next.target)?;
+                self.ask_next_peer(next, &c, &cert)
+            }
+            Step::Delivered(source) => self.delivered(p, &c, &source, receipt),
+            Step::Mismatch { source, next } => self.mismatch(p, next, &c, &source),
+            Step::Fail { result, reason } => self.fail_dispatch(&p.dispatch(), &c, &result, reason),
+        }
+    }
+
+    /// The target's registered certificate (empty when it is gone: the peer then refuses the rewrap).
+    fn target_cert(&self, target: &AgentId) -> StateResult<Vec<u8>> {
+        Ok(self
+            .store
+            .agent(target)?
+            .map(|a| a.cert)
+            .unwrap_or_default())
+    }
+
     fn delivered(
         &mut self,
         p: &PendingRewrap,
         c: &CredentialRecord,
+        source: &Source,
         receipt: Option<(&Receipt, &ReceiptBody)>,
     ) -> StateResult<Vec<Outbound>> {
         self.rewrap_delivered(&p.request_id);
-        self.drop_pending(p)?;
-        if let Some((r, _)) = &receipt {
+        self.drop_pending(&p.request_id, &p.credential, &p.target)?;
+        if let Some((r, _)) = receipt {
             self.store
                 .put_receipt(&c.id, &p.target, ReceiptKind::Stored, r)?;
         }
@@ -538,16 +543,11 @@ impl Engine {
             ("credential", c.id.to_string()),
             ("version", c.version.to_string()),
             ("target", p.target.as_str().to_owned()),
-            (
-                "peer",
-                p.peer
-                    .as_ref()
-                    .map_or("operator".to_owned(), |a| a.as_str().to_owned()),
-            ),
+            ("peer", source.name().to_owned()),
             ("delivery", p.request_id.to_string()),
             ("digest", tessera_proto::b64_encode(c.commitment.0)),
         ]);
-        if let Some((r, body)) = &receipt {
+        if let Some((r, body)) = receipt {
             entry.extend(in_audit::fields(r, body).map(|(k, v)| (k.to_owned(), v)));
         }
         self.audit("rewrap_final", Some(p.audit_seq), entry);
@@ -569,15 +569,13 @@ impl Engine {
     /// typed failure to the waiting workload; then the next peer.
     fn mismatch(
         &mut self,
-        mut p: PendingRewrap,
+        p: &PendingRewrap,
+        next: PendingRewrap,
         c: &CredentialRecord,
+        source: &Source,
     ) -> StateResult<Vec<Outbound>> {
         self.metrics.mismatches += 1;
-        let source = p.peer.clone();
-        let source_name = source
-            .as_ref()
-            .map_or("operator".to_owned(), |a| a.as_str().to_owned());
-        if let Some(peer) = &source {
+        if let Source::Peer(peer) = source {
             if let Some(mut row) = self.store.delivery(&c.id, peer)? {
                 row.state = DeliveryState::Untrusted;
                 row.last_error = Some("COMMITMENT_MISMATCH_SOURCE".to_owned());
@@ -606,6 +604,7 @@ impl Engine {
                 );
             }
         }
+        let source_name = source.name();
         self.alert(
             AlertKind::CredentialCommitmentMismatch,
             &format!("credential={} target={}", c.id, p.target.as_str()),
@@ -622,18 +621,12 @@ impl Engine {
                 ("credential", c.id.to_string()),
                 ("version", c.version.to_string()),
                 ("target", p.target.as_str().to_owned()),
-                ("source", source_name),
+                ("source", source_name.to_owned()),
             ]),
         );
         let mut out = Self::unavailable(&p.target, p.jit, c, PublicReason::CommitmentMismatch);
-        // The workload has its answer; the delivery itself goes on with the next peer.
-        p.jit = None;
-        let target_cert = self
-            .store
-            .agent(&p.target)?
-            .map(|a| a.cert)
-            .unwrap_or_default();
-        out.extend(self.ask_next_peer(p, c, &target_cert)?);
+        let target_cert = self.target_cert(&next.target)?;
+        out.extend(self.ask_next_peer(next, c, &target_cert)?);
         Ok(out)
     }
 }

@@ -75,7 +75,7 @@ impl Engine {
         self.store.put_credential(&c)?;
         for p in self.store.pendings()? {
             if p.credential == *id {
-                self.drop_pending(&p)?;
+                self.drop_pending(&p.request_id, &p.credential, &p.target)?;
             }
         }
         for q in self.backlog.values_mut() {
@@ -194,7 +194,7 @@ impl Engine {
             }
             for p in self.store.pendings_of_target(&row.agent)? {
                 if p.credential == c.id {
-                    self.drop_pending(&p)?;
+                    self.drop_pending(&p.request_id, &p.credential, &p.target)?;
                 }
             }
             self.mark_purging(&mut row);

@@ -1,10 +1,10 @@
 //! Time: in-flight rewraps that time out move to the next peer (at most `max_peers`, `peer_timeout_ms` each), and
 //! every `reconcile_interval_ms` the reconciler retries at most `reconcile_batch` due rows of connected agents.
 
-use tessera_proto::wire::{AgentState, PublicReason};
+use tessera_proto::wire::AgentState;
 
 use super::{log_state, Engine, Outbound};
-use crate::state::{DeliveryState, RewrapStage, StateResult};
+use crate::state::{DeliveryState, StateResult};
 
 /// How often the certificate-expiry and overdue-purge checks run, ms.
 const LIFECYCLE_CHECK_MS: u64 = 3_600_000;
@@ -36,31 +36,16 @@ impl Engine {
         out
     }
 
+    /// In-flight deliveries whose stage timed out take their lifecycle's next step.
     fn expire(&mut self) -> StateResult<Vec<Outbound>> {
         let now = self.now_ms();
         let mut out = Vec::new();
         for p in self.store.pendings()? {
-            if p.deadline_ms > now {
-                continue;
-            }
-            let Some(c) = self.store.credential(&p.credential)? else {
-                self.drop_pending(&p)?;
+            let Some(step) = p.on_tick(now) else {
                 continue;
             };
             tracing::info!(request = %p.request_id, stage = ?p.stage, "rewrap timed out");
-            match (p.stage, p.peer.is_some()) {
-                (RewrapStage::AwaitingPeer, _) | (RewrapStage::AwaitingTarget, true) => {
-                    let cert = self
-                        .store
-                        .agent(&p.target)?
-                        .map(|a| a.cert)
-                        .unwrap_or_default();
-                    out.extend(self.ask_next_peer(p, &c, &cert)?);
-                }
-                (RewrapStage::AwaitingTarget, false) => {
-                    out.extend(self.fail_dispatch(&p, &c, "timeout", PublicReason::Timeout)?);
-                }
-            }
+            out.extend(self.settle(&p, step, None)?);
         }
         Ok(out)
     }

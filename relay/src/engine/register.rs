@@ -11,7 +11,7 @@ use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{AgentState, Down, Register, RegisterAck, RegistrationMode, Status};
 
 use super::{data, log_state, Engine, Outbound};
-use crate::state::{AgentRecord, DeliveryRow, DeliveryState, RewrapStage, StateResult};
+use crate::state::{AgentRecord, DeliveryRow, DeliveryState, StateResult};
 use tessera_proto::cert::AgentCertificate;
 
 impl Engine {
@@ -167,10 +167,10 @@ impl Engine {
     fn reseal_in_flight(&mut self, agent: &AgentId) -> StateResult<Vec<Outbound>> {
         let mut out = Vec::new();
         for p in self.store.pendings_of_target(agent)? {
-            if p.stage != RewrapStage::AwaitingPeer {
+            if p.awaited_peer().is_none() {
                 continue;
             }
-            self.drop_pending(&p)?;
+            self.drop_pending(&p.request_id, &p.credential, &p.target)?;
             self.audit(
                 "rewrap_final",
                 Some(p.audit_seq),

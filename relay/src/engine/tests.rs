@@ -790,7 +790,7 @@ fn peers_time_out_after_30_s_each_and_at_most_three_are_tried() {
     let pending = w.engine.store.pendings().unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].jit, Some(jit));
-    let mut asked = vec![pending[0].peer.clone().unwrap()];
+    let mut asked = vec![pending[0].awaited_peer().cloned().unwrap()];
     for _ in 0..3 {
         w.clock.advance(29_999);
         assert!(

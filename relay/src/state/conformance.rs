@@ -8,9 +8,8 @@ use std::sync::Arc;
 use tessera_proto::audit::next_entry;
 use tessera_proto::ids::{AgentId, CredentialId};
 
-use super::{
-    Batch, DeliveryRow, DeliveryState, PendingRewrap, RelayStore, RewrapStage, StateError, Write,
-};
+use super::{Batch, DeliveryRow, DeliveryState, PendingRewrap, RelayStore, StateError, Write};
+use crate::lifecycle::{Dispatch, Timing};
 
 fn agent(s: &str) -> AgentId {
     AgentId::new(s).unwrap()
@@ -25,19 +24,19 @@ fn row(credential: CredentialId, agent: &AgentId, state: DeliveryState) -> Deliv
 
 /// An in-flight rewrap to `target` (also the staged view's tests').
 pub(super) fn pending(target: &AgentId, credential: CredentialId) -> PendingRewrap {
-    PendingRewrap {
+    let d = Dispatch {
         request_id: uuid::Uuid::new_v4(),
-        nonce: [7; 32],
         credential,
         version: 1,
         target: target.clone(),
-        peer: None,
-        tried: Vec::new(),
-        stage: RewrapStage::AwaitingTarget,
-        deadline_ms: 0,
         jit: None,
         audit_seq: 1,
-    }
+    };
+    let t = Timing {
+        now_ms: 0,
+        peer_timeout_ms: 0,
+    };
+    PendingRewrap::operator_envelope(d, t)
 }
 
 fn apply(s: &dyn RelayStore, writes: Vec<Write>) {

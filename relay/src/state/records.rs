@@ -6,8 +6,9 @@ use tessera_proto::commitment::Commitment;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{CredentialStatement, CredentialTombstone, Scope, Signed};
-use tessera_proto::wire::{AgentState, Nonce, RegistrationMode, RotationFailure};
+use tessera_proto::wire::{AgentState, RegistrationMode, RotationFailure};
 
+pub use crate::lifecycle::PendingRewrap;
 pub use tessera_proto::admin::RenewalState;
 
 /// A registered agent.
@@ -146,43 +147,6 @@ impl DeliveryRow {
             purge_since_ms: 0,
         }
     }
-}
-
-/// Where an in-flight rewrap is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RewrapStage {
-    /// Asked the peer.
-    AwaitingPeer,
-    /// Sent the envelope to the target.
-    AwaitingTarget,
-}
-
-/// An in-flight rewrap (or direct delivery of an operator envelope).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingRewrap {
-    /// Request id (to the peer) and delivery id (to the target).
-    pub request_id: uuid::Uuid,
-    /// The nonce the peer must echo.
-    pub nonce: Nonce,
-    /// Credential.
-    pub credential: CredentialId,
-    /// Version.
-    pub version: u64,
-    /// Target.
-    pub target: AgentId,
-    /// Current peer (None for an operator envelope).
-    pub peer: Option<AgentId>,
-    /// Peers tried so far.
-    pub tried: Vec<AgentId>,
-    /// Stage.
-    pub stage: RewrapStage,
-    /// When the current stage times out, Unix ms.
-    pub deadline_ms: u64,
-    /// The JIT request this serves.
-    pub jit: Option<uuid::Uuid>,
-    /// Sequence number of the write-ahead audit entry.
-    pub audit_seq: u64,
 }
 
 /// An agent's key rotation as the relay sees it: the renewal request queued for the operator's CA, the certificate
