@@ -1,7 +1,8 @@
 //! The lifecycle of one in-flight delivery (a credential version on its way to a target), as a typed state machine:
 //! the [`Stage`] it is in, and pure transitions that take the stage, the event, the time and (where a peer is asked)
-//! a fresh nonce, and return a [`Step`]: the next stage, or how the delivery ends. docs/protocol.md, "Rewrap
-//! lifecycle", draws this enum.
+//! a fresh nonce, and return a [`Step`]: the next stage, or how the delivery ends. docs/protocol.md draws this enum
+//! ("Relay: a delivery (state machines)"). The delivery row's half is here too: a failed attempt's backoff or
+//! retirement ([`attempt_failed`]) and a delivery's reset ([`row_delivered`]).
 //!
 //! What this file does not do: read or write the store, choose a peer, send anything, audit or alert. The engine
 //! (`engine/dispatch.rs`, `engine/reconcile.rs`) gathers what a transition needs, calls it, and stages the step's
@@ -15,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{Nonce, PublicReason, RefusalReason};
+
+use crate::schedule::{Backoff, Next};
+use crate::state::{DeliveryRow, DeliveryState};
 
 /// Where the envelope sent to the target came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,6 +374,50 @@ impl PendingRewrap {
             },
         })
     }
+}
+
+/// What a failed attempt did to a delivery row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// The row was not pending (stored, stalled or untrusted since): untouched.
+    NotPending,
+    /// The row waits for its next attempt at this time, Unix ms.
+    RetryAt(u64),
+    /// That was its last attempt: the row is `Stalled` (`credential_sync_stalled`).
+    Stalled,
+}
+
+/// The row's half of the lifecycle: a dispatch that ended without delivery counts one failed attempt on its
+/// (credential, target) row, which then waits per the backoff table or, after the last attempt, is retired.
+pub fn attempt_failed(
+    row: &mut DeliveryRow,
+    error: &str,
+    backoff: &Backoff,
+    now_ms: u64,
+) -> AfterFailure {
+    if row.state != DeliveryState::Pending {
+        return AfterFailure::NotPending;
+    }
+    row.attempts = row.attempts.saturating_add(1);
+    row.last_error = Some(error.to_owned());
+    match backoff.after(row.attempts, now_ms) {
+        Next::RetryAt(t) => {
+            row.next_attempt_ms = t;
+            AfterFailure::RetryAt(t)
+        }
+        Next::Retire => {
+            row.state = DeliveryState::Stalled;
+            AfterFailure::Stalled
+        }
+    }
+}
+
+/// The row's half of a delivery: stored at `version`, its failures forgotten.
+pub fn row_delivered(row: &mut DeliveryRow, version: u64) {
+    row.state = DeliveryState::Stored;
+    row.version = version;
+    row.attempts = 0;
+    row.last_error = None;
 }
 
 /// The record as stored: the flat layout of the first release (`peer` is the source once the envelope went to

@@ -152,6 +152,14 @@ pub fn poll_until(
     }
 }
 
+/// A test's size knob: the number in environment variable `name`, or `default`.
+pub fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The org, broker and relay.
 #[derive(Debug)]
 pub struct Cluster {
@@ -390,6 +398,31 @@ impl Cluster {
         self.import(&dir)?;
         std::fs::remove_dir_all(&dir)?;
         Ok(())
+    }
+
+    /// Starts the relay and agent `peer` (with `policy`), imports `credentials` (name → secret) and waits until
+    /// the peer holds every one: the fleet a backfill test then adds its target to.
+    pub fn with_seeded_peer(
+        &mut self,
+        peer: &str,
+        policy: &str,
+        credentials: &std::collections::BTreeMap<String, String>,
+        wait: Duration,
+    ) -> Result<AgentProc> {
+        self.start_relay()?;
+        let mut agent = self.agent(peer, policy)?;
+        agent.start()?;
+        self.wait_state(peer, "online", wait)?;
+        self.import_all(
+            &credentials
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>(),
+        )?;
+        wait_for(&format!("{peer} to hold everything"), wait, || {
+            Ok(agent.names()?.len() == credentials.len())
+        })?;
+        Ok(agent)
     }
 
     /// Credential name → id, as the relay lists them.

@@ -10,14 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use tessera_system_tests::bins::bin_dir;
-use tessera_system_tests::cluster::{poll_until, wait_for, AgentProc, Cluster};
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use tessera_system_tests::cluster::{knob, poll_until, wait_for, AgentProc, Cluster};
 
 /// A random number below `n` (a fresh UUID's bits).
 fn random_below(n: u64) -> u64 {
@@ -34,11 +27,7 @@ fn killed_at_random_points_of_a_backfill_the_agent_loses_nothing_acknowledged() 
     // A narrow backfill window (1 rewrap in flight, not 64): the backfill takes long enough for each kill point to
     // be reached and acted on before the next delivery completes it.
     let mut c = Cluster::new(tmp.path(), &bin_dir(), "backfill_concurrency = 1").unwrap();
-    c.start_relay().unwrap();
     let policy = "[policy.\"*\"]\nuids = [0]\n";
-    let mut peer = c.agent("edge-1", policy).unwrap();
-    peer.start().unwrap();
-    c.wait_state("edge-1", "online", wait).unwrap();
     let creds: BTreeMap<String, String> = (0..n)
         .map(|i| {
             (
@@ -47,17 +36,8 @@ fn killed_at_random_points_of_a_backfill_the_agent_loses_nothing_acknowledged() 
             )
         })
         .collect();
-    c.import_all(
-        &creds
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    wait_for("edge-1 to hold every credential", wait, || {
-        Ok(peer.names()?.len() == n)
-    })
-    .unwrap();
+    // The seeded peer runs until the end of the test (dropping it stops it).
+    let _peer = c.with_seeded_peer("edge-1", policy, &creds, wait).unwrap();
     let names_by_id: BTreeMap<String, String> = c
         .credential_ids()
         .unwrap()

@@ -16,14 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tessera_system_tests::bins::bin_dir;
-use tessera_system_tests::cluster::{poll_until, wait_for, Cluster};
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use tessera_system_tests::cluster::{knob, poll_until, wait_for, Cluster};
 
 #[test]
 fn a_relay_killed_again_and_again_mid_backfill_comes_back_consistent_every_time() {
@@ -40,25 +33,14 @@ fn a_relay_killed_again_and_again_mid_backfill_comes_back_consistent_every_time(
          [engine.backoff]\ndelays_ms = [500]\nmax_attempts = 1000",
     )
     .unwrap();
-    c.start_relay().unwrap();
     let policy = "[policy.\"*\"]\nuids = [0]\n";
-    let mut peer = c.agent("edge-1", policy).unwrap();
-    peer.start().unwrap();
-    c.wait_state("edge-1", "online", wait).unwrap();
     let expected: BTreeMap<String, String> = (0..n)
         .map(|i| (format!("cred-{i:04}"), format!("value-{i:04}")))
         .collect();
-    c.import_all(
-        &expected
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    wait_for("edge-1 to hold everything", wait, || {
-        Ok(peer.names()?.len() == n)
-    })
-    .unwrap();
+    // The seeded peer runs until the end of the test (dropping it stops it).
+    let _peer = c
+        .with_seeded_peer("edge-1", policy, &expected, wait)
+        .unwrap();
 
     let mut target = c.agent("edge-2", policy).unwrap();
     target.start().unwrap();

@@ -15,15 +15,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tessera_system_tests::bins::bin_dir;
-use tessera_system_tests::cluster::{poll_until, wait_for, AgentProc, Cluster};
+use tessera_system_tests::cluster::{knob, poll_until, wait_for, AgentProc, Cluster};
 
 const ROTATED: usize = 5;
 
 fn size() -> usize {
-    std::env::var("TESSERA_RESTART_CREDENTIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200)
+    knob("TESSERA_RESTART_CREDENTIALS", 200)
 }
 
 /// Waits until `agent` holds every credential at `expected`'s value, with the newest versions.
@@ -78,25 +75,15 @@ fn broker_and_relay_restarts_mid_backfill_converge_without_loss_or_rollback() {
          [engine.backoff]\ndelays_ms = [1000]\nmax_attempts = 100",
     )
     .unwrap();
-    c.start_relay().unwrap();
     let policy = "[policy.\"*\"]\nuids = [0]\n";
-    let mut peer = c.agent("edge-1", policy).unwrap();
-    peer.start().unwrap();
-    c.wait_state("edge-1", "online", wait).unwrap();
     let mut expected: BTreeMap<String, (String, u64)> = (0..n)
         .map(|i| (format!("cred-{i:04}"), (format!("v1-{i:04}"), 1)))
         .collect();
-    c.import_all(
-        &expected
-            .iter()
-            .map(|(k, (v, _))| (k.clone(), v.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    wait_for("edge-1 to hold everything", wait, || {
-        Ok(peer.names()?.len() == n)
-    })
-    .unwrap();
+    let seed = expected
+        .iter()
+        .map(|(k, (v, _))| (k.clone(), v.clone()))
+        .collect();
+    let peer = c.with_seeded_peer("edge-1", policy, &seed, wait).unwrap();
 
     // The broker dies in the middle of edge-2's backfill; credentials are rotated once it is back.
     let mut b = c.agent("edge-2", policy).unwrap();

@@ -11,9 +11,9 @@ use tessera_proto::wire::{
 use super::{data, log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::lifecycle::{
-    Dispatch, PeerAnswer, Source, Stage, Step, TargetAnswer, TargetOutcome, Unsolicited,
+    attempt_failed, row_delivered, AfterFailure, Dispatch, PeerAnswer, Source, Stage, Step,
+    TargetAnswer, TargetOutcome, Unsolicited,
 };
-use crate::schedule::Next;
 use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, StateResult};
 use tessera_proto::receipt::{in_audit, Receipt, ReceiptBody, ReceiptFact};
 
@@ -269,15 +269,10 @@ impl Engine {
         let Some(mut row) = self.store.delivery(credential, agent)? else {
             return Ok(());
         };
-        if row.state != DeliveryState::Pending {
-            return Ok(());
-        }
-        row.attempts += 1;
-        row.last_error = Some(error.to_owned());
-        match self.cfg.backoff.after(row.attempts, self.now_ms()) {
-            Next::RetryAt(t) => row.next_attempt_ms = t,
-            Next::Retire => {
-                row.state = DeliveryState::Stalled;
+        match attempt_failed(&mut row, error, &self.cfg.backoff, self.now_ms()) {
+            AfterFailure::NotPending => return Ok(()),
+            AfterFailure::RetryAt(_) => {}
+            AfterFailure::Stalled => {
                 self.metrics.stalled += 1;
                 self.alert(
                     AlertKind::CredentialSyncStalled,
@@ -531,10 +526,7 @@ impl Engine {
                 .put_receipt(&c.id, &p.target, ReceiptKind::Stored, r)?;
         }
         if let Some(mut row) = self.store.delivery(&c.id, &p.target)? {
-            row.state = DeliveryState::Stored;
-            row.version = c.version;
-            row.attempts = 0;
-            row.last_error = None;
+            row_delivered(&mut row, c.version);
             self.store.put_delivery(&row)?;
         }
         self.metrics.deliveries_ok += 1;

@@ -5,9 +5,11 @@ use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{PublicReason, RefusalReason};
 
 use super::{
-    Dispatch, PeerAnswer, PendingRewrap, Source, Stage, Step, TargetAnswer, TargetOutcome, Timing,
-    Unsolicited,
+    attempt_failed, row_delivered, AfterFailure, Dispatch, PeerAnswer, PendingRewrap, Source,
+    Stage, Step, TargetAnswer, TargetOutcome, Timing, Unsolicited,
 };
+use crate::schedule::Backoff;
+use crate::state::{DeliveryRow, DeliveryState};
 
 fn agent(s: &str) -> AgentId {
     AgentId::new(s).unwrap()
@@ -354,4 +356,63 @@ fn the_stored_layout_is_the_first_releases() {
     // Awaiting a peer that is not named cannot be represented; such a record is refused, not guessed at.
     let broken = awaiting_peer.replace(r#""peer":"peer-a""#, r#""peer":null"#);
     assert!(serde_json::from_str::<PendingRewrap>(&broken).is_err());
+}
+
+fn row(state: DeliveryState) -> DeliveryRow {
+    DeliveryRow {
+        state,
+        ..DeliveryRow::pending(CredentialId::random(), agent("target"), 3, 0)
+    }
+}
+
+#[test]
+fn failed_attempts_follow_the_backoff_table_then_stall_the_row() {
+    let backoff = Backoff {
+        delays_ms: vec![100, 1_000],
+        max_attempts: 3,
+    };
+    let mut r = row(DeliveryState::Pending);
+    assert_eq!(
+        attempt_failed(&mut r, "exhausted", &backoff, 5_000),
+        AfterFailure::RetryAt(5_100)
+    );
+    assert_eq!(
+        (r.attempts, r.next_attempt_ms, r.last_error.as_deref()),
+        (1, 5_100, Some("exhausted"))
+    );
+    assert_eq!(
+        attempt_failed(&mut r, "timeout", &backoff, 6_000),
+        AfterFailure::RetryAt(7_000)
+    );
+    assert_eq!(
+        attempt_failed(&mut r, "timeout", &backoff, 8_000),
+        AfterFailure::Stalled
+    );
+    assert_eq!((r.state, r.attempts), (DeliveryState::Stalled, 3));
+    // Only a pending row counts failures: a stalled, stored or untrusted one is left as it is.
+    for state in [
+        DeliveryState::Stalled,
+        DeliveryState::Stored,
+        DeliveryState::Untrusted,
+    ] {
+        let mut r = row(state);
+        let before = r.clone();
+        assert_eq!(
+            attempt_failed(&mut r, "timeout", &backoff, 1),
+            AfterFailure::NotPending
+        );
+        assert_eq!(r, before);
+    }
+}
+
+#[test]
+fn a_delivery_stores_the_row_at_its_version_and_forgets_its_failures() {
+    let mut r = row(DeliveryState::Pending);
+    r.attempts = 4;
+    r.last_error = Some("timeout".to_owned());
+    row_delivered(&mut r, 5);
+    assert_eq!(
+        (r.state, r.version, r.attempts, r.last_error),
+        (DeliveryState::Stored, 5, 0, None)
+    );
 }
