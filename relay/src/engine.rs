@@ -14,6 +14,7 @@
 //! - [`receipts`]: the agents' signed receipts every recorded delivery, purge and rotation must carry.
 //! - [`rotation`]: agents' key rotations: renewal requests queued for the operators' CA, certificates forwarded.
 
+mod audit_event;
 mod commit;
 pub mod dispatch;
 pub mod flagged;
@@ -35,6 +36,7 @@ use tessera_proto::statement::RevocationList;
 use tessera_proto::topics::{parse_agent_topic, AgentChannel};
 use tessera_proto::wire::{self, Down, Status, Up};
 
+use self::audit_event::AuditEvent;
 use crate::alerts::{Alert, AlertKind};
 use crate::clock::Clock;
 use crate::limits::{RateLimiter, WindowCounter};
@@ -204,11 +206,6 @@ pub(crate) fn log_state(e: &StateError) {
     tracing::error!(error = %e, "relay state failure");
 }
 
-/// Audit data from pairs.
-pub(crate) fn data<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-}
-
 impl Engine {
     /// An engine over `store`, trusting `ca`.
     pub fn new(
@@ -361,9 +358,14 @@ impl Engine {
             .is_some_and(|s| s.contains(credential))
     }
 
-    /// Appends to the audit chain; a failure is logged (the chain's integrity never depends on it).
-    pub(crate) fn audit(&self, kind: &str, link: Option<u64>, d: BTreeMap<String, String>) -> u64 {
-        match self.store.append_audit(self.now_ms(), kind, link, d) {
+    /// Appends `event` to the audit chain, staged with the event's other writes; returns its sequence number. A
+    /// failure is logged (the chain's integrity never depends on it).
+    pub(crate) fn audit(&self, event: AuditEvent<'_>) -> u64 {
+        let e = event.entry();
+        match self
+            .store
+            .append_audit(self.now_ms(), e.kind, e.link, e.data)
+        {
             Ok(e) => e.seq,
             Err(e) => {
                 log_state(&e);
@@ -391,11 +393,7 @@ impl Engine {
     fn drop_message(&mut self, agent: &str, reason: &str) {
         self.metrics.dropped_messages += 1;
         tracing::warn!(agent, reason, "dropped a message from an agent");
-        self.audit(
-            "dropped_message",
-            None,
-            data([("agent", agent.to_owned()), ("reason", reason.to_owned())]),
-        );
+        self.audit(AuditEvent::DroppedMessage { agent, reason });
     }
 
     /// [`Engine::on_message`], staged.

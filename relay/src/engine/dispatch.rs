@@ -8,14 +8,15 @@ use tessera_proto::wire::{
     RefusalReason, RewrapRefused, RewrapRequest, RewrapResponse, StoreOutcome,
 };
 
-use super::{data, log_state, Engine, Outbound};
+use super::audit_event::AuditEvent;
+use super::{log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::lifecycle::{
     attempt_failed, row_delivered, AfterFailure, Dispatch, PeerAnswer, Source, Stage, Step,
     TargetAnswer, TargetOutcome, Unsolicited,
 };
 use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, StateResult};
-use tessera_proto::receipt::{in_audit, Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
 
 fn nonce() -> [u8; 32] {
     let mut n = [0u8; 32];
@@ -145,15 +146,11 @@ impl Engine {
         if !self.target_certified(target, &target_rec.cert) {
             return Ok(Self::unavailable(target, jit, &c, PublicReason::NotGranted));
         }
-        let pending_seq = self.audit(
-            "rewrap_pending",
-            None,
-            data([
-                ("credential", c.id.to_string()),
-                ("version", c.version.to_string()),
-                ("target", target.as_str().to_owned()),
-            ]),
-        );
+        let pending_seq = self.audit(AuditEvent::RewrapPending {
+            credential: c.id,
+            version: c.version,
+            target,
+        });
         let d = Dispatch {
             request_id: uuid::Uuid::new_v4(),
             credential: c.id,
@@ -246,15 +243,12 @@ impl Engine {
         reason: PublicReason,
     ) -> StateResult<Vec<Outbound>> {
         self.drop_pending(&p.request_id, &p.credential, &p.target)?;
-        self.audit(
-            "rewrap_final",
-            Some(p.audit_seq),
-            data([
-                ("result", result.to_owned()),
-                ("credential", c.id.to_string()),
-                ("target", p.target.as_str().to_owned()),
-            ]),
-        );
+        self.audit(AuditEvent::RewrapFailed {
+            pending: p.audit_seq,
+            result,
+            credential: c.id,
+            target: &p.target,
+        });
         self.row_failed(&c.id, &p.target, result)?;
         Ok(Self::unavailable(&p.target, p.jit, c, reason))
     }
@@ -290,15 +284,11 @@ impl Engine {
     fn unsolicited(&mut self, from: &AgentId, request_id: &uuid::Uuid, reason: &str) {
         self.metrics.unsolicited += 1;
         tracing::warn!(agent = from.as_str(), %request_id, reason, "unsolicited or mismatched answer ignored");
-        self.audit(
-            "unsolicited_response",
-            None,
-            data([
-                ("agent", from.as_str().to_owned()),
-                ("request", request_id.to_string()),
-                ("reason", reason.to_owned()),
-            ]),
-        );
+        self.audit(AuditEvent::UnsolicitedResponse {
+            agent: from,
+            request: *request_id,
+            reason,
+        });
     }
 
     /// A target refused, for integrity, a delivery this relay never dispatched: someone else publishes on agents'
@@ -318,17 +308,14 @@ impl Engine {
                 s.credential_id
             ),
         );
-        self.audit(
-            "commitment_mismatch_detected",
-            None,
-            data([
-                ("credential", s.credential_id.to_string()),
-                ("version", s.version.to_string()),
-                ("target", from.as_str().to_owned()),
-                ("source", "not_dispatched_by_this_relay".to_owned()),
-                ("delivery", s.delivery_id.to_string()),
-            ]),
-        );
+        self.audit(AuditEvent::CommitmentMismatch {
+            pending: None,
+            credential: s.credential_id,
+            version: s.version,
+            target: from,
+            source: "not_dispatched_by_this_relay",
+            delivery: Some(s.delivery_id),
+        });
     }
 
     pub(super) fn on_rewrap_response(
@@ -530,19 +517,16 @@ impl Engine {
             self.store.put_delivery(&row)?;
         }
         self.metrics.deliveries_ok += 1;
-        let mut entry = data([
-            ("result", "success".to_owned()),
-            ("credential", c.id.to_string()),
-            ("version", c.version.to_string()),
-            ("target", p.target.as_str().to_owned()),
-            ("peer", source.name().to_owned()),
-            ("delivery", p.request_id.to_string()),
-            ("digest", tessera_proto::b64_encode(c.commitment.0)),
-        ]);
-        if let Some((r, body)) = receipt {
-            entry.extend(in_audit::fields(r, body).map(|(k, v)| (k.to_owned(), v)));
-        }
-        self.audit("rewrap_final", Some(p.audit_seq), entry);
+        self.audit(AuditEvent::RewrapDelivered {
+            pending: p.audit_seq,
+            credential: c.id,
+            version: c.version,
+            target: &p.target,
+            source,
+            delivery: p.request_id,
+            digest: &c.commitment.0,
+            receipt,
+        });
         // Only a backfill has a backlog to go on with; an online agent's delivery (an operator's put, JIT repair)
         // ends here, without a look at the rest of its rows.
         let backfilling = self.backlog.contains_key(&p.target)
@@ -606,16 +590,14 @@ impl Engine {
                 p.target.as_str()
             ),
         );
-        self.audit(
-            "commitment_mismatch_detected",
-            Some(p.audit_seq),
-            data([
-                ("credential", c.id.to_string()),
-                ("version", c.version.to_string()),
-                ("target", p.target.as_str().to_owned()),
-                ("source", source_name.to_owned()),
-            ]),
-        );
+        self.audit(AuditEvent::CommitmentMismatch {
+            pending: Some(p.audit_seq),
+            credential: c.id,
+            version: c.version,
+            target: &p.target,
+            source: source_name,
+            delivery: None,
+        });
         let mut out = Self::unavailable(&p.target, p.jit, c, PublicReason::CommitmentMismatch);
         let target_cert = self.target_cert(&next.target)?;
         out.extend(self.ask_next_peer(next, c, &target_cert)?);

@@ -12,7 +12,8 @@ use tessera_proto::ids::AgentId;
 use tessera_proto::statement::StatementError;
 use tessera_proto::wire::{CredentialsFlagged, FlagReason};
 
-use super::{data, log_state, Engine, Outbound};
+use super::audit_event::AuditEvent;
+use super::{log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 
 /// Credential ids written into one audit entry at most (the count is always complete).
@@ -59,18 +60,14 @@ impl Engine {
             .take(AUDITED_IDS)
             .map(|c| c.id.to_string())
             .collect();
-        self.audit(
-            "credential_signer_revoked",
-            None,
-            data([
-                ("agent", agent.as_str().to_owned()),
-                ("reason", reason.to_owned()),
-                ("list_serial", f.list_serial.to_string()),
-                ("credentials", ids.join(",")),
-                ("known", known.len().to_string()),
-                ("unknown", unknown.to_string()),
-            ]),
-        );
+        self.audit(AuditEvent::CredentialSignerRevoked {
+            agent,
+            reason,
+            list_serial: f.list_serial,
+            credentials: ids,
+            known: known.len(),
+            unknown,
+        });
         Vec::new()
     }
 }

@@ -8,7 +8,8 @@
 use tessera_proto::ids::AgentId;
 use tessera_proto::wire::{CredentialMissing, CredentialUnavailable, Down, PublicReason};
 
-use super::{data, log_state, Engine, Outbound};
+use super::audit_event::AuditEvent;
+use super::{log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 
 /// Internal reasons a JIT request is not served, and the public reason each becomes.
@@ -73,15 +74,11 @@ impl Engine {
                 if refusal == JitRefusal::RateLimited {
                     self.metrics.rate_limited += 1;
                 }
-                self.audit(
-                    "jit_refused",
-                    None,
-                    data([
-                        ("agent", agent.as_str().to_owned()),
-                        ("name", m.name.as_str().to_owned()),
-                        ("reason", format!("{refusal:?}")),
-                    ]),
-                );
+                self.audit(AuditEvent::JitRefused {
+                    agent,
+                    name: &m.name,
+                    reason: format!("{refusal:?}"),
+                });
                 vec![Outbound {
                     to: agent.clone(),
                     msg: Down::CredentialUnavailable(CredentialUnavailable {

@@ -11,7 +11,8 @@ use tessera_proto::wire::{
     AgentState, Down, JobDispatch, JobErrorCode, JobResult, MAX_JOB_TTL_SECS,
 };
 
-use super::{data, log_state, Engine, Outbound};
+use super::audit_event::AuditEvent;
+use super::{log_state, Engine, Outbound};
 use crate::alerts::Alert;
 use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, JobRecord, StateResult};
 
@@ -103,17 +104,13 @@ impl Engine {
             self.store
                 .put_envelope(&c.id, c.version, agent, env, key.0)?;
         }
-        self.audit(
-            "credential_put",
-            None,
-            data([
-                ("credential", c.id.to_string()),
-                ("name", c.name.as_str().to_owned()),
-                ("version", c.version.to_string()),
-                ("scope_revision", c.scope_revision.to_string()),
-                ("creator", st.creator.as_str().to_owned()),
-            ]),
-        );
+        self.audit(AuditEvent::CredentialPut {
+            credential: c.id,
+            name: &c.name,
+            version: c.version,
+            scope_revision: c.scope_revision,
+            creator: &st.creator,
+        });
         let mut out = Vec::new();
         if existing.is_some() {
             out.extend(self.rescope_rows(&c)?);
@@ -139,14 +136,10 @@ impl Engine {
             .verify(&self.ca, &self.revocations)
             .map_err(|e| OperatorError::Conflict(format!("revocation list refused: {e}")))?;
         self.store.put_revocations(signed)?;
-        self.audit(
-            "revocation_list",
-            None,
-            data([
-                ("serial", list.serial.to_string()),
-                ("revoked", list.revoked.len().to_string()),
-            ]),
-        );
+        self.audit(AuditEvent::RevocationList {
+            serial: list.serial,
+            revoked: list.revoked.len(),
+        });
         self.revocations = list;
         Ok(self
             .store
@@ -172,11 +165,7 @@ impl Engine {
             .ok_or_else(|| OperatorError::NotFound(format!("no credential {id}")))?;
         c.deleted = true;
         self.store.put_credential(&c)?;
-        self.audit(
-            "credential_removed",
-            None,
-            data([("credential", id.to_string())]),
-        );
+        self.audit(AuditEvent::CredentialRemoved { credential: *id });
         Ok(())
     }
 
@@ -222,15 +211,11 @@ impl Engine {
         alert.acknowledged_ms = Some(self.now_ms());
         self.store
             .put_alert(&Alert::key(alert.kind, &alert.subject), &alert)?;
-        self.audit(
-            "alert_acknowledged",
-            None,
-            data([
-                ("alert", id.to_owned()),
-                ("kind", alert.kind.as_str().to_owned()),
-                ("operator", by.to_owned()),
-            ]),
-        );
+        self.audit(AuditEvent::AlertAcknowledged {
+            alert: id,
+            kind: alert.kind.as_str(),
+            operator: by,
+        });
         Ok(())
     }
 
@@ -282,16 +267,12 @@ impl Engine {
             expires_at,
             result: None,
         })?;
-        self.audit(
-            "job_dispatched",
-            None,
-            data([
-                ("job", id.to_string()),
-                ("template", template.as_str().to_owned()),
-                ("agent", chosen.as_str().to_owned()),
-                ("expires_at", expires_at.to_string()),
-            ]),
-        );
+        self.audit(AuditEvent::JobDispatched {
+            job: id,
+            template: &template,
+            agent: &chosen,
+            expires_at,
+        });
         let msg = Down::JobDispatch(JobDispatch {
             job_id: id,
             template,
@@ -306,27 +287,19 @@ impl Engine {
         if r.error_code() == Some(JobErrorCode::JobDuplicate) {
             // The agent refused a second copy of a job it has run or is running: the job's own result is (or
             // will be) the other one, so this one never takes its place.
-            self.audit(
-                "job_duplicate",
-                None,
-                data([
-                    ("job", r.job_id.to_string()),
-                    ("agent", from.as_str().to_owned()),
-                ]),
-            );
+            self.audit(AuditEvent::JobDuplicate {
+                job: r.job_id,
+                agent: from,
+            });
             return;
         }
         match self.store.job(&r.job_id) {
             Ok(Some(mut job)) if job.agent == *from && job.result.is_none() => {
-                self.audit(
-                    "job_result",
-                    None,
-                    data([
-                        ("job", r.job_id.to_string()),
-                        ("agent", from.as_str().to_owned()),
-                        ("exit_code", format!("{:?}", r.exit_code)),
-                    ]),
-                );
+                self.audit(AuditEvent::JobResult {
+                    job: r.job_id,
+                    agent: from,
+                    exit_code: r.exit_code,
+                });
                 job.result = Some(r);
                 if let Err(e) = self.store.put_job(&job) {
                     log_state(&e);

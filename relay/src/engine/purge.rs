@@ -13,12 +13,13 @@
 //! row to pending.
 
 use tessera_proto::ids::{AgentId, CredentialId};
-use tessera_proto::receipt::{in_audit, ReceiptFact};
+use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::statement::{CredentialTombstone, Signed};
 use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, Down};
 
+use super::audit_event::AuditEvent;
 use super::operator::OperatorError;
-use super::{data, log_state, Engine, Outbound};
+use super::{log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::state::{
     CredentialRecord, DeliveryRow, DeliveryState, PurgeState, ReceiptKind, StateResult,
@@ -81,16 +82,12 @@ impl Engine {
         for q in self.backlog.values_mut() {
             q.retain(|x| x != id);
         }
-        self.audit(
-            "credential_tombstoned",
-            None,
-            data([
-                ("credential", id.to_string()),
-                ("name", c.name.as_str().to_owned()),
-                ("version", t.version.to_string()),
-                ("creator", t.creator.as_str().to_owned()),
-            ]),
-        );
+        self.audit(AuditEvent::CredentialTombstoned {
+            credential: *id,
+            name: &c.name,
+            version: t.version,
+            creator: &t.creator,
+        });
         let mut targets: Vec<AgentId> = Vec::new();
         for mut row in self.store.deliveries_of_credential(id)? {
             if row.purge != Some(PurgeState::Purged) {
@@ -105,14 +102,10 @@ impl Engine {
                 targets.push(a.id);
             }
         }
-        self.audit(
-            "credential_purge_sent",
-            None,
-            data([
-                ("credential", id.to_string()),
-                ("agents", targets.len().to_string()),
-            ]),
-        );
+        self.audit(AuditEvent::PurgeSent {
+            credential: *id,
+            agents: targets.len(),
+        });
         let Some(tombstone) = c.tombstone else {
             return Ok(Vec::new());
         };
@@ -160,15 +153,10 @@ impl Engine {
         let mut row = row.unwrap_or_else(|| self.purge_row(c, agent));
         self.mark_purging(&mut row);
         self.store.put_delivery(&row)?;
-        self.audit(
-            "credential_purge_sent",
-            None,
-            data([
-                ("credential", c.id.to_string()),
-                ("agent", agent.as_str().to_owned()),
-                ("at", "registration".to_owned()),
-            ]),
-        );
+        self.audit(AuditEvent::PurgeSentAtRegistration {
+            credential: c.id,
+            agent,
+        });
         Ok(Some(purge_message(agent.clone(), tombstone)))
     }
 
@@ -199,15 +187,11 @@ impl Engine {
             }
             self.mark_purging(&mut row);
             self.store.put_delivery(&row)?;
-            self.audit(
-                "credential_revoke_sent",
-                None,
-                data([
-                    ("credential", c.id.to_string()),
-                    ("agent", row.agent.as_str().to_owned()),
-                    ("scope_revision", c.scope_revision.to_string()),
-                ]),
-            );
+            self.audit(AuditEvent::RevokeSent {
+                credential: c.id,
+                agent: &row.agent,
+                scope_revision: c.scope_revision,
+            });
             out.push(revoke_message(row.agent, &c.statement));
         }
         Ok(out)
@@ -277,20 +261,20 @@ impl Engine {
         })();
         match result {
             Ok(true) => {
-                let mut entry = data([
-                    ("credential", p.credential_id.to_string()),
-                    ("agent", agent.as_str().to_owned()),
-                    ("version", p.version.to_string()),
-                ]);
-                if let ReceiptFact::Purged {
-                    scope_revision: Some(r),
-                    ..
-                } = &body.fact
-                {
-                    entry.insert("scope_revision".to_owned(), r.to_string());
-                }
-                entry.extend(in_audit::fields(receipt, &body).map(|(k, v)| (k.to_owned(), v)));
-                self.audit("credential_purged", None, entry);
+                let scope_revision = match &body.fact {
+                    ReceiptFact::Purged {
+                        scope_revision: Some(r),
+                        ..
+                    } => Some(*r),
+                    _ => None,
+                };
+                self.audit(AuditEvent::CredentialPurged {
+                    credential: p.credential_id,
+                    agent,
+                    version: p.version,
+                    scope_revision,
+                    receipt: (receipt, &body),
+                });
             }
             Ok(false) => {
                 self.drop_message(

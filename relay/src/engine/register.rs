@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{AgentState, Down, Register, RegisterAck, RegistrationMode, Status};
 
-use super::{data, log_state, Engine, Outbound};
+use super::audit_event::AuditEvent;
+use super::{log_state, Engine, Outbound};
 use crate::state::{AgentRecord, DeliveryRow, DeliveryState, StateResult};
 use tessera_proto::cert::AgentCertificate;
 
@@ -123,16 +124,12 @@ impl Engine {
             // What the agent says (bounded by the wire's checks), kept for the admin API; never trusted.
             agent_version: (!r.agent_version.is_empty()).then(|| r.agent_version.clone()),
         })?;
-        self.audit(
-            "agent_registered",
-            None,
-            data([
-                ("agent", agent.as_str().to_owned()),
-                ("mode", format!("{:?}", r.mode)),
-                ("backfill", gap.to_string()),
-                ("serial", cert.serial.to_string()),
-            ]),
-        );
+        self.audit(AuditEvent::AgentRegistered {
+            agent,
+            mode: r.mode,
+            backfill: gap,
+            serial: &cert.serial,
+        });
         let resealed = if key_changed {
             self.reseal_in_flight(agent)?
         } else {
@@ -171,15 +168,11 @@ impl Engine {
                 continue;
             }
             self.drop_pending(&p.request_id, &p.credential, &p.target)?;
-            self.audit(
-                "rewrap_final",
-                Some(p.audit_seq),
-                data([
-                    ("result", "resealed".to_owned()),
-                    ("credential", p.credential.to_string()),
-                    ("target", agent.as_str().to_owned()),
-                ]),
-            );
+            self.audit(AuditEvent::RewrapResealed {
+                pending: p.audit_seq,
+                credential: p.credential,
+                target: agent,
+            });
             // Asked again only if the agent still lacks it (a warm registration may have listed it as held).
             if self
                 .store

@@ -8,13 +8,14 @@
 //! agent itself verifies the certificate against its own pinned CA and keys before it switches.
 
 use tessera_proto::ids::AgentId;
-use tessera_proto::receipt::{in_audit, ReceiptFact};
+use tessera_proto::receipt::ReceiptFact;
 use tessera_proto::wire::{
     Down, RenewalCertificate, RenewalRequested, RotateKeys, RotationCompleted, RotationFailed,
 };
 
+use super::audit_event::AuditEvent;
 use super::operator::OperatorError;
-use super::{data, log_state, Engine, Outbound};
+use super::{log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::state::{RenewalRecord, RenewalState, StateResult};
 
@@ -81,15 +82,11 @@ impl Engine {
                     agent = agent.as_str(),
                     "renewal request queued for the operators' CA"
                 );
-                self.audit(
-                    "renewal_requested",
-                    None,
-                    data([
-                        ("agent", agent.as_str().to_owned()),
-                        ("serial", r.request.body.current_serial.to_string()),
-                        ("request", hex(&r.request.digest())),
-                    ]),
-                );
+                self.audit(AuditEvent::RenewalRequested {
+                    agent,
+                    serial: &r.request.body.current_serial,
+                    request: hex(&r.request.digest()),
+                });
             }
             Ok(Ok(false)) => {}
             Ok(Err(reason)) => self.drop_message(agent.as_str(), &reason),
@@ -130,15 +127,11 @@ impl Engine {
         rec.failure = None;
         rec.updated_ms = self.now_ms();
         self.store.put_renewal(&rec)?;
-        self.audit(
-            "renewal_certified",
-            None,
-            data([
-                ("agent", agent.as_str().to_owned()),
-                ("serial", cert.serial.to_string()),
-                ("renews", rec.request.body.current_serial.to_string()),
-            ]),
-        );
+        self.audit(AuditEvent::RenewalCertified {
+            agent,
+            serial: &cert.serial,
+            renews: &rec.request.body.current_serial,
+        });
         Ok(vec![certificate_message(agent.clone(), der)])
     }
 
@@ -153,11 +146,7 @@ impl Engine {
                 agent.as_str()
             )));
         }
-        self.audit(
-            "rotation_requested",
-            None,
-            data([("agent", agent.as_str().to_owned())]),
-        );
+        self.audit(AuditEvent::RotationRequested { agent });
         Ok(vec![Outbound {
             to: agent.clone(),
             msg: Down::RotateKeys(RotateKeys {}),
@@ -227,13 +216,12 @@ impl Engine {
         match result {
             Ok(Ok(true)) => {
                 tracing::info!(agent = agent.as_str(), from = %previous_serial, to = %serial, "agent switched to its renewed certificate");
-                let mut entry = data([
-                    ("agent", agent.as_str().to_owned()),
-                    ("previous_serial", previous_serial.to_string()),
-                    ("serial", serial.to_string()),
-                ]);
-                entry.extend(in_audit::fields(&r.receipt, &body).map(|(k, v)| (k.to_owned(), v)));
-                self.audit("rotation_completed", None, entry);
+                self.audit(AuditEvent::RotationCompleted {
+                    agent,
+                    previous_serial: &previous_serial,
+                    serial: &serial,
+                    receipt: (&r.receipt, &body),
+                });
             }
             Ok(Ok(false)) => {}
             Ok(Err(reason)) => self.drop_message(agent.as_str(), reason),
@@ -269,16 +257,12 @@ impl Engine {
                         f.retry_at
                     ),
                 );
-                self.audit(
-                    "rotation_failed",
-                    None,
-                    data([
-                        ("agent", agent.as_str().to_owned()),
-                        ("serial", f.serial.to_string()),
-                        ("reason", format!("{:?}", f.reason)),
-                        ("queued", known.to_string()),
-                    ]),
-                );
+                self.audit(AuditEvent::RotationFailed {
+                    agent,
+                    serial: &f.serial,
+                    reason: format!("{:?}", f.reason),
+                    queued: known,
+                });
             }
             Err(e) => log_state(&e),
         }
