@@ -403,13 +403,13 @@ impl Engine {
             return Vec::new();
         };
         match channel {
-            AgentChannel::Status => {
-                match wire::decode::<Status>(payload) {
-                    Ok(status) => self.on_status(&agent, &status),
-                    Err(e) => self.drop_message(agent.as_str(), &format!("status: {e}")),
+            AgentChannel::Status => match wire::decode::<Status>(payload) {
+                Ok(status) => self.on_status(&agent, &status),
+                Err(e) => {
+                    self.drop_message(agent.as_str(), &format!("status: {e}"));
+                    Vec::new()
                 }
-                Vec::new()
-            }
+            },
             AgentChannel::Up => match wire::decode::<Up>(payload) {
                 Ok(up) => {
                     self.touch(&agent);
@@ -489,3 +489,6 @@ mod lifecycle_tests;
 
 #[cfg(test)]
 mod commit_tests;
+
+#[cfg(test)]
+mod presence_tests;

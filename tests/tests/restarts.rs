@@ -124,3 +124,35 @@ fn broker_and_relay_restarts_mid_backfill_converge_without_loss_or_rollback() {
     }
     c.op(&["audit", "verify"]).unwrap();
 }
+
+/// An agent restarted while the relay is down: its Last Will (retained, re-sent when the relay subscribes again)
+/// reaches the relay after its new registration. The relay must still list it online once the agent's own status
+/// follows, and deliver to it without an operator's retry.
+#[test]
+fn an_agent_restarted_while_the_relay_is_down_is_online_when_the_relay_is_back() {
+    let wait = Duration::from_secs(60);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    c.start_relay().unwrap();
+    let policy = "[policy.\"*\"]\nuids = [0]\n";
+    let mut a = c.agent("edge-1", policy).unwrap();
+    a.start().unwrap();
+    c.wait_state("edge-1", "online", wait).unwrap();
+
+    c.kill_relay();
+    // SIGKILLed: the broker publishes its Last Will (offline, retained); then it starts again and registers, and
+    // the registration waits in the relay's session.
+    a.kill();
+    a.start().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    c.start_relay().unwrap();
+    c.wait_state("edge-1", "online", wait).unwrap();
+    // Stays online (the Last Will is not the last word), and a new credential reaches it with no retry.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.agent_state("edge-1").unwrap().as_deref(), Some("online"));
+    c.put("db", "pw-after-restart", &["edge-1"]).unwrap();
+    wait_for("edge-1 to get db", wait, || {
+        Ok(a.value("db")?.as_deref() == Some("pw-after-restart"))
+    })
+    .unwrap();
+}

@@ -45,7 +45,7 @@ impl Engine {
 
     /// Whether `cert` (the target's registered certificate) is valid now and not revoked; remembered per agent
     /// until the certificate, the revocation list or its validity window changes.
-    fn target_certified(&mut self, target: &AgentId, cert: &[u8]) -> bool {
+    pub(super) fn target_certified(&mut self, target: &AgentId, cert: &[u8]) -> bool {
         let now = self.now_s();
         let serial = self.revocations.serial;
         if let Some((c, s, not_after)) = self.certified.get(target) {

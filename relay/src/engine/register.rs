@@ -16,16 +16,48 @@ use crate::state::{AgentRecord, DeliveryRow, DeliveryState, StateResult};
 use tessera_proto::cert::AgentCertificate;
 
 impl Engine {
-    pub(super) fn on_status(&mut self, agent: &AgentId, status: &Status) {
-        // Only presence: an agent that says (or whose Last Will says) it is offline is not a peer candidate.
-        if status.state == AgentState::Offline {
-            if let Ok(Some(mut a)) = self.store.agent(agent) {
+    /// Presence. An agent that says (or whose Last Will says) it is offline is not a peer candidate and gets no
+    /// deliveries. An agent listed offline that says it is up again is present again: the broker re-sends retained
+    /// statuses at every subscription, so an agent's Last Will can be handled after the registration that followed
+    /// it (an agent restarted while the relay was down), and only the agent's next status tells the truth.
+    pub(super) fn on_status(&mut self, agent: &AgentId, status: &Status) -> Vec<Outbound> {
+        let result = if status.state == AgentState::Offline {
+            self.went_offline(agent).map(|()| Vec::new())
+        } else {
+            self.present_again(agent)
+        };
+        result.unwrap_or_else(|e| {
+            log_state(&e);
+            Vec::new()
+        })
+    }
+
+    fn went_offline(&mut self, agent: &AgentId) -> StateResult<()> {
+        if let Some(mut a) = self.store.agent(agent)? {
+            if a.state != AgentState::Offline {
                 a.state = AgentState::Offline;
-                if let Err(e) = self.store.put_agent(&a) {
-                    log_state(&e);
-                }
+                self.store.put_agent(&a)?;
             }
         }
+        Ok(())
+    }
+
+    /// An agent listed offline says it is up: present again if it registered before and its registered
+    /// certificate is still valid and unrevoked (otherwise only a new registration brings it back). It goes on
+    /// with what it lacks as a backfill does, and is listed online once nothing due is left.
+    fn present_again(&mut self, agent: &AgentId) -> StateResult<Vec<Outbound>> {
+        let Some(mut a) = self.store.agent(agent)? else {
+            return Ok(Vec::new());
+        };
+        if a.state != AgentState::Offline || !self.target_certified(agent, &a.cert) {
+            return Ok(Vec::new());
+        }
+        tracing::info!(agent = agent.as_str(), "agent present again");
+        a.state = AgentState::Backfilling;
+        self.store.put_agent(&a)?;
+        // What it lacks is read again from its rows: failures while it was away left the backlog behind.
+        self.backlog.remove(agent);
+        Ok(self.pump(agent))
     }
 
     pub(super) fn on_register(&mut self, agent: &AgentId, r: &Register) -> Vec<Outbound> {
