@@ -41,7 +41,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::clock::Clock;
 use crate::limits::{RateLimiter, WindowCounter};
 use crate::schedule::Backoff;
-use crate::state::{RelayStore, Staged, StateError};
+use crate::state::{RelayStore, Staged, StateError, StateResult};
 
 /// Every number of design §4, configurable.
 #[derive(Debug, Clone, Deserialize)]
@@ -358,124 +358,105 @@ impl Engine {
             .is_some_and(|s| s.contains(credential))
     }
 
-    /// Appends `event` to the audit chain, staged with the event's other writes; returns its sequence number. A
-    /// failure is logged (the chain's integrity never depends on it).
-    pub(crate) fn audit(&self, event: AuditEvent<'_>) -> u64 {
+    /// Appends `event` to the audit chain, staged with the event's other writes; returns its sequence number.
+    pub(crate) fn audit(&self, event: AuditEvent<'_>) -> StateResult<u64> {
         let e = event.entry();
-        match self
+        Ok(self
             .store
-            .append_audit(self.now_ms(), e.kind, e.link, e.data)
-        {
-            Ok(e) => e.seq,
-            Err(e) => {
-                log_state(&e);
-                0
-            }
-        }
+            .append_audit(self.now_ms(), e.kind, e.link, e.data)?
+            .seq)
     }
 
     /// Raises (or counts) an alert.
-    pub(crate) fn alert(&self, kind: AlertKind, subject: &str, message: String) {
+    pub(crate) fn alert(&self, kind: AlertKind, subject: &str, message: String) -> StateResult<()> {
         let key = Alert::key(kind, subject);
-        let existing = self.store.alert(&key).unwrap_or_else(|e| {
-            log_state(&e);
-            None
-        });
+        let existing = self.store.alert(&key)?;
         let (alert, raised) = Alert::occur(existing, kind, subject, message, self.now_ms());
         if raised {
             tracing::warn!(alert = kind.as_str(), severity = ?alert.severity, subject, "{}", alert.message);
         }
-        if let Err(e) = self.store.put_alert(&key, &alert) {
-            log_state(&e);
-        }
+        self.store.put_alert(&key, &alert)
     }
 
-    fn drop_message(&mut self, agent: &str, reason: &str) {
+    fn drop_message(&mut self, agent: &str, reason: &str) -> StateResult<()> {
         self.metrics.dropped_messages += 1;
         tracing::warn!(agent, reason, "dropped a message from an agent");
-        self.audit(AuditEvent::DroppedMessage { agent, reason });
+        self.audit(AuditEvent::DroppedMessage { agent, reason })
+            .map(drop)
     }
 
-    /// [`Engine::on_message`], staged.
-    pub(crate) fn on_message_staged(&mut self, topic: &str, payload: &[u8]) -> Vec<Outbound> {
+    /// [`Engine::on_message`], staged. A state failure ends the event here, with nothing of it written or sent; it
+    /// is logged once, where the event is committed.
+    pub(crate) fn on_message_staged(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+    ) -> StateResult<Vec<Outbound>> {
         let Some((agent, channel)) = parse_agent_topic(topic) else {
-            self.drop_message("?", "not an agent topic");
-            return Vec::new();
+            self.drop_message("?", "not an agent topic")?;
+            return Ok(Vec::new());
         };
         match channel {
             AgentChannel::Status => match wire::decode::<Status>(payload) {
                 Ok(status) => self.on_status(&agent, &status),
                 Err(e) => {
-                    self.drop_message(agent.as_str(), &format!("status: {e}"));
-                    Vec::new()
+                    self.drop_message(agent.as_str(), &format!("status: {e}"))?;
+                    Ok(Vec::new())
                 }
             },
             AgentChannel::Up => match wire::decode::<Up>(payload) {
                 Ok(up) => {
-                    self.touch(&agent);
+                    self.touch(&agent)?;
                     self.on_up(&agent, up)
                 }
                 Err(e) => {
-                    self.drop_message(agent.as_str(), &e.to_string());
-                    Vec::new()
+                    self.drop_message(agent.as_str(), &e.to_string())?;
+                    Ok(Vec::new())
                 }
             },
             _ => {
-                self.drop_message(agent.as_str(), "message on a relay-to-agent topic");
-                Vec::new()
+                self.drop_message(agent.as_str(), "message on a relay-to-agent topic")?;
+                Ok(Vec::new())
             }
         }
     }
 
     /// Records that `agent` was heard from (at most one write per agent every 10 s).
-    fn touch(&mut self, agent: &AgentId) {
+    fn touch(&mut self, agent: &AgentId) -> StateResult<()> {
         let now = self.now_ms();
         if self
             .seen
             .get(agent)
             .is_some_and(|t| now.saturating_sub(*t) < 10_000)
         {
-            return;
+            return Ok(());
         }
         self.seen.insert(agent.clone(), now);
-        if let Ok(Some(mut a)) = self.store.agent(agent) {
+        if let Some(mut a) = self.store.agent(agent)? {
             if now.saturating_sub(a.last_seen_ms) >= 10_000 {
                 a.last_seen_ms = now;
-                if let Err(e) = self.store.put_agent(&a) {
-                    log_state(&e);
-                }
+                self.store.put_agent(&a)?;
             }
         }
+        Ok(())
     }
 
-    fn on_up(&mut self, agent: &AgentId, up: Up) -> Vec<Outbound> {
+    fn on_up(&mut self, agent: &AgentId, up: Up) -> StateResult<Vec<Outbound>> {
         match up {
             Up::Register(r) => self.on_register(agent, &r),
             Up::RewrapResponse(r) => self.on_rewrap_response(agent, r),
             Up::RewrapRefused(r) => self.on_rewrap_refused(agent, &r),
             Up::CredentialStored(s) => self.on_stored(agent, &s),
             Up::CredentialMissing(m) => self.on_missing(agent, &m),
-            Up::CredentialsFlagged(f) => self.on_flagged(agent, &f),
-            Up::CredentialPurged(p) => self.on_purged(agent, &p),
-            Up::RenewalRequested(r) => {
-                self.on_renewal_requested(agent, &r);
-                Vec::new()
-            }
-            Up::RotationCompleted(r) => {
-                self.on_rotation_completed(agent, &r);
-                Vec::new()
-            }
-            Up::RotationFailed(f) => {
-                self.on_rotation_failed(agent, &f);
-                Vec::new()
-            }
-            Up::JobResult(j) => {
-                self.on_job_result(agent, j);
-                Vec::new()
-            }
+            Up::CredentialsFlagged(f) => self.on_flagged(agent, &f).map(|()| Vec::new()),
+            Up::CredentialPurged(p) => self.on_purged(agent, &p).map(|()| Vec::new()),
+            Up::RenewalRequested(r) => self.on_renewal_requested(agent, &r).map(|()| Vec::new()),
+            Up::RotationCompleted(r) => self.on_rotation_completed(agent, &r).map(|()| Vec::new()),
+            Up::RotationFailed(f) => self.on_rotation_failed(agent, &f).map(|()| Vec::new()),
+            Up::JobResult(j) => self.on_job_result(agent, j).map(|()| Vec::new()),
             _ => {
-                self.drop_message(agent.as_str(), "unhandled message type");
-                Vec::new()
+                self.drop_message(agent.as_str(), "unhandled message type")?;
+                Ok(Vec::new())
             }
         }
     }

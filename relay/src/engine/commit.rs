@@ -13,11 +13,14 @@ use super::{log_state, Engine, Outbound};
 use crate::state::StateError;
 
 impl Engine {
-    /// Runs one event's handler and commits what it staged.
-    fn committed<T>(&mut self, handler: impl FnOnce(&mut Self) -> T) -> Result<T, StateError> {
-        let out = handler(self);
-        match self.store.commit() {
-            Ok(_) => Ok(out),
+    /// Runs one event's handler and commits what it staged. A state failure, in the handler or in the commit,
+    /// is logged here, once, and the event leaves nothing behind.
+    fn committed<T>(
+        &mut self,
+        handler: impl FnOnce(&mut Self) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        match handler(self).and_then(|out| self.store.commit().map(|_| out)) {
+            Ok(out) => Ok(out),
             Err(e) => {
                 log_state(&e);
                 self.resync();
@@ -50,7 +53,7 @@ impl Engine {
 
     /// Forgets what memory holds beyond the store after a failed commit: the in-flight set is rebuilt from the
     /// committed records; the backlog, caches and timers are rebuilt as they are needed.
-    fn resync(&mut self) {
+    pub(super) fn resync(&mut self) {
         self.store.discard();
         self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
         self.in_flight.clear();

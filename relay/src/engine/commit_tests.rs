@@ -27,6 +27,8 @@ struct FlakyStore {
     failing: Arc<AtomicBool>,
     /// Reading every agent fails while set (a read half-way through an operator's change).
     agents_fail: Arc<AtomicBool>,
+    /// Reading a credential's delivery rows fails while set (a read half-way through an agent's message).
+    rows_fail: Arc<AtomicBool>,
 }
 
 macro_rules! delegate {
@@ -42,7 +44,6 @@ impl RelayStore for FlakyStore {
         credential_by_name(name: &CredentialName) -> StateResult<Option<CredentialRecord>>;
         credentials() -> StateResult<Vec<CredentialRecord>>;
         delivery(c: &CredentialId, a: &AgentId) -> StateResult<Option<DeliveryRow>>;
-        deliveries_of_credential(c: &CredentialId) -> StateResult<Vec<DeliveryRow>>;
         deliveries_of_agent(a: &AgentId) -> StateResult<Vec<DeliveryRow>>;
         deliveries() -> StateResult<Vec<DeliveryRow>>;
         envelope(c: &CredentialId, v: u64, a: &AgentId) -> StateResult<Option<(Envelope, [u8; 32])>>;
@@ -70,6 +71,13 @@ impl RelayStore for FlakyStore {
         self.inner.agents()
     }
 
+    fn deliveries_of_credential(&self, c: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
+        if self.rows_fail.load(Ordering::SeqCst) {
+            return Err(StateError::Backend("injected: a read failed".into()));
+        }
+        self.inner.deliveries_of_credential(c)
+    }
+
     fn apply(&self, batch: &Batch) -> StateResult<()> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StateError::Backend(
@@ -86,17 +94,24 @@ fn failing_world() -> (World, Arc<AtomicBool>) {
 }
 
 fn failing_world_with_reads() -> (World, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let (w, failing, agents_fail, _) = failing_world_with_row_reads();
+    (w, failing, agents_fail)
+}
+
+fn failing_world_with_row_reads() -> (World, Arc<AtomicBool>, Arc<AtomicBool>, Arc<AtomicBool>) {
     let failing = Arc::new(AtomicBool::new(false));
     let agents_fail = Arc::new(AtomicBool::new(false));
-    let (flag, reads) = (failing.clone(), agents_fail.clone());
+    let rows_fail = Arc::new(AtomicBool::new(false));
+    let (flag, reads, rows) = (failing.clone(), agents_fail.clone(), rows_fail.clone());
     let w = World::over(move |inner| {
         Arc::new(FlakyStore {
             inner,
             failing: flag,
             agents_fail: reads,
+            rows_fail: rows,
         })
     });
-    (w, failing, agents_fail)
+    (w, failing, agents_fail, rows_fail)
 }
 
 #[test]
@@ -197,4 +212,34 @@ fn a_renamed_credential_gives_its_old_name_up_in_the_store() {
         None,
         "the old name still points at the renamed credential"
     );
+}
+
+/// A read that fails half-way through an agent's message ends the event there: nothing it staged before the
+/// failure (the agent's record, its rows, the audit entry) is written, nothing is sent, and the agent's retry
+/// does it all.
+#[test]
+fn a_registration_whose_read_fails_half_way_leaves_nothing_and_succeeds_when_retried() {
+    let (mut w, _, _, rows_fail) = failing_world_with_row_reads();
+    let (peer, id, _) = w.seeded_peer("peer-1", "db", "pw");
+    let target = w.agent("target-1");
+    let audit_before = w.engine.store().audit().unwrap().len();
+
+    // The registration stages the agent and its rows, then reads the credential's rows to choose a peer.
+    rows_fail.store(true, Ordering::SeqCst);
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    assert!(out.is_empty(), "a failed event sent {out:?}");
+    assert!(w.engine.store().agent(&target).unwrap().is_none());
+    assert!(w.engine.store().delivery(&id, &target).unwrap().is_none());
+    assert_eq!(w.engine.store().audit().unwrap().len(), audit_before);
+    assert_eq!(w.engine.in_flight_count(), 0);
+
+    rows_fail.store(false, Ordering::SeqCst);
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    assert!(
+        matches!(out.first().map(|o| &o.msg), Some(Down::RegisterAck(_))),
+        "{out:?}"
+    );
+    let (to, _) = super::tests::rewrap_msg(&out);
+    assert_eq!(to, peer);
+    tessera_proto::audit::verify(&w.engine.store().audit().unwrap()).unwrap();
 }

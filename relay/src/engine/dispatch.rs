@@ -9,7 +9,7 @@ use tessera_proto::wire::{
 };
 
 use super::audit_event::AuditEvent;
-use super::{log_state, Engine, Outbound};
+use super::{Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::lifecycle::{
     attempt_failed, row_delivered, AfterFailure, Dispatch, PeerAnswer, Source, Stage, Step,
@@ -104,18 +104,6 @@ impl Engine {
         credential: &CredentialId,
         target: &AgentId,
         jit: Option<uuid::Uuid>,
-    ) -> Vec<Outbound> {
-        self.try_start(credential, target, jit).unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        })
-    }
-
-    fn try_start(
-        &mut self,
-        credential: &CredentialId,
-        target: &AgentId,
-        jit: Option<uuid::Uuid>,
     ) -> StateResult<Vec<Outbound>> {
         let Some(c) = self.store.credential(credential)? else {
             return Ok(Vec::new());
@@ -157,7 +145,7 @@ impl Engine {
             version: c.version,
             target: target.clone(),
             jit,
-            audit_seq: pending_seq,
+            audit_seq: pending_seq?,
         };
         // An envelope the operator sealed to this agent's current key needs no peer.
         if let Some((envelope, key)) = self.store.envelope(&c.id, c.version, target)? {
@@ -248,7 +236,7 @@ impl Engine {
             result,
             credential: c.id,
             target: &p.target,
-        });
+        })?;
         self.row_failed(&c.id, &p.target, result)?;
         Ok(Self::unavailable(&p.target, p.jit, c, reason))
     }
@@ -275,26 +263,32 @@ impl Engine {
                         "delivery retired after {} attempts (last error: {error})",
                         row.attempts
                     ),
-                );
+                )?;
             }
         }
         self.store.put_delivery(&row)
     }
 
-    fn unsolicited(&mut self, from: &AgentId, request_id: &uuid::Uuid, reason: &str) {
+    fn unsolicited(
+        &mut self,
+        from: &AgentId,
+        request_id: &uuid::Uuid,
+        reason: &str,
+    ) -> StateResult<()> {
         self.metrics.unsolicited += 1;
         tracing::warn!(agent = from.as_str(), %request_id, reason, "unsolicited or mismatched answer ignored");
         self.audit(AuditEvent::UnsolicitedResponse {
             agent: from,
             request: *request_id,
             reason,
-        });
+        })?;
+        Ok(())
     }
 
     /// A target refused, for integrity, a delivery this relay never dispatched: someone else publishes on agents'
     /// topics with the relay's rights (a stolen relay identity, a rogue replica, a compromised broker). The target
     /// stored nothing; the operator must know.
-    fn forged_delivery(&mut self, from: &AgentId, s: &CredentialStored) {
+    fn forged_delivery(&mut self, from: &AgentId, s: &CredentialStored) -> StateResult<()> {
         self.metrics.mismatches += 1;
         tracing::error!(target = from.as_str(), delivery = %s.delivery_id, credential = %s.credential_id,
             "an agent refused a forged delivery this relay never sent");
@@ -307,7 +301,7 @@ impl Engine {
                 from.as_str(),
                 s.credential_id
             ),
-        );
+        )?;
         self.audit(AuditEvent::CommitmentMismatch {
             pending: None,
             credential: s.credential_id,
@@ -315,115 +309,106 @@ impl Engine {
             target: from,
             source: "not_dispatched_by_this_relay",
             delivery: Some(s.delivery_id),
-        });
+        })?;
+        Ok(())
     }
 
     pub(super) fn on_rewrap_response(
         &mut self,
         from: &AgentId,
         r: RewrapResponse,
-    ) -> Vec<Outbound> {
-        let result: StateResult<Vec<Outbound>> = (|| {
-            let Some(p) = self.store.pending(&r.request_id)? else {
-                self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST");
+    ) -> StateResult<Vec<Outbound>> {
+        let Some(p) = self.store.pending(&r.request_id)? else {
+            self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST")?;
+            return Ok(Vec::new());
+        };
+        let target_key_current = self
+            .store
+            .agent(&p.target)?
+            .is_some_and(|t| t.wrap_fingerprint == r.target_key.0);
+        let answer = PeerAnswer {
+            from,
+            claimed_peer: &r.peer,
+            nonce: &r.nonce,
+            credential: r.credential_id,
+            version: r.version,
+            target_key_current,
+        };
+        let next = match p.on_peer_answer(&answer, self.timing()) {
+            Ok(next) => next,
+            Err(Unsolicited(reason)) => {
+                self.unsolicited(from, &r.request_id, &reason)?;
                 return Ok(Vec::new());
-            };
-            let target_key_current = self
-                .store
-                .agent(&p.target)?
-                .is_some_and(|t| t.wrap_fingerprint == r.target_key.0);
-            let answer = PeerAnswer {
-                from,
-                claimed_peer: &r.peer,
-                nonce: &r.nonce,
-                credential: r.credential_id,
-                version: r.version,
-                target_key_current,
-            };
-            let next = match p.on_peer_answer(&answer, self.timing()) {
-                Ok(next) => next,
-                Err(Unsolicited(reason)) => {
-                    self.unsolicited(from, &r.request_id, &reason);
-                    return Ok(Vec::new());
-                }
-            };
-            let Some(c) = self.store.credential(&next.credential)? else {
-                return Ok(Vec::new());
-            };
-            self.save_pending(&next)?;
-            Ok(vec![Outbound {
-                to: next.target.clone(),
-                msg: Down::CredentialStore(CredentialStore {
-                    delivery_id: next.request_id,
-                    statement: c.statement,
-                    envelope: r.envelope,
-                    request_id: next.jit,
-                    target_key: Some(r.target_key),
-                }),
-            }])
-        })();
-        result.unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        })
+            }
+        };
+        let Some(c) = self.store.credential(&next.credential)? else {
+            return Ok(Vec::new());
+        };
+        self.save_pending(&next)?;
+        Ok(vec![Outbound {
+            to: next.target.clone(),
+            msg: Down::CredentialStore(CredentialStore {
+                delivery_id: next.request_id,
+                statement: c.statement,
+                envelope: r.envelope,
+                request_id: next.jit,
+                target_key: Some(r.target_key),
+            }),
+        }])
     }
 
-    pub(super) fn on_rewrap_refused(&mut self, from: &AgentId, r: &RewrapRefused) -> Vec<Outbound> {
-        let result: StateResult<Vec<Outbound>> = (|| {
-            let Some(p) = self.store.pending(&r.request_id)? else {
-                self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST");
-                return Ok(Vec::new());
-            };
-            match p.on_peer_refused(from, &r.nonce) {
-                Ok(step) => {
-                    tracing::info!(peer = from.as_str(), reason = ?r.reason, "peer refused a rewrap");
-                    self.settle(&p, step, None)
-                }
-                Err(Unsolicited(reason)) => {
-                    self.unsolicited(from, &r.request_id, &reason);
-                    Ok(Vec::new())
-                }
+    pub(super) fn on_rewrap_refused(
+        &mut self,
+        from: &AgentId,
+        r: &RewrapRefused,
+    ) -> StateResult<Vec<Outbound>> {
+        let Some(p) = self.store.pending(&r.request_id)? else {
+            self.unsolicited(from, &r.request_id, "UNKNOWN_REQUEST")?;
+            return Ok(Vec::new());
+        };
+        match p.on_peer_refused(from, &r.nonce) {
+            Ok(step) => {
+                tracing::info!(peer = from.as_str(), reason = ?r.reason, "peer refused a rewrap");
+                self.settle(&p, step, None)
             }
-        })();
-        result.unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        })
+            Err(Unsolicited(reason)) => {
+                self.unsolicited(from, &r.request_id, &reason)?;
+                Ok(Vec::new())
+            }
+        }
     }
 
-    pub(super) fn on_stored(&mut self, from: &AgentId, s: &CredentialStored) -> Vec<Outbound> {
-        let result: StateResult<Vec<Outbound>> = (|| {
-            let Some(p) = self.store.pending(&s.delivery_id)? else {
-                if forged(&s.outcome) {
-                    self.forged_delivery(from, s);
-                } else {
-                    // Redeliveries after a reconnect are acknowledged again; only count them.
-                    self.unsolicited(from, &s.delivery_id, "UNKNOWN_DELIVERY");
-                }
-                return Ok(Vec::new());
-            };
-            let Some(c) = self.store.credential(&p.credential)? else {
-                return Ok(Vec::new());
-            };
-            let (outcome, body) = self.judge_store(from, s, &c);
-            let answer = TargetAnswer {
-                from,
-                credential: s.credential_id,
-                version: s.version,
-                outcome,
-            };
-            match p.on_target_answer(answer) {
-                Ok(step) => self.settle(&p, step, s.receipt.as_ref().zip(body.as_ref())),
-                Err(Unsolicited(reason)) => {
-                    self.unsolicited(from, &s.delivery_id, &reason);
-                    Ok(Vec::new())
-                }
+    pub(super) fn on_stored(
+        &mut self,
+        from: &AgentId,
+        s: &CredentialStored,
+    ) -> StateResult<Vec<Outbound>> {
+        let Some(p) = self.store.pending(&s.delivery_id)? else {
+            if forged(&s.outcome) {
+                self.forged_delivery(from, s)?;
+            } else {
+                // Redeliveries after a reconnect are acknowledged again; only count them.
+                self.unsolicited(from, &s.delivery_id, "UNKNOWN_DELIVERY")?;
             }
-        })();
-        result.unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        })
+            return Ok(Vec::new());
+        };
+        let Some(c) = self.store.credential(&p.credential)? else {
+            return Ok(Vec::new());
+        };
+        let (outcome, body) = self.judge_store(from, s, &c)?;
+        let answer = TargetAnswer {
+            from,
+            credential: s.credential_id,
+            version: s.version,
+            outcome,
+        };
+        match p.on_target_answer(answer) {
+            Ok(step) => self.settle(&p, step, s.receipt.as_ref().zip(body.as_ref())),
+            Err(Unsolicited(reason)) => {
+                self.unsolicited(from, &s.delivery_id, &reason)?;
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// What the target reported, judged: its digest against the creator's commitment (constant time), and its
@@ -433,11 +418,11 @@ impl Engine {
         from: &AgentId,
         s: &CredentialStored,
         c: &CredentialRecord,
-    ) -> (TargetOutcome, Option<ReceiptBody>) {
-        match &s.outcome {
+    ) -> StateResult<(TargetOutcome, Option<ReceiptBody>)> {
+        Ok(match &s.outcome {
             StoreOutcome::Stored { digest } if digest.ct_eq(&c.commitment) => {
                 let checked = self
-                    .claimed_receipt(from, s.receipt.as_ref())
+                    .claimed_receipt(from, s.receipt.as_ref())?
                     .and_then(|body| match &body.fact {
                         ReceiptFact::Stored {
                             delivery_id,
@@ -464,7 +449,7 @@ impl Engine {
                 (TargetOutcome::Refused(*reason), None)
             }
             _ => (TargetOutcome::Unknown, None),
-        }
+        })
     }
 
     /// Carries out a lifecycle step of `p`: the writes, messages, audit entries and alerts it stands for, staged in
@@ -526,7 +511,7 @@ impl Engine {
             delivery: p.request_id,
             digest: &c.commitment.0,
             receipt,
-        });
+        })?;
         // Only a backfill has a backlog to go on with; an online agent's delivery (an operator's put, JIT repair)
         // ends here, without a look at the rest of its rows.
         let backfilling = self.backlog.contains_key(&p.target)
@@ -534,11 +519,11 @@ impl Engine {
                 .store
                 .agent(&p.target)?
                 .is_some_and(|a| a.state == AgentState::Backfilling);
-        Ok(if backfilling {
+        if backfilling {
             self.pump(&p.target)
         } else {
-            Vec::new()
-        })
+            Ok(Vec::new())
+        }
     }
 
     /// Design §4: no delivery mark; attribute the source; its copy untrusted; blocklist 24 h; alerts; audit; a
@@ -567,7 +552,7 @@ impl Engine {
                     peer.as_str(),
                     c.name.as_str()
                 ),
-            );
+            )?;
             if self.mismatch_flood.record(peer, self.now_ms()) > self.cfg.mismatch_flood_threshold {
                 self.alert(
                     AlertKind::AgentCommitmentFlood,
@@ -577,7 +562,7 @@ impl Engine {
                         self.cfg.mismatch_flood_threshold,
                         peer.as_str()
                     ),
-                );
+                )?;
             }
         }
         let source_name = source.name();
@@ -589,7 +574,7 @@ impl Engine {
                 c.name.as_str(),
                 p.target.as_str()
             ),
-        );
+        )?;
         self.audit(AuditEvent::CommitmentMismatch {
             pending: Some(p.audit_seq),
             credential: c.id,
@@ -597,7 +582,7 @@ impl Engine {
             target: &p.target,
             source: source_name,
             delivery: None,
-        });
+        })?;
         let mut out = Self::unavailable(&p.target, p.jit, c, PublicReason::CommitmentMismatch);
         let target_cert = self.target_cert(&next.target)?;
         out.extend(self.ask_next_peer(next, c, &target_cert)?);

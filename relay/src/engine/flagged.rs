@@ -13,14 +13,19 @@ use tessera_proto::statement::StatementError;
 use tessera_proto::wire::{CredentialsFlagged, FlagReason};
 
 use super::audit_event::AuditEvent;
-use super::{log_state, Engine, Outbound};
+use super::Engine;
 use crate::alerts::AlertKind;
+use crate::state::StateResult;
 
 /// Credential ids written into one audit entry at most (the count is always complete).
 const AUDITED_IDS: usize = 100;
 
 impl Engine {
-    pub(super) fn on_flagged(&mut self, agent: &AgentId, f: &CredentialsFlagged) -> Vec<Outbound> {
+    pub(super) fn on_flagged(
+        &mut self,
+        agent: &AgentId,
+        f: &CredentialsFlagged,
+    ) -> StateResult<()> {
         let reason = match f.reason {
             FlagReason::SignerRevoked => "signer_revoked",
             _ => "unknown",
@@ -28,10 +33,9 @@ impl Engine {
         let mut known = Vec::new();
         let mut unknown = 0usize;
         for id in &f.credential_ids {
-            match self.store.credential(id) {
-                Ok(Some(c)) => known.push(c),
-                Ok(None) => unknown += 1,
-                Err(e) => log_state(&e),
+            match self.store.credential(id)? {
+                Some(c) => known.push(c),
+                None => unknown += 1,
             }
         }
         for c in &known {
@@ -53,7 +57,7 @@ impl Engine {
                     f.list_serial,
                     if relay_agrees { "revokes" } else { "does not revoke" },
                 ),
-            );
+            )?;
         }
         let ids: Vec<String> = known
             .iter()
@@ -67,7 +71,7 @@ impl Engine {
             credentials: ids,
             known: known.len(),
             unknown,
-        });
-        Vec::new()
+        })?;
+        Ok(())
     }
 }

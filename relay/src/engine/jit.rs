@@ -11,6 +11,7 @@ use tessera_proto::wire::{CredentialMissing, CredentialUnavailable, Down, Public
 use super::audit_event::AuditEvent;
 use super::{log_state, Engine, Outbound};
 use crate::alerts::AlertKind;
+use crate::state::StateResult;
 
 /// Internal reasons a JIT request is not served, and the public reason each becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,11 @@ impl JitRefusal {
 }
 
 impl Engine {
-    pub(super) fn on_missing(&mut self, agent: &AgentId, m: &CredentialMissing) -> Vec<Outbound> {
+    pub(super) fn on_missing(
+        &mut self,
+        agent: &AgentId,
+        m: &CredentialMissing,
+    ) -> StateResult<Vec<Outbound>> {
         let now = self.now_ms();
         if self.missing_flood.record(agent, now) > self.cfg.missing_flood_threshold {
             self.alert(
@@ -62,31 +67,35 @@ impl Engine {
                     agent.as_str(),
                     self.cfg.missing_flood_threshold
                 ),
-            );
+            )?;
         }
         match self.jit(agent, m) {
             Ok(out) => {
                 *self.metrics.jit.entry("dispatched").or_default() += 1;
-                out
+                Ok(out)
             }
             Err(refusal) => {
                 *self.metrics.jit.entry(refusal.as_str()).or_default() += 1;
-                if refusal == JitRefusal::RateLimited {
-                    self.metrics.rate_limited += 1;
+                match refusal {
+                    JitRefusal::RateLimited => self.metrics.rate_limited += 1,
+                    // The workload is answered at once rather than left to its timeout; nothing the failed
+                    // dispatch staged is kept.
+                    JitRefusal::StateFailure => self.resync(),
+                    _ => {}
                 }
                 self.audit(AuditEvent::JitRefused {
                     agent,
                     name: &m.name,
                     reason: format!("{refusal:?}"),
-                });
-                vec![Outbound {
+                })?;
+                Ok(vec![Outbound {
                     to: agent.clone(),
                     msg: Down::CredentialUnavailable(CredentialUnavailable {
                         request_id: m.request_id,
                         name: m.name.clone(),
                         reason: refusal.public(),
                     }),
-                }]
+                }])
             }
         }
     }
@@ -115,6 +124,7 @@ impl Engine {
         if self.store.delivery(&c.id, agent).map_err(state)?.is_none() {
             self.ensure_row(&c, agent).map_err(state)?;
         }
-        Ok(self.start_delivery(&c.id, agent, Some(m.request_id)))
+        self.start_delivery(&c.id, agent, Some(m.request_id))
+            .map_err(state)
     }
 }

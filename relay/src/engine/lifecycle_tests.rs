@@ -336,6 +336,7 @@ fn a_rotation_is_queued_certified_forwarded_and_completed_with_receipts() {
                 }
             ))
         )
+        .unwrap()
         .is_ok());
 }
 

@@ -12,7 +12,7 @@ use tessera_proto::wire::{
 };
 
 use super::audit_event::AuditEvent;
-use super::{log_state, Engine, Outbound};
+use super::{Engine, Outbound};
 use crate::alerts::Alert;
 use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, JobRecord, StateResult};
 
@@ -110,7 +110,7 @@ impl Engine {
             version: c.version,
             scope_revision: c.scope_revision,
             creator: &st.creator,
-        });
+        })?;
         let mut out = Vec::new();
         if existing.is_some() {
             out.extend(self.rescope_rows(&c)?);
@@ -121,7 +121,7 @@ impl Engine {
             }
             let row = self.ensure_row(&c, &a.id)?;
             if row.state == DeliveryState::Pending && a.state != AgentState::Offline {
-                out.extend(self.start_delivery(&c.id, &a.id, None));
+                out.extend(self.start_delivery(&c.id, &a.id, None)?);
             }
         }
         Ok(out)
@@ -139,7 +139,7 @@ impl Engine {
         self.audit(AuditEvent::RevocationList {
             serial: list.serial,
             revoked: list.revoked.len(),
-        });
+        })?;
         self.revocations = list;
         Ok(self
             .store
@@ -165,7 +165,7 @@ impl Engine {
             .ok_or_else(|| OperatorError::NotFound(format!("no credential {id}")))?;
         c.deleted = true;
         self.store.put_credential(&c)?;
-        self.audit(AuditEvent::CredentialRemoved { credential: *id });
+        self.audit(AuditEvent::CredentialRemoved { credential: *id })?;
         Ok(())
     }
 
@@ -190,7 +190,7 @@ impl Engine {
             row.attempts = 0;
             row.next_attempt_ms = now;
             self.store.put_delivery(&row)?;
-            out.extend(self.start_delivery(id, &row.agent, None));
+            out.extend(self.start_delivery(id, &row.agent, None)?);
         }
         if out.is_empty() && cooled {
             return Err(OperatorError::Busy(
@@ -215,7 +215,7 @@ impl Engine {
             alert: id,
             kind: alert.kind.as_str(),
             operator: by,
-        });
+        })?;
         Ok(())
     }
 
@@ -234,26 +234,32 @@ impl Engine {
             .filter(|a| a.state == AgentState::Online)
             .filter(|a| agent.is_none_or(|want| *want == a.id))
             .collect();
-        let holds = |a: &AgentId| -> usize {
-            credentials
-                .iter()
-                .filter(|n| {
-                    self.store
-                        .credential_by_name(n)
-                        .ok()
-                        .flatten()
-                        .and_then(|c| self.store.delivery(&c.id, a).ok().flatten())
-                        .is_some_and(|r| r.state == DeliveryState::Stored)
-                })
-                .count()
-        };
-        let chosen = eligible
-            .iter()
-            .max_by_key(|a| holds(&a.id))
-            .map(|a| a.id.clone())
-            .ok_or_else(|| {
-                OperatorError::Busy("no eligible agent (online and not backfilling)".into())
-            })?;
+        let mut wanted = Vec::new();
+        for n in &credentials {
+            if let Some(c) = self.store.credential_by_name(n)? {
+                wanted.push(c.id);
+            }
+        }
+        // The eligible agent holding the most of them (the last of equals, in the store's order).
+        let mut chosen: Option<(usize, &AgentId)> = None;
+        for a in eligible {
+            let mut holds = 0;
+            for id in &wanted {
+                if self
+                    .store
+                    .delivery(id, &a.id)?
+                    .is_some_and(|r| r.state == DeliveryState::Stored)
+                {
+                    holds += 1;
+                }
+            }
+            if chosen.is_none_or(|(best, _)| holds >= best) {
+                chosen = Some((holds, &a.id));
+            }
+        }
+        let chosen = chosen.map(|(_, a)| a.clone()).ok_or_else(|| {
+            OperatorError::Busy("no eligible agent (online and not backfilling)".into())
+        })?;
         let id = uuid::Uuid::new_v4();
         let ttl = i64::try_from(self.cfg.job_ttl_secs)
             .unwrap_or(MAX_JOB_TTL_SECS)
@@ -272,7 +278,7 @@ impl Engine {
             template: &template,
             agent: &chosen,
             expires_at,
-        });
+        })?;
         let msg = Down::JobDispatch(JobDispatch {
             job_id: id,
             template,
@@ -283,30 +289,27 @@ impl Engine {
         Ok((id, chosen.clone(), vec![Outbound { to: chosen, msg }]))
     }
 
-    pub(super) fn on_job_result(&mut self, from: &AgentId, r: JobResult) {
+    pub(super) fn on_job_result(&mut self, from: &AgentId, r: JobResult) -> StateResult<()> {
         if r.error_code() == Some(JobErrorCode::JobDuplicate) {
             // The agent refused a second copy of a job it has run or is running: the job's own result is (or
             // will be) the other one, so this one never takes its place.
             self.audit(AuditEvent::JobDuplicate {
                 job: r.job_id,
                 agent: from,
-            });
-            return;
+            })?;
+            return Ok(());
         }
-        match self.store.job(&r.job_id) {
-            Ok(Some(mut job)) if job.agent == *from && job.result.is_none() => {
+        match self.store.job(&r.job_id)? {
+            Some(mut job) if job.agent == *from && job.result.is_none() => {
                 self.audit(AuditEvent::JobResult {
                     job: r.job_id,
                     agent: from,
                     exit_code: r.exit_code,
-                });
+                })?;
                 job.result = Some(r);
-                if let Err(e) = self.store.put_job(&job) {
-                    log_state(&e);
-                }
+                self.store.put_job(&job)
             }
-            Ok(_) => self.drop_message(from.as_str(), "job result for an unknown job"),
-            Err(e) => log_state(&e),
+            _ => self.drop_message(from.as_str(), "job result for an unknown job"),
         }
     }
 }

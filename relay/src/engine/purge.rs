@@ -19,7 +19,7 @@ use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, D
 
 use super::audit_event::AuditEvent;
 use super::operator::OperatorError;
-use super::{log_state, Engine, Outbound};
+use super::{Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::state::{
     CredentialRecord, DeliveryRow, DeliveryState, PurgeState, ReceiptKind, StateResult,
@@ -87,7 +87,7 @@ impl Engine {
             name: &c.name,
             version: t.version,
             creator: &t.creator,
-        });
+        })?;
         let mut targets: Vec<AgentId> = Vec::new();
         for mut row in self.store.deliveries_of_credential(id)? {
             if row.purge != Some(PurgeState::Purged) {
@@ -105,7 +105,7 @@ impl Engine {
         self.audit(AuditEvent::PurgeSent {
             credential: *id,
             agents: targets.len(),
-        });
+        })?;
         let Some(tombstone) = c.tombstone else {
             return Ok(Vec::new());
         };
@@ -156,7 +156,7 @@ impl Engine {
         self.audit(AuditEvent::PurgeSentAtRegistration {
             credential: c.id,
             agent,
-        });
+        })?;
         Ok(Some(purge_message(agent.clone(), tombstone)))
     }
 
@@ -191,7 +191,7 @@ impl Engine {
                 credential: c.id,
                 agent: &row.agent,
                 scope_revision: c.scope_revision,
-            });
+            })?;
             out.push(revoke_message(row.agent, &c.statement));
         }
         Ok(out)
@@ -218,9 +218,9 @@ impl Engine {
         Ok(Some(revoke_message(agent.clone(), &c.statement)))
     }
 
-    pub(super) fn on_purged(&mut self, agent: &AgentId, p: &CredentialPurged) -> Vec<Outbound> {
+    pub(super) fn on_purged(&mut self, agent: &AgentId, p: &CredentialPurged) -> StateResult<()> {
         let checked = self
-            .verify_receipt(agent, p.receipt.as_ref())
+            .verify_receipt(agent, p.receipt.as_ref())?
             .and_then(|body| match &body.fact {
                 ReceiptFact::Purged {
                     credential_id,
@@ -232,59 +232,49 @@ impl Engine {
         let (receipt, body) = match (p.receipt.as_ref(), checked) {
             (Some(r), Ok(body)) => (r, body),
             (_, Err(reason)) => {
-                self.drop_message(
+                return self.drop_message(
                     agent.as_str(),
                     &format!("purge acknowledgement without a valid receipt: {reason}"),
                 );
-                return Vec::new();
             }
-            (None, Ok(_)) => return Vec::new(),
+            (None, Ok(_)) => return Ok(()),
         };
-        let result: StateResult<bool> = (|| {
-            let Some(c) = self.store.credential(&p.credential_id)? else {
-                return Ok(false);
-            };
-            let row = self.store.delivery(&c.id, agent)?;
-            if c.tombstone.is_none()
-                && !row
-                    .as_ref()
-                    .is_some_and(|r| r.purge == Some(PurgeState::Purging))
-            {
-                return Ok(false);
+        let purging = match self.store.credential(&p.credential_id)? {
+            Some(c) => {
+                let row = self.store.delivery(&c.id, agent)?;
+                let expected = c.tombstone.is_some()
+                    || row
+                        .as_ref()
+                        .is_some_and(|r| r.purge == Some(PurgeState::Purging));
+                expected.then(|| (row.unwrap_or_else(|| self.purge_row(&c, agent)), c.id))
             }
-            let mut row = row.unwrap_or_else(|| self.purge_row(&c, agent));
-            row.purge = Some(PurgeState::Purged);
-            self.store
-                .put_receipt(&c.id, agent, ReceiptKind::Purged, receipt)?;
-            self.store.put_delivery(&row)?;
-            Ok(true)
-        })();
-        match result {
-            Ok(true) => {
-                let scope_revision = match &body.fact {
-                    ReceiptFact::Purged {
-                        scope_revision: Some(r),
-                        ..
-                    } => Some(*r),
-                    _ => None,
-                };
-                self.audit(AuditEvent::CredentialPurged {
-                    credential: p.credential_id,
-                    agent,
-                    version: p.version,
-                    scope_revision,
-                    receipt: (receipt, &body),
-                });
-            }
-            Ok(false) => {
-                self.drop_message(
-                    agent.as_str(),
-                    "purge acknowledgement for a credential neither tombstoned nor revoked for this agent",
-                );
-            }
-            Err(e) => log_state(&e),
-        }
-        Vec::new()
+            None => None,
+        };
+        let Some((mut row, id)) = purging else {
+            return self.drop_message(
+                agent.as_str(),
+                "purge acknowledgement for a credential neither tombstoned nor revoked for this agent",
+            );
+        };
+        row.purge = Some(PurgeState::Purged);
+        self.store
+            .put_receipt(&id, agent, ReceiptKind::Purged, receipt)?;
+        self.store.put_delivery(&row)?;
+        let scope_revision = match &body.fact {
+            ReceiptFact::Purged {
+                scope_revision: Some(r),
+                ..
+            } => Some(*r),
+            _ => None,
+        };
+        self.audit(AuditEvent::CredentialPurged {
+            credential: p.credential_id,
+            agent,
+            version: p.version,
+            scope_revision,
+            receipt: (receipt, &body),
+        })?;
+        Ok(())
     }
 }
 
@@ -306,7 +296,7 @@ impl Engine {
                         row.credential,
                         now.saturating_sub(row.purge_since_ms) / 1000
                     ),
-                );
+                )?;
             }
         }
         Ok(())

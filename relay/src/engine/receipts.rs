@@ -12,14 +12,15 @@ use tessera_proto::ids::AgentId;
 use tessera_proto::receipt::{Receipt, ReceiptBody};
 
 use super::Engine;
+use crate::state::StateResult;
 
 impl Engine {
     /// Makes sure the certificates `agent` registered with (the current one, and the previous one during a rotation)
     /// are parsed and verified against the pinned CA: once per registration, not per receipt.
-    fn load_receipt_certs(&mut self, agent: &AgentId) {
-        let Ok(Some(rec)) = self.store.agent(agent) else {
+    fn load_receipt_certs(&mut self, agent: &AgentId) -> StateResult<()> {
+        let Some(rec) = self.store.agent(agent)? else {
             self.receipt_certs.remove(agent);
-            return;
+            return Ok(());
         };
         let serial = self.revocations.serial;
         if self
@@ -27,7 +28,7 @@ impl Engine {
             .get(agent)
             .is_some_and(|(der, s, _)| *der == rec.cert && *s == serial)
         {
-            return;
+            return Ok(());
         }
         let now = self.now_s();
         let certs: Vec<AgentCertificate> = std::iter::once(&rec.cert)
@@ -37,15 +38,16 @@ impl Engine {
             .collect();
         self.receipt_certs
             .insert(agent.clone(), (rec.cert, serial, certs));
+        Ok(())
     }
 
     /// Verifies `receipt` from `agent`: the body, when it is signed by one of the agent's registered certificates
-    /// (the signature checked).
+    /// (the signature checked); otherwise why not. The outer error is the relay's own state failing.
     pub(crate) fn verify_receipt(
         &mut self,
         agent: &AgentId,
         receipt: Option<&Receipt>,
-    ) -> Result<ReceiptBody, String> {
+    ) -> StateResult<Result<ReceiptBody, String>> {
         self.check_receipt(agent, receipt, true)
     }
 
@@ -58,7 +60,7 @@ impl Engine {
         &mut self,
         agent: &AgentId,
         receipt: Option<&Receipt>,
-    ) -> Result<ReceiptBody, String> {
+    ) -> StateResult<Result<ReceiptBody, String>> {
         self.check_receipt(agent, receipt, false)
     }
 
@@ -67,10 +69,19 @@ impl Engine {
         agent: &AgentId,
         receipt: Option<&Receipt>,
         signature: bool,
+    ) -> StateResult<Result<ReceiptBody, String>> {
+        self.load_receipt_certs(agent)?;
+        Ok(self.judge_receipt(agent, receipt, signature))
+    }
+
+    fn judge_receipt(
+        &self,
+        agent: &AgentId,
+        receipt: Option<&Receipt>,
+        signature: bool,
     ) -> Result<ReceiptBody, String> {
         let receipt = receipt.ok_or("no receipt")?;
         let claimed = receipt.claimed().map_err(|e| e.to_string())?;
-        self.load_receipt_certs(agent);
         let cert = self
             .receipt_certs
             .get(agent)

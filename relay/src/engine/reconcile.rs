@@ -3,7 +3,7 @@
 
 use tessera_proto::wire::AgentState;
 
-use super::{log_state, Engine, Outbound};
+use super::{Engine, Outbound};
 use crate::state::{DeliveryState, StateResult};
 
 /// How often the certificate-expiry and overdue-purge checks run, ms.
@@ -11,29 +11,22 @@ const LIFECYCLE_CHECK_MS: u64 = 3_600_000;
 
 impl Engine {
     /// Call about once a second.
-    pub(crate) fn tick_staged(&mut self) -> Vec<Outbound> {
-        let mut out = self.expire().unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        });
+    pub(crate) fn tick_staged(&mut self) -> StateResult<Vec<Outbound>> {
+        let mut out = self.expire()?;
         let now = self.now_ms();
         if now.saturating_sub(self.last_reconcile_ms) >= self.cfg.reconcile_interval_ms {
             self.last_reconcile_ms = now;
-            out.extend(self.reconcile().unwrap_or_else(|e| {
-                log_state(&e);
-                Vec::new()
-            }));
+            out.extend(self.reconcile()?);
             if self
                 .last_lifecycle_check_ms
                 .is_none_or(|t| now.saturating_sub(t) >= LIFECYCLE_CHECK_MS)
             {
                 self.last_lifecycle_check_ms = Some(now);
-                if let Err(e) = self.check_certificates().and_then(|()| self.check_purges()) {
-                    log_state(&e);
-                }
+                self.check_certificates()?;
+                self.check_purges()?;
             }
         }
-        out
+        Ok(out)
     }
 
     /// In-flight deliveries whose stage timed out take their lifecycle's next step.
@@ -84,7 +77,7 @@ impl Engine {
         }
         let mut out = Vec::new();
         for row in due {
-            out.extend(self.start_delivery(&row.credential, &row.agent, None));
+            out.extend(self.start_delivery(&row.credential, &row.agent, None)?);
         }
         Ok(out)
     }

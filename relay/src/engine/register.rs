@@ -11,7 +11,7 @@ use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{AgentState, Down, Register, RegisterAck, RegistrationMode, Status};
 
 use super::audit_event::AuditEvent;
-use super::{log_state, Engine, Outbound};
+use super::{Engine, Outbound};
 use crate::state::{AgentRecord, DeliveryRow, DeliveryState, StateResult};
 use tessera_proto::cert::AgentCertificate;
 
@@ -20,16 +20,16 @@ impl Engine {
     /// deliveries. An agent listed offline that says it is up again is present again: the broker re-sends retained
     /// statuses at every subscription, so an agent's Last Will can be handled after the registration that followed
     /// it (an agent restarted while the relay was down), and only the agent's next status tells the truth.
-    pub(super) fn on_status(&mut self, agent: &AgentId, status: &Status) -> Vec<Outbound> {
-        let result = if status.state == AgentState::Offline {
-            self.went_offline(agent).map(|()| Vec::new())
-        } else {
-            self.present_again(agent)
-        };
-        result.unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        })
+    pub(super) fn on_status(
+        &mut self,
+        agent: &AgentId,
+        status: &Status,
+    ) -> StateResult<Vec<Outbound>> {
+        if status.state == AgentState::Offline {
+            self.went_offline(agent)?;
+            return Ok(Vec::new());
+        }
+        self.present_again(agent)
     }
 
     fn went_offline(&mut self, agent: &AgentId) -> StateResult<()> {
@@ -57,31 +57,29 @@ impl Engine {
         self.store.put_agent(&a)?;
         // What it lacks is read again from its rows: failures while it was away left the backlog behind.
         self.backlog.remove(agent);
-        Ok(self.pump(agent))
+        self.pump(agent)
     }
 
-    pub(super) fn on_register(&mut self, agent: &AgentId, r: &Register) -> Vec<Outbound> {
+    pub(super) fn on_register(
+        &mut self,
+        agent: &AgentId,
+        r: &Register,
+    ) -> StateResult<Vec<Outbound>> {
         let cert = match self
             .ca
             .verify_agent(&r.cert, self.now_s(), &self.revocations)
         {
             Ok(c) if c.agent_id == *agent => c,
             Ok(_) => {
-                self.drop_message(agent.as_str(), "register: certificate names another agent");
-                return Vec::new();
+                self.drop_message(agent.as_str(), "register: certificate names another agent")?;
+                return Ok(Vec::new());
             }
             Err(e) => {
-                self.drop_message(agent.as_str(), &format!("register: {e}"));
-                return Vec::new();
+                self.drop_message(agent.as_str(), &format!("register: {e}"))?;
+                return Ok(Vec::new());
             }
         };
-        match self.register(agent, r, &cert) {
-            Ok(out) => out,
-            Err(e) => {
-                log_state(&e);
-                Vec::new()
-            }
-        }
+        self.register(agent, r, &cert)
     }
 
     fn register(
@@ -161,7 +159,7 @@ impl Engine {
             mode: r.mode,
             backfill: gap,
             serial: &cert.serial,
-        });
+        })?;
         let resealed = if key_changed {
             self.reseal_in_flight(agent)?
         } else {
@@ -186,7 +184,7 @@ impl Engine {
         out.extend(purges);
         out.extend(renewal);
         out.extend(resealed);
-        out.extend(self.pump(agent));
+        out.extend(self.pump(agent)?);
         Ok(out)
     }
 
@@ -204,14 +202,14 @@ impl Engine {
                 pending: p.audit_seq,
                 credential: p.credential,
                 target: agent,
-            });
+            })?;
             // Asked again only if the agent still lacks it (a warm registration may have listed it as held).
             if self
                 .store
                 .delivery(&p.credential, agent)?
                 .is_some_and(|r| r.state == DeliveryState::Pending)
             {
-                out.extend(self.start_delivery(&p.credential, agent, p.jit));
+                out.extend(self.start_delivery(&p.credential, agent, p.jit)?);
             }
         }
         Ok(out)
@@ -221,59 +219,53 @@ impl Engine {
     ///
     /// The backlog of an agent is scanned from the store once (at registration, or after a restart) and then
     /// consumed from memory, so each completion costs O(1) store reads, not a scan of the agent's rows.
-    pub(crate) fn pump(&mut self, agent: &AgentId) -> Vec<Outbound> {
-        let result: StateResult<Vec<Outbound>> = (|| {
-            let busy: Vec<CredentialId> = self
-                .in_flight
-                .get(agent)
-                .map(|s| s.iter().copied().collect())
-                .unwrap_or_default();
-            if !self.backlog.contains_key(agent) {
-                let now = self.now_ms();
-                let rows: std::collections::VecDeque<CredentialId> = self
-                    .store
-                    .deliveries_of_agent(agent)?
-                    .into_iter()
-                    .filter(|r| r.state == DeliveryState::Pending && r.next_attempt_ms <= now)
-                    .map(|r| r.credential)
-                    .collect();
-                self.backlog.insert(agent.clone(), rows);
-            }
-            let mut room = self.cfg.backfill_concurrency.saturating_sub(busy.len());
-            let mut out = Vec::new();
-            while room > 0 {
-                let Some(id) = self
-                    .backlog
-                    .get_mut(agent)
-                    .and_then(std::collections::VecDeque::pop_front)
-                else {
-                    break;
-                };
-                let due = self.store.delivery(&id, agent)?.is_some_and(|r| {
-                    r.state == DeliveryState::Pending && r.next_attempt_ms <= self.now_ms()
-                });
-                if due && !busy.contains(&id) {
-                    out.extend(self.start_delivery(&id, agent, None));
-                    // A start that failed at once (no peer holds it) takes no slot: go on with the backlog.
-                    if self.is_in_flight(&id, agent) {
-                        room -= 1;
-                    }
+    pub(crate) fn pump(&mut self, agent: &AgentId) -> StateResult<Vec<Outbound>> {
+        let busy: Vec<CredentialId> = self
+            .in_flight
+            .get(agent)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        if !self.backlog.contains_key(agent) {
+            let now = self.now_ms();
+            let rows: std::collections::VecDeque<CredentialId> = self
+                .store
+                .deliveries_of_agent(agent)?
+                .into_iter()
+                .filter(|r| r.state == DeliveryState::Pending && r.next_attempt_ms <= now)
+                .map(|r| r.credential)
+                .collect();
+            self.backlog.insert(agent.clone(), rows);
+        }
+        let mut room = self.cfg.backfill_concurrency.saturating_sub(busy.len());
+        let mut out = Vec::new();
+        while room > 0 {
+            let Some(id) = self
+                .backlog
+                .get_mut(agent)
+                .and_then(std::collections::VecDeque::pop_front)
+            else {
+                break;
+            };
+            let due = self.store.delivery(&id, agent)?.is_some_and(|r| {
+                r.state == DeliveryState::Pending && r.next_attempt_ms <= self.now_ms()
+            });
+            if due && !busy.contains(&id) {
+                out.extend(self.start_delivery(&id, agent, None)?);
+                // A start that failed at once (no peer holds it) takes no slot: go on with the backlog.
+                if self.is_in_flight(&id, agent) {
+                    room -= 1;
                 }
             }
-            let drained = self
-                .backlog
-                .get(agent)
-                .is_none_or(std::collections::VecDeque::is_empty);
-            if drained && busy.is_empty() && out.is_empty() {
-                self.backlog.remove(agent);
-                self.finish_backfill(agent)?;
-            }
-            Ok(out)
-        })();
-        result.unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        })
+        }
+        let drained = self
+            .backlog
+            .get(agent)
+            .is_none_or(std::collections::VecDeque::is_empty);
+        if drained && busy.is_empty() && out.is_empty() {
+            self.backlog.remove(agent);
+            self.finish_backfill(agent)?;
+        }
+        Ok(out)
     }
 
     /// Marks a backfilling agent online once none of its rows is due. A row waiting out its backoff (no peer held

@@ -15,7 +15,7 @@ use tessera_proto::wire::{
 
 use super::audit_event::AuditEvent;
 use super::operator::OperatorError;
-use super::{log_state, Engine, Outbound};
+use super::{Engine, Outbound};
 use crate::alerts::AlertKind;
 use crate::state::{RenewalRecord, RenewalState, StateResult};
 
@@ -35,7 +35,11 @@ fn certificate_message(to: AgentId, der: &[u8]) -> Outbound {
 }
 
 impl Engine {
-    pub(super) fn on_renewal_requested(&mut self, agent: &AgentId, r: &RenewalRequested) {
+    pub(super) fn on_renewal_requested(
+        &mut self,
+        agent: &AgentId,
+        r: &RenewalRequested,
+    ) -> StateResult<()> {
         let result: StateResult<Result<bool, String>> = (|| {
             let Some(rec) = self.store.agent(agent)? else {
                 return Ok(Err("renewal request from an unregistered agent".into()));
@@ -76,8 +80,8 @@ impl Engine {
             })?;
             Ok(Ok(true))
         })();
-        match result {
-            Ok(Ok(true)) => {
+        match result? {
+            Ok(true) => {
                 tracing::info!(
                     agent = agent.as_str(),
                     "renewal request queued for the operators' CA"
@@ -86,11 +90,11 @@ impl Engine {
                     agent,
                     serial: &r.request.body.current_serial,
                     request: hex(&r.request.digest()),
-                });
+                })?;
+                Ok(())
             }
-            Ok(Ok(false)) => {}
-            Ok(Err(reason)) => self.drop_message(agent.as_str(), &reason),
-            Err(e) => log_state(&e),
+            Ok(false) => Ok(()),
+            Err(reason) => self.drop_message(agent.as_str(), &reason),
         }
     }
 
@@ -131,7 +135,7 @@ impl Engine {
             agent,
             serial: &cert.serial,
             renews: &rec.request.body.current_serial,
-        });
+        })?;
         Ok(vec![certificate_message(agent.clone(), der)])
     }
 
@@ -146,7 +150,7 @@ impl Engine {
                 agent.as_str()
             )));
         }
-        self.audit(AuditEvent::RotationRequested { agent });
+        self.audit(AuditEvent::RotationRequested { agent })?;
         Ok(vec![Outbound {
             to: agent.clone(),
             msg: Down::RotateKeys(RotateKeys {}),
@@ -170,15 +174,18 @@ impl Engine {
         })
     }
 
-    pub(super) fn on_rotation_completed(&mut self, agent: &AgentId, r: &RotationCompleted) {
-        let body = match self.verify_receipt(agent, Some(&r.receipt)) {
+    pub(super) fn on_rotation_completed(
+        &mut self,
+        agent: &AgentId,
+        r: &RotationCompleted,
+    ) -> StateResult<()> {
+        let body = match self.verify_receipt(agent, Some(&r.receipt))? {
             Ok(b) => b,
             Err(reason) => {
-                self.drop_message(
+                return self.drop_message(
                     agent.as_str(),
                     &format!("rotation_completed without a valid receipt: {reason}"),
                 );
-                return;
             }
         };
         let ReceiptFact::Rotated {
@@ -186,11 +193,10 @@ impl Engine {
             serial,
         } = body.fact.clone()
         else {
-            self.drop_message(
+            return self.drop_message(
                 agent.as_str(),
                 "rotation_completed: the receipt is not a rotation's",
             );
-            return;
         };
         let result: StateResult<Result<bool, &str>> = (|| {
             let Some(mut rec) = self.store.renewal(agent)? else {
@@ -213,59 +219,56 @@ impl Engine {
             self.store.put_renewal(&rec)?;
             Ok(Ok(true))
         })();
-        match result {
-            Ok(Ok(true)) => {
+        match result? {
+            Ok(true) => {
                 tracing::info!(agent = agent.as_str(), from = %previous_serial, to = %serial, "agent switched to its renewed certificate");
                 self.audit(AuditEvent::RotationCompleted {
                     agent,
                     previous_serial: &previous_serial,
                     serial: &serial,
                     receipt: (&r.receipt, &body),
-                });
+                })?;
+                Ok(())
             }
-            Ok(Ok(false)) => {}
-            Ok(Err(reason)) => self.drop_message(agent.as_str(), reason),
-            Err(e) => log_state(&e),
+            Ok(false) => Ok(()),
+            Err(reason) => self.drop_message(agent.as_str(), reason),
         }
     }
 
-    pub(super) fn on_rotation_failed(&mut self, agent: &AgentId, f: &RotationFailed) {
-        let result: StateResult<bool> = (|| {
-            let Some(mut rec) = self.store.renewal(agent)? else {
-                return Ok(false);
-            };
-            if rec.state == RenewalState::Completed {
-                return Ok(false);
+    pub(super) fn on_rotation_failed(
+        &mut self,
+        agent: &AgentId,
+        f: &RotationFailed,
+    ) -> StateResult<()> {
+        let known = match self.store.renewal(agent)? {
+            Some(mut rec) if rec.state != RenewalState::Completed => {
+                rec.state = RenewalState::Failed;
+                rec.failure = Some(f.reason);
+                rec.updated_ms = self.now_ms();
+                self.store.put_renewal(&rec)?;
+                true
             }
-            rec.state = RenewalState::Failed;
-            rec.failure = Some(f.reason);
-            rec.updated_ms = self.now_ms();
-            self.store.put_renewal(&rec)?;
-            Ok(true)
-        })();
-        match result {
-            Ok(known) => {
-                self.alert(
-                    AlertKind::AgentRotationFailed,
-                    &format!("agent={}", agent.as_str()),
-                    format!(
-                        "{} could not validate its renewed certificate {} ({:?}); it keeps the current one and asks \
-                         again at {}",
-                        agent.as_str(),
-                        f.serial,
-                        f.reason,
-                        f.retry_at
-                    ),
-                );
-                self.audit(AuditEvent::RotationFailed {
-                    agent,
-                    serial: &f.serial,
-                    reason: format!("{:?}", f.reason),
-                    queued: known,
-                });
-            }
-            Err(e) => log_state(&e),
-        }
+            _ => false,
+        };
+        self.alert(
+            AlertKind::AgentRotationFailed,
+            &format!("agent={}", agent.as_str()),
+            format!(
+                "{} could not validate its renewed certificate {} ({:?}); it keeps the current one and asks \
+                 again at {}",
+                agent.as_str(),
+                f.serial,
+                f.reason,
+                f.retry_at
+            ),
+        )?;
+        self.audit(AuditEvent::RotationFailed {
+            agent,
+            serial: &f.serial,
+            reason: format!("{:?}", f.reason),
+            queued: known,
+        })?;
+        Ok(())
     }
 
     /// `certificate_expiring` for every agent past `cert_expiry_alert_percent` of its certificate's lifetime with
@@ -295,7 +298,7 @@ impl Engine {
                          `tessera ca renew --due`)",
                         a.id.as_str()
                     ),
-                );
+                )?;
             }
         }
         Ok(())
