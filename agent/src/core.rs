@@ -466,7 +466,7 @@ impl Core {
     }
 
     /// A delivery answering a workload's JIT request failed an integrity check: the workload gets a typed error now,
-    /// not a timeout (design §4), whoever sent it. A delivery that merely does not open (`BAD_ENVELOPE`) keeps the
+    /// not a timeout (docs/protocol.md, "Agent delivery handling"), whoever sent it. A delivery that merely does not open (`BAD_ENVELOPE`) keeps the
     /// workload waiting: an honest relay tries the next peer.
     fn fail_refused_waiter(&mut self, msg: &CredentialStore, reply: Option<&Up>) {
         let (Some(request_id), Some(Up::CredentialStored(s))) = (msg.request_id, reply) else {

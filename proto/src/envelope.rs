@@ -1,6 +1,6 @@
 //! The envelope: a secret sealed to one agent's RSA wrap key.
 //!
-//! Format (design §4, byte-compatible with the reference implementation):
+//! Format (docs/protocol.md, "Envelope"; byte-compatible with the reference implementation):
 //! `{encrypted_key: b64(RSA-OAEP-SHA256/MGF1-SHA256(aes_key)), iv: b64(12 bytes),
 //!   ciphertext: b64(AES-256-GCM(plaintext) without tag), tag: b64(16 bytes)}`,
 //! with a fresh random 32-byte AES key and 12-byte IV per envelope and no OAEP label or GCM associated data.

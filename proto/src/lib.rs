@@ -4,7 +4,7 @@
 //!
 //! What it does:
 //! - [`envelope`]: seal a secret to an agent's RSA-2048 wrap key and open it (RSA-OAEP-SHA256 + AES-256-GCM, the
-//!   field layout of design §4, byte-compatible with the reference implementation).
+//!   field layout of docs/protocol.md "Envelope", byte-compatible with the reference implementation).
 //! - [`commitment`]: the creator's HMAC-SHA-256 commitment over (domain tag, credential id, version, canonical
 //!   plaintext), verified in constant time.
 //! - [`cert`]: the org CA (P-256), agent and operator X.509 certificates, enrolment and renewal requests, and

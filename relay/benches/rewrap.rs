@@ -2,7 +2,7 @@
 //! engine over its real store, sled then PostgreSQL (the machine's server, a database of its own) in the same run:
 //! `cargo bench -p tessera-relay --bench rewrap` (`TESSERA_REWRAP_STATE=sled` or `postgres` for one). The agents' crypto is done
 //! (including the target's signed receipt) before the clock starts; only the relay's work is timed (including its
-//! check of the receipt). Goal (design §6): ≤ 100 µs per rewrap.
+//! check of the receipt). Goal (docs/benchmarks.md): ≤ 100 µs per rewrap.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,

@@ -1,6 +1,10 @@
-//! Alerts (design §4), deduplicated per (kind, subject) over a window per kind.
+//! Alerts (docs/operations.md, "Alerts", lists them), deduplicated per (kind, subject) over a window per kind.
+
+mod subject;
 
 use serde::{Deserialize, Serialize};
+
+pub use subject::Subject;
 
 /// Alert kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,7 +49,7 @@ pub enum Severity {
 const HOUR_MS: u64 = 3_600_000;
 
 impl AlertKind {
-    /// The design's severity.
+    /// Its severity (docs/operations.md, "Alerts").
     pub fn severity(self) -> Severity {
         match self {
             Self::CredentialSyncStalled

@@ -37,13 +37,13 @@ use tessera_proto::topics::{parse_agent_topic, AgentChannel};
 use tessera_proto::wire::{self, Down, Status, Up};
 
 use self::audit_event::AuditEvent;
-use crate::alerts::{Alert, AlertKind};
+use crate::alerts::{Alert, AlertKind, Subject};
 use crate::clock::Clock;
 use crate::limits::{RateLimiter, WindowCounter};
 use crate::schedule::Backoff;
 use crate::state::{RelayStore, Staged, StateError, StateResult};
 
-/// Every number of design §4, configurable.
+/// Every number of the relay's rules (docs/operations.md, the `[engine]` section), configurable.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
@@ -368,10 +368,16 @@ impl Engine {
     }
 
     /// Raises (or counts) an alert.
-    pub(crate) fn alert(&self, kind: AlertKind, subject: &str, message: String) -> StateResult<()> {
-        let key = Alert::key(kind, subject);
+    pub(crate) fn alert(
+        &self,
+        kind: AlertKind,
+        subject: Subject<'_>,
+        message: String,
+    ) -> StateResult<()> {
+        let subject = subject.to_string();
+        let key = Alert::key(kind, &subject);
         let existing = self.store.alert(&key)?;
-        let (alert, raised) = Alert::occur(existing, kind, subject, message, self.now_ms());
+        let (alert, raised) = Alert::occur(existing, kind, &subject, message, self.now_ms());
         if raised {
             tracing::warn!(alert = kind.as_str(), severity = ?alert.severity, subject, "{}", alert.message);
         }

@@ -1,4 +1,4 @@
-//! The reconciler's backoff table (design §4): after the n-th failed attempt, wait 30 s, 2 min, 8 min, 30 min, then
+//! The reconciler's backoff table (docs/protocol.md, "Relay: a delivery"): after the n-th failed attempt, wait 30 s, 2 min, 8 min, 30 min, then
 //! 2 h for attempts 4 to 9; after the 10th the row is retired (stalled).
 
 /// Backoff settings.

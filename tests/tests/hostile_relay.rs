@@ -1,5 +1,5 @@
 //! Scenario 8, the hostile relay: a relay taken over (a double with the relay's rights on the broker that speaks
-//! the real wire protocol) tries each attack of design §3 against real `tessera-agent` processes through a real
+//! the real wire protocol) tries each attack of docs/threat-model.md ("The four attacks of the reference protocol") against real `tessera-agent` processes through a real
 //! Mosquitto with TLS and the pattern ACL. For each: the agent stores nothing, a waiting workload gets a typed error,
 //! the peer never encrypts to a key the org CA did not certify for the named target, and no plaintext ever reaches
 //! the relay (every byte it received is searched).

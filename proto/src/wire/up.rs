@@ -48,7 +48,7 @@ pub enum Up {
     RotationFailed(RotationFailed),
 }
 
-/// How an agent registers (design §4).
+/// How an agent registers (docs/protocol.md, "Agent registration").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -10,7 +10,7 @@ use tessera_proto::wire::{
 
 use super::audit_event::AuditEvent;
 use super::{Engine, Outbound};
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertKind, Subject};
 use crate::lifecycle::{
     attempt_failed, row_delivered, AfterFailure, Dispatch, PeerAnswer, Source, Stage, Step,
     TargetAnswer, TargetOutcome, Unsolicited,
@@ -258,7 +258,7 @@ impl Engine {
                 self.metrics.stalled += 1;
                 self.alert(
                     AlertKind::CredentialSyncStalled,
-                    &format!("credential={credential} agent={}", agent.as_str()),
+                    Subject::Delivery(*credential, agent),
                     format!(
                         "delivery retired after {} attempts (last error: {error})",
                         row.attempts
@@ -294,7 +294,7 @@ impl Engine {
             "an agent refused a forged delivery this relay never sent");
         self.alert(
             AlertKind::CredentialCommitmentMismatch,
-            &format!("credential={} target={} source=unknown", s.credential_id, from.as_str()),
+            Subject::ForgedDelivery(s.credential_id, from),
             format!(
                 "{} refused a delivery of credential {} that this relay never dispatched: another party publishes \
                  as the relay",
@@ -546,7 +546,7 @@ impl Engine {
                 .block(&c.id, peer, self.now_ms() + self.cfg.blocklist_ms)?;
             self.alert(
                 AlertKind::PeerAgentIntegrityFailure,
-                &format!("peer={} credential={}", peer.as_str(), c.id),
+                Subject::Peer(peer, c.id),
                 format!(
                     "peer {} supplied a plaintext that does not match the commitment of {}",
                     peer.as_str(),
@@ -556,7 +556,7 @@ impl Engine {
             if self.mismatch_flood.record(peer, self.now_ms()) > self.cfg.mismatch_flood_threshold {
                 self.alert(
                     AlertKind::AgentCommitmentFlood,
-                    &format!("agent={}", peer.as_str()),
+                    Subject::Agent(peer),
                     format!(
                         "more than {} commitment mismatches in the window from {}",
                         self.cfg.mismatch_flood_threshold,
@@ -568,7 +568,7 @@ impl Engine {
         let source_name = source.name();
         self.alert(
             AlertKind::CredentialCommitmentMismatch,
-            &format!("credential={} target={}", c.id, p.target.as_str()),
+            Subject::Mismatch(c.id, &p.target),
             format!(
                 "delivery of {} to {} failed its commitment check (source {source_name})",
                 c.name.as_str(),

@@ -14,7 +14,7 @@ use tessera_proto::wire::{CredentialsFlagged, FlagReason};
 
 use super::audit_event::AuditEvent;
 use super::Engine;
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertKind, Subject};
 use crate::state::StateResult;
 
 /// Credential ids written into one audit entry at most (the count is always complete).
@@ -47,7 +47,7 @@ impl Engine {
             );
             self.alert(
                 AlertKind::CredentialSignerRevoked,
-                &format!("credential={}", c.id),
+                Subject::Credential(c.id),
                 format!(
                     "{} reports that the operator certificate that signed credential {} ({}) is revoked (revocation \
                      list {}); the relay's list {} the current version's signer",

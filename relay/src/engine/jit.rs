@@ -10,7 +10,7 @@ use tessera_proto::wire::{CredentialMissing, CredentialUnavailable, Down, Public
 
 use super::audit_event::AuditEvent;
 use super::{log_state, Engine, Outbound};
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertKind, Subject};
 use crate::state::StateResult;
 
 /// Internal reasons a JIT request is not served, and the public reason each becomes.
@@ -61,7 +61,7 @@ impl Engine {
         if self.missing_flood.record(agent, now) > self.cfg.missing_flood_threshold {
             self.alert(
                 AlertKind::AgentCredentialFlood,
-                &format!("agent={}", agent.as_str()),
+                Subject::Agent(agent),
                 format!(
                     "{} asked for more than {} missing credentials in the window",
                     agent.as_str(),

@@ -20,7 +20,7 @@ use tessera_proto::wire::{CredentialPurge, CredentialPurged, CredentialRevoke, D
 use super::audit_event::AuditEvent;
 use super::operator::OperatorError;
 use super::{Engine, Outbound};
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertKind, Subject};
 use crate::state::{
     CredentialRecord, DeliveryRow, DeliveryState, PurgeState, ReceiptKind, StateResult,
 };
@@ -289,7 +289,7 @@ impl Engine {
             {
                 self.alert(
                     AlertKind::CredentialPurgeOverdue,
-                    &format!("credential={} agent={}", row.credential, row.agent.as_str()),
+                    Subject::Delivery(row.credential, &row.agent),
                     format!(
                         "{} has not acknowledged the purge of credential {} for {} s (offline, or the relay's message                          was lost)",
                         row.agent.as_str(),

@@ -16,7 +16,7 @@ use tessera_proto::wire::{
 use super::audit_event::AuditEvent;
 use super::operator::OperatorError;
 use super::{Engine, Outbound};
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertKind, Subject};
 use crate::state::{RenewalRecord, RenewalState, StateResult};
 
 fn hex(bytes: &[u8]) -> String {
@@ -252,7 +252,7 @@ impl Engine {
         };
         self.alert(
             AlertKind::AgentRotationFailed,
-            &format!("agent={}", agent.as_str()),
+            Subject::Agent(agent),
             format!(
                 "{} could not validate its renewed certificate {} ({:?}); it keeps the current one and asks \
                  again at {}",
@@ -292,7 +292,7 @@ impl Engine {
             if !certified {
                 self.alert(
                     AlertKind::CertificateExpiring,
-                    &format!("agent={}", a.id.as_str()),
+                    Subject::Agent(&a.id),
                     format!(
                         "the certificate of {} expires at {na} and no renewed certificate is certified for it (run \
                          `tessera ca renew --due`)",
