@@ -44,6 +44,8 @@ pub struct AdminState {
     pub requests: mpsc::Sender<AdminRequest>,
     /// The broker link and the metrics (crate::health).
     pub health: Arc<crate::health::Health>,
+    /// The state backend's name (`sled`, `postgres`).
+    pub state_backend: &'static str,
 }
 
 /// A public error.
@@ -395,7 +397,7 @@ async fn audit(State(st): State<AdminState>) -> ApiResult<Vec<tessera_proto::aud
 async fn status(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
     Ok(Json(serde_json::json!({
         "replicas": 1,
-        "state_backend": "sled",
+        "state_backend": st.state_backend,
         "coordination": "in-process (single replica)",
         "in_flight": st.store.pendings()?.len(),
         "broker": st.health.broker(),

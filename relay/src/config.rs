@@ -57,6 +57,16 @@ pub enum StateBackend {
     Postgres,
 }
 
+impl StateBackend {
+    /// Its name in the configuration and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sled => "sled",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
 /// The health and metrics listener.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

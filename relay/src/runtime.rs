@@ -277,6 +277,7 @@ async fn run(
         ca,
         requests: admin_tx,
         health: health.clone(),
+        state_backend: cfg.state.backend.as_str(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.admin.listen)
         .await

@@ -181,6 +181,24 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
         .enable_all()
         .build()
         .unwrap();
+    // The relay reports the state backend it really runs on.
+    let op = c.operator_dir();
+    let operator_tls = tessera_operator::tls::client_config(
+        &c.ca_der().unwrap(),
+        tessera_operator::tls::DEFAULT_RELAY_NAME,
+        &std::fs::read(op.join("operator.pem")).unwrap(),
+        &std::fs::read(op.join("operator.key")).unwrap(),
+    )
+    .unwrap();
+    let status = rt
+        .block_on(
+            tessera_operator::client::AdminClient::new(&c.admin, operator_tls).get("/v1/status"),
+        )
+        .unwrap();
+    assert_eq!(
+        status["state_backend"],
+        if c.db.is_some() { "postgres" } else { "sled" }
+    );
     match rt.block_on(client.get("/v1/agents")) {
         Err(tessera_operator::client::ClientError::Api { status, error, .. }) => {
             assert_eq!((status, error.as_str()), (401, "unauthorized"));
