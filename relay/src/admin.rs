@@ -46,6 +46,8 @@ pub struct AdminState {
     pub health: Arc<crate::health::Health>,
     /// The state backend's name (`sled`, `postgres`).
     pub state_backend: &'static str,
+    /// This replica's coordination, as the engine worker last reported it (every tick).
+    pub coordination: tokio::sync::watch::Receiver<crate::coordination::CoordinationStatus>,
 }
 
 /// A public error.
@@ -398,10 +400,17 @@ async fn status(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
     Ok(Json(serde_json::json!({
         "replicas": 1,
         "state_backend": st.state_backend,
-        "coordination": "in-process (single replica)",
+        "coordination": st.coordination.borrow().backend,
         "in_flight": st.store.pendings()?.len(),
         "broker": st.health.broker(),
     })))
+}
+
+/// This replica's coordination: `{"replicas": [{replica, backend, degraded, degraded_since_ms}]}` (one entry: each
+/// replica answers for itself).
+async fn coordination(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
+    let me = st.coordination.borrow().clone();
+    Ok(Json(serde_json::json!({ "replicas": [me] })))
 }
 
 /// The same metrics as the health listener's `/metrics` (kept here for scrapers that hold an operator certificate;
@@ -431,6 +440,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/revocations", get(revocation_list).post(revocations))
         .route("/v1/audit", get(audit))
         .route("/v1/status", get(status))
+        .route("/v1/coordination", get(coordination))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn(require_operator))
         .with_state(state)

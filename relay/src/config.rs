@@ -34,6 +34,8 @@ pub struct RelayConfig {
     /// The health and metrics listener (plain HTTP, no operator certificate: docs/operations.md "Health and
     /// metrics").
     pub health: HealthConfig,
+    /// What replicas share besides the state store (docs/operations.md, "Coordination").
+    pub coordination: crate::coordination::CoordinationConfig,
 }
 
 /// `[state]`: the state backend (docs/operations.md, "State backends").
@@ -130,6 +132,7 @@ impl Default for RelayConfig {
             admin: AdminConfig::default(),
             engine: EngineConfig::default(),
             health: HealthConfig::default(),
+            coordination: crate::coordination::CoordinationConfig::default(),
         }
     }
 }
@@ -209,6 +212,14 @@ impl RelayConfig {
                     };
                 }
                 "TESSERA_STATE_POSTGRES_URL" => cfg.state.postgres.url = v,
+                "TESSERA_COORDINATION_BACKEND" => {
+                    cfg.coordination.backend = match v.as_str() {
+                        "memory" => crate::coordination::CoordinationBackend::Memory,
+                        "redis" => crate::coordination::CoordinationBackend::Redis,
+                        _ => return Err(ConfigError::Env(k.clone(), "not memory or redis".into())),
+                    };
+                }
+                "TESSERA_COORDINATION_REDIS_URL" => cfg.coordination.redis.url = v,
                 "TESSERA_BROKER_HOST" => cfg.broker.host = v,
                 "TESSERA_BROKER_PORT" => {
                     cfg.broker.port = v
@@ -253,6 +264,9 @@ impl RelayConfig {
                 "state.postgres.pool_size must be 1..=64".into(),
             ));
         }
+        self.coordination
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.engine.purge_alert_ms == 0 {
             return Err(ConfigError::Invalid(
                 "engine.purge_alert_ms must be positive".into(),

@@ -39,7 +39,8 @@ use tessera_proto::wire::{self, Down, Status, Up};
 use self::audit_event::AuditEvent;
 use crate::alerts::{Alert, AlertKind, Subject};
 use crate::clock::Clock;
-use crate::limits::{RateLimiter, WindowCounter};
+use crate::coordination::{CoordinationStatus, Coordinator};
+use crate::limits::RateLimiter;
 use crate::schedule::Backoff;
 use crate::state::{RelayStore, Staged, StateError, StateResult};
 
@@ -157,8 +158,8 @@ pub struct Engine {
     pub(crate) cfg: EngineConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) jit_limiter: RateLimiter<AgentId>,
-    pub(crate) missing_flood: WindowCounter<AgentId>,
-    pub(crate) mismatch_flood: WindowCounter<AgentId>,
+    /// The flood windows and the reconciler's turn, shared with other replicas through Redis when configured.
+    pub(crate) coord: Coordinator,
     pub(crate) last_reconcile_ms: u64,
     /// When the certificate-expiry and overdue-purge checks last ran (they scan every agent and delivery row, so
     /// at most hourly: their alerts are about hours and days).
@@ -184,6 +185,8 @@ pub struct Engine {
     pub(crate) rewrap_started: std::collections::HashMap<uuid::Uuid, u64>,
     /// Counters.
     pub metrics: Metrics,
+    /// The in-flight set could not be rebuilt from the store after a failure: rebuilt before the next event.
+    pub(crate) needs_resync: bool,
 }
 
 /// The certificates an agent registered with, parsed, to verify its receipts: (its current certificate's DER, the
@@ -218,7 +221,9 @@ impl Engine {
         let revocations = stored_revocations(store.as_ref(), &ca);
         let mut in_flight: std::collections::HashMap<AgentId, std::collections::HashSet<_>> =
             std::collections::HashMap::new();
-        for p in store.pendings().unwrap_or_else(|e| {
+        let pendings = store.pendings();
+        let needs_resync = pendings.is_err();
+        for p in pendings.unwrap_or_else(|e| {
             log_state(&e);
             Vec::new()
         }) {
@@ -227,8 +232,7 @@ impl Engine {
         Self {
             store: Staged::new(store),
             jit_limiter: RateLimiter::new(cfg.jit_burst, cfg.jit_per_minute),
-            missing_flood: WindowCounter::new(cfg.flood_window_ms),
-            mismatch_flood: WindowCounter::new(cfg.flood_window_ms),
+            coord: Coordinator::memory("relay"),
             ca,
             revocations,
             cfg,
@@ -242,6 +246,7 @@ impl Engine {
             backlog: std::collections::HashMap::new(),
             rewrap_started: std::collections::HashMap::new(),
             metrics: Metrics::default(),
+            needs_resync,
         }
     }
 
@@ -304,6 +309,16 @@ impl Engine {
 
     /// Whether a delivery of `credential` to `target` is in flight.
     /// How many rewraps are in flight (from memory: the store's records are counted once, at start).
+    /// Coordinates through `coord` from now on (the runtime's, from `[coordination]`).
+    pub fn set_coordination(&mut self, coord: Coordinator) {
+        self.coord = coord;
+    }
+
+    /// This replica's coordination, as the admin API shows it.
+    pub fn coordination(&self) -> CoordinationStatus {
+        self.coord.status()
+    }
+
     /// The rules' numbers in force.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
@@ -314,8 +329,6 @@ impl Engine {
     pub fn set_config(&mut self, cfg: EngineConfig) {
         self.jit_limiter
             .set_rates(cfg.jit_burst, cfg.jit_per_minute);
-        self.missing_flood.set_window(cfg.flood_window_ms);
-        self.mismatch_flood.set_window(cfg.flood_window_ms);
         self.cfg = cfg;
     }
 
@@ -479,3 +492,6 @@ mod commit_tests;
 
 #[cfg(test)]
 mod presence_tests;
+
+#[cfg(test)]
+mod coordination_tests;

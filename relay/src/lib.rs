@@ -6,6 +6,8 @@
 //!
 //! - [`engine`]: the rules, sans-IO: messages and ticks in, messages out, state in a [`state::RelayStore`].
 //!   [`lifecycle`]: one in-flight delivery as a typed state machine with pure transitions, which the engine drives.
+//! - [`coordination`]: what replicas share besides the store (flood windows, the reconciler's turn), in memory or
+//!   in Redis with a fallback to memory.
 //! - [`alerts`], [`schedule`], [`limits`]: the alert catalogue with deduplication, the
 //!   reconciler's backoff table, rate limits and flood counters. [`clock`] makes time injectable.
 //! - [`state`]: the storage trait and its sled and PostgreSQL backends; [`runtime`]: `serve` (MQTT event loop, engine worker,
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod alerts;
 pub mod clock;
 pub mod config;
+pub mod coordination;
 pub mod engine;
 pub mod health;
 pub mod lifecycle;

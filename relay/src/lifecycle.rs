@@ -10,7 +10,7 @@
 //! a database, a broker or a clock (`lifecycle/tests.rs`).
 //!
 //! The record keeps the JSON layout relays have stored since the first release (a flat `peer`, `nonce` and `stage`),
-//! so stores written before the enum existed read unchanged.
+//! so stores written before the enum existed read unchanged (see [`StoredPending`] for the one field dropped).
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
@@ -314,14 +314,30 @@ impl PendingRewrap {
         }
     }
 
+    /// Whether an acknowledgement from `from` for (`credential`, `version`) is the one this delivery awaits: the
+    /// target's, for this version, once the envelope went to it. The engine asks before it judges what the
+    /// acknowledgement reports (its receipt), so nobody else's acknowledgement costs a certificate check.
+    pub fn awaits_target_answer(
+        &self,
+        from: &AgentId,
+        credential: CredentialId,
+        version: u64,
+    ) -> Result<&Source, Unsolicited> {
+        match &self.stage {
+            Stage::AwaitingTarget { source }
+                if *from == self.target
+                    && credential == self.credential
+                    && version == self.version =>
+            {
+                Ok(source)
+            }
+            _ => Err(Unsolicited::new("DELIVERY_MISMATCH")),
+        }
+    }
+
     /// The target's acknowledgement.
     pub fn on_target_answer(&self, a: TargetAnswer<'_>) -> Result<Step, Unsolicited> {
-        let Stage::AwaitingTarget { source } = &self.stage else {
-            return Err(Unsolicited::new("DELIVERY_MISMATCH"));
-        };
-        if *a.from != self.target || a.credential != self.credential || a.version != self.version {
-            return Err(Unsolicited::new("DELIVERY_MISMATCH"));
-        }
+        let source = self.awaits_target_answer(a.from, a.credential, a.version)?;
         Ok(match a.outcome {
             TargetOutcome::Verified => Step::Delivered(source.clone()),
             // Not recorded: the stage times out and the delivery is tried again.
@@ -421,7 +437,9 @@ pub fn row_delivered(row: &mut DeliveryRow, version: u64) {
 }
 
 /// The record as stored: the flat layout of the first release (`peer` is the source once the envelope went to
-/// the target, absent for an operator's envelope; `nonce` is all zeros when no peer is awaited).
+/// the target, absent for an operator's envelope; `nonce` is all zeros when no peer is awaited). Records of the
+/// first release kept the peer's nonce after its answer; it is read and ignored (nothing checks a nonce once the
+/// envelope went to the target), and written back as zeros.
 #[derive(Serialize, Deserialize)]
 struct StoredPending {
     request_id: uuid::Uuid,

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::RelayConfig;
+use crate::coordination::CoordinationStatus;
 use crate::engine::operator::OperatorError;
 use crate::engine::EngineConfig;
 use crate::engine::{Engine, Outbound};
@@ -132,6 +133,9 @@ pub enum ServeError {
     /// The health listener could not start.
     #[error("health listener: {0}")]
     Health(String),
+    /// The coordination configuration is refused.
+    #[error(transparent)]
+    Coordination(#[from] crate::coordination::CoordinationError),
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
@@ -250,7 +254,15 @@ async fn run(
     } = TlsMaterial::load(&cfg)?;
     let store = open_store(&cfg)?;
     tracing::info!(backend = ?cfg.state.backend, "relay state opened");
-    let engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
+    let mut engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
+    let coordinator = crate::coordination::Coordinator::open(&cfg.coordination)?;
+    tracing::info!(
+        backend = cfg.coordination.backend.as_str(),
+        replica = coordinator.replica(),
+        "relay coordination"
+    );
+    engine.set_coordination(coordinator);
+    let (coordination_tx, coordination_rx) = tokio::sync::watch::channel(engine.coordination());
 
     let (client, eventloop) = mqtt_client(&cfg, client_tls);
 
@@ -278,6 +290,7 @@ async fn run(
         requests: admin_tx,
         health: health.clone(),
         state_backend: cfg.state.backend.as_str(),
+        coordination: coordination_rx,
     };
     let listener = tokio::net::TcpListener::bind(cfg.admin.listen)
         .await
@@ -314,7 +327,7 @@ async fn run(
         admin_rx,
         out_tx,
         reload_rx,
-        health.clone(),
+        (health.clone(), coordination_tx),
         cancel.clone(),
     ));
     if let Some(interval) = crate::service::watchdog_interval(std::env::vars()) {
@@ -444,7 +457,7 @@ async fn engine_worker(
     mut admin: mpsc::Receiver<AdminRequest>,
     out: mpsc::UnboundedSender<Outbound>,
     mut reload: mpsc::Receiver<EngineConfig>,
-    health: Arc<Health>,
+    (health, coordination): (Arc<Health>, tokio::sync::watch::Sender<CoordinationStatus>),
     cancel: CancellationToken,
 ) {
     health.beat();
@@ -501,6 +514,12 @@ async fn engine_worker(
             }
             _ = tick.tick() => {
                 send(engine.tick());
+                coordination.send_if_modified(|c| {
+                    let now = engine.coordination();
+                    let changed = *c != now;
+                    *c = now;
+                    changed
+                });
                 let durations = engine.take_rewrap_durations_ms();
                 health.metrics.observe_engine(&engine.metrics, &durations, engine.backfill_backlog());
                 health.beat();

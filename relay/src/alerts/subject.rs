@@ -22,6 +22,8 @@ pub enum Subject<'a> {
     ForgedDelivery(CredentialId, &'a AgentId),
     /// A peer whose copy of a credential failed the commitment check (`peer=… credential=…`).
     Peer(&'a AgentId, CredentialId),
+    /// A relay replica (`replica=…`): its coordination degraded.
+    Replica(&'a str),
 }
 
 impl fmt::Display for Subject<'_> {
@@ -35,6 +37,7 @@ impl fmt::Display for Subject<'_> {
                 write!(f, "credential={c} target={} source=unknown", t.as_str())
             }
             Self::Peer(p, c) => write!(f, "peer={} credential={c}", p.as_str()),
+            Self::Replica(r) => write!(f, "replica={r}"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! SIGHUP: the configuration file read again and compared with the one in force. The `[engine]` numbers (rate
 //! limits, flood thresholds, timeouts, batch sizes, the backoff table) apply at once; a change anywhere else (state
-//! directory, `[state]` backend, CA, broker, admin API, health listener) needs a restart and is reported, not applied. A file that
+//! directory, `[state]` backend, CA, broker, admin API, health listener, `[coordination]`) needs a restart and is reported, not applied. A file that
 //! does not load or validate changes nothing. docs/operations.md "Reloading".
 
 use std::path::Path;
@@ -76,6 +76,7 @@ pub fn compare(current: &RelayConfig, new: RelayConfig) -> Reload {
         ("broker", differs(&current.broker, &new.broker)),
         ("admin", differs(&current.admin, &new.admin)),
         ("health", current.health != new.health),
+        ("coordination", current.coordination != new.coordination),
     ] {
         if changed {
             needs_restart.push(name);

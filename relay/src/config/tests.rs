@@ -108,3 +108,44 @@ fn the_postgres_backend_is_checked_when_the_configuration_loads() {
         .to_string();
     assert!(e.contains("backend"), "{e}");
 }
+
+#[test]
+fn the_coordination_section_is_checked_when_the_configuration_loads() {
+    let cfg = parse("[coordination]\nbackend = \"redis\"\nreplica = \"relay-2\"\n").unwrap();
+    assert_eq!(
+        cfg.coordination.backend,
+        crate::coordination::CoordinationBackend::Redis
+    );
+    assert_eq!(cfg.coordination.redis.url, "redis://127.0.0.1:6379/0");
+    for (bad, says) in [
+        (
+            "[coordination]\nbackend = \"redis\"\n[coordination.redis]\ntimeout_ms = 0\n",
+            "timeout_ms",
+        ),
+        (
+            "[coordination]\nbackend = \"redis\"\n[coordination.redis]\nurl = \"http://x\"\n",
+            "url",
+        ),
+        ("[coordination]\nreplica = \"\"\n", "replica"),
+    ] {
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    assert!(parse("[coordination]\nbackend = \"etcd\"\n").is_err());
+    assert!(
+        parse("[coordination.redis]\nhost = \"x\"\n").is_err(),
+        "unknown keys are errors"
+    );
+    let env = RelayConfig::load(
+        None,
+        vec![(
+            "TESSERA_COORDINATION_BACKEND".to_owned(),
+            "redis".to_owned(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        env.coordination.backend,
+        crate::coordination::CoordinationBackend::Redis
+    );
+}

@@ -19,7 +19,11 @@ impl Engine {
         &mut self,
         handler: impl FnOnce(&mut Self) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
-        match handler(self).and_then(|out| self.store.commit().map(|_| out)) {
+        let result = self
+            .synced()
+            .and_then(|()| handler(self))
+            .and_then(|out| self.store.commit().map(|_| out));
+        match result {
             Ok(out) => Ok(out),
             Err(e) => {
                 log_state(&e);
@@ -35,6 +39,10 @@ impl Engine {
         &mut self,
         handler: impl FnOnce(&mut Self) -> Result<T, OperatorError>,
     ) -> Result<T, OperatorError> {
+        if let Err(e) = self.synced() {
+            log_state(&e);
+            return Err(e.into());
+        }
         match handler(self) {
             Ok(out) => match self.store.commit() {
                 Ok(_) => Ok(out),
@@ -51,14 +59,30 @@ impl Engine {
         }
     }
 
+    /// Makes sure memory was rebuilt after the last failure: an event never runs on an in-flight set that the
+    /// store could not give back (it would dispatch twice, past the limits).
+    fn synced(&mut self) -> Result<(), StateError> {
+        if self.needs_resync {
+            self.resync();
+        }
+        if self.needs_resync {
+            return Err(StateError::Backend(
+                "the relay's in-flight records could not be read back after a failure".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Forgets what memory holds beyond the store after a failed commit: the in-flight set is rebuilt from the
-    /// committed records; the backlog, caches and timers are rebuilt as they are needed.
+    /// committed records (when that read fails too, every event waits for it: [`Self::synced`]); the backlog,
+    /// caches and timers are rebuilt as they are needed.
     pub(super) fn resync(&mut self) {
         self.store.discard();
         self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
         self.in_flight.clear();
         match self.store.backend().pendings() {
             Ok(pendings) => {
+                self.needs_resync = false;
                 self.rewrap_started
                     .retain(|id, _| pendings.iter().any(|p| &p.request_id == id));
                 for p in pendings {
@@ -70,6 +94,7 @@ impl Engine {
             }
             Err(e) => {
                 log_state(&e);
+                self.needs_resync = true;
                 self.rewrap_started.clear();
             }
         }
@@ -88,7 +113,12 @@ impl Engine {
 
     /// The periodic work: timeouts, the reconciler, lifecycle checks.
     pub fn tick(&mut self) -> Vec<Outbound> {
-        self.committed(Self::tick_staged).unwrap_or_default()
+        let lifecycle_checked = self.last_lifecycle_check_ms;
+        self.committed(Self::tick_staged).unwrap_or_else(|_| {
+            // The hourly checks run again at the next reconciler pass, not an hour later.
+            self.last_lifecycle_check_ms = lifecycle_checked;
+            Vec::new()
+        })
     }
 
     /// Accepts a credential statement and the envelopes the operator sealed.

@@ -243,3 +243,33 @@ fn a_registration_whose_read_fails_half_way_leaves_nothing_and_succeeds_when_ret
     assert_eq!(to, peer);
     tessera_proto::audit::verify(&w.engine.store().audit().unwrap()).unwrap();
 }
+
+/// A workload's JIT request whose handling hits a failing store is answered `BACKEND_BUSY` at once, even when
+/// nothing can be written: the answer does not wait for a commit.
+#[test]
+fn a_jit_request_is_answered_busy_while_the_store_fails() {
+    let (mut w, failing, _, rows_fail) = failing_world_with_row_reads();
+    w.seeded_peer("peer-1", "db", "pw");
+    let target = w.agent("target-1");
+    w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    // The backfill's dispatch times out (the peer never answers), so the JIT request starts a dispatch of its own.
+    w.clock.advance(30_001);
+    w.engine.tick();
+    assert!(w.engine.store().pendings().unwrap().is_empty());
+    let jit = uuid::Uuid::new_v4();
+    rows_fail.store(true, Ordering::SeqCst);
+    failing.store(true, Ordering::SeqCst);
+    let out = w.up(
+        &target,
+        &tessera_proto::wire::Up::CredentialMissing(tessera_proto::wire::CredentialMissing {
+            request_id: jit,
+            name: CredentialName::new("db").unwrap(),
+        }),
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(&o.msg, Down::CredentialUnavailable(u)
+            if u.request_id == jit && u.reason == tessera_proto::wire::PublicReason::BackendBusy)),
+        "{out:?}"
+    );
+}

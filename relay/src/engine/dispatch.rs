@@ -11,6 +11,7 @@ use tessera_proto::wire::{
 use super::audit_event::AuditEvent;
 use super::{Engine, Outbound};
 use crate::alerts::{AlertKind, Subject};
+use crate::coordination::Window;
 use crate::lifecycle::{
     attempt_failed, row_delivered, AfterFailure, Dispatch, PeerAnswer, Source, Stage, Step,
     TargetAnswer, TargetOutcome, Unsolicited,
@@ -392,6 +393,10 @@ impl Engine {
             }
             return Ok(Vec::new());
         };
+        if let Err(Unsolicited(reason)) = p.awaits_target_answer(from, s.credential_id, s.version) {
+            self.unsolicited(from, &s.delivery_id, &reason)?;
+            return Ok(Vec::new());
+        }
         let Some(c) = self.store.credential(&p.credential)? else {
             return Ok(Vec::new());
         };
@@ -464,15 +469,33 @@ impl Engine {
             self.drop_pending(&p.request_id, &p.credential, &p.target)?;
             return Ok(Vec::new());
         };
-        match step {
+        let mut out = match step {
+            // A delivery pumps the target's backfill itself.
+            Step::Delivered(source) => return self.delivered(p, &c, &source, receipt),
             Step::NextPeer(next) => {
                 let cert = self.target_cert(&next.target)?;
-                self.ask_next_peer(next, &c, &cert)
+                self.ask_next_peer(next, &c, &cert)?
             }
-            Step::Delivered(source) => self.delivered(p, &c, &source, receipt),
-            Step::Mismatch { source, next } => self.mismatch(p, next, &c, &source),
-            Step::Fail { result, reason } => self.fail_dispatch(&p.dispatch(), &c, &result, reason),
+            Step::Mismatch { source, next } => self.mismatch(p, next, &c, &source)?,
+            Step::Fail { result, reason } => {
+                self.fail_dispatch(&p.dispatch(), &c, &result, reason)?
+            }
+        };
+        // A dispatch that ended without delivery frees a slot of a backfilling target: the backfill goes on, or
+        // ends (the target listed online) when nothing else is due.
+        if !self.is_in_flight(&p.credential, &p.target) && self.backfilling(&p.target)? {
+            out.extend(self.pump(&p.target)?);
         }
+        Ok(out)
+    }
+
+    /// Whether `agent` is backfilling (a backlog in memory, or listed so).
+    fn backfilling(&self, agent: &AgentId) -> StateResult<bool> {
+        Ok(self.backlog.contains_key(agent)
+            || self
+                .store
+                .agent(agent)?
+                .is_some_and(|a| a.state == AgentState::Backfilling))
     }
 
     /// The target's registered certificate (empty when it is gone: the peer then refuses the rewrap).
@@ -514,12 +537,7 @@ impl Engine {
         })?;
         // Only a backfill has a backlog to go on with; an online agent's delivery (an operator's put, JIT repair)
         // ends here, without a look at the rest of its rows.
-        let backfilling = self.backlog.contains_key(&p.target)
-            || self
-                .store
-                .agent(&p.target)?
-                .is_some_and(|a| a.state == AgentState::Backfilling);
-        if backfilling {
+        if self.backfilling(&p.target)? {
             self.pump(&p.target)
         } else {
             Ok(Vec::new())
@@ -553,7 +571,13 @@ impl Engine {
                     c.name.as_str()
                 ),
             )?;
-            if self.mismatch_flood.record(peer, self.now_ms()) > self.cfg.mismatch_flood_threshold {
+            let mismatches = self.coord.record(
+                Window::MismatchFlood,
+                peer,
+                self.now_ms(),
+                self.cfg.flood_window_ms,
+            );
+            if mismatches > self.cfg.mismatch_flood_threshold {
                 self.alert(
                     AlertKind::AgentCommitmentFlood,
                     Subject::Agent(peer),

@@ -11,6 +11,7 @@ use tessera_proto::wire::{CredentialMissing, CredentialUnavailable, Down, Public
 use super::audit_event::AuditEvent;
 use super::{log_state, Engine, Outbound};
 use crate::alerts::{AlertKind, Subject};
+use crate::coordination::Window;
 use crate::state::StateResult;
 
 /// Internal reasons a JIT request is not served, and the public reason each becomes.
@@ -58,7 +59,10 @@ impl Engine {
         m: &CredentialMissing,
     ) -> StateResult<Vec<Outbound>> {
         let now = self.now_ms();
-        if self.missing_flood.record(agent, now) > self.cfg.missing_flood_threshold {
+        let missing = self
+            .coord
+            .record(Window::MissingFlood, agent, now, self.cfg.flood_window_ms);
+        if missing > self.cfg.missing_flood_threshold {
             self.alert(
                 AlertKind::AgentCredentialFlood,
                 Subject::Agent(agent),
@@ -78,9 +82,13 @@ impl Engine {
                 *self.metrics.jit.entry(refusal.as_str()).or_default() += 1;
                 match refusal {
                     JitRefusal::RateLimited => self.metrics.rate_limited += 1,
-                    // The workload is answered at once rather than left to its timeout; nothing the failed
-                    // dispatch staged is kept.
-                    JitRefusal::StateFailure => self.resync(),
+                    // The workload is answered at once rather than left to its timeout. Nothing of the event is
+                    // kept, and nothing is written (not even the audit entry), so the answer goes out while the
+                    // store fails: the failure was logged where it happened.
+                    JitRefusal::StateFailure => {
+                        self.resync();
+                        return Ok(vec![refusal_message(agent, m, refusal)]);
+                    }
                     _ => {}
                 }
                 self.audit(AuditEvent::JitRefused {
@@ -88,14 +96,7 @@ impl Engine {
                     name: &m.name,
                     reason: format!("{refusal:?}"),
                 })?;
-                Ok(vec![Outbound {
-                    to: agent.clone(),
-                    msg: Down::CredentialUnavailable(CredentialUnavailable {
-                        request_id: m.request_id,
-                        name: m.name.clone(),
-                        reason: refusal.public(),
-                    }),
-                }])
+                Ok(vec![refusal_message(agent, m, refusal)])
             }
         }
     }
@@ -126,5 +127,17 @@ impl Engine {
         }
         self.start_delivery(&c.id, agent, Some(m.request_id))
             .map_err(state)
+    }
+}
+
+/// The workload's typed answer to a refused JIT request.
+fn refusal_message(agent: &AgentId, m: &CredentialMissing, refusal: JitRefusal) -> Outbound {
+    Outbound {
+        to: agent.clone(),
+        msg: Down::CredentialUnavailable(CredentialUnavailable {
+            request_id: m.request_id,
+            name: m.name.clone(),
+            reason: refusal.public(),
+        }),
     }
 }

@@ -93,3 +93,20 @@ fn a_status_never_stands_in_for_a_registration() {
     assert!(status(&mut w, &a, AgentState::Online, 1_700_000_000).is_empty());
     assert_eq!(presence(&w, &a), Some(AgentState::Offline));
 }
+
+/// A backfill whose only dispatch ends without delivery (its peer never answers) does not leave the agent
+/// backfilling forever: the row waits out its backoff and the agent is listed online.
+#[test]
+fn a_backfill_whose_dispatch_times_out_ends_online() {
+    let mut w = World::new();
+    w.seeded_peer("peer-1", "db", "pw");
+    let target = w.agent("target-1");
+    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
+    assert!(out.iter().any(|o| matches!(o.msg, Down::RewrapRequest(_))));
+    assert_eq!(presence(&w, &target), Some(AgentState::Backfilling));
+    // The peer never answers; with no other peer the dispatch ends exhausted.
+    w.clock.advance(30_001);
+    w.engine.tick();
+    assert!(w.engine.store.pendings().unwrap().is_empty());
+    assert_eq!(presence(&w, &target), Some(AgentState::Online));
+}

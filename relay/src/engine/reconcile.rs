@@ -4,6 +4,7 @@
 use tessera_proto::wire::AgentState;
 
 use super::{Engine, Outbound};
+use crate::alerts::{AlertKind, Subject};
 use crate::state::{DeliveryState, StateResult};
 
 /// How often the certificate-expiry and overdue-purge checks run, ms.
@@ -14,17 +15,34 @@ impl Engine {
     pub(crate) fn tick_staged(&mut self) -> StateResult<Vec<Outbound>> {
         let mut out = self.expire()?;
         let now = self.now_ms();
-        if now.saturating_sub(self.last_reconcile_ms) >= self.cfg.reconcile_interval_ms {
+        let interval = self.cfg.reconcile_interval_ms;
+        // One replica sweeps per interval (the first to take the slot: [`crate::coordination`]).
+        if now.saturating_sub(self.last_reconcile_ms) >= interval {
             self.last_reconcile_ms = now;
-            out.extend(self.reconcile()?);
-            if self
-                .last_lifecycle_check_ms
-                .is_none_or(|t| now.saturating_sub(t) >= LIFECYCLE_CHECK_MS)
-            {
-                self.last_lifecycle_check_ms = Some(now);
-                self.check_certificates()?;
-                self.check_purges()?;
+            if self.coord.reconciler_turn(now, interval) {
+                out.extend(self.reconcile()?);
+                if self
+                    .last_lifecycle_check_ms
+                    .is_none_or(|t| now.saturating_sub(t) >= LIFECYCLE_CHECK_MS)
+                {
+                    self.last_lifecycle_check_ms = Some(now);
+                    self.check_certificates()?;
+                    self.check_purges()?;
+                }
             }
+        }
+        if self.coord.degraded_alert_due(now) {
+            let since = self.coord.status().degraded_since_ms.unwrap_or(now);
+            let replica = self.coord.replica().to_owned();
+            self.alert(
+                AlertKind::RedisCoordinationDegraded,
+                Subject::Replica(&replica),
+                format!(
+                    "replica {replica} has not reached Redis for {} s: it coordinates in memory (its own flood \
+                     counts, a reconciler sweep of its own)",
+                    now.saturating_sub(since) / 1000
+                ),
+            )?;
         }
         Ok(out)
     }

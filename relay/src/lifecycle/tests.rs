@@ -353,6 +353,22 @@ fn the_stored_layout_is_the_first_releases() {
     );
     assert_eq!(serde_json::to_string(&p).unwrap(), operator);
 
+    // A first-release record awaiting the target kept the peer's nonce: read (and ignored), written back as zeros.
+    let first = include_str!("../../testdata/pending_awaiting_target_first_release.json").trim();
+    let p: PendingRewrap = serde_json::from_str(first).unwrap();
+    assert_eq!(
+        p.stage,
+        Stage::AwaitingTarget {
+            source: Source::Peer(agent("peer-a"))
+        }
+    );
+    let ones = vec!["1"; 32].join(",");
+    let zeros = vec!["0"; 32].join(",");
+    assert_eq!(
+        serde_json::to_string(&p).unwrap(),
+        first.replace(&ones, &zeros)
+    );
+
     // Awaiting a peer that is not named cannot be represented; such a record is refused, not guessed at.
     let broken = awaiting_peer.replace(r#""peer":"peer-a""#, r#""peer":null"#);
     assert!(serde_json::from_str::<PendingRewrap>(&broken).is_err());

@@ -32,6 +32,8 @@ fn every_subject_prints_as_before() {
             "peer=edge-1 credential=0b7e7c52-6a43-4f1e-9d0a-5c2b8e1f3a47",
         ),
     ];
+    let replica = Subject::Replica("relay-2");
+    assert_eq!(replica.to_string(), "replica=relay-2");
     for (subject, text) in cases {
         assert_eq!(subject.to_string(), text);
     }
