@@ -29,6 +29,7 @@ pub mod operator_calls;
 pub mod org;
 pub mod pg;
 pub mod plain_http;
+pub mod redis;
 pub mod webdriver;
 pub mod wire_agent;
 pub mod wire_relay;

@@ -12,6 +12,8 @@
 // One story on one broker, read top to bottom.
 #![allow(clippy::too_many_lines)]
 
+mod admin;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -182,19 +184,7 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
         .build()
         .unwrap();
     // The relay reports the state backend it really runs on.
-    let op = c.operator_dir();
-    let operator_tls = tessera_operator::tls::client_config(
-        &c.ca_der().unwrap(),
-        tessera_operator::tls::DEFAULT_RELAY_NAME,
-        &std::fs::read(op.join("operator.pem")).unwrap(),
-        &std::fs::read(op.join("operator.key")).unwrap(),
-    )
-    .unwrap();
-    let status = rt
-        .block_on(
-            tessera_operator::client::AdminClient::new(&c.admin, operator_tls).get("/v1/status"),
-        )
-        .unwrap();
+    let status = admin::get(&c, "/v1/status");
     assert_eq!(
         status["state_backend"],
         if c.db.is_some() { "postgres" } else { "sled" }

@@ -8,6 +8,8 @@
 //! delivering.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod admin;
+
 use std::time::Duration;
 
 use tessera_system_tests::bins::bin_dir;
@@ -22,20 +24,7 @@ fn status(c: &Cluster, path: &str) -> u16 {
 
 /// `broker` of the admin API's `GET /v1/status`, as the operator `alice`.
 fn broker_link(c: &Cluster) -> serde_json::Value {
-    let dir = c.operator_dir();
-    let tls = tessera_operator::tls::client_config(
-        &c.ca_der().unwrap(),
-        tessera_operator::tls::DEFAULT_RELAY_NAME,
-        &std::fs::read(dir.join("operator.pem")).unwrap(),
-        &std::fs::read(dir.join("operator.key")).unwrap(),
-    )
-    .unwrap();
-    let client = tessera_operator::client::AdminClient::new(&c.admin, tls);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(client.get("/v1/status")).unwrap()["broker"].clone()
+    admin::get(c, "/v1/status")["broker"].clone()
 }
 
 fn metrics(c: &Cluster) -> String {

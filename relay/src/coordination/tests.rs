@@ -2,10 +2,10 @@
 //! through an outage of a Redis of the test's own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tessera_proto::ids::AgentId;
+use tessera_system_tests::redis::OwnRedis;
 
 use super::{CoordinationBackend, CoordinationConfig, Coordinator, RedisConfig, Window};
 
@@ -117,76 +117,10 @@ fn replicas_on_one_redis_count_one_window_and_take_turns() {
     clean(&url, &keys);
 }
 
-/// A Redis of the test's own on a free port, stopped and started again.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian's redis-server package) must be installed");
-        let r = Self {
-            port,
-            child: Some(child),
-        };
-        let url = r.url();
-        for _ in 0..100 {
-            if redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection())
-                .is_ok()
-            {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn an_outage_falls_back_to_memory_alerts_once_and_ends_when_redis_answers() {
-    let port = free_port();
-    let mut redis = OwnRedis::start(port);
+    let mut redis = OwnRedis::start().unwrap();
+    let port = redis.port();
     let mut c = Coordinator::open(&redis_cfg(&redis.url(), "relay-a", "t")).unwrap();
     let e = agent("edge-1");
     assert_eq!(c.record(Window::MissingFlood, &e, 1_000, 60_000), 1);
@@ -209,7 +143,7 @@ fn an_outage_falls_back_to_memory_alerts_once_and_ends_when_redis_answers() {
     assert!(c.degraded_alert_due(3_000));
     assert!(!c.degraded_alert_due(9_000), "once per outage");
 
-    let again = OwnRedis::start(port);
+    let again = OwnRedis::start_on(port).unwrap();
     // The link pauses after a failure; it is asked again after the pause.
     let mut resumed = false;
     for i in 0..60 {
