@@ -171,18 +171,8 @@ fn relay_and_agents_sync_a_credential_end_to_end() {
     }
     // A certificate from the org CA that is not an operator's (the relay's own service certificate) is refused.
     let svc = c.service_identity("relay-1");
-    let tls = tessera_operator::tls::client_config(
-        &c.ca_der().unwrap(),
-        tessera_operator::tls::DEFAULT_RELAY_NAME,
-        &std::fs::read(&svc.cert).unwrap(),
-        &std::fs::read(&svc.key).unwrap(),
-    )
-    .unwrap();
-    let client = tessera_operator::client::AdminClient::new(&c.admin, tls);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let client = admin::client_as(&c, &svc.cert, &svc.key);
+    let rt = admin::runtime();
     // The relay reports the state backend it really runs on.
     let status = admin::get(&c, "/v1/status");
     assert_eq!(

@@ -114,16 +114,17 @@ fn failing_world_with_row_reads() -> (World, Arc<AtomicBool>, Arc<AtomicBool>, A
     (w, failing, agents_fail, rows_fail)
 }
 
-#[test]
-fn a_registration_whose_commit_fails_writes_nothing_sends_nothing_and_succeeds_when_retried() {
-    let (mut w, failing) = failing_world();
+/// Registers target-1 (a peer holds `db`) while `failure` is set: nothing of the registration is written or sent
+/// and memory agrees with the store; then, cleared, the agent's retry (it retries until acknowledged) does it all,
+/// once.
+fn a_failed_registration_leaves_nothing_and_its_retry_succeeds(mut w: World, failure: &AtomicBool) {
     let (peer, id, _) = w.seeded_peer("peer-1", "db", "pw");
     let target = w.agent("target-1");
     let audit_before = w.engine.store().audit().unwrap().len();
 
-    failing.store(true, Ordering::SeqCst);
+    failure.store(true, Ordering::SeqCst);
     let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
-    assert!(out.is_empty(), "an uncommitted event sent {out:?}");
+    assert!(out.is_empty(), "a failed event sent {out:?}");
     assert!(w.engine.store().agent(&target).unwrap().is_none());
     assert!(w.engine.store().delivery(&id, &target).unwrap().is_none());
     assert!(w.engine.store().pendings().unwrap().is_empty());
@@ -135,8 +136,7 @@ fn a_registration_whose_commit_fails_writes_nothing_sends_nothing_and_succeeds_w
     );
     assert_eq!(w.engine.backfill_backlog(), 0);
 
-    // The agent retries its registration (it does until acknowledged): now it all happens, once.
-    failing.store(false, Ordering::SeqCst);
+    failure.store(false, Ordering::SeqCst);
     let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
     assert!(
         matches!(out.first().map(|o| &o.msg), Some(Down::RegisterAck(_))),
@@ -147,6 +147,12 @@ fn a_registration_whose_commit_fails_writes_nothing_sends_nothing_and_succeeds_w
     assert_eq!(w.engine.store().pendings().unwrap().len(), 1);
     assert_eq!(w.engine.in_flight_count(), 1);
     tessera_proto::audit::verify(&w.engine.store().audit().unwrap()).unwrap();
+}
+
+#[test]
+fn a_registration_whose_commit_fails_writes_nothing_sends_nothing_and_succeeds_when_retried() {
+    let (w, failing) = failing_world();
+    a_failed_registration_leaves_nothing_and_its_retry_succeeds(w, &failing);
 }
 
 #[test]
@@ -215,33 +221,12 @@ fn a_renamed_credential_gives_its_old_name_up_in_the_store() {
 }
 
 /// A read that fails half-way through an agent's message ends the event there: nothing it staged before the
-/// failure (the agent's record, its rows, the audit entry) is written, nothing is sent, and the agent's retry
-/// does it all.
+/// failure (the agent's record, its rows, the audit entry) is written. The registration stages the agent and its
+/// rows, then reads the credential's rows to choose a peer.
 #[test]
 fn a_registration_whose_read_fails_half_way_leaves_nothing_and_succeeds_when_retried() {
-    let (mut w, _, _, rows_fail) = failing_world_with_row_reads();
-    let (peer, id, _) = w.seeded_peer("peer-1", "db", "pw");
-    let target = w.agent("target-1");
-    let audit_before = w.engine.store().audit().unwrap().len();
-
-    // The registration stages the agent and its rows, then reads the credential's rows to choose a peer.
-    rows_fail.store(true, Ordering::SeqCst);
-    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
-    assert!(out.is_empty(), "a failed event sent {out:?}");
-    assert!(w.engine.store().agent(&target).unwrap().is_none());
-    assert!(w.engine.store().delivery(&id, &target).unwrap().is_none());
-    assert_eq!(w.engine.store().audit().unwrap().len(), audit_before);
-    assert_eq!(w.engine.in_flight_count(), 0);
-
-    rows_fail.store(false, Ordering::SeqCst);
-    let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
-    assert!(
-        matches!(out.first().map(|o| &o.msg), Some(Down::RegisterAck(_))),
-        "{out:?}"
-    );
-    let (to, _) = super::tests::rewrap_msg(&out);
-    assert_eq!(to, peer);
-    tessera_proto::audit::verify(&w.engine.store().audit().unwrap()).unwrap();
+    let (w, _, _, rows_fail) = failing_world_with_row_reads();
+    a_failed_registration_leaves_nothing_and_its_retry_succeeds(w, &rows_fail);
 }
 
 /// A workload's JIT request whose handling hits a failing store is answered `BACKEND_BUSY` at once, even when

@@ -3,20 +3,33 @@
 
 use tessera_system_tests::cluster::Cluster;
 
-/// `GET path` on `c`'s admin API, the answer's JSON.
-pub(crate) fn get(c: &Cluster, path: &str) -> serde_json::Value {
-    let dir = c.operator_dir();
+/// A client of `c`'s admin API presenting the certificate and key in `cert` and `key` (PEM files).
+pub(crate) fn client_as(
+    c: &Cluster,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> tessera_operator::client::AdminClient {
     let tls = tessera_operator::tls::client_config(
         &c.ca_der().unwrap(),
         tessera_operator::tls::DEFAULT_RELAY_NAME,
-        &std::fs::read(dir.join("operator.pem")).unwrap(),
-        &std::fs::read(dir.join("operator.key")).unwrap(),
+        &std::fs::read(cert).unwrap(),
+        &std::fs::read(key).unwrap(),
     )
     .unwrap();
-    let client = tessera_operator::client::AdminClient::new(&c.admin, tls);
-    let rt = tokio::runtime::Builder::new_current_thread()
+    tessera_operator::client::AdminClient::new(&c.admin, tls)
+}
+
+/// A runtime to wait on a client's answers from a test's thread.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(client.get(path)).unwrap()
+        .unwrap()
+}
+
+/// `GET path` on `c`'s admin API as the operator `alice`, the answer's JSON.
+pub(crate) fn get(c: &Cluster, path: &str) -> serde_json::Value {
+    let dir = c.operator_dir();
+    let client = client_as(c, &dir.join("operator.pem"), &dir.join("operator.key"));
+    runtime().block_on(client.get(path)).unwrap()
 }
