@@ -28,7 +28,7 @@ use redis_link::RedisLink;
 pub struct CoordinationConfig {
     /// `memory` (this process only; the default) or `redis`.
     pub backend: CoordinationBackend,
-    /// This replica's name in the admin API and the degraded alert (default: `relay-` and the process id).
+    /// This replica's name in the admin API and the degraded alert (default: the host name).
     pub replica: String,
     /// `[coordination.redis]`, for `backend = "redis"`.
     pub redis: RedisConfig,
@@ -38,10 +38,19 @@ impl Default for CoordinationConfig {
     fn default() -> Self {
         Self {
             backend: CoordinationBackend::Memory,
-            replica: format!("relay-{}", std::process::id()),
+            replica: default_replica(),
             redis: RedisConfig::default(),
         }
     }
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`), or `relay-` and the process id where there is none.
+fn default_replica() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.len() <= 64)
+        .unwrap_or_else(|| format!("relay-{}", std::process::id()))
 }
 
 /// Which coordination backend.
@@ -71,11 +80,12 @@ impl CoordinationBackend {
 pub struct RedisConfig {
     /// `redis://host:port/db` (no password in it: `password_file`).
     pub url: String,
-    /// A file holding the password (Redis `AUTH`), read at start.
+    /// A file holding the password (Redis `AUTH`; its first line), read at start.
     pub password_file: Option<std::path::PathBuf>,
     /// Prefix of every key the relay writes, so relays of several orgs can share one Redis.
     pub key_prefix: String,
-    /// How long one Redis operation may take before it falls back to memory, ms (10..=10000).
+    /// How long each step of a Redis operation (connecting, each command) may take before the operation falls
+    /// back to memory, ms (10..=10000). The engine waits that long at most per step, so keep it small.
     pub timeout_ms: u64,
     /// How long Redis may fail before `redis_coordination_degraded` is raised, ms.
     pub degraded_after_ms: u64,
@@ -87,7 +97,7 @@ impl Default for RedisConfig {
             url: "redis://127.0.0.1:6379/0".to_owned(),
             password_file: None,
             key_prefix: "tessera".to_owned(),
-            timeout_ms: 200,
+            timeout_ms: 50,
             degraded_after_ms: 30_000,
         }
     }
@@ -115,18 +125,31 @@ impl CoordinationConfig {
     pub fn check(&self) -> Result<(), CoordinationError> {
         if self.replica.is_empty()
             || self.replica.len() > 64
-            || self.replica.chars().any(char::is_control)
+            || self
+                .replica
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '=')
         {
             return Err(CoordinationError::Invalid(
-                "replica: 1 to 64 characters, no control characters".into(),
+                "replica: 1 to 64 characters, no spaces, control characters or '='".into(),
             ));
         }
         if self.backend == CoordinationBackend::Memory {
             return Ok(());
         }
         let r = &self.redis;
-        redis::Client::open(r.url.as_str())
+        let client = redis::Client::open(r.url.as_str())
             .map_err(|e| CoordinationError::Invalid(format!("url: {e}")))?;
+        if client
+            .get_connection_info()
+            .redis_settings()
+            .password()
+            .is_some()
+        {
+            return Err(CoordinationError::Invalid(
+                "url: no password in the URL; use password_file".into(),
+            ));
+        }
         if !(10..=10_000).contains(&r.timeout_ms) {
             return Err(CoordinationError::Invalid("timeout_ms: 10 to 10000".into()));
         }
@@ -140,13 +163,26 @@ impl CoordinationConfig {
             ));
         }
         if let Some(path) = &r.password_file {
-            std::fs::read(path).map_err(|source| CoordinationError::PasswordFile {
-                path: path.clone(),
-                source,
-            })?;
+            read_password(path)?;
         }
         Ok(())
     }
+}
+
+/// The first line of a password file; an empty one is refused (it would fail every connection).
+fn read_password(path: &std::path::Path) -> Result<String, CoordinationError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CoordinationError::PasswordFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    if line.is_empty() {
+        return Err(CoordinationError::Invalid(format!(
+            "password_file {}: empty",
+            path.display()
+        )));
+    }
+    Ok(line)
 }
 
 /// A sliding window the replicas share.
@@ -211,15 +247,7 @@ impl Coordinator {
         let mut c = Self::memory(&cfg.replica);
         if cfg.backend == CoordinationBackend::Redis {
             let password = match &cfg.redis.password_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|source| CoordinationError::PasswordFile {
-                            path: path.clone(),
-                            source,
-                        })?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_owned(),
-                ),
+                Some(path) => Some(read_password(path)?),
                 None => None,
             };
             c.redis = Some(RedisLink::new(&cfg.redis, password)?);
@@ -273,6 +301,20 @@ impl Coordinator {
                 true
             }
             None => true,
+        }
+    }
+
+    /// While degraded, asks Redis whether it answers again (at most once per pause), so that a quiet relay, with no
+    /// flood or sweep to ask it, neither stays degraded after Redis is back nor alerts on one lost answer. Call on
+    /// every tick.
+    pub fn probe(&mut self, now_ms: u64) {
+        if self.degraded_since_ms.is_none() {
+            return;
+        }
+        match self.redis.as_mut().map(RedisLink::ping) {
+            Some(Ok(())) => self.answered(),
+            Some(Err(e)) => self.failed(now_ms, &e),
+            None => {}
         }
     }
 

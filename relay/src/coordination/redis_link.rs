@@ -140,6 +140,12 @@ impl RedisLink {
         usize::try_from(n).map_err(|_| LinkError::Unexpected)
     }
 
+    /// Whether Redis answers (`PING`).
+    pub(super) fn ping(&mut self) -> Result<(), LinkError> {
+        self.run(|con, _, _| redis::cmd("PING").query::<String>(con))
+            .map(drop)
+    }
+
     /// [`super::Coordinator::reconciler_turn`] in Redis: `SET NX` of the slot's key, kept two slots long.
     pub(super) fn take_turn(
         &mut self,

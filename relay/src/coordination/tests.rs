@@ -182,7 +182,21 @@ fn bad_settings_are_refused_before_anything_connects() {
     cfg.redis.key_prefix = "t".into();
     cfg.replica = String::new();
     assert!(cfg.check().is_err());
+    cfg.replica = "relay a".into();
+    assert!(
+        cfg.check().is_err(),
+        "a name that would break key=value subjects"
+    );
     cfg.replica = "relay-a".into();
     cfg.redis.password_file = Some("/nonexistent/redis-password".into());
     assert!(cfg.check().is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    cfg.redis.password_file = Some(empty);
+    assert!(cfg.check().is_err(), "an empty password file");
+    cfg.redis.password_file = None;
+    cfg.redis.url = "redis://:s3cret@127.0.0.1/0".into();
+    let e = cfg.check().unwrap_err().to_string();
+    assert!(e.contains("password_file") && !e.contains("s3cret"), "{e}");
 }

@@ -1,7 +1,7 @@
 //! What the relay writes in its audit chain, typed: one [`AuditEvent`] variant per entry kind, with the facts that
 //! kind records. Each turns into the entry's `kind`, `link` and `data` exactly as the relay wrote them before the
 //! types existed, so existing chains verify and `tessera audit` reads them unchanged; `audit_event/tests.rs` pins
-//! every kind's JSON, and docs/protocol.md ("Audit events") lists them.
+//! every kind's JSON, and docs/protocol.md ("Relay audit events") lists them.
 //!
 //! What this file does not do: decide when an event happens (the engine's handlers do) or chain and store it
 //! (`Engine::audit`, then the event's one commit).

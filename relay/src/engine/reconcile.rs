@@ -31,6 +31,7 @@ impl Engine {
                 }
             }
         }
+        self.coord.probe(now);
         if self.coord.degraded_alert_due(now) {
             let since = self.coord.status().degraded_since_ms.unwrap_or(now);
             let replica = self.coord.replica().to_owned();
