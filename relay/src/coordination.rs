@@ -331,6 +331,12 @@ impl Coordinator {
         }
     }
 
+    /// The event that raised the degraded alert was not committed: raise it again at the next chance (a copy
+    /// that was committed after all only counts, inside the alert's window).
+    pub fn rearm_alert(&mut self) {
+        self.alerted = false;
+    }
+
     /// This replica's name.
     pub fn replica(&self) -> &str {
         &self.replica

@@ -142,6 +142,10 @@ fn an_outage_falls_back_to_memory_alerts_once_and_ends_when_redis_answers() {
     assert!(!c.degraded_alert_due(2_900), "not before degraded_after_ms");
     assert!(c.degraded_alert_due(3_000));
     assert!(!c.degraded_alert_due(9_000), "once per outage");
+    // The tick that raised it failed to commit: raised again at the next chance.
+    c.rearm_alert();
+    assert!(c.degraded_alert_due(9_000));
+    assert!(!c.degraded_alert_due(9_500));
 
     let again = OwnRedis::start_on(port).unwrap();
     // The link pauses after a failure; it is asked again after the pause.

@@ -78,6 +78,7 @@ impl Engine {
     /// caches and timers are rebuilt as they are needed.
     pub(super) fn resync(&mut self) {
         self.store.discard();
+        self.coord.rearm_alert();
         self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
         self.in_flight.clear();
         match self.store.backend().pendings() {
