@@ -495,3 +495,6 @@ mod presence_tests;
 
 #[cfg(test)]
 mod coordination_tests;
+
+#[cfg(test)]
+mod replicas_tests;

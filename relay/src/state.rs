@@ -129,6 +129,16 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     /// The audit chain's newest entry.
     fn audit_head(&self) -> StateResult<Option<AuditEntry>>;
 
+    /// Begins this relay's write turn for one event: until [`Self::end_turn`], no other relay sharing the backend
+    /// writes. Returns whether another relay wrote since this one's last turn or batch, in which case what the
+    /// engine keeps in memory must be read again. A backend only one relay writes (sled) has nothing to do.
+    fn begin_turn(&self) -> StateResult<bool> {
+        Ok(false)
+    }
+
+    /// Ends the turn [`Self::begin_turn`] began (nothing when none is held).
+    fn end_turn(&self) {}
+
     /// Applies a batch atomically: every write or none. Refuses ([`StateError::Conflict`]) a batch whose audit
     /// entries do not follow the chain's head.
     fn apply(&self, batch: &Batch) -> StateResult<()>;

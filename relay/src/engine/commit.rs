@@ -3,14 +3,31 @@
 //! event is written, nothing it would have sent goes out, the failure is logged once here, and the engine's
 //! in-memory mirrors are rebuilt from the store, so the event is as if it never arrived (a retried message, the
 //! reconciler or the operator's retry brings it back).
+//!
+//! Each event runs in the relay's write turn ([`crate::state::RelayStore::begin_turn`]): relays sharing a
+//! PostgreSQL database run their events one at a time, and a relay whose turn shows another wrote since reads
+//! again what it mirrors in memory before the event runs (docs/operations.md, "Running several relays").
 
 use tessera_proto::envelope::{Envelope, KeyFingerprint};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::statement::{CredentialStatement, CredentialTombstone, RevocationList, Signed};
 
+use std::sync::Arc;
+
 use super::operator::OperatorError;
 use super::{log_state, Engine, Outbound};
-use crate::state::StateError;
+use crate::state::{RelayStore, StateError};
+
+/// This relay's write turn for one event, ended when dropped.
+struct Turn(Option<Arc<dyn RelayStore>>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            store.end_turn();
+        }
+    }
+}
 
 impl Engine {
     /// Runs one event's handler and commits what it staged. A state failure, in the handler or in the commit,
@@ -19,6 +36,7 @@ impl Engine {
         &mut self,
         handler: impl FnOnce(&mut Self) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
+        let _turn = self.turn();
         let result = self
             .synced()
             .and_then(|()| handler(self))
@@ -39,6 +57,7 @@ impl Engine {
         &mut self,
         handler: impl FnOnce(&mut Self) -> Result<T, OperatorError>,
     ) -> Result<T, OperatorError> {
+        let _turn = self.turn();
         if let Err(e) = self.synced() {
             log_state(&e);
             return Err(e.into());
@@ -55,6 +74,75 @@ impl Engine {
             Err(e) => {
                 self.resync();
                 Err(e)
+            }
+        }
+    }
+
+    /// Begins the event's write turn, and catches up when another relay wrote since this one's last turn. When the
+    /// turn cannot be had (the database is down), the event runs without: its reads fail as the store does, and a
+    /// batch it still writes takes a turn of its own, refused if another relay wrote meanwhile.
+    fn turn(&mut self) -> Turn {
+        let store = self.store.backend().clone();
+        match store.begin_turn() {
+            Ok(others_wrote) => {
+                if others_wrote {
+                    self.catch_up();
+                }
+                Turn(Some(store))
+            }
+            Err(e) => {
+                log_state(&e);
+                Turn(None)
+            }
+        }
+    }
+
+    /// Another relay wrote: what memory mirrors of the store is read again (the in-flight set; the revocation list
+    /// when a newer one was accepted). The backlog and caches stay: each backlog entry is checked against the store
+    /// before it starts, and the caches are keyed by what they were checked against.
+    fn catch_up(&mut self) {
+        self.adopt_stored_revocations();
+        self.rebuild_in_flight();
+    }
+
+    /// Adopts the stored revocation list when it is not the one in force (verified again against the pinned CA).
+    fn adopt_stored_revocations(&mut self) {
+        let stored_serial = self
+            .store
+            .backend()
+            .revocations()
+            .ok()
+            .flatten()
+            .and_then(|s| {
+                s.parse_unverified(tessera_proto::statement::REVOCATION_KIND)
+                    .ok()
+            })
+            .map(|l| l.serial);
+        if stored_serial.is_some_and(|serial| serial != self.revocations.serial) {
+            self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
+        }
+    }
+
+    /// Rebuilds the in-flight set from the committed records; when that read fails, every event waits for it
+    /// ([`Self::synced`]).
+    fn rebuild_in_flight(&mut self) {
+        self.in_flight.clear();
+        match self.store.backend().pendings() {
+            Ok(pendings) => {
+                self.needs_resync = false;
+                self.rewrap_started
+                    .retain(|id, _| pendings.iter().any(|p| &p.request_id == id));
+                for p in pendings {
+                    self.in_flight
+                        .entry(p.target)
+                        .or_default()
+                        .insert(p.credential);
+                }
+            }
+            Err(e) => {
+                log_state(&e);
+                self.needs_resync = true;
+                self.rewrap_started.clear();
             }
         }
     }
@@ -80,25 +168,7 @@ impl Engine {
         self.store.discard();
         self.coord.rearm_alert();
         self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
-        self.in_flight.clear();
-        match self.store.backend().pendings() {
-            Ok(pendings) => {
-                self.needs_resync = false;
-                self.rewrap_started
-                    .retain(|id, _| pendings.iter().any(|p| &p.request_id == id));
-                for p in pendings {
-                    self.in_flight
-                        .entry(p.target)
-                        .or_default()
-                        .insert(p.credential);
-                }
-            }
-            Err(e) => {
-                log_state(&e);
-                self.needs_resync = true;
-                self.rewrap_started.clear();
-            }
-        }
+        self.rebuild_in_flight();
         self.backlog.clear();
         self.seen.clear();
         self.certified.clear();

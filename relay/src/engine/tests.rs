@@ -68,11 +68,30 @@ impl World {
     }
 
     pub(super) fn with(cfg: EngineConfig) -> Self {
+        let db = tessera_system_tests::pg::state_on_postgres()
+            .then(|| tessera_system_tests::pg::TestDb::create().unwrap());
+        Self::with_db(cfg, db)
+    }
+
+    /// A world on PostgreSQL whatever the run, and a second relay (a replica) over a store of its own on the same
+    /// database, with the same clock and org.
+    pub(super) fn replicas(cfg: EngineConfig) -> (Self, Engine) {
+        let db = tessera_system_tests::pg::TestDb::create().unwrap();
+        let second = open_backend(std::path::Path::new("/nonexistent"), Some(&db));
+        let w = Self::with_db(cfg.clone(), Some(db));
+        let b = Engine::new(
+            second,
+            w.org.ca.pinned().clone(),
+            cfg,
+            Arc::new(w.clock.clone()),
+        );
+        (w, b)
+    }
+
+    fn with_db(cfg: EngineConfig, db: Option<tessera_system_tests::pg::TestDb>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let org = TestOrg::at(i64::try_from(T0 / 1000).unwrap());
         let clock = ManualClock::at(T0);
-        let db = tessera_system_tests::pg::state_on_postgres()
-            .then(|| tessera_system_tests::pg::TestDb::create().unwrap());
         let store = open_backend(dir.path(), db.as_ref());
         let engine = Engine::new(store, org.ca.pinned().clone(), cfg, Arc::new(clock.clone()));
         Self {
@@ -163,6 +182,18 @@ impl World {
         id: CredentialId,
         outcome: StoreOutcome,
     ) -> Vec<Outbound> {
+        let msg = self.ack_msg(from, delivery, id, outcome);
+        self.up(from, &msg)
+    }
+
+    /// The acknowledgement [`World::ack`] sends.
+    pub(super) fn ack_msg(
+        &self,
+        from: &AgentId,
+        delivery: uuid::Uuid,
+        id: CredentialId,
+        outcome: StoreOutcome,
+    ) -> Up {
         let receipt = match &outcome {
             StoreOutcome::Stored { digest } => {
                 Some(
@@ -172,16 +203,13 @@ impl World {
             }
             _ => None,
         };
-        self.up(
-            from,
-            &Up::CredentialStored(CredentialStored {
-                delivery_id: delivery,
-                credential_id: id,
-                version: 1,
-                outcome,
-                receipt,
-            }),
-        )
+        Up::CredentialStored(CredentialStored {
+            delivery_id: delivery,
+            credential_id: id,
+            version: 1,
+            outcome,
+            receipt,
+        })
     }
 
     /// `from` acknowledges a purge, with its signed receipt.

@@ -1,7 +1,7 @@
 //! Decoded records kept in memory, so the rewrap path does not parse the same JSON (certificates, signed
-//! statements) at every step. Coherent because the relay is its store's only writer (sled holds the directory's
-//! lock, PostgreSQL the relay's advisory lock) and every applied batch updates it. A poisoned lock only skips the
-//! cache.
+//! statements) at every step. Coherent because every batch this relay applies updates it and nobody else writes
+//! meanwhile: sled holds the directory's lock; on PostgreSQL only the event holding the write turn reads through
+//! it, and a turn that finds another relay wrote empties it. A poisoned lock only skips the cache.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -4,8 +4,9 @@
 //! The engine is synchronous; this store runs its queries on a small runtime of its own and waits for each
 //! answer, as it waits for sled's disk. Records are the JSON the sled backend keeps, in `jsonb` columns.
 //!
-//! One relay per database for now: the store holds a session advisory lock for its whole life and a second relay
-//! refuses to start on the same database (docs/operations.md, "State backends").
+//! Several relays may share one database: each writes an event's batch during its write turn ([`turn`]) and,
+//! when a turn shows that another relay wrote since, drops what it cached (docs/operations.md, "Running several
+//! relays").
 
 use std::future::Future;
 use std::sync::mpsc;
@@ -20,6 +21,7 @@ use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{RevocationList, Signed};
 use tokio_postgres::types::{Json, ToSql};
 
+use self::turn::TurnSession;
 use super::decoded::Decoded;
 use super::{
     AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
@@ -28,22 +30,6 @@ use super::{
 use crate::alerts::Alert;
 
 refinery::embed_migrations!("migrations");
-
-/// The advisory lock a relay holds on its database for as long as it runs.
-const RELAY_LOCK: i64 = 0x7465_7373_6572_6101;
-
-/// [`RELAY_LOCK`] as `pg_locks` shows a bigint advisory lock: its high and low 32 bits (`classid`, `objid`).
-fn lock_halves() -> (u32, u32) {
-    let bits = RELAY_LOCK.to_be_bytes();
-    let half = |i: usize| {
-        let mut b = [0; 4];
-        if let Some(s) = bits.get(i..i + 4) {
-            b.copy_from_slice(s);
-        }
-        u32::from_be_bytes(b)
-    };
-    (half(0), half(4))
-}
 
 /// `[state.postgres]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -133,56 +119,6 @@ fn backend(e: impl std::error::Error) -> StateError {
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
-/// The database session that holds the relay lock.
-struct LockSession {
-    client: tokio_postgres::Client,
-    /// Its server process, which `pg_locks` names as the lock's holder.
-    pid: i32,
-    /// Set when a write found the lock no longer held by this session.
-    lost: bool,
-    _conn: tokio::task::JoinHandle<()>,
-}
-
-impl LockSession {
-    /// Connects and takes the lock, waiting up to `timeout` for a relay that is just stopping to release it.
-    async fn take(pg: &tokio_postgres::Config, timeout: std::time::Duration) -> StateResult<Self> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(backend)?;
-        let conn = tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::error!(error = %e, "postgres: the relay lock's session closed");
-            }
-        });
-        loop {
-            let held: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
-                .await
-                .map_err(backend)?
-                .get(0);
-            if held {
-                let pid: i32 = client
-                    .query_one("SELECT pg_backend_pid()", &[])
-                    .await
-                    .map_err(backend)?
-                    .get(0);
-                return Ok(Self {
-                    client,
-                    pid,
-                    lost: false,
-                    _conn: conn,
-                });
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(StateError::Backend(
-                    "postgres: another relay is running on this database (one relay per database)"
-                        .into(),
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
-}
-
 /// The store's own runtime, shut down without waiting when dropped (allowed inside another runtime, where the
 /// relay opens and drops its store).
 struct Rt(Option<tokio::runtime::Runtime>);
@@ -199,15 +135,17 @@ impl Drop for Rt {
 pub struct PgStore {
     rt: Rt,
     pool: Pool,
-    /// The session holding [`RELAY_LOCK`]; closing it releases the lock.
-    lock: std::sync::Mutex<LockSession>,
-    /// Where to take the lock again after that session is lost.
+    /// The write turn's session and the write epoch this store last saw (locked before `audit_head`).
+    writer: std::sync::Mutex<Writer>,
+    /// The thread running the event that holds the write turn: its reads may use the decoded caches, which are
+    /// coherent only while no other relay writes and only this thread applies (other threads read through).
+    turn_thread: std::sync::Mutex<Option<std::thread::ThreadId>>,
+    /// Where to connect the turn's session again after it is lost.
     pg: tokio_postgres::Config,
-    timeout: std::time::Duration,
     /// How long a caller waits for one query's answer.
     wait: std::time::Duration,
-    /// The audit chain's newest entry (read at open; this process is the only writer); held while a batch is
-    /// applied.
+    /// The audit chain's newest entry, read again at a turn that finds another relay wrote; held while a batch
+    /// is applied.
     audit_head: std::sync::Mutex<Option<AuditEntry>>,
     agent_cache: Decoded<AgentId, AgentRecord>,
     credential_cache: Decoded<CredentialId, CredentialRecord>,
@@ -215,6 +153,15 @@ pub struct PgStore {
     /// trip each otherwise).
     delivery_cache: Decoded<(CredentialId, AgentId), DeliveryRow>,
     pending_cache: Decoded<uuid::Uuid, PendingRewrap>,
+}
+
+/// The write turn's state.
+#[derive(Default)]
+struct Writer {
+    /// The session taking the turn; `None` after it failed (the next turn connects another).
+    session: Option<TurnSession>,
+    /// The write epoch as of this store's last turn or batch; `None` when unknown (a write whose answer was lost).
+    epoch: Option<i64>,
 }
 
 /// Delivery rows kept decoded.
@@ -273,28 +220,27 @@ impl PgStore {
             .build()
             .map_err(backend)?;
         let timeout = std::time::Duration::from_millis(cfg.connect_timeout_ms);
-        // Waiting for the lock and running the migrations may take their time; every other wait is one statement.
+        // Migrating may take its time (and wait for another relay's turn); every other wait is one statement.
         let wait = std::time::Duration::from_millis(cfg.statement_timeout_ms)
             + 2 * timeout
             + std::time::Duration::from_secs(60);
-        let lock = on(&rt, wait, {
+        let (session, epoch) = on(&rt, wait, {
             let pg = pg.clone();
             async move {
-                let mut session = LockSession::take(&pg, timeout).await?;
-                migrations::runner()
-                    .set_migration_table_name("tessera_schema_history")
-                    .run_async(&mut session.client)
-                    .await
-                    .map_err(|e| StateError::Backend(format!("postgres migrations: {e}")))?;
-                Ok(session)
+                let mut session = TurnSession::connect(pg).await?;
+                let epoch = turn::migrate(&mut session).await?;
+                Ok((session, epoch))
             }
         })?;
         let mut store = Self {
             rt,
             pool,
-            lock: std::sync::Mutex::new(lock),
+            writer: std::sync::Mutex::new(Writer {
+                session: Some(session),
+                epoch: Some(epoch),
+            }),
+            turn_thread: std::sync::Mutex::new(None),
             pg,
-            timeout,
             wait: std::time::Duration::from_millis(cfg.statement_timeout_ms)
                 + timeout
                 + std::time::Duration::from_secs(1),
@@ -304,7 +250,7 @@ impl PgStore {
             delivery_cache: Decoded::bounded(DELIVERY_CACHE),
             pending_cache: Decoded::bounded(PENDING_CACHE),
         };
-        let head = store.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])?;
+        let head = store.read_head()?;
         *store
             .audit_head
             .get_mut()
@@ -321,26 +267,160 @@ impl PgStore {
         on(&self.rt, self.wait, fut)
     }
 
-    /// Takes the relay lock again when its session was lost (the server restarted, the network dropped it):
-    /// without it another relay may have written meanwhile, so the chain's head is read again and the caches go.
-    fn ensure_lock(&self, head: &mut Option<AuditEntry>) -> StateResult<i32> {
-        let mut lock = self
-            .lock
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn head(&self) -> std::sync::MutexGuard<'_, Option<AuditEntry>> {
+        self.audit_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads `key` through `cache` when the caller is the event holding the write turn, else from the database.
+    fn through<K: Eq + std::hash::Hash + Clone, V: Clone>(
+        &self,
+        cache: &Decoded<K, V>,
+        key: &K,
+        load: impl FnOnce() -> StateResult<Option<V>>,
+    ) -> StateResult<Option<V>> {
+        let holder = *self
+            .turn_thread
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !lock.lost && !lock.client.is_closed() {
-            return Ok(lock.pid);
+        if holder == Some(std::thread::current().id()) {
+            cache.get_or(key, load)
+        } else {
+            load()
         }
-        *lock = on(&self.rt, self.wait + self.timeout, {
-            let (pg, timeout) = (self.pg.clone(), self.timeout);
-            async move { LockSession::take(&pg, timeout).await }
-        })?;
-        tracing::warn!("postgres: the relay lock's session was lost; the lock is held again");
-        let pid = lock.pid;
-        drop(lock);
-        self.forget();
-        *head = self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])?;
-        Ok(pid)
+    }
+
+    fn set_turn_thread(&self, holder: Option<std::thread::ThreadId>) {
+        *self
+            .turn_thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = holder;
+    }
+
+    /// The chain's newest entry, as the database has it.
+    fn read_head(&self) -> StateResult<Option<AuditEntry>> {
+        self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![])
+    }
+
+    /// The write turn's session, connected again when it was lost.
+    fn session<'w>(&self, w: &'w mut Writer) -> StateResult<&'w mut TurnSession> {
+        if !w.session.as_ref().is_some_and(TurnSession::usable) {
+            // A lost session took its lock (if it held one) with it.
+            w.session = None;
+            w.session = Some(on(&self.rt, self.wait, TurnSession::connect(self.pg.clone()))?);
+            tracing::info!("postgres: the write turn's session is connected again");
+        }
+        w.session
+            .as_mut()
+            .ok_or_else(|| StateError::Backend("postgres: no write turn session".into()))
+    }
+
+    /// Writes `batch` during the turn `w` holds.
+    fn apply_in_turn(&self, w: &mut Writer, batch: &Batch) -> StateResult<()> {
+        let mut stmts = Vec::new();
+        for wr in &batch.0 {
+            stmts.extend(statement(wr)?);
+        }
+        let session = self.session(w)?;
+        let turn_pid = session.pid;
+        let mut head = self.head();
+        batch.check_audit_chain(head.as_ref())?;
+        let pool = self.pool.clone();
+        let written = self.block(async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let mut prepared = Vec::with_capacity(stmts.len());
+            for (sql, params) in &stmts {
+                prepared.push((tx.prepare_cached(sql).await.map_err(backend)?, params));
+            }
+            let refs: Vec<Vec<&(dyn ToSql + Sync)>> = prepared
+                .iter()
+                .map(|(_, params)| {
+                    params
+                        .iter()
+                        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                        .collect()
+                })
+                .collect();
+            // Sent together, answered together: one round trip for the fence, the batch's statements and the
+            // epoch. The fence: this relay's turn session still holds the turn, so no other relay is writing.
+            let (high, low) = turn::lock_halves();
+            let (fence, written, epoch) = futures_util::future::join3(
+                tx.query_opt(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                     AND classid = $1 AND objid = $2 AND objsubid = 1 \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[&high, &low],
+                ),
+                futures_util::future::try_join_all(
+                    prepared
+                        .iter()
+                        .zip(&refs)
+                        .map(|((stmt, _), params)| tx.execute(stmt, params)),
+                ),
+                tx.query_one("UPDATE write_epoch SET n = n + 1 RETURNING n", &[]),
+            )
+            .await;
+            written.map_err(backend)?;
+            let epoch: i64 = epoch.map_err(backend)?.get(0);
+            let holder: Option<i32> = fence.map_err(backend)?.map(|r| r.get(0));
+            if holder != Some(turn_pid) {
+                // Dropped without a commit: rolled back.
+                return Ok(None);
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(Some(epoch))
+        });
+        match written {
+            Ok(Some(epoch)) => w.epoch = Some(epoch),
+            Ok(None) => {
+                if let Some(s) = w.session.as_mut() {
+                    s.lost = true;
+                }
+                w.epoch = None;
+                self.forget();
+                return Err(StateError::Backend(
+                    "postgres: this relay's write turn was lost (its session was dropped); nothing written"
+                        .into(),
+                ));
+            }
+            Err(e) => {
+                // The commit may have happened with its answer lost: what the caches hold is no longer known, nor
+                // the epoch (the next turn reads everything again), nor the chain's head (read again when the
+                // database answers, else at the next turn).
+                w.epoch = None;
+                self.forget();
+                if let Ok(now) = self.read_head() {
+                    *head = now;
+                }
+                return Err(e);
+            }
+        }
+        if let Some(last) = batch.0.iter().rev().find_map(|wr| match wr {
+            Write::Audit(e) => Some(e),
+            _ => None,
+        }) {
+            *head = Some(last.clone());
+        }
+        // Committed: the decoded caches follow.
+        for wr in &batch.0 {
+            match wr {
+                Write::Agent(a) => self.agent_cache.set(&a.id, a),
+                Write::Credential(c) => self.credential_cache.set(&c.id, c),
+                Write::Delivery(r) => self.delivery_cache.set(&(r.credential, r.agent.clone()), r),
+                Write::Pending(pr) => self.pending_cache.set(&pr.request_id, pr),
+                Write::RemovePending(id) => self.pending_cache.remove(id),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Drops every cached record (their database may have changed without this relay).
@@ -584,7 +664,7 @@ fn one(w: &Write) -> StateResult<(&'static str, Vec<Param>)> {
 
 impl RelayStore for PgStore {
     fn agent(&self, id: &AgentId) -> StateResult<Option<AgentRecord>> {
-        self.agent_cache.get_or(id, || {
+        self.through(&self.agent_cache, id, || {
             self.row(
                 "SELECT rec FROM agents WHERE id = $1",
                 vec![p(id.as_str().to_owned())],
@@ -596,7 +676,7 @@ impl RelayStore for PgStore {
     }
 
     fn credential(&self, id: &CredentialId) -> StateResult<Option<CredentialRecord>> {
-        self.credential_cache.get_or(id, || {
+        self.through(&self.credential_cache, id, || {
             self.row(
                 "SELECT rec FROM credentials WHERE id = $1",
                 vec![p(id.to_string())],
@@ -618,8 +698,7 @@ impl RelayStore for PgStore {
         credential: &CredentialId,
         agent: &AgentId,
     ) -> StateResult<Option<DeliveryRow>> {
-        self.delivery_cache
-            .get_or(&(*credential, agent.clone()), || {
+        self.through(&self.delivery_cache, &(*credential, agent.clone()), || {
                 self.row(
                     "SELECT rec FROM deliveries WHERE credential = $1 AND agent = $2",
                     vec![p(credential.to_string()), p(agent.as_str().to_owned())],
@@ -664,7 +743,7 @@ impl RelayStore for PgStore {
     }
 
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
-        self.pending_cache.get_or(request_id, || {
+        self.through(&self.pending_cache, request_id, || {
             self.row(
                 "SELECT rec FROM in_flight WHERE request_id = $1",
                 vec![p(*request_id)],
@@ -714,11 +793,7 @@ impl RelayStore for PgStore {
         self.rows("SELECT entry FROM audit ORDER BY seq", vec![])
     }
     fn audit_head(&self) -> StateResult<Option<AuditEntry>> {
-        Ok(self
-            .audit_head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone())
+        Ok(self.head().clone())
     }
 
     fn job(&self, id: &uuid::Uuid) -> StateResult<Option<JobRecord>> {
@@ -758,100 +833,76 @@ impl RelayStore for PgStore {
         self.rows("SELECT rec FROM renewals ORDER BY agent", vec![])
     }
 
+    fn begin_turn(&self) -> StateResult<bool> {
+        let mut w = self.writer();
+        if w.session.as_ref().is_some_and(|s| s.held) {
+            return Ok(false);
+        }
+        let session = self.session(&mut w)?;
+        let taken = on(&self.rt, self.wait, turn::take(session.client.clone()));
+        let epoch = match taken {
+            Ok(epoch) => {
+                session.held = true;
+                self.set_turn_thread(Some(std::thread::current().id()));
+                epoch
+            }
+            Err(e) => {
+                // Whether it holds the lock is not known: the session goes, and the lock with it.
+                w.session = None;
+                return Err(e);
+            }
+        };
+        if w.epoch == Some(epoch) {
+            return Ok(false);
+        }
+        // Another relay wrote (or this one lost track): nothing cached can be trusted, the head moved.
+        w.epoch = Some(epoch);
+        self.forget();
+        let head = self.read_head();
+        match head {
+            Ok(head) => *self.head() = head,
+            Err(e) => {
+                w.epoch = None;
+                drop(w);
+                self.end_turn();
+                return Err(e);
+            }
+        }
+        Ok(true)
+    }
+
+    fn end_turn(&self) {
+        let mut w = self.writer();
+        let Some(session) = w.session.as_mut().filter(|s| s.held) else {
+            return;
+        };
+        session.held = false;
+        self.set_turn_thread(None);
+        if let Err(e) = on(&self.rt, self.wait, turn::release(session.client.clone())) {
+            // The session goes, and the lock with it.
+            tracing::warn!(error = %e, "postgres: the write turn could not be ended; its session is closed");
+            w.session = None;
+        }
+    }
+
     fn apply(&self, batch: &Batch) -> StateResult<()> {
-        let mut stmts = Vec::new();
-        for w in &batch.0 {
-            stmts.extend(statement(w)?);
+        let mut w = self.writer();
+        if w.session.as_ref().is_some_and(|s| s.held) {
+            return self.apply_in_turn(&mut w, batch);
         }
-        // The relay lock makes this process the database's only writer, so the chain's head it keeps is the
-        // database's (the primary key on `seq` refuses a fork all the same).
-        let mut head = self
-            .audit_head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let lock_pid = self.ensure_lock(&mut head)?;
-        batch.check_audit_chain(head.as_ref())?;
-        let pool = self.pool.clone();
-        let written = self.block(async move {
-            let mut client = pool.get().await.map_err(backend)?;
-            let tx = client.transaction().await.map_err(backend)?;
-            let mut prepared = Vec::with_capacity(stmts.len());
-            for (sql, params) in &stmts {
-                prepared.push((tx.prepare_cached(sql).await.map_err(backend)?, params));
-            }
-            let refs: Vec<Vec<&(dyn ToSql + Sync)>> = prepared
-                .iter()
-                .map(|(_, params)| {
-                    params
-                        .iter()
-                        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                        .collect()
-                })
-                .collect();
-            // Sent together, answered together: one round trip for the fence and the batch's statements. The fence:
-            // this relay's lock session still holds the lock, so no other relay can have taken it and written.
-            let (high, low) = lock_halves();
-            let (fence, written) = futures_util::future::join(
-                tx.query_opt(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                     AND classid = $1 AND objid = $2 AND objsubid = 1 \
-                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                    &[&high, &low],
-                ),
-                futures_util::future::try_join_all(
-                    prepared
-                        .iter()
-                        .zip(&refs)
-                        .map(|((stmt, _), params)| tx.execute(stmt, params)),
-                ),
-            )
-            .await;
-            written.map_err(backend)?;
-            let holder: Option<i32> = fence.map_err(backend)?.map(|r| r.get(0));
-            if holder != Some(lock_pid) {
-                // Dropped without a commit: rolled back.
-                return Ok(false);
-            }
-            tx.commit().await.map_err(backend)?;
-            Ok(true)
-        });
-        if let Ok(false) = written {
-            self.lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .lost = true;
-            self.forget();
-            return Err(StateError::Backend(
-                "postgres: the relay lock is no longer held by this relay; nothing written".into(),
-            ));
-        }
-        if let Err(e) = written {
-            // The commit may have happened with its answer lost: what the caches hold is no longer known.
-            self.forget();
-            // And the chain's head: read again (when the database answers), else the next batch finds out.
-            if let Ok(now) = self.row("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", vec![]) {
-                *head = now;
-            }
-            return Err(e);
-        }
-        if let Some(last) = batch.0.iter().rev().find_map(|w| match w {
-            Write::Audit(e) => Some(e),
-            _ => None,
-        }) {
-            *head = Some(last.clone());
-        }
-        // Committed: the decoded caches follow.
-        for w in &batch.0 {
-            match w {
-                Write::Agent(a) => self.agent_cache.set(&a.id, a),
-                Write::Credential(c) => self.credential_cache.set(&c.id, c),
-                Write::Delivery(r) => self.delivery_cache.set(&(r.credential, r.agent.clone()), r),
-                Write::Pending(pr) => self.pending_cache.set(&pr.request_id, pr),
-                Write::RemovePending(id) => self.pending_cache.remove(id),
-                _ => {}
-            }
-        }
-        Ok(())
+        // Outside an event's turn (a caller that did not take one): a turn for this batch alone, refused when
+        // another relay wrote since this one last did, since the batch was built on what it had seen then.
+        drop(w);
+        let others_wrote = self.begin_turn()?;
+        let result = if others_wrote {
+            Err(StateError::Conflict(
+                "another relay wrote since this batch was built; nothing written".into(),
+            ))
+        } else {
+            self.apply_in_turn(&mut self.writer(), batch)
+        };
+        self.end_turn();
+        result
     }
 
     fn flush(&self) -> StateResult<()> {
@@ -859,6 +910,8 @@ impl RelayStore for PgStore {
         Ok(())
     }
 }
+
+mod turn;
 
 #[cfg(test)]
 mod tests;
