@@ -1,6 +1,8 @@
 //! Relay CPU per rewrap (dispatch, the four bindings, relay to the target, digest check), measured on the sans-IO
 //! engine over its real store, sled then PostgreSQL (the machine's server, a database of its own) in the same run:
-//! `cargo bench -p tessera-relay --bench rewrap` (`TESSERA_REWRAP_STATE=sled` or `postgres` for one). The agents' crypto is done
+//! `cargo bench -p tessera-relay --bench rewrap` (`TESSERA_REWRAP_STATE=sled`, `postgres` or `postgres-2` for one;
+//! `postgres-2` is two relays on one database, each over its own store, taking the events in turn, as replicas
+//! behind a shared subscription would: docs/operations.md, "Running several relays"). The agents' crypto is done
 //! (including the target's signed receipt) before the clock starts; only the relay's work is timed (including its
 //! check of the receipt). Goal (docs/benchmarks.md): ≤ 100 µs per rewrap.
 #![allow(
@@ -41,7 +43,7 @@ fn main() {
     if only.as_deref().is_none_or(|b| b == "sled") {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
-        run("sled", store, n);
+        run("sled", vec![store], n);
     }
     if only.as_deref().is_none_or(|b| b == "postgres") {
         let db = TestDb::create().unwrap();
@@ -52,20 +54,40 @@ fn main() {
             })
             .unwrap(),
         );
-        run("postgres", store, n);
+        run("postgres", vec![store], n);
+    }
+    if only.as_deref().is_none_or(|b| b == "postgres-2") {
+        let db = TestDb::create().unwrap();
+        let cfg = PgConfig {
+            url: db.url().to_owned(),
+            ..PgConfig::default()
+        };
+        let stores: Vec<Arc<dyn RelayStore>> = vec![
+            Arc::new(PgStore::open_as(&cfg, "relay-1").unwrap()),
+            Arc::new(PgStore::open_as(&cfg, "relay-2").unwrap()),
+        ];
+        run("postgres, 2 replicas alternating", stores, n);
     }
 }
 
-fn run(backend: &str, store: Arc<dyn RelayStore>, n: usize) {
+/// Runs `n` rewraps through one engine per store, each event going to the next engine in turn.
+fn run(backend: &str, stores: Vec<Arc<dyn RelayStore>>, n: usize) {
     let org = TestOrg::new();
     let peer = org.agent("peer-1");
     let target = org.agent("target-1");
-    let mut engine = Engine::new(
-        store,
-        org.ca.pinned().clone(),
-        EngineConfig::default(),
-        Arc::new(SystemClock),
-    );
+    let mut engines: Vec<Engine> = stores
+        .into_iter()
+        .map(|store| {
+            Engine::new(
+                store,
+                org.ca.pinned().clone(),
+                EngineConfig::default(),
+                Arc::new(SystemClock),
+            )
+        })
+        .collect();
+    let mut turn = 0usize;
+    let engine = &mut engines[0];
     let mut envelopes = HashMap::new();
     let mut commitments = HashMap::new();
     let mut held = Vec::new();
@@ -93,7 +115,7 @@ fn run(backend: &str, store: Arc<dyn RelayStore>, n: usize) {
         })
     };
     up(
-        &mut engine,
+        engine,
         &peer.id,
         &reg(peer.cert.clone(), RegistrationMode::WarmReconnect, held),
     );
@@ -102,7 +124,7 @@ fn run(backend: &str, store: Arc<dyn RelayStore>, n: usize) {
     let cpu_before = process_cpu();
     let t = Instant::now();
     let mut queue = up(
-        &mut engine,
+        engine,
         &target.id,
         &reg(
             target.cert.clone(),
@@ -153,6 +175,9 @@ fn run(backend: &str, store: Arc<dyn RelayStore>, n: usize) {
             Up::RewrapResponse(_) => (&peer.id, wire::encode(&next).unwrap()),
             _ => (&target.id, wire::encode(&next).unwrap()),
         };
+        turn += 1;
+        let count = engines.len();
+        let engine = &mut engines[turn % count];
         let t = Instant::now();
         let out = engine.on_message(&topics::agent_up(to), &bytes);
         relay_time += t.elapsed();
@@ -161,7 +186,10 @@ fn run(backend: &str, store: Arc<dyn RelayStore>, n: usize) {
     // sled writes its log from background threads: their CPU is the relay's too.
     let process = process_cpu().saturating_sub(cpu_before);
     assert_eq!(delivered, n);
-    assert_eq!(engine.metrics.deliveries_ok, u64::try_from(n).unwrap());
+    assert_eq!(
+        engines.iter().map(|e| e.metrics.deliveries_ok).sum::<u64>(),
+        u64::try_from(n).unwrap()
+    );
     // The relay time is wall time on the engine's thread (its waits for the database included); the process CPU
     // also counts the store's background threads and the bench's own encoding (not the PostgreSQL server's).
     let each = |d: Duration| d / u32::try_from(n).unwrap();

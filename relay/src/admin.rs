@@ -397,8 +397,11 @@ async fn audit(State(st): State<AdminState>) -> ApiResult<Vec<tessera_proto::aud
 }
 
 async fn status(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
+    let me = st.coordination.borrow().replica.clone();
+    let replicas = st.store.replicas()?.map_or(1, |r| r.len().max(1));
     Ok(Json(serde_json::json!({
-        "replicas": 1,
+        "replica": me,
+        "replicas": replicas,
         "state_backend": st.state_backend,
         "coordination": st.coordination.borrow().backend,
         "in_flight": st.store.pendings()?.len(),

@@ -108,6 +108,41 @@ pub struct BrokerConfig {
     pub shared_group: String,
     /// Keep-alive, seconds.
     pub keep_alive_secs: u64,
+    /// The MQTT version: `auto` (5, or 3.1.1 when the broker refuses 5), `5` or `3.1.1`.
+    pub protocol: MqttProtocol,
+    /// MQTT 5: how long the broker keeps this relay's session after it disconnects, seconds. Messages for it are
+    /// queued that long (a restart loses none); with several replicas, a replica that died stops taking its share
+    /// of the agents' messages once it has expired (docs/operations.md, "Running several relays").
+    pub session_expiry_secs: u32,
+}
+
+/// The longest `[broker] session_expiry_secs`: a week.
+pub const MAX_SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
+
+/// `[broker] protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum MqttProtocol {
+    /// MQTT 5, falling back to 3.1.1 when the broker refuses 5 at the first connection.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// MQTT 5 only.
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1 only.
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl MqttProtocol {
+    /// As the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::V5 => "5",
+            Self::V311 => "3.1.1",
+        }
+    }
 }
 
 /// The admin API.
@@ -148,6 +183,8 @@ impl Default for BrokerConfig {
             client_id: "relay-1".into(),
             shared_group: tessera_proto::topics::DEFAULT_RELAY_GROUP.into(),
             keep_alive_secs: 30,
+            protocol: MqttProtocol::Auto,
+            session_expiry_secs: 300,
         }
     }
 }
@@ -267,6 +304,11 @@ impl RelayConfig {
         self.coordination
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.broker.session_expiry_secs > MAX_SESSION_EXPIRY_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "broker.session_expiry_secs must be 0..={MAX_SESSION_EXPIRY_SECS}"
+            )));
+        }
         if self.engine.purge_alert_ms == 0 {
             return Err(ConfigError::Invalid(
                 "engine.purge_alert_ms must be positive".into(),

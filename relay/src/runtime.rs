@@ -9,19 +9,18 @@
 //! Around them: the health listener ([`crate::health`]), systemd's notifications ([`crate::service`]) and, for the
 //! binary, the SIGHUP reload of the `[engine]` numbers ([`sighup`]).
 
+mod broker_link;
 mod sighup;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
-use tessera_proto::backoff::Backoff;
 use tessera_proto::cert::PinnedCa;
 use tessera_proto::envelope::{Envelope, KeyFingerprint};
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName, TemplateName};
 use tessera_proto::statement::{CredentialStatement, Signed};
 use tessera_proto::topics;
-use tessera_proto::wire::{self, MAX_MESSAGE_BYTES};
+use tessera_proto::wire;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -236,7 +235,10 @@ pub fn open_store(cfg: &RelayConfig) -> Result<Arc<dyn RelayStore>, crate::state
         crate::config::StateBackend::Sled => {
             Arc::new(SledStore::open(&cfg.state_dir.join("state"))?)
         }
-        crate::config::StateBackend::Postgres => Arc::new(PgStore::open(&cfg.state.postgres)?),
+        crate::config::StateBackend::Postgres => Arc::new(PgStore::open_as(
+            &cfg.state.postgres,
+            &cfg.coordination.replica,
+        )?),
     })
 }
 
@@ -264,7 +266,8 @@ async fn run(
     engine.set_coordination(coordinator);
     let (coordination_tx, coordination_rx) = tokio::sync::watch::channel(engine.coordination());
 
-    let (client, eventloop) = mqtt_client(&cfg, client_tls);
+    let (publisher, first_loop) = broker_link::first(&cfg.broker, &client_tls);
+    let (publisher_tx, publisher_rx) = tokio::sync::watch::channel(publisher);
 
     let (net_tx, net_rx) = mpsc::channel(1024);
     let (admin_tx, admin_rx) = mpsc::channel(64);
@@ -275,15 +278,19 @@ async fn run(
     let health_listener = bind_health(&cfg).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let net_cancel = CancellationToken::new();
-    tasks.spawn(event_loop(
-        eventloop,
-        client.clone(),
-        cfg.broker.shared_group.clone(),
-        net_tx,
-        health.clone(),
-        net_cancel.clone(),
+    tasks.spawn(broker_link::run(
+        broker_link::Link {
+            broker: cfg.broker.clone(),
+            tls: client_tls,
+            to_engine: net_tx,
+            health: health.clone(),
+            cancel: net_cancel.clone(),
+        },
+        first_loop,
+        publisher_tx,
     ));
-    tasks.spawn(outbox(client.clone(), out_rx));
+    let current_publisher = publisher_rx.clone();
+    tasks.spawn(outbox(publisher_rx, out_rx));
     let admin = crate::admin::AdminState {
         store: store.clone(),
         ca,
@@ -341,32 +348,11 @@ async fn run(
     let _ = store.flush();
     tokio::time::sleep(Duration::from_millis(200)).await;
     net_cancel.cancel();
-    let _ = client.disconnect().await;
+    let publisher = current_publisher.borrow().clone();
+    publisher.disconnect().await;
     tasks.shutdown().await;
     tracing::info!("relay stopped");
     Ok(())
-}
-
-/// The MQTT client of the relay's service identity, and its event loop.
-fn mqtt_client(
-    cfg: &RelayConfig,
-    tls: Arc<rustls::ClientConfig>,
-) -> (AsyncClient, rumqttc::EventLoop) {
-    let mut opts = MqttOptions::new(
-        cfg.broker.client_id.clone(),
-        cfg.broker.host.clone(),
-        cfg.broker.port,
-    );
-    opts.set_keep_alive(Duration::from_secs(cfg.broker.keep_alive_secs.max(5)))
-        .set_clean_session(false)
-        .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
-        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
-    // Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    eventloop.set_network_options(net);
-    (client, eventloop)
 }
 
 /// The health listener, bound before anything starts: a port in use fails the start, as the admin API's does.
@@ -380,69 +366,17 @@ async fn bind_health(cfg: &RelayConfig) -> Result<Option<tokio::net::TcpListener
         .map_err(|e| ServeError::Health(format!("{}: {e}", cfg.health.listen)))
 }
 
-/// The one task that polls the event loop; it (re)subscribes on every connection.
-async fn event_loop(
-    mut eventloop: rumqttc::EventLoop,
-    client: AsyncClient,
-    group: String,
-    tx: mpsc::Sender<(String, Vec<u8>)>,
-    health: Arc<Health>,
-    cancel: CancellationToken,
+/// Publishes what the engine sends, through the current MQTT client (the event-loop task replaces it when it falls
+/// back to 3.1.1).
+async fn outbox(
+    publisher: tokio::sync::watch::Receiver<broker_link::Publisher>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
-    let mut backoff = Backoff::new(200, 10_000);
-    let up = if group.is_empty() {
-        "tessera/v1/agents/+/up".to_owned()
-    } else {
-        topics::relay_agents_up(&group)
-    };
-    loop {
-        let polled = tokio::select! {
-            () = cancel.cancelled() => return,
-            p = eventloop.poll() => p,
-        };
-        match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                health.set_broker(true);
-                tracing::info!("relay connected to broker");
-                // try_subscribe: never wait on the request queue from the task that drains it.
-                for t in [up.clone(), topics::relay_agents_status()] {
-                    if let Err(e) = client.try_subscribe(t, QoS::AtLeastOnce) {
-                        tracing::error!(error = %e, "subscribe failed");
-                    }
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx
-                    .send((p.topic.clone(), p.payload.to_vec()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                health.set_broker(false);
-                let d = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = d.as_millis(), "relay broker connection failed");
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(d) => {}
-                }
-            }
-        }
-    }
-}
-
-async fn outbox(client: AsyncClient, mut rx: mpsc::UnboundedReceiver<Outbound>) {
     while let Some(o) = rx.recv().await {
         match wire::encode(&o.msg) {
             Ok(bytes) => {
-                if let Err(e) = client
-                    .publish(topics::agent_down(&o.to), QoS::AtLeastOnce, false, bytes)
-                    .await
-                {
+                let client = publisher.borrow().clone();
+                if let Err(e) = client.publish(topics::agent_down(&o.to), bytes).await {
                     tracing::warn!(error = %e, "publish failed");
                 }
             }

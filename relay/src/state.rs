@@ -87,6 +87,15 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>>;
     /// Every in-flight rewrap.
     fn pendings(&self) -> StateResult<Vec<PendingRewrap>>;
+    /// What is in flight, as (request, credential, target), without the rest of each record (what the engine
+    /// mirrors in memory, read again at every turn after another relay wrote).
+    fn in_flight_keys(&self) -> StateResult<Vec<(uuid::Uuid, CredentialId, AgentId)>> {
+        Ok(self
+            .pendings()?
+            .into_iter()
+            .map(|p| (p.request_id, p.credential, p.target))
+            .collect())
+    }
     /// The in-flight rewraps for one target.
     fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>>;
 
@@ -138,6 +147,12 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
 
     /// Ends the turn [`Self::begin_turn`] began (nothing when none is held).
     fn end_turn(&self) {}
+
+    /// The relays connected to this backend now, by replica name, when several can share it (`None`: this one
+    /// alone).
+    fn replicas(&self) -> StateResult<Option<Vec<String>>> {
+        Ok(None)
+    }
 
     /// Applies a batch atomically: every write or none. Refuses ([`StateError::Conflict`]) a batch whose audit
     /// entries do not follow the chain's head.

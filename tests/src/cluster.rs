@@ -173,8 +173,36 @@ pub struct Cluster {
     pub admin: String,
     /// The relay's health and metrics listener address (plain HTTP).
     pub health: String,
-    /// The relay's database, when this run puts its state on PostgreSQL (`TESSERA_TEST_STATE=postgres`).
+    /// The relay's database, when this run puts its state on PostgreSQL (`TESSERA_TEST_STATE=postgres`), or the
+    /// replicas share one ([`Cluster::replicated`]).
     pub db: Option<crate::pg::TestDb>,
+    /// The relays beyond the first ([`Cluster::replicated`]).
+    replicas: Vec<Replica>,
+}
+
+/// A relay replica beyond the first, sharing its broker and database.
+#[derive(Debug)]
+pub struct Replica {
+    /// `relay-2`, `relay-3`, …: its broker identity, MQTT client id and coordination name.
+    pub name: String,
+    config: PathBuf,
+    /// Its admin API address.
+    pub admin: String,
+    /// Its health listener address.
+    pub health: String,
+    proc: Option<Proc>,
+}
+
+impl Replica {
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::id)
+    }
+
+    /// SIGKILLs it.
+    pub fn kill(&mut self) {
+        self.proc = None;
+    }
 }
 
 impl Cluster {
@@ -182,6 +210,29 @@ impl Cluster {
     /// the broker and writes the relay's configuration (`engine` is appended as its `[engine]` table). The relay is
     /// not started.
     pub fn new(root: &Path, bins: &Path, engine: &str) -> Result<Self> {
+        let db = if crate::pg::state_on_postgres() {
+            Some(crate::pg::TestDb::create().map_err(|e| std::io::Error::other(e.to_string()))?)
+        } else {
+            None
+        };
+        Self::build(root, bins, engine, db, 1)
+    }
+
+    /// As [`Cluster::new`], with `replicas` relays (`relay-1` .. `relay-N`, each with its own broker identity,
+    /// MQTT client id, admin and health ports) sharing one PostgreSQL database of the test's own. The first is the
+    /// one [`Cluster::start_relay`] starts and the operator commands use; the others are [`Cluster::replica`]s.
+    pub fn replicated(root: &Path, bins: &Path, engine: &str, replicas: usize) -> Result<Self> {
+        let db = crate::pg::TestDb::create().map_err(|e| std::io::Error::other(e.to_string()))?;
+        Self::build(root, bins, engine, Some(db), replicas.max(1))
+    }
+
+    fn build(
+        root: &Path,
+        bins: &Path,
+        engine: &str,
+        db: Option<crate::pg::TestDb>,
+        replicas: usize,
+    ) -> Result<Self> {
         let relay = || Command::new(bins.join("tessera"));
         let ca = root.join("ca");
         let svc = root.join("svc");
@@ -193,7 +244,10 @@ impl Cluster {
             .arg(&ca)
             .arg("--out-dir")
             .arg(root.join("operator")))?;
-        for name in ["relay-1", "relay-admin", "broker"] {
+        let relay_names: Vec<String> = (1..=replicas).map(|i| format!("relay-{i}")).collect();
+        let mut services: Vec<&str> = relay_names.iter().map(String::as_str).collect();
+        services.extend(["relay-admin", "broker"]);
+        for name in services {
             run(relay()
                 .args(["ca", "issue-service", "--name", name, "--ip", "127.0.0.1"])
                 .args(["--dns", "localhost", "--dir"])
@@ -207,44 +261,115 @@ impl Cluster {
             cert: svc.join("broker.pem"),
             key: svc.join("broker.key"),
         };
+        let relay_users: Vec<&str> = relay_names.iter().map(String::as_str).collect();
         let broker = Broker::start(
             &broker_dir,
             &ca.join("ca.pem"),
             &broker_identity,
-            &["relay-1"],
+            &relay_users,
         )?;
-        let admin = format!("127.0.0.1:{}", crate::broker::free_port()?);
-        let health = format!("127.0.0.1:{}", crate::broker::free_port()?);
-        let relay_config = root.join("relay.toml");
-        let db = if crate::pg::state_on_postgres() {
-            Some(crate::pg::TestDb::create().map_err(|e| std::io::Error::other(e.to_string()))?)
-        } else {
-            None
-        };
-        std::fs::write(
-            &relay_config,
-            format!(
-                "state_dir = \"{state}\"\norg_ca = \"{ca}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\n\
-                 cert = \"{svc}/relay-1.pem\"\nkey = \"{svc}/relay-1.key\"\n\
-                 [admin]\nlisten = \"{admin}\"\ncert = \"{svc}/relay-admin.pem\"\nkey = \"{svc}/relay-admin.key\"\n\
-                 [health]\nlisten = \"{health}\"\n{state_section}[engine]\n{engine}\n",
-                state = root.join("relay-state").display(),
-                state_section = db.as_ref().map(crate::pg::TestDb::relay_state_toml).unwrap_or_default(),
-                ca = ca.join("ca.pem").display(),
-                port = broker.port,
-                svc = svc.display(),
-            ),
-        )?;
-        Ok(Self {
+        let mut cluster = Self {
             root: root.to_path_buf(),
             bins: bins.to_path_buf(),
             broker,
             relay: None,
-            relay_config,
-            admin,
-            health,
+            relay_config: root.join("relay.toml"),
+            admin: String::new(),
+            health: String::new(),
             db,
+            replicas: Vec::new(),
+        };
+        // Replicas: a dead replica's MQTT session (and its share of the agents' messages) expires within the test.
+        let broker_extra = if replicas > 1 {
+            "session_expiry_secs = 2\n"
+        } else {
+            ""
+        };
+        let first =
+            cluster.write_relay_config("relay-1", &cluster.relay_config, engine, broker_extra)?;
+        (cluster.admin, cluster.health) = first;
+        for name in relay_names.iter().skip(1) {
+            let config = root.join(format!("{name}.toml"));
+            let (admin, health) =
+                cluster.write_relay_config(name, &config, engine, broker_extra)?;
+            cluster.replicas.push(Replica {
+                name: name.clone(),
+                config,
+                admin,
+                health,
+                proc: None,
+            });
+        }
+        Ok(cluster)
+    }
+
+    /// Writes relay `name`'s configuration to `path`; returns its admin and health addresses.
+    fn write_relay_config(
+        &self,
+        name: &str,
+        path: &Path,
+        engine: &str,
+        broker_extra: &str,
+    ) -> Result<(String, String)> {
+        let admin = format!("127.0.0.1:{}", crate::broker::free_port()?);
+        let health = format!("127.0.0.1:{}", crate::broker::free_port()?);
+        let state_dir = if name == "relay-1" {
+            self.root.join("relay-state")
+        } else {
+            self.root.join(format!("{name}-state"))
+        };
+        let coordination = if name == "relay-1" {
+            String::new()
+        } else {
+            format!("[coordination]\nreplica = \"{name}\"\n")
+        };
+        std::fs::write(
+            path,
+            format!(
+                "state_dir = \"{state}\"\norg_ca = \"{ca}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\n\
+                 cert = \"{svc}/{name}.pem\"\nkey = \"{svc}/{name}.key\"\nclient_id = \"{name}\"\n{broker_extra}\
+                 [admin]\nlisten = \"{admin}\"\ncert = \"{svc}/relay-admin.pem\"\nkey = \"{svc}/relay-admin.key\"\n\
+                 [health]\nlisten = \"{health}\"\n{state_section}{coordination}[engine]\n{engine}\n",
+                state = state_dir.display(),
+                state_section = self.db.as_ref().map(crate::pg::TestDb::relay_state_toml).unwrap_or_default(),
+                ca = self.ca_dir().join("ca.pem").display(),
+                port = self.broker.port,
+                svc = self.root.join("svc").display(),
+            ),
+        )?;
+        Ok((admin, health))
+    }
+
+    /// Replica `i` (0 is `relay-2`).
+    pub fn replica(&mut self, i: usize) -> Option<&mut Replica> {
+        self.replicas.get_mut(i)
+    }
+
+    /// Starts replica `i` and waits until its admin API answers.
+    pub fn start_replica(&mut self, i: usize) -> Result<()> {
+        let Some(r) = self.replicas.get(i) else {
+            return Err(ClusterError::Io(std::io::Error::other(format!(
+                "no replica {i}"
+            ))));
+        };
+        let mut cmd = self.cmd("tessera-relay");
+        cmd.args(["serve", "--config"]).arg(&r.config);
+        let log = self.root.join(format!("{}.log", r.name));
+        let admin = r.admin.clone();
+        let proc = Proc::spawn(&mut cmd, &log)?;
+        if let Some(r) = self.replicas.get_mut(i) {
+            r.proc = Some(proc);
+        }
+        wait_for("a replica's admin API", Duration::from_secs(20), || {
+            Ok(self.op_via(&admin, &["agents", "ls"])?.status.success())
         })
+    }
+
+    /// An operator command through the admin API at `admin` (a replica's), unchecked.
+    pub fn op_via(&self, admin: &str, args: &[&str]) -> Result<Output> {
+        let mut c = self.operator_cmd();
+        c.env("TESSERA_RELAY", admin);
+        Ok(c.args(args).output()?)
     }
 
     /// The root directory.

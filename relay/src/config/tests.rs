@@ -44,7 +44,7 @@ fn the_example_configuration_is_the_defaults_with_every_key() {
             .and_then(toml::Value::as_table)
             .map_or(0, toml::map::Map::len)
     };
-    assert_eq!(keys("broker"), 7, "broker: every key but ca_file");
+    assert_eq!(keys("broker"), 9, "broker: every key but ca_file");
     assert_eq!(keys("admin"), 3);
     assert_eq!(keys("health"), 2);
     assert_eq!(
@@ -52,6 +52,30 @@ fn the_example_configuration_is_the_defaults_with_every_key() {
         17,
         "engine: 16 numbers and the backoff table"
     );
+}
+
+#[test]
+fn the_mqtt_protocol_and_session_expiry_are_read_and_checked() {
+    let cfg = parse("[broker]\nprotocol = \"3.1.1\"\nsession_expiry_secs = 2\n").unwrap();
+    assert_eq!(
+        (cfg.broker.protocol, cfg.broker.session_expiry_secs),
+        (crate::config::MqttProtocol::V311, 2)
+    );
+    assert_eq!(
+        parse("[broker]\nprotocol = \"5\"\n")
+            .unwrap()
+            .broker
+            .protocol,
+        crate::config::MqttProtocol::V5
+    );
+    let e = parse("[broker]\nprotocol = \"4\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("protocol"), "{e}");
+    let e = parse("[broker]\nsession_expiry_secs = 604801\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("broker.session_expiry_secs"), "{e}");
 }
 
 #[test]

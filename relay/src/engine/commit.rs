@@ -127,16 +127,14 @@ impl Engine {
     /// ([`Self::synced`]).
     fn rebuild_in_flight(&mut self) {
         self.in_flight.clear();
-        match self.store.backend().pendings() {
-            Ok(pendings) => {
+        match self.store.backend().in_flight_keys() {
+            Ok(keys) => {
                 self.needs_resync = false;
-                self.rewrap_started
-                    .retain(|id, _| pendings.iter().any(|p| &p.request_id == id));
-                for p in pendings {
-                    self.in_flight
-                        .entry(p.target)
-                        .or_default()
-                        .insert(p.credential);
+                let live: std::collections::HashSet<uuid::Uuid> =
+                    keys.iter().map(|(id, _, _)| *id).collect();
+                self.rewrap_started.retain(|id, _| live.contains(id));
+                for (_, credential, target) in keys {
+                    self.in_flight.entry(target).or_default().insert(credential);
                 }
             }
             Err(e) => {

@@ -1,7 +1,12 @@
 //! Two relays (replicas) on one PostgreSQL database, each with its own store and memory, as two processes would
 //! be: events run one at a time across them (the write turn), each sees what the other committed, and a response
 //! may land on the replica that did not dispatch (docs/operations.md, "Running several relays").
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 use tessera_proto::statement::Scope;
@@ -95,7 +100,11 @@ fn the_same_repair_asked_through_two_replicas_runs_one_rewrap_and_either_may_fin
     );
     send(&mut w.engine, &target, &ack);
     assert_eq!(w.row(&id, &target).state, DeliveryState::Stored);
-    assert_eq!(audit_count(&w, "rewrap_pending"), 1 + 1, "the peer's seeding and one rewrap");
+    assert_eq!(
+        audit_count(&w, "rewrap_pending"),
+        1 + 1,
+        "the peer's seeding and one rewrap"
+    );
     assert_eq!(delivered(&w), 2);
     tessera_proto::audit::verify(&w.engine.store().audit().unwrap()).unwrap();
     // B mirrors A's commits from its next event on: nothing is left in flight on either, nothing is asked again.
@@ -241,12 +250,7 @@ fn two_replicas_racing_over_one_database_deliver_each_credential_once() {
     assert_eq!(audit_count(&w, "rewrap_pending"), 2 * N);
     tessera_proto::audit::verify(&w.engine.store().audit().unwrap()).unwrap();
     assert_eq!(
-        w.engine
-            .store()
-            .agent(&target)
-            .unwrap()
-            .unwrap()
-            .state,
+        w.engine.store().agent(&target).unwrap().unwrap().state,
         tessera_proto::wire::AgentState::Online
     );
 }

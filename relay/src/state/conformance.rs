@@ -93,7 +93,14 @@ pub(super) fn rows_and_in_flight_records_survive_a_reopen(open: &dyn Fn() -> Arc
     assert_eq!(s.pendings_of_target(&b).unwrap(), [p3]);
     apply(&*s, vec![Write::RemovePending(p1.request_id)]);
     assert!(s.pendings_of_target(&a).unwrap().is_empty());
-    assert_eq!(s.pendings().unwrap().len(), 1);
+    let left = s.pendings().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        s.in_flight_keys().unwrap(),
+        left.iter()
+            .map(|p| (p.request_id, p.credential, p.target.clone()))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// The chain continues across a reopen, and a batch built on a stale head is refused whole: none of its

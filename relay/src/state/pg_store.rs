@@ -142,6 +142,8 @@ pub struct PgStore {
     turn_thread: std::sync::Mutex<Option<std::thread::ThreadId>>,
     /// Where to connect the turn's session again after it is lost.
     pg: tokio_postgres::Config,
+    /// How long the server lets the turn's session stay idle ([`turn_idle_ms`]).
+    turn_idle_ms: u64,
     /// How long a caller waits for one query's answer.
     wait: std::time::Duration,
     /// The audit chain's newest entry, read again at a turn that finds another relay wrote; held while a batch
@@ -153,6 +155,15 @@ pub struct PgStore {
     /// trip each otherwise).
     delivery_cache: Decoded<(CredentialId, AgentId), DeliveryRow>,
     pending_cache: Decoded<uuid::Uuid, PendingRewrap>,
+}
+
+/// What every relay's sessions' `application_name` starts with; the replica's name follows.
+const APPLICATION: &str = "tessera-relay/";
+
+/// How long the server lets the write turn's session stay idle (an event runs while it is idle): six statement
+/// timeouts, at least a minute.
+fn turn_idle_ms(cfg: &PgConfig) -> u64 {
+    cfg.statement_timeout_ms.saturating_mul(6).max(60_000)
 }
 
 /// The write turn's state.
@@ -176,8 +187,14 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects, runs the migrations and takes the relay lock.
+    /// [`PgStore::open_as`] for a relay named `relay`.
     pub fn open(cfg: &PgConfig) -> StateResult<Self> {
+        Self::open_as(cfg, "relay")
+    }
+
+    /// Connects as replica `replica` (its sessions' `application_name` is `tessera-relay/<replica>`, which
+    /// [`RelayStore::replicas`] counts) and brings the schema up to date.
+    pub fn open_as(cfg: &PgConfig, replica: &str) -> StateResult<Self> {
         let mut pg: tokio_postgres::Config = cfg
             .url
             .parse()
@@ -192,7 +209,7 @@ impl PgStore {
         // A server or network that vanishes without closing the connection is noticed.
         pg.keepalives(true);
         pg.keepalives_idle(std::time::Duration::from_secs(30));
-        pg.application_name("tessera-relay");
+        pg.application_name(&format!("{APPLICATION}{replica}"));
         let rt = Rt(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -224,10 +241,11 @@ impl PgStore {
         let wait = std::time::Duration::from_millis(cfg.statement_timeout_ms)
             + 2 * timeout
             + std::time::Duration::from_secs(60);
+        let idle_ms = turn_idle_ms(cfg);
         let (session, epoch) = on(&rt, wait, {
             let pg = pg.clone();
             async move {
-                let mut session = TurnSession::connect(pg).await?;
+                let mut session = TurnSession::connect(pg, idle_ms).await?;
                 let epoch = turn::migrate(&mut session).await?;
                 Ok((session, epoch))
             }
@@ -240,6 +258,7 @@ impl PgStore {
                 epoch: Some(epoch),
             }),
             turn_thread: std::sync::Mutex::new(None),
+            turn_idle_ms: idle_ms,
             pg,
             wait: std::time::Duration::from_millis(cfg.statement_timeout_ms)
                 + timeout
@@ -314,7 +333,11 @@ impl PgStore {
         if !w.session.as_ref().is_some_and(TurnSession::usable) {
             // A lost session took its lock (if it held one) with it.
             w.session = None;
-            w.session = Some(on(&self.rt, self.wait, TurnSession::connect(self.pg.clone()))?);
+            w.session = Some(on(
+                &self.rt,
+                self.wait,
+                TurnSession::connect(self.pg.clone(), self.turn_idle_ms),
+            )?);
             tracing::info!("postgres: the write turn's session is connected again");
         }
         w.session
@@ -699,11 +722,11 @@ impl RelayStore for PgStore {
         agent: &AgentId,
     ) -> StateResult<Option<DeliveryRow>> {
         self.through(&self.delivery_cache, &(*credential, agent.clone()), || {
-                self.row(
-                    "SELECT rec FROM deliveries WHERE credential = $1 AND agent = $2",
-                    vec![p(credential.to_string()), p(agent.as_str().to_owned())],
-                )
-            })
+            self.row(
+                "SELECT rec FROM deliveries WHERE credential = $1 AND agent = $2",
+                vec![p(credential.to_string()), p(agent.as_str().to_owned())],
+            )
+        })
     }
     fn deliveries_of_credential(&self, credential: &CredentialId) -> StateResult<Vec<DeliveryRow>> {
         self.rows(
@@ -752,6 +775,30 @@ impl RelayStore for PgStore {
     }
     fn pendings(&self) -> StateResult<Vec<PendingRewrap>> {
         self.rows("SELECT rec FROM in_flight ORDER BY request_id", vec![])
+    }
+    fn in_flight_keys(&self) -> StateResult<Vec<(uuid::Uuid, CredentialId, AgentId)>> {
+        let pool = self.pool.clone();
+        self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let stmt = client
+                .prepare_cached("SELECT request_id, rec->>'credential', target FROM in_flight")
+                .await
+                .map_err(backend)?;
+            let rows = client.query(&stmt, &[]).await.map_err(backend)?;
+            rows.iter()
+                .map(|r| {
+                    let corrupt = || StateError::Corrupt("in_flight".into());
+                    let request: uuid::Uuid = r.try_get(0).map_err(|_| corrupt())?;
+                    let credential: String = r.try_get(1).map_err(|_| corrupt())?;
+                    let target: String = r.try_get(2).map_err(|_| corrupt())?;
+                    Ok((
+                        request,
+                        credential.parse().map_err(|_| corrupt())?,
+                        AgentId::new(target).map_err(|_| corrupt())?,
+                    ))
+                })
+                .collect()
+        })
     }
     fn pendings_of_target(&self, target: &AgentId) -> StateResult<Vec<PendingRewrap>> {
         self.rows(
@@ -883,6 +930,26 @@ impl RelayStore for PgStore {
             tracing::warn!(error = %e, "postgres: the write turn could not be ended; its session is closed");
             w.session = None;
         }
+    }
+
+    fn replicas(&self) -> StateResult<Option<Vec<String>>> {
+        let pool = self.pool.clone();
+        let names = self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let rows = client
+                .query(
+                    "SELECT DISTINCT substr(application_name, $1) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND starts_with(application_name, $2) ORDER BY 1",
+                    &[&i32::try_from(APPLICATION.len() + 1).unwrap_or(i32::MAX), &APPLICATION],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| r.try_get::<_, String>(0).ok())
+                .collect::<Vec<_>>())
+        })?;
+        Ok(Some(names))
     }
 
     fn apply(&self, batch: &Batch) -> StateResult<()> {

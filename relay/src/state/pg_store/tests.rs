@@ -78,23 +78,32 @@ fn relays_sharing_a_database_write_in_turns_and_each_sees_the_others_writes() {
     // Nobody wrote since either opened.
     assert!(!first.begin_turn().unwrap());
     let one = entry(None, "one");
-    first.apply(&Batch(vec![Write::Audit(one.clone())])).unwrap();
+    first
+        .apply(&Batch(vec![Write::Audit(one.clone())]))
+        .unwrap();
     first.end_turn();
     // The second's turn shows the first wrote, and reads the chain's head again: its batch follows it.
     assert!(second.begin_turn().unwrap());
     assert_eq!(second.audit_head().unwrap(), Some(one.clone()));
     let two = entry(Some(&one), "two");
-    second.apply(&Batch(vec![Write::Audit(two.clone())])).unwrap();
+    second
+        .apply(&Batch(vec![Write::Audit(two.clone())]))
+        .unwrap();
     second.end_turn();
     assert!(first.begin_turn().unwrap());
-    assert!(!first.begin_turn().unwrap(), "a turn held is not taken twice");
+    assert!(
+        !first.begin_turn().unwrap(),
+        "a turn held is not taken twice"
+    );
     first.end_turn();
     assert!(!first.begin_turn().unwrap(), "nobody wrote since");
     first.end_turn();
     // A batch applied outside a turn takes one of its own, and is refused when it was built on what another
     // relay has since changed.
     let three = entry(Some(&two), "three");
-    second.apply(&Batch(vec![Write::Audit(three.clone())])).unwrap();
+    second
+        .apply(&Batch(vec![Write::Audit(three.clone())]))
+        .unwrap();
     let stale = entry(Some(&two), "stale");
     match first.apply(&Batch(vec![Write::Audit(stale)])) {
         Err(StateError::Conflict(_)) => {}
@@ -116,7 +125,8 @@ fn a_turn_waits_for_the_relay_holding_it() {
         second.end_turn();
     });
     assert!(
-        rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+        rx.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
         "two relays held the write turn at once"
     );
     first.end_turn();

@@ -39,14 +39,22 @@ pub(super) struct TurnSession {
 }
 
 impl TurnSession {
-    /// Connects a session (holding nothing yet).
-    pub(super) async fn connect(pg: tokio_postgres::Config) -> StateResult<Self> {
+    /// Connects a session (holding nothing yet). The server ends it (and so the turn it holds) when it stays idle
+    /// for `idle_ms`: a relay that hangs while it holds the turn (stopped, not dead) blocks the others' writes that
+    /// long at most. Servers before PostgreSQL 14 lack the setting: there, only the relay's death ends its turn.
+    pub(super) async fn connect(pg: tokio_postgres::Config, idle_ms: u64) -> StateResult<Self> {
         let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(backend)?;
         let conn = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::warn!(error = %e, "postgres: the write turn's session closed");
             }
         });
+        if let Err(e) = client
+            .batch_execute(&format!("SET idle_session_timeout = {idle_ms}"))
+            .await
+        {
+            tracing::warn!(error = %e, "postgres: idle_session_timeout is not supported by this server");
+        }
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await
@@ -68,18 +76,18 @@ impl TurnSession {
 }
 
 /// Waits for the turn on `client`'s session (while another relay writes; at most the server's
-/// `statement_timeout`), then reads the write epoch, in a statement of its own so that its snapshot follows every
-/// batch committed before the turn began.
+/// `statement_timeout`), then reads the write epoch. The two statements are sent together but run one after the
+/// other on the session, the second with a snapshot taken once the first returned: it sees every batch committed
+/// before the turn began.
 pub(super) async fn take(client: Arc<tokio_postgres::Client>) -> StateResult<i64> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&WRITE_TURN])
-        .await
-        .map_err(backend)?;
-    let epoch = client
-        .query_one("SELECT n FROM write_epoch", &[])
-        .await
-        .map_err(backend)?;
+    let (locked, epoch) = futures_util::future::join(
+        client.execute("SELECT pg_advisory_lock($1)", &[&WRITE_TURN]),
+        client.query_one("SELECT n FROM write_epoch", &[]),
+    )
+    .await;
+    locked.map_err(backend)?;
     epoch
+        .map_err(backend)?
         .try_get(0)
         .map_err(|_| StateError::Corrupt("write_epoch".into()))
 }

@@ -1,0 +1,295 @@
+//! The relay's MQTT connection: MQTT 5 where the broker speaks it, 3.1.1 otherwise (`[broker] protocol`).
+//!
+//! One task owns the event loop ([`run`]): it polls, hands each agent message to the engine's bounded channel,
+//! subscribes again at every connection, and backs off with jitter on errors. It also owns the choice of
+//! protocol: with `auto` it connects with MQTT 5 and, when the broker refuses that version before any connection
+//! succeeded, goes on with 3.1.1 for good. The outbox publishes through whichever client is current
+//! ([`Publisher`], handed over on a watch channel).
+//!
+//! Why 5: the relay's session has an expiry (`session_expiry_secs`). A replica that dies stops taking its share
+//! of the shared subscription once its session expires; with 3.1.1 a persistent session never expires, so the
+//! broker queues a dead replica's share until it comes back (docs/operations.md, "Running several relays").
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{TlsConfiguration, Transport};
+use tessera_proto::backoff::Backoff;
+use tessera_proto::topics;
+use tessera_proto::wire::MAX_MESSAGE_BYTES;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BrokerConfig, MqttProtocol};
+use crate::health::Health;
+
+/// Requests queued in a client before `publish` waits.
+const REQUESTS: usize = 1024;
+
+/// The client the outbox publishes with.
+#[derive(Clone)]
+pub(super) enum Publisher {
+    /// MQTT 3.1.1.
+    V311(rumqttc::AsyncClient),
+    /// MQTT 5.
+    V5(rumqttc::v5::AsyncClient),
+}
+
+impl Publisher {
+    /// Ends the session cleanly (the broker sends no Last Will).
+    pub(super) async fn disconnect(&self) {
+        let _ = match self {
+            Self::V311(c) => c.disconnect().await.map_err(|e| e.to_string()),
+            Self::V5(c) => c.disconnect().await.map_err(|e| e.to_string()),
+        };
+    }
+
+    /// Publishes at QoS 1, not retained.
+    pub(super) async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+        match self {
+            Self::V311(c) => c
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|e| e.to_string()),
+            Self::V5(c) => c
+                .publish(
+                    topic,
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// What the event-loop task needs.
+pub(super) struct Link {
+    pub(super) broker: BrokerConfig,
+    pub(super) tls: Arc<rustls::ClientConfig>,
+    /// Agent messages, (topic, payload), to the engine worker.
+    pub(super) to_engine: mpsc::Sender<(String, Vec<u8>)>,
+    pub(super) health: Arc<Health>,
+    pub(super) cancel: CancellationToken,
+}
+
+/// The first client: MQTT 5 unless `3.1.1` is configured. Made before the tasks start, so the outbox has a client
+/// from the start.
+pub(super) fn first(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
+    match broker.protocol {
+        MqttProtocol::V311 => v311(broker, tls),
+        MqttProtocol::Auto | MqttProtocol::V5 => v5(broker, tls),
+    }
+}
+
+/// An event loop of either version, with a client of its own for subscribing.
+pub(super) enum Loop {
+    V311(rumqttc::AsyncClient, rumqttc::EventLoop),
+    V5(rumqttc::v5::AsyncClient, Box<rumqttc::v5::EventLoop>),
+}
+
+fn v311(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
+    let mut opts =
+        rumqttc::MqttOptions::new(broker.client_id.clone(), broker.host.clone(), broker.port);
+    opts.set_keep_alive(Duration::from_secs(broker.keep_alive_secs.max(5)))
+        .set_clean_session(false)
+        .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.clone(),
+        )));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, REQUESTS);
+    eventloop.set_network_options(network());
+    (
+        Publisher::V311(client.clone()),
+        Loop::V311(client, eventloop),
+    )
+}
+
+fn v5(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
+    let mut opts =
+        rumqttc::v5::MqttOptions::new(broker.client_id.clone(), broker.host.clone(), broker.port);
+    opts.set_keep_alive(Duration::from_secs(broker.keep_alive_secs.max(5)))
+        .set_clean_start(false)
+        .set_max_packet_size(u32::try_from(2 * MAX_MESSAGE_BYTES + 4096).ok())
+        .set_session_expiry_interval(Some(broker.session_expiry_secs))
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.clone(),
+        )))
+        .set_network_options(network());
+    let (client, eventloop) = rumqttc::v5::AsyncClient::new(opts, REQUESTS);
+    (
+        Publisher::V5(client.clone()),
+        Loop::V5(client, Box::new(eventloop)),
+    )
+}
+
+/// Small request/answer messages: Nagle's algorithm with delayed acks would add tens of milliseconds a hop.
+fn network() -> rumqttc::NetworkOptions {
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net
+}
+
+/// The topics the relay reads: every agent's upward messages (through the shared subscription when a group is
+/// set, so each lands on one replica) and every agent's status (every replica sees presence).
+fn subscriptions(group: &str) -> [String; 2] {
+    let up = if group.is_empty() {
+        format!("{}/agents/+/up", topics::ROOT)
+    } else {
+        topics::relay_agents_up(group)
+    };
+    [up, topics::relay_agents_status()]
+}
+
+/// How a connection attempt ended the loop of one protocol.
+enum Ended {
+    Cancelled,
+    /// The broker refused MQTT 5 before any connection succeeded.
+    RefusedV5,
+}
+
+/// The event-loop task: runs `first`'s loop, and for `auto` falls back to 3.1.1 once if the broker refuses 5.
+pub(super) async fn run(link: Link, first: Loop, publisher: watch::Sender<Publisher>) {
+    let ended = match first {
+        Loop::V311(c, l) => {
+            poll_v311(&link, c, l).await;
+            return;
+        }
+        Loop::V5(c, l) => poll_v5(&link, c, *l).await,
+    };
+    if matches!(ended, Ended::RefusedV5) && link.broker.protocol == MqttProtocol::Auto {
+        tracing::warn!("the broker refused MQTT 5: using MQTT 3.1.1");
+        let (client, l) = v311(&link.broker, &link.tls);
+        // The outbox may be gone already (shutting down): nothing to hand over then.
+        let _ = publisher.send(client);
+        if let Loop::V311(c, l) = l {
+            poll_v311(&link, c, l).await;
+        }
+    }
+}
+
+/// Waits out a backoff step, or returns false when cancelled.
+async fn back_off(link: &Link, backoff: &mut Backoff, error: String) -> bool {
+    link.health.set_broker(false);
+    let d = backoff.next_delay();
+    tracing::warn!(error = %error, retry_in_ms = d.as_millis(), "relay broker connection failed");
+    tokio::select! {
+        () = link.cancel.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
+fn connected(link: &Link, version: &str) {
+    link.health.set_broker(true);
+    tracing::info!(mqtt = version, "relay connected to broker");
+}
+
+async fn poll_v311(link: &Link, client: rumqttc::AsyncClient, mut eventloop: rumqttc::EventLoop) {
+    use rumqttc::{Event, Packet};
+    let mut backoff = Backoff::new(200, 10_000);
+    loop {
+        let polled = tokio::select! {
+            () = link.cancel.cancelled() => return,
+            p = eventloop.poll() => p,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                connected(link, "3.1.1");
+                // try_subscribe: never wait on the request queue from the task that drains it.
+                for t in subscriptions(&link.broker.shared_group) {
+                    if let Err(e) = client.try_subscribe(t, rumqttc::QoS::AtLeastOnce) {
+                        tracing::error!(error = %e, "subscribe failed");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if link
+                    .to_engine
+                    .send((p.topic.clone(), p.payload.to_vec()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !back_off(link, &mut backoff, e.to_string()).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn poll_v5(
+    link: &Link,
+    client: rumqttc::v5::AsyncClient,
+    mut eventloop: rumqttc::v5::EventLoop,
+) -> Ended {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::Event;
+    let mut backoff = Backoff::new(200, 10_000);
+    let mut ever_connected = false;
+    loop {
+        let polled = tokio::select! {
+            () = link.cancel.cancelled() => return Ended::Cancelled,
+            p = eventloop.poll() => p,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                ever_connected = true;
+                backoff.reset();
+                connected(link, "5");
+                for t in subscriptions(&link.broker.shared_group) {
+                    if let Err(e) =
+                        client.try_subscribe(t, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+                    {
+                        tracing::error!(error = %e, "subscribe failed");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                // A topic that is not UTF-8 is no agent's: the engine drops it as such.
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                if link
+                    .to_engine
+                    .send((topic, p.payload.to_vec()))
+                    .await
+                    .is_err()
+                {
+                    return Ended::Cancelled;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !ever_connected && refuses_v5(&e) {
+                    return Ended::RefusedV5;
+                }
+                if !back_off(link, &mut backoff, e.to_string()).await {
+                    return Ended::Cancelled;
+                }
+            }
+        }
+    }
+}
+
+/// Whether a failed MQTT 5 connection says the broker does not speak 5: it refused the protocol version, or
+/// answered in a form a 5 client cannot read (a 3.1.1 CONNACK).
+fn refuses_v5(e: &rumqttc::v5::ConnectionError) -> bool {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+    use rumqttc::v5::{ConnectionError, StateError};
+    matches!(
+        e,
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::RefusedProtocolVersion
+                | ConnectReturnCode::UnsupportedProtocolVersion
+        ) | ConnectionError::MqttState(StateError::Deserialization(_))
+            | ConnectionError::NotConnAck(_)
+    )
+}
+
+#[cfg(test)]
+mod tests;
