@@ -111,8 +111,9 @@ pub struct BrokerConfig {
     /// The MQTT version: `auto` (5, or 3.1.1 when the broker refuses 5), `5` or `3.1.1`.
     pub protocol: MqttProtocol,
     /// MQTT 5: how long the broker keeps this relay's session after it disconnects, seconds. Messages for it are
-    /// queued that long (a restart loses none); with several replicas, a replica that died stops taking its share
-    /// of the agents' messages once it has expired (docs/operations.md, "Running several relays").
+    /// queued that long (a restart within it loses none; 0 ends the session at disconnect); with several replicas,
+    /// a replica that died stops taking its share of the agents' messages once it has expired (docs/operations.md,
+    /// "Running several relays").
     pub session_expiry_secs: u32,
 }
 

@@ -257,17 +257,8 @@ async fn run(
     let store = open_store(&cfg)?;
     tracing::info!(backend = ?cfg.state.backend, "relay state opened");
     let mut engine = Engine::new(store.clone(), ca.clone(), cfg.engine.clone(), clock);
-    let coordinator = crate::coordination::Coordinator::open(&cfg.coordination)?;
-    tracing::info!(
-        backend = cfg.coordination.backend.as_str(),
-        replica = coordinator.replica(),
-        "relay coordination"
-    );
-    engine.set_coordination(coordinator);
+    engine.set_coordination(open_coordination(&cfg)?);
     let (coordination_tx, coordination_rx) = tokio::sync::watch::channel(engine.coordination());
-
-    let (publisher, first_loop) = broker_link::first(&cfg.broker, &client_tls);
-    let (publisher_tx, publisher_rx) = tokio::sync::watch::channel(publisher);
 
     let (net_tx, net_rx) = mpsc::channel(1024);
     let (admin_tx, admin_rx) = mpsc::channel(64);
@@ -278,7 +269,8 @@ async fn run(
     let health_listener = bind_health(&cfg).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let net_cancel = CancellationToken::new();
-    tasks.spawn(broker_link::run(
+    let publisher_rx = broker_link::spawn(
+        &mut tasks,
         broker_link::Link {
             broker: cfg.broker.clone(),
             tls: client_tls,
@@ -286,9 +278,7 @@ async fn run(
             health: health.clone(),
             cancel: net_cancel.clone(),
         },
-        first_loop,
-        publisher_tx,
-    ));
+    );
     let current_publisher = publisher_rx.clone();
     tasks.spawn(outbox(publisher_rx, out_rx));
     let admin = crate::admin::AdminState {
@@ -346,13 +336,27 @@ async fn run(
     crate::service::stopping();
     let _ = worker.await;
     let _ = store.flush();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    net_cancel.cancel();
+    // The DISCONNECT is queued while the event loop still runs, so that it is sent (the broker then keeps the
+    // session without sending the relay's Last Will); a full request queue does not hold the shutdown up.
     let publisher = current_publisher.borrow().clone();
-    publisher.disconnect().await;
+    publisher
+        .disconnect_within(Duration::from_millis(500))
+        .await;
+    net_cancel.cancel();
     tasks.shutdown().await;
     tracing::info!("relay stopped");
     Ok(())
+}
+
+/// This replica's coordination, from `[coordination]`.
+fn open_coordination(cfg: &RelayConfig) -> Result<crate::coordination::Coordinator, ServeError> {
+    let coordinator = crate::coordination::Coordinator::open(&cfg.coordination)?;
+    tracing::info!(
+        backend = cfg.coordination.backend.as_str(),
+        replica = coordinator.replica(),
+        "relay coordination"
+    );
+    Ok(coordinator)
 }
 
 /// The health listener, bound before anything starts: a port in use fails the start, as the admin API's does.

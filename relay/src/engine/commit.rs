@@ -98,29 +98,43 @@ impl Engine {
     }
 
     /// Another relay wrote: what memory mirrors of the store is read again (the in-flight set; the revocation list
-    /// when a newer one was accepted). The backlog and caches stay: each backlog entry is checked against the store
-    /// before it starts, and the caches are keyed by what they were checked against.
+    /// when a newer one was accepted). When that read fails, every event waits until it succeeds ([`Self::synced`]):
+    /// none runs on a revocation list or an in-flight set the store could not give back. The backlog and caches
+    /// stay: each backlog entry is checked against the store before it starts, and the caches are keyed by what
+    /// they were checked against.
     fn catch_up(&mut self) {
-        self.adopt_stored_revocations();
+        if let Err(e) = self.adopt_stored_revocations(false) {
+            log_state(&e);
+            self.needs_resync = true;
+            return;
+        }
         self.rebuild_in_flight();
     }
 
-    /// Adopts the stored revocation list when it is not the one in force (verified again against the pinned CA).
-    fn adopt_stored_revocations(&mut self) {
-        let stored_serial = self
-            .store
-            .backend()
-            .revocations()
-            .ok()
-            .flatten()
-            .and_then(|s| {
-                s.parse_unverified(tessera_proto::statement::REVOCATION_KIND)
-                    .ok()
-            })
-            .map(|l| l.serial);
-        if stored_serial.is_some_and(|serial| serial != self.revocations.serial) {
-            self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
+    /// Adopts the stored revocation list, verified again against the pinned CA (it was when accepted; one that no
+    /// longer verifies is logged and not adopted): when it is newer than the one in force, or, `exactly`, whatever
+    /// it is (after a failed commit, memory goes back to what the store holds).
+    fn adopt_stored_revocations(&mut self, exactly: bool) -> Result<(), StateError> {
+        let Some(signed) = self.store.backend().revocations()? else {
+            if exactly {
+                self.revocations = tessera_proto::statement::RevocationList::empty();
+            }
+            return Ok(());
+        };
+        let stored_serial = signed
+            .parse_unverified(tessera_proto::statement::REVOCATION_KIND)
+            .map(|l| l.serial)
+            .ok();
+        if !exactly && stored_serial.is_some_and(|serial| serial <= self.revocations.serial) {
+            return Ok(());
         }
+        match signed.verify(&self.ca, &tessera_proto::statement::RevocationList::empty()) {
+            Ok(list) => self.revocations = list,
+            Err(e) => {
+                tracing::error!(error = %e, "the stored revocation list does not verify; not adopted");
+            }
+        }
+        Ok(())
     }
 
     /// Rebuilds the in-flight set from the committed records; when that read fails, every event waits for it
@@ -165,8 +179,12 @@ impl Engine {
     pub(super) fn resync(&mut self) {
         self.store.discard();
         self.coord.rearm_alert();
-        self.revocations = super::stored_revocations(self.store.backend().as_ref(), &self.ca);
-        self.rebuild_in_flight();
+        if let Err(e) = self.adopt_stored_revocations(true) {
+            log_state(&e);
+            self.needs_resync = true;
+        } else {
+            self.rebuild_in_flight();
+        }
         self.backlog.clear();
         self.seen.clear();
         self.certified.clear();

@@ -121,11 +121,17 @@ fn a_rewrap_whose_replica_died_is_timed_out_and_asked_again_by_another() {
     let target = w.agent("edge-1");
     let out = w.register(&target, RegistrationMode::FirstRegistration, vec![]);
     let (_, first) = rewrap_msg(&out);
-    // Replica A dies with the rewrap in flight, and the peer's answer went to it: lost.
+    // Replica A dies with the rewrap in flight, and the peer's answer went to it: lost. A third replica, over a
+    // store of its own, stands in for the test's reads.
+    let third = crate::state::PgStore::open(&crate::state::PgConfig {
+        url: w.db.as_ref().unwrap().url().to_owned(),
+        ..crate::state::PgConfig::default()
+    })
+    .unwrap();
     let a = std::mem::replace(
         &mut w.engine,
         Engine::new(
-            b.store().clone(),
+            std::sync::Arc::new(third),
             w.org.ca.pinned().clone(),
             cfg.clone(),
             std::sync::Arc::new(w.clock.clone()),

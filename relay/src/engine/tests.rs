@@ -29,7 +29,7 @@ pub(super) struct World {
     pub(super) agents: BTreeMap<String, TestAgent>,
     dir: tempfile::TempDir,
     /// The database, when the run puts the state on PostgreSQL (`TESSERA_TEST_STATE=postgres`).
-    _db: Option<tessera_system_tests::pg::TestDb>,
+    pub(super) db: Option<tessera_system_tests::pg::TestDb>,
 }
 
 /// The backend this run tests the engine on: sled, or PostgreSQL with `TESSERA_TEST_STATE=postgres`.
@@ -100,7 +100,7 @@ impl World {
             clock,
             agents: BTreeMap::new(),
             dir,
-            _db: db,
+            db,
         }
     }
 

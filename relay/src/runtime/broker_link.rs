@@ -36,8 +36,15 @@ pub(super) enum Publisher {
 }
 
 impl Publisher {
+    /// Queues a DISCONNECT, waiting at most `limit` for room in the request queue, then gives the event loop a
+    /// moment to send it. Run while the event loop still polls.
+    pub(super) async fn disconnect_within(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.disconnect()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     /// Ends the session cleanly (the broker sends no Last Will).
-    pub(super) async fn disconnect(&self) {
+    async fn disconnect(&self) {
         let _ = match self {
             Self::V311(c) => c.disconnect().await.map_err(|e| e.to_string()),
             Self::V5(c) => c.disconnect().await.map_err(|e| e.to_string()),
@@ -74,9 +81,20 @@ pub(super) struct Link {
     pub(super) cancel: CancellationToken,
 }
 
+/// Spawns the event-loop task on `tasks`; returns the current client, for the outbox.
+pub(super) fn spawn(
+    tasks: &mut tokio::task::JoinSet<()>,
+    link: Link,
+) -> watch::Receiver<Publisher> {
+    let (publisher, first_loop) = first(&link.broker, &link.tls);
+    let (tx, rx) = watch::channel(publisher);
+    tasks.spawn(run(link, first_loop, tx));
+    rx
+}
+
 /// The first client: MQTT 5 unless `3.1.1` is configured. Made before the tasks start, so the outbox has a client
 /// from the start.
-pub(super) fn first(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
+fn first(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
     match broker.protocol {
         MqttProtocol::V311 => v311(broker, tls),
         MqttProtocol::Auto | MqttProtocol::V5 => v5(broker, tls),
@@ -85,7 +103,7 @@ pub(super) fn first(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (
 
 /// An event loop of either version, with a client of its own for subscribing.
 pub(super) enum Loop {
-    V311(rumqttc::AsyncClient, rumqttc::EventLoop),
+    V311(rumqttc::AsyncClient, Box<rumqttc::EventLoop>),
     V5(rumqttc::v5::AsyncClient, Box<rumqttc::v5::EventLoop>),
 }
 
@@ -102,7 +120,7 @@ fn v311(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, L
     eventloop.set_network_options(network());
     (
         Publisher::V311(client.clone()),
-        Loop::V311(client, eventloop),
+        Loop::V311(client, Box::new(eventloop)),
     )
 }
 
@@ -150,21 +168,21 @@ enum Ended {
 }
 
 /// The event-loop task: runs `first`'s loop, and for `auto` falls back to 3.1.1 once if the broker refuses 5.
-pub(super) async fn run(link: Link, first: Loop, publisher: watch::Sender<Publisher>) {
+async fn run(link: Link, first: Loop, publisher: watch::Sender<Publisher>) {
     let ended = match first {
         Loop::V311(c, l) => {
-            poll_v311(&link, c, l).await;
+            poll_v311(&link, c, *l).await;
             return;
         }
         Loop::V5(c, l) => poll_v5(&link, c, *l).await,
     };
-    if matches!(ended, Ended::RefusedV5) && link.broker.protocol == MqttProtocol::Auto {
+    if matches!(ended, Ended::RefusedV5) {
         tracing::warn!("the broker refused MQTT 5: using MQTT 3.1.1");
         let (client, l) = v311(&link.broker, &link.tls);
         // The outbox may be gone already (shutting down): nothing to hand over then.
         let _ = publisher.send(client);
         if let Loop::V311(c, l) = l {
-            poll_v311(&link, c, l).await;
+            poll_v311(&link, c, *l).await;
         }
     }
 }
@@ -265,7 +283,8 @@ async fn poll_v5(
             }
             Ok(_) => {}
             Err(e) => {
-                if !ever_connected && refuses_v5(&e) {
+                // Only `auto` gives up on 5; with `protocol = "5"` a refusal is an error like any other.
+                if !ever_connected && link.broker.protocol == MqttProtocol::Auto && refuses_v5(&e) {
                     return Ended::RefusedV5;
                 }
                 if !back_off(link, &mut backoff, e.to_string()).await {
@@ -277,18 +296,28 @@ async fn poll_v5(
 }
 
 /// Whether a failed MQTT 5 connection says the broker does not speak 5: it refused the protocol version, or
-/// answered in a form a 5 client cannot read (a 3.1.1 CONNACK).
+/// answered with a packet a 5 client cannot parse (a 3.1.1 CONNACK). Network and TLS failures (a reset, a refused
+/// certificate) are not: they say nothing of the version. A broker that only closes the connection on a 5 CONNECT
+/// is not recognised either: set `protocol = "3.1.1"` for it.
 fn refuses_v5(e: &rumqttc::v5::ConnectionError) -> bool {
     use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+    use rumqttc::v5::mqttbytes::Error as Parse;
     use rumqttc::v5::{ConnectionError, StateError};
-    matches!(
-        e,
-        ConnectionError::ConnectionRefused(
+    match e {
+        ConnectionError::ConnectionRefused(code) => matches!(
+            code,
             ConnectReturnCode::RefusedProtocolVersion
                 | ConnectReturnCode::UnsupportedProtocolVersion
-        ) | ConnectionError::MqttState(StateError::Deserialization(_))
-            | ConnectionError::NotConnAck(_)
-    )
+        ),
+        ConnectionError::MqttState(StateError::Deserialization(p)) => !matches!(
+            p,
+            Parse::Io(_)
+                | Parse::OutgoingPacketTooLarge { .. }
+                | Parse::PayloadSizeLimitExceeded { .. }
+        ),
+        ConnectionError::NotConnAck(_) => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

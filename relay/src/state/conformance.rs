@@ -15,7 +15,7 @@ fn agent(s: &str) -> AgentId {
     AgentId::new(s).unwrap()
 }
 
-fn row(credential: CredentialId, agent: &AgentId, state: DeliveryState) -> DeliveryRow {
+pub(super) fn row(credential: CredentialId, agent: &AgentId, state: DeliveryState) -> DeliveryRow {
     DeliveryRow {
         state,
         ..DeliveryRow::pending(credential, agent.clone(), 1, 0)

@@ -160,6 +160,15 @@ pub struct PgStore {
 /// What every relay's sessions' `application_name` starts with; the replica's name follows.
 const APPLICATION: &str = "tessera-relay/";
 
+/// How a batch's transaction ended.
+enum Written {
+    Committed(i64),
+    /// The write epoch had moved: rolled back.
+    Stale,
+    /// The turn's session no longer holds the turn: rolled back.
+    TurnLost,
+}
+
 /// How long the server lets the write turn's session stay idle (an event runs while it is idle): six statement
 /// timeouts, at least a minute.
 fn turn_idle_ms(cfg: &PgConfig) -> u64 {
@@ -205,11 +214,19 @@ impl PgStore {
             pg.password(text.lines().next().unwrap_or_default());
         }
         pg.connect_timeout(std::time::Duration::from_millis(cfg.connect_timeout_ms));
-        pg.options(format!("-c statement_timeout={}", cfg.statement_timeout_ms));
+        // The server's side of a relay that vanishes: a transaction left open (its host gone or frozen mid-write)
+        // is ended, and a dead connection noticed, within about a minute, so that the other replicas' writes do
+        // not wait on its locks (docs/operations.md, "Running several relays").
+        pg.options(format!(
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={} \
+             -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+            cfg.statement_timeout_ms,
+            turn_idle_ms(cfg)
+        ));
         // A server or network that vanishes without closing the connection is noticed.
         pg.keepalives(true);
         pg.keepalives_idle(std::time::Duration::from_secs(30));
-        pg.application_name(&format!("{APPLICATION}{replica}"));
+        pg.application_name(format!("{APPLICATION}{replica}"));
         let rt = Rt(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -247,7 +264,7 @@ impl PgStore {
             async move {
                 let mut session = TurnSession::connect(pg, idle_ms).await?;
                 let epoch = turn::migrate(&mut session).await?;
-                Ok((session, epoch))
+                Ok((session.prepared().await?, epoch))
             }
         })?;
         let mut store = Self {
@@ -333,11 +350,10 @@ impl PgStore {
         if !w.session.as_ref().is_some_and(TurnSession::usable) {
             // A lost session took its lock (if it held one) with it.
             w.session = None;
-            w.session = Some(on(
-                &self.rt,
-                self.wait,
-                TurnSession::connect(self.pg.clone(), self.turn_idle_ms),
-            )?);
+            let (pg, idle_ms) = (self.pg.clone(), self.turn_idle_ms);
+            w.session = Some(on(&self.rt, self.wait, async move {
+                TurnSession::connect(pg, idle_ms).await?.prepared().await
+            })?);
             tracing::info!("postgres: the write turn's session is connected again");
         }
         w.session
@@ -353,6 +369,14 @@ impl PgStore {
         }
         let session = self.session(w)?;
         let turn_pid = session.pid;
+        // What this batch was built on: the epoch its turn began at (or this relay's last batch of the turn). The
+        // write counts it up only from there, so a batch built on what another relay has since changed is refused
+        // even if the turn was lost in between (a timed-out write whose commit landed late, a dropped session).
+        let Some(built_on) = w.epoch else {
+            return Err(StateError::Conflict(
+                "the write epoch is not known (a write's outcome was lost); nothing written".into(),
+            ));
+        };
         let mut head = self.head();
         batch.check_audit_chain(head.as_ref())?;
         let pool = self.pool.clone();
@@ -372,8 +396,9 @@ impl PgStore {
                         .collect()
                 })
                 .collect();
-            // Sent together, answered together: one round trip for the fence, the batch's statements and the
-            // epoch. The fence: this relay's turn session still holds the turn, so no other relay is writing.
+            // Sent together, answered together (after the statements are prepared, cached per connection): the
+            // batch's statements, the fence and the epoch. The fence: this relay's turn session still holds the
+            // turn. The epoch: nobody wrote since the turn began. Either failing rolls the batch back.
             let (high, low) = turn::lock_halves();
             let (fence, written, epoch) = futures_util::future::join3(
                 tx.query_opt(
@@ -388,22 +413,34 @@ impl PgStore {
                         .zip(&refs)
                         .map(|((stmt, _), params)| tx.execute(stmt, params)),
                 ),
-                tx.query_one("UPDATE write_epoch SET n = n + 1 RETURNING n", &[]),
+                tx.query_opt(
+                    "UPDATE write_epoch SET n = n + 1 WHERE n = $1 RETURNING n",
+                    &[&built_on],
+                ),
             )
             .await;
             written.map_err(backend)?;
-            let epoch: i64 = epoch.map_err(backend)?.get(0);
+            let Some(epoch) = epoch.map_err(backend)? else {
+                // Another relay wrote since this batch's turn began; dropped without a commit: rolled back.
+                return Ok(Written::Stale);
+            };
             let holder: Option<i32> = fence.map_err(backend)?.map(|r| r.get(0));
             if holder != Some(turn_pid) {
-                // Dropped without a commit: rolled back.
-                return Ok(None);
+                return Ok(Written::TurnLost);
             }
             tx.commit().await.map_err(backend)?;
-            Ok(Some(epoch))
+            Ok(Written::Committed(epoch.get(0)))
         });
         match written {
-            Ok(Some(epoch)) => w.epoch = Some(epoch),
-            Ok(None) => {
+            Ok(Written::Committed(epoch)) => w.epoch = Some(epoch),
+            Ok(Written::Stale) => {
+                w.epoch = None;
+                self.forget();
+                return Err(StateError::Conflict(
+                    "another relay wrote since this batch's turn began; nothing written".into(),
+                ));
+            }
+            Ok(Written::TurnLost) => {
                 if let Some(s) = w.session.as_mut() {
                     s.lost = true;
                 }
@@ -426,6 +463,12 @@ impl PgStore {
                 return Err(e);
             }
         }
+        self.committed(batch, &mut head);
+        Ok(())
+    }
+
+    /// A batch was committed: the chain's head and the decoded caches follow it.
+    fn committed(&self, batch: &Batch, head: &mut Option<AuditEntry>) {
         if let Some(last) = batch.0.iter().rev().find_map(|wr| match wr {
             Write::Audit(e) => Some(e),
             _ => None,
@@ -443,7 +486,6 @@ impl PgStore {
                 _ => {}
             }
         }
-        Ok(())
     }
 
     /// Drops every cached record (their database may have changed without this relay).
@@ -886,7 +928,11 @@ impl RelayStore for PgStore {
             return Ok(false);
         }
         let session = self.session(&mut w)?;
-        let taken = on(&self.rt, self.wait, turn::take(session.client.clone()));
+        let taken = on(
+            &self.rt,
+            self.wait,
+            turn::take(session.client.clone(), session.statements.clone()),
+        );
         let epoch = match taken {
             Ok(epoch) => {
                 session.held = true;
@@ -920,12 +966,17 @@ impl RelayStore for PgStore {
 
     fn end_turn(&self) {
         let mut w = self.writer();
+        // Whatever became of the session, the caches are this thread's no longer.
+        self.set_turn_thread(None);
         let Some(session) = w.session.as_mut().filter(|s| s.held) else {
             return;
         };
         session.held = false;
-        self.set_turn_thread(None);
-        if let Err(e) = on(&self.rt, self.wait, turn::release(session.client.clone())) {
+        if let Err(e) = on(
+            &self.rt,
+            self.wait,
+            turn::release(session.client.clone(), session.statements.clone()),
+        ) {
             // The session goes, and the lock with it.
             tracing::warn!(error = %e, "postgres: the write turn could not be ended; its session is closed");
             w.session = None;

@@ -28,4 +28,11 @@ fn a_refused_version_or_an_unreadable_answer_is_a_refusal_of_5_and_nothing_else_
     assert!(!refuses_v5(&ConnectionError::Io(std::io::Error::from(
         std::io::ErrorKind::ConnectionRefused
     ))));
+    // rumqttc reports a connection reset (or a TLS alert, a refused certificate) while reading as a
+    // deserialization error wrapping the I/O error: not a word about the version.
+    assert!(!refuses_v5(&ConnectionError::MqttState(
+        StateError::Deserialization(rumqttc::v5::mqttbytes::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        )))
+    )));
 }

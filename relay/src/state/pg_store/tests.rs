@@ -192,3 +192,38 @@ fn after_the_server_drops_its_sessions_the_relay_writes_again() {
     );
     assert_eq!(store.audit().unwrap(), [one, two]);
 }
+
+#[test]
+fn a_turn_after_another_relay_wrote_reads_fresh_records_and_a_batch_on_a_moved_epoch_is_refused() {
+    use crate::state::{Batch, DeliveryState, Write};
+    use tessera_proto::ids::{AgentId, CredentialId};
+
+    let db = TestDb::create().unwrap();
+    let a = PgStore::open(&config(&db)).unwrap();
+    let b = PgStore::open(&config(&db)).unwrap();
+    let (c, t) = (CredentialId::random(), AgentId::new("edge-1").unwrap());
+    let state = |s: &PgStore| s.delivery(&c, &t).unwrap().unwrap().state;
+    let write =
+        |s: &PgStore, st| s.apply(&Batch(vec![Write::Delivery(conformance::row(c, &t, st))]));
+    // A writes a row and reads it during its turn: cached.
+    a.begin_turn().unwrap();
+    write(&a, DeliveryState::Pending).unwrap();
+    assert_eq!(state(&a), DeliveryState::Pending);
+    a.end_turn();
+    // B changes it.
+    assert!(b.begin_turn().unwrap());
+    write(&b, DeliveryState::Stored).unwrap();
+    b.end_turn();
+    // A's next turn reads B's version, not the one it cached.
+    assert!(a.begin_turn().unwrap());
+    assert_eq!(state(&a), DeliveryState::Stored);
+    // The epoch moves under A's turn (another relay's write that committed late, after A's turn began): A's batch
+    // was built on what that write changed, and is refused whole.
+    db.execute("UPDATE write_epoch SET n = n + 1").unwrap();
+    match write(&a, DeliveryState::Pending) {
+        Err(StateError::Conflict(_)) => {}
+        other => panic!("a batch on a moved epoch was applied: {other:?}"),
+    }
+    a.end_turn();
+    assert_eq!(state(&b), DeliveryState::Stored);
+}

@@ -29,6 +29,9 @@ pub(super) fn lock_halves() -> (u32, u32) {
 /// The session that takes and releases the write turn.
 pub(super) struct TurnSession {
     pub(super) client: Arc<tokio_postgres::Client>,
+    /// Its statements, prepared once (after the schema is up to date): taking and ending a turn is then one round
+    /// trip each.
+    pub(super) statements: Option<Statements>,
     /// Its server process, which `pg_locks` names as the lock's holder.
     pub(super) pid: i32,
     /// Whether this session holds the turn now.
@@ -61,6 +64,7 @@ impl TurnSession {
             .map_err(backend)?
             .get(0);
         Ok(Self {
+            statements: None,
             client: Arc::new(client),
             pid,
             held: false,
@@ -69,20 +73,61 @@ impl TurnSession {
         })
     }
 
+    /// Prepares the turn's statements (the schema must be up to date).
+    pub(super) async fn prepared(mut self) -> StateResult<Self> {
+        self.statements = Some(Statements::prepare(&self.client).await?);
+        Ok(self)
+    }
+
     /// Whether the session can be used (else a new one is connected).
     pub(super) fn usable(&self) -> bool {
         !self.lost && !self.client.is_closed()
     }
 }
 
+/// The turn session's prepared statements.
+#[derive(Clone)]
+pub(super) struct Statements {
+    lock: tokio_postgres::Statement,
+    epoch: tokio_postgres::Statement,
+    unlock: tokio_postgres::Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &tokio_postgres::Client) -> StateResult<Self> {
+        Ok(Self {
+            lock: client
+                .prepare("SELECT pg_advisory_lock($1)")
+                .await
+                .map_err(backend)?,
+            epoch: client
+                .prepare("SELECT n FROM write_epoch")
+                .await
+                .map_err(backend)?,
+            unlock: client
+                .prepare("SELECT pg_advisory_unlock($1)")
+                .await
+                .map_err(backend)?,
+        })
+    }
+}
+
+fn unprepared() -> StateError {
+    StateError::Backend("postgres: the write turn's statements are not prepared".into())
+}
+
 /// Waits for the turn on `client`'s session (while another relay writes; at most the server's
 /// `statement_timeout`), then reads the write epoch. The two statements are sent together but run one after the
 /// other on the session, the second with a snapshot taken once the first returned: it sees every batch committed
 /// before the turn began.
-pub(super) async fn take(client: Arc<tokio_postgres::Client>) -> StateResult<i64> {
+pub(super) async fn take(
+    client: Arc<tokio_postgres::Client>,
+    statements: Option<Statements>,
+) -> StateResult<i64> {
+    let statements = statements.ok_or_else(unprepared)?;
     let (locked, epoch) = futures_util::future::join(
-        client.execute("SELECT pg_advisory_lock($1)", &[&WRITE_TURN]),
-        client.query_one("SELECT n FROM write_epoch", &[]),
+        client.execute(&statements.lock, &[&WRITE_TURN]),
+        client.query_one(&statements.epoch, &[]),
     )
     .await;
     locked.map_err(backend)?;
@@ -93,9 +138,13 @@ pub(super) async fn take(client: Arc<tokio_postgres::Client>) -> StateResult<i64
 }
 
 /// Ends the turn on `client`'s session.
-pub(super) async fn release(client: Arc<tokio_postgres::Client>) -> StateResult<()> {
+pub(super) async fn release(
+    client: Arc<tokio_postgres::Client>,
+    statements: Option<Statements>,
+) -> StateResult<()> {
+    let statements = statements.ok_or_else(unprepared)?;
     client
-        .execute("SELECT pg_advisory_unlock($1)", &[&WRITE_TURN])
+        .execute(&statements.unlock, &[&WRITE_TURN])
         .await
         .map_err(backend)
         .map(drop)
