@@ -109,7 +109,16 @@ fn three_replicas_backfill_each_credential_once_per_target_and_survive_one_kille
             assert_eq!(a.value(name).unwrap().as_deref(), Some(value.as_str()));
         }
     }
-    // Each credential delivered once per target: one successful final entry per (target, credential).
+    // An agent is online once nothing is due; a delivery whose acknowledgement went down with relay-2 waits out its
+    // backoff and is made again (the agent stores the same version again and acknowledges it). Once no row is
+    // pending, each credential was delivered once per target: one successful final entry per (target, credential).
+    poll_until(
+        "every delivery settled",
+        wait,
+        Duration::from_secs(1),
+        || Ok(gauge(&c.health, "tessera_relay_deliveries{state=\"pending\"}") == 0.0),
+    )
+    .unwrap();
     for target in ["edge-2", "edge-3"] {
         let per_credential = successes(&c, target);
         assert_eq!(per_credential.len(), n, "{target}: credentials delivered");
