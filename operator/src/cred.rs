@@ -320,24 +320,48 @@ impl<'a> Context<'a> {
         st: &CredentialStatement,
         envelopes: Vec<EnvelopeFor>,
     ) -> Result<(), CredError> {
+        let signed = self.sign_and_record(st)?;
+        self.catalogue.save(self.op.dir)?;
+        self.post_and_accept(client, signed, envelopes).await?;
+        self.catalogue.save(self.op.dir)?;
+        Ok(())
+    }
+
+    /// Signs `st` and records it as pending in the catalogue (in memory: the caller saves it before sending), so
+    /// that whatever the relay answers, this (version, revision) is never signed again.
+    fn sign_and_record(&mut self, st: &CredentialStatement) -> Result<SignedStatement, CredError> {
         let signed = Signed::sign(st, self.op.key, self.op.cert)
             .map_err(|e| CredError::Invalid(e.to_string()))?;
         let verified = signed
             .verify(self.op.ca, &self.revoked)
             .map_err(|e| CredError::Invalid(format!("our own statement does not verify: {e}")))?;
-        // Recorded before it is sent: whatever the relay answers, this (version, revision) is never signed again.
         self.catalogue.record_pending(&verified, &signed)?;
-        self.catalogue.save(self.op.dir)?;
+        Ok(SignedStatement { verified, signed })
+    }
+
+    /// Posts a statement recorded by [`Context::sign_and_record`] (and saved) with `envelopes`, and accepts it in
+    /// the catalogue (in memory: the caller saves it).
+    async fn post_and_accept(
+        &mut self,
+        client: &AdminClient,
+        st: SignedStatement,
+        envelopes: Vec<EnvelopeFor>,
+    ) -> Result<(), CredError> {
         let body = PutBody {
-            statement: signed.clone(),
+            statement: st.signed.clone(),
             envelopes,
         };
         let body = serde_json::to_value(&body).map_err(|e| CredError::Invalid(e.to_string()))?;
         client.post("/v1/credentials", &body).await?;
-        self.catalogue.accept(&verified, &signed)?;
-        self.catalogue.save(self.op.dir)?;
+        self.catalogue.accept(&st.verified, &st.signed)?;
         Ok(())
     }
+}
+
+/// A statement this operator signed, and its verification.
+struct SignedStatement {
+    verified: VerifiedCredential,
+    signed: Signed<CredentialStatement>,
 }
 
 /// Puts several credentials (one `put`, or an import). A scope of `None` keeps the catalogue's signed scope of an
@@ -390,56 +414,96 @@ pub async fn put_many(
             certified::targets(&scope, &ctx.agents, &registry, op.ca, ctx.now, &ctx.revoked)?;
         plans.push((name, id, version, previous, scope, targets, *payload));
     }
+    // Statements are signed and recorded as pending a chunk at a time, with one save of the catalogue, then each
+    // is sent and accepted, and the catalogue saved again (at once on a failure). A crash in between leaves the
+    // chunk's statements pending, as a crash between one statement's two saves does: none is ever signed twice,
+    // and the catalogue is written twice per chunk rather than twice per credential.
     let mut reports: Vec<PutReport> = Vec::with_capacity(plans.len());
-    for (name, id, version, previous, scope, targets, payload) in plans {
-        let mut envelopes = Vec::with_capacity(targets.certs.len());
-        for cert in &targets.certs {
-            let envelope =
-                seal(&cert.wrap, payload.bytes()).map_err(|e| CredError::Invalid(e.to_string()))?;
-            envelopes.push(EnvelopeFor {
-                agent: cert.agent_id.clone(),
-                key: cert.wrap.fingerprint(),
-                envelope,
-            });
+    let mut plans = plans.into_iter().peekable();
+    while plans.peek().is_some() {
+        let mut chunk = Vec::with_capacity(SAVE_EVERY);
+        for plan in plans.by_ref().take(SAVE_EVERY) {
+            chunk.push(sign_plan(&mut ctx, op, plan)?);
         }
-        let salt = Salt::random();
-        let c = commitment::compute(&salt, &id, version, payload);
-        let st = CredentialStatement::new(
-            id,
-            version,
-            0,
-            name.clone(),
-            scope.clone(),
-            salt,
-            c,
-            op.id.clone(),
-            ctx.now,
-        );
-        let mut sealed_for: Vec<AgentId> = envelopes.iter().map(|e| e.agent.clone()).collect();
-        sealed_for.dedup();
-        if let Err(e) = ctx.sign_and_post(client, &st, envelopes).await {
-            if reports.is_empty() {
-                return Err(e);
+        ctx.catalogue.save(op.dir)?;
+        for (report, statement, envelopes) in chunk {
+            if let Err(e) = ctx.post_and_accept(client, statement, envelopes).await {
+                // What was accepted so far is kept; the rest of the chunk stays pending.
+                ctx.catalogue.save(op.dir)?;
+                if reports.is_empty() {
+                    return Err(e);
+                }
+                return Err(CredError::Partial {
+                    sent: reports.iter().map(|r| r.name.as_str().to_owned()).collect(),
+                    failed: report.name.as_str().to_owned(),
+                    source: Box::new(e),
+                });
             }
-            return Err(CredError::Partial {
-                sent: reports.iter().map(|r| r.name.as_str().to_owned()).collect(),
-                failed: name.as_str().to_owned(),
-                source: Box::new(e),
-            });
+            reports.push(report);
         }
-        reports.push(PutReport {
-            id,
-            name: name.clone(),
-            version,
-            scope_change: previous
-                .filter(|p| *p != scope)
-                .map(|p| ScopeDiff::between(&p, &scope)),
-            scope,
-            sealed_for,
-            skipped: targets.skipped,
-        });
+        ctx.catalogue.save(op.dir)?;
     }
     Ok((reports, ctx.notes))
+}
+
+/// How many statements [`put_many`] signs and records between two saves of the catalogue.
+const SAVE_EVERY: usize = 64;
+
+/// One credential of a [`put_many`]: name, id, version, previous scope, scope, targets, payload.
+type Plan<'a> = (
+    &'a CredentialName,
+    CredentialId,
+    u64,
+    Option<Scope>,
+    Scope,
+    certified::Targets,
+    &'a SecretPayload,
+);
+
+/// Seals `plan`'s payload to its targets, and signs and records its statement (the catalogue is not saved).
+fn sign_plan(
+    ctx: &mut Context<'_>,
+    op: &Operator<'_>,
+    (name, id, version, previous, scope, targets, payload): Plan<'_>,
+) -> Result<(PutReport, SignedStatement, Vec<EnvelopeFor>), CredError> {
+    let mut envelopes = Vec::with_capacity(targets.certs.len());
+    for cert in &targets.certs {
+        let envelope =
+            seal(&cert.wrap, payload.bytes()).map_err(|e| CredError::Invalid(e.to_string()))?;
+        envelopes.push(EnvelopeFor {
+            agent: cert.agent_id.clone(),
+            key: cert.wrap.fingerprint(),
+            envelope,
+        });
+    }
+    let salt = Salt::random();
+    let c = commitment::compute(&salt, &id, version, payload);
+    let st = CredentialStatement::new(
+        id,
+        version,
+        0,
+        name.clone(),
+        scope.clone(),
+        salt,
+        c,
+        op.id.clone(),
+        ctx.now,
+    );
+    let mut sealed_for: Vec<AgentId> = envelopes.iter().map(|e| e.agent.clone()).collect();
+    sealed_for.dedup();
+    let statement = ctx.sign_and_record(&st)?;
+    let report = PutReport {
+        id,
+        name: name.clone(),
+        version,
+        scope_change: previous
+            .filter(|p| *p != scope)
+            .map(|p| ScopeDiff::between(&p, &scope)),
+        scope,
+        sealed_for,
+        skipped: targets.skipped,
+    };
+    Ok((report, statement, envelopes))
 }
 
 /// How to change a scope.

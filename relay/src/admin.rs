@@ -409,11 +409,22 @@ async fn status(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
     })))
 }
 
-/// This replica's coordination: `{"replicas": [{replica, backend, degraded, degraded_since_ms}]}` (one entry: each
-/// replica answers for itself).
+/// The coordination of every replica connected to the state database:
+/// `{"replicas": [{replica, backend, degraded, degraded_since_ms}]}`, by name. This replica's entry is its live
+/// one; the others' are what each recorded at its last change. On sled, this replica's alone.
 async fn coordination(State(st): State<AdminState>) -> ApiResult<serde_json::Value> {
+    fn name(status: &serde_json::Value) -> Option<&str> {
+        status.get("replica").and_then(serde_json::Value::as_str)
+    }
     let me = st.coordination.borrow().clone();
-    Ok(Json(serde_json::json!({ "replicas": [me] })))
+    let recorded = st.store.replica_statuses()?.unwrap_or_default();
+    let mut replicas: Vec<serde_json::Value> = recorded
+        .into_iter()
+        .filter(|r| name(r) != Some(me.replica.as_str()))
+        .collect();
+    replicas.push(serde_json::to_value(&me).map_err(|e| internal(&e))?);
+    replicas.sort_by(|a, b| name(a).cmp(&name(b)));
+    Ok(Json(serde_json::json!({ "replicas": replicas })))
 }
 
 /// The same metrics as the health listener's `/metrics` (kept here for scrapers that hold an operator certificate;

@@ -137,6 +137,8 @@ pub struct Metrics {
     pub rate_limited: u64,
     /// Deliveries retired as stalled.
     pub stalled: u64,
+    /// Reconciler sweeps this replica ran (its turn in the interval: [`crate::coordination`]).
+    pub reconciler_sweeps: u64,
     /// JIT requests by outcome (`dispatched`, or the internal refusal: `rate_limited`, `dispatch_backpressure`,
     /// `unknown_name`, `out_of_scope`, `state_failure`).
     pub jit: BTreeMap<&'static str, u64>,
@@ -193,17 +195,6 @@ pub struct Engine {
 /// revocation list serial they were checked against, the certificates).
 pub(crate) type ReceiptCerts = (Vec<u8>, u64, Vec<tessera_proto::cert::AgentCertificate>);
 
-/// The revocation list the store holds, verified again against the pinned CA (it was verified when accepted);
-/// empty when there is none or it does not verify.
-pub(crate) fn stored_revocations(store: &dyn RelayStore, ca: &PinnedCa) -> RevocationList {
-    store
-        .revocations()
-        .ok()
-        .flatten()
-        .and_then(|l| l.verify(ca, &RevocationList::empty()).ok())
-        .unwrap_or_else(RevocationList::empty)
-}
-
 /// Internal failures are logged once here and never reach an agent.
 pub(crate) fn log_state(e: &StateError) {
     tracing::error!(error = %e, "relay state failure");
@@ -218,36 +209,29 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let now = clock.now_ms();
-        let revocations = stored_revocations(store.as_ref(), &ca);
-        let mut in_flight: std::collections::HashMap<AgentId, std::collections::HashSet<_>> =
-            std::collections::HashMap::new();
-        let pendings = store.pendings();
-        let needs_resync = pendings.is_err();
-        for p in pendings.unwrap_or_else(|e| {
-            log_state(&e);
-            Vec::new()
-        }) {
-            in_flight.entry(p.target).or_default().insert(p.credential);
-        }
-        Self {
+        let mut engine = Self {
             store: Staged::new(store),
             jit_limiter: RateLimiter::new(cfg.jit_burst, cfg.jit_per_minute),
             coord: Coordinator::memory("relay"),
             ca,
-            revocations,
+            revocations: RevocationList::empty(),
             cfg,
             clock,
             last_reconcile_ms: now,
             last_lifecycle_check_ms: None,
-            in_flight,
+            in_flight: std::collections::HashMap::new(),
             certified: std::collections::HashMap::new(),
             receipt_certs: std::collections::HashMap::new(),
             seen: std::collections::HashMap::new(),
             backlog: std::collections::HashMap::new(),
             rewrap_started: std::collections::HashMap::new(),
             metrics: Metrics::default(),
-            needs_resync,
-        }
+            needs_resync: false,
+        };
+        // The stored revocation list (verified again against the pinned CA) and the rewraps in flight; when either
+        // read fails, no event runs until both succeed.
+        engine.resync();
+        engine
     }
 
     /// The state backend (committed state only).

@@ -10,6 +10,7 @@
 //! binary, the SIGHUP reload of the `[engine]` numbers ([`sighup`]).
 
 mod broker_link;
+mod replica_status;
 mod sighup;
 
 use std::sync::Arc;
@@ -312,6 +313,7 @@ async fn run(
             cancel.clone(),
         ));
     }
+    replica_status::spawn(&mut tasks, &store, &admin.coordination, &cancel);
     tasks.spawn(crate::admin::serve(
         listener,
         admin_tls,

@@ -154,6 +154,22 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Records `replica`'s coordination status (a JSON object) where the other relays sharing the backend read it
+    /// (nothing for a backend only one relay uses). Not audited, and outside the write turn.
+    fn record_replica_status(
+        &self,
+        _replica: &str,
+        _status: &serde_json::Value,
+    ) -> StateResult<()> {
+        Ok(())
+    }
+
+    /// The coordination statuses recorded by the relays connected to this backend now, by replica name (`None`:
+    /// this one alone).
+    fn replica_statuses(&self) -> StateResult<Option<Vec<serde_json::Value>>> {
+        Ok(None)
+    }
+
     /// Applies a batch atomically: every write or none. Refuses ([`StateError::Conflict`]) a batch whose audit
     /// entries do not follow the chain's head.
     fn apply(&self, batch: &Batch) -> StateResult<()>;

@@ -10,7 +10,9 @@
 //! `TESSERA_BENCH_AGENT=target/appliance/tessera-agent` measures the backfilled agent as firmware ships it.
 //!
 //! Sizes: `TESSERA_BENCH_BACKFILL` (comma-separated, default `1000`; `1000,10000` for the design's second figure),
-//! `TESSERA_BENCH_JIT` (default 200). The relay's JIT rate limit is raised for the run (it would answer
+//! `TESSERA_BENCH_JIT` (default 200; 0 skips it). `TESSERA_BENCH_REPLICAS` (comma-separated counts, say `1,3`)
+//! runs each backfill again with that many relay replicas on a PostgreSQL database of the bench's own (the machine's
+//! server on 127.0.0.1:5432), the relays' CPU summed over the replicas. The relay's JIT rate limit is raised for the run (it would answer
 //! `RATE_LIMITED` by design) and its reconciler slowed (so JIT repair is what delivers).
 #![allow(
     clippy::unwrap_used,
@@ -68,10 +70,38 @@ fn ms(d: Duration) -> String {
 
 struct Row(String, String);
 
-fn backfill(n: usize, rows: &mut Vec<Row>) {
+/// Relay replica counts on PostgreSQL, from `TESSERA_BENCH_REPLICAS`.
+fn replica_counts() -> Vec<usize> {
+    std::env::var("TESSERA_BENCH_REPLICAS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .collect()
+}
+
+/// The relays' processes: the first, and the replicas beyond it.
+fn relay_pids(c: &mut Cluster, replicas: usize) -> Vec<u32> {
+    let mut pids = vec![c.relay_pid().unwrap()];
+    for i in 0..replicas.saturating_sub(1) {
+        pids.push(c.replica(i).unwrap().pid().unwrap());
+    }
+    pids
+}
+
+/// A backfill of `n` credentials: on the embedded default (sled) when `replicas` is `None`, else through that many
+/// relay replicas on PostgreSQL.
+fn backfill(n: usize, replicas: Option<usize>, rows: &mut Vec<Row>) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    let mut c = match replicas {
+        None => Cluster::new(tmp.path(), &bin_dir(), ""),
+        Some(r) => Cluster::replicated(tmp.path(), &bin_dir(), "", r),
+    }
+    .unwrap();
     c.start_relay().unwrap();
+    for i in 0..replicas.unwrap_or(1).saturating_sub(1) {
+        c.start_replica(i).unwrap();
+    }
     let mut peer = c.agent("edge-1", POLICY).unwrap();
     peer.start().unwrap();
     c.wait_state("edge-1", "online", Duration::from_secs(30))
@@ -88,8 +118,9 @@ fn backfill(n: usize, rows: &mut Vec<Row>) {
     })
     .unwrap();
 
-    let relay = c.relay_pid().unwrap();
-    let cpu0 = cpu_time(relay);
+    let relays = relay_pids(&mut c, replicas.unwrap_or(1));
+    let relay_cpu = || relays.iter().map(|p| cpu_time(*p)).sum::<Duration>();
+    let cpu0 = relay_cpu();
     // The agent measured: the workspace's release build, or the binary `TESSERA_BENCH_AGENT` names (the appliance
     // profile's, as firmware ships it: `cargo build --profile appliance -p tessera-agent`).
     let mut fresh = match std::env::var_os("TESSERA_BENCH_AGENT") {
@@ -104,9 +135,22 @@ fn backfill(n: usize, rows: &mut Vec<Row>) {
     })
     .unwrap();
     let took = t.elapsed();
-    let cpu = cpu_time(relay).saturating_sub(cpu0);
+    let cpu = relay_cpu().saturating_sub(cpu0);
     assert_eq!(fresh.names().unwrap().len(), n, "everything arrived");
     std::thread::sleep(Duration::from_millis(500));
+    if let Some(r) = replicas {
+        rows.push(Row(
+            format!("backfill of {n} through {r} relay replica(s) on PostgreSQL"),
+            format!("{:.2} s", took.as_secs_f64()),
+        ));
+        rows.push(Row(
+            format!(
+                "relays' CPU per rewrap, {r} replica(s), PostgreSQL (its server's CPU not counted)"
+            ),
+            format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / n as f64),
+        ));
+        return;
+    }
     let rss = fresh.rss_kib().unwrap();
     let (anon, file) = rss_split_kib(fresh.pid().unwrap());
     rows.push(Row(
@@ -211,13 +255,18 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects nothing here.
     let mut rows = Vec::new();
     for n in sizes() {
-        backfill(n, &mut rows);
+        backfill(n, None, &mut rows);
+        for r in replica_counts() {
+            backfill(n, Some(r), &mut rows);
+        }
     }
     let count = std::env::var("TESSERA_BENCH_JIT")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    jit(count, &mut rows);
+    if count > 0 {
+        jit(count, &mut rows);
+    }
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     println!(
         "\n{:<width$}  value",

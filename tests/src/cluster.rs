@@ -180,6 +180,16 @@ pub struct Cluster {
     replicas: Vec<Replica>,
 }
 
+/// What every relay of a cluster gets in its configuration besides its own names and addresses.
+struct RelayExtra<'a> {
+    /// The `[engine]` table's body.
+    engine: &'a str,
+    /// More `[broker]` keys.
+    broker: &'a str,
+    /// More `[coordination]` keys, for replicas (`None`: no `[coordination]` table).
+    coordination: Option<&'a str>,
+}
+
 /// A relay replica beyond the first, sharing its broker and database.
 #[derive(Debug)]
 pub struct Replica {
@@ -215,15 +225,34 @@ impl Cluster {
         } else {
             None
         };
-        Self::build(root, bins, engine, db, 1)
+        Self::build(root, bins, engine, db, 1, None)
     }
 
     /// As [`Cluster::new`], with `replicas` relays (`relay-1` .. `relay-N`, each with its own broker identity,
     /// MQTT client id, admin and health ports) sharing one PostgreSQL database of the test's own. The first is the
     /// one [`Cluster::start_relay`] starts and the operator commands use; the others are [`Cluster::replica`]s.
     pub fn replicated(root: &Path, bins: &Path, engine: &str, replicas: usize) -> Result<Self> {
+        Self::replicated_with(root, bins, engine, replicas, "")
+    }
+
+    /// As [`Cluster::replicated`], with `coordination` appended to every replica's `[coordination]` table (which
+    /// names the replica): `backend = "redis"` and its `[coordination.redis]`, say.
+    pub fn replicated_with(
+        root: &Path,
+        bins: &Path,
+        engine: &str,
+        replicas: usize,
+        coordination: &str,
+    ) -> Result<Self> {
         let db = crate::pg::TestDb::create().map_err(|e| std::io::Error::other(e.to_string()))?;
-        Self::build(root, bins, engine, Some(db), replicas.max(1))
+        Self::build(
+            root,
+            bins,
+            engine,
+            Some(db),
+            replicas.max(1),
+            Some(coordination),
+        )
     }
 
     fn build(
@@ -232,6 +261,7 @@ impl Cluster {
         engine: &str,
         db: Option<crate::pg::TestDb>,
         replicas: usize,
+        coordination: Option<&str>,
     ) -> Result<Self> {
         let relay = || Command::new(bins.join("tessera"));
         let ca = root.join("ca");
@@ -285,13 +315,16 @@ impl Cluster {
         } else {
             ""
         };
-        let first =
-            cluster.write_relay_config("relay-1", &cluster.relay_config, engine, broker_extra)?;
+        let extra = RelayExtra {
+            engine,
+            broker: broker_extra,
+            coordination,
+        };
+        let first = cluster.write_relay_config("relay-1", &cluster.relay_config, &extra)?;
         (cluster.admin, cluster.health) = first;
         for name in relay_names.iter().skip(1) {
             let config = root.join(format!("{name}.toml"));
-            let (admin, health) =
-                cluster.write_relay_config(name, &config, engine, broker_extra)?;
+            let (admin, health) = cluster.write_relay_config(name, &config, &extra)?;
             cluster.replicas.push(Replica {
                 name: name.clone(),
                 config,
@@ -308,8 +341,7 @@ impl Cluster {
         &self,
         name: &str,
         path: &Path,
-        engine: &str,
-        broker_extra: &str,
+        extra: &RelayExtra<'_>,
     ) -> Result<(String, String)> {
         let admin = format!("127.0.0.1:{}", crate::broker::free_port()?);
         let health = format!("127.0.0.1:{}", crate::broker::free_port()?);
@@ -318,11 +350,11 @@ impl Cluster {
         } else {
             self.root.join(format!("{name}-state"))
         };
-        let coordination = if name == "relay-1" {
-            String::new()
-        } else {
-            format!("[coordination]\nreplica = \"{name}\"\n")
-        };
+        // A lone relay's test may add its own `[coordination]`; replicas are named in theirs.
+        let coordination = extra.coordination.map_or_else(String::new, |more| {
+            format!("[coordination]\nreplica = \"{name}\"\n{more}\n")
+        });
+        let (engine, broker_extra) = (extra.engine, extra.broker);
         std::fs::write(
             path,
             format!(

@@ -29,6 +29,8 @@ struct Script {
     answers: BTreeMap<String, serde_json::Value>,
     /// Scripted answers to non-GET requests: (method, path) -> (status, body). Default: 200 `{"ok": true}`.
     writes: BTreeMap<(String, String), (u16, serde_json::Value)>,
+    /// Writes answered as scripted before every further one is answered 503 `busy` (`None`: no limit).
+    writes_left: Option<usize>,
     received: Vec<Received>,
 }
 
@@ -144,6 +146,12 @@ impl LyingAdmin {
             .insert((method.to_owned(), path.to_owned()), (status, value));
     }
 
+    /// Answers the next `n` writes as scripted, and every write after them 503 `busy` (a relay failing half-way
+    /// through an import); `None` lifts the limit.
+    pub fn fail_writes_after(&self, n: Option<usize>) {
+        self.script.lock().unwrap().writes_left = n;
+    }
+
     /// Every request received since the last call, and forgets them.
     pub fn take(&self) -> Vec<Received> {
         std::mem::take(&mut self.script.lock().unwrap().received)
@@ -182,7 +190,13 @@ async fn answer(
         });
         if method == "GET" {
             s.answers.get(&path).cloned().map(|v| (200, v))
+        } else if s.writes_left == Some(0) {
+            Some((
+                503,
+                serde_json::json!({ "error": "busy", "message": "the relay is failing" }),
+            ))
         } else {
+            s.writes_left = s.writes_left.map(|n| n - 1);
             Some(
                 s.writes
                     .get(&(method.clone(), path.clone()))

@@ -419,6 +419,69 @@ fn import_refusal_after_earlier_items_were_signed_and_sent() {
     }
 }
 
+/// An import of 100 credentials that the relay fails from its 70th write on (in the second chunk of 64 the tool
+/// signs and records between two saves of its catalogue): the error names what was sent; the import run again
+/// builds on what the first signed, sent or not (each name keeps its id, the next version), so no (id, version)
+/// is ever signed twice.
+#[test]
+fn an_import_failing_half_way_is_run_again_without_signing_any_version_twice() {
+    let w = world();
+    let dir = w.c.root().join("import-100");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..100 {
+        std::fs::write(
+            dir.join(format!("n{i:03}")),
+            format!("secret-{i:03}-of-the-import"),
+        )
+        .unwrap();
+    }
+    let import = || {
+        tessera(
+            &w.c,
+            &w.alice,
+            &["cred", "import", dir.to_str().unwrap()],
+            None,
+        )
+    };
+    w.relay.fail_writes_after(Some(69));
+    let o = import();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("n069") || err.contains("n069:"),
+        "names the failed item: {err}"
+    );
+    assert!(err.contains("n000") && err.contains("n068"), "{err}");
+    assert!(!err.contains("n070"), "{err}");
+    let first = puts(&w.relay.take());
+    assert_eq!(first.len(), 70, "69 accepted and the one refused");
+
+    w.relay.fail_writes_after(None);
+    ok(&import());
+    let second = puts(&w.relay.take());
+    assert_eq!(second.len(), 100);
+    let mut signed = std::collections::BTreeSet::new();
+    let mut ids = std::collections::BTreeMap::new();
+    for (_, statement) in first.iter().chain(&second) {
+        let st = parse(statement);
+        assert!(
+            signed.insert((st.credential_id, st.version)),
+            "{} version {} signed twice",
+            st.name.as_str(),
+            st.version
+        );
+        let id = ids
+            .entry(st.name.as_str().to_owned())
+            .or_insert(st.credential_id);
+        assert_eq!(*id, st.credential_id, "{} changed id", st.name.as_str());
+        if first.iter().all(|(_, f)| parse(f).name != st.name) {
+            // Signed in the first run's chunk but never sent: the second run sends its next version.
+            assert_eq!(st.version, 2, "{}", st.name.as_str());
+        }
+    }
+    assert_eq!(ids.len(), 100);
+}
+
 /// F8. Relay-chosen strings reach the operator's terminal unescaped (`cred ls` names, API error messages): a relay
 /// can inject terminal control sequences and forge lines (e.g. make a credential look synced, hide a row).
 #[test]

@@ -4,7 +4,7 @@
 //! each credential delivered once per target and the audit chain intact (docs/operations.md, "Running several
 //! relays").
 //!
-//! Size: `TESSERA_REPLICA_CREDENTIALS` (default 300).
+//! Size: `TESSERA_REPLICA_CREDENTIALS` (default 1,000).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -37,7 +37,7 @@ fn delivered_ok(health: &str) -> f64 {
 
 #[test]
 fn three_replicas_backfill_each_credential_once_per_target_and_survive_one_killed_mid_flight() {
-    let n = knob("TESSERA_REPLICA_CREDENTIALS", 300);
+    let n = knob("TESSERA_REPLICA_CREDENTIALS", 1000);
     let wait = Duration::from_secs(120 + u64::try_from(n).unwrap() / 5);
     let tmp = tempfile::tempdir().unwrap();
     let mut c = Cluster::replicated(tmp.path(), &bin_dir(), ENGINE, 3).unwrap();

@@ -20,6 +20,7 @@ impl Engine {
         if now.saturating_sub(self.last_reconcile_ms) >= interval {
             self.last_reconcile_ms = now;
             if self.coord.reconciler_turn(now, interval) {
+                self.metrics.reconciler_sweeps += 1;
                 out.extend(self.reconcile()?);
                 if self
                     .last_lifecycle_check_ms

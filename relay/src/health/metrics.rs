@@ -58,6 +58,7 @@ struct EngineCounters {
     mismatches: Counter,
     rate_limited: Counter,
     stalled: Counter,
+    sweeps: Counter,
 }
 
 impl EngineCounters {
@@ -99,6 +100,11 @@ impl EngineCounters {
                 "deliveries_stalled",
                 "Deliveries retired as stalled",
                 &engine.stalled,
+            ),
+            (
+                "reconciler_sweeps",
+                "Reconciler sweeps this replica ran (across replicas coordinating through Redis, one per interval)",
+                &engine.sweeps,
             ),
         ] {
             registry.register(name, help, c.clone());
@@ -229,6 +235,7 @@ impl RelayMetrics {
             (&e.mismatches, m.mismatches),
             (&e.rate_limited, m.rate_limited),
             (&e.stalled, m.stalled),
+            (&e.sweeps, m.reconciler_sweeps),
         ] {
             c.inner().store(v, Ordering::Relaxed);
         }

@@ -1003,6 +1003,47 @@ impl RelayStore for PgStore {
         Ok(Some(names))
     }
 
+    fn record_replica_status(&self, replica: &str, status: &serde_json::Value) -> StateResult<()> {
+        let (pool, replica, status) = (self.pool.clone(), replica.to_owned(), status.clone());
+        self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            client
+                .execute(
+                    "INSERT INTO replica_status (replica, status) VALUES ($1, $2) \
+                     ON CONFLICT (replica) DO UPDATE SET status = EXCLUDED.status",
+                    &[&replica, &tokio_postgres::types::Json(&status)],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn replica_statuses(&self) -> StateResult<Option<Vec<serde_json::Value>>> {
+        let pool = self.pool.clone();
+        let statuses = self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let rows = client
+                .query(
+                    "SELECT status FROM replica_status WHERE replica IN (\
+                     SELECT substr(application_name, $1) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND starts_with(application_name, $2)) ORDER BY replica",
+                    &[&i32::try_from(APPLICATION.len() + 1).unwrap_or(i32::MAX), &APPLICATION],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    r.try_get::<_, tokio_postgres::types::Json<serde_json::Value>>(0)
+                        .ok()
+                        .map(|j| j.0)
+                })
+                .collect::<Vec<_>>())
+        })?;
+        Ok(Some(statuses))
+    }
+
     fn apply(&self, batch: &Batch) -> StateResult<()> {
         let mut w = self.writer();
         if w.session.as_ref().is_some_and(|s| s.held) {

@@ -227,3 +227,33 @@ fn a_turn_after_another_relay_wrote_reads_fresh_records_and_a_batch_on_a_moved_e
     a.end_turn();
     assert_eq!(state(&b), DeliveryState::Stored);
 }
+
+#[test]
+fn each_connected_replica_status_is_listed_and_a_departed_one_is_not() {
+    let db = TestDb::create().unwrap();
+    let a = PgStore::open_as(&config(&db), "relay-a").unwrap();
+    let b = PgStore::open_as(&config(&db), "relay-b").unwrap();
+    let status = |name: &str, degraded: bool| serde_json::json!({ "replica": name, "backend": "redis", "degraded": degraded });
+    a.record_replica_status("relay-a", &status("relay-a", false))
+        .unwrap();
+    b.record_replica_status("relay-b", &status("relay-b", false))
+        .unwrap();
+    // A change replaces the replica's row.
+    b.record_replica_status("relay-b", &status("relay-b", true))
+        .unwrap();
+    assert_eq!(
+        a.replica_statuses().unwrap(),
+        Some(vec![status("relay-a", false), status("relay-b", true)])
+    );
+    // relay-b's sessions end: its row stays, but it is no longer listed.
+    drop(b);
+    let mut listed = None;
+    for _ in 0..50 {
+        listed = a.replica_statuses().unwrap();
+        if listed.as_ref().is_some_and(|l| l.len() == 1) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(listed, Some(vec![status("relay-a", false)]));
+}
