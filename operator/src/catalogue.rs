@@ -170,6 +170,19 @@ pub enum CatalogueError {
         /// The catalogue's.
         signed: String,
     },
+    /// A statement at or below one already signed and pending for the name, and different from it.
+    #[error(
+        "{name} version {version} revision {revision} is already signed and pending; a different statement at or \
+         below it is refused"
+    )]
+    PendingConflict {
+        /// The name.
+        name: String,
+        /// The pending version.
+        version: u64,
+        /// The pending revision.
+        revision: u64,
+    },
     /// A deleted id.
     #[error("credential {id} ({name}) was deleted; it is never accepted again")]
     Deleted {
@@ -263,6 +276,18 @@ impl Catalogue {
         signed: &Signed<CredentialStatement>,
     ) -> Result<(), CatalogueError> {
         self.check(verified, signed)?;
+        let st = &verified.statement;
+        // Never two different statements pending for one (version, revision), whatever a caller does.
+        if let Some(p) = self.pending.get(&st.name) {
+            let d = digest(signed);
+            if (p.version, p.scope_revision) >= (st.version, st.scope_revision) && p.digest != d {
+                return Err(CatalogueError::PendingConflict {
+                    name: st.name.as_str().to_owned(),
+                    version: p.version,
+                    revision: p.scope_revision,
+                });
+            }
+        }
         let previous = self.latest(&verified.statement.name).cloned();
         self.pending.insert(
             verified.statement.name.clone(),

@@ -110,12 +110,19 @@ pub enum CredError {
         signed_id: CredentialId,
     },
     /// Some items of an import were sent before one failed.
-    #[error("{failed}: {source}; already signed and sent: {}", sent.join(", "))]
+    #[error(
+        "{failed}: {source}; already signed and sent: {}{}",
+        sent.join(", "),
+        unsent_note(unsent)
+    )]
     Partial {
         /// The names sent.
         sent: Vec<String>,
-        /// The name that failed.
+        /// The name that failed (or the catalogue, when saving it failed).
         failed: String,
+        /// Names signed and recorded as pending but not sent: the relay has no version of them from this put, and
+        /// their next put signs the next version.
+        unsent: Vec<String>,
         /// Why.
         source: Box<CredError>,
     },
@@ -218,6 +225,15 @@ impl<'a> Context<'a> {
     /// The catalogue's entry for `name`, brought up to date with newer statements the relay serves that verify
     /// and extend it; an error when the relay contradicts it, or lists a credential of that name the catalogue does
     /// not know.
+    /// A new version of `name` this workstation signed that the relay has not confirmed (call after
+    /// [`Context::current`], which confirms what the relay serves): no agent can have received it, since the relay
+    /// never took its envelopes.
+    fn unconfirmed_version(&self, name: &CredentialName) -> Option<&Entry> {
+        let pending = self.catalogue.pending.get(name)?;
+        let confirmed = self.catalogue.get(name).map_or(0, |e| e.version);
+        (pending.version > confirmed).then_some(pending)
+    }
+
     pub fn current(&mut self, name: &CredentialName) -> Result<Option<Entry>, CredError> {
         let known = self.catalogue.latest(name).map(|e| e.id);
         let claims: Vec<CredentialView> = self
@@ -375,7 +391,14 @@ pub async fn put_many(
     let mut ctx = Context::load(client, op).await?;
     // Every item is checked, and its targets chosen, before anything is signed: a refusal sends nothing.
     let mut plans = Vec::with_capacity(items.len());
+    let mut names = std::collections::BTreeSet::new();
     for (name, scope, payload) in items {
+        if !names.insert(name) {
+            return Err(CredError::Invalid(format!(
+                "{} is given twice: one put signs one version of each credential",
+                name.as_str()
+            )));
+        }
         let current = ctx.current(name)?;
         let (id, version, previous) = match &current {
             Some(e) => (
@@ -423,27 +446,72 @@ pub async fn put_many(
     while plans.peek().is_some() {
         let mut chunk = Vec::with_capacity(SAVE_EVERY);
         for plan in plans.by_ref().take(SAVE_EVERY) {
-            chunk.push(sign_plan(&mut ctx, op, plan)?);
+            let name = plan.0.as_str().to_owned();
+            match sign_plan(&mut ctx, op, plan) {
+                Ok(signed) => chunk.push(signed),
+                // Nothing of this chunk was saved or sent: only what earlier chunks sent is reported.
+                Err(e) => return Err(partial(&reports, name, Vec::new(), e)),
+            }
         }
-        ctx.catalogue.save(op.dir)?;
-        for (report, statement, envelopes) in chunk {
+        if let Err(e) = ctx.catalogue.save(op.dir) {
+            return Err(partial(
+                &reports,
+                "the operator catalogue".into(),
+                Vec::new(),
+                e.into(),
+            ));
+        }
+        let mut chunk = chunk.into_iter();
+        while let Some((report, statement, envelopes)) = chunk.next() {
             if let Err(e) = ctx.post_and_accept(client, statement, envelopes).await {
-                // What was accepted so far is kept; the rest of the chunk stays pending.
-                ctx.catalogue.save(op.dir)?;
-                if reports.is_empty() {
-                    return Err(e);
-                }
-                return Err(CredError::Partial {
-                    sent: reports.iter().map(|r| r.name.as_str().to_owned()).collect(),
-                    failed: report.name.as_str().to_owned(),
-                    source: Box::new(e),
-                });
+                // What was accepted so far is saved as confirmed; the rest of the chunk stays pending (and if this
+                // save fails, the file keeps all of the chunk pending: as safe, since pending statements are built
+                // on, never signed again).
+                let _ = ctx.catalogue.save(op.dir);
+                let unsent = chunk.map(|(r, _, _)| r.name.as_str().to_owned()).collect();
+                return Err(partial(
+                    &reports,
+                    report.name.as_str().to_owned(),
+                    unsent,
+                    e,
+                ));
             }
             reports.push(report);
         }
-        ctx.catalogue.save(op.dir)?;
+        if let Err(e) = ctx.catalogue.save(op.dir) {
+            return Err(partial(
+                &reports,
+                "the operator catalogue".into(),
+                Vec::new(),
+                e.into(),
+            ));
+        }
     }
     Ok((reports, ctx.notes))
+}
+
+/// `e`, with what was sent before it when anything was.
+fn partial(sent: &[PutReport], failed: String, unsent: Vec<String>, e: CredError) -> CredError {
+    if sent.is_empty() && unsent.is_empty() {
+        return e;
+    }
+    CredError::Partial {
+        sent: sent.iter().map(|r| r.name.as_str().to_owned()).collect(),
+        failed,
+        unsent,
+        source: Box::new(e),
+    }
+}
+
+/// The tail of a [`CredError::Partial`] message naming what was signed but not sent.
+fn unsent_note(unsent: &[String]) -> String {
+    if unsent.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; signed but not sent (put them again: their next version is signed): {}",
+        unsent.join(", ")
+    )
 }
 
 /// How many statements [`put_many`] signs and records between two saves of the catalogue.
@@ -529,6 +597,15 @@ pub async fn rescope(
     let entry = ctx
         .current(name)?
         .ok_or_else(|| CredError::NotInCatalogue(name.as_str().to_owned()))?;
+    if let Some(p) = ctx.unconfirmed_version(name) {
+        return Err(CredError::Invalid(format!(
+            "{} version {} was signed but the relay has not confirmed it (a put that failed or was interrupted): \
+             put it again (`tessera cred put {}`) before changing its scope",
+            name.as_str(),
+            p.version,
+            name.as_str()
+        )));
+    }
     // Our own catalogue's copy: salt and commitment come from what was signed, never from the relay, and only while
     // its signer is still a valid operator (a revoked operator's chosen plaintext is never re-signed as ours).
     let current = entry

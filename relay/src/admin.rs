@@ -417,7 +417,12 @@ async fn coordination(State(st): State<AdminState>) -> ApiResult<serde_json::Val
         status.get("replica").and_then(serde_json::Value::as_str)
     }
     let me = st.coordination.borrow().clone();
-    let recorded = st.store.replica_statuses()?.unwrap_or_default();
+    // The others' as recorded; when the database does not answer, this replica's own still is.
+    let recorded = st.store.replica_statuses().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read the other replicas' coordination status");
+        None
+    });
+    let recorded = recorded.unwrap_or_default();
     let mut replicas: Vec<serde_json::Value> = recorded
         .into_iter()
         .filter(|r| name(r) != Some(me.replica.as_str()))

@@ -216,3 +216,34 @@ fn an_id_is_named_for_acting_by_name_only_when_that_name_resolves_to_it() {
     cat.delete(&CredentialName::new("api").unwrap());
     assert_eq!(cat.deleted[&scoped].scope, Some(edge));
 }
+
+#[test]
+fn a_second_different_statement_for_a_pending_version_is_refused() {
+    let o = org();
+    let mut cat = Catalogue::default();
+    let id = CredentialId::random();
+    accept(&mut cat, &o, &signed(&o, id, "db", 1, 0, Scope::All)).unwrap();
+    let record = |cat: &mut Catalogue, s: &Signed<CredentialStatement>| {
+        let v = s.verify(o.ca.pinned(), &RevocationList::empty()).unwrap();
+        cat.record_pending(&v, s)
+    };
+    let a = signed(&o, id, "db", 2, 0, Scope::All);
+    record(&mut cat, &a).unwrap();
+    // The same statement again is fine (a retry); another one for version 2 (another salt), or below it, is not.
+    record(&mut cat, &a).unwrap();
+    for other in [
+        signed(&o, id, "db", 2, 0, Scope::All),
+        signed(&o, id, "db", 1, 1, Scope::All),
+    ] {
+        assert!(
+            matches!(
+                record(&mut cat, &other),
+                Err(CatalogueError::PendingConflict { version: 2, .. })
+            ),
+            "a second statement was recorded pending"
+        );
+    }
+    // Building on it goes on: its next revision, its next version.
+    record(&mut cat, &signed(&o, id, "db", 2, 1, Scope::All)).unwrap();
+    record(&mut cat, &signed(&o, id, "db", 3, 0, Scope::All)).unwrap();
+}

@@ -1009,8 +1009,10 @@ impl RelayStore for PgStore {
             let client = pool.get().await.map_err(backend)?;
             client
                 .execute(
-                    "INSERT INTO replica_status (replica, status) VALUES ($1, $2) \
-                     ON CONFLICT (replica) DO UPDATE SET status = EXCLUDED.status",
+                    "INSERT INTO replica_status (replica, application_name, status) \
+                     VALUES ($1, current_setting('application_name'), $2) \
+                     ON CONFLICT (replica) DO UPDATE \
+                     SET application_name = EXCLUDED.application_name, status = EXCLUDED.status",
                     &[&replica, &tokio_postgres::types::Json(&status)],
                 )
                 .await
@@ -1025,10 +1027,10 @@ impl RelayStore for PgStore {
             let client = pool.get().await.map_err(backend)?;
             let rows = client
                 .query(
-                    "SELECT status FROM replica_status WHERE replica IN (\
-                     SELECT substr(application_name, $1) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND starts_with(application_name, $2)) ORDER BY replica",
-                    &[&i32::try_from(APPLICATION.len() + 1).unwrap_or(i32::MAX), &APPLICATION],
+                    "SELECT status FROM replica_status WHERE application_name IN (\
+                     SELECT application_name FROM pg_stat_activity \
+                     WHERE datname = current_database() AND starts_with(application_name, $1)) ORDER BY replica",
+                    &[&APPLICATION],
                 )
                 .await
                 .map_err(backend)?;

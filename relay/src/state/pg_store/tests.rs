@@ -233,18 +233,28 @@ fn each_connected_replica_status_is_listed_and_a_departed_one_is_not() {
     let db = TestDb::create().unwrap();
     let a = PgStore::open_as(&config(&db), "relay-a").unwrap();
     let b = PgStore::open_as(&config(&db), "relay-b").unwrap();
+    // A name longer than what the server keeps of a session's application_name (63 bytes with the prefix).
+    let long = format!("relay-c-{}", "x".repeat(56));
+    let c = PgStore::open_as(&config(&db), &long).unwrap();
     let status = |name: &str, degraded: bool| serde_json::json!({ "replica": name, "backend": "redis", "degraded": degraded });
     a.record_replica_status("relay-a", &status("relay-a", false))
         .unwrap();
     b.record_replica_status("relay-b", &status("relay-b", false))
+        .unwrap();
+    c.record_replica_status(&long, &status(&long, false))
         .unwrap();
     // A change replaces the replica's row.
     b.record_replica_status("relay-b", &status("relay-b", true))
         .unwrap();
     assert_eq!(
         a.replica_statuses().unwrap(),
-        Some(vec![status("relay-a", false), status("relay-b", true)])
+        Some(vec![
+            status("relay-a", false),
+            status("relay-b", true),
+            status(&long, false)
+        ])
     );
+    drop(c);
     // relay-b's sessions end: its row stays, but it is no longer listed.
     drop(b);
     let mut listed = None;
