@@ -3,6 +3,7 @@
 //! requests (peer), stores deliveries (target) in flushed batches, and acknowledges each incoming message to the
 //! broker only once it has been handled.
 
+mod delivery_plan;
 pub mod purge;
 pub mod revocations;
 pub mod rotate;
@@ -370,14 +371,61 @@ impl Core {
     }
 
     /// Handles a batch of incoming messages: deliveries are stored with one flush, then answered and acknowledged.
+    /// A batch of messages from the down topic, handled in the order the plan gives
+    /// ([`delivery_plan`]): deliveries checked and stored in groups (one flush each), everything else on its own.
     fn handle_messages(&mut self, batch: Vec<Publish>) {
-        let mut answers: Vec<Answer> = Vec::new();
-        let mut pending: Vec<(usize, NewCredential)> = Vec::new();
-        for p in batch {
-            if p.retain {
-                // The relay never publishes retained messages to an agent; one left retained on the down topic
-                // would be acted on again at every reconnect. Dropped (and acknowledged), never handled.
-                tracing::warn!(topic = %p.topic, bytes = p.payload.len(), "dropped a retained message on the down topic");
+        let items = batch.into_iter().map(|p| {
+            let message = self.decode(&p);
+            let kind = match &message {
+                Some(Down::CredentialStore(msg)) => delivery_plan::Kind::Delivery(
+                    msg.statement
+                        .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                        .ok()
+                        .map(|st| (st.credential_id, st.name)),
+                ),
+                Some(_) => delivery_plan::Kind::Other,
+                None => delivery_plan::Kind::Dropped,
+            };
+            (kind, (p, message))
+        });
+        let steps = delivery_plan::plan(items.collect::<Vec<_>>());
+        for step in steps {
+            match step {
+                delivery_plan::Step::Group(group) => self.store_group(group),
+                delivery_plan::Step::Alone((p, message)) => {
+                    if let Some(down) = message {
+                        self.handle_other(down);
+                    }
+                    self.ack(p);
+                }
+            }
+        }
+    }
+
+    /// The message `p` carries, or `None` for one that is only acknowledged (logged here).
+    fn decode(&self, p: &Publish) -> Option<Down> {
+        if p.retain {
+            // The relay never publishes retained messages to an agent; one left retained on the down topic would be
+            // acted on again at every reconnect. Dropped (and acknowledged), never handled.
+            tracing::warn!(topic = %p.topic, bytes = p.payload.len(), "dropped a retained message on the down topic");
+            return None;
+        }
+        if p.topic != self.down_topic {
+            tracing::warn!(topic = %p.topic, "dropped a message on an unexpected topic");
+            return None;
+        }
+        wire::decode::<Down>(&p.payload)
+            .map_err(|e| tracing::warn!(error = %e, bytes = p.payload.len(), "dropped a malformed message"))
+            .ok()
+    }
+
+    /// One group of the plan: each delivery checked (refusals and copies already held answered as they are), the
+    /// accepted ones stored together, then every message answered and acknowledged in order.
+    fn store_group(&mut self, group: Vec<(Publish, Option<Down>)>) {
+        let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+        let mut accepted: Vec<(usize, NewCredential)> = Vec::new();
+        for (p, message) in group {
+            let Some(Down::CredentialStore(msg)) = message else {
                 answers.push(Answer {
                     publish: p,
                     delivery_id: uuid::Uuid::nil(),
@@ -385,83 +433,32 @@ impl Core {
                     stored_name: None,
                 });
                 continue;
-            }
-            let down = if p.topic == self.down_topic {
-                wire::decode::<Down>(&p.payload)
-                    .map_err(|e| tracing::warn!(error = %e, bytes = p.payload.len(), "dropped a malformed message"))
-                    .ok()
-            } else {
-                tracing::warn!(topic = %p.topic, "dropped a message on an unexpected topic");
-                None
             };
-            match down {
-                Some(Down::CredentialStore(msg)) => {
-                    let (reply, new) = self.check_delivery(&msg);
-                    self.fail_refused_waiter(&msg, reply.as_ref());
-                    if let Some(new) = new {
-                        if pending.iter().any(|(_, c)| {
-                            c.statement.credential_id == new.statement.credential_id
-                                || c.statement.name == new.statement.name
-                        }) {
-                            // Two versions of one credential (or two credentials under one name) in a batch: store
-                            // what we have first, in order, then check this one against it.
-                            self.commit(&mut answers, std::mem::take(&mut pending));
-                            let (reply, again) = self.check_delivery(&msg);
-                            answers.push(Answer {
-                                publish: p,
-                                delivery_id: msg.delivery_id,
-                                reply,
-                                stored_name: None,
-                            });
-                            if let Some(again) = again {
-                                pending.push((answers.len() - 1, again));
-                            }
-                            continue;
-                        }
-                        answers.push(Answer {
-                            publish: p,
-                            delivery_id: msg.delivery_id,
-                            reply,
-                            stored_name: None,
-                        });
-                        pending.push((answers.len() - 1, new));
-                    } else {
-                        let stored_name = reply.as_ref().and_then(|r| match r {
-                            Up::CredentialStored(CredentialStored {
-                                outcome: StoreOutcome::Stored { .. },
-                                ..
-                            }) => msg
-                                .statement
-                                .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
-                                .ok()
-                                .map(|s| s.name),
-                            _ => None,
-                        });
-                        answers.push(Answer {
-                            publish: p,
-                            delivery_id: msg.delivery_id,
-                            reply,
-                            stored_name,
-                        });
-                    }
-                }
-                Some(other) => {
-                    self.commit(&mut answers, std::mem::take(&mut pending));
-                    self.flush_answers(&mut answers);
-                    self.handle_other(other);
-                    self.ack(p);
-                }
-                None => {
-                    answers.push(Answer {
-                        publish: p,
-                        delivery_id: uuid::Uuid::nil(),
-                        reply: None,
-                        stored_name: None,
-                    });
-                }
+            let (reply, new) = self.check_delivery(&msg);
+            self.fail_refused_waiter(&msg, reply.as_ref());
+            // A copy already held wakes the workloads waiting on its name as a new one does.
+            let stored_name = match &reply {
+                Some(Up::CredentialStored(CredentialStored {
+                    outcome: StoreOutcome::Stored { .. },
+                    ..
+                })) => msg
+                    .statement
+                    .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                    .ok()
+                    .map(|s| s.name),
+                _ => None,
+            };
+            answers.push(Answer {
+                publish: p,
+                delivery_id: msg.delivery_id,
+                reply,
+                stored_name,
+            });
+            if let Some(new) = new {
+                accepted.push((answers.len() - 1, new));
             }
         }
-        self.commit(&mut answers, pending);
+        self.commit(&mut answers, accepted);
         self.flush_answers(&mut answers);
     }
 
@@ -547,13 +544,15 @@ impl Core {
             return;
         }
         let (slots, creds): (Vec<usize>, Vec<NewCredential>) = pending.into_iter().unzip();
-        let result = tokio::task::block_in_place(|| self.store.accept(&creds, unix_now()));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, count = creds.len(), "could not store deliveries");
-        }
-        for (i, c) in slots.into_iter().zip(&creds) {
-            if result.is_ok() {
-                if let Some(a) = answers.get_mut(i) {
+        // One flush for the group; when the store refuses the batch, each item alone, so that one refused item
+        // refuses only itself.
+        let results = tokio::task::block_in_place(|| self.store.accept_each(&creds, unix_now()));
+        for ((i, c), result) in slots.into_iter().zip(&creds).zip(results) {
+            let Some(a) = answers.get_mut(i) else {
+                continue;
+            };
+            let outcome = match result {
+                Ok(()) => {
                     a.stored_name = Some(c.statement.name.clone());
                     a.reply = Some(self.stored_reply(
                         a.delivery_id,
@@ -561,33 +560,29 @@ impl Core {
                         c.statement.version,
                         c.statement.commitment,
                     ));
+                    continue;
                 }
-                continue;
-            }
-            let outcome = match &result {
-                Ok(()) => continue,
-                Err(crate::store::StoreError::Stale { .. }) => StoreOutcome::Refused {
-                    reason: wire::RefusalReason::StaleVersion,
-                },
-                Err(crate::store::StoreError::NameBound { .. }) => StoreOutcome::Refused {
-                    reason: wire::RefusalReason::NameBoundToOtherId,
-                },
-                Err(crate::store::StoreError::Deleted { .. }) => StoreOutcome::Refused {
-                    reason: wire::RefusalReason::CredentialDeleted,
-                },
-                Err(_) => StoreOutcome::Refused {
-                    reason: wire::RefusalReason::Internal,
-                },
+                Err(e) => {
+                    tracing::error!(error = %e, delivery = %a.delivery_id, "could not store a delivery");
+                    match e {
+                        crate::store::StoreError::Stale { .. } => wire::RefusalReason::StaleVersion,
+                        crate::store::StoreError::NameBound { .. } => {
+                            wire::RefusalReason::NameBoundToOtherId
+                        }
+                        crate::store::StoreError::Deleted { .. } => {
+                            wire::RefusalReason::CredentialDeleted
+                        }
+                        _ => wire::RefusalReason::Internal,
+                    }
+                }
             };
-            if let Some(a) = answers.get_mut(i) {
-                a.reply = Some(Up::CredentialStored(CredentialStored {
-                    delivery_id: a.delivery_id,
-                    credential_id: c.statement.credential_id,
-                    version: c.statement.version,
-                    outcome,
-                    receipt: None,
-                }));
-            }
+            a.reply = Some(Up::CredentialStored(CredentialStored {
+                delivery_id: a.delivery_id,
+                credential_id: c.statement.credential_id,
+                version: c.statement.version,
+                outcome: StoreOutcome::Refused { reason: outcome },
+                receipt: None,
+            }));
         }
     }
 

@@ -687,6 +687,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Stores `batch` as [`Store::accept`] does (one atomic batch, one flush) when every item is accepted; when the
+    /// batch is refused, stores each item on its own, so that one refused item refuses only itself. One result per
+    /// item, in order.
+    pub fn accept_each(&self, batch: &[NewCredential], now: i64) -> Vec<Result<(), StoreError>> {
+        match self.accept(batch, now) {
+            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+            Err(e) if batch.len() == 1 => vec![Err(e)],
+            Err(_) => batch
+                .iter()
+                .map(|c| self.accept(std::slice::from_ref(c), now))
+                .collect(),
+        }
+    }
+
     /// Stores verified credential versions in one atomic batch and flushes; only then may they be acknowledged.
     ///
     /// Refuses (with nothing written) a version older than the newest accepted, and a credential whose name is

@@ -452,7 +452,9 @@ fn an_import_failing_half_way_is_run_again_without_signing_any_version_twice() {
         "names the failed item: {err}"
     );
     // What was sent, then what was signed (recorded pending) and not sent: the rest of the second chunk.
-    let (sent, unsent) = err.split_once("signed but not sent").expect("names the unsent items");
+    let (sent, unsent) = err
+        .split_once("signed but not sent")
+        .expect("names the unsent items");
     assert!(sent.contains("n000") && sent.contains("n068"), "{err}");
     assert!(!sent.contains("n070"), "{err}");
     assert!(unsent.contains("n070") && unsent.contains("n099"), "{err}");

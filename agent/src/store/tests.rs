@@ -195,6 +195,57 @@ fn older_version_is_refused_and_nothing_is_written() {
 }
 
 #[test]
+fn one_refused_item_of_a_batch_refuses_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = crate::fixtures::org();
+    let store = Store::open(dir.path(), &key(1), 100).unwrap();
+    let (id, before, after) = (
+        CredentialId::random(),
+        CredentialId::random(),
+        CredentialId::random(),
+    );
+    store
+        .accept(&[new_cred(&org, id, 5, "db", "v5")], NOW)
+        .unwrap();
+    let results = store.accept_each(
+        &[
+            new_cred(&org, before, 1, "before", "b"),
+            new_cred(&org, id, 4, "db", "v4"),
+            new_cred(&org, after, 1, "after", "a"),
+        ],
+        NOW,
+    );
+    assert!(matches!(
+        results.as_slice(),
+        [
+            Ok(()),
+            Err(StoreError::Stale {
+                offered: 4,
+                held: 5,
+                ..
+            }),
+            Ok(())
+        ]
+    ));
+    assert_eq!(store.newest_version(&before).unwrap(), Some(1));
+    assert_eq!(store.newest_version(&after).unwrap(), Some(1));
+    assert_eq!(
+        secret_of(&store.credential(&id).unwrap().unwrap()),
+        r#"{"secret":"v5"}"#
+    );
+    // A batch accepted whole is one result per item.
+    let (x, y) = (CredentialId::random(), CredentialId::random());
+    let results = store.accept_each(
+        &[
+            new_cred(&org, x, 1, "x", "x"),
+            new_cred(&org, y, 1, "y", "y"),
+        ],
+        NOW,
+    );
+    assert!(matches!(results.as_slice(), [Ok(()), Ok(())]));
+}
+
+#[test]
 fn audit_is_bounded_and_ordered() {
     let dir = tempfile::tempdir().unwrap();
     let entry = |n: u32| AuditEntry {
