@@ -18,6 +18,10 @@ pub const SITE_MARKER: &str = "# site:";
 /// and acknowledged there instead of cutting the connection (the agent accepts packets above this size).
 pub const MOSQUITTO_MAX_PACKET_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
 
+/// The broker's `max_queued_messages` (per client session; Mosquitto's default is 1000): the relay's session
+/// must hold what a whole fleet sends when it registers at once (docs/benchmarks.md, "Fleet load").
+pub const MOSQUITTO_MAX_QUEUED: usize = 20_000;
+
 /// What a site chooses; [`Default`] gives the paths of docs/operations.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MosquittoSite {
@@ -74,6 +78,10 @@ impl MosquittoSite {
              max_packet_size {MOSQUITTO_MAX_PACKET_BYTES}\n\
              # Request/answer hops: no waiting on Nagle's algorithm.\n\
              set_tcp_nodelay true\n\
+             # The relay's session receives every agent's messages: when a whole fleet reconnects and registers at\n\
+             # once (a broker restart), Mosquitto's default queue of 1000 overflows and drops registrations.\n\
+             {SITE_MARKER} messages queued per client session: at least 4 x the number of agents\n\
+             max_queued_messages {MOSQUITTO_MAX_QUEUED}\n\
              allow_anonymous false\n\
              {SITE_MARKER} the TLS port [and the address to bind]\n\
              listener {listener}\n\

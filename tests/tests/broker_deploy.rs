@@ -97,6 +97,7 @@ fn the_shipped_configuration_confines_agents_and_lets_the_relay_through() {
             &std::fs::read_to_string(deploy_dir().join("tessera.conf")).unwrap(),
             &[
                 ("user", String::from_utf8_lossy(&whoami).trim().to_owned()),
+                ("max_queued_messages", "20000".to_owned()),
                 ("listener", format!("{port} 127.0.0.1")),
                 ("cafile", ca_file.display().to_string()),
                 ("certfile", server.cert.display().to_string()),

@@ -1,0 +1,470 @@
+//! `tessera-loadgen`: a fleet of simulated agents in one process against the real relay (release build, sled) and a
+//! real Mosquitto with TLS and the pattern ACL, so that the relay is measured with a fleet connected.
+//!
+//! `cargo bench -p tessera-system-tests --bench loadgen` prints a table. Each simulated agent has its own identity
+//! key, RSA wrap key and certificate from the org CA, and its own TLS connection; it registers as `tessera-agent`
+//! does, and as a target verifies each delivery's operator-signed statement, opens the envelope, checks the
+//! commitment and acknowledges with its signed receipt (real crypto). It is not a peer: one real `tessera-agent`
+//! holds the credentials and answers the rewraps.
+//!
+//! Scenarios:
+//! - registration herd: every simulated agent connects and registers at once (first registration) and is
+//!   backfilled with the org's credentials: time until the relay lists every agent online;
+//! - the broker restarted: every agent reconnects at once and registers again (warm reconnect): time until all are
+//!   online again, and no delivery lost (each holds every credential, none delivered twice);
+//! - idle: the relay's resident memory and CPU with the fleet connected and nothing to do, per agent.
+//!
+//! Knobs: `TESSERA_LOADGEN_AGENTS` (default 1000), `TESSERA_LOADGEN_CREDENTIALS` (default 2),
+//! `TESSERA_LOADGEN_IDLE_SECS` (default 20).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::cast_precision_loss,
+    clippy::indexing_slicing
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
+use tessera_proto::cert::{AgentCertificate, EnrollmentRequest, IdentityKey, PinnedCa, Validity};
+use tessera_proto::commitment;
+use tessera_proto::envelope::{open, WrapPrivateKey};
+use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
+use tessera_proto::secret::SecretPayload;
+use tessera_proto::statement::RevocationList;
+use tessera_proto::topics;
+use tessera_proto::wire::{
+    self, AgentState, CredentialStore, CredentialStored, Down, Held, Register, RegistrationMode,
+    Status, StoreOutcome, Up,
+};
+use tessera_system_tests::bins::bin_dir;
+use tessera_system_tests::broker::now;
+use tessera_system_tests::cluster::{knob, wait_for, Cluster};
+use tokio_util::sync::CancellationToken;
+
+const POLICY: &str = "[policy.\"*\"]\nuids = [0]\n";
+/// How long a simulated agent waits for its registration's acknowledgement before sending it again (the agent's
+/// `register_retry_ms` default).
+const REGISTER_RETRY: Duration = Duration::from_secs(10);
+
+/// A simulated agent's identity.
+struct Sim {
+    id: AgentId,
+    key: IdentityKey,
+    wrap: WrapPrivateKey,
+    cert_der: Vec<u8>,
+    cert: AgentCertificate,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// What the simulated fleet did.
+#[derive(Default)]
+struct Stats {
+    /// Deliveries stored (statement verified, envelope opened, commitment matched) and acknowledged.
+    stored: AtomicUsize,
+    /// Deliveries of a version already held (acknowledged again).
+    again: AtomicUsize,
+    /// Deliveries refused (a check failed).
+    refused: AtomicUsize,
+    /// Registrations acknowledged by the relay.
+    acks: AtomicUsize,
+}
+
+/// Keys and certificates for `n` agents, issued in-process by the org CA in `ca_dir` (on both cores).
+fn fleet(authority: &std::path::Path, ca_der: &[u8], n: usize) -> Vec<Sim> {
+    let ca = Arc::new(tessera_operator::ca::load(authority).unwrap());
+    let threads = 2;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let ca = ca.clone();
+            let trust = ca_der.to_vec();
+            std::thread::spawn(move || {
+                (t..n)
+                    .step_by(threads)
+                    .map(|i| {
+                        let id = AgentId::new(format!("sim-{i:05}")).unwrap();
+                        let key = IdentityKey::generate().unwrap();
+                        let wrap = WrapPrivateKey::generate().unwrap();
+                        let req = EnrollmentRequest::new(
+                            id.clone(),
+                            &key,
+                            wrap.public_key(),
+                            BTreeMap::new(),
+                            now(),
+                        )
+                        .unwrap();
+                        let cert_der = ca
+                            .issue_agent(&req, Validity::days_from(now() - 60, 2))
+                            .unwrap();
+                        let cert = ca
+                            .pinned()
+                            .verify_agent(&cert_der, now(), &RevocationList::empty())
+                            .unwrap();
+                        let pkcs8 = key.to_pkcs8_der().unwrap().expose(<[u8]>::to_vec);
+                        let tls =
+                            tessera_system_tests::mqtt::client_tls(&trust, cert_der.clone(), pkcs8)
+                                .unwrap();
+                        (
+                            i,
+                            Sim {
+                                id,
+                                key,
+                                wrap,
+                                cert_der,
+                                cert,
+                                tls,
+                            },
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<(usize, Sim)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, s)| s).collect()
+}
+
+fn status(state: AgentState) -> Vec<u8> {
+    wire::encode(&Status { state, at: now() }).unwrap()
+}
+
+/// One simulated agent until `cancel`: connects (again after every error, with a jittered pause), registers, and
+/// stores and acknowledges what is delivered to it. Returns what it holds: credential id → version.
+async fn run(
+    sim: Sim,
+    port: u16,
+    ca: PinnedCa,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+) -> BTreeMap<CredentialId, u64> {
+    let mut opts = MqttOptions::new(sim.id.as_str(), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(4 << 20, 4 << 20)
+        .set_last_will(LastWill::new(
+            topics::agent_status(&sim.id),
+            status(AgentState::Offline),
+            QoS::AtLeastOnce,
+            true,
+        ))
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            sim.tls.clone(),
+        )));
+    let (client, mut events) = AsyncClient::new(opts, 256);
+    let (down, up) = (topics::agent_down(&sim.id), topics::agent_up(&sim.id));
+    let send = |up_msg: &Up| {
+        let _ = client.try_publish(&up, QoS::AtLeastOnce, false, wire::encode(up_msg).unwrap());
+    };
+    let mut held: BTreeMap<CredentialId, u64> = BTreeMap::new();
+    let mut registered = false;
+    // Until the relay acknowledges the registration, it is sent again every `REGISTER_RETRY` (as the agent does).
+    let mut awaiting_ack: Option<tokio::time::Instant> = None;
+    let register = |registered: bool, held: &BTreeMap<CredentialId, u64>| {
+        Up::Register(Register {
+            mode: if registered {
+                RegistrationMode::WarmReconnect
+            } else {
+                RegistrationMode::FirstRegistration
+            },
+            cert: sim.cert_der.clone(),
+            held: held
+                .iter()
+                .map(|(id, v)| Held {
+                    credential_id: *id,
+                    version: *v,
+                })
+                .collect(),
+            agent_version: "loadgen".into(),
+        })
+    };
+    loop {
+        let retry = async {
+            match awaiting_ack {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            () = cancel.cancelled() => return held,
+            () = retry => {
+                send(&register(registered, &held));
+                awaiting_ack = Some(tokio::time::Instant::now() + REGISTER_RETRY);
+                continue;
+            }
+            e = events.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.try_subscribe(&down, QoS::AtLeastOnce);
+                let _ = client.try_publish(
+                    topics::agent_status(&sim.id),
+                    QoS::AtLeastOnce,
+                    true,
+                    status(AgentState::Online),
+                );
+                send(&register(registered, &held));
+                awaiting_ack = Some(tokio::time::Instant::now() + REGISTER_RETRY);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => match wire::decode::<Down>(&p.payload) {
+                Ok(Down::RegisterAck(_)) => {
+                    registered = true;
+                    awaiting_ack = None;
+                    stats.acks.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Down::CredentialStore(d)) => {
+                    if let Some(ack) = store(&sim, &ca, &d, &mut held, &stats) {
+                        send(&ack);
+                    }
+                }
+                _ => {}
+            },
+            Ok(_) => {}
+            Err(_) => {
+                // Spread the reconnections over a second, as agents' jittered backoff does.
+                let jitter = sim
+                    .id
+                    .as_str()
+                    .bytes()
+                    .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                    % 1000;
+                tokio::time::sleep(Duration::from_millis(200 + jitter)).await;
+            }
+        }
+    }
+}
+
+/// A target's checks on `d` (statement against the CA, envelope, commitment); the acknowledgement to send.
+fn store(
+    sim: &Sim,
+    ca: &PinnedCa,
+    d: &CredentialStore,
+    held: &mut BTreeMap<CredentialId, u64>,
+    stats: &Stats,
+) -> Option<Up> {
+    let verified = d.statement.verify(ca, &RevocationList::empty()).ok();
+    let st = verified.map(|v| v.statement)?;
+    let payload = open(&sim.wrap, &d.envelope)
+        .ok()
+        .and_then(|b| SecretPayload::from_canonical(b).ok());
+    let Some(payload) = payload.filter(|p| {
+        commitment::compute(&st.salt, &st.credential_id, st.version, p).ct_eq(&st.commitment)
+    }) else {
+        stats.refused.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    drop(payload);
+    if held.insert(st.credential_id, st.version) == Some(st.version) {
+        stats.again.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats.stored.fetch_add(1, Ordering::Relaxed);
+    }
+    let fact = ReceiptFact::Stored {
+        delivery_id: d.delivery_id,
+        credential_id: st.credential_id,
+        version: st.version,
+        digest: st.commitment,
+    };
+    let receipt = Receipt::sign(
+        &ReceiptBody::new(sim.id.clone(), sim.cert.serial.clone(), now(), fact),
+        &sim.key,
+    )
+    .ok();
+    Some(Up::CredentialStored(CredentialStored {
+        delivery_id: d.delivery_id,
+        credential_id: st.credential_id,
+        version: st.version,
+        outcome: StoreOutcome::Stored {
+            digest: st.commitment,
+        },
+        receipt,
+    }))
+}
+
+/// How many agents the relay lists online.
+fn online(c: &Cluster) -> usize {
+    c.op_json(&["agents", "ls"])
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "online")
+        .count()
+}
+
+/// The relay's resident memory, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// User plus system CPU time of a process (clock ticks of 10 ms, as Linux reports them).
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) * 10
+}
+
+fn main() {
+    let n = knob("TESSERA_LOADGEN_AGENTS", 1000);
+    let m = knob("TESSERA_LOADGEN_CREDENTIALS", 2);
+    let idle = knob("TESSERA_LOADGEN_IDLE_SECS", 20);
+    let wait = Duration::from_secs(300 + u64::try_from(n * m).unwrap() / 10);
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), &bin_dir(), "").unwrap();
+    let creds: BTreeMap<String, String> = (0..m)
+        .map(|i| (format!("fleet-{i}"), format!("fleet-secret-{i:04}")))
+        .collect();
+    let _peer = c.with_seeded_peer("edge-0", POLICY, &creds, wait).unwrap();
+    let ca_der = c.ca_der().unwrap();
+    let ca = PinnedCa::from_der(&ca_der).unwrap();
+    let t = Instant::now();
+    let sims = fleet(&c.ca_dir(), &ca_der, n);
+    eprintln!("{n} agents' keys and certificates in {:?}", t.elapsed());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = Arc::new(Stats::default());
+    let cancel = CancellationToken::new();
+    let relay = c.relay_pid().unwrap();
+    let baseline = rss_kib(relay);
+
+    // The herd: every agent at once.
+    let t = Instant::now();
+    let tasks: Vec<_> = sims
+        .into_iter()
+        .map(|s| {
+            rt.spawn(run(
+                s,
+                c.broker.port,
+                ca.clone(),
+                stats.clone(),
+                cancel.clone(),
+            ))
+        })
+        .collect();
+    poll_online(&c, n + 1, wait);
+    rows.push((
+        format!("registration herd: {n} agents at once, each backfilled with {m} credential(s): all online"),
+        format!("{:.1} s", t.elapsed().as_secs_f64()),
+    ));
+
+    rows.extend(idle_cost(relay, n, idle, baseline));
+
+    // The broker restarted: everyone reconnects at once and registers again; done when the relay has acknowledged
+    // every registration and lists every agent online.
+    let stored_before = stats.stored.load(Ordering::Relaxed);
+    let acks_before = stats.acks.load(Ordering::Relaxed);
+    let t = Instant::now();
+    c.broker.restart().unwrap();
+    wait_for("every agent registered again", wait, || {
+        Ok(stats.acks.load(Ordering::Relaxed) >= acks_before + n)
+    })
+    .unwrap();
+    poll_online(&c, n + 1, wait);
+    let back = t.elapsed();
+    rows.push((
+        format!("broker restarted: {n} agents reconnect at once (warm): all online again"),
+        format!("{:.1} s", back.as_secs_f64()),
+    ));
+
+    cancel.cancel();
+    let holdings: Vec<BTreeMap<CredentialId, u64>> = rt.block_on(async {
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await.unwrap());
+        }
+        all
+    });
+    let complete = holdings.iter().filter(|h| h.len() == m).count();
+    let ids: BTreeSet<CredentialId> = holdings.iter().flat_map(|h| h.keys().copied()).collect();
+    assert_eq!(ids.len(), m, "the fleet holds the org's credentials");
+    assert_eq!(complete, n, "an agent lacks a credential");
+    assert_eq!(
+        stats.refused.load(Ordering::Relaxed),
+        0,
+        "a delivery failed a check"
+    );
+    rows.push((
+        "deliveries: stored / again / lost".to_owned(),
+        format!(
+            "{} / {} / {} (before the restart: {stored_before})",
+            stats.stored.load(Ordering::Relaxed),
+            stats.again.load(Ordering::Relaxed),
+            n * m - complete * m
+        ),
+    ));
+
+    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    println!(
+        "\n{:<width$}  value",
+        "figure (release relay on sled, real Mosquitto, this machine)"
+    );
+    for (k, v) in rows {
+        println!("{k:<width$}  {v}");
+    }
+}
+
+/// The relay's resident memory (against `baseline_kib`, before the fleet connected) and CPU over `secs` seconds
+/// with `n` agents connected and nothing to do.
+fn idle_cost(relay: u32, n: usize, secs: usize, baseline_kib: u64) -> Vec<(String, String)> {
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss, cpu0, t) = (rss_kib(relay), cpu_ms(relay), Instant::now());
+    std::thread::sleep(Duration::from_secs(u64::try_from(secs).unwrap()));
+    let cpu = cpu_ms(relay) - cpu0;
+    let elapsed = t.elapsed().as_secs_f64();
+    vec![
+        (
+            format!("relay RSS with {n} agents connected, idle"),
+            format!(
+                "{:.1} MiB ({:.1} MiB before the fleet connected: {:.1} KiB per agent)",
+                rss as f64 / 1024.0,
+                baseline_kib as f64 / 1024.0,
+                rss.saturating_sub(baseline_kib) as f64 / n as f64
+            ),
+        ),
+        (
+            format!("relay CPU with {n} agents connected, idle, over {secs} s"),
+            format!(
+                "{:.2} % of a core ({:.1} µs/s per agent)",
+                cpu as f64 / elapsed / 10.0,
+                cpu as f64 * 1000.0 / elapsed / n as f64
+            ),
+        ),
+    ]
+}
+
+/// Waits until the relay lists `want` agents online, printing progress.
+fn poll_online(c: &Cluster, expected: usize, within: Duration) {
+    let t = Instant::now();
+    let mut printed = Instant::now();
+    wait_for("the fleet online", within, || {
+        let now_online = online(c);
+        if printed.elapsed() >= Duration::from_secs(5) {
+            eprintln!("  {now_online}/{expected} online after {:?}", t.elapsed());
+            printed = Instant::now();
+        }
+        Ok(now_online >= expected)
+    })
+    .unwrap();
+}
