@@ -453,14 +453,7 @@ pub async fn put_many(
                 Err(e) => return Err(partial(&reports, name, Vec::new(), e)),
             }
         }
-        if let Err(e) = ctx.catalogue.save(op.dir) {
-            return Err(partial(
-                &reports,
-                "the operator catalogue".into(),
-                Vec::new(),
-                e.into(),
-            ));
-        }
+        save_after(&ctx, op.dir, &reports)?;
         let mut chunk = chunk.into_iter();
         while let Some((report, statement, envelopes)) = chunk.next() {
             if let Err(e) = ctx.post_and_accept(client, statement, envelopes).await {
@@ -478,16 +471,20 @@ pub async fn put_many(
             }
             reports.push(report);
         }
-        if let Err(e) = ctx.catalogue.save(op.dir) {
-            return Err(partial(
-                &reports,
-                "the operator catalogue".into(),
-                Vec::new(),
-                e.into(),
-            ));
-        }
+        save_after(&ctx, op.dir, &reports)?;
     }
     Ok((reports, ctx.notes))
+}
+
+/// Saves the catalogue; a failure is reported with what was sent before it.
+fn save_after(
+    ctx: &Context<'_>,
+    dir: &std::path::Path,
+    sent: &[PutReport],
+) -> Result<(), CredError> {
+    ctx.catalogue
+        .save(dir)
+        .map_err(|e| partial(sent, "the operator catalogue".into(), Vec::new(), e.into()))
 }
 
 /// `e`, with what was sent before it when anything was.

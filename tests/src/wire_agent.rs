@@ -142,6 +142,23 @@ impl WireAgent {
         self.rx = Some(rx);
     }
 
+    /// Enrolled as `id`, connected to `c`'s broker and registered (first registration): returns once the relay
+    /// acknowledged it (other messages before the acknowledgement are dropped).
+    pub async fn registered(c: &Cluster, id: &str) -> Self {
+        let mut a = Self::enroll(c, id);
+        a.connect(c.broker.port, &c.ca_der().unwrap()).await;
+        a.register().await;
+        loop {
+            let down = a
+                .next_down(Duration::from_secs(30))
+                .await
+                .expect("a registration acknowledgement within 30 s");
+            if matches!(down, Down::RegisterAck(_)) {
+                return a;
+            }
+        }
+    }
+
     /// Publishes its online status and registers (first registration).
     pub async fn register(&self) {
         self.register_with(RegistrationMode::FirstRegistration, Vec::new())

@@ -55,10 +55,7 @@ async fn a_peer_that_substitutes_plaintext_is_caught_and_the_next_peer_delivers(
     );
 
     // edge-0 (hostile, sorted first among peers) and edge-2 (honest) hold db.
-    let mut bad = WireAgent::enroll(&c, "edge-0");
-    bad.connect(c.broker.port, &ca_der).await;
-    bad.register().await;
-    assert!(matches!(next(&mut bad).await, Down::RegisterAck(_)));
+    let mut bad = WireAgent::registered(&c, "edge-0").await;
     let mut a2 = blocking(|| c.agent("edge-2", &policy)).unwrap();
     a2.start().unwrap();
     blocking(|| c.wait_state("edge-2", "online", WAIT)).unwrap();

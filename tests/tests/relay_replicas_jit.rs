@@ -203,13 +203,7 @@ async fn jit_repair_through_three_replicas_runs_once_and_survives_the_dispatcher
     );
 
     // edge-0, a peer on the wire that answers honestly, gets db from the operator and keeps its plaintext.
-    let mut peer = WireAgent::enroll(&c, "edge-0");
-    peer.connect(c.broker.port, &ca_der).await;
-    peer.register().await;
-    next_of(&mut peer, "its registration ack", |d| {
-        matches!(d, Down::RegisterAck(_)).then_some(())
-    })
-    .await;
+    let mut peer = WireAgent::registered(&c, "edge-0").await;
     blocking(|| c.wait_state("edge-0", "online", WAIT)).unwrap();
     blocking(|| c.put("db", SECRET, &[])).unwrap();
     let from_operator = next_of(&mut peer, "the operator's envelope", store).await;
