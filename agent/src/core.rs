@@ -370,7 +370,6 @@ impl Core {
         self.outbox.ack(p);
     }
 
-    /// Handles a batch of incoming messages: deliveries are stored with one flush, then answered and acknowledged.
     /// A batch of messages from the down topic, handled in the order the plan gives
     /// ([`delivery_plan`]): deliveries checked and stored in groups (one flush each), everything else on its own.
     fn handle_messages(&mut self, batch: Vec<Publish>) {
@@ -544,9 +543,19 @@ impl Core {
             return;
         }
         let (slots, creds): (Vec<usize>, Vec<NewCredential>) = pending.into_iter().unzip();
-        // One flush for the group; when the store refuses the batch, each item alone, so that one refused item
-        // refuses only itself.
-        let results = tokio::task::block_in_place(|| self.store.accept_each(&creds, unix_now()));
+        // One flush for the group; when the store refuses the batch for one item, each item alone, so that one
+        // refused item refuses only itself. A store failure (not a refusal) refuses the group, logged once.
+        let results =
+            match tokio::task::block_in_place(|| self.store.accept_each(&creds, unix_now())) {
+                Ok(results) => results,
+                Err(e) => {
+                    tracing::error!(error = %e, count = creds.len(), "could not store deliveries");
+                    creds
+                        .iter()
+                        .map(|_| Err(crate::store::StoreError::Internal("store failure")))
+                        .collect()
+                }
+            };
         for ((i, c), result) in slots.into_iter().zip(&creds).zip(results) {
             let Some(a) = answers.get_mut(i) else {
                 continue;
@@ -563,7 +572,9 @@ impl Core {
                     continue;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, delivery = %a.delivery_id, "could not store a delivery");
+                    if e.is_refusal() {
+                        tracing::warn!(error = %e, delivery = %a.delivery_id, "delivery refused by the store");
+                    }
                     match e {
                         crate::store::StoreError::Stale { .. } => wire::RefusalReason::StaleVersion,
                         crate::store::StoreError::NameBound { .. } => {

@@ -204,6 +204,17 @@ pub enum StoreError {
     Internal(&'static str),
 }
 
+impl StoreError {
+    /// Whether the store refused what it was given (a stale version, a name bound to another id, a deleted
+    /// version), as opposed to failing (the backend, the key, a corrupt record).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Stale { .. } | Self::NameBound { .. } | Self::Deleted { .. }
+        )
+    }
+}
+
 /// The encrypted store. Cheap to clone; all clones share one database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -688,16 +699,22 @@ impl Store {
     }
 
     /// Stores `batch` as [`Store::accept`] does (one atomic batch, one flush) when every item is accepted; when the
-    /// batch is refused, stores each item on its own, so that one refused item refuses only itself. One result per
-    /// item, in order.
-    pub fn accept_each(&self, batch: &[NewCredential], now: i64) -> Vec<Result<(), StoreError>> {
+    /// batch is refused for an item ([`StoreError::is_refusal`]), stores each item on its own, so that one refused
+    /// item refuses only itself: one result per item, in order. Any other failure (the backend, the key) is the
+    /// batch's error, with nothing written.
+    pub fn accept_each(
+        &self,
+        batch: &[NewCredential],
+        now: i64,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         match self.accept(batch, now) {
-            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-            Err(e) if batch.len() == 1 => vec![Err(e)],
-            Err(_) => batch
+            Ok(()) => Ok(batch.iter().map(|_| Ok(())).collect()),
+            Err(e) if !e.is_refusal() => Err(e),
+            Err(e) if batch.len() == 1 => Ok(vec![Err(e)]),
+            Err(_) => Ok(batch
                 .iter()
                 .map(|c| self.accept(std::slice::from_ref(c), now))
-                .collect(),
+                .collect()),
         }
     }
 
@@ -710,6 +727,7 @@ impl Store {
     pub fn accept(&self, batch: &[NewCredential], now: i64) -> Result<(), StoreError> {
         let mut ops: Vec<BatchOp> = Vec::with_capacity(batch.len() * 4);
         let mut names: Vec<(&CredentialName, CredentialId)> = Vec::with_capacity(batch.len());
+        let mut ids: Vec<(CredentialId, u64)> = Vec::with_capacity(batch.len());
         for c in batch {
             let id = c.statement.credential_id;
             let version = c.statement.version;
@@ -726,6 +744,18 @@ impl Store {
                 });
             }
             names.push((name, id));
+            // The same credential twice in one batch: only a newer version after an older one (the later record
+            // replaces the earlier in the batch's order); never a rollback within the batch.
+            if let Some((_, earlier)) = ids.iter().rev().find(|(i, _)| *i == id) {
+                if version <= *earlier {
+                    return Err(StoreError::Stale {
+                        credential: id,
+                        offered: version,
+                        held: *earlier,
+                    });
+                }
+            }
+            ids.push((id, version));
             if let Some(through) = self.deleted_through(&id)?.filter(|d| version <= *d) {
                 return Err(StoreError::Deleted {
                     credential: id,

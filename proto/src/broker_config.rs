@@ -22,6 +22,11 @@ pub const MOSQUITTO_MAX_PACKET_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
 /// must hold what a whole fleet sends when it registers at once (docs/benchmarks.md, "Fleet load").
 pub const MOSQUITTO_MAX_QUEUED: usize = 20_000;
 
+/// The broker's `max_queued_bytes` (per client session; Mosquitto's default is no limit): with
+/// [`MOSQUITTO_MAX_QUEUED`] messages of up to [`MOSQUITTO_MAX_PACKET_BYTES`] a session could otherwise hold tens of
+/// gigabytes.
+pub const MOSQUITTO_MAX_QUEUED_BYTES: usize = 64 << 20;
+
 /// What a site chooses; [`Default`] gives the paths of docs/operations.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MosquittoSite {
@@ -79,9 +84,11 @@ impl MosquittoSite {
              # Request/answer hops: no waiting on Nagle's algorithm.\n\
              set_tcp_nodelay true\n\
              # The relay's session receives every agent's messages: when a whole fleet reconnects and registers at\n\
-             # once (a broker restart), Mosquitto's default queue of 1000 overflows and drops registrations.\n\
-             {SITE_MARKER} messages queued per client session: at least 4 x the number of agents\n\
+             # once (a broker restart), Mosquitto's default queue of 1000 overflows and drops messages.\n\
+             {SITE_MARKER} messages queued per client session: at least (2 + credentials per agent) x agents\n\
              max_queued_messages {MOSQUITTO_MAX_QUEUED}\n\
+             # ... and bytes, so that no session (an offline agent's) can hold more than this.\n\
+             max_queued_bytes {MOSQUITTO_MAX_QUEUED_BYTES}\n\
              allow_anonymous false\n\
              {SITE_MARKER} the TLS port [and the address to bind]\n\
              listener {listener}\n\

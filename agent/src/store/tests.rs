@@ -207,14 +207,16 @@ fn one_refused_item_of_a_batch_refuses_only_itself() {
     store
         .accept(&[new_cred(&org, id, 5, "db", "v5")], NOW)
         .unwrap();
-    let results = store.accept_each(
-        &[
-            new_cred(&org, before, 1, "before", "b"),
-            new_cred(&org, id, 4, "db", "v4"),
-            new_cred(&org, after, 1, "after", "a"),
-        ],
-        NOW,
-    );
+    let results = store
+        .accept_each(
+            &[
+                new_cred(&org, before, 1, "before", "b"),
+                new_cred(&org, id, 4, "db", "v4"),
+                new_cred(&org, after, 1, "after", "a"),
+            ],
+            NOW,
+        )
+        .unwrap();
     assert!(matches!(
         results.as_slice(),
         [
@@ -235,14 +237,48 @@ fn one_refused_item_of_a_batch_refuses_only_itself() {
     );
     // A batch accepted whole is one result per item.
     let (x, y) = (CredentialId::random(), CredentialId::random());
-    let results = store.accept_each(
-        &[
-            new_cred(&org, x, 1, "x", "x"),
-            new_cred(&org, y, 1, "y", "y"),
-        ],
-        NOW,
-    );
+    let results = store
+        .accept_each(
+            &[
+                new_cred(&org, x, 1, "x", "x"),
+                new_cred(&org, y, 1, "y", "y"),
+            ],
+            NOW,
+        )
+        .unwrap();
     assert!(matches!(results.as_slice(), [Ok(()), Ok(())]));
+    // One credential twice in a batch: a rollback within it is refused, a newer version after an older stored.
+    let z = CredentialId::random();
+    let results = store
+        .accept_each(
+            &[
+                new_cred(&org, z, 2, "z", "z2"),
+                new_cred(&org, z, 1, "z", "z1"),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert!(matches!(
+        results.as_slice(),
+        [
+            Ok(()),
+            Err(StoreError::Stale {
+                offered: 1,
+                held: 2,
+                ..
+            })
+        ]
+    ));
+    store
+        .accept(
+            &[
+                new_cred(&org, z, 3, "z", "z3"),
+                new_cred(&org, z, 4, "z", "z4"),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(store.newest_version(&z).unwrap(), Some(4));
 }
 
 #[test]

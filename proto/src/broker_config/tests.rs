@@ -12,6 +12,7 @@ fn the_default_site_has_the_documented_paths_the_tls_settings_and_the_packet_lim
         "acl_file /etc/mosquitto/tessera.acl",
         "max_packet_size 2097152",
         "max_queued_messages 20000",
+        "max_queued_bytes 67108864",
     ] {
         assert!(conf.lines().any(|l| l == line), "{line} missing in\n{conf}");
     }

@@ -56,6 +56,16 @@ fn two_versions_of_one_credential_are_stored_in_order_in_two_groups() {
 }
 
 #[test]
+fn one_credential_under_two_names_is_not_stored_together() {
+    // A statement renaming a credential is refused by the checks; still never stored in one batch with the other.
+    let a = CredentialId::random();
+    assert_eq!(
+        steps(vec![delivery(a, "old"), delivery(a, "new")]),
+        [Step::Group(vec![0]), Step::Group(vec![1])]
+    );
+}
+
+#[test]
 fn two_credentials_under_one_name_are_not_stored_together() {
     let (a, b) = (CredentialId::random(), CredentialId::random());
     assert_eq!(
