@@ -304,21 +304,13 @@ fn online(c: &Cluster) -> usize {
 
 /// The relay's resident memory, KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    tessera_system_tests::process_stats::rss_kib(pid).unwrap()
 }
 
-/// User plus system CPU time of a process (clock ticks of 10 ms, as Linux reports them).
+/// User plus system CPU time of a process, ms.
 fn cpu_ms(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) * 10
+    let t = tessera_system_tests::process_stats::cpu_time(pid).unwrap();
+    u64::try_from(t.as_millis()).unwrap()
 }
 
 fn main() {

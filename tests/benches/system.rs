@@ -38,25 +38,9 @@ fn sizes() -> Vec<usize> {
         .collect()
 }
 
-/// User plus system CPU time of a process, from /proc.
+/// User plus system CPU time of a process.
 fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let hz: u64 = String::from_utf8(
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
-    Duration::from_millis(ticks * 1000 / hz)
+    tessera_system_tests::process_stats::cpu_time(pid).unwrap()
 }
 
 /// The `pct`-th percentile (nearest rank) of sorted samples.
@@ -175,15 +159,8 @@ fn backfill(n: usize, replicas: Option<usize>, rows: &mut Vec<Row>) {
 
 /// Resident anonymous and file-backed memory of a process, in kibibytes (`/proc/PID/status`).
 fn rss_split_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    use tessera_system_tests::process_stats::status_kib;
+    let field = |name: &str| status_kib(pid, name).unwrap_or(0);
     (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
 }
 

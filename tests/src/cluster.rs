@@ -834,6 +834,17 @@ impl AgentProc {
             .output()?)
     }
 
+    /// `tessera-agent get NAME` on a thread of its own: a workload that waits (on a JIT repair, say) while the
+    /// test acts.
+    pub fn get_in_background(
+        &self,
+        name: &str,
+    ) -> std::thread::JoinHandle<std::io::Result<Output>> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--socket").arg(&self.socket).args(["get", name]);
+        std::thread::spawn(move || cmd.output())
+    }
+
     /// The credential's value, or `None` when `get` fails.
     pub fn value(&self, name: &str) -> Result<Option<String>> {
         let out = self.get(name)?;
@@ -907,12 +918,7 @@ impl AgentProc {
 
     /// Its resident memory (`VmRSS`), in kibibytes, while it runs.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
+        crate::process_stats::rss_kib(self.pid()?)
     }
 
     /// Its log so far.

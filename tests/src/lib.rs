@@ -29,6 +29,7 @@ pub mod operator_calls;
 pub mod org;
 pub mod pg;
 pub mod plain_http;
+pub mod process_stats;
 pub mod redis;
 pub mod webdriver;
 pub mod wire_agent;

@@ -111,18 +111,7 @@ async fn a_peer_that_substitutes_plaintext_is_caught_and_the_next_peer_delivers(
     blocking(|| c.wait_state("edge-0", "online", WAIT)).unwrap();
 
     // A workload on edge-3 asks for db: JIT repair goes to edge-0 first, which substitutes the plaintext.
-    let get = std::thread::spawn({
-        let bin = bin_dir().join("tessera-agent");
-        let socket = a3.socket.clone();
-        move || {
-            std::process::Command::new(bin)
-                .arg("--socket")
-                .arg(socket)
-                .args(["get", "db"])
-                .output()
-                .unwrap()
-        }
-    });
+    let get = a3.get_in_background("db");
     let Down::RewrapRequest(req) = next(&mut bad).await else {
         panic!("edge-0 is asked first")
     };
@@ -140,7 +129,7 @@ async fn a_peer_that_substitutes_plaintext_is_caught_and_the_next_peer_delivers(
         envelope: seal(&target.wrap, forged.bytes()).unwrap(),
     }))
     .await;
-    let out = blocking(|| get.join().unwrap());
+    let out = blocking(|| get.join().unwrap().unwrap());
     assert_eq!(
         out.status.code(),
         Some(16),

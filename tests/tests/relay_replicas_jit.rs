@@ -326,18 +326,7 @@ async fn jit_repair_through_three_replicas_runs_once_and_survives_the_dispatcher
     // (edge-9 holds db now too; peers are asked in id order, so edge-0 is asked first.)
     let before: Vec<f64> = blocking(|| relays.iter().map(jit_dispatched).collect());
     let started = Instant::now();
-    let workload = std::thread::spawn({
-        let bin = bin_dir().join("tessera-agent");
-        let socket = a3.socket.clone();
-        move || {
-            std::process::Command::new(bin)
-                .arg("--socket")
-                .arg(socket)
-                .args(["get", "db"])
-                .output()
-                .unwrap()
-        }
-    });
+    let workload = a3.get_in_background("db");
     let req = next_of(&mut peer, "a rewrap request for edge-3", rewrap).await;
     let mut dispatcher = None;
     blocking(|| {
@@ -363,7 +352,7 @@ async fn jit_repair_through_three_replicas_runs_once_and_survives_the_dispatcher
     // Its MQTT session expires (2 s here), so the shared subscription hands the answer to a survivor.
     tokio::time::sleep(Duration::from_secs(3)).await;
     answer(&peer, &ca, &req, &plaintext).await;
-    let out = blocking(|| workload.join().unwrap());
+    let out = blocking(|| workload.join().unwrap().unwrap());
     let waited = started.elapsed();
     assert!(
         out.status.success(),

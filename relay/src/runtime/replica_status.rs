@@ -54,15 +54,12 @@ async fn record(store: &Arc<dyn RelayStore>, status: &CoordinationStatus) -> boo
     };
     let store = store.clone();
     let replica = status.replica.clone();
-    match tokio::task::spawn_blocking(move || store.record_replica_status(&replica, &json)).await {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "could not record this replica's coordination status");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not record this replica's coordination status");
-            false
-        }
+    let written = tokio::task::spawn_blocking(move || store.record_replica_status(&replica, &json))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = &written {
+        tracing::warn!(error = %e, "could not record this replica's coordination status");
     }
+    written.is_ok()
 }
