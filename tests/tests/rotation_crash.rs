@@ -134,8 +134,16 @@ impl Run<'_> {
         }
         assert!(
             self.wait_renewal("completed"),
-            "round {round}: {}",
-            self.a.log()
+            "round {round}: {}\nthe relay's log (admin requests left out):\n{}",
+            self.a.log(),
+            self.c
+                .relay_log()
+                .lines()
+                .filter(
+                    |l| !l.contains("admin request") && !l.contains(" INFO tessera_relay::admin")
+                )
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         // Killed with green active and blue kept.
         self.kill_restart(random_below(200));
