@@ -134,6 +134,9 @@ pub struct BrokerConfig {
     pub reconnect_max_ms: u64,
     /// How long to wait for a registration acknowledgement before sending it again, milliseconds.
     pub register_retry_ms: u64,
+    /// Announce the `batch_rewrap` capability at registration (docs/protocol.md, "Batched rewrap"): the relay may
+    /// then ask this agent to seal, and deliver to it, several credentials per envelope. Off: one per message.
+    pub batch_rewrap: bool,
 }
 
 /// Local API settings.
@@ -256,6 +259,7 @@ impl Default for BrokerConfig {
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
             register_retry_ms: 10_000,
+            batch_rewrap: true,
         }
     }
 }

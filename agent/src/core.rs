@@ -3,6 +3,7 @@
 //! requests (peer), stores deliveries (target) in flushed batches, and acknowledges each incoming message to the
 //! broker only once it has been handled.
 
+mod deliveries;
 mod delivery_plan;
 pub mod purge;
 pub mod revocations;
@@ -15,9 +16,7 @@ use std::time::{Duration, Instant};
 use rumqttc::Publish;
 use tessera_proto::ids::CredentialName;
 use tessera_proto::topics;
-use tessera_proto::wire::{
-    self, AgentState, CredentialStore, CredentialStored, Down, Register, Status, StoreOutcome, Up,
-};
+use tessera_proto::wire::{self, AgentState, Down, Register, Status, StoreOutcome, Up};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::LiveConfig;
 use crate::identity::AgentKeys;
 use crate::jobs::{self, JobContext};
-use crate::roles::{peer, target};
+use crate::roles::peer;
 use crate::rotation::{Rotation, RotationEvent};
 use crate::session::event_loop::NetEvent;
 use crate::session::outbox::Outbox;
@@ -33,7 +32,7 @@ use crate::session::registration::{
     choose_mode, held_for_register, RegAction, RegEvent, Registration,
 };
 use crate::status::{CertificateView, RegistrationView, SessionView};
-use crate::store::{NewCredential, SeenJobs, SelfRecord, Store};
+use crate::store::{SeenJobs, SelfRecord, Store};
 pub use rotate::SessionHandle;
 pub use waiters::JitOutcome;
 use waiters::Waiters;
@@ -136,14 +135,6 @@ pub struct Core {
     connected_generation: u64,
     /// What `tessera-agent status` and the metrics see of this worker (crate::status).
     view: watch::Sender<SessionView>,
-}
-
-/// A delivery to answer after the batch is flushed.
-struct Answer {
-    publish: Publish,
-    delivery_id: uuid::Uuid,
-    reply: Option<Up>,
-    stored_name: Option<CredentialName>,
 }
 
 impl Core {
@@ -332,6 +323,11 @@ impl Core {
                         cert: self.register_cert(),
                         held,
                         agent_version: registered_version(),
+                        capabilities: if self.cfg.current().broker.batch_rewrap {
+                            vec![wire::CAPABILITY_BATCH_REWRAP.to_owned()]
+                        } else {
+                            Vec::new()
+                        },
                     }));
                 }
                 RegAction::PublishStatus(state) => self.publish_status(state),
@@ -375,12 +371,22 @@ impl Core {
     fn handle_messages(&mut self, batch: Vec<Publish>) {
         let items = batch.into_iter().map(|p| {
             let message = self.decode(&p);
+            let claimed = |s: &tessera_proto::statement::Signed<_>| {
+                s.parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                    .ok()
+                    .map(|st: tessera_proto::statement::CredentialStatement| {
+                        (st.credential_id, st.name)
+                    })
+            };
             let kind = match &message {
-                Some(Down::CredentialStore(msg)) => delivery_plan::Kind::Delivery(
-                    msg.statement
-                        .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
-                        .ok()
-                        .map(|st| (st.credential_id, st.name)),
+                Some(Down::CredentialStore(msg)) => {
+                    delivery_plan::Kind::Delivery(claimed(&msg.statement).into_iter().collect())
+                }
+                Some(Down::CredentialStoreBatch(b)) => delivery_plan::Kind::Delivery(
+                    b.items
+                        .iter()
+                        .filter_map(|i| claimed(&i.statement))
+                        .collect(),
                 ),
                 Some(_) => delivery_plan::Kind::Other,
                 None => delivery_plan::Kind::Dropped,
@@ -418,201 +424,6 @@ impl Core {
             .ok()
     }
 
-    /// One group of the plan: each delivery checked (refusals and copies already held answered as they are), the
-    /// accepted ones stored together, then every message answered and acknowledged in order.
-    fn store_group(&mut self, group: Vec<(Publish, Option<Down>)>) {
-        let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
-        let mut accepted: Vec<(usize, NewCredential)> = Vec::new();
-        for (p, message) in group {
-            let Some(Down::CredentialStore(msg)) = message else {
-                answers.push(Answer {
-                    publish: p,
-                    delivery_id: uuid::Uuid::nil(),
-                    reply: None,
-                    stored_name: None,
-                });
-                continue;
-            };
-            let (reply, new) = self.check_delivery(&msg);
-            self.fail_refused_waiter(&msg, reply.as_ref());
-            // A copy already held wakes the workloads waiting on its name as a new one does.
-            let stored_name = match &reply {
-                Some(Up::CredentialStored(CredentialStored {
-                    outcome: StoreOutcome::Stored { .. },
-                    ..
-                })) => msg
-                    .statement
-                    .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
-                    .ok()
-                    .map(|s| s.name),
-                _ => None,
-            };
-            answers.push(Answer {
-                publish: p,
-                delivery_id: msg.delivery_id,
-                reply,
-                stored_name,
-            });
-            if let Some(new) = new {
-                accepted.push((answers.len() - 1, new));
-            }
-        }
-        self.commit(&mut answers, accepted);
-        self.flush_answers(&mut answers);
-    }
-
-    /// A delivery answering a workload's JIT request failed an integrity check: the workload gets a typed error now,
-    /// not a timeout (docs/protocol.md, "Agent delivery handling"), whoever sent it. A delivery that merely does not open (`BAD_ENVELOPE`) keeps the
-    /// workload waiting: an honest relay tries the next peer.
-    fn fail_refused_waiter(&mut self, msg: &CredentialStore, reply: Option<&Up>) {
-        let (Some(request_id), Some(Up::CredentialStored(s))) = (msg.request_id, reply) else {
-            return;
-        };
-        if let Some(reason) = waiter_failure(&s.outcome) {
-            tracing::warn!(%request_id, ?reason, "a JIT delivery failed its integrity check; the workload is told");
-            self.waiters.unavailable(&request_id, reason);
-        }
-    }
-
-    /// Runs the target checks; returns the reply now (refusals, already held) or the credential to store.
-    fn check_delivery(&self, msg: &CredentialStore) -> (Option<Up>, Option<NewCredential>) {
-        let stored = |credential_id, version, outcome| {
-            Some(Up::CredentialStored(CredentialStored {
-                delivery_id: msg.delivery_id,
-                credential_id,
-                version,
-                outcome,
-                receipt: None,
-            }))
-        };
-        match target::check(&self.keys, &self.store, msg) {
-            Ok(target::Accepted::New(c)) => (None, Some(*c)),
-            Ok(target::Accepted::AlreadyHeld {
-                credential_id,
-                version,
-                digest,
-            }) => (
-                Some(self.stored_reply(msg.delivery_id, credential_id, version, digest)),
-                None,
-            ),
-            Err(refused) => {
-                tracing::warn!(delivery = %msg.delivery_id, outcome = ?refused.outcome, "delivery refused; nothing stored");
-                match refused.credential_id {
-                    Some(id) => (stored(id, refused.version.max(1), refused.outcome), None),
-                    // Without a readable statement there is no credential id to report against.
-                    None => (None, None),
-                }
-            }
-        }
-    }
-
-    /// The acknowledgement of a stored (flushed) credential version, with the agent's signed receipt of it
-    /// (docs/protocol.md, "Receipts").
-    fn stored_reply(
-        &self,
-        delivery_id: uuid::Uuid,
-        credential_id: tessera_proto::ids::CredentialId,
-        version: u64,
-        digest: tessera_proto::commitment::Commitment,
-    ) -> Up {
-        let receipt = self
-            .keys
-            .receipt(
-                tessera_proto::receipt::ReceiptFact::Stored {
-                    delivery_id,
-                    credential_id,
-                    version,
-                    digest,
-                },
-                unix_now(),
-            )
-            .map_err(|e| tracing::error!(error = %e, "could not sign a delivery receipt"))
-            .ok();
-        Up::CredentialStored(CredentialStored {
-            delivery_id,
-            credential_id,
-            version,
-            outcome: StoreOutcome::Stored { digest },
-            receipt,
-        })
-    }
-
-    /// Stores the pending credentials in one batch and flushes; fills in their replies.
-    fn commit(&mut self, answers: &mut [Answer], pending: Vec<(usize, NewCredential)>) {
-        if pending.is_empty() {
-            return;
-        }
-        let (slots, creds): (Vec<usize>, Vec<NewCredential>) = pending.into_iter().unzip();
-        // One flush for the group; when the store refuses the batch for one item, each item alone, so that one
-        // refused item refuses only itself. A store failure (not a refusal) refuses the group, logged once.
-        let results =
-            match tokio::task::block_in_place(|| self.store.accept_each(&creds, unix_now())) {
-                Ok(results) => results,
-                Err(e) => {
-                    tracing::error!(error = %e, count = creds.len(), "could not store deliveries");
-                    creds
-                        .iter()
-                        .map(|_| Err(crate::store::StoreError::Internal("store failure")))
-                        .collect()
-                }
-            };
-        for ((i, c), result) in slots.into_iter().zip(&creds).zip(results) {
-            let Some(a) = answers.get_mut(i) else {
-                continue;
-            };
-            let outcome = match result {
-                Ok(()) => {
-                    a.stored_name = Some(c.statement.name.clone());
-                    a.reply = Some(self.stored_reply(
-                        a.delivery_id,
-                        c.statement.credential_id,
-                        c.statement.version,
-                        c.statement.commitment,
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    if e.is_refusal() {
-                        tracing::warn!(error = %e, delivery = %a.delivery_id, "delivery refused by the store");
-                    }
-                    match e {
-                        crate::store::StoreError::Stale { .. } => wire::RefusalReason::StaleVersion,
-                        crate::store::StoreError::NameBound { .. } => {
-                            wire::RefusalReason::NameBoundToOtherId
-                        }
-                        crate::store::StoreError::Deleted { .. } => {
-                            wire::RefusalReason::CredentialDeleted
-                        }
-                        _ => wire::RefusalReason::Internal,
-                    }
-                }
-            };
-            a.reply = Some(Up::CredentialStored(CredentialStored {
-                delivery_id: a.delivery_id,
-                credential_id: c.statement.credential_id,
-                version: c.statement.version,
-                outcome: StoreOutcome::Refused { reason: outcome },
-                receipt: None,
-            }));
-        }
-    }
-
-    /// Publishes the replies, wakes waiters, advances the backfill count, and acknowledges to the broker.
-    fn flush_answers(&mut self, answers: &mut Vec<Answer>) {
-        for a in answers.drain(..) {
-            if let Some(up) = &a.reply {
-                self.publish_up(up);
-                if matches!(up, Up::CredentialStored(_)) {
-                    self.step_registration(RegEvent::Delivered);
-                }
-            }
-            if let Some(name) = &a.stored_name {
-                self.waiters.delivered(name);
-            }
-            self.ack(a.publish);
-        }
-    }
-
     fn handle_other(&mut self, down: Down) {
         match down {
             Down::RegisterAck(ack) => {
@@ -644,6 +455,12 @@ impl Core {
             Down::RewrapRequest(req) => {
                 let up = tokio::task::block_in_place(|| {
                     peer::answer(&self.keys, &self.store, &req, unix_now())
+                });
+                self.publish_up(&up);
+            }
+            Down::RewrapBatchRequest(req) => {
+                let up = tokio::task::block_in_place(|| {
+                    peer::answer_batch(&self.keys, &self.store, &req, unix_now())
                 });
                 self.publish_up(&up);
             }
@@ -693,7 +510,7 @@ impl Core {
                     self.publish_up(&up);
                 }
             }
-            Down::CredentialStore(_) => {}
+            Down::CredentialStore(_) | Down::CredentialStoreBatch(_) => {}
             _ => tracing::warn!("dropped a message type this agent does not handle"),
         }
     }

@@ -1,7 +1,7 @@
 //! The agent's own keys, certificate, pinned CA and revocation list, loaded from the store.
 
 use tessera_proto::cert::{AgentCertificate, CertError, IdentityKey, PinnedCa};
-use tessera_proto::envelope::{open, Envelope, EnvelopeError, KeyFingerprint, WrapPrivateKey};
+use tessera_proto::envelope::{Envelope, EnvelopeError, KeyFingerprint, WrapPrivateKey};
 use tessera_proto::ids::AgentId;
 use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptError, ReceiptFact};
 use tessera_proto::secret::SecretBytes;
@@ -167,6 +167,28 @@ impl AgentKeys {
         envelope: &Envelope,
         hint: Option<&KeyFingerprint>,
     ) -> Result<SecretBytes, EnvelopeError> {
+        self.open_sized(envelope, hint, tessera_proto::secret::MAX_SECRET_BYTES)
+    }
+
+    /// Opens a batch envelope (docs/protocol.md, "Batched rewrap") as [`Self::open`] does, and reads its items.
+    pub fn open_batch(
+        &self,
+        envelope: &Envelope,
+        hint: Option<&KeyFingerprint>,
+    ) -> Result<
+        Vec<tessera_proto::envelope::batch::BatchItem>,
+        tessera_proto::envelope::batch::BatchError,
+    > {
+        use tessera_proto::envelope::batch;
+        batch::decode(&self.open_sized(envelope, hint, batch::MAX_BATCH_PLAINTEXT)?)
+    }
+
+    fn open_sized(
+        &self,
+        envelope: &Envelope,
+        hint: Option<&KeyFingerprint>,
+        max: usize,
+    ) -> Result<SecretBytes, EnvelopeError> {
         let mut keys: Vec<&WrapPrivateKey> = std::iter::once(&self.wrap)
             .chain(self.decrypt_only.iter())
             .collect();
@@ -177,7 +199,7 @@ impl AgentKeys {
         }
         let mut last = EnvelopeError::KeyUnwrap;
         for key in keys {
-            match open(key, envelope) {
+            match tessera_proto::envelope::open_sized(key, envelope, max) {
                 Ok(plain) => return Ok(plain),
                 // Another key may open it; any other failure is the envelope's and the same for every key.
                 Err(EnvelopeError::KeyUnwrap) => last = EnvelopeError::KeyUnwrap,

@@ -143,6 +143,7 @@ fn ups(fx: &Fixtures) -> Vec<(&'static str, Up)> {
                     version: 3,
                 }],
                 agent_version: "0.1.0".into(),
+                capabilities: Vec::new(),
             }),
         ),
         (
@@ -152,6 +153,7 @@ fn ups(fx: &Fixtures) -> Vec<(&'static str, Up)> {
                 cert: fx.agent_cert.clone(),
                 held: vec![],
                 agent_version: "0.1.0".into(),
+                capabilities: Vec::new(),
             }),
         ),
         (

@@ -28,6 +28,8 @@ use zeroize::Zeroizing;
 use crate::secret::{SecretBytes, MAX_SECRET_BYTES};
 use crate::{b64, random};
 
+pub mod batch;
+
 /// Length of the AES-256 key inside an envelope.
 pub const AES_KEY_LEN: usize = 32;
 /// Length of the AES-GCM IV.
@@ -92,8 +94,8 @@ pub enum EnvelopeError {
     /// AES-GCM authentication failed: the iv, ciphertext or tag was altered.
     #[error("envelope authentication failed (iv, ciphertext or tag altered)")]
     Authentication,
-    /// The plaintext to seal is larger than [`MAX_SECRET_BYTES`].
-    #[error("plaintext is larger than {MAX_SECRET_BYTES} bytes")]
+    /// The plaintext to seal is larger than the limit ([`MAX_SECRET_BYTES`], or a batch's).
+    #[error("plaintext is larger than the envelope's limit")]
     PlaintextTooLarge,
     /// The crypto library failed while sealing.
     #[error("envelope sealing failed in the crypto library")]
@@ -243,9 +245,18 @@ pub struct Envelope {
     pub tag: String,
 }
 
-/// Seals `plaintext` to `recipient` with a fresh AES key and IV.
+/// Seals `plaintext` (at most [`MAX_SECRET_BYTES`]) to `recipient` with a fresh AES key and IV.
 pub fn seal(recipient: &WrapPublicKey, plaintext: &SecretBytes) -> Result<Envelope, EnvelopeError> {
-    if plaintext.len() > MAX_SECRET_BYTES {
+    seal_sized(recipient, plaintext, MAX_SECRET_BYTES)
+}
+
+/// [`seal`] with another plaintext limit: a batch ([`batch`]) carries up to [`batch::MAX_BATCH_PLAINTEXT`].
+pub(crate) fn seal_sized(
+    recipient: &WrapPublicKey,
+    plaintext: &SecretBytes,
+    max: usize,
+) -> Result<Envelope, EnvelopeError> {
+    if plaintext.len() > max {
         return Err(EnvelopeError::PlaintextTooLarge);
     }
     let aes_key = Zeroizing::new(random::array::<AES_KEY_LEN>());
@@ -282,6 +293,15 @@ pub fn seal(recipient: &WrapPublicKey, plaintext: &SecretBytes) -> Result<Envelo
 
 /// Opens `envelope` with `key`. Validates every field's encoding and size before any crypto runs.
 pub fn open(key: &WrapPrivateKey, envelope: &Envelope) -> Result<SecretBytes, EnvelopeError> {
+    open_sized(key, envelope, MAX_SECRET_BYTES)
+}
+
+/// [`open`] with another ciphertext limit (a batch's is [`batch::MAX_BATCH_PLAINTEXT`]).
+pub fn open_sized(
+    key: &WrapPrivateKey,
+    envelope: &Envelope,
+    max: usize,
+) -> Result<SecretBytes, EnvelopeError> {
     let rsa_len = key.public.size_bytes();
     // Fixed-length fields get twice their size of slack so that a slightly extended field reports its length.
     let encrypted_key = decode_field("encrypted_key", &envelope.encrypted_key, 2 * rsa_len)?;
@@ -290,11 +310,7 @@ pub fn open(key: &WrapPrivateKey, envelope: &Envelope) -> Result<SecretBytes, En
     exact_len("encrypted_key", &encrypted_key, rsa_len)?;
     exact_len("iv", &iv, IV_LEN)?;
     exact_len("tag", &tag, TAG_LEN)?;
-    let mut ciphertext = Zeroizing::new(decode_field(
-        "ciphertext",
-        &envelope.ciphertext,
-        MAX_SECRET_BYTES,
-    )?);
+    let mut ciphertext = Zeroizing::new(decode_field("ciphertext", &envelope.ciphertext, max)?);
 
     let mut unwrapped = Zeroizing::new(vec![0u8; key.key.min_output_size()]);
     let aes_len = key

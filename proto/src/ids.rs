@@ -129,6 +129,11 @@ impl CredentialId {
     pub fn uuid(&self) -> uuid::Uuid {
         self.0
     }
+
+    /// The id of `uuid` (any UUID is a credential id; the binary form a batch plaintext carries).
+    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+        Self(uuid)
+    }
 }
 
 impl FromStr for CredentialId {

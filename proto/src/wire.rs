@@ -5,12 +5,17 @@
 //! topic. Decoding checks the size cap before parsing, rejects unknown fields, unknown types and other versions,
 //! and then runs each message's `validate` (list lengths, string sizes, ids). Errors never quote the input.
 
+mod batch;
 mod down;
 mod job_error;
 mod reason;
 mod status;
 mod up;
 
+pub use batch::{
+    BatchDelivery, CredentialStoreBatch, CredentialStoredBatch, RewrapBatchRequest,
+    RewrapBatchResponse, RewrapItem, SealedItem, CAPABILITY_BATCH_REWRAP,
+};
 pub use down::{
     CredentialPurge, CredentialRevoke, CredentialStore, CredentialUnavailable, Down, JobDispatch,
     RegisterAck, RenewalCertificate, RevocationUpdate, RewrapRequest, RotateKeys,

@@ -112,6 +112,7 @@ fn run(backend: &str, stores: Vec<Arc<dyn RelayStore>>, n: usize) {
             cert,
             held,
             agent_version: "bench".into(),
+            capabilities: Vec::new(),
         })
     };
     up(

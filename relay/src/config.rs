@@ -289,6 +289,17 @@ impl RelayConfig {
                 "engine.job_ttl_secs must be 1..={MAX_JOB_TTL_SECS} (agents refuse a job expiring further ahead)"
             )));
         }
+        if self.engine.batch_size > tessera_proto::envelope::batch::MAX_BATCH_ITEMS {
+            return Err(ConfigError::Invalid(format!(
+                "engine.batch_size must be 0..={} (0 or 1: no batching)",
+                tessera_proto::envelope::batch::MAX_BATCH_ITEMS
+            )));
+        }
+        if self.engine.batches_in_flight == 0 {
+            return Err(ConfigError::Invalid(
+                "engine.batches_in_flight must be at least 1".into(),
+            ));
+        }
         if !(1..=99).contains(&self.engine.cert_expiry_alert_percent) {
             return Err(ConfigError::Invalid(
                 "engine.cert_expiry_alert_percent must be 1..=99".into(),

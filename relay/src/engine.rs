@@ -4,6 +4,8 @@
 //!
 //! - [`register`]: registration and backfill (the three modes, `backfilling` until the gap is closed, bounded
 //!   concurrency per agent).
+//! - [`batch`]: batched rewrap: rewrap requests of one event for one (peer, target) sent as one batch, the peer's
+//!   batch answer checked item by item, the target's batch acknowledgement.
 //! - [`dispatch`]: choosing a peer, the rewrap request, the four bindings on the response, relaying to the target,
 //!   the digest check on its acknowledgement, commitment-mismatch handling.
 //! - [`jit`]: `credential_missing`, the per-agent rate limit, the flood alert, public reasons.
@@ -15,6 +17,7 @@
 //! - [`rotation`]: agents' key rotations: renewal requests queued for the operators' CA, certificates forwarded.
 
 mod audit_event;
+pub mod batch;
 mod commit;
 pub mod dispatch;
 pub mod flagged;
@@ -68,8 +71,12 @@ pub struct EngineConfig {
     pub reconcile_interval_ms: u64,
     /// Rows per reconciler tick.
     pub reconcile_batch: usize,
-    /// Deliveries in flight per backfilling agent.
+    /// Deliveries in flight per backfilling agent that does not batch.
     pub backfill_concurrency: usize,
+    /// Most credentials per batched rewrap (docs/protocol.md, "Batched rewrap"): 2..=64, or 0 or 1 for none.
+    pub batch_size: usize,
+    /// Batches in flight per backfilling agent that batches: its deliveries in flight are `batch_size` times this.
+    pub batches_in_flight: usize,
     /// Rewraps in flight in total before JIT answers `BACKEND_BUSY`.
     pub max_in_flight: usize,
     /// Cooldown of an operator's retry, ms.
@@ -101,6 +108,8 @@ impl Default for EngineConfig {
             reconcile_interval_ms: 60_000,
             reconcile_batch: 100,
             backfill_concurrency: 64,
+            batch_size: 64,
+            batches_in_flight: 2,
             max_in_flight: 10_000,
             retry_cooldown_ms: 30_000,
             job_ttl_secs: 300,
@@ -127,8 +136,10 @@ pub struct Metrics {
     pub dropped_messages: u64,
     /// Rewrap responses or acknowledgements that failed a binding.
     pub unsolicited: u64,
-    /// Rewrap requests sent to peers.
+    /// Rewrap requests sent to peers (one per credential, batched or not).
     pub rewrap_requests: u64,
+    /// Batched rewrap requests sent to peers (each carries several of `rewrap_requests`).
+    pub rewrap_batches: u64,
     /// Deliveries confirmed by a matching digest.
     pub deliveries_ok: u64,
     /// Commitment mismatches.
@@ -185,6 +196,11 @@ pub struct Engine {
     /// When each in-flight dispatch sent its first rewrap request, Unix ms (in memory: a dispatch resumed after a
     /// restart is not timed).
     pub(crate) rewrap_started: std::collections::HashMap<uuid::Uuid, u64>,
+    /// Whether each agent announced `batch_rewrap` (read from its record when absent; forgotten when it registers
+    /// again and when another relay wrote).
+    pub(crate) batch_capable: std::collections::HashMap<AgentId, bool>,
+    /// Rewrap requests of this event that stay single (JIT repairs), taken by [`batch::group`].
+    pub(crate) unbatched: std::collections::HashSet<uuid::Uuid>,
     /// Counters.
     pub metrics: Metrics,
     /// The in-flight set could not be rebuilt from the store after a failure: rebuilt before the next event.
@@ -226,6 +242,8 @@ impl Engine {
             backlog: std::collections::HashMap::new(),
             rewrap_started: std::collections::HashMap::new(),
             metrics: Metrics::default(),
+            batch_capable: std::collections::HashMap::new(),
+            unbatched: std::collections::HashSet::new(),
             needs_resync: false,
         };
         // The stored revocation list (verified again against the pinned CA) and the rewraps in flight; when either
@@ -457,6 +475,8 @@ impl Engine {
             Up::RotationCompleted(r) => self.on_rotation_completed(agent, &r).map(|()| Vec::new()),
             Up::RotationFailed(f) => self.on_rotation_failed(agent, &f).map(|()| Vec::new()),
             Up::JobResult(j) => self.on_job_result(agent, j).map(|()| Vec::new()),
+            Up::RewrapBatchResponse(r) => self.on_rewrap_batch_response(agent, &r),
+            Up::CredentialStoredBatch(b) => self.on_stored_batch(agent, &b),
             _ => {
                 self.drop_message(agent.as_str(), "unhandled message type")?;
                 Ok(Vec::new())
@@ -482,3 +502,6 @@ mod coordination_tests;
 
 #[cfg(test)]
 mod replicas_tests;
+
+#[cfg(test)]
+mod batch_tests;

@@ -186,6 +186,7 @@ async fn run(
                 })
                 .collect(),
             agent_version: "loadgen".into(),
+            capabilities: Vec::new(),
         })
     };
     loop {

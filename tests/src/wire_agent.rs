@@ -182,6 +182,7 @@ impl WireAgent {
             cert: self.cert.clone(),
             held,
             agent_version: "wire-agent".into(),
+            capabilities: Vec::new(),
         }))
         .await;
     }

@@ -1,6 +1,8 @@
 //! Scenario 5, crash safety: the agent is SIGKILLed at random points of a peer-rewrap backfill, again and again.
 //! After each restart its store opens, every credential the relay recorded as acknowledged is there and opens to
-//! the right value, and in the end everything arrives, each credential delivered once.
+//! the right value, and in the end everything arrives, each credential delivered once. Run twice: one rewrap at a
+//! time, and in small batches (docs/protocol.md, "Batched rewrap"), so that the kills land mid-batch: with a
+//! batched delivery opened, half stored or stored and not yet acknowledged.
 //!
 //! Size knobs: `TESSERA_CRASH_CREDENTIALS` (default 300) and `TESSERA_CRASH_KILLS` (default 6). The full size:
 //! `TESSERA_CRASH_CREDENTIALS=1000 TESSERA_CRASH_KILLS=20 cargo test --release -p tessera-system-tests --test crash_backfill`
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tessera_system_tests::bins::bin_dir;
 use tessera_system_tests::cluster::{knob, poll_until, wait_for, AgentProc, Cluster};
+use tessera_system_tests::plain_http;
 
 /// A random number below `n` (a fresh UUID's bits).
 fn random_below(n: u64) -> u64 {
@@ -20,13 +23,30 @@ fn random_below(n: u64) -> u64 {
 
 #[test]
 fn killed_at_random_points_of_a_backfill_the_agent_loses_nothing_acknowledged() {
+    // A narrow backfill window (1 rewrap in flight, not 64, no batches): the backfill takes long enough for each
+    // kill point to be reached and acted on before the next delivery completes it.
+    let batches = killed_during_backfill("backfill_concurrency = 1\nbatch_size = 0");
+    assert_eq!(batches, 0);
+}
+
+#[test]
+fn killed_mid_batch_the_agent_loses_nothing_acknowledged() {
+    // Batches of 4, one in flight: each kill lands with a batch being opened, stored or acknowledged.
+    let batches = killed_during_backfill("batch_size = 4\nbatches_in_flight = 1");
+    let n = knob("TESSERA_CRASH_CREDENTIALS", 300);
+    assert!(
+        batches >= n / 4,
+        "the backfill went in batches ({batches} for {n} credentials)"
+    );
+}
+
+/// The scenario on a relay with `engine` in its `[engine]` section; returns the batched rewrap requests it sent.
+fn killed_during_backfill(engine: &str) -> usize {
     let n = knob("TESSERA_CRASH_CREDENTIALS", 300);
     let kills = knob("TESSERA_CRASH_KILLS", 6);
     let wait = Duration::from_secs(60 + u64::try_from(n).unwrap() / 10);
     let tmp = tempfile::tempdir().unwrap();
-    // A narrow backfill window (1 rewrap in flight, not 64): the backfill takes long enough for each kill point to
-    // be reached and acted on before the next delivery completes it.
-    let mut c = Cluster::new(tmp.path(), &bin_dir(), "backfill_concurrency = 1").unwrap();
+    let mut c = Cluster::new(tmp.path(), &bin_dir(), engine).unwrap();
     let policy = "[policy.\"*\"]\nuids = [0]\n";
     let creds: BTreeMap<String, String> = (0..n)
         .map(|i| {
@@ -93,6 +113,12 @@ fn killed_at_random_points_of_a_backfill_the_agent_loses_nothing_acknowledged() 
     let held = victim.inventory().unwrap();
     assert!(held.values().all(|(_, v)| *v == 1), "one version each");
     c.op(&["audit", "verify"]).unwrap();
+    let (_, metrics) = plain_http::get(&c.health, "/metrics").unwrap();
+    let batches = plain_http::metric(&metrics, "tessera_relay_rewrap_batches_total").unwrap();
+    // A counter: an exact whole number.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let batches = batches as usize;
+    batches
 }
 
 /// After a restart the store opens (the local API answers from it), every credential the relay recorded as

@@ -7,6 +7,8 @@
 //! - Deliveries are grouped in arrival order. A delivery of a credential (by id) or of a name already in the group
 //!   closes the group: what the group holds is stored and answered first, and the later delivery is checked
 //!   against it (two versions of one credential, the same delivery twice, two credentials under one name).
+//! - A batched delivery counts as a delivery of each of its credentials (its items among themselves are the core's:
+//!   a credential twice in one batch is refused the second time).
 //! - Any other message (a rewrap request, a job, a purge …) closes the group and is handled on its own, so
 //!   it sees every delivery before it stored.
 //! - A dropped message (retained, malformed, on another topic) stays where it is in its group: it is only
@@ -17,10 +19,10 @@ use tessera_proto::ids::{CredentialId, CredentialName};
 /// What one message of a batch is, as far as the plan needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Kind {
-    /// A delivery of credential `id` under `name`, as its statement says before it is verified (only to order the
-    /// batch: the same bytes are verified when the delivery is checked); `None` when the statement does not parse
-    /// (the check refuses it).
-    Delivery(Option<(CredentialId, CredentialName)>),
+    /// A delivery (one credential, or a batched delivery of several) of credentials `id` under `name`, as their
+    /// statements say before they are verified (only to order the batch: the same bytes are verified when each is
+    /// checked); a statement that does not parse is left out (the check refuses it).
+    Delivery(Vec<(CredentialId, CredentialName)>),
     /// Any other message for the agent.
     Other,
     /// A message that is only acknowledged.
@@ -44,14 +46,17 @@ pub(super) fn plan<T>(batch: impl IntoIterator<Item = (Kind, T)>) -> Vec<Step<T>
     let mut held: Vec<(CredentialId, CredentialName)> = Vec::new();
     for (kind, item) in batch {
         match kind {
-            Kind::Delivery(Some((id, name))) => {
-                if held.iter().any(|(i, n)| *i == id || *n == name) {
+            Kind::Delivery(keys) => {
+                if keys
+                    .iter()
+                    .any(|(id, name)| held.iter().any(|(i, n)| i == id || n == name))
+                {
                     close(&mut group, &mut held, &mut steps);
                 }
-                held.push((id, name));
+                held.extend(keys);
                 group.push(item);
             }
-            Kind::Delivery(None) | Kind::Dropped => group.push(item),
+            Kind::Dropped => group.push(item),
             Kind::Other => {
                 close(&mut group, &mut held, &mut steps);
                 steps.push(Step::Alone(item));

@@ -8,12 +8,19 @@
 //! (`NAME_BOUND_TO_OTHER_ID`, recorded in the local audit); the credential is not quarantined (`QUARANTINED`:
 //! its signer was revoked and `[store] quarantine_revoked_signers` is on); the target is inside the scope of the newest scope revision we have seen (`NOT_IN_SCOPE`).
 //! Only then is the plaintext read and sealed to the wrap key **from the certificate** — never a key the relay
-//! names. A statement with a newer scope revision (a grant or revoke) replaces the stored one; an older one is
+//! names. A batched request ([`answer_batch`]) runs the same checks per item and seals the accepted items in one
+//! envelope ([`tessera_proto::envelope::batch`]). A statement with a newer scope revision (a grant or revoke) replaces the stored one; an older one is
 //! ignored, so a relay cannot widen the scope by replaying a statement from before a revoke.
 
-use tessera_proto::cert::CertError;
-use tessera_proto::envelope::seal;
-use tessera_proto::wire::{RefusalReason, RewrapRefused, RewrapRequest, RewrapResponse, Up};
+use tessera_proto::cert::{AgentCertificate, CertError};
+use tessera_proto::envelope::{batch, seal};
+use tessera_proto::ids::{AgentId, CredentialId};
+use tessera_proto::secret::SecretBytes;
+use tessera_proto::statement::{CredentialStatement, Signed};
+use tessera_proto::wire::{
+    RefusalReason, RewrapBatchRequest, RewrapBatchResponse, RewrapRefused, RewrapRequest,
+    RewrapResponse, SealedItem, Up,
+};
 
 use crate::identity::AgentKeys;
 use crate::store::{CredentialStatus, Store};
@@ -45,23 +52,157 @@ fn rewrap(
     req: &RewrapRequest,
     now: i64,
 ) -> Result<RewrapResponse, RefusalReason> {
-    let target = keys
+    let target = verify_target(keys, &req.target_cert, &req.target, now)?;
+    let payload = check_item(
+        keys,
+        store,
+        &target,
+        &req.statement,
+        req.credential_id,
+        req.version,
+    )?;
+    let envelope = seal(&target.wrap, &payload).map_err(|_| RefusalReason::Internal)?;
+    Ok(RewrapResponse {
+        request_id: req.request_id,
+        nonce: req.nonce,
+        peer: keys.id.clone(),
+        credential_id: req.credential_id,
+        version: req.version,
+        target_key: target.wrap.fingerprint(),
+        envelope,
+    })
+}
+
+/// Answers a batched request: the target checked once, every item as a single request's, the accepted ones sealed
+/// in one envelope (as many as fit in [`batch::MAX_BATCH_PLAINTEXT`]; the rest refused `BUSY`, and the relay asks
+/// for them again).
+pub fn answer_batch(keys: &AgentKeys, store: &Store, req: &RewrapBatchRequest, now: i64) -> Up {
+    let refuse_all = |reason: RefusalReason| {
+        req.items
+            .iter()
+            .map(|i| RewrapRefused {
+                request_id: i.request_id,
+                nonce: i.nonce,
+                reason,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut sealed = Vec::new();
+    let mut refused = Vec::new();
+    let mut envelope = None;
+    let mut target_key = None;
+    match verify_target(keys, &req.target_cert, &req.target, now) {
+        Err(reason) => refused = refuse_all(reason),
+        Ok(target) => {
+            let mut payloads: Vec<(CredentialId, u64, SecretBytes)> = Vec::new();
+            let mut size = 0;
+            for item in &req.items {
+                let checked = check_item(
+                    keys,
+                    store,
+                    &target,
+                    &item.statement,
+                    item.credential_id,
+                    item.version,
+                )
+                .and_then(|payload| {
+                    let grown = size + batch::item_size(payload.len());
+                    if batch::plaintext_size(grown) > batch::MAX_BATCH_PLAINTEXT {
+                        Err(RefusalReason::Busy)
+                    } else {
+                        size = grown;
+                        Ok(payload)
+                    }
+                });
+                match checked {
+                    Ok(payload) => {
+                        payloads.push((item.credential_id, item.version, payload));
+                        sealed.push(SealedItem {
+                            request_id: item.request_id,
+                            nonce: item.nonce,
+                            credential_id: item.credential_id,
+                            version: item.version,
+                        });
+                    }
+                    Err(reason) => refused.push(RewrapRefused {
+                        request_id: item.request_id,
+                        nonce: item.nonce,
+                        reason,
+                    }),
+                }
+            }
+            if !payloads.is_empty() {
+                let items: Vec<_> = payloads.iter().map(|(id, v, p)| (*id, *v, p)).collect();
+                match batch::seal(&target.wrap, &items) {
+                    Ok(env) => {
+                        envelope = Some(env);
+                        target_key = Some(target.wrap.fingerprint());
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not seal a batch");
+                        sealed.clear();
+                        refused = refuse_all(RefusalReason::Internal);
+                    }
+                }
+            }
+        }
+    }
+    if !refused.is_empty() {
+        tracing::warn!(
+            batch = %req.batch_id,
+            target = req.target.as_str(),
+            refused = refused.len(),
+            sealed = sealed.len(),
+            reasons = ?refused.iter().map(|r| r.reason).collect::<std::collections::HashSet<_>>(),
+            "batched rewrap: items refused"
+        );
+    }
+    Up::RewrapBatchResponse(RewrapBatchResponse {
+        batch_id: req.batch_id,
+        peer: keys.id.clone(),
+        target_key,
+        envelope,
+        sealed,
+        refused,
+    })
+}
+
+/// The target certificate chains to the pinned CA, is valid now and unrevoked, and names `target`.
+fn verify_target(
+    keys: &AgentKeys,
+    cert: &[u8],
+    target: &AgentId,
+    now: i64,
+) -> Result<AgentCertificate, RefusalReason> {
+    let verified = keys
         .ca
-        .verify_agent(&req.target_cert, now, &keys.revocations)
+        .verify_agent(cert, now, &keys.revocations)
         .map_err(|e| match e {
             CertError::Expired { .. } => RefusalReason::TargetExpired,
             CertError::Revoked(_) => RefusalReason::TargetRevoked,
             _ => RefusalReason::UntrustedTarget,
         })?;
-    if target.agent_id != req.target {
+    if verified.agent_id != *target {
         return Err(RefusalReason::TargetMismatch);
     }
-    let offered = req
-        .statement
+    Ok(verified)
+}
+
+/// Every check of one credential for a verified target (the module's list, after the target's); the payload to
+/// seal when they all pass.
+fn check_item(
+    keys: &AgentKeys,
+    store: &Store,
+    target: &AgentCertificate,
+    statement: &Signed<CredentialStatement>,
+    credential_id: CredentialId,
+    version: u64,
+) -> Result<SecretBytes, RefusalReason> {
+    let offered = statement
         .verify(&keys.ca, &keys.revocations)
         .map_err(|_| RefusalReason::BadStatement)?
         .statement;
-    if offered.credential_id != req.credential_id || offered.version != req.version {
+    if offered.credential_id != credential_id || offered.version != version {
         return Err(RefusalReason::BadStatement);
     }
     let internal = |e: crate::store::StoreError| {
@@ -71,25 +212,25 @@ fn rewrap(
     if let Some(bound) = store
         .name_binding(&offered.name)
         .map_err(internal)?
-        .filter(|b| *b != req.credential_id)
+        .filter(|b| *b != credential_id)
     {
         crate::roles::target::record_name_bound(
             store,
             "rewrap",
             &offered.name,
             bound,
-            req.credential_id,
+            credential_id,
         );
         return Err(RefusalReason::NameBoundToOtherId);
     }
     let held = store
-        .credential(&req.credential_id)
+        .credential(&credential_id)
         .map_err(internal)?
         .ok_or(RefusalReason::UnknownCredential)?;
     if held.status == CredentialStatus::Quarantined {
         return Err(RefusalReason::Quarantined);
     }
-    if held.statement.version != req.version {
+    if held.statement.version != version {
         return Err(RefusalReason::StaleVersion);
     }
     if held.statement.commitment != offered.commitment
@@ -100,7 +241,7 @@ fn rewrap(
     }
     let scope = if offered.scope_revision > held.statement.scope_revision {
         let scope = offered.scope.clone();
-        if let Err(e) = store.update_statement(&held, &req.statement, &offered) {
+        if let Err(e) = store.update_statement(&held, statement, &offered) {
             tracing::error!(error = %e, "could not store a newer scope revision");
             return Err(RefusalReason::Internal);
         }
@@ -111,16 +252,7 @@ fn rewrap(
     if !scope.includes(&target.agent_id) {
         return Err(RefusalReason::NotInScope);
     }
-    let envelope = seal(&target.wrap, held.payload.bytes()).map_err(|_| RefusalReason::Internal)?;
-    Ok(RewrapResponse {
-        request_id: req.request_id,
-        nonce: req.nonce,
-        peer: keys.id.clone(),
-        credential_id: req.credential_id,
-        version: req.version,
-        target_key: target.wrap.fingerprint(),
-        envelope,
-    })
+    Ok(held.payload.bytes().clone())
 }
 
 #[cfg(test)]

@@ -10,12 +10,15 @@
 //! recomputed over (id, version, plaintext) equals the signed one, compared in constant time (`Mismatch`). A
 //! delivery of the version already held is accepted only with the same commitment and is not written again.
 //!
+//! An item of a batch ([`check_with`]) goes through the same checks; its plaintext is the batch's item for the
+//! statement's (credential, version), and an item the batch does not carry is `BAD_ENVELOPE`.
+//!
 //! [`check`] returns what to store; the caller stores a batch, flushes, and only then acknowledges.
 
 use tessera_proto::commitment::{self, Commitment};
 use tessera_proto::ids::{CredentialId, CredentialName};
-use tessera_proto::secret::SecretPayload;
-use tessera_proto::statement::CREDENTIAL_KIND;
+use tessera_proto::secret::{SecretBytes, SecretPayload};
+use tessera_proto::statement::{CredentialStatement, Signed, CREDENTIAL_KIND};
 use tessera_proto::wire::{CredentialStore, RefusalReason, StoreOutcome};
 
 use crate::identity::AgentKeys;
@@ -50,18 +53,31 @@ pub struct Refused {
 
 /// Checks `msg` for storage.
 pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<Accepted, Refused> {
+    check_with(keys, store, &msg.statement, |_, _| {
+        keys.open(&msg.envelope, msg.target_key.as_ref())
+            .map_err(|_| RefusalReason::BadEnvelope)
+    })
+}
+
+/// Checks one delivery of `signed`, whose plaintext `plaintext` gives for the statement's (credential, version)
+/// once the checks before it passed: the envelope of a single delivery, or the item of an opened batch.
+pub fn check_with(
+    keys: &AgentKeys,
+    store: &Store,
+    signed: &Signed<CredentialStatement>,
+    plaintext: impl FnOnce(CredentialId, u64) -> Result<SecretBytes, RefusalReason>,
+) -> Result<Accepted, Refused> {
     let refuse = |id: Option<CredentialId>, version: u64, reason: RefusalReason| Refused {
         credential_id: id,
         version,
         outcome: StoreOutcome::Refused { reason },
     };
-    let st = msg
-        .statement
+    let st = signed
         .verify(&keys.ca, &keys.revocations)
         .map_err(|_| {
             // Report against the id the statement claims, when it can be read at all: only for the relay's
             // bookkeeping, nothing is trusted from it.
-            let claimed = msg.statement.parse_unverified(CREDENTIAL_KIND).ok();
+            let claimed = signed.parse_unverified(CREDENTIAL_KIND).ok();
             refuse(
                 claimed.as_ref().map(|c| c.credential_id),
                 claimed.map_or(0, |c| c.version),
@@ -113,9 +129,7 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
     if held_version.is_some_and(|h| version < h) {
         return Err(refuse(Some(id), version, RefusalReason::StaleVersion));
     }
-    let plain = keys
-        .open(&msg.envelope, msg.target_key.as_ref())
-        .map_err(|_| refuse(Some(id), version, RefusalReason::BadEnvelope))?;
+    let plain = plaintext(id, version).map_err(|reason| refuse(Some(id), version, reason))?;
     let payload = SecretPayload::from_canonical(plain)
         .map_err(|_| refuse(Some(id), version, RefusalReason::BadPayload))?;
     if commitment::verify(&st.salt, &id, version, &payload, &st.commitment).is_err() {
@@ -138,7 +152,7 @@ pub fn check(keys: &AgentKeys, store: &Store, msg: &CredentialStore) -> Result<A
     }
     Ok(Accepted::New(Box::new(NewCredential {
         statement: st,
-        signed: msg.statement.clone(),
+        signed: signed.clone(),
         payload,
     })))
 }

@@ -46,6 +46,10 @@ pub enum Down {
     /// The CA certified the agent's renewal request: the green certificate, which the agent verifies against its
     /// pinned CA and its new keys before it validates and switches to it.
     RenewalCertificate(RenewalCertificate),
+    /// Asks a peer to seal several credentials for one target in one envelope (docs/protocol.md, "Batched rewrap").
+    RewrapBatchRequest(super::RewrapBatchRequest),
+    /// Delivers several credentials to a target in one envelope.
+    CredentialStoreBatch(super::CredentialStoreBatch),
 }
 
 /// Start a key rotation.
@@ -207,6 +211,8 @@ impl WireMessage for Down {
             Self::RenewalCertificate(r) => {
                 check(r.cert.len() <= MAX_CERT_BYTES, "certificate too large")
             }
+            Self::RewrapBatchRequest(r) => r.validate(),
+            Self::CredentialStoreBatch(b) => b.validate(),
             Self::RegisterAck(_)
             | Self::RotateKeys(_)
             | Self::CredentialStore(_)

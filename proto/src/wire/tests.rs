@@ -24,6 +24,7 @@ fn ups() -> Vec<Up> {
                 version: 3,
             }],
             agent_version: "0.1.0".into(),
+            capabilities: Vec::new(),
         }),
         Up::RewrapResponse(RewrapResponse {
             request_id: uuid::Uuid::new_v4(),
@@ -186,6 +187,7 @@ fn limits_are_enforced() {
             MAX_HELD + 1
         ],
         agent_version: String::new(),
+        capabilities: Vec::new(),
     });
     assert_eq!(
         encode(&too_many).unwrap_err(),
@@ -199,6 +201,7 @@ fn limits_are_enforced() {
             version: 1,
         }],
         agent_version: String::new(),
+        capabilities: Vec::new(),
     });
     assert!(encode(&held_on_first).is_err());
     let params: BTreeMap<String, String> = (0..=MAX_JOB_PARAMS)
@@ -240,6 +243,7 @@ fn a_10000_credential_warm_reconnect_fits_the_cap() {
             })
             .collect(),
         agent_version: "0.1.0".into(),
+        capabilities: Vec::new(),
     });
     let bytes = encode(&msg).unwrap();
     assert!(bytes.len() < MAX_MESSAGE_BYTES);
@@ -374,6 +378,7 @@ fn a_register_without_agent_version_decodes_as_not_reported_and_a_long_one_is_re
         cert: vec![],
         held: vec![],
         agent_version: "9".repeat(65),
+        capabilities: Vec::new(),
     });
     assert_eq!(
         encode(&long).unwrap_err(),

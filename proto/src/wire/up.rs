@@ -46,6 +46,10 @@ pub enum Up {
     RotationCompleted(RotationCompleted),
     /// The renewed certificate failed validation; the agent kept the current one.
     RotationFailed(RotationFailed),
+    /// A peer's answer to a batched rewrap request (docs/protocol.md, "Batched rewrap").
+    RewrapBatchResponse(super::RewrapBatchResponse),
+    /// A target's acknowledgement of a batched delivery, one outcome per item.
+    CredentialStoredBatch(super::CredentialStoredBatch),
 }
 
 /// How an agent registers (docs/protocol.md, "Agent registration").
@@ -88,6 +92,10 @@ pub struct Register {
     /// omits it still registers).
     #[serde(default)]
     pub agent_version: String,
+    /// What the agent supports beyond the base protocol (at most 16 names of at most 32 bytes of `a-z_`):
+    /// [`super::CAPABILITY_BATCH_REWRAP`]. Unknown names are ignored; absent is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
 
 /// A peer's rewrap answer, carrying the four bindings the relay checks.
@@ -301,8 +309,19 @@ impl WireMessage for Up {
                     r.mode == RegistrationMode::WarmReconnect || r.held.is_empty(),
                     "only warm_reconnect lists held credentials",
                 )?;
-                check(r.agent_version.len() <= 64, "agent_version too long")
+                check(r.agent_version.len() <= 64, "agent_version too long")?;
+                check(r.capabilities.len() <= 16, "too many capabilities")?;
+                check(
+                    r.capabilities.iter().all(|c| {
+                        !c.is_empty()
+                            && c.len() <= 32
+                            && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }),
+                    "invalid capability name",
+                )
             }
+            Self::RewrapBatchResponse(r) => r.validate(),
+            Self::CredentialStoredBatch(s) => s.validate(),
             Self::RewrapResponse(r) => check(r.version >= 1, "version must be at least 1"),
             Self::CredentialStored(s) => {
                 check(s.version >= 1, "version must be at least 1")?;
@@ -359,7 +378,7 @@ impl WireMessage for Up {
     }
 }
 
-fn receipt_fits(r: Option<&Receipt>) -> bool {
+pub(super) fn receipt_fits(r: Option<&Receipt>) -> bool {
     r.is_none_or(|r| {
         r.payload.len() <= crate::receipt::MAX_RECEIPT_PAYLOAD && r.signature.len() <= 128
     })

@@ -58,6 +58,8 @@ pub fn compare(current: &RelayConfig, new: RelayConfig) -> Reload {
         reconcile_interval_ms,
         reconcile_batch,
         backfill_concurrency,
+        batch_size,
+        batches_in_flight,
         max_in_flight,
         retry_cooldown_ms,
         job_ttl_secs,

@@ -109,6 +109,7 @@ impl Engine {
             return;
         }
         self.rebuild_in_flight();
+        self.batch_capable.clear();
     }
 
     /// Adopts the stored revocation list, verified again against the pinned CA (it was when accepted; one that no
@@ -189,23 +190,28 @@ impl Engine {
         self.seen.clear();
         self.certified.clear();
         self.receipt_certs.clear();
+        self.batch_capable.clear();
+        self.unbatched.clear();
     }
 
     /// A message on `topic`. Anything malformed, oversized, of an unknown type or on a topic that is not an
     /// agent's own is dropped with an audit entry and a metric; nothing is answered to it.
     pub fn on_message(&mut self, topic: &str, payload: &[u8]) -> Vec<Outbound> {
-        self.committed(|e| e.on_message_staged(topic, payload))
-            .unwrap_or_default()
+        let out = self
+            .committed(|e| e.on_message_staged(topic, payload))
+            .unwrap_or_default();
+        self.group_rewraps(out)
     }
 
     /// The periodic work: timeouts, the reconciler, lifecycle checks.
     pub fn tick(&mut self) -> Vec<Outbound> {
         let lifecycle_checked = self.last_lifecycle_check_ms;
-        self.committed(Self::tick_staged).unwrap_or_else(|_| {
+        let out = self.committed(Self::tick_staged).unwrap_or_else(|_| {
             // The hourly checks run again at the next reconciler pass, not an hour later.
             self.last_lifecycle_check_ms = lifecycle_checked;
             Vec::new()
-        })
+        });
+        self.group_rewraps(out)
     }
 
     /// Accepts a credential statement and the envelopes the operator sealed.
@@ -233,6 +239,7 @@ impl Engine {
     /// An operator's retry of a credential's pending and stalled deliveries.
     pub fn retry(&mut self, id: &CredentialId) -> Result<Vec<Outbound>, OperatorError> {
         self.operation(|e| e.retry_staged(id))
+            .map(|out| self.group_rewraps(out))
     }
 
     /// Acknowledges an alert.

@@ -206,6 +206,10 @@ impl Engine {
             return Ok(Vec::new());
         };
         self.save_pending(p)?;
+        if p.jit.is_some() {
+            // JIT repair stays a single rewrap: a batch would make the waiting workload wait for the others.
+            self.unbatched.insert(p.request_id);
+        }
         let now = self.now_ms();
         self.rewrap_started.entry(p.request_id).or_insert(now);
         self.metrics.rewrap_requests += 1;
@@ -270,7 +274,7 @@ impl Engine {
         self.store.put_delivery(&row)
     }
 
-    fn unsolicited(
+    pub(super) fn unsolicited(
         &mut self,
         from: &AgentId,
         request_id: &uuid::Uuid,

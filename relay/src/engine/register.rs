@@ -153,7 +153,9 @@ impl Engine {
             cert_not_after: cert.not_after,
             // What the agent says (bounded by the wire's checks), kept for the admin API; never trusted.
             agent_version: (!r.agent_version.is_empty()).then(|| r.agent_version.clone()),
+            batch_rewrap: super::batch::announced(r),
         })?;
+        self.batch_capable.remove(agent);
         self.audit(AuditEvent::AgentRegistered {
             agent,
             mode: r.mode,
@@ -236,7 +238,7 @@ impl Engine {
                 .collect();
             self.backlog.insert(agent.clone(), rows);
         }
-        let mut room = self.cfg.backfill_concurrency.saturating_sub(busy.len());
+        let mut room = self.backfill_limit(agent)?.saturating_sub(busy.len());
         let mut out = Vec::new();
         while room > 0 {
             let Some(id) = self

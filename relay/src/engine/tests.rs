@@ -144,6 +144,7 @@ impl World {
                 cert,
                 held,
                 agent_version: "test".into(),
+                capabilities: Vec::new(),
             }),
         )
     }
@@ -415,6 +416,7 @@ fn the_stated_agent_version_is_kept_with_the_registration_and_an_empty_one_is_no
             cert,
             held: vec![],
             agent_version: String::new(),
+            capabilities: Vec::new(),
         }),
     );
     assert_eq!(
@@ -923,7 +925,8 @@ fn bad_input_is_dropped_with_an_audit_entry_and_no_reply() {
                 mode: RegistrationMode::FirstRegistration,
                 cert,
                 held: vec![],
-                agent_version: "x".into()
+                agent_version: "x".into(),
+                capabilities: Vec::new(),
             })
         )
         .is_empty());
@@ -935,7 +938,8 @@ fn bad_input_is_dropped_with_an_audit_entry_and_no_reply() {
                 mode: RegistrationMode::FirstRegistration,
                 cert: rogue.cert,
                 held: vec![],
-                agent_version: "x".into()
+                agent_version: "x".into(),
+                capabilities: Vec::new(),
             })
         )
         .is_empty());

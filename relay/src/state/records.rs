@@ -40,6 +40,9 @@ pub struct AgentRecord {
     /// The software version the agent stated in its last registration (unverified; `None` when not reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,
+    /// The agent announced `batch_rewrap` in its last registration (docs/protocol.md, "Batched rewrap").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch_rewrap: bool,
 }
 
 /// A credential version the relay coordinates.

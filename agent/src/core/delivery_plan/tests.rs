@@ -5,7 +5,7 @@ use tessera_proto::ids::{CredentialId, CredentialName};
 use super::{plan, Kind, Step};
 
 fn delivery(id: CredentialId, name: &str) -> Kind {
-    Kind::Delivery(Some((id, CredentialName::new(name).unwrap())))
+    Kind::Delivery(vec![(id, CredentialName::new(name).unwrap())])
 }
 
 fn steps(batch: Vec<Kind>) -> Vec<Step<usize>> {
@@ -82,9 +82,9 @@ fn a_bad_item_among_good_ones_neither_splits_nor_leaves_the_group() {
     assert_eq!(
         steps(vec![
             delivery(a, "a"),
-            Kind::Delivery(None),
+            Kind::Delivery(Vec::new()),
             Kind::Dropped,
-            Kind::Delivery(None),
+            Kind::Delivery(Vec::new()),
             delivery(b, "b"),
         ]),
         [Step::Group(vec![0, 1, 2, 3, 4])]
@@ -111,6 +111,47 @@ fn any_other_message_sees_every_delivery_before_it_stored() {
             Step::Alone(1),
             Step::Alone(2),
             Step::Group(vec![3, 4])
+        ]
+    );
+}
+
+fn batch(items: &[(CredentialId, &str)]) -> Kind {
+    Kind::Delivery(
+        items
+            .iter()
+            .map(|(id, n)| (*id, CredentialName::new(*n).unwrap()))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_batched_delivery_counts_as_each_of_its_credentials() {
+    let (a, b, c) = (
+        CredentialId::random(),
+        CredentialId::random(),
+        CredentialId::random(),
+    );
+    // Disjoint batches and single deliveries share a group (one flush).
+    assert_eq!(
+        steps(vec![batch(&[(a, "a"), (b, "b")]), delivery(c, "c")]),
+        [Step::Group(vec![0, 1])]
+    );
+    // A single delivery of a credential a batch before it carries waits for the batch to be stored.
+    assert_eq!(
+        steps(vec![batch(&[(a, "a"), (b, "b")]), delivery(b, "b")]),
+        [Step::Group(vec![0]), Step::Group(vec![1])]
+    );
+    // Two batches sharing one credential (a batch replayed, an item moved between batches), or one name.
+    assert_eq!(
+        steps(vec![
+            batch(&[(a, "a"), (b, "b")]),
+            batch(&[(c, "c"), (a, "a")]),
+            batch(&[(CredentialId::random(), "c")]),
+        ]),
+        [
+            Step::Group(vec![0]),
+            Step::Group(vec![1]),
+            Step::Group(vec![2])
         ]
     );
 }

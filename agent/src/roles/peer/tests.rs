@@ -267,3 +267,125 @@ fn a_quarantined_credential_is_not_rewrapped() {
     s.store.set_quarantine_revoked_signers(true);
     assert_eq!(refusal(&s, &request(&s)), RefusalReason::Quarantined);
 }
+
+/// A batched request for the setup's credential, another held one, and one this peer does not hold.
+fn batch_request(s: &Setup) -> (RewrapBatchRequest, CredentialId, CredentialId) {
+    let second = CredentialId::random();
+    let (signed, statement, payload) = s.org.credential(second, 1, "api", Scope::All, "k3y");
+    s.store
+        .accept(
+            &[NewCredential {
+                statement,
+                signed,
+                payload,
+            }],
+            NOW,
+        )
+        .unwrap();
+    let unknown = CredentialId::random();
+    let (unknown_signed, _, _) = s.org.credential(unknown, 1, "gone", Scope::All, "x");
+    let item = |id: CredentialId, version: u64, statement, n: u8| tessera_proto::wire::RewrapItem {
+        request_id: uuid::Uuid::new_v4(),
+        nonce: [n; 32],
+        credential_id: id,
+        version,
+        statement,
+    };
+    let held = |id| s.store.credential(&id).unwrap().unwrap().signed;
+    let req = RewrapBatchRequest {
+        batch_id: uuid::Uuid::new_v4(),
+        target: s.target.id.clone(),
+        target_cert: s.target.cert.clone(),
+        items: vec![
+            item(s.id, 2, held(s.id), 1),
+            item(unknown, 1, unknown_signed, 2),
+            item(second, 1, held(second), 3),
+        ],
+    };
+    (req, second, unknown)
+}
+
+#[test]
+fn a_batch_seals_every_good_item_in_one_envelope_and_refuses_the_others_alone() {
+    let s = setup(Scope::All);
+    let (req, second, unknown) = batch_request(&s);
+    let Up::RewrapBatchResponse(r) = answer_batch(&s.peer, &s.store, &req, NOW) else {
+        panic!("not a batch response")
+    };
+    assert_eq!(r.batch_id, req.batch_id);
+    assert_eq!(r.peer, s.peer.id);
+    assert_eq!(r.target_key, Some(s.target.wrap.public_key().fingerprint()));
+    // The bindings echo each item's own request id and nonce.
+    let sealed: Vec<_> = r
+        .sealed
+        .iter()
+        .map(|i| (i.request_id, i.nonce, i.credential_id, i.version))
+        .collect();
+    assert_eq!(
+        sealed,
+        [
+            (req.items[0].request_id, [1; 32], s.id, 2),
+            (req.items[2].request_id, [3; 32], second, 1)
+        ]
+    );
+    assert_eq!(r.refused.len(), 1);
+    assert_eq!(
+        (
+            r.refused[0].request_id,
+            r.refused[0].nonce,
+            r.refused[0].reason
+        ),
+        (
+            req.items[1].request_id,
+            [2; 32],
+            RefusalReason::UnknownCredential
+        )
+    );
+    // One envelope, sealed to the target's certified key, carrying exactly the sealed items.
+    let items = batch::open(&s.target.wrap, r.envelope.as_ref().unwrap()).unwrap();
+    let opened: Vec<_> = items.iter().map(|i| (i.credential_id, i.version)).collect();
+    assert_eq!(opened, [(s.id, 2), (second, 1)]);
+    items[0]
+        .payload
+        .expose(|p| assert_eq!(p, br#"{"secret":"s3cret"}"#));
+    items[1]
+        .payload
+        .expose(|p| assert_eq!(p, br#"{"secret":"k3y"}"#));
+    assert!(!items.iter().any(|i| i.credential_id == unknown));
+}
+
+#[test]
+fn a_batch_for_an_untrusted_target_is_refused_item_by_item_with_no_envelope() {
+    let s = setup(Scope::All);
+    let (mut req, _, _) = batch_request(&s);
+    req.target_cert = crate::fixtures::org().agent("target-1").cert;
+    let Up::RewrapBatchResponse(r) = answer_batch(&s.peer, &s.store, &req, NOW) else {
+        panic!("not a batch response")
+    };
+    assert!(r.sealed.is_empty() && r.envelope.is_none() && r.target_key.is_none());
+    assert_eq!(r.refused.len(), 3);
+    assert!(r
+        .refused
+        .iter()
+        .all(|x| x.reason == RefusalReason::UntrustedTarget));
+    // The answer is a valid message (an envelope only with sealed items).
+    tessera_proto::wire::encode(&Up::RewrapBatchResponse(r)).unwrap();
+}
+
+#[test]
+fn a_batch_out_of_scope_for_one_item_seals_the_others() {
+    let s = setup(Scope::explicit([AgentId::new("other").unwrap()]));
+    let (req, second, _) = batch_request(&s);
+    let Up::RewrapBatchResponse(r) = answer_batch(&s.peer, &s.store, &req, NOW) else {
+        panic!("not a batch response")
+    };
+    assert_eq!(
+        r.sealed.iter().map(|i| i.credential_id).collect::<Vec<_>>(),
+        [second]
+    );
+    let reasons: Vec<_> = r.refused.iter().map(|x| x.reason).collect();
+    assert_eq!(
+        reasons,
+        [RefusalReason::NotInScope, RefusalReason::UnknownCredential]
+    );
+}
