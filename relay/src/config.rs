@@ -295,6 +295,11 @@ impl RelayConfig {
                 tessera_proto::envelope::batch::MAX_BATCH_ITEMS
             )));
         }
+        if self.engine.peer_max_in_flight == 0 {
+            return Err(ConfigError::Invalid(
+                "engine.peer_max_in_flight must be at least 1".into(),
+            ));
+        }
         if self.engine.batches_in_flight == 0 {
             return Err(ConfigError::Invalid(
                 "engine.batches_in_flight must be at least 1".into(),

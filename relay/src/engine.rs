@@ -23,6 +23,7 @@ pub mod dispatch;
 pub mod flagged;
 pub mod jit;
 pub mod operator;
+mod peer_pacing;
 pub mod purge;
 pub mod receipts;
 pub mod reconcile;
@@ -79,6 +80,9 @@ pub struct EngineConfig {
     pub batches_in_flight: usize,
     /// Rewraps in flight in total before JIT answers `BACKEND_BUSY`.
     pub max_in_flight: usize,
+    /// Rewraps one peer is asked for by backfills before they wait for its answers (docs/protocol.md, "Backfill
+    /// pacing").
+    pub peer_max_in_flight: usize,
     /// Cooldown of an operator's retry, ms.
     pub retry_cooldown_ms: u64,
     /// How long a dispatched job may wait to start, seconds: its `expires_at` is dispatch time plus this, after
@@ -111,6 +115,7 @@ impl Default for EngineConfig {
             batch_size: 64,
             batches_in_flight: 2,
             max_in_flight: 10_000,
+            peer_max_in_flight: 512,
             retry_cooldown_ms: 30_000,
             job_ttl_secs: 300,
             backoff: Backoff::default(),
@@ -199,7 +204,9 @@ pub struct Engine {
     /// Whether each agent announced `batch_rewrap` (read from its record when absent; forgotten when it registers
     /// again and when another relay wrote).
     pub(crate) batch_capable: std::collections::HashMap<AgentId, bool>,
-    /// Rewrap requests of this event that stay single (JIT repairs), taken by [`batch::group`].
+    /// The rewraps awaiting each peer, and the backfills paused on them ([`peer_pacing`]).
+    pub(crate) pacing: peer_pacing::PeerPacing,
+    /// Rewrap requests of this event that stay single (JIT repairs), taken by [`Engine::group_rewraps`].
     pub(crate) unbatched: std::collections::HashSet<uuid::Uuid>,
     /// Counters.
     pub metrics: Metrics,
@@ -243,6 +250,7 @@ impl Engine {
             rewrap_started: std::collections::HashMap::new(),
             metrics: Metrics::default(),
             batch_capable: std::collections::HashMap::new(),
+            pacing: peer_pacing::PeerPacing::default(),
             unbatched: std::collections::HashSet::new(),
             needs_resync: false,
         };
@@ -276,6 +284,7 @@ impl Engine {
         p: &crate::state::PendingRewrap,
     ) -> crate::state::StateResult<()> {
         self.store.put_pending(p)?;
+        self.pacing.track(p.request_id, p.awaited_peer());
         self.in_flight
             .entry(p.target.clone())
             .or_default()
@@ -291,6 +300,7 @@ impl Engine {
         target: &AgentId,
     ) -> crate::state::StateResult<()> {
         self.store.remove_pending(request_id)?;
+        self.pacing.track(*request_id, None);
         self.rewrap_started.remove(request_id);
         if let Some(set) = self.in_flight.get_mut(target) {
             set.remove(credential);
@@ -428,7 +438,9 @@ impl Engine {
             AgentChannel::Up => match wire::decode::<Up>(payload) {
                 Ok(up) => {
                     self.touch(&agent)?;
-                    self.on_up(&agent, up)
+                    let mut out = self.on_up(&agent, up)?;
+                    out.extend(self.resume_paused()?);
+                    Ok(out)
                 }
                 Err(e) => {
                     self.drop_message(agent.as_str(), &e.to_string())?;
@@ -505,3 +517,6 @@ mod replicas_tests;
 
 #[cfg(test)]
 mod batch_tests;
+
+#[cfg(test)]
+mod pacing_tests;

@@ -61,6 +61,7 @@ pub fn compare(current: &RelayConfig, new: RelayConfig) -> Reload {
         batch_size,
         batches_in_flight,
         max_in_flight,
+        peer_max_in_flight,
         retry_cooldown_ms,
         job_ttl_secs,
         backoff,

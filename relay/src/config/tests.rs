@@ -49,8 +49,8 @@ fn the_example_configuration_is_the_defaults_with_every_key() {
     assert_eq!(keys("health"), 2);
     assert_eq!(
         keys("engine"),
-        19,
-        "engine: 18 numbers and the backoff table"
+        20,
+        "engine: 19 numbers and the backoff table"
     );
 }
 

@@ -18,7 +18,7 @@ use super::*;
 use crate::state::DeliveryState;
 
 /// `id` registers for the first time, announcing `batch_rewrap` or not.
-fn register(w: &mut World, id: &AgentId, batches: bool) -> Vec<Outbound> {
+pub(super) fn register(w: &mut World, id: &AgentId, batches: bool) -> Vec<Outbound> {
     let cert = w.agents[id.as_str()].cert.clone();
     w.up(
         id,
@@ -38,7 +38,7 @@ fn register(w: &mut World, id: &AgentId, batches: bool) -> Vec<Outbound> {
 
 /// Peers holding the same `n` credentials (`secret-<i>`), registered and holding them; returns the peers and the
 /// credentials' ids and commitments.
-fn peers_with(
+pub(super) fn peers_with(
     w: &mut World,
     names: &[&str],
     n: usize,
@@ -79,7 +79,7 @@ fn peers_with(
     (peers, creds)
 }
 
-fn peer_with(
+pub(super) fn peer_with(
     w: &mut World,
     peer: &str,
     n: usize,
@@ -99,13 +99,13 @@ fn batches_to(out: &[Outbound], to: &AgentId) -> Vec<RewrapBatchRequest> {
         .collect()
 }
 
-fn singles(out: &[Outbound]) -> usize {
+pub(super) fn singles(out: &[Outbound]) -> usize {
     out.iter()
         .filter(|o| matches!(o.msg, Down::RewrapRequest(_)))
         .count()
 }
 
-fn secret_of(w: &World, id: CredentialId) -> String {
+pub(super) fn secret_of(w: &World, id: CredentialId) -> String {
     let name = w
         .engine
         .store

@@ -110,6 +110,7 @@ impl Engine {
         }
         self.rebuild_in_flight();
         self.batch_capable.clear();
+        self.pacing.forget_counts();
     }
 
     /// Adopts the stored revocation list, verified again against the pinned CA (it was when accepted; one that no
@@ -192,6 +193,7 @@ impl Engine {
         self.receipt_certs.clear();
         self.batch_capable.clear();
         self.unbatched.clear();
+        self.pacing.forget_counts();
     }
 
     /// A message on `topic`. Anything malformed, oversized, of an unknown type or on a topic that is not an

@@ -19,6 +19,16 @@ use crate::lifecycle::{
 use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, StateResult};
 use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
 
+/// What [`Engine::choose_peer`] found.
+enum PeerPick {
+    /// This peer.
+    Peer(AgentId),
+    /// Eligible peers, each at its pacing limit.
+    Full,
+    /// No eligible peer.
+    None,
+}
+
 fn nonce() -> [u8; 32] {
     let mut n = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
@@ -64,14 +74,17 @@ impl Engine {
         }
     }
 
-    /// An eligible peer: connected, holds the current version, not the target, not blocklisted, not tried.
+    /// An eligible peer: connected, holds the current version, not the target, not blocklisted, not tried; with
+    /// `paced`, also below `peer_max_in_flight` rewraps awaiting it ([`super::peer_pacing`]).
     fn choose_peer(
         &self,
         c: &CredentialRecord,
         target: &AgentId,
         tried: &[AgentId],
-    ) -> StateResult<Option<AgentId>> {
+        paced: bool,
+    ) -> StateResult<PeerPick> {
         let now = self.now_ms();
+        let mut full = false;
         for row in self.store.deliveries_of_credential(&c.id)? {
             if row.state != DeliveryState::Stored
                 || row.purge.is_some()
@@ -93,10 +106,14 @@ impl Engine {
                 .agent(&row.agent)?
                 .is_some_and(|a| a.state != AgentState::Offline)
             {
-                return Ok(Some(row.agent));
+                if paced && self.pacing.load(&row.agent) >= self.cfg.peer_max_in_flight {
+                    full = true;
+                    continue;
+                }
+                return Ok(PeerPick::Peer(row.agent));
             }
         }
-        Ok(None)
+        Ok(if full { PeerPick::Full } else { PeerPick::None })
     }
 
     /// Starts (or joins) the delivery of `credential` to `target`.
@@ -106,11 +123,38 @@ impl Engine {
         target: &AgentId,
         jit: Option<uuid::Uuid>,
     ) -> StateResult<Vec<Outbound>> {
+        Ok(self
+            .start(credential, target, jit, false)?
+            .unwrap_or_default())
+    }
+
+    /// Starts a backfill's delivery of `credential` to `target`, paced: `None` (nothing written) when every
+    /// eligible peer is at `peer_max_in_flight`.
+    pub(crate) fn start_paced(
+        &mut self,
+        credential: &CredentialId,
+        target: &AgentId,
+    ) -> StateResult<Option<Vec<Outbound>>> {
+        self.start(credential, target, None, true)
+    }
+
+    fn start(
+        &mut self,
+        credential: &CredentialId,
+        target: &AgentId,
+        jit: Option<uuid::Uuid>,
+        paced: bool,
+    ) -> StateResult<Option<Vec<Outbound>>> {
         let Some(c) = self.store.credential(credential)? else {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         };
         if c.deleted || !c.scope.includes(target) {
-            return Ok(Self::unavailable(target, jit, &c, PublicReason::NotGranted));
+            return Ok(Some(Self::unavailable(
+                target,
+                jit,
+                &c,
+                PublicReason::NotGranted,
+            )));
         }
         // Join an in-flight delivery instead of starting a second one.
         let joined = if self.is_in_flight(credential, target) {
@@ -126,14 +170,37 @@ impl Engine {
                 p.jit = jit;
                 self.save_pending(&p)?;
             }
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let Some(target_rec) = self.store.agent(target)? else {
-            return Ok(Self::unavailable(target, jit, &c, PublicReason::NotFound));
+            return Ok(Some(Self::unavailable(
+                target,
+                jit,
+                &c,
+                PublicReason::NotFound,
+            )));
         };
         // Never deliver to an agent whose certificate is revoked or expired since it registered.
         if !self.target_certified(target, &target_rec.cert) {
-            return Ok(Self::unavailable(target, jit, &c, PublicReason::NotGranted));
+            return Ok(Some(Self::unavailable(
+                target,
+                jit,
+                &c,
+                PublicReason::NotGranted,
+            )));
+        }
+        // An envelope the operator sealed to this agent's current key needs no peer.
+        let sealed = self
+            .store
+            .envelope(&c.id, c.version, target)?
+            .filter(|(_, key)| *key == target_rec.wrap_fingerprint);
+        let first = if sealed.is_some() || self.cfg.max_peers == 0 {
+            PeerPick::None
+        } else {
+            self.choose_peer(&c, target, &[], paced)?
+        };
+        if matches!(first, PeerPick::Full) {
+            return Ok(None);
         }
         let pending_seq = self.audit(AuditEvent::RewrapPending {
             credential: c.id,
@@ -148,33 +215,27 @@ impl Engine {
             jit,
             audit_seq: pending_seq?,
         };
-        // An envelope the operator sealed to this agent's current key needs no peer.
-        if let Some((envelope, key)) = self.store.envelope(&c.id, c.version, target)? {
-            if key == target_rec.wrap_fingerprint {
-                let p = PendingRewrap::operator_envelope(d, self.timing());
-                self.save_pending(&p)?;
-                return Ok(vec![Outbound {
-                    to: target.clone(),
-                    msg: Down::CredentialStore(CredentialStore {
-                        delivery_id: p.request_id,
-                        statement: c.statement.clone(),
-                        envelope,
-                        request_id: jit,
-                        target_key: Some(KeyFingerprint(key)),
-                    }),
-                }]);
-            }
+        if let Some((envelope, key)) = sealed {
+            let p = PendingRewrap::operator_envelope(d, self.timing());
+            self.save_pending(&p)?;
+            return Ok(Some(vec![Outbound {
+                to: target.clone(),
+                msg: Down::CredentialStore(CredentialStore {
+                    delivery_id: p.request_id,
+                    statement: c.statement.clone(),
+                    envelope,
+                    request_id: jit,
+                    target_key: Some(KeyFingerprint(key)),
+                }),
+            }]));
         }
-        let first = if self.cfg.max_peers > 0 {
-            self.choose_peer(&c, target, &[])?
-        } else {
-            None
-        };
-        let Some(peer) = first else {
-            return self.fail_dispatch(&d, &c, "exhausted", PublicReason::NoPeer);
+        let PeerPick::Peer(peer) = first else {
+            return self
+                .fail_dispatch(&d, &c, "exhausted", PublicReason::NoPeer)
+                .map(Some);
         };
         let p = PendingRewrap::ask_first(d, peer, nonce(), self.timing());
-        self.request_rewrap(&p, &c, &target_rec.cert)
+        self.request_rewrap(&p, &c, &target_rec.cert).map(Some)
     }
 
     /// Sends the rewrap to the next eligible peer, or ends the dispatch as exhausted.
@@ -185,7 +246,10 @@ impl Engine {
         target_cert: &[u8],
     ) -> StateResult<Vec<Outbound>> {
         let peer = if p.may_ask_another(self.cfg.max_peers) {
-            self.choose_peer(c, &p.target, &p.tried)?
+            match self.choose_peer(c, &p.target, &p.tried, false)? {
+                PeerPick::Peer(peer) => Some(peer),
+                PeerPick::Full | PeerPick::None => None,
+            }
         } else {
             None
         };

@@ -14,6 +14,7 @@ impl Engine {
     /// Call about once a second.
     pub(crate) fn tick_staged(&mut self) -> StateResult<Vec<Outbound>> {
         let mut out = self.expire()?;
+        out.extend(self.resume_paused()?);
         let now = self.now_ms();
         let interval = self.cfg.reconcile_interval_ms;
         // One replica sweeps per interval (the first to take the slot: [`crate::coordination`]).

@@ -252,7 +252,15 @@ impl Engine {
                 r.state == DeliveryState::Pending && r.next_attempt_ms <= self.now_ms()
             });
             if due && !busy.contains(&id) {
-                out.extend(self.start_delivery(&id, agent, None)?);
+                let Some(started) = self.start_paced(&id, agent)? else {
+                    // Every peer holding it is at its pacing limit: wait for one to answer.
+                    if let Some(b) = self.backlog.get_mut(agent) {
+                        b.push_front(id);
+                    }
+                    self.pacing.pause(agent);
+                    break;
+                };
+                out.extend(started);
                 // A start that failed at once (no peer holds it) takes no slot: go on with the backlog.
                 if self.is_in_flight(&id, agent) {
                     room -= 1;

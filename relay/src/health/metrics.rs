@@ -270,6 +270,7 @@ impl RelayMetrics {
             ("jit_burst", u64::from(cfg.jit_burst)),
             ("jit_per_minute", u64::from(cfg.jit_per_minute)),
             ("max_in_flight", cfg.max_in_flight as u64),
+            ("peer_max_in_flight", cfg.peer_max_in_flight as u64),
             ("backfill_concurrency", cfg.backfill_concurrency as u64),
             ("batch_size", cfg.batch_size as u64),
             ("batches_in_flight", cfg.batches_in_flight as u64),

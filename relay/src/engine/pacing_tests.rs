@@ -1,0 +1,104 @@
+//! Backfill pacing (docs/protocol.md, "Backfill pacing"): backfills ask one peer for at most `peer_max_in_flight`
+//! rewraps, pause when it is full and resume, longest waiting first, as it answers; JIT repair is not paced.
+
+use tessera_proto::ids::{AgentId, CredentialName};
+use tessera_proto::wire::{AgentState, CredentialMissing, Down, RewrapRequest, StoreOutcome, Up};
+
+use super::batch_tests::{peer_with, register, secret_of, singles};
+use super::tests::{store_msg, World};
+use super::*;
+use crate::state::DeliveryState;
+
+fn requests(out: &[Outbound]) -> Vec<RewrapRequest> {
+    out.iter()
+        .filter_map(|o| match &o.msg {
+            Down::RewrapRequest(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The peer answers `req` honestly and the target acknowledges; returns what the relay sent on the answer.
+fn answer(w: &mut World, peer: &AgentId, req: &RewrapRequest) -> Vec<Outbound> {
+    let secret = secret_of(w, req.credential_id);
+    let resp = w.honest(peer, req, &secret);
+    let out = w.up(peer, &resp);
+    let d = store_msg(&out, &req.target);
+    let c = w
+        .engine
+        .store
+        .credential(&req.credential_id)
+        .unwrap()
+        .unwrap()
+        .commitment;
+    w.ack(
+        &req.target,
+        d.delivery_id,
+        req.credential_id,
+        StoreOutcome::Stored { digest: c },
+    );
+    out
+}
+
+#[test]
+fn backfills_wait_for_a_full_peer_and_resume_in_turn_while_jit_is_not_paced() {
+    let mut w = World::new();
+    w.engine.set_config(EngineConfig {
+        peer_max_in_flight: 2,
+        batch_size: 0,
+        ..EngineConfig::default()
+    });
+    let (peer, creds) = peer_with(&mut w, "peer-1", 3, false);
+    let (a, b) = (w.agent("target-a"), w.agent("target-b"));
+    let out = register(&mut w, &a, false);
+    let mut asked = requests(&out);
+    assert_eq!(asked.len(), 2, "two of a's three: the peer's limit");
+    let out = register(&mut w, &b, false);
+    assert_eq!(singles(&out), 0, "the peer is full: b waits");
+    assert_eq!(
+        w.engine.store.agent(&b).unwrap().unwrap().state,
+        AgentState::Backfilling
+    );
+    // JIT repair is not paced: b's workload gets its rewrap asked at once.
+    let out = w.up(
+        &b,
+        &Up::CredentialMissing(CredentialMissing {
+            request_id: uuid::Uuid::new_v4(),
+            name: CredentialName::new("c2").unwrap(),
+        }),
+    );
+    let jit = requests(&out);
+    assert_eq!(jit.len(), 1, "{out:?}");
+    assert_eq!(
+        w.engine.pacing.load(&peer),
+        3,
+        "above the limit, by JIT alone"
+    );
+
+    // Each answer frees a place: a (paused first) resumes first, then b.
+    let first = asked.remove(0);
+    let next = requests(&answer(&mut w, &peer, &first));
+    assert!(
+        next.is_empty(),
+        "still 2 awaiting (one of them the JIT): {next:?}"
+    );
+    let second = asked.remove(0);
+    let next = requests(&answer(&mut w, &peer, &second));
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0].target, a, "the backfill that waited longest");
+    let mut queue = next;
+    queue.extend(jit);
+    while let Some(req) = queue.pop() {
+        queue.extend(requests(&answer(&mut w, &peer, &req)));
+    }
+    for target in [&a, &b] {
+        for (id, _) in &creds {
+            assert_eq!(w.row(id, target).state, DeliveryState::Stored);
+        }
+        assert_eq!(
+            w.engine.store.agent(target).unwrap().unwrap().state,
+            AgentState::Online
+        );
+    }
+    assert_eq!(w.engine.pacing.load(&peer), 0);
+}
