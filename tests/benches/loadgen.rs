@@ -3,8 +3,8 @@
 //!
 //! `cargo bench -p tessera-system-tests --bench loadgen` prints a table. Each simulated agent has its own identity
 //! key, RSA wrap key and certificate from the org CA, and its own TLS connection; it registers as `tessera-agent`
-//! does, and as a target verifies each delivery's operator-signed statement, opens the envelope, checks the
-//! commitment and acknowledges with its signed receipt (real crypto). It is not a peer: one real `tessera-agent`
+//! does (announcing `batch_rewrap`), and as a target verifies each delivery's operator-signed statement, opens the
+//! envelope (a batch's once), checks the commitment and acknowledges with its signed receipt (real crypto). It is not a peer: one real `tessera-agent`
 //! holds the credentials and answers the rewraps.
 //!
 //! Scenarios:
@@ -39,15 +39,15 @@ use rumqttc::{
 };
 use tessera_proto::cert::{AgentCertificate, EnrollmentRequest, IdentityKey, PinnedCa, Validity};
 use tessera_proto::commitment;
-use tessera_proto::envelope::{open, WrapPrivateKey};
+use tessera_proto::envelope::{batch, open, WrapPrivateKey};
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
-use tessera_proto::secret::SecretPayload;
-use tessera_proto::statement::RevocationList;
+use tessera_proto::secret::{SecretBytes, SecretPayload};
+use tessera_proto::statement::{CredentialStatement, RevocationList, Signed, CREDENTIAL_KIND};
 use tessera_proto::topics;
 use tessera_proto::wire::{
-    self, AgentState, CredentialStore, CredentialStored, Down, Held, Register, RegistrationMode,
-    Status, StoreOutcome, Up,
+    self, AgentState, CredentialStored, Down, Held, Register, RegistrationMode, Status,
+    StoreOutcome, Up,
 };
 use tessera_system_tests::bins::bin_dir;
 use tessera_system_tests::broker::now;
@@ -190,7 +190,7 @@ async fn run(
                 })
                 .collect(),
             agent_version: "loadgen".into(),
-            capabilities: Vec::new(),
+            capabilities: vec![wire::CAPABILITY_BATCH_REWRAP.to_owned()],
         })
     };
     loop {
@@ -227,12 +227,12 @@ async fn run(
                     awaiting_ack = None;
                     stats.acks.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(Down::CredentialStore(d)) => {
-                    if let Some(ack) = store(&sim, &ca, &d, &mut held, &stats) {
+                Ok(down) => {
+                    if let Some(ack) = delivery(&sim, &ca, down, &mut held, &stats) {
                         send(&ack);
                     }
                 }
-                _ => {}
+                Err(_) => {}
             },
             Ok(_) => {}
             Err(_) => {
@@ -249,19 +249,59 @@ async fn run(
     }
 }
 
-/// A target's checks on `d` (statement against the CA, envelope, commitment); the acknowledgement to send.
-fn store(
+/// A delivery, single or batched: the acknowledgement to send (none for any other message).
+fn delivery(
     sim: &Sim,
     ca: &PinnedCa,
-    d: &CredentialStore,
+    down: Down,
     held: &mut BTreeMap<CredentialId, u64>,
     stats: &Stats,
 ) -> Option<Up> {
-    let verified = d.statement.verify(ca, &RevocationList::empty()).ok();
+    match down {
+        Down::CredentialStore(d) => {
+            let plain = open(&sim.wrap, &d.envelope).ok();
+            store(sim, ca, d.delivery_id, &d.statement, plain, held, stats)
+                .map(Up::CredentialStored)
+        }
+        Down::CredentialStoreBatch(b) => {
+            let items = batch::open(&sim.wrap, &b.envelope).unwrap_or_default();
+            let acks: Vec<CredentialStored> = b
+                .items
+                .iter()
+                .filter_map(|d| {
+                    let claimed = d.statement.parse_unverified(CREDENTIAL_KIND).ok()?;
+                    let plain = items
+                        .iter()
+                        .find(|i| {
+                            i.credential_id == claimed.credential_id && i.version == claimed.version
+                        })
+                        .map(|i| i.payload.clone());
+                    store(sim, ca, d.delivery_id, &d.statement, plain, held, stats)
+                })
+                .collect();
+            (!acks.is_empty()).then_some(Up::CredentialStoredBatch(wire::CredentialStoredBatch {
+                batch_id: b.batch_id,
+                items: acks,
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// A target's checks on a delivery (its statement against the CA, its plaintext `plain` from the envelope or the
+/// batch, the commitment); the acknowledgement to send.
+fn store(
+    sim: &Sim,
+    ca: &PinnedCa,
+    delivery_id: uuid::Uuid,
+    statement: &Signed<CredentialStatement>,
+    plain: Option<SecretBytes>,
+    held: &mut BTreeMap<CredentialId, u64>,
+    stats: &Stats,
+) -> Option<CredentialStored> {
+    let verified = statement.verify(ca, &RevocationList::empty()).ok();
     let st = verified.map(|v| v.statement)?;
-    let payload = open(&sim.wrap, &d.envelope)
-        .ok()
-        .and_then(|b| SecretPayload::from_canonical(b).ok());
+    let payload = plain.and_then(|b| SecretPayload::from_canonical(b).ok());
     let Some(payload) = payload.filter(|p| {
         commitment::compute(&st.salt, &st.credential_id, st.version, p).ct_eq(&st.commitment)
     }) else {
@@ -275,7 +315,7 @@ fn store(
         stats.stored.fetch_add(1, Ordering::Relaxed);
     }
     let fact = ReceiptFact::Stored {
-        delivery_id: d.delivery_id,
+        delivery_id,
         credential_id: st.credential_id,
         version: st.version,
         digest: st.commitment,
@@ -285,15 +325,15 @@ fn store(
         &sim.key,
     )
     .ok();
-    Some(Up::CredentialStored(CredentialStored {
-        delivery_id: d.delivery_id,
+    Some(CredentialStored {
+        delivery_id,
         credential_id: st.credential_id,
         version: st.version,
         outcome: StoreOutcome::Stored {
             digest: st.commitment,
         },
         receipt,
-    }))
+    })
 }
 
 /// How many agents the relay lists online.

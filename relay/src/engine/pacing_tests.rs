@@ -9,20 +9,21 @@ use super::tests::{store_msg, World};
 use super::*;
 use crate::state::DeliveryState;
 
-fn requests(out: &[Outbound]) -> Vec<RewrapRequest> {
+/// The rewrap requests sent, each with the peer asked.
+fn requests(out: &[Outbound]) -> Vec<(AgentId, RewrapRequest)> {
     out.iter()
         .filter_map(|o| match &o.msg {
-            Down::RewrapRequest(r) => Some(r.clone()),
+            Down::RewrapRequest(r) => Some((o.to.clone(), r.clone())),
             _ => None,
         })
         .collect()
 }
 
-/// The peer answers `req` honestly and the target acknowledges; returns what the relay sent on the answer.
-fn answer(w: &mut World, peer: &AgentId, req: &RewrapRequest) -> Vec<Outbound> {
+/// `peer` answers `req` honestly and the target acknowledges; returns what the relay sent on both.
+fn answer(w: &mut World, (peer, req): &(AgentId, RewrapRequest)) -> Vec<Outbound> {
     let secret = secret_of(w, req.credential_id);
     let resp = w.honest(peer, req, &secret);
-    let out = w.up(peer, &resp);
+    let mut out = w.up(peer, &resp);
     let d = store_msg(&out, &req.target);
     let c = w
         .engine
@@ -31,12 +32,12 @@ fn answer(w: &mut World, peer: &AgentId, req: &RewrapRequest) -> Vec<Outbound> {
         .unwrap()
         .unwrap()
         .commitment;
-    w.ack(
+    out.extend(w.ack(
         &req.target,
         d.delivery_id,
         req.credential_id,
         StoreOutcome::Stored { digest: c },
-    );
+    ));
     out
 }
 
@@ -77,19 +78,20 @@ fn backfills_wait_for_a_full_peer_and_resume_in_turn_while_jit_is_not_paced() {
 
     // Each answer frees a place: a (paused first) resumes first, then b.
     let first = asked.remove(0);
-    let next = requests(&answer(&mut w, &peer, &first));
+    let next = requests(&answer(&mut w, &first));
     assert!(
         next.is_empty(),
         "still 2 awaiting (one of them the JIT): {next:?}"
     );
     let second = asked.remove(0);
-    let next = requests(&answer(&mut w, &peer, &second));
+    let next = requests(&answer(&mut w, &second));
     assert_eq!(next.len(), 1, "{next:?}");
-    assert_eq!(next[0].target, a, "the backfill that waited longest");
+    assert_eq!(next[0].1.target, a, "the backfill that waited longest");
     let mut queue = next;
     queue.extend(jit);
+    // From here b's rewraps may go to a too, which now holds what b lacks.
     while let Some(req) = queue.pop() {
-        queue.extend(requests(&answer(&mut w, &peer, &req)));
+        queue.extend(requests(&answer(&mut w, &req)));
     }
     for target in [&a, &b] {
         for (id, _) in &creds {
