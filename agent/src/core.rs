@@ -419,9 +419,19 @@ impl Core {
             tracing::warn!(topic = %p.topic, "dropped a message on an unexpected topic");
             return None;
         }
-        wire::decode::<Down>(&p.payload)
+        let down = wire::decode::<Down>(&p.payload)
             .map_err(|e| tracing::warn!(error = %e, bytes = p.payload.len(), "dropped a malformed message"))
-            .ok()
+            .ok()?;
+        if matches!(
+            down,
+            Down::RewrapBatchRequest(_) | Down::CredentialStoreBatch(_)
+        ) && !self.cfg.current().broker.batch_rewrap
+        {
+            // Not announced: a relay that sends one anyway is not answered (its records time out).
+            tracing::warn!("dropped a batched message: broker.batch_rewrap is off");
+            return None;
+        }
+        Some(down)
     }
 
     fn handle_other(&mut self, down: Down) {
@@ -459,10 +469,12 @@ impl Core {
                 self.publish_up(&up);
             }
             Down::RewrapBatchRequest(req) => {
-                let up = tokio::task::block_in_place(|| {
+                let answers = tokio::task::block_in_place(|| {
                     peer::answer_batch(&self.keys, &self.store, &req, unix_now())
                 });
-                self.publish_up(&up);
+                for up in &answers {
+                    self.publish_up(up);
+                }
             }
             Down::CredentialUnavailable(u) => {
                 tracing::info!(name = u.name.as_str(), reason = ?u.reason, "JIT repair refused by the relay");

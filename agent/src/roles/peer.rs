@@ -18,8 +18,8 @@ use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::secret::SecretBytes;
 use tessera_proto::statement::{CredentialStatement, Signed};
 use tessera_proto::wire::{
-    RefusalReason, RewrapBatchRequest, RewrapBatchResponse, RewrapRefused, RewrapRequest,
-    RewrapResponse, SealedItem, Up,
+    RefusalReason, RewrapBatchRequest, RewrapBatchResponse, RewrapItem, RewrapRefused,
+    RewrapRequest, RewrapResponse, SealedItem, Up,
 };
 
 use crate::identity::AgentKeys;
@@ -74,9 +74,15 @@ fn rewrap(
 }
 
 /// Answers a batched request: the target checked once, every item as a single request's, the accepted ones sealed
-/// in one envelope (as many as fit in [`batch::MAX_BATCH_PLAINTEXT`]; the rest refused `BUSY`, and the relay asks
-/// for them again).
-pub fn answer_batch(keys: &AgentKeys, store: &Store, req: &RewrapBatchRequest, now: i64) -> Up {
+/// in one envelope, as many as fit in [`batch::MAX_BATCH_PLAINTEXT`]; an accepted item that does not fit is
+/// answered on its own, as a single `rewrap_response` (the relay's record of it takes either). The batch answer
+/// comes first.
+pub fn answer_batch(
+    keys: &AgentKeys,
+    store: &Store,
+    req: &RewrapBatchRequest,
+    now: i64,
+) -> Vec<Up> {
     let refuse_all = |reason: RefusalReason| {
         req.items
             .iter()
@@ -91,6 +97,7 @@ pub fn answer_batch(keys: &AgentKeys, store: &Store, req: &RewrapBatchRequest, n
     let mut refused = Vec::new();
     let mut envelope = None;
     let mut target_key = None;
+    let mut singles = Vec::new();
     match verify_target(keys, &req.target_cert, &req.target, now) {
         Err(reason) => refused = refuse_all(reason),
         Ok(target) => {
@@ -104,18 +111,16 @@ pub fn answer_batch(keys: &AgentKeys, store: &Store, req: &RewrapBatchRequest, n
                     &item.statement,
                     item.credential_id,
                     item.version,
-                )
-                .and_then(|payload| {
-                    let grown = size + batch::item_size(payload.len());
-                    if batch::plaintext_size(grown) > batch::MAX_BATCH_PLAINTEXT {
-                        Err(RefusalReason::Busy)
-                    } else {
-                        size = grown;
-                        Ok(payload)
-                    }
-                });
+                );
                 match checked {
+                    Ok(payload)
+                        if batch::plaintext_size(size + batch::item_size(payload.len()))
+                            > batch::MAX_BATCH_PLAINTEXT =>
+                    {
+                        singles.push(answer_alone(keys, &target, item, &payload));
+                    }
                     Ok(payload) => {
+                        size += batch::item_size(payload.len());
                         payloads.push((item.credential_id, item.version, payload));
                         sealed.push(SealedItem {
                             request_id: item.request_id,
@@ -157,14 +162,44 @@ pub fn answer_batch(keys: &AgentKeys, store: &Store, req: &RewrapBatchRequest, n
             "batched rewrap: items refused"
         );
     }
-    Up::RewrapBatchResponse(RewrapBatchResponse {
-        batch_id: req.batch_id,
-        peer: keys.id.clone(),
-        target_key,
-        envelope,
-        sealed,
-        refused,
-    })
+    let mut answers = Vec::with_capacity(1 + singles.len());
+    if !(sealed.is_empty() && refused.is_empty()) {
+        answers.push(Up::RewrapBatchResponse(RewrapBatchResponse {
+            batch_id: req.batch_id,
+            peer: keys.id.clone(),
+            target_key,
+            envelope,
+            sealed,
+            refused,
+        }));
+    }
+    answers.extend(singles);
+    answers
+}
+
+/// An item of a batch that did not fit in its envelope, sealed and answered as a single rewrap.
+fn answer_alone(
+    keys: &AgentKeys,
+    target: &AgentCertificate,
+    item: &RewrapItem,
+    payload: &SecretBytes,
+) -> Up {
+    match seal(&target.wrap, payload) {
+        Ok(envelope) => Up::RewrapResponse(RewrapResponse {
+            request_id: item.request_id,
+            nonce: item.nonce,
+            peer: keys.id.clone(),
+            credential_id: item.credential_id,
+            version: item.version,
+            target_key: target.wrap.fingerprint(),
+            envelope,
+        }),
+        Err(_) => Up::RewrapRefused(RewrapRefused {
+            request_id: item.request_id,
+            nonce: item.nonce,
+            reason: RefusalReason::Internal,
+        }),
+    }
 }
 
 /// The target certificate chains to the pinned CA, is valid now and unrevoked, and names `target`.

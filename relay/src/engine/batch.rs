@@ -80,6 +80,8 @@ impl Engine {
         }
         let mut slots: Vec<Slot> = Vec::with_capacity(out.len());
         let mut groups: Vec<(AgentId, Vec<RewrapRequest>)> = Vec::new();
+        let mut index: std::collections::HashMap<(AgentId, AgentId), usize> =
+            std::collections::HashMap::new();
         for o in out {
             let Down::RewrapRequest(r) = o.msg else {
                 slots.push(Slot::Kept(Box::new(o)));
@@ -95,15 +97,17 @@ impl Engine {
                 })));
                 continue;
             }
-            if let Some(i) = groups.iter().position(|(peer, items)| {
-                *peer == o.to && items.first().is_some_and(|f| f.target == r.target)
-            }) {
-                if let Some((_, items)) = groups.get_mut(i) {
-                    items.push(r);
+            match index.entry((o.to.clone(), r.target.clone())) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    if let Some((_, items)) = groups.get_mut(*e.get()) {
+                        items.push(r);
+                    }
                 }
-            } else {
-                slots.push(Slot::Group(groups.len()));
-                groups.push((o.to, vec![r]));
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(groups.len());
+                    slots.push(Slot::Group(groups.len()));
+                    groups.push((o.to, vec![r]));
+                }
             }
         }
         let mut groups: Vec<Option<(AgentId, Vec<RewrapRequest>)>> =
@@ -211,6 +215,9 @@ impl Engine {
                             .store
                             .agent(&p.target)?
                             .is_some_and(|t| t.wrap_fingerprint == target_key.0);
+                        // A target that does not take batches (it registered again without the capability) would
+                        // drop the delivery: the items are not delivered, and are asked again when they time out.
+                        let current = current && self.batches(&p.target)?;
                         target = Some((p.target.clone(), current));
                         current
                     }

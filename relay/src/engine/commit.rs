@@ -194,6 +194,7 @@ impl Engine {
         self.batch_capable.clear();
         self.unbatched.clear();
         self.pacing.forget_counts();
+        self.pause_backfilling();
     }
 
     /// A message on `topic`. Anything malformed, oversized, of an unknown type or on a topic that is not an

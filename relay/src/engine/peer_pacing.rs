@@ -8,7 +8,7 @@
 //! others are few). The count is this relay's own and is rebuilt from nothing after a resync or another replica's
 //! write (each replica paces what it asked; it is flow control, not a guarantee).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tessera_proto::ids::AgentId;
 
@@ -22,7 +22,9 @@ pub(crate) struct PeerPacing {
     load: HashMap<AgentId, usize>,
     /// Places freed since the paused backfills were last resumed.
     freed: usize,
+    /// The paused backfills, longest waiting first, and the same as a set.
     paused: VecDeque<AgentId>,
+    waiting: HashSet<AgentId>,
 }
 
 impl PeerPacing {
@@ -68,8 +70,25 @@ impl PeerPacing {
 
     /// `target`'s backfill waits for a place.
     pub(crate) fn pause(&mut self, target: &AgentId) {
-        if !self.paused.contains(target) {
+        if self.waiting.insert(target.clone()) {
             self.paused.push_back(target.clone());
+        }
+    }
+
+    /// Pauses `targets`, with a place freed for each, so that the next event or tick tries them.
+    pub(crate) fn pause_all(&mut self, targets: &[AgentId]) {
+        for t in targets {
+            self.pause(t);
+        }
+        self.freed += targets.len();
+    }
+
+    /// `target` is no longer waiting (it was resumed).
+    pub(crate) fn unpause(&mut self, target: &AgentId) {
+        if self.waiting.remove(target) {
+            if let Some(i) = self.paused.iter().rposition(|t| t == target) {
+                self.paused.remove(i);
+            }
         }
     }
 
@@ -82,41 +101,82 @@ impl PeerPacing {
         (std::mem::take(&mut self.freed), self.paused.len())
     }
 
-    /// Puts a paused `target` back at the head of the queue (it was resumed and started nothing).
-    pub(crate) fn first_again(&mut self, target: &AgentId) {
-        if let Some(i) = self.paused.iter().position(|t| t == target) {
-            if let Some(t) = self.paused.remove(i) {
+    /// Puts `targets` (resumed, and nothing started) back at the head of the queue, in their order.
+    pub(crate) fn first_again(&mut self, targets: Vec<AgentId>) {
+        for t in targets.into_iter().rev() {
+            if self.waiting.insert(t.clone()) {
                 self.paused.push_front(t);
             }
         }
     }
 
+    /// Keeps `freed` places for the next resume.
+    pub(crate) fn give_back(&mut self, freed: usize) {
+        self.freed += freed;
+    }
+
+    /// Once a tick: a paused backfill is tried even when no place was seen to free (a count forgotten, another
+    /// replica's answer), so that none waits for the reconciler.
+    pub(crate) fn nudge(&mut self) {
+        if !self.paused.is_empty() {
+            self.freed = self.freed.max(1);
+        }
+    }
+
     /// The backfill that has waited longest.
     pub(crate) fn next_paused(&mut self) -> Option<AgentId> {
-        self.paused.pop_front()
+        let t = self.paused.pop_front()?;
+        self.waiting.remove(&t);
+        Some(t)
     }
 }
 
+/// Paused backfills tried per event at most (each try reads the store; the rest wait for the next event or tick).
+const MAX_RESUME_TRIES: usize = 16;
+
 impl Engine {
-    /// Resumes paused backfills, longest waiting first, while places freed in this event remain.
+    /// Resumes paused backfills, longest waiting first, while places freed in this event remain: each tried once at
+    /// most; one whose peers are still full keeps its place in the queue.
     pub(crate) fn resume_paused(&mut self) -> StateResult<Vec<Outbound>> {
-        let (mut freed, mut waiting) = self.pacing.take_resumable();
+        let (mut freed, waiting) = self.pacing.take_resumable();
+        let mut tries = waiting.min(MAX_RESUME_TRIES);
         let mut out = Vec::new();
-        while freed > 0 && waiting > 0 {
-            waiting -= 1;
+        let mut still = Vec::new();
+        while freed > 0 && tries > 0 {
+            tries -= 1;
             let Some(target) = self.pacing.next_paused() else {
                 break;
             };
             let before = self.pacing.asked();
-            out.extend(self.pump(&target)?);
+            let pumped = self.pump(&target);
             let started = self.pacing.asked().saturating_sub(before);
             if started == 0 {
-                // Its peers are still full (`pump` paused it again): it keeps its turn.
-                self.pacing.first_again(&target);
+                self.pacing.unpause(&target);
+                still.push(target);
             }
-            freed = freed.saturating_sub(started.max(1));
+            out.extend(pumped?);
+            freed = freed.saturating_sub(started);
         }
+        self.pacing.first_again(still);
+        // Places not used (the tries ran out first) are kept for the next event or tick.
+        self.pacing.give_back(freed);
         Ok(out)
+    }
+
+    /// After a resync or at start: every agent listed `backfilling` is paused, to be resumed by the next event or
+    /// tick (a paused backfill has nothing in flight whose answer or timeout would resume it).
+    pub(crate) fn pause_backfilling(&mut self) {
+        match self.store.backend().agents() {
+            Ok(agents) => {
+                let backfilling: Vec<AgentId> = agents
+                    .into_iter()
+                    .filter(|a| a.state == tessera_proto::wire::AgentState::Backfilling)
+                    .map(|a| a.id)
+                    .collect();
+                self.pacing.pause_all(&backfilling);
+            }
+            Err(e) => super::log_state(&e),
+        }
     }
 }
 

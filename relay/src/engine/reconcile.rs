@@ -14,6 +14,7 @@ impl Engine {
     /// Call about once a second.
     pub(crate) fn tick_staged(&mut self) -> StateResult<Vec<Outbound>> {
         let mut out = self.expire()?;
+        self.pacing.nudge();
         out.extend(self.resume_paused()?);
         let now = self.now_ms();
         let interval = self.cfg.reconcile_interval_ms;

@@ -309,7 +309,9 @@ fn batch_request(s: &Setup) -> (RewrapBatchRequest, CredentialId, CredentialId) 
 fn a_batch_seals_every_good_item_in_one_envelope_and_refuses_the_others_alone() {
     let s = setup(Scope::All);
     let (req, second, unknown) = batch_request(&s);
-    let Up::RewrapBatchResponse(r) = answer_batch(&s.peer, &s.store, &req, NOW) else {
+    let mut answers = answer_batch(&s.peer, &s.store, &req, NOW);
+    assert_eq!(answers.len(), 1);
+    let Up::RewrapBatchResponse(r) = answers.remove(0) else {
         panic!("not a batch response")
     };
     assert_eq!(r.batch_id, req.batch_id);
@@ -359,7 +361,9 @@ fn a_batch_for_an_untrusted_target_is_refused_item_by_item_with_no_envelope() {
     let s = setup(Scope::All);
     let (mut req, _, _) = batch_request(&s);
     req.target_cert = crate::fixtures::org().agent("target-1").cert;
-    let Up::RewrapBatchResponse(r) = answer_batch(&s.peer, &s.store, &req, NOW) else {
+    let mut answers = answer_batch(&s.peer, &s.store, &req, NOW);
+    assert_eq!(answers.len(), 1);
+    let Up::RewrapBatchResponse(r) = answers.remove(0) else {
         panic!("not a batch response")
     };
     assert!(r.sealed.is_empty() && r.envelope.is_none() && r.target_key.is_none());
@@ -376,7 +380,9 @@ fn a_batch_for_an_untrusted_target_is_refused_item_by_item_with_no_envelope() {
 fn a_batch_out_of_scope_for_one_item_seals_the_others() {
     let s = setup(Scope::explicit([AgentId::new("other").unwrap()]));
     let (req, second, _) = batch_request(&s);
-    let Up::RewrapBatchResponse(r) = answer_batch(&s.peer, &s.store, &req, NOW) else {
+    let mut answers = answer_batch(&s.peer, &s.store, &req, NOW);
+    assert_eq!(answers.len(), 1);
+    let Up::RewrapBatchResponse(r) = answers.remove(0) else {
         panic!("not a batch response")
     };
     assert_eq!(
@@ -388,4 +394,65 @@ fn a_batch_out_of_scope_for_one_item_seals_the_others() {
         reasons,
         [RefusalReason::NotInScope, RefusalReason::UnknownCredential]
     );
+}
+
+#[test]
+fn items_that_do_not_fit_in_the_batch_are_answered_alone() {
+    let s = setup(Scope::All);
+    let big = "x".repeat(60_000);
+    let items: Vec<_> = (0..9u8)
+        .map(|n| {
+            let id = CredentialId::random();
+            let (signed, statement, payload) =
+                s.org
+                    .credential(id, 1, &format!("big-{n}"), Scope::All, &big);
+            s.store
+                .accept(
+                    &[NewCredential {
+                        statement,
+                        signed: signed.clone(),
+                        payload,
+                    }],
+                    NOW,
+                )
+                .unwrap();
+            tessera_proto::wire::RewrapItem {
+                request_id: uuid::Uuid::new_v4(),
+                nonce: [n; 32],
+                credential_id: id,
+                version: 1,
+                statement: signed,
+            }
+        })
+        .collect();
+    let req = RewrapBatchRequest {
+        batch_id: uuid::Uuid::new_v4(),
+        target: s.target.id.clone(),
+        target_cert: s.target.cert.clone(),
+        items: items.clone(),
+    };
+    let answers = answer_batch(&s.peer, &s.store, &req, NOW);
+    assert_eq!(answers.len(), 2, "the batch, then the one that did not fit");
+    let Up::RewrapBatchResponse(r) = &answers[0] else {
+        panic!("the batch answer first")
+    };
+    assert_eq!(r.sealed.len(), 8);
+    assert!(r.refused.is_empty());
+    assert_eq!(
+        batch::open(&s.target.wrap, r.envelope.as_ref().unwrap())
+            .unwrap()
+            .len(),
+        8
+    );
+    let Up::RewrapResponse(single) = &answers[1] else {
+        panic!("a single answer for the ninth")
+    };
+    assert_eq!(
+        (single.request_id, single.nonce, single.credential_id),
+        (items[8].request_id, [8; 32], items[8].credential_id)
+    );
+    assert_eq!(single.target_key, s.target.wrap.public_key().fingerprint());
+    open(&s.target.wrap, &single.envelope)
+        .unwrap()
+        .expose(|p| assert!(p.len() > 60_000));
 }

@@ -30,3 +30,25 @@ fn the_load_follows_each_rewrap_from_peer_to_peer_and_frees_a_place_when_it_leav
     assert_eq!(p.next_paused(), Some(agent("target")));
     assert_eq!(p.next_paused(), None);
 }
+
+#[test]
+fn places_not_used_are_kept_and_a_tick_tries_a_paused_backfill_anyway() {
+    let mut p = PeerPacing::default();
+    p.pause(&agent("t1"));
+    p.pause(&agent("t2"));
+    // Nothing freed: nothing to try, until a tick nudges.
+    assert_eq!(p.take_resumable(), (0, 2));
+    p.nudge();
+    assert_eq!(p.take_resumable(), (1, 2));
+    // What a resume could not use is there the next time.
+    p.give_back(3);
+    assert_eq!(p.take_resumable(), (3, 2));
+    // Resumed and back in front, in order.
+    let first = p.next_paused().unwrap();
+    let second = p.next_paused().unwrap();
+    p.first_again(vec![first.clone(), second.clone()]);
+    assert_eq!(p.next_paused(), Some(first));
+    assert_eq!(p.next_paused(), Some(second));
+    p.nudge();
+    assert_eq!(p.take_resumable(), (0, 0), "nothing paused: nothing kept");
+}
