@@ -4,8 +4,10 @@
 //! `cargo bench -p tessera-system-tests --bench loadgen` prints a table. Each simulated agent has its own identity
 //! key, RSA wrap key and certificate from the org CA, and its own TLS connection; it registers as `tessera-agent`
 //! does (announcing `batch_rewrap`), and as a target verifies each delivery's operator-signed statement, opens the
-//! envelope (a batch's once), checks the commitment and acknowledges with its signed receipt (real crypto). It is not a peer: one real `tessera-agent`
-//! holds the credentials and answers the rewraps.
+//! envelope (a batch's once), checks the commitment and acknowledges with its signed receipt (real crypto). It is
+//! also a peer once it holds the credentials, as every agent is: the relay asks whichever holder has room
+//! (docs/protocol.md, "Backfill pacing"), so a simulated agent seals what it holds to the certified target key
+//! (without re-checking the statement). One real `tessera-agent` holds the org's credentials first.
 //!
 //! Scenarios:
 //! - registration herd: every simulated agent connects and registers at once (first registration) and is
@@ -39,15 +41,16 @@ use rumqttc::{
 };
 use tessera_proto::cert::{AgentCertificate, EnrollmentRequest, IdentityKey, PinnedCa, Validity};
 use tessera_proto::commitment;
-use tessera_proto::envelope::{batch, open, WrapPrivateKey};
+use tessera_proto::envelope::{batch, open, seal, WrapPrivateKey};
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
 use tessera_proto::secret::{SecretBytes, SecretPayload};
 use tessera_proto::statement::{CredentialStatement, RevocationList, Signed, CREDENTIAL_KIND};
 use tessera_proto::topics;
 use tessera_proto::wire::{
-    self, AgentState, CredentialStored, Down, Held, Register, RegistrationMode, Status,
-    StoreOutcome, Up,
+    self, AgentState, CredentialStored, Down, Held, RefusalReason, Register, RegistrationMode,
+    RewrapBatchRequest, RewrapBatchResponse, RewrapRefused, RewrapRequest, RewrapResponse,
+    SealedItem, Status, StoreOutcome, Up,
 };
 use tessera_system_tests::bins::bin_dir;
 use tessera_system_tests::broker::now;
@@ -67,6 +70,13 @@ struct Sim {
     cert_der: Vec<u8>,
     cert: AgentCertificate,
     tls: Arc<rustls::ClientConfig>,
+}
+
+/// What a simulated agent holds: each credential's version, and its payload (to answer rewraps as a peer).
+#[derive(Default)]
+struct Holdings {
+    versions: BTreeMap<CredentialId, u64>,
+    payloads: std::collections::HashMap<CredentialId, SecretBytes>,
 }
 
 /// What the simulated fleet did.
@@ -170,11 +180,11 @@ async fn run(
     let send = |up_msg: &Up| {
         let _ = client.try_publish(&up, QoS::AtLeastOnce, false, wire::encode(up_msg).unwrap());
     };
-    let mut held: BTreeMap<CredentialId, u64> = BTreeMap::new();
+    let mut held = Holdings::default();
     let mut registered = false;
     // Until the relay acknowledges the registration, it is sent again every `REGISTER_RETRY` (as the agent does).
     let mut awaiting_ack: Option<tokio::time::Instant> = None;
-    let register = |registered: bool, held: &BTreeMap<CredentialId, u64>| {
+    let register = |registered: bool, held: &Holdings| {
         Up::Register(Register {
             mode: if registered {
                 RegistrationMode::WarmReconnect
@@ -183,6 +193,7 @@ async fn run(
             },
             cert: sim.cert_der.clone(),
             held: held
+                .versions
                 .iter()
                 .map(|(id, v)| Held {
                     credential_id: *id,
@@ -201,7 +212,7 @@ async fn run(
             }
         };
         let event = tokio::select! {
-            () = cancel.cancelled() => return held,
+            () = cancel.cancelled() => return held.versions,
             () = retry => {
                 send(&register(registered, &held));
                 awaiting_ack = Some(tokio::time::Instant::now() + REGISTER_RETRY);
@@ -254,10 +265,12 @@ fn delivery(
     sim: &Sim,
     ca: &PinnedCa,
     down: Down,
-    held: &mut BTreeMap<CredentialId, u64>,
+    held: &mut Holdings,
     stats: &Stats,
 ) -> Option<Up> {
     match down {
+        Down::RewrapRequest(r) => Some(rewrap(sim, ca, held, &r)),
+        Down::RewrapBatchRequest(r) => Some(rewrap_batch(sim, ca, held, &r)),
         Down::CredentialStore(d) => {
             let plain = open(&sim.wrap, &d.envelope).ok();
             store(sim, ca, d.delivery_id, &d.statement, plain, held, stats)
@@ -296,7 +309,7 @@ fn store(
     delivery_id: uuid::Uuid,
     statement: &Signed<CredentialStatement>,
     plain: Option<SecretBytes>,
-    held: &mut BTreeMap<CredentialId, u64>,
+    held: &mut Holdings,
     stats: &Stats,
 ) -> Option<CredentialStored> {
     let verified = statement.verify(ca, &RevocationList::empty()).ok();
@@ -308,8 +321,9 @@ fn store(
         stats.refused.fetch_add(1, Ordering::Relaxed);
         return None;
     };
-    drop(payload);
-    if held.insert(st.credential_id, st.version) == Some(st.version) {
+    held.payloads
+        .insert(st.credential_id, payload.bytes().clone());
+    if held.versions.insert(st.credential_id, st.version) == Some(st.version) {
         stats.again.fetch_add(1, Ordering::Relaxed);
     } else {
         stats.stored.fetch_add(1, Ordering::Relaxed);
@@ -334,6 +348,80 @@ fn store(
         },
         receipt,
     })
+}
+
+/// As a peer: the target's certificate verified against the CA and naming the target, the credential held at the
+/// version asked, sealed to the certified key. (A simulated peer does not check the statement again: the relay's
+/// bindings and the target's checks are what the fleet measures.)
+fn rewrap(sim: &Sim, ca: &PinnedCa, held: &Holdings, r: &RewrapRequest) -> Up {
+    let target = ca
+        .verify_agent(&r.target_cert, now(), &RevocationList::empty())
+        .ok()
+        .filter(|t| t.agent_id == r.target);
+    let payload = held
+        .payloads
+        .get(&r.credential_id)
+        .filter(|_| held.versions.get(&r.credential_id) == Some(&r.version));
+    match (target, payload) {
+        (Some(t), Some(p)) => Up::RewrapResponse(RewrapResponse {
+            request_id: r.request_id,
+            nonce: r.nonce,
+            peer: sim.id.clone(),
+            credential_id: r.credential_id,
+            version: r.version,
+            target_key: t.wrap.fingerprint(),
+            envelope: seal(&t.wrap, p).unwrap(),
+        }),
+        _ => Up::RewrapRefused(RewrapRefused {
+            request_id: r.request_id,
+            nonce: r.nonce,
+            reason: RefusalReason::UnknownCredential,
+        }),
+    }
+}
+
+/// [`rewrap`] for a batch: what it holds sealed in one envelope, the rest refused.
+fn rewrap_batch(sim: &Sim, ca: &PinnedCa, held: &Holdings, r: &RewrapBatchRequest) -> Up {
+    let target = ca
+        .verify_agent(&r.target_cert, now(), &RevocationList::empty())
+        .ok()
+        .filter(|t| t.agent_id == r.target);
+    let mut answer = RewrapBatchResponse {
+        batch_id: r.batch_id,
+        peer: sim.id.clone(),
+        target_key: None,
+        envelope: None,
+        sealed: Vec::new(),
+        refused: Vec::new(),
+    };
+    let mut items = Vec::new();
+    for i in &r.items {
+        let payload = held
+            .payloads
+            .get(&i.credential_id)
+            .filter(|_| held.versions.get(&i.credential_id) == Some(&i.version));
+        match (&target, payload) {
+            (Some(_), Some(p)) => {
+                items.push((i.credential_id, i.version, p));
+                answer.sealed.push(SealedItem {
+                    request_id: i.request_id,
+                    nonce: i.nonce,
+                    credential_id: i.credential_id,
+                    version: i.version,
+                });
+            }
+            _ => answer.refused.push(RewrapRefused {
+                request_id: i.request_id,
+                nonce: i.nonce,
+                reason: RefusalReason::UnknownCredential,
+            }),
+        }
+    }
+    if let (Some(t), false) = (&target, items.is_empty()) {
+        answer.target_key = Some(t.wrap.fingerprint());
+        answer.envelope = Some(batch::seal(&t.wrap, &items).unwrap());
+    }
+    Up::RewrapBatchResponse(answer)
 }
 
 /// How many agents the relay lists online.
