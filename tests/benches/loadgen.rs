@@ -636,8 +636,17 @@ fn jit_under_load(
     let during = c.agent_state("edge-big").unwrap().as_deref() == Some("backfilling");
     c.wait_state("edge-big", "online", wait).unwrap();
     let took = t.elapsed();
-    assert_eq!(big.held_count().unwrap(), backfill);
+    // Its bulk credentials and the fleet's, which are every agent's.
+    assert!(big.held_count().unwrap() >= backfill);
     let pct = |v: &[Duration], p: usize| v[(v.len() - 1) * p / 100].as_secs_f64() * 1000.0;
+    eprintln!(
+        "JIT unloaded p50/p99 {:.1}/{:.1} ms, during the backfill {:.1}/{:.1} ms (during: {during}), backfill {:?}",
+        pct(&unloaded, 50),
+        pct(&unloaded, 99),
+        pct(&loaded, 50),
+        pct(&loaded, 99),
+        took
+    );
     vec![
         (
             format!("JIT repair with {n} agents connected, nothing else running: p50 / p99 of {jit}"),

@@ -329,33 +329,26 @@ fn each_item_of_a_batch_answer_passes_its_own_bindings() {
 
 #[test]
 fn mixed_fleets_and_jit_repair_stay_single() {
-    // A target that does not batch gets single rewraps from a peer that does.
-    let mut w = World::new();
-    let (peer, _) = peer_with(&mut w, "peer-1", 3, true);
-    let old = w.agent("old-target");
-    let out = register(&mut w, &old, false);
-    assert_eq!(singles(&out), 3);
-    assert!(batches_to(&out, &peer).is_empty());
-
-    // A peer that does not batch answers single rewraps for a target that does.
-    let mut w = World::new();
-    let (peer, _) = peer_with(&mut w, "old-peer", 3, false);
-    let target = w.agent("target-1");
-    let out = register(&mut w, &target, true);
-    assert_eq!(singles(&out), 3);
-    assert!(batches_to(&out, &peer).is_empty());
-
-    // batch_size 0 turns batching off.
-    let mut w = World::new();
-    w.engine.set_config(EngineConfig {
-        batch_size: 0,
-        ..EngineConfig::default()
-    });
-    let (peer, _) = peer_with(&mut w, "peer-1", 3, true);
-    let target = w.agent("target-1");
-    let out = register(&mut w, &target, true);
-    assert_eq!(singles(&out), 3);
-    assert!(batches_to(&out, &peer).is_empty());
+    // A target that does not batch gets single rewraps from a peer that does; a peer that does not batch is asked
+    // singly for a target that does; `batch_size` 0 turns batching off for everyone.
+    for (peer_batches, target_batches, batch_size) in
+        [(true, false, 64), (false, true, 64), (true, true, 0)]
+    {
+        let mut w = World::new();
+        w.engine.set_config(EngineConfig {
+            batch_size,
+            ..EngineConfig::default()
+        });
+        let (peer, _) = peer_with(&mut w, "peer-1", 3, peer_batches);
+        let target = w.agent("target-1");
+        let out = register(&mut w, &target, target_batches);
+        assert_eq!(
+            singles(&out),
+            3,
+            "{peer_batches} {target_batches} {batch_size}"
+        );
+        assert!(batches_to(&out, &peer).is_empty());
+    }
 
     // A delivery a workload waits on (JIT) is asked alone even when the others around it are batched: after the
     // first peer times out, the next peer gets the others in one batch and the JIT one single.
