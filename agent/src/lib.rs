@@ -6,7 +6,8 @@
 //! - [`session`]: MQTT over TLS with the agent certificate, one task owning the event loop, reconnect with jittered
 //!   backoff, the registration state machine.
 //! - [`core`]: the worker that owns the agent's state and runs the [`roles`]: peer (rewrap for a certified target in
-//!   scope) and target (verify, open, check the commitment, store, flush, acknowledge).
+//!   scope) and target (verify, open, check the commitment, store, flush, acknowledge), one credential at a time or
+//!   several in one envelope (batched rewrap, docs/protocol.md).
 //! - [`local_api`]: credentials served just in time to local workloads over a Unix socket, by uid/gid policy, with
 //!   an audit of every read and JIT repair for missing ones; [`exec`] and [`jobs`] inject credentials into child
 //!   processes (jobs only from templates in the local configuration).

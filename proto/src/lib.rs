@@ -4,7 +4,8 @@
 //!
 //! What it does:
 //! - [`envelope`]: seal a secret to an agent's RSA-2048 wrap key and open it (RSA-OAEP-SHA256 + AES-256-GCM, the
-//!   field layout of docs/protocol.md "Envelope", byte-compatible with the reference implementation).
+//!   field layout of docs/protocol.md "Envelope", byte-compatible with the reference implementation); a batch of
+//!   credentials in one envelope ([`envelope::batch`]).
 //! - [`commitment`]: the creator's HMAC-SHA-256 commitment over (domain tag, credential id, version, canonical
 //!   plaintext), verified in constant time.
 //! - [`cert`]: the org CA (P-256), agent and operator X.509 certificates, enrolment and renewal requests, and

@@ -4,7 +4,8 @@
 //! hash-chained audit and admin API. The operator's workstation commands (CA, sealing, statements) are in
 //! `tessera-operator`; this crate holds no CA key and no sealing code.
 //!
-//! - [`engine`]: the rules, sans-IO: messages and ticks in, messages out, state in a [`state::RelayStore`].
+//! - [`engine`]: the rules, sans-IO: messages and ticks in, messages out, state in a [`state::RelayStore`]; rewraps
+//!   of one (peer, target) batched on the wire, backfills paced per peer.
 //!   [`lifecycle`]: one in-flight delivery as a typed state machine with pure transitions, which the engine drives.
 //! - [`coordination`]: what replicas share besides the store (flood windows, the reconciler's turn), in memory or
 //!   in Redis with a fallback to memory.

@@ -103,3 +103,34 @@ fn backfills_wait_for_a_full_peer_and_resume_in_turn_while_jit_is_not_paced() {
     }
     assert_eq!(w.engine.pacing.load(&peer), 0);
 }
+
+#[test]
+fn a_paused_backfill_that_ended_meanwhile_leaves_the_queue() {
+    let mut w = World::new();
+    w.engine.set_config(EngineConfig {
+        peer_max_in_flight: 1,
+        batch_size: 0,
+        ..EngineConfig::default()
+    });
+    let (_peer, _) = peer_with(&mut w, "peer-1", 1, false);
+    let (a, b) = (w.agent("target-a"), w.agent("target-b"));
+    let mut asked = requests(&register(&mut w, &a, false));
+    assert_eq!(asked.len(), 1);
+    assert!(requests(&register(&mut w, &b, false)).is_empty());
+    assert!(w.engine.pacing.is_paused(&b));
+    // a's delivery makes a a holder: b's backfill resumes (from a or the peer) and ends.
+    while let Some(req) = asked.pop() {
+        asked.extend(requests(&answer(&mut w, &req)));
+    }
+    assert_eq!(
+        w.engine.store.agent(&b).unwrap().unwrap().state,
+        AgentState::Online
+    );
+    // Nothing is left paused to be tried at every tick.
+    for _ in 0..3 {
+        w.clock.advance(1_000);
+        assert!(w.engine.tick().is_empty());
+    }
+    assert!(!w.engine.pacing.is_paused(&a) && !w.engine.pacing.is_paused(&b));
+    assert_eq!(w.engine.pacing.take_resumable(), (0, 0));
+}

@@ -83,6 +83,11 @@ impl PeerPacing {
         self.freed += targets.len();
     }
 
+    /// Whether `target`'s backfill waits for a place.
+    pub(crate) fn is_paused(&self, target: &AgentId) -> bool {
+        self.waiting.contains(target)
+    }
+
     /// `target` is no longer waiting (it was resumed).
     pub(crate) fn unpause(&mut self, target: &AgentId) {
         if self.waiting.remove(target) {
@@ -150,7 +155,9 @@ impl Engine {
             let before = self.pacing.asked();
             let pumped = self.pump(&target);
             let started = self.pacing.asked().saturating_sub(before);
-            if started == 0 {
+            // Paused again by `pump` with nothing started: its peers are still full, and it keeps its turn. Not paused
+            // again: its backfill went on or ended (another delivery pumped it meanwhile), and it leaves the queue.
+            if started == 0 && self.pacing.is_paused(&target) {
                 self.pacing.unpause(&target);
                 still.push(target);
             }
