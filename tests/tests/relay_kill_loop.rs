@@ -25,11 +25,12 @@ fn a_relay_killed_again_and_again_mid_backfill_comes_back_consistent_every_time(
     let wait = Duration::from_secs(120);
     let tmp = tempfile::tempdir().unwrap();
     // Short timeouts and retries, so that what a kill cut off is retried within the test; a narrow backfill
-    // window, so that the backfill lasts across the kills.
+    // window (4 in flight, in batches of 2), so that the backfill lasts across the kills.
     let mut c = Cluster::new(
         tmp.path(),
         &bin_dir(),
         "peer_timeout_ms = 3000\nreconcile_interval_ms = 1000\nbackfill_concurrency = 4\n\
+         batch_size = 2\nbatches_in_flight = 2\n\
          [engine.backoff]\ndelays_ms = [500]\nmax_attempts = 1000",
     )
     .unwrap();

@@ -67,11 +67,12 @@ fn broker_and_relay_restarts_mid_backfill_converge_without_loss_or_rollback() {
     let wait = Duration::from_secs(90);
     let tmp = tempfile::tempdir().unwrap();
     // Timeouts and retries shortened so that what the restarts lost is retried within the test, and a narrow backfill
-    // window (2 in flight) so that each restart lands inside a backfill.
+    // window (2 in flight, one batch of 2) so that each restart lands inside a backfill.
     let mut c = Cluster::new(
         tmp.path(),
         &bin_dir(),
         "peer_timeout_ms = 3000\nreconcile_interval_ms = 2000\nbackfill_concurrency = 2\n\
+         batch_size = 2\nbatches_in_flight = 1\n\
          [engine.backoff]\ndelays_ms = [1000]\nmax_attempts = 100",
     )
     .unwrap();
