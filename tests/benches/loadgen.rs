@@ -19,6 +19,9 @@
 //!   lacks (`tessera-agent get`, JIT repair through the peer), first with nothing else going on, then while another
 //!   real agent is backfilled with 10,000 credentials from the same peer: p50 / p99 of each.
 //!
+//! Run by `cargo test --all-targets` (without `--bench`, a debug build) it is a smoke run: 20 agents, 2 s idle, no
+//! JIT scenario, unless the knobs say otherwise.
+//!
 //! Knobs: `TESSERA_LOADGEN_AGENTS` (default 1000), `TESSERA_LOADGEN_CREDENTIALS` (default 2),
 //! `TESSERA_LOADGEN_IDLE_SECS` (default 20), `TESSERA_LOADGEN_BACKFILL` (default 10000; 0 skips the JIT scenario),
 //! `TESSERA_LOADGEN_JIT` (requests per phase, default 100).
@@ -447,9 +450,12 @@ fn cpu_ms(pid: u32) -> u64 {
 }
 
 fn main() {
-    let n = knob("TESSERA_LOADGEN_AGENTS", 1000);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, in a debug build: a
+    // smoke run then (20 agents, a short idle, no 10,000-credential scenario), unless the knobs say otherwise.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n = knob("TESSERA_LOADGEN_AGENTS", if bench { 1000 } else { 20 });
     let m = knob("TESSERA_LOADGEN_CREDENTIALS", 2);
-    let idle = knob("TESSERA_LOADGEN_IDLE_SECS", 20);
+    let idle = knob("TESSERA_LOADGEN_IDLE_SECS", if bench { 20 } else { 2 });
     let wait = Duration::from_secs(300 + u64::try_from(n * m).unwrap() / 10);
     let mut rows: Vec<(String, String)> = Vec::new();
     let tmp = tempfile::tempdir().unwrap();
@@ -521,7 +527,7 @@ fn main() {
     ));
 
     let (backfill, jit) = (
-        knob("TESSERA_LOADGEN_BACKFILL", 10_000),
+        knob("TESSERA_LOADGEN_BACKFILL", if bench { 10_000 } else { 0 }),
         knob("TESSERA_LOADGEN_JIT", 100),
     );
     if backfill > 0 {
