@@ -62,14 +62,7 @@ pub(super) fn peers_with(
             out.retain(
                 |o| !matches!(&o.msg, Down::CredentialStore(x) if x.delivery_id == d.delivery_id),
             );
-            let st = d
-                .statement
-                .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
-                .unwrap();
-            let (id, c) = creds
-                .iter()
-                .find(|(id, _)| *id == st.credential_id)
-                .unwrap();
+            let (id, c) = held_as(&creds, &d.statement);
             out.extend(w.ack(p, d.delivery_id, *id, StoreOutcome::Stored { digest: *c }));
         }
         for (id, _) in &creds {
@@ -87,6 +80,20 @@ pub(super) fn peer_with(
 ) -> (AgentId, Vec<(CredentialId, Commitment)>) {
     let (mut peers, creds) = peers_with(w, &[peer], n, batches);
     (peers.remove(0), creds)
+}
+
+/// The (id, commitment) of `creds` that `statement` is for.
+fn held_as<'a>(
+    creds: &'a [(CredentialId, Commitment)],
+    statement: &tessera_proto::statement::Signed<tessera_proto::statement::CredentialStatement>,
+) -> &'a (CredentialId, Commitment) {
+    let st = statement
+        .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+        .unwrap();
+    creds
+        .iter()
+        .find(|(id, _)| *id == st.credential_id)
+        .unwrap()
 }
 
 fn batches_to(out: &[Outbound], to: &AgentId) -> Vec<RewrapBatchRequest> {
@@ -172,14 +179,7 @@ fn honest_ack(
         .items
         .iter()
         .map(|d| {
-            let st = d
-                .statement
-                .parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
-                .unwrap();
-            let (id, c) = creds
-                .iter()
-                .find(|(id, _)| *id == st.credential_id)
-                .unwrap();
+            let (id, c) = held_as(creds, &d.statement);
             match w.ack_msg(
                 target,
                 d.delivery_id,
