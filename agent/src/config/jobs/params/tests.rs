@@ -243,6 +243,27 @@ fn paths_stay_under_their_directory() {
 }
 
 #[test]
+fn patterns_have_unicode_classes_but_not_scripts() {
+    // General categories, boolean properties and the Unicode-aware Perl classes are in the build ...
+    let letters = checker(r"pattern = '\p{L}+'");
+    assert!(letters.admit("Zürich").is_ok());
+    assert_eq!(refused(&letters, "Zürich1"), Refusal::Pattern);
+    let word = checker(r"pattern = '\w+'");
+    assert!(word.admit("число").is_ok());
+    let alpha = checker(r"pattern = '(?i)\p{Alphabetic}+é'");
+    assert!(alpha.admit("abcÉ").is_ok());
+    // ... script, age and segmentation tables are not (docs/operations.md, "Jobs"): a clear config error.
+    for p in [
+        r"\p{Greek}+",
+        r"\p{Age:6.0}",
+        r"\p{Grapheme_Cluster_Break=Extend}",
+    ] {
+        let e = spec(&format!("pattern = '{p}'")).compile().unwrap_err();
+        assert!(e.contains("does not compile"), "{p}: {e}");
+    }
+}
+
+#[test]
 fn declarations_that_cannot_work_are_config_errors() {
     for (decl, needle) in [
         ("kind = \"shell\"", "unknown kind"),
