@@ -387,6 +387,15 @@ fn seeds_envelope(fx: &Fixtures) {
         );
     }
     seed("envelope_open", "seal", &with_mode(3, ENVELOPE_PLAINTEXT));
+    // batch_plaintext: a plaintext of two items, and one of a single empty payload.
+    let a = SecretBytes::copy_from(ENVELOPE_PLAINTEXT);
+    let b = SecretBytes::copy_from(br#"{"kind":"token","value":"x"}"#);
+    let id = |n: u128| CredentialId::from_uuid(uuid::Uuid::from_u128(n));
+    let two = envelope::batch::encode(&[(id(1), 1, &a), (id(2), 7, &b)]).unwrap();
+    two.expose(|p| seed("batch_plaintext", "two", p));
+    let empty = SecretBytes::copy_from(b"");
+    let one = envelope::batch::encode(&[(id(3), 2, &empty)]).unwrap();
+    one.expose(|p| seed("batch_plaintext", "one-empty", p));
 }
 
 fn seeds_cert(fx: &Fixtures) {
