@@ -24,6 +24,8 @@ use crate::issued::{IssuedError, Registry};
 use crate::revocations::RevocationsError;
 use crate::scope_diff::ScopeDiff;
 
+mod batch_seal;
+
 /// What a put did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PutReport {
@@ -441,20 +443,39 @@ pub async fn put_many(
     // is sent and accepted, and the catalogue saved again (at once on a failure). A crash in between leaves the
     // chunk's statements pending, as a crash between one statement's two saves does: none is ever signed twice,
     // and the catalogue is written twice per chunk rather than twice per credential.
+    //
+    // Agents the relay lists as taking batches get one batch envelope per request for several credentials
+    // (docs/protocol.md, "Operator batches"), when a chunk has more than one: each chunk then goes in batch requests.
+    let batching: std::collections::BTreeSet<AgentId> = ctx
+        .agents
+        .iter()
+        .filter(|a| a.batch_rewrap)
+        .map(|a| a.id.clone())
+        .collect();
+    let none = std::collections::BTreeSet::new();
     let mut reports: Vec<PutReport> = Vec::with_capacity(plans.len());
     let mut plans = plans.into_iter().peekable();
     while plans.peek().is_some() {
-        let mut chunk = Vec::with_capacity(SAVE_EVERY);
-        for plan in plans.by_ref().take(SAVE_EVERY) {
+        let group: Vec<Plan<'_>> = plans.by_ref().take(SAVE_EVERY).collect();
+        let batching = if group.len() >= 2 { &batching } else { &none };
+        let mut chunk = Vec::with_capacity(group.len());
+        for plan in group {
             let name = plan.0.as_str().to_owned();
-            match sign_plan(&mut ctx, op, plan) {
+            match sign_plan(&mut ctx, op, plan, batching) {
                 Ok(signed) => chunk.push(signed),
                 // Nothing of this chunk was saved or sent: only what earlier chunks sent is reported.
                 Err(e) => return Err(partial(&reports, name, Vec::new(), e)),
             }
         }
         save_after(&ctx, op.dir, &reports)?;
-        let mut chunk = chunk.into_iter();
+        if chunk.iter().any(|s| !s.deferred.is_empty()) {
+            post_batches(&mut ctx, client, op, chunk, &mut reports).await?;
+            save_after(&ctx, op.dir, &reports)?;
+            continue;
+        }
+        let mut chunk = chunk
+            .into_iter()
+            .map(|s| (s.report, s.statement, s.singles));
         while let Some((report, statement, envelopes)) = chunk.next() {
             if let Err(e) = ctx.post_and_accept(client, statement, envelopes).await {
                 // What was accepted so far is saved as confirmed; the rest of the chunk stays pending (and if this
@@ -525,14 +546,34 @@ type Plan<'a> = (
     &'a SecretPayload,
 );
 
-/// Seals `plan`'s payload to its targets, and signs and records its statement (the catalogue is not saved).
-fn sign_plan(
+/// A signed and recorded statement of a [`put_many`], what was sealed for it, and what is left to seal in batches.
+struct SignedPut<'a> {
+    report: PutReport,
+    statement: SignedStatement,
+    /// Single envelopes, for agents that do not take batches.
+    singles: Vec<EnvelopeFor>,
+    /// Certificates of agents that take batches, sealed to with the request's other credentials.
+    deferred: Vec<tessera_proto::cert::AgentCertificate>,
+    payload: &'a SecretPayload,
+}
+
+/// Seals `plan`'s payload to its targets (those in `batching` are left for a batch), and signs and records its
+/// statement (the catalogue is not saved).
+fn sign_plan<'a>(
     ctx: &mut Context<'_>,
     op: &Operator<'_>,
-    (name, id, version, previous, scope, targets, payload): Plan<'_>,
-) -> Result<(PutReport, SignedStatement, Vec<EnvelopeFor>), CredError> {
+    (name, id, version, previous, scope, targets, payload): Plan<'a>,
+    batching: &std::collections::BTreeSet<AgentId>,
+) -> Result<SignedPut<'a>, CredError> {
     let mut envelopes = Vec::with_capacity(targets.certs.len());
-    for cert in &targets.certs {
+    let mut deferred = Vec::new();
+    let mut sealed_for: Vec<AgentId> = targets.certs.iter().map(|c| c.agent_id.clone()).collect();
+    sealed_for.dedup();
+    for cert in targets.certs {
+        if batching.contains(&cert.agent_id) {
+            deferred.push(cert);
+            continue;
+        }
         let envelope =
             seal(&cert.wrap, payload.bytes()).map_err(|e| CredError::Invalid(e.to_string()))?;
         envelopes.push(EnvelopeFor {
@@ -554,8 +595,6 @@ fn sign_plan(
         op.id.clone(),
         ctx.now,
     );
-    let mut sealed_for: Vec<AgentId> = envelopes.iter().map(|e| e.agent.clone()).collect();
-    sealed_for.dedup();
     let statement = ctx.sign_and_record(&st)?;
     let report = PutReport {
         id,
@@ -568,7 +607,96 @@ fn sign_plan(
         sealed_for,
         skipped: targets.skipped,
     };
-    Ok((report, statement, envelopes))
+    Ok(SignedPut {
+        report,
+        statement,
+        singles: envelopes,
+        deferred,
+        payload,
+    })
+}
+
+/// The most bytes of one `POST /v1/credentials/batch` body the tool builds (the relay takes 2 MiB): a larger one
+/// is split in two requests (a single statement goes as it is).
+const BATCH_BODY_BUDGET: usize = 1024 * 1024;
+
+/// Sends a signed chunk in batch requests (`POST /v1/credentials/batch`), accepting each request's statements in the
+/// catalogue once the relay took it; on a failure, what was not sent stays pending and is reported.
+async fn post_batches(
+    ctx: &mut Context<'_>,
+    client: &AdminClient,
+    op: &Operator<'_>,
+    chunk: Vec<SignedPut<'_>>,
+    reports: &mut Vec<PutReport>,
+) -> Result<(), CredError> {
+    let mut ranges: std::collections::VecDeque<std::ops::Range<usize>> =
+        std::collections::VecDeque::new();
+    ranges.push_back(0..chunk.len());
+    while let Some(range) = ranges.pop_front() {
+        let part = chunk.get(range.clone()).unwrap_or_default();
+        let body = batch_body(part)?;
+        let bytes = serde_json::to_vec(&body).map_err(|e| CredError::Invalid(e.to_string()))?;
+        if bytes.len() > BATCH_BODY_BUDGET && range.len() > 1 {
+            let mid = range.start + range.len() / 2;
+            ranges.push_front(mid..range.end);
+            ranges.push_front(range.start..mid);
+            continue;
+        }
+        let value = serde_json::to_value(&body).map_err(|e| CredError::Invalid(e.to_string()))?;
+        let sent = client.post("/v1/credentials/batch", &value).await;
+        let accepted = match sent {
+            Ok(_) => part.iter().try_for_each(|s| {
+                ctx.catalogue
+                    .accept(&s.statement.verified, &s.statement.signed)
+                    .map(|_| ())
+                    .map_err(CredError::from)
+            }),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = accepted {
+            let _ = ctx.catalogue.save(op.dir);
+            let names = |ss: &[SignedPut<'_>]| -> Vec<String> {
+                ss.iter()
+                    .map(|s| s.report.name.as_str().to_owned())
+                    .collect()
+            };
+            let unsent = chunk.get(range.end..).map(names).unwrap_or_default();
+            return Err(partial(reports, names(part).join(", "), unsent, e));
+        }
+        reports.extend(part.iter().map(|s| s.report.clone()));
+    }
+    Ok(())
+}
+
+/// The batch request for `part`: its statements, its single envelopes, and the rest sealed per agent key.
+fn batch_body(part: &[SignedPut<'_>]) -> Result<tessera_proto::admin::PutBatchBody, CredError> {
+    let sealable: Vec<batch_seal::Sealable<'_>> = part
+        .iter()
+        .map(|s| batch_seal::Sealable {
+            id: s.report.id,
+            version: s.report.version,
+            payload: s.payload,
+            certs: &s.deferred,
+        })
+        .collect();
+    let (mut envelopes, batches) = batch_seal::seal_per_key(&sealable)?;
+    for s in part {
+        envelopes.extend(
+            s.singles
+                .iter()
+                .map(|e| tessera_proto::admin::ItemEnvelopeFor {
+                    credential_id: s.report.id,
+                    agent: e.agent.clone(),
+                    key: e.key,
+                    envelope: e.envelope.clone(),
+                }),
+        );
+    }
+    Ok(tessera_proto::admin::PutBatchBody {
+        statements: part.iter().map(|s| s.statement.signed.clone()).collect(),
+        envelopes,
+        batches,
+    })
 }
 
 /// How to change a scope.

@@ -18,6 +18,15 @@ pub(crate) fn issue(ca: &OrgCa, id: &str) -> AgentCertificate {
 
 /// A fresh agent `id` certified by `ca` for 30 days from [`NOW`], with its identity key.
 pub(crate) fn issue_with_key(ca: &OrgCa, id: &str) -> (AgentCertificate, IdentityKey) {
+    let (cert, key, _) = issue_with_keys(ca, id);
+    (cert, key)
+}
+
+/// A fresh agent `id` certified by `ca` for 30 days from [`NOW`], with its identity and wrap keys.
+pub(crate) fn issue_with_keys(
+    ca: &OrgCa,
+    id: &str,
+) -> (AgentCertificate, IdentityKey, WrapPrivateKey) {
     let key = IdentityKey::generate().unwrap();
     let wrap = WrapPrivateKey::generate().unwrap();
     let req = EnrollmentRequest::new(
@@ -33,5 +42,5 @@ pub(crate) fn issue_with_key(ca: &OrgCa, id: &str) -> (AgentCertificate, Identit
         .pinned()
         .verify_agent(&der, NOW + 1, &RevocationList::empty())
         .unwrap();
-    (cert, key)
+    (cert, key, wrap)
 }

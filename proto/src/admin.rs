@@ -34,6 +34,11 @@ pub struct AgentView {
     /// operations only (`null` when not reported, and from relays before this field).
     #[serde(default)]
     pub version: Option<String>,
+    /// Whether the agent announced `batch_rewrap` in its last registration, relayed as is: the operator's tool seals
+    /// one batch envelope per agent for an import when it is `true` (docs/protocol.md, "Operator batches"); a relay
+    /// that lies here only costs deliveries (absent from relays before this field: `false`).
+    #[serde(default)]
+    pub batch_rewrap: bool,
 }
 
 /// The relay's MQTT connection, as `GET /v1/status` shows it under `broker`.
@@ -102,6 +107,55 @@ pub struct PutBody {
     pub statement: Signed<CredentialStatement>,
     /// Envelopes per agent.
     pub envelopes: Vec<EnvelopeFor>,
+}
+
+/// `POST /v1/credentials/batch`: the statements an operator signed in one go (an import) and what it sealed: batch
+/// envelopes for agents that take batches, single envelopes for the others. The relay takes all of it or none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutBatchBody {
+    /// The signed statements, at most [`MAX_PUT_BATCH_STATEMENTS`], one per credential.
+    pub statements: Vec<Signed<CredentialStatement>>,
+    /// Single envelopes: one credential's payload for one agent.
+    #[serde(default)]
+    pub envelopes: Vec<ItemEnvelopeFor>,
+    /// Batch envelopes: several of these credentials' payloads for one agent, in one envelope.
+    #[serde(default)]
+    pub batches: Vec<BatchEnvelopeFor>,
+}
+
+/// The most statements one [`PutBatchBody`] carries.
+pub const MAX_PUT_BATCH_STATEMENTS: usize = 64;
+
+/// A single envelope of a [`PutBatchBody`], for the statement of `credential_id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemEnvelopeFor {
+    /// The credential (one of the body's statements).
+    pub credential_id: CredentialId,
+    /// The agent.
+    pub agent: AgentId,
+    /// Fingerprint of the certified wrap key it is sealed to.
+    pub key: KeyFingerprint,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// A batch envelope of a [`PutBatchBody`] (docs/protocol.md, "Operator batches"): its plaintext carries the payload
+/// of each listed credential version (the batch plaintext format of batched rewrap).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEnvelopeFor {
+    /// Names the batch at the relay (with the agent): random, chosen by the operator's tool.
+    pub batch_id: uuid::Uuid,
+    /// The credentials it carries, each at its statement's version: 2 to 64, distinct, all in the body.
+    pub items: Vec<CredentialId>,
+    /// The agent.
+    pub agent: AgentId,
+    /// Fingerprint of the certified wrap key it is sealed to.
+    pub key: KeyFingerprint,
+    /// The envelope.
+    pub envelope: Envelope,
 }
 
 /// `POST /v1/credentials/{id}/tombstone`: the operator-signed tombstone deleting the credential.

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use tessera_proto::admin::{
-    AgentView, CredentialView, DeliveryView, EnvelopeFor, PurgeChips, PutBody, RenewalCertBody,
-    RenewalView, SyncChips, TombstoneBody,
+    AgentView, CredentialView, DeliveryView, EnvelopeFor, PurgeChips, PutBatchBody, PutBody,
+    RenewalCertBody, RenewalView, SyncChips, TombstoneBody,
 };
 use views::{agent_view, credential_view, delivery_view, renewal_view};
 
@@ -76,7 +76,9 @@ fn internal(e: &dyn std::fmt::Display) -> ApiError {
 impl From<OperatorError> for ApiError {
     fn from(e: OperatorError) -> Self {
         match e {
-            OperatorError::Statement(m) => ApiError(StatusCode::BAD_REQUEST, "invalid", m),
+            OperatorError::Statement(m) | OperatorError::Invalid(m) => {
+                ApiError(StatusCode::BAD_REQUEST, "invalid", m)
+            }
             OperatorError::Conflict(m) => ApiError(StatusCode::CONFLICT, "invalid", m),
             OperatorError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "invalid", m),
             OperatorError::Busy(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, "busy", m),
@@ -260,6 +262,15 @@ async fn put(
         reply,
     })
     .await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn put_batch(
+    State(st): State<AdminState>,
+    Json(body): Json<PutBatchBody>,
+) -> ApiResult<serde_json::Value> {
+    let body = Box::new(body);
+    ask(&st, |reply| AdminRequest::PutBatch { body, reply }).await?;
     Ok(Json(serde_json::json!({ "ok": true })))
 }
 
@@ -450,6 +461,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/v1/credentials/{id}/deliveries", get(deliveries))
         .route("/v1/credentials", get(credentials).post(put))
+        .route("/v1/credentials/batch", post(put_batch))
         .route("/v1/credentials/{id}", axum::routing::delete(remove))
         .route("/v1/credentials/{id}/retry", post(retry))
         .route("/v1/credentials/{id}/tombstone", post(tombstone))

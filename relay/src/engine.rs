@@ -23,6 +23,7 @@ pub mod dispatch;
 pub mod flagged;
 pub mod jit;
 pub mod operator;
+mod operator_batch;
 mod peer_pacing;
 pub mod purge;
 pub mod receipts;
@@ -145,6 +146,8 @@ pub struct Metrics {
     pub rewrap_requests: u64,
     /// Batched rewrap requests sent to peers (each carries several of `rewrap_requests`).
     pub rewrap_batches: u64,
+    /// Batch envelopes operators sealed (imports), accepted by the admin API.
+    pub operator_batches: u64,
     /// Deliveries confirmed by a matching digest.
     pub deliveries_ok: u64,
     /// Commitment mismatches.

@@ -47,6 +47,13 @@ pub enum AdminRequest {
         /// Answer.
         reply: oneshot::Sender<Result<(), OperatorError>>,
     },
+    /// An operator batch (an import): statements, single and batch envelopes.
+    PutBatch {
+        /// The body as the operator sent it.
+        body: Box<tessera_proto::admin::PutBatchBody>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), OperatorError>>,
+    },
     /// Soft delete.
     Remove {
         /// Credential.
@@ -414,6 +421,10 @@ async fn engine_worker(
             Some(req) = admin.recv() => match req {
                 AdminRequest::Put { statement, envelopes, reply } => {
                     let r = engine.put_credential(&statement, &envelopes).map(&send);
+                    let _ = reply.send(r);
+                }
+                AdminRequest::PutBatch { body, reply } => {
+                    let r = engine.put_credentials_batch(&body).map(&send);
                     let _ = reply.send(r);
                 }
                 AdminRequest::Revocations { list, reply } => {

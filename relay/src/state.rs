@@ -17,8 +17,8 @@ mod staged;
 pub use batch::{Batch, Write};
 pub use pg_store::{PgConfig, PgStore};
 pub use records::{
-    AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord, PendingRewrap,
-    PurgeState, ReceiptKind, RenewalRecord, RenewalState,
+    AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord, OperatorSealed,
+    PendingRewrap, PurgeState, ReceiptKind, RenewalRecord, RenewalState,
 };
 pub use sled_store::SledStore;
 pub use staged::Staged;
@@ -75,11 +75,18 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     /// Every delivery row.
     fn deliveries(&self) -> StateResult<Vec<DeliveryRow>>;
 
-    /// An envelope the operator sealed for an agent (kept for agents offline at `cred put`).
+    /// What the operator sealed for an agent (kept for agents offline at `cred put`), with the SHA-256 of the wrap
+    /// key it is sealed to.
     fn envelope(
         &self,
         credential: &CredentialId,
         version: u64,
+        agent: &AgentId,
+    ) -> StateResult<Option<(OperatorSealed, [u8; 32])>>;
+    /// A batch envelope the operator sealed for an agent, with the SHA-256 of the wrap key it is sealed to.
+    fn batch_envelope(
+        &self,
+        batch: &uuid::Uuid,
         agent: &AgentId,
     ) -> StateResult<Option<(Envelope, [u8; 32])>>;
 

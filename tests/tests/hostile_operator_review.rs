@@ -678,3 +678,88 @@ fn a_new_operator_directory_lacks_the_revocation_list_and_seals_to_a_revoked_age
         );
     }
 }
+
+/// Operator batches (docs/protocol.md, "Operator batches"): the relay's `batch_rewrap` claim decides the format of
+/// what an import seals, never to whom. The lying relay claims batch support for edge-1 (honestly certified), for
+/// a rogue CA's "mallory", and for "edge-9" listed with edge-1's certificate; edge-2 is listed without it. The
+/// import seals one batch envelope to edge-1's certified key for all three credentials, single envelopes to
+/// edge-2, and nothing to the others.
+#[test]
+fn a_relay_claiming_batch_support_changes_the_format_not_the_recipients() {
+    let w = world();
+    let mallory = tessera_system_tests::org::TestOrg::new()
+        .agent("mallory")
+        .cert;
+    let claims = |id: &str, der: &[u8], batch: bool| {
+        let mut v = agent_view(id, der);
+        v["batch_rewrap"] = serde_json::json!(batch);
+        v
+    };
+    w.relay.answer_fleet(serde_json::json!([
+        claims("edge-1", &w.der[0], true),
+        claims("edge-2", &w.der[1], false),
+        claims("mallory", &mallory, true),
+        claims("edge-9", &w.der[0], true),
+    ]));
+    let dir = w.c.root().join("import-batch");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            dir.join(format!("b{i}")),
+            format!("batched-secret-{i}-0123456789"),
+        )
+        .unwrap();
+    }
+    ok(&tessera(
+        &w.c,
+        &w.alice,
+        &["cred", "import", dir.to_str().unwrap()],
+        None,
+    ));
+    let sent = w.relay.take();
+    assert!(
+        puts(&sent).is_empty(),
+        "the chunk went as one batch request"
+    );
+    let bodies: Vec<tessera_proto::admin::PutBatchBody> = sent
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/credentials/batch")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 1);
+    let body = &bodies[0];
+    let ids: Vec<CredentialId> = body
+        .statements
+        .iter()
+        .map(|s| {
+            s.parse_unverified(tessera_proto::statement::CREDENTIAL_KIND)
+                .unwrap()
+                .credential_id
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let key = |i: usize| {
+        w.ca()
+            .verify_agent(&w.der[i], now(), &RevocationList::empty())
+            .unwrap()
+            .wrap
+            .fingerprint()
+    };
+    assert_eq!(body.batches.len(), 1, "one batch envelope, for edge-1 only");
+    let batch = &body.batches[0];
+    assert_eq!(batch.agent.as_str(), "edge-1");
+    assert!(batch.key == key(0), "sealed to edge-1's certified key");
+    let mut items = batch.items.clone();
+    let mut want = ids.clone();
+    items.sort();
+    want.sort();
+    assert_eq!(items, want);
+    let singles: Vec<(&str, CredentialId)> = body
+        .envelopes
+        .iter()
+        .map(|e| (e.agent.as_str(), e.credential_id))
+        .collect();
+    assert_eq!(singles.len(), 3, "{singles:?}");
+    assert!(singles.iter().all(|(a, _)| *a == "edge-2"), "{singles:?}");
+    assert!(body.envelopes.iter().all(|e| e.key == key(1)));
+}

@@ -20,6 +20,7 @@ fn view(id: &str, der: &[u8]) -> AgentView {
         cert: tessera_proto::b64_encode(der),
         stale: false,
         version: None,
+        batch_rewrap: false,
     }
 }
 

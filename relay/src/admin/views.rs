@@ -23,6 +23,7 @@ pub(super) fn agent_view(a: &AgentRecord, broker_connected: bool) -> AgentView {
         mode: a.mode,
         cert: tessera_proto::b64_encode(&a.cert),
         version: a.agent_version.clone(),
+        batch_rewrap: a.batch_rewrap,
     }
 }
 

@@ -64,9 +64,10 @@ impl Engine {
     }
 
     /// Sends an event's rewrap requests for one (peer, target) that both batch as batched requests, each at the
-    /// place of its first item; everything else as it was. Runs after the event committed: a failure to read a
-    /// capability only leaves the request single.
+    /// place of its first item, and joins its deliveries from one operator batch envelope; everything else as it
+    /// was. Runs after the event committed: a failure to read a capability only leaves the request single.
     pub(crate) fn group_rewraps(&mut self, out: Vec<Outbound>) -> Vec<Outbound> {
+        let out = super::operator_batch::merge_operator_batches(out);
         let unbatched = std::mem::take(&mut self.unbatched);
         let size = self.cfg.batch_size.min(MAX_BATCH_ITEMS);
         if size < 2

@@ -226,6 +226,16 @@ impl Engine {
         self.operation(|e| e.put_credential_staged(signed, envelopes))
     }
 
+    /// Accepts an operator batch: its statements, single and batch envelopes, all or nothing.
+    pub fn put_credentials_batch(
+        &mut self,
+        body: &tessera_proto::admin::PutBatchBody,
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        let out = self.operation(|e| e.put_batch_staged(body))?;
+        self.metrics.operator_batches += u64::try_from(body.batches.len()).unwrap_or(u64::MAX);
+        Ok(self.group_rewraps(out))
+    }
+
     /// Adopts a newer revocation list signed by the CA.
     pub fn apply_revocations(
         &mut self,

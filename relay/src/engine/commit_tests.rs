@@ -46,7 +46,8 @@ impl RelayStore for FlakyStore {
         delivery(c: &CredentialId, a: &AgentId) -> StateResult<Option<DeliveryRow>>;
         deliveries_of_agent(a: &AgentId) -> StateResult<Vec<DeliveryRow>>;
         deliveries() -> StateResult<Vec<DeliveryRow>>;
-        envelope(c: &CredentialId, v: u64, a: &AgentId) -> StateResult<Option<(Envelope, [u8; 32])>>;
+        envelope(c: &CredentialId, v: u64, a: &AgentId) -> StateResult<Option<(crate::state::OperatorSealed, [u8; 32])>>;
+        batch_envelope(b: &uuid::Uuid, a: &AgentId) -> StateResult<Option<(Envelope, [u8; 32])>>;
         pending(id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>>;
         pendings() -> StateResult<Vec<PendingRewrap>>;
         pendings_of_target(t: &AgentId) -> StateResult<Vec<PendingRewrap>>;

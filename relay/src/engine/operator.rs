@@ -14,7 +14,9 @@ use tessera_proto::wire::{
 use super::audit_event::AuditEvent;
 use super::{Engine, Outbound};
 use crate::alerts::Alert;
-use crate::state::{CredentialRecord, DeliveryRow, DeliveryState, JobRecord, StateResult};
+use crate::state::{
+    CredentialRecord, DeliveryRow, DeliveryState, JobRecord, OperatorSealed, StateResult,
+};
 
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub enum OperatorError {
     /// The version or scope revision does not move forward.
     #[error("{0}")]
     Conflict(String),
+    /// A request that does not hold together (a batch naming a credential it does not carry, a duplicate).
+    #[error("{0}")]
+    Invalid(String),
     /// Unknown credential, agent or template.
     #[error("{0}")]
     NotFound(String),
@@ -60,6 +65,20 @@ impl Engine {
         &mut self,
         signed: &Signed<CredentialStatement>,
         envelopes: &[(AgentId, KeyFingerprint, Envelope)],
+    ) -> Result<Vec<Outbound>, OperatorError> {
+        let sealed: Vec<(AgentId, KeyFingerprint, OperatorSealed)> = envelopes
+            .iter()
+            .map(|(a, k, e)| (a.clone(), *k, OperatorSealed::Envelope(e.clone())))
+            .collect();
+        self.put_statement_staged(signed, &sealed)
+    }
+
+    /// [`Self::put_credential_staged`] with what the operator sealed as single envelopes or items of batch
+    /// envelopes (kept before, by [`Self::put_batch_staged`]).
+    pub(crate) fn put_statement_staged(
+        &mut self,
+        signed: &Signed<CredentialStatement>,
+        envelopes: &[(AgentId, KeyFingerprint, OperatorSealed)],
     ) -> Result<Vec<Outbound>, OperatorError> {
         let st = signed
             .verify(&self.ca, &self.revocations)
@@ -99,10 +118,10 @@ impl Engine {
             updated_ms: self.now_ms(),
         };
         self.store.put_credential(&c)?;
-        for (agent, key, env) in envelopes {
+        for (agent, key, sealed) in envelopes {
             // Kept with the fingerprint of the key it is sealed to: used only while the agent still has that key.
             self.store
-                .put_envelope(&c.id, c.version, agent, env, key.0)?;
+                .put_envelope(&c.id, c.version, agent, sealed, key.0)?;
         }
         self.audit(AuditEvent::CredentialPut {
             credential: c.id,

@@ -55,6 +55,7 @@ struct EngineCounters {
     unsolicited: Counter,
     rewrap_requests: Counter,
     rewrap_batches: Counter,
+    operator_batches: Counter,
     deliveries_ok: Counter,
     mismatches: Counter,
     rate_limited: Counter,
@@ -86,6 +87,11 @@ impl EngineCounters {
                 "rewrap_batches",
                 "Batched rewrap requests sent to peers (each carries several rewrap requests)",
                 &engine.rewrap_batches,
+            ),
+            (
+                "operator_batches",
+                "Batch envelopes operators sealed (imports), accepted by the admin API",
+                &engine.operator_batches,
             ),
             (
                 "deliveries_ok",
@@ -238,6 +244,7 @@ impl RelayMetrics {
             (&e.unsolicited, m.unsolicited),
             (&e.rewrap_requests, m.rewrap_requests),
             (&e.rewrap_batches, m.rewrap_batches),
+            (&e.operator_batches, m.operator_batches),
             (&e.deliveries_ok, m.deliveries_ok),
             (&e.mismatches, m.mismatches),
             (&e.rate_limited, m.rate_limited),

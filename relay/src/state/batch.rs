@@ -8,8 +8,8 @@ use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{RevocationList, Signed};
 
 use super::{
-    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
-    RenewalRecord,
+    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
+    ReceiptKind, RenewalRecord,
 };
 use crate::alerts::Alert;
 
@@ -23,12 +23,23 @@ pub enum Write {
     Credential(CredentialRecord),
     /// Creates or replaces a delivery row.
     Delivery(DeliveryRow),
-    /// Keeps an envelope the operator sealed for an agent, with the fingerprint of the key it is sealed to.
+    /// Keeps what the operator sealed for an agent, with the fingerprint of the key it is sealed to.
     Envelope {
         /// The credential.
         credential: CredentialId,
         /// Its version.
         version: u64,
+        /// The agent it is sealed for.
+        agent: AgentId,
+        /// The envelope, or the batch envelope that carries it.
+        sealed: OperatorSealed,
+        /// SHA-256 of the wrap key it is sealed to.
+        key: [u8; 32],
+    },
+    /// Keeps a batch envelope the operator sealed for an agent.
+    BatchEnvelope {
+        /// The batch.
+        batch: uuid::Uuid,
         /// The agent it is sealed for.
         agent: AgentId,
         /// The envelope.

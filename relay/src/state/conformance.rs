@@ -156,3 +156,81 @@ pub(super) fn small_records_read_back(open: &dyn Fn() -> Arc<dyn RelayStore>) {
     assert!(s.alerts().unwrap().is_empty());
     assert!(s.revocations().unwrap().is_none());
 }
+
+fn envelope(tag: &str) -> tessera_proto::envelope::Envelope {
+    tessera_proto::envelope::Envelope {
+        encrypted_key: format!("key-{tag}"),
+        iv: "aXY=".into(),
+        ciphertext: format!("ct-{tag}"),
+        tag: "dGFn".into(),
+    }
+}
+
+/// What an operator sealed, a single envelope or an item of a batch envelope kept once per (batch, agent), reads
+/// back after a reopen; each with the key it is sealed to.
+pub(super) fn operator_envelopes_single_and_batched_survive_a_reopen(
+    open: &dyn Fn() -> Arc<dyn RelayStore>,
+) {
+    use super::OperatorSealed;
+    let (a, b) = (agent("edge-a"), agent("edge-b"));
+    let (c1, c2) = (CredentialId::random(), CredentialId::random());
+    let batch = uuid::Uuid::new_v4();
+    {
+        let s = open();
+        apply(
+            &*s,
+            vec![
+                Write::Envelope {
+                    credential: c1,
+                    version: 3,
+                    agent: a.clone(),
+                    sealed: OperatorSealed::Envelope(envelope("single")),
+                    key: [1; 32],
+                },
+                Write::Envelope {
+                    credential: c1,
+                    version: 3,
+                    agent: b.clone(),
+                    sealed: OperatorSealed::InBatch(batch),
+                    key: [2; 32],
+                },
+                Write::Envelope {
+                    credential: c2,
+                    version: 1,
+                    agent: b.clone(),
+                    sealed: OperatorSealed::InBatch(batch),
+                    key: [2; 32],
+                },
+                Write::BatchEnvelope {
+                    batch,
+                    agent: b.clone(),
+                    envelope: envelope("batch"),
+                    key: [2; 32],
+                },
+            ],
+        );
+        s.flush().unwrap();
+    }
+    let s = open();
+    match s.envelope(&c1, 3, &a).unwrap() {
+        Some((OperatorSealed::Envelope(e), key)) => {
+            assert_eq!((e.ciphertext.as_str(), key), ("ct-single", [1; 32]));
+        }
+        other => panic!("single envelope: {other:?}"),
+    }
+    for c in [c1, c2] {
+        match s.envelope(&c, if c == c1 { 3 } else { 1 }, &b).unwrap() {
+            Some((OperatorSealed::InBatch(id), key)) => assert_eq!((id, key), (batch, [2; 32])),
+            other => panic!("batch item: {other:?}"),
+        }
+    }
+    let (e, key) = s.batch_envelope(&batch, &b).unwrap().unwrap();
+    assert_eq!((e.ciphertext.as_str(), key), ("ct-batch", [2; 32]));
+    // Another version, another agent, another batch: nothing.
+    assert!(s.envelope(&c1, 2, &a).unwrap().is_none());
+    assert!(s.batch_envelope(&batch, &a).unwrap().is_none());
+    assert!(s
+        .batch_envelope(&uuid::Uuid::new_v4(), &b)
+        .unwrap()
+        .is_none());
+}

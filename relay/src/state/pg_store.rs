@@ -23,9 +23,10 @@ use tokio_postgres::types::{Json, ToSql};
 
 use self::turn::TurnSession;
 use super::decoded::Decoded;
+use super::records::{StoredBatchEnvelope, StoredSealed};
 use super::{
-    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
-    RelayStore, RenewalRecord, StateError, StateResult, Write,
+    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
+    ReceiptKind, RelayStore, RenewalRecord, StateError, StateResult, Write,
 };
 use crate::alerts::Alert;
 
@@ -578,12 +579,6 @@ fn i64_of(v: u64) -> StateResult<i64> {
     i64::try_from(v).map_err(|_| StateError::Backend(format!("{v} is out of PostgreSQL's range")))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredEnvelope {
-    envelope: Envelope,
-    key: [u8; 32],
-}
-
 /// A record as a `jsonb` parameter.
 fn j<T: Serialize + Clone + Send + Sync + std::fmt::Debug + 'static>(v: &T) -> Param {
     Box::new(Json(v.clone()))
@@ -625,7 +620,7 @@ fn statement(w: &Write) -> StateResult<Vec<(&'static str, Vec<Param>)>> {
             credential,
             version,
             agent,
-            envelope,
+            sealed,
             key,
         } => vec![(
             "INSERT INTO envelopes (credential, version, agent, rec) VALUES ($1, $2, $3, $4) \
@@ -634,7 +629,21 @@ fn statement(w: &Write) -> StateResult<Vec<(&'static str, Vec<Param>)>> {
                 p(credential.to_string()),
                 p(i64_of(*version)?),
                 p(agent.as_str().to_owned()),
-                Box::new(Json(StoredEnvelope {
+                Box::new(Json(StoredSealed::new(sealed, *key))) as Param,
+            ],
+        )],
+        Write::BatchEnvelope {
+            batch,
+            agent,
+            envelope,
+            key,
+        } => vec![(
+            "INSERT INTO batch_envelopes (batch, agent, rec) VALUES ($1, $2, $3) \
+             ON CONFLICT (batch, agent) DO UPDATE SET rec = EXCLUDED.rec",
+            vec![
+                p(batch.to_string()),
+                p(agent.as_str().to_owned()),
+                Box::new(Json(StoredBatchEnvelope {
                     envelope: envelope.clone(),
                     key: *key,
                 })) as Param,
@@ -794,15 +803,28 @@ impl RelayStore for PgStore {
         credential: &CredentialId,
         version: u64,
         agent: &AgentId,
-    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+    ) -> StateResult<Option<(OperatorSealed, [u8; 32])>> {
         Ok(self
-            .row::<StoredEnvelope>(
+            .row::<StoredSealed>(
                 "SELECT rec FROM envelopes WHERE credential = $1 AND version = $2 AND agent = $3",
                 vec![
                     p(credential.to_string()),
                     p(i64_of(version)?),
                     p(agent.as_str().to_owned()),
                 ],
+            )?
+            .and_then(StoredSealed::into_sealed))
+    }
+
+    fn batch_envelope(
+        &self,
+        batch: &uuid::Uuid,
+        agent: &AgentId,
+    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+        Ok(self
+            .row::<StoredBatchEnvelope>(
+                "SELECT rec FROM batch_envelopes WHERE batch = $1 AND agent = $2",
+                vec![p(batch.to_string()), p(agent.as_str().to_owned())],
             )?
             .map(|s| (s.envelope, s.key)))
     }

@@ -231,3 +231,61 @@ mod b64_opt {
             .transpose()
     }
 }
+
+/// What an operator sealed for one agent of one credential version (`POST /v1/credentials`, `POST
+/// /v1/credentials/batch`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum OperatorSealed {
+    /// An envelope of this credential alone.
+    Envelope(tessera_proto::envelope::Envelope),
+    /// An item of the batch envelope kept as (this batch id, the same agent): [`super::RelayStore::batch_envelope`].
+    InBatch(uuid::Uuid),
+}
+
+/// [`OperatorSealed`] and its key as a backend keeps them (JSON). Records from before operator batches have an
+/// `envelope` and no `batch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredSealed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    envelope: Option<tessera_proto::envelope::Envelope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch: Option<uuid::Uuid>,
+    key: [u8; 32],
+}
+
+impl StoredSealed {
+    pub(super) fn new(sealed: &OperatorSealed, key: [u8; 32]) -> Self {
+        match sealed {
+            OperatorSealed::Envelope(e) => Self {
+                envelope: Some(e.clone()),
+                batch: None,
+                key,
+            },
+            OperatorSealed::InBatch(b) => Self {
+                envelope: None,
+                batch: Some(*b),
+                key,
+            },
+        }
+    }
+
+    /// The record read back; `None` when it holds neither form (not written by this relay).
+    pub(super) fn into_sealed(self) -> Option<(OperatorSealed, [u8; 32])> {
+        match (self.envelope, self.batch) {
+            (Some(e), _) => Some((OperatorSealed::Envelope(e), self.key)),
+            (None, Some(b)) => Some((OperatorSealed::InBatch(b), self.key)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A batch envelope an operator sealed for an agent, as a backend keeps it (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredBatchEnvelope {
+    pub(super) envelope: tessera_proto::envelope::Envelope,
+    pub(super) key: [u8; 32],
+}
+
+#[cfg(test)]
+mod tests;

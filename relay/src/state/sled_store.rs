@@ -4,15 +4,16 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
 use super::decoded::Decoded;
 use super::index::Index;
+use super::records::{StoredBatchEnvelope, StoredSealed};
 use super::{
-    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
-    RelayStore, RenewalRecord, StateError, StateResult, Write,
+    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
+    ReceiptKind, RelayStore, RenewalRecord, StateError, StateResult, Write,
 };
 use crate::alerts::Alert;
 use tessera_proto::audit::AuditEntry;
@@ -29,6 +30,8 @@ pub struct SledStore {
     /// Each agent's delivery rows (their credential ids), rebuilt at open.
     rows_of_agent: Index<AgentId, CredentialId>,
     envelopes: sled::Tree,
+    /// Operator batch envelopes under `<batch>|<agent>`.
+    batch_envelopes: sled::Tree,
     /// In-flight rewraps under `r|<request id>`.
     pending: sled::Tree,
     /// The rewraps in flight to each target, rebuilt at open.
@@ -113,12 +116,6 @@ fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> StateResult<()> {
     Ok(())
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredEnvelope {
-    envelope: Envelope,
-    key: [u8; 32],
-}
-
 impl SledStore {
     /// Opens (creating) the state at `path`. A lock held by a relay that is just exiting (or, in one process, by a
     /// handle whose background flusher has not stopped yet) is waited for up to two seconds.
@@ -178,6 +175,7 @@ impl SledStore {
             deliveries,
             rows_of_agent,
             envelopes: tree("envelopes")?,
+            batch_envelopes: tree("batch_envelopes")?,
             pending,
             pending_of_target,
             blocklist: tree("blocklist")?,
@@ -251,9 +249,22 @@ impl RelayStore for SledStore {
         credential: &CredentialId,
         version: u64,
         agent: &AgentId,
-    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+    ) -> StateResult<Option<(OperatorSealed, [u8; 32])>> {
         let key = format!("{credential}|{version}|{}", agent.as_str());
-        Ok(get::<StoredEnvelope>(&self.envelopes, key.as_bytes())?.map(|s| (s.envelope, s.key)))
+        Ok(get::<StoredSealed>(&self.envelopes, key.as_bytes())?
+            .and_then(StoredSealed::into_sealed))
+    }
+
+    fn batch_envelope(
+        &self,
+        batch: &uuid::Uuid,
+        agent: &AgentId,
+    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+        let key = format!("{batch}|{}", agent.as_str());
+        Ok(
+            get::<StoredBatchEnvelope>(&self.batch_envelopes, key.as_bytes())?
+                .map(|s| (s.envelope, s.key)),
+        )
     }
 
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
@@ -408,7 +419,8 @@ impl RelayStore for SledStore {
 }
 
 /// The trees a batch writes, by position (their names on disk).
-const TREE_NAMES: [&str; 13] = [
+/// New trees go at the end: a redo record names trees by position.
+const TREE_NAMES: [&str; 14] = [
     "agents",
     "credentials",
     "names",
@@ -422,6 +434,7 @@ const TREE_NAMES: [&str; 13] = [
     "meta",
     "receipts",
     "renewals",
+    "batch_envelopes",
 ];
 
 /// Positions of the trees in [`TREE_NAMES`].
@@ -438,6 +451,7 @@ const JOBS: usize = 9;
 const META: usize = 10;
 const RECEIPTS: usize = 11;
 const RENEWALS: usize = 12;
+const BATCH_ENVELOPES: usize = 13;
 
 /// Where a batch being written is kept until all of it is (in the `meta` tree).
 const REDO_KEY: &[u8] = b"redo-batch";
@@ -460,6 +474,7 @@ impl SledStore {
             &self.meta,
             &self.receipts,
             &self.renewals,
+            &self.batch_envelopes,
         ]
         .get(i)
         .copied()
@@ -550,12 +565,22 @@ impl SledStore {
                 credential,
                 version,
                 agent,
-                envelope,
+                sealed,
                 key,
             } => (
                 ENVELOPES,
                 format!("{credential}|{version}|{}", agent.as_str()).into_bytes(),
-                Some(enc(&StoredEnvelope {
+                Some(enc(&StoredSealed::new(sealed, *key))?),
+            ),
+            Write::BatchEnvelope {
+                batch,
+                agent,
+                envelope,
+                key,
+            } => (
+                BATCH_ENVELOPES,
+                format!("{batch}|{}", agent.as_str()).into_bytes(),
+                Some(enc(&StoredBatchEnvelope {
                     envelope: envelope.clone(),
                     key: *key,
                 })?),

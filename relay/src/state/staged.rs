@@ -12,8 +12,8 @@ use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{RevocationList, Signed};
 
 use super::{
-    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, PendingRewrap, ReceiptKind,
-    RelayStore, RenewalRecord, StateResult, Write,
+    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
+    ReceiptKind, RelayStore, RenewalRecord, StateResult, Write,
 };
 use crate::alerts::Alert;
 
@@ -26,7 +26,8 @@ struct Overlay {
     agents: Table<AgentId, AgentRecord>,
     credentials: Table<CredentialId, CredentialRecord>,
     deliveries: Table<(CredentialId, AgentId), DeliveryRow>,
-    envelopes: Table<(CredentialId, u64, AgentId), (Envelope, [u8; 32])>,
+    envelopes: Table<(CredentialId, u64, AgentId), (OperatorSealed, [u8; 32])>,
+    batch_envelopes: Table<(uuid::Uuid, AgentId), (Envelope, [u8; 32])>,
     pendings: Table<uuid::Uuid, PendingRewrap>,
     blocks: Table<(CredentialId, AgentId), u64>,
     alerts: Table<String, Alert>,
@@ -45,6 +46,7 @@ impl Overlay {
             && self.credentials.is_empty()
             && self.deliveries.is_empty()
             && self.envelopes.is_empty()
+            && self.batch_envelopes.is_empty()
             && self.pendings.is_empty()
             && self.blocks.is_empty()
             && self.alerts.is_empty()
@@ -70,9 +72,21 @@ impl Overlay {
             self.envelopes
                 .into_iter()
                 .filter_map(|((credential, version, agent), v)| {
-                    v.map(|(envelope, key)| Write::Envelope {
+                    v.map(|(sealed, key)| Write::Envelope {
                         credential,
                         version,
+                        agent,
+                        sealed,
+                        key,
+                    })
+                }),
+        );
+        w.extend(
+            self.batch_envelopes
+                .into_iter()
+                .filter_map(|((batch, agent), v)| {
+                    v.map(|(envelope, key)| Write::BatchEnvelope {
+                        batch,
                         agent,
                         envelope,
                         key,
@@ -286,16 +300,26 @@ impl Staged {
         let base = self.base.deliveries()?;
         Ok(self.with(|o| listed(&o.deliveries, base, row_key, |_| true)))
     }
-    /// An envelope the operator sealed for an agent.
+    /// What the operator sealed for an agent.
     pub fn envelope(
         &self,
         credential: &CredentialId,
         version: u64,
         agent: &AgentId,
-    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+    ) -> StateResult<Option<(OperatorSealed, [u8; 32])>> {
         let key = (*credential, version, agent.clone());
         let staged = self.with(|o| o.envelopes.get(&key).cloned());
         staged.map_or_else(|| self.base.envelope(credential, version, agent), Ok)
+    }
+    /// A batch envelope the operator sealed for an agent.
+    pub fn batch_envelope(
+        &self,
+        batch: &uuid::Uuid,
+        agent: &AgentId,
+    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+        let key = (*batch, agent.clone());
+        let staged = self.with(|o| o.batch_envelopes.get(&key).cloned());
+        staged.map_or_else(|| self.base.batch_envelope(batch, agent), Ok)
     }
     /// An in-flight rewrap.
     pub fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
@@ -401,20 +425,34 @@ impl Staged {
         self.with(|o| o.deliveries.insert(row_key(r), Some(r.clone())));
         Ok(())
     }
-    /// Keeps an envelope sealed for an agent.
+    /// Keeps what the operator sealed for an agent.
     pub fn put_envelope(
         &self,
         credential: &CredentialId,
         version: u64,
         agent: &AgentId,
-        envelope: &Envelope,
+        sealed: &OperatorSealed,
         key: [u8; 32],
     ) -> StateResult<()> {
         self.with(|o| {
             o.envelopes.insert(
                 (*credential, version, agent.clone()),
-                Some((envelope.clone(), key)),
+                Some((sealed.clone(), key)),
             )
+        });
+        Ok(())
+    }
+    /// Keeps a batch envelope the operator sealed for an agent.
+    pub fn put_batch_envelope(
+        &self,
+        batch: &uuid::Uuid,
+        agent: &AgentId,
+        envelope: &Envelope,
+        key: [u8; 32],
+    ) -> StateResult<()> {
+        self.with(|o| {
+            o.batch_envelopes
+                .insert((*batch, agent.clone()), Some((envelope.clone(), key)))
         });
         Ok(())
     }

@@ -34,6 +34,12 @@ fn the_audit_chain_continues_and_a_stale_batch_writes_nothing() {
 }
 
 #[test]
+fn operator_envelopes_single_and_batched_survive_a_reopen() {
+    let db = TestDb::create().unwrap();
+    conformance::operator_envelopes_single_and_batched_survive_a_reopen(&opener(&db));
+}
+
+#[test]
 fn small_records_read_back() {
     let db = TestDb::create().unwrap();
     conformance::small_records_read_back(&opener(&db));

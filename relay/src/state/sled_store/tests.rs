@@ -23,6 +23,12 @@ fn the_audit_chain_continues_and_a_stale_batch_writes_nothing() {
 }
 
 #[test]
+fn operator_envelopes_single_and_batched_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::operator_envelopes_single_and_batched_survive_a_reopen(&opener(&dir));
+}
+
+#[test]
 fn small_records_read_back() {
     let dir = tempfile::tempdir().unwrap();
     conformance::small_records_read_back(&opener(&dir));
