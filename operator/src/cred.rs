@@ -634,36 +634,56 @@ async fn post_batches(
     ranges.push_back(0..chunk.len());
     while let Some(range) = ranges.pop_front() {
         let part = chunk.get(range.clone()).unwrap_or_default();
-        let body = batch_body(part)?;
-        let bytes = serde_json::to_vec(&body).map_err(|e| CredError::Invalid(e.to_string()))?;
-        if bytes.len() > BATCH_BODY_BUDGET && range.len() > 1 {
-            let mid = range.start + range.len() / 2;
-            ranges.push_front(mid..range.end);
-            ranges.push_front(range.start..mid);
-            continue;
-        }
-        let value = serde_json::to_value(&body).map_err(|e| CredError::Invalid(e.to_string()))?;
-        let sent = client.post("/v1/credentials/batch", &value).await;
-        let accepted = match sent {
-            Ok(_) => part.iter().try_for_each(|s| {
-                ctx.catalogue
-                    .accept(&s.statement.verified, &s.statement.signed)
-                    .map(|_| ())
-                    .map_err(CredError::from)
-            }),
-            Err(e) => Err(e.into()),
+        let sent = match batch_body(part) {
+            Ok(body) => {
+                let bytes =
+                    serde_json::to_vec(&body).map_err(|e| CredError::Invalid(e.to_string()));
+                match bytes {
+                    Ok(b) if b.len() > BATCH_BODY_BUDGET && range.len() > 1 => {
+                        let mid = range.start + range.len() / 2;
+                        ranges.push_front(mid..range.end);
+                        ranges.push_front(range.start..mid);
+                        continue;
+                    }
+                    Ok(_) => post_batch(ctx, client, &body, part).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         };
-        if let Err(e) = accepted {
+        if let Err(e) = sent {
+            // The statements of this request and after it were signed and recorded pending, and not sent.
             let _ = ctx.catalogue.save(op.dir);
-            let names = |ss: &[SignedPut<'_>]| -> Vec<String> {
-                ss.iter()
-                    .map(|s| s.report.name.as_str().to_owned())
-                    .collect()
-            };
-            let unsent = chunk.get(range.end..).map(names).unwrap_or_default();
-            return Err(partial(reports, names(part).join(", "), unsent, e));
+            let unsent: Vec<String> = chunk
+                .get(range.start..)
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.report.name.as_str().to_owned())
+                .collect();
+            let failed = format!(
+                "the batch request of {} credential(s) from {}",
+                part.len(),
+                unsent.first().map_or("", String::as_str)
+            );
+            return Err(partial(reports, failed, unsent, e));
         }
         reports.extend(part.iter().map(|s| s.report.clone()));
+    }
+    Ok(())
+}
+
+/// Posts one batch request and accepts its statements in the catalogue.
+async fn post_batch(
+    ctx: &mut Context<'_>,
+    client: &AdminClient,
+    body: &tessera_proto::admin::PutBatchBody,
+    part: &[SignedPut<'_>],
+) -> Result<(), CredError> {
+    let value = serde_json::to_value(body).map_err(|e| CredError::Invalid(e.to_string()))?;
+    client.post("/v1/credentials/batch", &value).await?;
+    for s in part {
+        ctx.catalogue
+            .accept(&s.statement.verified, &s.statement.signed)?;
     }
     Ok(())
 }
@@ -676,6 +696,9 @@ fn batch_body(part: &[SignedPut<'_>]) -> Result<tessera_proto::admin::PutBatchBo
             id: s.report.id,
             version: s.report.version,
             payload: s.payload,
+            statement_bytes: s.statement.signed.payload.len()
+                + s.statement.signed.signer_cert.len()
+                + s.statement.signed.signature.len(),
             certs: &s.deferred,
         })
         .collect();

@@ -24,6 +24,7 @@ pub mod flagged;
 pub mod jit;
 pub mod operator;
 mod operator_batch;
+mod operator_sealed;
 mod peer_pacing;
 pub mod purge;
 pub mod receipts;
@@ -211,6 +212,8 @@ pub struct Engine {
     pub(crate) pacing: peer_pacing::PeerPacing,
     /// Rewrap requests of this event that stay single (JIT repairs), taken by [`Engine::group_rewraps`].
     pub(crate) unbatched: std::collections::HashSet<uuid::Uuid>,
+    /// Set while the other items of an operator batch envelope are being started ([`Engine::start_batch_siblings`]).
+    pub(crate) starting_siblings: bool,
     /// Counters.
     pub metrics: Metrics,
     /// The in-flight set could not be rebuilt from the store after a failure: rebuilt before the next event.
@@ -255,6 +258,7 @@ impl Engine {
             batch_capable: std::collections::HashMap::new(),
             pacing: peer_pacing::PeerPacing::default(),
             unbatched: std::collections::HashSet::new(),
+            starting_siblings: false,
             needs_resync: false,
         };
         // The stored revocation list (verified again against the pinned CA) and the rewraps in flight; when either

@@ -17,13 +17,12 @@ mod staged;
 pub use batch::{Batch, Write};
 pub use pg_store::{PgConfig, PgStore};
 pub use records::{
-    AgentRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord, OperatorSealed,
-    PendingRewrap, PurgeState, ReceiptKind, RenewalRecord, RenewalState,
+    AgentRecord, BatchEnvelopeRecord, CredentialRecord, DeliveryRow, DeliveryState, JobRecord,
+    OperatorSealed, PendingRewrap, PurgeState, ReceiptKind, RenewalRecord, RenewalState,
 };
 pub use sled_store::SledStore;
 pub use staged::Staged;
 
-use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
 use crate::alerts::Alert;
@@ -83,12 +82,12 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
         version: u64,
         agent: &AgentId,
     ) -> StateResult<Option<(OperatorSealed, [u8; 32])>>;
-    /// A batch envelope the operator sealed for an agent, with the SHA-256 of the wrap key it is sealed to.
+    /// A batch envelope the operator sealed for an agent.
     fn batch_envelope(
         &self,
         batch: &uuid::Uuid,
         agent: &AgentId,
-    ) -> StateResult<Option<(Envelope, [u8; 32])>>;
+    ) -> StateResult<Option<BatchEnvelopeRecord>>;
 
     /// An in-flight rewrap.
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>>;

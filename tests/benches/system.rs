@@ -1,6 +1,8 @@
 //! The design's system figures, measured on the real system: release binaries as processes on a real Mosquitto.
 //!
 //! `cargo bench -p tessera-system-tests --bench system` prints a table:
+//! - import of N credentials to one agent (`tessera cred import`, sealed on the operator's side: batch envelopes
+//!   when the run batches, one envelope per credential when it does not), until the agent holds them;
 //! - backfill of N credentials to a fresh agent by peer rewrap, first start to `online` with all of them;
 //! - relay CPU per rewrap (the relay process's user + system time over that backfill, divided by N);
 //! - the agent's resident memory holding N credentials (with `MALLOC_ARENA_MAX=1`, as the shipped unit runs it);
@@ -107,13 +109,16 @@ fn envelope_open() -> Duration {
     percentile(&times, 50)
 }
 
-/// The relay (or `replicas` of it on PostgreSQL) with `batch_size`, and a peer holding `n` credentials.
+/// The relay (or `replicas` of it on PostgreSQL) with `batch_size`, and a peer holding `n` credentials, imported
+/// by the operator (`cred import`); with `batch_size` under 2 the peer does not batch either (an agent of the first
+/// releases), so the import seals one envelope per credential rather than batch envelopes (docs/protocol.md,
+/// "Operator batches"). Also returns how long the import took, until the peer held every credential.
 fn seeded(
     root: &std::path::Path,
     n: usize,
     batch: usize,
     replicas: Option<usize>,
-) -> (Cluster, tessera_system_tests::cluster::AgentProc) {
+) -> (Cluster, tessera_system_tests::cluster::AgentProc, Duration) {
     let engine = format!("batch_size = {batch}");
     let mut c = match replicas {
         None => Cluster::new(root, &bin_dir(), &engine),
@@ -125,6 +130,14 @@ fn seeded(
         c.start_replica(i).unwrap();
     }
     let mut peer = c.agent("edge-1", POLICY).unwrap();
+    if batch < 2 {
+        let config = std::fs::read_to_string(&peer.config).unwrap();
+        std::fs::write(
+            &peer.config,
+            config.replacen("[broker]\n", "[broker]\nbatch_rewrap = false\n", 1),
+        )
+        .unwrap();
+    }
     peer.start().unwrap();
     c.wait_state("edge-1", "online", Duration::from_secs(30))
         .unwrap();
@@ -139,14 +152,15 @@ fn seeded(
         Ok(peer.names()?.len() == n)
     })
     .unwrap();
-    (c, peer)
+    let took = t.elapsed();
+    (c, peer, took)
 }
 
 /// A backfill of `n` credentials with the relay's `batch_size`: on the embedded default (sled) when `replicas` is
 /// `None`, else through that many relay replicas on PostgreSQL.
 fn backfill(n: usize, batch: usize, replicas: Option<usize>, open: Duration, rows: &mut Vec<Row>) {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut c, _peer) = seeded(tmp.path(), n, batch, replicas);
+    let (mut c, _peer, imported) = seeded(tmp.path(), n, batch, replicas);
     let wait = Duration::from_secs(120 + u64::try_from(n).unwrap() / 20);
     // The existing lines (one credential per rewrap) keep their names; batched runs say so.
     let how = if batch >= 2 {
@@ -200,6 +214,21 @@ fn backfill(n: usize, batch: usize, replicas: Option<usize>, open: Duration, row
     }
     let rss = fresh.rss_kib().unwrap();
     let (anon, file) = rss_split_kib(fresh.pid().unwrap());
+    rows.push(Row(
+        format!(
+            "import of {n} to one agent (`cred import`: {}), until it holds them",
+            if batch >= 2 {
+                "operator batch envelopes"
+            } else {
+                "one envelope per credential"
+            }
+        ),
+        format!(
+            "{:.2} s ({:.2} × {n} envelope opens)",
+            imported.as_secs_f64(),
+            per_open(imported, n)
+        ),
+    ));
     rows.push(Row(
         format!(
             "backfill of {n} to a fresh agent{how} (goal: 1,000 ≤ 2 s and ≤ 0.5 × 1,000 opens)"

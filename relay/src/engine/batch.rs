@@ -26,7 +26,7 @@ use crate::state::StateResult;
 
 /// Statement bytes per batched request at most, so that the delivery (these statements and an envelope of at most
 /// `MAX_BATCH_PLAINTEXT` in base64) stays inside one frame.
-const MAX_BATCH_STATEMENT_BYTES: usize = 192 * 1024;
+pub(crate) const MAX_BATCH_STATEMENT_BYTES: usize = 192 * 1024;
 
 /// A place in an event's output: a message kept as it is, or the index of a group of rewrap requests.
 enum Slot {

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tessera_proto::audit::AuditEntry;
-use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{RevocationList, Scope, Signed};
@@ -47,7 +46,7 @@ impl RelayStore for FlakyStore {
         deliveries_of_agent(a: &AgentId) -> StateResult<Vec<DeliveryRow>>;
         deliveries() -> StateResult<Vec<DeliveryRow>>;
         envelope(c: &CredentialId, v: u64, a: &AgentId) -> StateResult<Option<(crate::state::OperatorSealed, [u8; 32])>>;
-        batch_envelope(b: &uuid::Uuid, a: &AgentId) -> StateResult<Option<(Envelope, [u8; 32])>>;
+        batch_envelope(b: &uuid::Uuid, a: &AgentId) -> StateResult<Option<crate::state::BatchEnvelopeRecord>>;
         pending(id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>>;
         pendings() -> StateResult<Vec<PendingRewrap>>;
         pendings_of_target(t: &AgentId) -> StateResult<Vec<PendingRewrap>>;

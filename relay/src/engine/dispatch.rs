@@ -1,12 +1,10 @@
 //! Peer rewrap: choose a peer, ask it, check the four bindings on its answer, relay to the target, check the
 //! target's digest against the creator's commitment; commitment-mismatch handling.
 
-use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::{
-    AgentState, BatchDelivery, CredentialStore, CredentialStoreBatch, CredentialStored,
-    CredentialUnavailable, Down, PublicReason, RefusalReason, RewrapRefused, RewrapRequest,
-    RewrapResponse, StoreOutcome,
+    AgentState, CredentialStore, CredentialStored, CredentialUnavailable, Down, PublicReason,
+    RefusalReason, RewrapRefused, RewrapRequest, RewrapResponse, StoreOutcome,
 };
 
 use super::audit_event::AuditEvent;
@@ -17,9 +15,7 @@ use crate::lifecycle::{
     attempt_failed, row_delivered, AfterFailure, Dispatch, PeerAnswer, Source, Stage, Step,
     TargetAnswer, TargetOutcome, Unsolicited,
 };
-use crate::state::{
-    CredentialRecord, DeliveryState, OperatorSealed, PendingRewrap, ReceiptKind, StateResult,
-};
+use crate::state::{CredentialRecord, DeliveryState, PendingRewrap, ReceiptKind, StateResult};
 use tessera_proto::receipt::{Receipt, ReceiptBody, ReceiptFact};
 
 /// What [`Engine::choose_peer`] found.
@@ -218,10 +214,14 @@ impl Engine {
         if let Some(sealed) = sealed {
             let p = PendingRewrap::operator_envelope(d, self.timing());
             self.save_pending(&p)?;
-            return Ok(Some(vec![Outbound {
+            let mut out = vec![Outbound {
                 to: target.clone(),
                 msg: sealed.delivery(p.request_id, &c, jit),
-            }]));
+            }];
+            if let Some(batch) = sealed.batch() {
+                out.extend(self.start_batch_siblings(batch, credential, target)?);
+            }
+            return Ok(Some(out));
         }
         let PeerPick::Peer(peer) = first else {
             return self
@@ -685,77 +685,4 @@ fn forged(outcome: &StoreOutcome) -> bool {
                 reason: RefusalReason::CommitmentMismatch | RefusalReason::BadStatement
             }
     )
-}
-
-/// An envelope the operator sealed for a target, ready to deliver: alone, or an item of a batch envelope.
-pub(crate) struct FromOperator {
-    batch: Option<uuid::Uuid>,
-    envelope: tessera_proto::envelope::Envelope,
-    key: [u8; 32],
-}
-
-impl FromOperator {
-    /// The delivery of `c` from it: a `credential_store`, or a `credential_store_batch` of this one item (the
-    /// event's other items of the batch join it: `merge_operator_batches`).
-    fn delivery(
-        self,
-        delivery_id: uuid::Uuid,
-        c: &CredentialRecord,
-        jit: Option<uuid::Uuid>,
-    ) -> Down {
-        match self.batch {
-            None => Down::CredentialStore(CredentialStore {
-                delivery_id,
-                statement: c.statement.clone(),
-                envelope: self.envelope,
-                request_id: jit,
-                target_key: Some(KeyFingerprint(self.key)),
-            }),
-            Some(batch_id) => Down::CredentialStoreBatch(CredentialStoreBatch {
-                batch_id,
-                envelope: self.envelope,
-                target_key: Some(KeyFingerprint(self.key)),
-                items: vec![BatchDelivery {
-                    delivery_id,
-                    statement: c.statement.clone(),
-                    request_id: jit,
-                }],
-            }),
-        }
-    }
-}
-
-impl Engine {
-    /// What the operator sealed for `target` of `c`'s version, to the target's current key `wrap`: a single
-    /// envelope, or an item of a batch envelope while the target takes batches.
-    fn operator_sealed(
-        &mut self,
-        c: &CredentialRecord,
-        target: &AgentId,
-        wrap: &[u8; 32],
-    ) -> StateResult<Option<FromOperator>> {
-        Ok(
-            match self
-                .store
-                .envelope(&c.id, c.version, target)?
-                .filter(|(_, key)| key == wrap)
-            {
-                Some((OperatorSealed::Envelope(envelope), key)) => Some(FromOperator {
-                    batch: None,
-                    envelope,
-                    key,
-                }),
-                Some((OperatorSealed::InBatch(batch), key)) if self.batches(target)? => self
-                    .store
-                    .batch_envelope(&batch, target)?
-                    .filter(|(_, k)| *k == key)
-                    .map(|(envelope, key)| FromOperator {
-                        batch: Some(batch),
-                        envelope,
-                        key,
-                    }),
-                _ => None,
-            },
-        )
-    }
 }

@@ -118,8 +118,19 @@ impl Engine {
             updated_ms: self.now_ms(),
         };
         self.store.put_credential(&c)?;
-        for (agent, key, sealed) in envelopes {
-            // Kept with the fingerprint of the key it is sealed to: used only while the agent still has that key.
+        // Kept with the fingerprint of the key it is sealed to: used only while the agent still has that key. Two
+        // for one agent (a rotation's grace period: the old and the new certificate) keep the one for its current
+        // key: written last.
+        let mut ordered: Vec<(&(AgentId, KeyFingerprint, OperatorSealed), bool)> = Vec::new();
+        for e in envelopes {
+            let current = self
+                .store
+                .agent(&e.0)?
+                .is_some_and(|a| a.wrap_fingerprint == e.1 .0);
+            ordered.push((e, current));
+        }
+        ordered.sort_by_key(|(_, current)| *current);
+        for ((agent, key, sealed), _) in ordered {
             self.store
                 .put_envelope(&c.id, c.version, agent, sealed, key.0)?;
         }

@@ -16,9 +16,10 @@ use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::wire::Down;
 
+use super::batch::MAX_BATCH_STATEMENT_BYTES;
 use super::operator::OperatorError;
 use super::{Engine, Outbound};
-use crate::state::OperatorSealed;
+use crate::state::{BatchEnvelopeRecord, OperatorSealed};
 
 impl Engine {
     /// Puts every statement of `body` with what was sealed for it, all or nothing (one operation).
@@ -28,8 +29,20 @@ impl Engine {
     ) -> Result<Vec<Outbound>, OperatorError> {
         let sealed = sealed_per_statement(body)?;
         for b in &body.batches {
+            // A batch id names one envelope for good: items already pointing at a kept one would not be in a new one.
+            if self.store.batch_envelope(&b.batch_id, &b.agent)?.is_some() {
+                return Err(OperatorError::Conflict(format!(
+                    "batch {} for {} is already kept",
+                    b.batch_id, b.agent
+                )));
+            }
+            let record = BatchEnvelopeRecord {
+                envelope: b.envelope.clone(),
+                key: b.key.0,
+                items: b.items.clone(),
+            };
             self.store
-                .put_batch_envelope(&b.batch_id, &b.agent, &b.envelope, b.key.0)?;
+                .put_batch_envelope(&b.batch_id, &b.agent, &record)?;
         }
         let mut out = Vec::new();
         for (signed, sealed) in body.statements.iter().zip(sealed) {
@@ -44,7 +57,8 @@ type SealedFor = Vec<(AgentId, KeyFingerprint, OperatorSealed)>;
 
 /// What was sealed for each statement of `body`, in the statements' order; refuses a body that does not hold
 /// together (statements' and envelopes' counts, a credential twice, an envelope for a credential the body does not
-/// carry, two envelopes for one agent of one credential).
+/// carry, two envelopes for one agent and key of one credential; two keys of one agent are a rotation's grace
+/// period, and the relay keeps the one for the agent's current key).
 fn sealed_per_statement(body: &PutBatchBody) -> Result<Vec<SealedFor>, OperatorError> {
     let invalid = OperatorError::Invalid;
     if body.statements.is_empty() || body.statements.len() > MAX_PUT_BATCH_STATEMENTS {
@@ -65,7 +79,7 @@ fn sealed_per_statement(body: &PutBatchBody) -> Result<Vec<SealedFor>, OperatorE
         }
     }
     let mut sealed: Vec<SealedFor> = vec![Vec::new(); body.statements.len()];
-    let mut seen: BTreeSet<(CredentialId, AgentId)> = BTreeSet::new();
+    let mut seen: BTreeSet<(CredentialId, AgentId, [u8; 32])> = BTreeSet::new();
     let mut batches: BTreeSet<(uuid::Uuid, AgentId)> = BTreeSet::new();
     let mut add = |id: &CredentialId,
                    agent: &AgentId,
@@ -77,9 +91,9 @@ fn sealed_per_statement(body: &PutBatchBody) -> Result<Vec<SealedFor>, OperatorE
                 "an envelope for {agent} names credential {id}, which the batch does not carry"
             )));
         };
-        if !seen.insert((*id, agent.clone())) {
+        if !seen.insert((*id, agent.clone(), key.0)) {
             return Err(invalid(format!(
-                "two envelopes of credential {id} for {agent}"
+                "two envelopes of credential {id} for {agent} and one key"
             )));
         }
         slot.push((agent.clone(), key, s));
@@ -114,8 +128,20 @@ fn sealed_per_statement(body: &PutBatchBody) -> Result<Vec<SealedFor>, OperatorE
     Ok(sealed)
 }
 
+/// Bytes of the statements of `items`, as batched rewrap counts them against [`MAX_BATCH_STATEMENT_BYTES`].
+fn statement_bytes(items: &[tessera_proto::wire::BatchDelivery]) -> usize {
+    items
+        .iter()
+        .map(|i| {
+            i.statement.payload.len() + i.statement.signer_cert.len() + i.statement.signature.len()
+        })
+        .sum()
+}
+
 /// Joins an event's deliveries from one operator batch envelope to one agent into one message, at the place of the
-/// first; everything else stays as it was. (Batched rewrap's deliveries have batch ids of their own, never shared.)
+/// first, while it stays within 64 items and the statement bytes that keep a delivery inside one frame (a message
+/// that would pass them starts another); everything else stays as it was. (Batched rewrap's deliveries have batch
+/// ids of their own, never shared.)
 pub(crate) fn merge_operator_batches(out: Vec<Outbound>) -> Vec<Outbound> {
     if out
         .iter()
@@ -138,7 +164,10 @@ pub(crate) fn merge_operator_batches(out: Vec<Outbound>) -> Vec<Outbound> {
             Some(Outbound {
                 msg: Down::CredentialStoreBatch(first),
                 ..
-            }) if first.items.len() + b.items.len() <= MAX_BATCH_ITEMS => {
+            }) if first.items.len() + b.items.len() <= MAX_BATCH_ITEMS
+                && statement_bytes(&first.items) + statement_bytes(&b.items)
+                    <= MAX_BATCH_STATEMENT_BYTES =>
+            {
                 first.items.extend(b.items);
             }
             _ => {

@@ -2,14 +2,13 @@
 //! (one sled transaction, one PostgreSQL transaction). The engine builds it through [`super::Staged`].
 
 use tessera_proto::audit::AuditEntry;
-use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId};
 use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{RevocationList, Signed};
 
 use super::{
-    AgentRecord, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
-    ReceiptKind, RenewalRecord,
+    AgentRecord, BatchEnvelopeRecord, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed,
+    PendingRewrap, ReceiptKind, RenewalRecord,
 };
 use crate::alerts::Alert;
 
@@ -42,10 +41,8 @@ pub enum Write {
         batch: uuid::Uuid,
         /// The agent it is sealed for.
         agent: AgentId,
-        /// The envelope.
-        envelope: Envelope,
-        /// SHA-256 of the wrap key it is sealed to.
-        key: [u8; 32],
+        /// The envelope, its key and its items.
+        record: BatchEnvelopeRecord,
     },
     /// Creates or replaces an in-flight rewrap.
     Pending(PendingRewrap),

@@ -204,8 +204,11 @@ pub(super) fn operator_envelopes_single_and_batched_survive_a_reopen(
                 Write::BatchEnvelope {
                     batch,
                     agent: b.clone(),
-                    envelope: envelope("batch"),
-                    key: [2; 32],
+                    record: super::BatchEnvelopeRecord {
+                        envelope: envelope("batch"),
+                        key: [2; 32],
+                        items: vec![c1, c2],
+                    },
                 },
             ],
         );
@@ -224,8 +227,12 @@ pub(super) fn operator_envelopes_single_and_batched_survive_a_reopen(
             other => panic!("batch item: {other:?}"),
         }
     }
-    let (e, key) = s.batch_envelope(&batch, &b).unwrap().unwrap();
-    assert_eq!((e.ciphertext.as_str(), key), ("ct-batch", [2; 32]));
+    let r = s.batch_envelope(&batch, &b).unwrap().unwrap();
+    assert_eq!(
+        (r.envelope.ciphertext.as_str(), r.key),
+        ("ct-batch", [2; 32])
+    );
+    assert_eq!(r.items, [c1, c2]);
     // Another version, another agent, another batch: nothing.
     assert!(s.envelope(&c1, 2, &a).unwrap().is_none());
     assert!(s.batch_envelope(&batch, &a).unwrap().is_none());

@@ -15,7 +15,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tessera_proto::audit::AuditEntry;
-use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{RevocationList, Signed};
@@ -23,10 +22,11 @@ use tokio_postgres::types::{Json, ToSql};
 
 use self::turn::TurnSession;
 use super::decoded::Decoded;
-use super::records::{StoredBatchEnvelope, StoredSealed};
+use super::records::StoredSealed;
 use super::{
-    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
-    ReceiptKind, RelayStore, RenewalRecord, StateError, StateResult, Write,
+    AgentRecord, Batch, BatchEnvelopeRecord, CredentialRecord, DeliveryRow, JobRecord,
+    OperatorSealed, PendingRewrap, ReceiptKind, RelayStore, RenewalRecord, StateError, StateResult,
+    Write,
 };
 use crate::alerts::Alert;
 
@@ -635,18 +635,14 @@ fn statement(w: &Write) -> StateResult<Vec<(&'static str, Vec<Param>)>> {
         Write::BatchEnvelope {
             batch,
             agent,
-            envelope,
-            key,
+            record,
         } => vec![(
             "INSERT INTO batch_envelopes (batch, agent, rec) VALUES ($1, $2, $3) \
              ON CONFLICT (batch, agent) DO UPDATE SET rec = EXCLUDED.rec",
             vec![
                 p(batch.to_string()),
                 p(agent.as_str().to_owned()),
-                Box::new(Json(StoredBatchEnvelope {
-                    envelope: envelope.clone(),
-                    key: *key,
-                })) as Param,
+                j(record),
             ],
         )],
         Write::Block {
@@ -820,13 +816,11 @@ impl RelayStore for PgStore {
         &self,
         batch: &uuid::Uuid,
         agent: &AgentId,
-    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
-        Ok(self
-            .row::<StoredBatchEnvelope>(
-                "SELECT rec FROM batch_envelopes WHERE batch = $1 AND agent = $2",
-                vec![p(batch.to_string()), p(agent.as_str().to_owned())],
-            )?
-            .map(|s| (s.envelope, s.key)))
+    ) -> StateResult<Option<BatchEnvelopeRecord>> {
+        self.row(
+            "SELECT rec FROM batch_envelopes WHERE batch = $1 AND agent = $2",
+            vec![p(batch.to_string()), p(agent.as_str().to_owned())],
+        )
     }
 
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {

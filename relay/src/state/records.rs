@@ -280,11 +280,15 @@ impl StoredSealed {
     }
 }
 
-/// A batch envelope an operator sealed for an agent, as a backend keeps it (JSON).
+/// A batch envelope an operator sealed for an agent (kept as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredBatchEnvelope {
-    pub(super) envelope: tessera_proto::envelope::Envelope,
-    pub(super) key: [u8; 32],
+pub struct BatchEnvelopeRecord {
+    /// The envelope.
+    pub envelope: tessera_proto::envelope::Envelope,
+    /// SHA-256 of the wrap key it is sealed to.
+    pub key: [u8; 32],
+    /// The credentials it carries (each at the version of the statement it was put with).
+    pub items: Vec<CredentialId>,
 }
 
 #[cfg(test)]

@@ -5,15 +5,15 @@ use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 
 use super::decoded::Decoded;
 use super::index::Index;
-use super::records::{StoredBatchEnvelope, StoredSealed};
+use super::records::StoredSealed;
 use super::{
-    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
-    ReceiptKind, RelayStore, RenewalRecord, StateError, StateResult, Write,
+    AgentRecord, Batch, BatchEnvelopeRecord, CredentialRecord, DeliveryRow, JobRecord,
+    OperatorSealed, PendingRewrap, ReceiptKind, RelayStore, RenewalRecord, StateError, StateResult,
+    Write,
 };
 use crate::alerts::Alert;
 use tessera_proto::audit::AuditEntry;
@@ -259,12 +259,9 @@ impl RelayStore for SledStore {
         &self,
         batch: &uuid::Uuid,
         agent: &AgentId,
-    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+    ) -> StateResult<Option<BatchEnvelopeRecord>> {
         let key = format!("{batch}|{}", agent.as_str());
-        Ok(
-            get::<StoredBatchEnvelope>(&self.batch_envelopes, key.as_bytes())?
-                .map(|s| (s.envelope, s.key)),
-        )
+        get(&self.batch_envelopes, key.as_bytes())
     }
 
     fn pending(&self, request_id: &uuid::Uuid) -> StateResult<Option<PendingRewrap>> {
@@ -575,15 +572,11 @@ impl SledStore {
             Write::BatchEnvelope {
                 batch,
                 agent,
-                envelope,
-                key,
+                record,
             } => (
                 BATCH_ENVELOPES,
                 format!("{batch}|{}", agent.as_str()).into_bytes(),
-                Some(enc(&StoredBatchEnvelope {
-                    envelope: envelope.clone(),
-                    key: *key,
-                })?),
+                Some(enc(record)?),
             ),
             Write::Pending(p) => (PENDING, by_request(&p.request_id), Some(enc(p)?)),
             Write::RemovePending(id) => (PENDING, by_request(id), None),

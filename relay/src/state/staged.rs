@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tessera_proto::audit::{next_entry, AuditEntry};
-use tessera_proto::envelope::Envelope;
 use tessera_proto::ids::{AgentId, CredentialId, CredentialName};
 use tessera_proto::receipt::Receipt;
 use tessera_proto::statement::{RevocationList, Signed};
 
 use super::{
-    AgentRecord, Batch, CredentialRecord, DeliveryRow, JobRecord, OperatorSealed, PendingRewrap,
-    ReceiptKind, RelayStore, RenewalRecord, StateResult, Write,
+    AgentRecord, Batch, BatchEnvelopeRecord, CredentialRecord, DeliveryRow, JobRecord,
+    OperatorSealed, PendingRewrap, ReceiptKind, RelayStore, RenewalRecord, StateResult, Write,
 };
 use crate::alerts::Alert;
 
@@ -27,7 +26,7 @@ struct Overlay {
     credentials: Table<CredentialId, CredentialRecord>,
     deliveries: Table<(CredentialId, AgentId), DeliveryRow>,
     envelopes: Table<(CredentialId, u64, AgentId), (OperatorSealed, [u8; 32])>,
-    batch_envelopes: Table<(uuid::Uuid, AgentId), (Envelope, [u8; 32])>,
+    batch_envelopes: Table<(uuid::Uuid, AgentId), BatchEnvelopeRecord>,
     pendings: Table<uuid::Uuid, PendingRewrap>,
     blocks: Table<(CredentialId, AgentId), u64>,
     alerts: Table<String, Alert>,
@@ -85,11 +84,10 @@ impl Overlay {
             self.batch_envelopes
                 .into_iter()
                 .filter_map(|((batch, agent), v)| {
-                    v.map(|(envelope, key)| Write::BatchEnvelope {
+                    v.map(|record| Write::BatchEnvelope {
                         batch,
                         agent,
-                        envelope,
-                        key,
+                        record,
                     })
                 }),
         );
@@ -316,7 +314,7 @@ impl Staged {
         &self,
         batch: &uuid::Uuid,
         agent: &AgentId,
-    ) -> StateResult<Option<(Envelope, [u8; 32])>> {
+    ) -> StateResult<Option<BatchEnvelopeRecord>> {
         let key = (*batch, agent.clone());
         let staged = self.with(|o| o.batch_envelopes.get(&key).cloned());
         staged.map_or_else(|| self.base.batch_envelope(batch, agent), Ok)
@@ -447,12 +445,11 @@ impl Staged {
         &self,
         batch: &uuid::Uuid,
         agent: &AgentId,
-        envelope: &Envelope,
-        key: [u8; 32],
+        record: &BatchEnvelopeRecord,
     ) -> StateResult<()> {
         self.with(|o| {
             o.batch_envelopes
-                .insert((*batch, agent.clone()), Some((envelope.clone(), key)))
+                .insert((*batch, agent.clone()), Some(record.clone()))
         });
         Ok(())
     }

@@ -27,18 +27,21 @@ fn each_key_gets_one_batch_for_its_credentials_and_a_lone_credential_a_single_en
             id: ids[0],
             version: 1,
             payload: &payloads[0],
+            statement_bytes: 1000,
             certs: &both,
         },
         Sealable {
             id: ids[1],
             version: 4,
             payload: &payloads[1],
+            statement_bytes: 1000,
             certs: &only_a,
         },
         Sealable {
             id: ids[2],
             version: 1,
             payload: &payloads[2],
+            statement_bytes: 1000,
             certs: &only_a,
         },
     ];
@@ -85,6 +88,7 @@ fn a_batch_is_cut_at_64_items_and_at_512_kib_of_plaintext() {
             id: CredentialId::random(),
             version: 1,
             payload: &small,
+            statement_bytes: 1000,
             certs: &certs,
         })
         .collect();
@@ -99,6 +103,7 @@ fn a_batch_is_cut_at_64_items_and_at_512_kib_of_plaintext() {
             id: CredentialId::random(),
             version: 1,
             payload: &big,
+            statement_bytes: 1000,
             certs: &certs,
         })
         .collect();
@@ -109,4 +114,39 @@ fn a_batch_is_cut_at_64_items_and_at_512_kib_of_plaintext() {
     // One left over after a cut goes as a single envelope.
     let (singles, batches) = seal_per_key(&large[..9]).unwrap();
     assert_eq!((batches.len(), singles.len()), (1, 1));
+    // Statements of 20 KiB (a long explicit scope): 9 fit in the 192 KiB a delivery carries.
+    let wide: Vec<Sealable<'_>> = (0..20)
+        .map(|_| Sealable {
+            id: CredentialId::random(),
+            version: 1,
+            payload: &small,
+            statement_bytes: 20 * 1024,
+            certs: &certs,
+        })
+        .collect();
+    let (_, batches) = seal_per_key(&wide).unwrap();
+    let sizes: Vec<usize> = batches.iter().map(|b| b.items.len()).collect();
+    assert_eq!(sizes, [9, 9, 2]);
+}
+
+#[test]
+fn two_agents_certified_with_one_key_get_a_batch_each() {
+    let ca = OrgCa::generate("Org", Validity::days_from(NOW - 10, 365)).unwrap();
+    let (a, _, _) = issue_with_keys(&ca, "edge-a");
+    let mut twin = a.clone();
+    twin.agent_id = tessera_proto::ids::AgentId::new("edge-twin").unwrap();
+    let certs = [a, twin];
+    let p = payload("z");
+    let items: Vec<Sealable<'_>> = (0..2)
+        .map(|_| Sealable {
+            id: CredentialId::random(),
+            version: 1,
+            payload: &p,
+            statement_bytes: 1000,
+            certs: &certs,
+        })
+        .collect();
+    let (_, batches) = seal_per_key(&items).unwrap();
+    let agents: Vec<&str> = batches.iter().map(|b| b.agent.as_str()).collect();
+    assert_eq!(agents, ["edge-a", "edge-twin"]);
 }

@@ -12,18 +12,25 @@ use tessera_proto::wire::{CredentialStoreBatch, CredentialStoredBatch, Down, Sto
 use super::super::batch_tests::register;
 use super::super::tests::World;
 use super::*;
+use crate::engine::EngineConfig;
 use crate::state::DeliveryState;
 
 /// Three new credentials: statements, payloads, commitments.
-fn three(
-    w: &World,
-) -> Vec<(
+/// One new credential: id, signed statement, payload, statement.
+type Cred = (
     CredentialId,
     Signed<CredentialStatement>,
     SecretPayload,
     CredentialStatement,
-)> {
-    (0..3)
+);
+
+fn three(w: &World) -> Vec<Cred> {
+    some(w, 3)
+}
+
+/// `n` new credentials.
+fn some(w: &World, n: usize) -> Vec<Cred> {
+    (0..n)
         .map(|i| {
             let id = CredentialId::random();
             let (signed, st, payload) = w.org.credential(
@@ -233,7 +240,8 @@ fn a_body_that_does_not_hold_together_is_refused_whole() {
     cases.push(("a batch of one", case));
     let mut case = good.clone();
     case.envelopes[0].agent = a.clone();
-    cases.push(("a single and a batch item for one agent", case));
+    case.envelopes[0].key = case.batches[0].key;
+    cases.push(("a single and a batch item for one agent and key", case));
     let mut case = good.clone();
     case.statements.push(case.statements[0].clone());
     cases.push(("a statement twice", case));
@@ -253,4 +261,132 @@ fn a_body_that_does_not_hold_together_is_refused_whole() {
             );
         }
     }
+}
+
+#[test]
+fn a_backlog_taken_a_few_at_a_time_still_gets_each_batch_envelope_once() {
+    // A backfill window of 2 (batches of 2, one in flight): the backlog alone would start the items of one batch
+    // envelope two at a time, sending the envelope three times.
+    let mut w = World::with(EngineConfig {
+        batch_size: 2,
+        batches_in_flight: 1,
+        ..EngineConfig::default()
+    });
+    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
+    register(&mut w, &b, false);
+    let creds = some(&w, 5);
+    let batch_id = uuid::Uuid::new_v4();
+    let body = body(&w, &creds, &a, &b, batch_id);
+    w.engine.put_credentials_batch(&body).unwrap();
+    let out = register(&mut w, &a, true);
+    let to_a = store_batches(&out, &a);
+    assert_eq!(to_a.len(), 1, "{out:?}");
+    assert_eq!(to_a[0].items.len(), 5);
+    let out = ack_batch(&mut w, &a, &to_a[0], &creds);
+    assert!(store_batches(&out, &a).is_empty(), "nothing sent again");
+    for (id, _, _, _) in &creds {
+        assert_eq!(w.row(id, &a).state, DeliveryState::Stored);
+    }
+}
+
+#[test]
+fn two_keys_of_one_agent_are_a_rotation_and_the_current_one_is_used() {
+    let mut w = World::new();
+    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
+    register(&mut w, &a, true);
+    register(&mut w, &b, false);
+    let creds = three(&w);
+    let batch_id = uuid::Uuid::new_v4();
+    let mut body = body(&w, &creds, &a, &b, batch_id);
+    // The old certificate's key, still live in the grace period: a single envelope of the first credential.
+    let old = tessera_proto::envelope::WrapPrivateKey::generate().unwrap();
+    body.envelopes.insert(
+        0,
+        ItemEnvelopeFor {
+            credential_id: creds[0].0,
+            agent: a.clone(),
+            key: old.public_key().fingerprint(),
+            envelope: seal(old.public_key(), creds[0].2.bytes()).unwrap(),
+        },
+    );
+    let out = w.engine.put_credentials_batch(&body).unwrap();
+    let to_a = store_batches(&out, &a);
+    assert_eq!(to_a.len(), 1);
+    assert_eq!(
+        to_a[0].items.len(),
+        3,
+        "the current key's batch carries all three"
+    );
+    // The same key twice is refused.
+    let mut twice = body.clone();
+    twice.envelopes.push(twice.envelopes[0].clone());
+    assert!(matches!(
+        w.engine.put_credentials_batch(&twice),
+        Err(OperatorError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_batch_id_names_one_envelope_for_good() {
+    let mut w = World::new();
+    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
+    register(&mut w, &a, true);
+    register(&mut w, &b, false);
+    let batch_id = uuid::Uuid::new_v4();
+    let first = three(&w);
+    let body1 = body(&w, &first, &a, &b, batch_id);
+    w.engine.put_credentials_batch(&body1).unwrap();
+    let second = three(&w);
+    let body2 = body(&w, &second, &a, &b, batch_id);
+    assert!(matches!(
+        w.engine.put_credentials_batch(&body2),
+        Err(OperatorError::Conflict(_))
+    ));
+    for (id, _, _, _) in &second {
+        assert!(w.engine.store.credential(id).unwrap().is_none());
+    }
+}
+
+#[test]
+fn a_merged_delivery_stays_within_the_statement_budget() {
+    let w = World::new();
+    let a = AgentId::new("edge-a").unwrap();
+    let creds = three(&w);
+    let batch_id = uuid::Uuid::new_v4();
+    let envelope = tessera_proto::envelope::Envelope {
+        encrypted_key: String::new(),
+        iv: String::new(),
+        ciphertext: String::new(),
+        tag: String::new(),
+    };
+    // Three items whose statements take 80 KiB each: two fit in 192 KiB, the third starts a second message.
+    let out: Vec<Outbound> = creds
+        .iter()
+        .map(|(_, signed, _, _)| {
+            let mut statement = signed.clone();
+            statement.payload = vec![b'x'; 80 * 1024];
+            Outbound {
+                to: a.clone(),
+                msg: Down::CredentialStoreBatch(CredentialStoreBatch {
+                    batch_id,
+                    envelope: envelope.clone(),
+                    target_key: None,
+                    items: vec![tessera_proto::wire::BatchDelivery {
+                        delivery_id: uuid::Uuid::new_v4(),
+                        statement,
+                        request_id: None,
+                    }],
+                }),
+            }
+        })
+        .collect();
+    let merged = merge_operator_batches(out);
+    let sizes: Vec<usize> = merged
+        .iter()
+        .map(|o| match &o.msg {
+            Down::CredentialStoreBatch(b) => b.items.len(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(sizes, [2, 1]);
 }
