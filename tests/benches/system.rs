@@ -131,12 +131,7 @@ fn seeded(
     }
     let mut peer = c.agent("edge-1", POLICY).unwrap();
     if batch < 2 {
-        let config = std::fs::read_to_string(&peer.config).unwrap();
-        std::fs::write(
-            &peer.config,
-            config.replacen("[broker]\n", "[broker]\nbatch_rewrap = false\n", 1),
-        )
-        .unwrap();
+        peer.without_batch_rewrap().unwrap();
     }
     peer.start().unwrap();
     c.wait_state("edge-1", "online", Duration::from_secs(30))

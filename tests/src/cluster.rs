@@ -807,6 +807,17 @@ impl AgentProc {
         self.child = None;
     }
 
+    /// Sets `broker.batch_rewrap = false` in its configuration (before it starts): it announces no capability and
+    /// drops batched messages, as an agent of a release before batched rewrap.
+    pub fn without_batch_rewrap(&self) -> Result<()> {
+        let config = std::fs::read_to_string(&self.config)?;
+        std::fs::write(
+            &self.config,
+            config.replacen("[broker]\n", "[broker]\nbatch_rewrap = false\n", 1),
+        )?;
+        Ok(())
+    }
+
     /// SIGTERM, as a service manager stops it, and waits until it has exited.
     pub fn stop(&mut self) -> Result<()> {
         match self.child.take() {

@@ -38,12 +38,7 @@ fn a_mixed_fleet_is_backfilled_batched_where_both_sides_batch_and_single_elsewhe
 
     let mut batching = c.agent("edge-2", policy).unwrap();
     let mut single = c.agent("edge-3", policy).unwrap();
-    let config = std::fs::read_to_string(&single.config).unwrap();
-    std::fs::write(
-        &single.config,
-        config.replacen("[broker]\n", "[broker]\nbatch_rewrap = false\n", 1),
-    )
-    .unwrap();
+    single.without_batch_rewrap().unwrap();
     let t = Instant::now();
     batching.start().unwrap();
     single.start().unwrap();

@@ -43,12 +43,7 @@ fn an_import_reaches_batching_agents_in_batch_envelopes_and_the_others_one_by_on
     let policy = "[policy.\"*\"]\nuids = [0]\n";
     let mut batching = c.agent("edge-1", policy).unwrap();
     let mut single = c.agent("edge-2", policy).unwrap();
-    let config = std::fs::read_to_string(&single.config).unwrap();
-    std::fs::write(
-        &single.config,
-        config.replacen("[broker]\n", "[broker]\nbatch_rewrap = false\n", 1),
-    )
-    .unwrap();
+    single.without_batch_rewrap().unwrap();
     let mut away = c.agent("edge-3", policy).unwrap();
     for a in [&mut batching, &mut single, &mut away] {
         a.start().unwrap();

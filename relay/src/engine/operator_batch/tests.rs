@@ -85,6 +85,17 @@ fn body(
     }
 }
 
+/// edge-a (batching; registered now when `a_online`, else later by the test) and edge-b (registered, not
+/// batching).
+fn fleet(w: &mut World, a_online: bool) -> (AgentId, AgentId) {
+    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
+    if a_online {
+        register(w, &a, true);
+    }
+    register(w, &b, false);
+    (a, b)
+}
+
 fn store_batches(out: &[Outbound], to: &AgentId) -> Vec<CredentialStoreBatch> {
     out.iter()
         .filter(|o| o.to == *to)
@@ -141,9 +152,7 @@ fn ack_batch(
 #[test]
 fn an_import_reaches_a_batching_agent_in_one_message_and_the_others_one_by_one() {
     let mut w = World::new();
-    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
-    register(&mut w, &a, true);
-    register(&mut w, &b, false);
+    let (a, b) = fleet(&mut w, true);
     let creds = three(&w);
     let batch_id = uuid::Uuid::new_v4();
     let body = body(&w, &creds, &a, &b, batch_id);
@@ -180,8 +189,7 @@ fn an_import_reaches_a_batching_agent_in_one_message_and_the_others_one_by_one()
 #[test]
 fn an_agent_offline_at_the_import_gets_the_batch_in_one_message_when_it_registers() {
     let mut w = World::new();
-    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
-    register(&mut w, &b, false);
+    let (a, b) = fleet(&mut w, false);
     let creds = three(&w);
     let batch_id = uuid::Uuid::new_v4();
     let body = body(&w, &creds, &a, &b, batch_id);
@@ -205,8 +213,7 @@ fn an_agent_offline_at_the_import_gets_the_batch_in_one_message_when_it_register
 #[test]
 fn an_agent_that_stopped_batching_is_not_sent_the_batch_envelope() {
     let mut w = World::new();
-    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
-    register(&mut w, &b, false);
+    let (a, b) = fleet(&mut w, false);
     let creds = three(&w);
     let body = body(&w, &creds, &a, &b, uuid::Uuid::new_v4());
     w.engine.put_credentials_batch(&body).unwrap();
@@ -222,9 +229,7 @@ fn an_agent_that_stopped_batching_is_not_sent_the_batch_envelope() {
 #[test]
 fn a_body_that_does_not_hold_together_is_refused_whole() {
     let mut w = World::new();
-    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
-    register(&mut w, &a, true);
-    register(&mut w, &b, false);
+    let (a, b) = fleet(&mut w, true);
     let creds = three(&w);
     let good = body(&w, &creds, &a, &b, uuid::Uuid::new_v4());
     let stranger = CredentialId::random();
@@ -272,8 +277,7 @@ fn a_backlog_taken_a_few_at_a_time_still_gets_each_batch_envelope_once() {
         batches_in_flight: 1,
         ..EngineConfig::default()
     });
-    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
-    register(&mut w, &b, false);
+    let (a, b) = fleet(&mut w, false);
     let creds = some(&w, 5);
     let batch_id = uuid::Uuid::new_v4();
     let body = body(&w, &creds, &a, &b, batch_id);
@@ -292,9 +296,7 @@ fn a_backlog_taken_a_few_at_a_time_still_gets_each_batch_envelope_once() {
 #[test]
 fn two_keys_of_one_agent_are_a_rotation_and_the_current_one_is_used() {
     let mut w = World::new();
-    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
-    register(&mut w, &a, true);
-    register(&mut w, &b, false);
+    let (a, b) = fleet(&mut w, true);
     let creds = three(&w);
     let batch_id = uuid::Uuid::new_v4();
     let mut body = body(&w, &creds, &a, &b, batch_id);
@@ -329,9 +331,7 @@ fn two_keys_of_one_agent_are_a_rotation_and_the_current_one_is_used() {
 #[test]
 fn a_batch_id_names_one_envelope_for_good() {
     let mut w = World::new();
-    let (a, b) = (w.agent("edge-a"), w.agent("edge-b"));
-    register(&mut w, &a, true);
-    register(&mut w, &b, false);
+    let (a, b) = fleet(&mut w, true);
     let batch_id = uuid::Uuid::new_v4();
     let first = three(&w);
     let body1 = body(&w, &first, &a, &b, batch_id);
