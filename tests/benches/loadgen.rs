@@ -733,10 +733,36 @@ fn poll_online(c: &Cluster, expected: usize, within: Duration) {
     wait_for("the fleet online", within, || {
         let now_online = online(c);
         if printed.elapsed() >= Duration::from_secs(5) {
-            eprintln!("  {now_online}/{expected} online after {:?}", t.elapsed());
+            eprintln!(
+                "  {now_online}/{expected} online after {:?} ({})",
+                t.elapsed(),
+                relay_progress(c)
+            );
             printed = Instant::now();
         }
         Ok(now_online >= expected)
     })
     .unwrap();
+}
+
+/// What the relay has done so far, from its metrics: where a slow herd spends its time.
+fn relay_progress(c: &Cluster) -> String {
+    let Ok((_, text)) = tessera_system_tests::plain_http::get(&c.health, "/metrics") else {
+        return "metrics unavailable".to_owned();
+    };
+    [
+        ("rewraps asked", "tessera_relay_rewrap_requests_total"),
+        ("in batches", "tessera_relay_rewrap_batches_total"),
+        ("delivered", "tessera_relay_deliveries_ok_total"),
+        ("unsolicited", "tessera_relay_unsolicited_total"),
+        ("dropped", "tessera_relay_dropped_messages_total"),
+        ("in flight", "tessera_relay_rewraps_in_flight"),
+    ]
+    .iter()
+    .map(|(what, series)| {
+        let v = tessera_system_tests::plain_http::metric(&text, series).unwrap_or(-1.0);
+        format!("{what} {v}")
+    })
+    .collect::<Vec<_>>()
+    .join(", ")
 }

@@ -243,8 +243,8 @@ fn paths_stay_under_their_directory() {
 }
 
 #[test]
-fn patterns_have_unicode_classes_but_not_scripts() {
-    // General categories, boolean properties and the Unicode-aware Perl classes are in the build ...
+fn patterns_have_unicode_classes_and_script_classes_are_a_config_error_where_absent() {
+    // General categories, boolean properties and the Unicode-aware Perl classes are in every build ...
     let letters = checker(r"pattern = '\p{L}+'");
     assert!(letters.admit("Zürich").is_ok());
     assert_eq!(refused(&letters, "Zürich1"), Refusal::Pattern);
@@ -252,14 +252,17 @@ fn patterns_have_unicode_classes_but_not_scripts() {
     assert!(word.admit("число").is_ok());
     let alpha = checker(r"pattern = '(?i)\p{Alphabetic}+é'");
     assert!(alpha.admit("abcÉ").is_ok());
-    // ... script, age and segmentation tables are not (docs/operations.md, "Jobs"): a clear config error.
+    // ... script, age and segmentation tables are not in the agent's own feature set (the appliance build,
+    // `cross/build`, built alone: docs/operations.md, "Jobs"); a workspace build may have them through another
+    // crate's features. Where they are absent, a pattern using them is a config error, never a panic.
     for p in [
         r"\p{Greek}+",
         r"\p{Age:6.0}",
         r"\p{Grapheme_Cluster_Break=Extend}",
     ] {
-        let e = spec(&format!("pattern = '{p}'")).compile().unwrap_err();
-        assert!(e.contains("does not compile"), "{p}: {e}");
+        if let Err(e) = spec(&format!("pattern = '{p}'")).compile() {
+            assert!(e.contains("does not compile"), "{p}: {e}");
+        }
     }
 }
 
