@@ -507,7 +507,9 @@ fn main() {
         format!("{:.1} s", t.elapsed().as_secs_f64()),
     ));
 
+    eprintln!("idle from now: {}", relay_progress(&c));
     rows.extend(idle_cost(relay, n, idle, baseline));
+    eprintln!("idle until now: {}", relay_progress(&c));
 
     // The broker restarted: everyone reconnects at once and registers again; done when the relay has acknowledged
     // every registration and lists every agent online.
