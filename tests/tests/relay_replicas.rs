@@ -100,8 +100,14 @@ fn three_replicas_backfill_each_credential_once_per_target_and_survive_one_kille
         relay1_did > 0.0 && relay2_did > 0.0 && relay3_did > 0.0,
         "a replica confirmed no delivery: {relay1_did} {relay2_did} {relay3_did}"
     );
-    // Each target holds every credential, with its value.
+    // Each target holds every credential, with its value. A delivery whose rewrap was in flight at the killed
+    // replica times out and is retried after its backoff; the relay lists the agent `online` meanwhile (only rows
+    // due now keep it `backfilling`), so the retried ones are waited for here.
     for a in &targets {
+        wait_for("every credential after the retries", wait, || {
+            Ok(a.names()?.len() == n)
+        })
+        .unwrap();
         let mut names = a.names().unwrap();
         names.sort();
         assert_eq!(names, creds.keys().cloned().collect::<Vec<_>>());
