@@ -32,3 +32,32 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .find_map(|rest| rest.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// The value of `series` on `addr`'s `/metrics` once it has stopped moving: the relay copies its engine counters
+/// into `/metrics` on its one-second engine tick, so a reading taken just after the effect was seen can lag by a
+/// tick. Two readings more than two ticks apart that agree are the settled value (0 when the series is absent).
+///
+/// # Errors
+/// The listener does not answer, or the value is still moving after `timeout`.
+pub fn settled_metric(addr: &str, series: &str, timeout: Duration) -> std::io::Result<f64> {
+    let read = || -> std::io::Result<f64> {
+        let (_, text) = get(addr, "/metrics")?;
+        Ok(metric(&text, series).unwrap_or(0.0))
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = read()?;
+    loop {
+        std::thread::sleep(Duration::from_millis(2_200));
+        let now = read()?;
+        if (now - last).abs() < 0.5 {
+            return Ok(now);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{series} still moving after {timeout:?} ({last} then {now})"),
+            ));
+        }
+        last = now;
+    }
+}

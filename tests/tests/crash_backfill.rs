@@ -113,8 +113,12 @@ fn killed_during_backfill(engine: &str) -> usize {
     let held = victim.inventory().unwrap();
     assert!(held.values().all(|(_, v)| *v == 1), "one version each");
     c.op(&["audit", "verify"]).unwrap();
-    let (_, metrics) = plain_http::get(&c.health, "/metrics").unwrap();
-    let batches = plain_http::metric(&metrics, "tessera_relay_rewrap_batches_total").unwrap();
+    let batches = plain_http::settled_metric(
+        &c.health,
+        "tessera_relay_rewrap_batches_total",
+        Duration::from_secs(60),
+    )
+    .unwrap();
     // A counter: an exact whole number.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let batches = batches as usize;

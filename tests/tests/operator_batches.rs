@@ -13,9 +13,9 @@ use tessera_system_tests::bins::bin_dir;
 use tessera_system_tests::cluster::{knob, wait_for, AgentProc, Cluster};
 use tessera_system_tests::plain_http;
 
+/// `name` once the relay has published its last change (the engine counters reach `/metrics` on a one-second tick).
 fn counter(c: &Cluster, name: &str) -> f64 {
-    let (_, metrics) = plain_http::get(&c.health, "/metrics").unwrap();
-    plain_http::metric(&metrics, name).unwrap_or(0.0)
+    plain_http::settled_metric(&c.health, name, Duration::from_secs(60)).unwrap()
 }
 
 fn holds_all(agent: &AgentProc, creds: &[(String, String)], wait: Duration) {
