@@ -93,6 +93,13 @@ impl Engine {
             {
                 continue;
             }
+            // A full holder is skipped before the store is read: in a herd most holders looked at are full. (One
+            // that is also blocked or offline makes the backfill wait rather than fail, which its requests' answers
+            // or timeouts end.)
+            if paced && self.pacing.load(&row.agent) >= self.cfg.peer_max_in_flight {
+                full = true;
+                continue;
+            }
             if self
                 .store
                 .blocked_until(&c.id, &row.agent)?
@@ -105,10 +112,6 @@ impl Engine {
                 .agent(&row.agent)?
                 .is_some_and(|a| a.state != AgentState::Offline)
             {
-                if paced && self.pacing.load(&row.agent) >= self.cfg.peer_max_in_flight {
-                    full = true;
-                    continue;
-                }
                 return Ok(PeerPick::Peer(row.agent));
             }
         }
@@ -585,6 +588,7 @@ impl Engine {
         if let Some(mut row) = self.store.delivery(&c.id, &p.target)? {
             row_delivered(&mut row, c.version);
             self.store.put_delivery(&row)?;
+            self.pacing.holder_added();
         }
         self.metrics.deliveries_ok += 1;
         self.audit(AuditEvent::RewrapDelivered {

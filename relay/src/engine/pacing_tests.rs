@@ -134,3 +134,29 @@ fn a_paused_backfill_that_ended_meanwhile_leaves_the_queue() {
     assert!(!w.engine.pacing.is_paused(&a) && !w.engine.pacing.is_paused(&b));
     assert_eq!(w.engine.pacing.take_resumable(), (0, 0));
 }
+
+#[test]
+fn a_target_that_stored_a_credential_is_room_for_paused_backfills_beyond_the_places_freed() {
+    let mut w = World::new();
+    w.engine.set_config(EngineConfig {
+        peer_max_in_flight: 1,
+        batch_size: 0,
+        ..EngineConfig::default()
+    });
+    let (peer, _) = peer_with(&mut w, "peer-1", 1, false);
+    let targets: Vec<AgentId> = (0..4).map(|i| w.agent(&format!("target-{i}"))).collect();
+    let mut asked = requests(&register(&mut w, &targets[0], false));
+    assert_eq!(asked.len(), 1);
+    for t in &targets[1..] {
+        assert!(requests(&register(&mut w, t, false)).is_empty());
+        assert!(w.engine.pacing.is_paused(t));
+    }
+    // peer-1 answers target-0, which stores: one place freed at peer-1, and target-0 is now a holder with room of
+    // its own. Two paused backfills go on in this exchange (one at each), not only the one the freed place allows.
+    let next = requests(&answer(&mut w, &asked.pop().unwrap()));
+    let mut asked_of: Vec<AgentId> = next.iter().map(|(to, _)| to.clone()).collect();
+    asked_of.sort();
+    assert_eq!(asked_of, vec![peer, targets[0].clone()]);
+    let paused = targets.iter().filter(|t| w.engine.pacing.is_paused(t));
+    assert_eq!(paused.count(), 1, "the last waits: every holder is full");
+}

@@ -115,6 +115,13 @@ impl PeerPacing {
         }
     }
 
+    /// A target stored a credential: it is now a holder with room of its own, a place for the paused backfills.
+    pub(crate) fn holder_added(&mut self) {
+        if !self.paused.is_empty() {
+            self.freed += 1;
+        }
+    }
+
     /// Keeps `freed` places for the next resume.
     pub(crate) fn give_back(&mut self, freed: usize) {
         self.freed += freed;
@@ -140,14 +147,19 @@ impl PeerPacing {
 const MAX_RESUME_TRIES: usize = 16;
 
 impl Engine {
-    /// Resumes paused backfills, longest waiting first, while places freed in this event remain: each tried once at
-    /// most; one whose peers are still full keeps its place in the queue.
+    /// Resumes paused backfills, longest waiting first, while places freed in this event remain or the last one
+    /// resumed found room (at a holder that was not full: the next may find room there too), each tried once at
+    /// most and [`MAX_RESUME_TRIES`] per event; one whose peers are still full keeps its place in the queue.
+    ///
+    /// Spending only the places freed would tie a herd to the answer rate of its first full peer, however many
+    /// targets have since become holders with room (docs/benchmarks.md, "Fleet load").
     pub(crate) fn resume_paused(&mut self) -> StateResult<Vec<Outbound>> {
         let (mut freed, waiting) = self.pacing.take_resumable();
         let mut tries = waiting.min(MAX_RESUME_TRIES);
         let mut out = Vec::new();
         let mut still = Vec::new();
-        while freed > 0 && tries > 0 {
+        let mut found_room = false;
+        while (freed > 0 || found_room) && tries > 0 {
             tries -= 1;
             let Some(target) = self.pacing.next_paused() else {
                 break;
@@ -163,6 +175,7 @@ impl Engine {
             }
             out.extend(pumped?);
             freed = freed.saturating_sub(started);
+            found_room = started > 0;
         }
         self.pacing.first_again(still);
         // Places not used (the tries ran out first) are kept for the next event or tick.
