@@ -1,4 +1,5 @@
-//! Exponential backoff with full jitter: the n-th delay is uniform in `[min, min(max, min·2ⁿ)]`.
+//! Exponential backoff with full jitter: the n-th delay is uniform in `[min, min(max, min·2ⁿ)]`; and the spread-out,
+//! doubling wait before an agent sends an unacknowledged registration again ([`resend_after_ms`]).
 
 use std::time::Duration;
 
@@ -44,6 +45,33 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.attempt = 0;
     }
+}
+
+/// How many times the wait before a registration is sent again doubles: at most 16 × `retry_ms`.
+const RESEND_DOUBLINGS: u32 = 4;
+
+/// How long an agent waits for the acknowledgement of a registration before it sends it again, when `resent`
+/// registrations of this connection were already sent again: `retry_ms` doubled each time (at most 16 ×), times a
+/// factor from 0.75 to 1.25 set by `spread` (a number of the agent's own: its certificate serial's last digits).
+///
+/// A fixed interval turns a registration herd into congestion collapse: when the relay is behind, every agent's
+/// retry adds to the queue that made it late, and the relay spends its time on registrations it has already
+/// handled (docs/benchmarks.md, "Fleet load"). Doubling lets the queue drain; the spread keeps a fleet that
+/// registered at once from retrying at once.
+pub fn resend_after_ms(retry_ms: u64, resent: u32, spread: u16) -> u64 {
+    let base = retry_ms.saturating_mul(1u64 << resent.min(RESEND_DOUBLINGS));
+    // base × (0.75 + 0.5 × spread / 65536), in integers.
+    let factor = 49_152 + u64::from(spread) / 2;
+    u64::try_from(u128::from(base) * u128::from(factor) / 65_536).unwrap_or(u64::MAX)
+}
+
+/// The spread of [`resend_after_ms`] for an agent whose certificate serial is `serial_hex` (random digits from the
+/// CA): its last four hex digits, or the middle of the range when it has none.
+pub fn spread_of_serial(serial_hex: &str) -> u16 {
+    let tail = serial_hex
+        .get(serial_hex.len().saturating_sub(4)..)
+        .unwrap_or("");
+    u16::from_str_radix(tail, 16).unwrap_or(0x8000)
 }
 
 #[cfg(test)]

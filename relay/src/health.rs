@@ -37,10 +37,23 @@ use crate::state::RelayStore;
 /// The content type of the OpenMetrics text format.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Which of the relay's two broker connections reports (relay/src/runtime/broker_link.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerConnection {
+    /// The subscribing connection: agent messages to the engine.
+    Inbound,
+    /// The publishing connection: the relay's messages to agents.
+    Outbound,
+}
+
 /// What the runtime reports and the listeners read.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Both connections up.
     broker_connected: AtomicBool,
+    inbound_up: AtomicBool,
+    outbound_up: AtomicBool,
     /// When the broker link last went up or down, Unix ms (0: never connected).
     broker_since_ms: AtomicU64,
     /// The engine worker's last tick, Unix ms.
@@ -63,8 +76,15 @@ impl Health {
         Arc::new(Self::default())
     }
 
-    /// The MQTT event loop's report: connected (CONNACK) or not (a connection error).
-    pub fn set_broker(&self, connected: bool) {
+    /// An MQTT event loop's report on its connection: connected (CONNACK) or not (a connection error). The broker
+    /// link is up while both connections are.
+    pub fn set_broker(&self, which: BrokerConnection, up: bool) {
+        match which {
+            BrokerConnection::Inbound => self.inbound_up.store(up, Ordering::SeqCst),
+            BrokerConnection::Outbound => self.outbound_up.store(up, Ordering::SeqCst),
+        }
+        let connected =
+            self.inbound_up.load(Ordering::SeqCst) && self.outbound_up.load(Ordering::SeqCst);
         if self.broker_connected.swap(connected, Ordering::SeqCst) != connected {
             self.broker_since_ms.store(now_ms(), Ordering::SeqCst);
         }

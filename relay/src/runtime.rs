@@ -277,7 +277,7 @@ async fn run(
     let health_listener = bind_health(&cfg).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let net_cancel = CancellationToken::new();
-    let publisher_rx = broker_link::spawn(
+    let clients = broker_link::spawn(
         &mut tasks,
         broker_link::Link {
             broker: cfg.broker.clone(),
@@ -287,8 +287,7 @@ async fn run(
             cancel: net_cancel.clone(),
         },
     );
-    let current_publisher = publisher_rx.clone();
-    tasks.spawn(outbox(publisher_rx, out_rx));
+    tasks.spawn(outbox(clients.outbound.clone(), out_rx));
     let admin = crate::admin::AdminState {
         store: store.clone(),
         ca,
@@ -345,12 +344,9 @@ async fn run(
     crate::service::stopping();
     let _ = worker.await;
     let _ = store.flush();
-    // The DISCONNECT is queued while the event loop still runs, so that it is sent (the broker then keeps the
-    // session without sending the relay's Last Will); a full request queue does not hold the shutdown up.
-    let publisher = current_publisher.borrow().clone();
-    publisher
-        .disconnect_within(Duration::from_millis(500))
-        .await;
+    // The DISCONNECTs are queued while the event loops still run, so that they are sent (the broker then keeps the
+    // inbound session without sending a Last Will); a full request queue does not hold the shutdown up.
+    clients.disconnect_within(Duration::from_millis(500)).await;
     net_cancel.cancel();
     tasks.shutdown().await;
     tracing::info!("relay stopped");

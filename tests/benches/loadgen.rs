@@ -61,9 +61,22 @@ use tessera_system_tests::cluster::{knob, wait_for, Cluster};
 use tokio_util::sync::CancellationToken;
 
 const POLICY: &str = "[policy.\"*\"]\nuids = [0]\n";
-/// How long a simulated agent waits for its registration's acknowledgement before sending it again (the agent's
-/// `register_retry_ms` default).
-const REGISTER_RETRY: Duration = Duration::from_secs(10);
+/// How long a simulated agent first waits for its registration's acknowledgement before sending it again (the
+/// agent's `register_retry_ms` default); then, as the agent, twice as long each time, spread by its serial
+/// (`tessera_proto::backoff::resend_after_ms`).
+const REGISTER_RETRY_MS: u64 = 10_000;
+
+/// When `sim` sends an unacknowledged registration again, by how many times it was sent again (as the agent).
+fn resend_after(sim: &Sim) -> impl Fn(u32) -> Duration {
+    let spread = tessera_proto::backoff::spread_of_serial(sim.cert.serial.as_str());
+    move |resent| {
+        Duration::from_millis(tessera_proto::backoff::resend_after_ms(
+            REGISTER_RETRY_MS,
+            resent,
+            spread,
+        ))
+    }
+}
 
 /// A simulated agent's identity.
 struct Sim {
@@ -185,8 +198,10 @@ async fn run(
     };
     let mut held = Holdings::default();
     let mut registered = false;
-    // Until the relay acknowledges the registration, it is sent again every `REGISTER_RETRY` (as the agent does).
+    // Until the relay acknowledges the registration, it is sent again, later each time (as the agent does).
     let mut awaiting_ack: Option<tokio::time::Instant> = None;
+    let mut resent = 0u32;
+    let resend_after = resend_after(&sim);
     let register = |registered: bool, held: &Holdings| {
         Up::Register(Register {
             mode: if registered {
@@ -218,7 +233,8 @@ async fn run(
             () = cancel.cancelled() => return held.versions,
             () = retry => {
                 send(&register(registered, &held));
-                awaiting_ack = Some(tokio::time::Instant::now() + REGISTER_RETRY);
+                resent += 1;
+                awaiting_ack = Some(tokio::time::Instant::now() + resend_after(resent));
                 continue;
             }
             e = events.poll() => e,
@@ -233,7 +249,8 @@ async fn run(
                     status(AgentState::Online),
                 );
                 send(&register(registered, &held));
-                awaiting_ack = Some(tokio::time::Instant::now() + REGISTER_RETRY);
+                resent = 0;
+                awaiting_ack = Some(tokio::time::Instant::now() + resend_after(resent));
             }
             Ok(Event::Incoming(Packet::Publish(p))) => match wire::decode::<Down>(&p.payload) {
                 Ok(Down::RegisterAck(_)) => {

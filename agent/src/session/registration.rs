@@ -3,9 +3,12 @@
 //! The mode is chosen from what the store remembers: no registered wrap key → `first_registration`; a different
 //! one → `key_regenerated`; the same → `warm_reconnect` listing at most [`MAX_HELD`] held credentials. The relay's
 //! acknowledgement says whether a backfill follows; the agent counts deliveries and reports `online` when the
-//! backfill is complete. A registration that is not acknowledged in time is sent again. An acknowledgement that names
-//! another certificate than the one registered with (a stale or replayed one) is not this registration's.
+//! backfill is complete. A registration that is not acknowledged in time is sent again, after a wait that doubles
+//! each time and differs a little from agent to agent ([`tessera_proto::backoff::resend_after_ms`]: a fleet that
+//! registered at once must not keep a late relay busier). An acknowledgement that names another certificate than the
+//! one registered with (a stale or replayed one) is not this registration's.
 
+use tessera_proto::backoff::{resend_after_ms, spread_of_serial};
 use tessera_proto::cert::CertSerial;
 use tessera_proto::envelope::KeyFingerprint;
 use tessera_proto::wire::{AgentState, Held, RegisterAck, RegistrationMode, MAX_HELD};
@@ -49,6 +52,8 @@ pub enum Registration {
         sent_at_ms: u64,
         /// The serial of the certificate registered with (an acknowledgement naming another is not this one's).
         serial: CertSerial,
+        /// How many times it was sent again on this connection.
+        resent: u32,
     },
     /// Acknowledged; backfilling until `received >= expected`.
     Backfilling {
@@ -114,6 +119,7 @@ impl Registration {
                     mode,
                     sent_at_ms: now_ms,
                     serial,
+                    resent: 0,
                 },
                 vec![A::SendRegister(mode)],
             ),
@@ -147,16 +153,22 @@ impl Registration {
                     mode,
                     sent_at_ms,
                     serial,
+                    resent,
                 },
                 RegEvent::Tick { now_ms },
-            ) if now_ms.saturating_sub(sent_at_ms) >= retry_ms => (
-                Self::AwaitingAck {
-                    mode,
-                    sent_at_ms: now_ms,
-                    serial,
-                },
-                vec![A::SendRegister(mode)],
-            ),
+            ) if now_ms.saturating_sub(sent_at_ms)
+                >= resend_after_ms(retry_ms, resent, spread_of_serial(serial.as_str())) =>
+            {
+                (
+                    Self::AwaitingAck {
+                        mode,
+                        sent_at_ms: now_ms,
+                        serial,
+                        resent: resent.saturating_add(1),
+                    },
+                    vec![A::SendRegister(mode)],
+                )
+            }
             (Self::Backfilling { expected, received }, RegEvent::Delivered) => {
                 let received = received.saturating_add(1);
                 if received >= expected {

@@ -37,3 +37,25 @@ fn survives_many_attempts() {
     }
     assert!(b.ceiling_ms() > 0);
 }
+
+#[test]
+fn a_registration_is_sent_again_later_each_time_within_a_spread() {
+    // The middle of the spread: 10 s, 20 s, 40 s, 80 s, then 160 s for good.
+    let waits: Vec<u64> = (0..7).map(|n| resend_after_ms(10_000, n, 0x8000)).collect();
+    assert_eq!(
+        waits,
+        vec![10_000, 20_000, 40_000, 80_000, 160_000, 160_000, 160_000]
+    );
+    // Its ends: 0.75 × and almost 1.25 ×.
+    assert_eq!(resend_after_ms(10_000, 0, 0), 7_500);
+    assert_eq!(resend_after_ms(10_000, 0, u16::MAX), 12_499);
+    assert_eq!(resend_after_ms(u64::MAX, 9, u16::MAX), u64::MAX);
+}
+
+#[test]
+fn the_spread_comes_from_the_serials_last_digits() {
+    assert_eq!(spread_of_serial("3f1a2b3c4d"), 0x3c4d);
+    assert_eq!(spread_of_serial("ab"), 0xab);
+    assert_eq!(spread_of_serial(""), 0x8000);
+    assert_eq!(spread_of_serial("zz"), 0x8000);
+}

@@ -10,10 +10,16 @@ fn the_broker_link_records_when_it_changed() {
             since_ms: None
         }
     );
-    h.set_broker(true);
+    // Up only once both connections are.
+    h.set_broker(BrokerConnection::Inbound, true);
+    assert!(!h.broker().connected);
+    h.set_broker(BrokerConnection::Outbound, true);
     let up = h.broker();
     assert!(up.connected && up.since_ms.is_some());
-    h.set_broker(false);
+    h.set_broker(BrokerConnection::Outbound, false);
+    assert!(!h.broker().connected);
+    h.set_broker(BrokerConnection::Outbound, true);
+    h.set_broker(BrokerConnection::Inbound, false);
     assert!(!h.broker().connected);
 }
 
@@ -26,7 +32,8 @@ fn readiness_needs_the_broker_and_the_metrics_render_from_the_store() {
         not_ready(&h, &store).as_deref(),
         Some("broker not connected")
     );
-    h.set_broker(true);
+    h.set_broker(BrokerConnection::Inbound, true);
+    h.set_broker(BrokerConnection::Outbound, true);
     assert_eq!(not_ready(&h, &store), None);
 
     let mut m = crate::engine::Metrics {

@@ -1,13 +1,20 @@
-//! The relay's MQTT connection: MQTT 5 where the broker speaks it, 3.1.1 otherwise (`[broker] protocol`).
+//! The relay's MQTT connections: MQTT 5 where the broker speaks it, 3.1.1 otherwise (`[broker] protocol`).
 //!
-//! One task owns the event loop ([`run`]): it polls, hands each agent message to the engine's bounded channel,
-//! subscribes again at every connection, and backs off with jitter on errors. It also owns the choice of
-//! protocol: with `auto` it connects with MQTT 5 and, when the broker refuses that version before any connection
-//! succeeded, goes on with 3.1.1 for good. The outbox publishes through whichever client is current
-//! ([`Publisher`], handed over on a watch channel).
+//! Two connections, each owned by one task ([`run`]) that polls it and backs off with jitter on errors:
+//! - **inbound** (client id `client_id`, a persistent session): subscribes again at every connection and hands
+//!   each agent message to the engine's bounded channel, waiting when the engine is behind (back-pressure to the
+//!   broker);
+//! - **outbound** (client id `client_id` + [`OUTBOUND_SUFFIX`], a clean session, no subscriptions): what the outbox
+//!   publishes ([`Publisher`], handed over on a watch channel). Its loop never waits on the engine, so the
+//!   acknowledgements of the relay's own publishes are read at once. On one connection they were read only between
+//!   the agent messages the engine was behind on, and a registration herd stalled every answer the relay sent
+//!   (docs/benchmarks.md, "Fleet load").
 //!
-//! Why 5: the relay's session has an expiry (`session_expiry_secs`). A replica that dies stops taking its share
-//! of the shared subscription once its session expires; with 3.1.1 a persistent session never expires, so the
+//! Each task owns its choice of protocol: with `auto` it connects with MQTT 5 and, when the broker refuses that
+//! version before any connection succeeded, goes on with 3.1.1 for good.
+//!
+//! Why 5: the relay's inbound session has an expiry (`session_expiry_secs`). A replica that dies stops taking its
+//! share of the shared subscription once its session expires; with 3.1.1 a persistent session never expires, so the
 //! broker queues a dead replica's share until it comes back (docs/operations.md, "Running several relays").
 
 use std::sync::Arc;
@@ -21,7 +28,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, MqttProtocol};
-use crate::health::Health;
+use crate::health::{BrokerConnection, Health};
+
+/// Appended to `client_id` for the outbound connection's client id.
+pub(super) const OUTBOUND_SUFFIX: &str = "-out";
 
 /// Requests queued in a client before `publish` waits.
 const REQUESTS: usize = 1024;
@@ -71,7 +81,7 @@ impl Publisher {
     }
 }
 
-/// What the event-loop task needs.
+/// What the event-loop tasks need.
 pub(super) struct Link {
     pub(super) broker: BrokerConfig,
     pub(super) tls: Arc<rustls::ClientConfig>,
@@ -81,23 +91,68 @@ pub(super) struct Link {
     pub(super) cancel: CancellationToken,
 }
 
-/// Spawns the event-loop task on `tasks`; returns the current client, for the outbox.
-pub(super) fn spawn(
-    tasks: &mut tokio::task::JoinSet<()>,
-    link: Link,
-) -> watch::Receiver<Publisher> {
-    let (publisher, first_loop) = first(&link.broker, &link.tls);
-    let (tx, rx) = watch::channel(publisher);
-    tasks.spawn(run(link, first_loop, tx));
-    rx
+/// Which connection a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Inbound,
+    Outbound,
 }
 
-/// The first client: MQTT 5 unless `3.1.1` is configured. Made before the tasks start, so the outbox has a client
-/// from the start.
-fn first(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
+impl Role {
+    fn health(self) -> BrokerConnection {
+        match self {
+            Self::Inbound => BrokerConnection::Inbound,
+            Self::Outbound => BrokerConnection::Outbound,
+        }
+    }
+}
+
+/// The current client of each connection: the outbox publishes with `outbound`; at shutdown both disconnect.
+pub(super) struct Clients {
+    pub(super) inbound: watch::Receiver<Publisher>,
+    pub(super) outbound: watch::Receiver<Publisher>,
+}
+
+impl Clients {
+    /// Queues a DISCONNECT on both connections (see [`Publisher::disconnect_within`]).
+    pub(super) async fn disconnect_within(&self, limit: Duration) {
+        let inbound = self.inbound.borrow().clone();
+        let outbound = self.outbound.borrow().clone();
+        tokio::join!(
+            inbound.disconnect_within(limit),
+            outbound.disconnect_within(limit)
+        );
+    }
+}
+
+/// Spawns both event-loop tasks on `tasks`; returns their current clients.
+pub(super) fn spawn(tasks: &mut tokio::task::JoinSet<()>, link: Link) -> Clients {
+    let link = Arc::new(link);
+    let mut spawn_one = |role| {
+        let (client, first_loop) = first(&link.broker, &link.tls, role);
+        let (tx, rx) = watch::channel(client);
+        tasks.spawn(run(link.clone(), role, first_loop, tx));
+        rx
+    };
+    let inbound = spawn_one(Role::Inbound);
+    let outbound = spawn_one(Role::Outbound);
+    Clients { inbound, outbound }
+}
+
+/// The first client of `role`: MQTT 5 unless `3.1.1` is configured. Made before the tasks start, so the outbox has
+/// a client from the start.
+fn first(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>, role: Role) -> (Publisher, Loop) {
     match broker.protocol {
-        MqttProtocol::V311 => v311(broker, tls),
-        MqttProtocol::Auto | MqttProtocol::V5 => v5(broker, tls),
+        MqttProtocol::V311 => v311(broker, tls, role),
+        MqttProtocol::Auto | MqttProtocol::V5 => v5(broker, tls, role),
+    }
+}
+
+/// The client id of `role`'s connection.
+fn client_id(broker: &BrokerConfig, role: Role) -> String {
+    match role {
+        Role::Inbound => broker.client_id.clone(),
+        Role::Outbound => format!("{}{OUTBOUND_SUFFIX}", broker.client_id),
     }
 }
 
@@ -107,11 +162,12 @@ pub(super) enum Loop {
     V5(rumqttc::v5::AsyncClient, Box<rumqttc::v5::EventLoop>),
 }
 
-fn v311(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
+fn v311(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>, role: Role) -> (Publisher, Loop) {
     let mut opts =
-        rumqttc::MqttOptions::new(broker.client_id.clone(), broker.host.clone(), broker.port);
+        rumqttc::MqttOptions::new(client_id(broker, role), broker.host.clone(), broker.port);
+    // Only the inbound session has anything for the broker to keep (its subscriptions and their queue).
     opts.set_keep_alive(Duration::from_secs(broker.keep_alive_secs.max(5)))
-        .set_clean_session(false)
+        .set_clean_session(role == Role::Outbound)
         .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
         .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             tls.clone(),
@@ -124,13 +180,17 @@ fn v311(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, L
     )
 }
 
-fn v5(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>) -> (Publisher, Loop) {
+fn v5(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>, role: Role) -> (Publisher, Loop) {
     let mut opts =
-        rumqttc::v5::MqttOptions::new(broker.client_id.clone(), broker.host.clone(), broker.port);
+        rumqttc::v5::MqttOptions::new(client_id(broker, role), broker.host.clone(), broker.port);
+    let expiry = match role {
+        Role::Inbound => Some(broker.session_expiry_secs),
+        Role::Outbound => None,
+    };
     opts.set_keep_alive(Duration::from_secs(broker.keep_alive_secs.max(5)))
-        .set_clean_start(false)
+        .set_clean_start(role == Role::Outbound)
         .set_max_packet_size(u32::try_from(2 * MAX_MESSAGE_BYTES + 4096).ok())
-        .set_session_expiry_interval(Some(broker.session_expiry_secs))
+        .set_session_expiry_interval(expiry)
         .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             tls.clone(),
         )))
@@ -167,43 +227,48 @@ enum Ended {
     RefusedV5,
 }
 
-/// The event-loop task: runs `first`'s loop, and for `auto` falls back to 3.1.1 once if the broker refuses 5.
-async fn run(link: Link, first: Loop, publisher: watch::Sender<Publisher>) {
+/// An event-loop task: runs `first`'s loop, and for `auto` falls back to 3.1.1 once if the broker refuses 5.
+async fn run(link: Arc<Link>, role: Role, first: Loop, client: watch::Sender<Publisher>) {
     let ended = match first {
         Loop::V311(c, l) => {
-            poll_v311(&link, c, *l).await;
+            poll_v311(&link, role, c, *l).await;
             return;
         }
-        Loop::V5(c, l) => poll_v5(&link, c, *l).await,
+        Loop::V5(c, l) => poll_v5(&link, role, c, *l).await,
     };
     if matches!(ended, Ended::RefusedV5) {
-        tracing::warn!("the broker refused MQTT 5: using MQTT 3.1.1");
-        let (client, l) = v311(&link.broker, &link.tls);
+        tracing::warn!(connection = ?role, "the broker refused MQTT 5: using MQTT 3.1.1");
+        let (next, l) = v311(&link.broker, &link.tls, role);
         // The outbox may be gone already (shutting down): nothing to hand over then.
-        let _ = publisher.send(client);
+        let _ = client.send(next);
         if let Loop::V311(c, l) = l {
-            poll_v311(&link, c, *l).await;
+            poll_v311(&link, role, c, *l).await;
         }
     }
 }
 
 /// Waits out a backoff step, or returns false when cancelled.
-async fn back_off(link: &Link, backoff: &mut Backoff, error: String) -> bool {
-    link.health.set_broker(false);
+async fn back_off(link: &Link, role: Role, backoff: &mut Backoff, error: String) -> bool {
+    link.health.set_broker(role.health(), false);
     let d = backoff.next_delay();
-    tracing::warn!(error = %error, retry_in_ms = d.as_millis(), "relay broker connection failed");
+    tracing::warn!(connection = ?role, error = %error, retry_in_ms = d.as_millis(), "relay broker connection failed");
     tokio::select! {
         () = link.cancel.cancelled() => false,
         () = tokio::time::sleep(d) => true,
     }
 }
 
-fn connected(link: &Link, version: &str) {
-    link.health.set_broker(true);
-    tracing::info!(mqtt = version, "relay connected to broker");
+fn connected(link: &Link, role: Role, version: &str) {
+    link.health.set_broker(role.health(), true);
+    tracing::info!(connection = ?role, mqtt = version, "relay connected to broker");
 }
 
-async fn poll_v311(link: &Link, client: rumqttc::AsyncClient, mut eventloop: rumqttc::EventLoop) {
+async fn poll_v311(
+    link: &Link,
+    role: Role,
+    client: rumqttc::AsyncClient,
+    mut eventloop: rumqttc::EventLoop,
+) {
     use rumqttc::{Event, Packet};
     let mut backoff = Backoff::new(200, 10_000);
     loop {
@@ -214,7 +279,10 @@ async fn poll_v311(link: &Link, client: rumqttc::AsyncClient, mut eventloop: rum
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
-                connected(link, "3.1.1");
+                connected(link, role, "3.1.1");
+                if role == Role::Outbound {
+                    continue;
+                }
                 // try_subscribe: never wait on the request queue from the task that drains it.
                 for t in subscriptions(&link.broker.shared_group) {
                     if let Err(e) = client.try_subscribe(t, rumqttc::QoS::AtLeastOnce) {
@@ -222,7 +290,7 @@ async fn poll_v311(link: &Link, client: rumqttc::AsyncClient, mut eventloop: rum
                     }
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Ok(Event::Incoming(Packet::Publish(p))) if role == Role::Inbound => {
                 if link
                     .to_engine
                     .send((p.topic.clone(), p.payload.to_vec()))
@@ -234,7 +302,7 @@ async fn poll_v311(link: &Link, client: rumqttc::AsyncClient, mut eventloop: rum
             }
             Ok(_) => {}
             Err(e) => {
-                if !back_off(link, &mut backoff, e.to_string()).await {
+                if !back_off(link, role, &mut backoff, e.to_string()).await {
                     return;
                 }
             }
@@ -244,6 +312,7 @@ async fn poll_v311(link: &Link, client: rumqttc::AsyncClient, mut eventloop: rum
 
 async fn poll_v5(
     link: &Link,
+    role: Role,
     client: rumqttc::v5::AsyncClient,
     mut eventloop: rumqttc::v5::EventLoop,
 ) -> Ended {
@@ -260,7 +329,10 @@ async fn poll_v5(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 ever_connected = true;
                 backoff.reset();
-                connected(link, "5");
+                connected(link, role, "5");
+                if role == Role::Outbound {
+                    continue;
+                }
                 for t in subscriptions(&link.broker.shared_group) {
                     if let Err(e) =
                         client.try_subscribe(t, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
@@ -269,7 +341,7 @@ async fn poll_v5(
                     }
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Ok(Event::Incoming(Packet::Publish(p))) if role == Role::Inbound => {
                 // A topic that is not UTF-8 is no agent's: the engine drops it as such.
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
                 if link
@@ -287,7 +359,7 @@ async fn poll_v5(
                 if !ever_connected && link.broker.protocol == MqttProtocol::Auto && refuses_v5(&e) {
                     return Ended::RefusedV5;
                 }
-                if !back_off(link, &mut backoff, e.to_string()).await {
+                if !back_off(link, role, &mut backoff, e.to_string()).await {
                     return Ended::Cancelled;
                 }
             }

@@ -107,18 +107,47 @@ fn unacknowledged_register_is_resent_after_the_retry_interval() {
         },
         RETRY,
     );
+    // Serial 0b1e: a spread of 0x0b1e, a factor of 0.75 + 0.5 × 0x0b1e / 65536 ≈ 0.7717: 7,717 ms, then doubling.
     let (s, a) = s.handle(RegEvent::Tick { now_ms: 5_000 }, RETRY);
     assert!(a.is_empty());
-    let (s, a) = s.handle(RegEvent::Tick { now_ms: 11_000 }, RETRY);
+    let (s, a) = s.handle(RegEvent::Tick { now_ms: 8_716 }, RETRY);
+    assert!(a.is_empty());
+    let (s, a) = s.handle(RegEvent::Tick { now_ms: 8_717 }, RETRY);
     assert_eq!(a, vec![RegAction::SendRegister(mode)]);
     assert_eq!(
         s,
         Registration::AwaitingAck {
             mode,
-            sent_at_ms: 11_000,
-            serial: serial()
+            sent_at_ms: 8_717,
+            serial: serial(),
+            resent: 1,
         }
     );
+    // Sent again: the next wait is twice as long.
+    let (s, a) = s.handle(
+        RegEvent::Tick {
+            now_ms: 8_717 + 15_433,
+        },
+        RETRY,
+    );
+    assert!(a.is_empty());
+    let (s, a) = s.handle(
+        RegEvent::Tick {
+            now_ms: 8_717 + 15_434,
+        },
+        RETRY,
+    );
+    assert_eq!(a, vec![RegAction::SendRegister(mode)]);
+    // A new connection starts again from the shortest wait.
+    let (s, _) = s.handle(
+        RegEvent::Connected {
+            mode,
+            now_ms: 100_000,
+            serial: serial(),
+        },
+        RETRY,
+    );
+    assert!(matches!(s, Registration::AwaitingAck { resent: 0, .. }));
 }
 
 #[test]
