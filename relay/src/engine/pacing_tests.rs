@@ -160,3 +160,27 @@ fn a_target_that_stored_a_credential_is_room_for_paused_backfills_beyond_the_pla
     let paused = targets.iter().filter(|t| w.engine.pacing.is_paused(t));
     assert_eq!(paused.count(), 1, "the last waits: every holder is full");
 }
+
+#[test]
+fn a_resume_that_finds_the_peers_still_full_stops_there_and_keeps_the_order() {
+    let mut w = World::new();
+    w.engine.set_config(EngineConfig {
+        peer_max_in_flight: 1,
+        batch_size: 0,
+        ..EngineConfig::default()
+    });
+    let (_peer, _) = peer_with(&mut w, "peer-1", 1, false);
+    let targets: Vec<AgentId> = (0..4).map(|i| w.agent(&format!("target-{i}"))).collect();
+    assert_eq!(requests(&register(&mut w, &targets[0], false)).len(), 1);
+    for t in &targets[1..] {
+        assert!(requests(&register(&mut w, t, false)).is_empty());
+    }
+    // The tick offers a place; the first paused backfill finds peer-1 still full. The others wait on the same peer:
+    // they are not tried in this event, and no place is kept for the next to try them again for nothing.
+    w.clock.advance(1_000);
+    assert!(requests(&w.engine.tick()).is_empty());
+    assert_eq!(w.engine.pacing.take_resumable(), (0, 3));
+    for t in &targets[1..] {
+        assert_eq!(w.engine.pacing.next_paused().as_ref(), Some(t));
+    }
+}

@@ -149,7 +149,8 @@ const MAX_RESUME_TRIES: usize = 16;
 impl Engine {
     /// Resumes paused backfills, longest waiting first, while places freed in this event remain or the last one
     /// resumed found room (at a holder that was not full: the next may find room there too), each tried once at
-    /// most and [`MAX_RESUME_TRIES`] per event; one whose peers are still full keeps its place in the queue.
+    /// most and [`MAX_RESUME_TRIES`] per event; the first whose peers are still full keeps its place in the queue
+    /// and ends the event's resuming.
     ///
     /// Spending only the places freed would tie a herd to the answer rate of its first full peer, however many
     /// targets have since become holders with room (docs/benchmarks.md, "Fleet load").
@@ -167,11 +168,17 @@ impl Engine {
             let before = self.pacing.asked();
             let pumped = self.pump(&target);
             let started = self.pacing.asked().saturating_sub(before);
-            // Paused again by `pump` with nothing started: its peers are still full, and it keeps its turn. Not paused
+            // Paused again by `pump` with nothing started: its peers are still full, and it keeps its turn. The
+            // backfills behind it most likely wait on the same peers: trying each would read every holder of their
+            // credentials for nothing (in a herd, that was nearly all of the relay's work), so this event resumes no
+            // more, and the places left are not kept: the next answer, new holder or tick tries again. Not paused
             // again: its backfill went on or ended (another delivery pumped it meanwhile), and it leaves the queue.
             if started == 0 && self.pacing.is_paused(&target) {
                 self.pacing.unpause(&target);
                 still.push(target);
+                out.extend(pumped?);
+                freed = 0;
+                break;
             }
             out.extend(pumped?);
             freed = freed.saturating_sub(started);
