@@ -132,7 +132,9 @@ pub struct BrokerConfig {
     pub reconnect_min_ms: u64,
     /// See `reconnect_min_ms`.
     pub reconnect_max_ms: u64,
-    /// How long to wait for a registration acknowledgement before sending it again, milliseconds.
+    /// How long to wait for a registration acknowledgement before sending it again, milliseconds; doubled for each
+    /// time it is sent again, at most 4 ×, and spread 0.75 to 1.25 × by the certificate serial
+    /// (`tessera_proto::backoff::resend_after_ms`).
     pub register_retry_ms: u64,
     /// Announce the `batch_rewrap` capability at registration (docs/protocol.md, "Batched rewrap"): the relay may
     /// then ask this agent to seal, and deliver to it, several credentials per envelope. Off: one per message.

@@ -47,11 +47,12 @@ impl Backoff {
     }
 }
 
-/// How many times the wait before a registration is sent again doubles: at most 16 × `retry_ms`.
-const RESEND_DOUBLINGS: u32 = 4;
+/// How many times the wait before a registration is sent again doubles: at most 4 × `retry_ms` (40 s by default),
+/// so that an agent whose registrations were lost (a relay that came back without its session) is not long away.
+const RESEND_DOUBLINGS: u32 = 2;
 
 /// How long an agent waits for the acknowledgement of a registration before it sends it again, when `resent`
-/// registrations of this connection were already sent again: `retry_ms` doubled each time (at most 16 ×), times a
+/// registrations of this connection were already sent again: `retry_ms` doubled each time (at most 4 ×), times a
 /// factor from 0.75 to 1.25 set by `spread` (a number of the agent's own: its certificate serial's last digits).
 ///
 /// A fixed interval turns a registration herd into congestion collapse: when the relay is behind, every agent's

@@ -88,7 +88,7 @@ impl Default for HealthConfig {
     }
 }
 
-/// The relay's MQTT connection.
+/// The relay's MQTT connections (inbound as `client_id`, outbound as `client_id-out`: relay/src/runtime/broker_link.rs).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {

@@ -3,7 +3,7 @@
 //! agent's certificate.
 //!
 //! - `GET /healthz`: 200 while the process serves (liveness).
-//! - `GET /readyz`: 200 when the broker connection is up and the state store answers; 503 with the reason
+//! - `GET /readyz`: 200 when both broker connections are up and the state store answers; 503 with the reason
 //!   otherwise.
 //! - `GET /metrics`: [`metrics::RelayMetrics`] in the OpenMetrics text format.
 //!
@@ -47,13 +47,20 @@ pub enum BrokerConnection {
     Outbound,
 }
 
+/// Which broker connections are up.
+#[derive(Debug, Default)]
+struct Connections {
+    inbound: bool,
+    outbound: bool,
+}
+
 /// What the runtime reports and the listeners read.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Each connection's state, changed and read under one lock (two tasks report).
+    connections: std::sync::Mutex<Connections>,
     /// Both connections up.
     broker_connected: AtomicBool,
-    inbound_up: AtomicBool,
-    outbound_up: AtomicBool,
     /// When the broker link last went up or down, Unix ms (0: never connected).
     broker_since_ms: AtomicU64,
     /// The engine worker's last tick, Unix ms.
@@ -79,12 +86,15 @@ impl Health {
     /// An MQTT event loop's report on its connection: connected (CONNACK) or not (a connection error). The broker
     /// link is up while both connections are.
     pub fn set_broker(&self, which: BrokerConnection, up: bool) {
+        let mut c = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match which {
-            BrokerConnection::Inbound => self.inbound_up.store(up, Ordering::SeqCst),
-            BrokerConnection::Outbound => self.outbound_up.store(up, Ordering::SeqCst),
+            BrokerConnection::Inbound => c.inbound = up,
+            BrokerConnection::Outbound => c.outbound = up,
         }
-        let connected =
-            self.inbound_up.load(Ordering::SeqCst) && self.outbound_up.load(Ordering::SeqCst);
+        let connected = c.inbound && c.outbound;
         if self.broker_connected.swap(connected, Ordering::SeqCst) != connected {
             self.broker_since_ms.store(now_ms(), Ordering::SeqCst);
         }

@@ -285,6 +285,7 @@ async fn run(
             to_engine: net_tx,
             health: health.clone(),
             cancel: net_cancel.clone(),
+            outbound_up: tokio::sync::watch::channel(false).0,
         },
     );
     tasks.spawn(outbox(clients.outbound.clone(), out_rx));
@@ -344,8 +345,8 @@ async fn run(
     crate::service::stopping();
     let _ = worker.await;
     let _ = store.flush();
-    // The DISCONNECTs are queued while the event loops still run, so that they are sent (the broker then keeps the
-    // inbound session without sending a Last Will); a full request queue does not hold the shutdown up.
+    // The DISCONNECTs are queued while the event loops still run, so that they are sent (the broker then ends the
+    // connections cleanly and keeps the sessions); a full request queue does not hold the shutdown up.
     clients.disconnect_within(Duration::from_millis(500)).await;
     net_cancel.cancel();
     tasks.shutdown().await;

@@ -35,14 +35,20 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 
 /// The value of `series` on `addr`'s `/metrics` once it has stopped moving: the relay copies its engine counters
 /// into `/metrics` on its one-second engine tick, so a reading taken just after the effect was seen can lag by a
-/// tick. Two readings more than two ticks apart that agree are the settled value (0 when the series is absent).
+/// tick. Two readings more than two ticks apart that agree are the settled value.
 ///
 /// # Errors
-/// The listener does not answer, or the value is still moving after `timeout`.
+/// The listener does not answer, the series is absent (a renamed metric must fail the test, not read as 0), or the
+/// value is still moving after `timeout`.
 pub fn settled_metric(addr: &str, series: &str, timeout: Duration) -> std::io::Result<f64> {
     let read = || -> std::io::Result<f64> {
         let (_, text) = get(addr, "/metrics")?;
-        Ok(metric(&text, series).unwrap_or(0.0))
+        metric(&text, series).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no series {series} in /metrics"),
+            )
+        })
     };
     let deadline = std::time::Instant::now() + timeout;
     let mut last = read()?;

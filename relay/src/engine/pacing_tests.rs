@@ -135,8 +135,9 @@ fn a_paused_backfill_that_ended_meanwhile_leaves_the_queue() {
     assert_eq!(w.engine.pacing.take_resumable(), (0, 0));
 }
 
-#[test]
-fn a_target_that_stored_a_credential_is_room_for_paused_backfills_beyond_the_places_freed() {
+/// One peer with one credential and a limit of one rewrap; four targets register: target-0's rewrap fills the peer,
+/// the other three backfills are paused. Returns the peer, the targets and target-0's request.
+fn one_full_peer_and_three_paused() -> (World, AgentId, Vec<AgentId>, (AgentId, RewrapRequest)) {
     let mut w = World::new();
     w.engine.set_config(EngineConfig {
         peer_max_in_flight: 1,
@@ -151,9 +152,16 @@ fn a_target_that_stored_a_credential_is_room_for_paused_backfills_beyond_the_pla
         assert!(requests(&register(&mut w, t, false)).is_empty());
         assert!(w.engine.pacing.is_paused(t));
     }
+    let first = asked.pop().unwrap();
+    (w, peer, targets, first)
+}
+
+#[test]
+fn a_target_that_stored_a_credential_is_room_for_paused_backfills_beyond_the_places_freed() {
+    let (mut w, peer, targets, first) = one_full_peer_and_three_paused();
     // peer-1 answers target-0, which stores: one place freed at peer-1, and target-0 is now a holder with room of
     // its own. Two paused backfills go on in this exchange (one at each), not only the one the freed place allows.
-    let next = requests(&answer(&mut w, &asked.pop().unwrap()));
+    let next = requests(&answer(&mut w, &first));
     let mut asked_of: Vec<AgentId> = next.iter().map(|(to, _)| to.clone()).collect();
     asked_of.sort();
     assert_eq!(asked_of, vec![peer, targets[0].clone()]);
@@ -162,25 +170,59 @@ fn a_target_that_stored_a_credential_is_room_for_paused_backfills_beyond_the_pla
 }
 
 #[test]
-fn a_resume_that_finds_the_peers_still_full_stops_there_and_keeps_the_order() {
-    let mut w = World::new();
-    w.engine.set_config(EngineConfig {
-        peer_max_in_flight: 1,
-        batch_size: 0,
-        ..EngineConfig::default()
-    });
-    let (_peer, _) = peer_with(&mut w, "peer-1", 1, false);
-    let targets: Vec<AgentId> = (0..4).map(|i| w.agent(&format!("target-{i}"))).collect();
-    assert_eq!(requests(&register(&mut w, &targets[0], false)).len(), 1);
-    for t in &targets[1..] {
-        assert!(requests(&register(&mut w, t, false)).is_empty());
-    }
-    // The tick offers a place; the first paused backfill finds peer-1 still full. The others wait on the same peer:
-    // they are not tried in this event, and no place is kept for the next to try them again for nothing.
+fn a_resume_that_finds_the_peers_still_full_passes_over_the_backfills_waiting_on_the_same_credential(
+) {
+    let (mut w, _peer, targets, _) = one_full_peer_and_three_paused();
+    // The tick offers a place; the first paused backfill finds peer-1 still full. The others wait on the same
+    // credential: they are not tried in this event, and no place is kept for the next to try them again for nothing.
     w.clock.advance(1_000);
     assert!(requests(&w.engine.tick()).is_empty());
     assert_eq!(w.engine.pacing.take_resumable(), (0, 3));
     for t in &targets[1..] {
         assert_eq!(w.engine.pacing.next_paused().as_ref(), Some(t));
     }
+}
+
+/// `peer` holds credential `c{i}` (scope: `peer` and `targets`), delivered from the operator's envelope.
+fn holder_of(w: &mut World, i: usize, peer: &AgentId, targets: &[&AgentId]) {
+    let mut agents: Vec<AgentId> = targets.iter().map(|t| (*t).clone()).collect();
+    agents.push(peer.clone());
+    agents.sort();
+    let scope = tessera_proto::statement::Scope::Explicit { agents };
+    let (id, digest, _) = w.put(&format!("c{i}"), scope, &format!("secret-{i}"), &[peer]);
+    let out = register(w, peer, false);
+    let d = store_msg(&out, peer);
+    w.ack(peer, d.delivery_id, id, StoreOutcome::Stored { digest });
+    assert_eq!(w.row(&id, peer).state, DeliveryState::Stored);
+}
+
+#[test]
+fn a_backfill_waiting_on_another_credential_is_tried_after_one_found_its_peers_full() {
+    let mut w = World::new();
+    w.engine.set_config(EngineConfig {
+        peer_max_in_flight: 1,
+        batch_size: 0,
+        ..EngineConfig::default()
+    });
+    let [p1, p2, a1, a2, b1, b2] =
+        ["peer-1", "peer-2", "a-1", "a-2", "b-1", "b-2"].map(|n| w.agent(n));
+    holder_of(&mut w, 0, &p1, &[&a1, &a2]);
+    holder_of(&mut w, 1, &p2, &[&b1, &b2]);
+    // a-1 fills peer-1 (c0), b-1 fills peer-2 (c1); a-2 and b-2 wait, a-2 first.
+    let mut asked_b = Vec::new();
+    for (t, waits) in [(&a1, false), (&b1, false), (&a2, true), (&b2, true)] {
+        let asked = requests(&register(&mut w, t, false));
+        assert_eq!(asked.is_empty(), waits, "{t:?}");
+        if *t == b1 {
+            asked_b = asked;
+        }
+    }
+    // peer-2 answers b-1: a place at peer-2. a-2, first in line, still finds peer-1 full; b-2 is tried all the same,
+    // and goes on (at peer-2, or at b-1 once it holds c1).
+    let next = requests(&answer(&mut w, &asked_b.pop().unwrap()));
+    assert!(
+        next.iter().any(|(_, r)| r.target == b2),
+        "b-2 was left waiting behind a-2"
+    );
+    assert!(w.engine.pacing.is_paused(&a2) && !w.engine.pacing.is_paused(&b2));
 }

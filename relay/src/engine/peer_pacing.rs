@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use tessera_proto::ids::AgentId;
+use tessera_proto::ids::{AgentId, CredentialId};
 
 use super::{Engine, Outbound};
 use crate::state::StateResult;
@@ -146,48 +146,74 @@ impl PeerPacing {
 /// Paused backfills tried per event at most (each try reads the store; the rest wait for the next event or tick).
 const MAX_RESUME_TRIES: usize = 16;
 
+/// Paused backfills passed over per event at most, for waiting on a credential whose peers were just found full
+/// (each pass is a look at memory).
+const MAX_RESUME_SKIPS: usize = 256;
+
 impl Engine {
     /// Resumes paused backfills, longest waiting first, while places freed in this event remain or the last one
     /// resumed found room (at a holder that was not full: the next may find room there too), each tried once at
-    /// most and [`MAX_RESUME_TRIES`] per event; the first whose peers are still full keeps its place in the queue
-    /// and ends the event's resuming.
+    /// most and [`MAX_RESUME_TRIES`] per event. One whose peers are still full keeps its place in the queue, and
+    /// the backfills behind it whose next credential is that same one are not tried in this event (they would read
+    /// every holder of the credential only to find the same peers full: in a herd, that was nearly all of the
+    /// relay's work); those waiting on other credentials are.
     ///
     /// Spending only the places freed would tie a herd to the answer rate of its first full peer, however many
     /// targets have since become holders with room (docs/benchmarks.md, "Fleet load").
     pub(crate) fn resume_paused(&mut self) -> StateResult<Vec<Outbound>> {
         let (mut freed, waiting) = self.pacing.take_resumable();
         let mut tries = waiting.min(MAX_RESUME_TRIES);
+        let mut skips = MAX_RESUME_SKIPS;
         let mut out = Vec::new();
         let mut still = Vec::new();
         let mut found_room = false;
+        let mut full: HashSet<CredentialId> = HashSet::new();
         while (freed > 0 || found_room) && tries > 0 {
-            tries -= 1;
             let Some(target) = self.pacing.next_paused() else {
                 break;
             };
+            if self
+                .next_of_backlog(&target)
+                .is_some_and(|c| full.contains(&c))
+            {
+                still.push(target);
+                skips = skips.saturating_sub(1);
+                if skips == 0 {
+                    break;
+                }
+                continue;
+            }
+            tries -= 1;
             let before = self.pacing.asked();
             let pumped = self.pump(&target);
             let started = self.pacing.asked().saturating_sub(before);
-            // Paused again by `pump` with nothing started: its peers are still full, and it keeps its turn. The
-            // backfills behind it most likely wait on the same peers: trying each would read every holder of their
-            // credentials for nothing (in a herd, that was nearly all of the relay's work), so this event resumes no
-            // more, and the places left are not kept: the next answer, new holder or tick tries again. Not paused
-            // again: its backfill went on or ended (another delivery pumped it meanwhile), and it leaves the queue.
+            // Paused again by `pump` with nothing started: its peers are still full, and it keeps its turn (its
+            // backlog starts again with the credential that found them full). Not paused again: its backfill went on
+            // or ended (another delivery pumped it meanwhile), and it leaves the queue.
             if started == 0 && self.pacing.is_paused(&target) {
                 self.pacing.unpause(&target);
+                full.extend(self.next_of_backlog(&target));
                 still.push(target);
                 out.extend(pumped?);
-                freed = 0;
-                break;
+                found_room = false;
+                continue;
             }
             out.extend(pumped?);
             freed = freed.saturating_sub(started);
             found_room = started > 0;
         }
         self.pacing.first_again(still);
-        // Places not used (the tries ran out first) are kept for the next event or tick.
-        self.pacing.give_back(freed);
+        // Places not used because the tries ran out are kept for the next event or tick; not when a backfill found
+        // its peers still full (the next answer, new holder or tick tries again, rather than every event).
+        if full.is_empty() {
+            self.pacing.give_back(freed);
+        }
         Ok(out)
+    }
+
+    /// The credential `target`'s backfill takes next, if its backlog is in memory.
+    fn next_of_backlog(&self, target: &AgentId) -> Option<CredentialId> {
+        self.backlog.get(target).and_then(|b| b.front()).copied()
     }
 
     /// After a resync or at start: every agent listed `backfilling` is paused, to be resumed by the next event or

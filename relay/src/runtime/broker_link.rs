@@ -3,8 +3,8 @@
 //! Two connections, each owned by one task ([`run`]) that polls it and backs off with jitter on errors:
 //! - **inbound** (client id `client_id`, a persistent session): subscribes again at every connection and hands
 //!   each agent message to the engine's bounded channel, waiting when the engine is behind (back-pressure to the
-//!   broker);
-//! - **outbound** (client id `client_id` + [`OUTBOUND_SUFFIX`], a clean session, no subscriptions): what the outbox
+//!   broker), and nothing while the outbound connection is down;
+//! - **outbound** (client id `client_id` + [`OUTBOUND_SUFFIX`], a persistent session, no subscriptions): what the outbox
 //!   publishes ([`Publisher`], handed over on a watch channel). Its loop never waits on the engine, so the
 //!   acknowledgements of the relay's own publishes are read at once. On one connection they were read only between
 //!   the agent messages the engine was behind on, and a registration herd stalled every answer the relay sent
@@ -89,6 +89,27 @@ pub(super) struct Link {
     pub(super) to_engine: mpsc::Sender<(String, Vec<u8>)>,
     pub(super) health: Arc<Health>,
     pub(super) cancel: CancellationToken,
+    /// Whether the outbound connection is up: the inbound task hands the engine nothing while it is down (the
+    /// engine's answers would pile up unsent; the broker keeps the agents' messages queued instead).
+    pub(super) outbound_up: watch::Sender<bool>,
+}
+
+impl Link {
+    /// Waits until the outbound connection is up; false when cancelled first.
+    async fn outbound_ready(&self) -> bool {
+        let mut up = self.outbound_up.subscribe();
+        tokio::select! {
+            () = self.cancel.cancelled() => false,
+            r = up.wait_for(|up| *up) => r.is_ok(),
+        }
+    }
+
+    fn report(&self, role: Role, up: bool) {
+        self.health.set_broker(role.health(), up);
+        if role == Role::Outbound {
+            self.outbound_up.send_replace(up);
+        }
+    }
 }
 
 /// Which connection a task runs.
@@ -165,9 +186,11 @@ pub(super) enum Loop {
 fn v311(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>, role: Role) -> (Publisher, Loop) {
     let mut opts =
         rumqttc::MqttOptions::new(client_id(broker, role), broker.host.clone(), broker.port);
-    // Only the inbound session has anything for the broker to keep (its subscriptions and their queue).
+    // Both sessions persistent: the inbound one keeps the subscriptions and their queue; the outbound one lets the
+    // broker acknowledge, after a reconnection, the publishes rumqttc sends again (with a clean session rumqttc
+    // drops what it had not had acknowledged).
     opts.set_keep_alive(Duration::from_secs(broker.keep_alive_secs.max(5)))
-        .set_clean_session(role == Role::Outbound)
+        .set_clean_session(false)
         .set_max_packet_size(2 * MAX_MESSAGE_BYTES + 4096, MAX_MESSAGE_BYTES + 4096)
         .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             tls.clone(),
@@ -183,14 +206,11 @@ fn v311(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>, role: Role) -> (
 fn v5(broker: &BrokerConfig, tls: &Arc<rustls::ClientConfig>, role: Role) -> (Publisher, Loop) {
     let mut opts =
         rumqttc::v5::MqttOptions::new(client_id(broker, role), broker.host.clone(), broker.port);
-    let expiry = match role {
-        Role::Inbound => Some(broker.session_expiry_secs),
-        Role::Outbound => None,
-    };
+    // Both sessions persistent and expiring alike (see `v311`).
     opts.set_keep_alive(Duration::from_secs(broker.keep_alive_secs.max(5)))
-        .set_clean_start(role == Role::Outbound)
+        .set_clean_start(false)
         .set_max_packet_size(u32::try_from(2 * MAX_MESSAGE_BYTES + 4096).ok())
-        .set_session_expiry_interval(expiry)
+        .set_session_expiry_interval(Some(broker.session_expiry_secs))
         .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             tls.clone(),
         )))
@@ -249,7 +269,7 @@ async fn run(link: Arc<Link>, role: Role, first: Loop, client: watch::Sender<Pub
 
 /// Waits out a backoff step, or returns false when cancelled.
 async fn back_off(link: &Link, role: Role, backoff: &mut Backoff, error: String) -> bool {
-    link.health.set_broker(role.health(), false);
+    link.report(role, false);
     let d = backoff.next_delay();
     tracing::warn!(connection = ?role, error = %error, retry_in_ms = d.as_millis(), "relay broker connection failed");
     tokio::select! {
@@ -259,7 +279,7 @@ async fn back_off(link: &Link, role: Role, backoff: &mut Backoff, error: String)
 }
 
 fn connected(link: &Link, role: Role, version: &str) {
-    link.health.set_broker(role.health(), true);
+    link.report(role, true);
     tracing::info!(connection = ?role, mqtt = version, "relay connected to broker");
 }
 
@@ -291,6 +311,9 @@ async fn poll_v311(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) if role == Role::Inbound => {
+                if !link.outbound_ready().await {
+                    return;
+                }
                 if link
                     .to_engine
                     .send((p.topic.clone(), p.payload.to_vec()))
@@ -342,6 +365,9 @@ async fn poll_v5(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) if role == Role::Inbound => {
+                if !link.outbound_ready().await {
+                    return Ended::Cancelled;
+                }
                 // A topic that is not UTF-8 is no agent's: the engine drops it as such.
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
                 if link
