@@ -136,10 +136,17 @@ fn three_replicas_backfill_each_credential_once_per_target_and_survive_one_kille
     // The chain the three wrote in turns verifies, and the survivors show the same fleet.
     c.op(&["audit", "verify"]).unwrap();
     all_online_through(&c, &relay3_admin, &["edge-1", "edge-2", "edge-3"]);
-    // The relays spoke MQTT 5 to Mosquitto (their sessions expire: what lets a dead replica's share stop).
-    assert!(c
-        .relay_log()
-        .contains("relay connected to broker mqtt=\"5\""));
+    // The relays spoke MQTT 5 to Mosquitto on both connections (their sessions expire: what lets a dead replica's
+    // share stop).
+    let log = c.relay_log();
+    for connection in ["Inbound", "Outbound"] {
+        assert!(
+            log.contains(&format!(
+                "relay connected to broker connection={connection} mqtt=\"5\""
+            )),
+            "{connection}"
+        );
+    }
 }
 
 /// Successful final audit entries for `target`, per credential.
