@@ -18,7 +18,7 @@ pub mod listener;
 pub mod metrics;
 pub mod scrape_cache;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -47,11 +47,19 @@ pub enum BrokerConnection {
     Outbound,
 }
 
-/// Which broker connections are up.
+/// Which broker connections are up, and when the link (both up) last went up or down.
 #[derive(Debug, Default)]
 struct Connections {
     inbound: bool,
     outbound: bool,
+    /// Unix ms (0: never connected).
+    since_ms: u64,
+}
+
+impl Connections {
+    fn connected(&self) -> bool {
+        self.inbound && self.outbound
+    }
 }
 
 /// What the runtime reports and the listeners read.
@@ -59,10 +67,6 @@ struct Connections {
 pub struct Health {
     /// Each connection's state, changed and read under one lock (two tasks report).
     connections: std::sync::Mutex<Connections>,
-    /// Both connections up.
-    broker_connected: AtomicBool,
-    /// When the broker link last went up or down, Unix ms (0: never connected).
-    broker_since_ms: AtomicU64,
     /// The engine worker's last tick, Unix ms.
     heartbeat_ms: AtomicU64,
     /// The metrics.
@@ -86,28 +90,31 @@ impl Health {
     /// An MQTT event loop's report on its connection: connected (CONNACK) or not (a connection error). The broker
     /// link is up while both connections are.
     pub fn set_broker(&self, which: BrokerConnection, up: bool) {
-        let mut c = self
-            .connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut c = self.connections();
+        let before = c.connected();
         match which {
             BrokerConnection::Inbound => c.inbound = up,
             BrokerConnection::Outbound => c.outbound = up,
         }
-        let connected = c.inbound && c.outbound;
-        if self.broker_connected.swap(connected, Ordering::SeqCst) != connected {
-            self.broker_since_ms.store(now_ms(), Ordering::SeqCst);
+        if c.connected() != before {
+            c.since_ms = now_ms();
         }
-        self.metrics.set_broker_connected(connected);
+        self.metrics.set_broker_connected(c.connected());
     }
 
     /// The broker link.
     pub fn broker(&self) -> BrokerLink {
-        let since = self.broker_since_ms.load(Ordering::SeqCst);
+        let c = self.connections();
         BrokerLink {
-            connected: self.broker_connected.load(Ordering::SeqCst),
-            since_ms: (since != 0).then_some(since),
+            connected: c.connected(),
+            since_ms: (c.since_ms != 0).then_some(c.since_ms),
         }
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The engine worker ticked.

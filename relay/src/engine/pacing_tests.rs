@@ -9,6 +9,17 @@ use super::tests::{store_msg, World};
 use super::*;
 use crate::state::DeliveryState;
 
+/// A world whose backfills ask a peer for at most `peer_max_in_flight` rewraps, one credential per message.
+fn paced_world(peer_max_in_flight: usize) -> World {
+    let mut w = World::new();
+    w.engine.set_config(EngineConfig {
+        peer_max_in_flight,
+        batch_size: 0,
+        ..EngineConfig::default()
+    });
+    w
+}
+
 /// The rewrap requests sent, each with the peer asked.
 fn requests(out: &[Outbound]) -> Vec<(AgentId, RewrapRequest)> {
     out.iter()
@@ -43,12 +54,7 @@ fn answer(w: &mut World, (peer, req): &(AgentId, RewrapRequest)) -> Vec<Outbound
 
 #[test]
 fn backfills_wait_for_a_full_peer_and_resume_in_turn_while_jit_is_not_paced() {
-    let mut w = World::new();
-    w.engine.set_config(EngineConfig {
-        peer_max_in_flight: 2,
-        batch_size: 0,
-        ..EngineConfig::default()
-    });
+    let mut w = paced_world(2);
     let (peer, creds) = peer_with(&mut w, "peer-1", 3, false);
     let (a, b) = (w.agent("target-a"), w.agent("target-b"));
     let out = register(&mut w, &a, false);
@@ -106,12 +112,7 @@ fn backfills_wait_for_a_full_peer_and_resume_in_turn_while_jit_is_not_paced() {
 
 #[test]
 fn a_paused_backfill_that_ended_meanwhile_leaves_the_queue() {
-    let mut w = World::new();
-    w.engine.set_config(EngineConfig {
-        peer_max_in_flight: 1,
-        batch_size: 0,
-        ..EngineConfig::default()
-    });
+    let mut w = paced_world(1);
     let (_peer, _) = peer_with(&mut w, "peer-1", 1, false);
     let (a, b) = (w.agent("target-a"), w.agent("target-b"));
     let mut asked = requests(&register(&mut w, &a, false));
@@ -138,12 +139,7 @@ fn a_paused_backfill_that_ended_meanwhile_leaves_the_queue() {
 /// One peer with one credential and a limit of one rewrap; four targets register: target-0's rewrap fills the peer,
 /// the other three backfills are paused. Returns the peer, the targets and target-0's request.
 fn one_full_peer_and_three_paused() -> (World, AgentId, Vec<AgentId>, (AgentId, RewrapRequest)) {
-    let mut w = World::new();
-    w.engine.set_config(EngineConfig {
-        peer_max_in_flight: 1,
-        batch_size: 0,
-        ..EngineConfig::default()
-    });
+    let mut w = paced_world(1);
     let (peer, _) = peer_with(&mut w, "peer-1", 1, false);
     let targets: Vec<AgentId> = (0..4).map(|i| w.agent(&format!("target-{i}"))).collect();
     let mut asked = requests(&register(&mut w, &targets[0], false));
@@ -198,12 +194,7 @@ fn holder_of(w: &mut World, i: usize, peer: &AgentId, targets: &[&AgentId]) {
 
 #[test]
 fn a_backfill_waiting_on_another_credential_is_tried_after_one_found_its_peers_full() {
-    let mut w = World::new();
-    w.engine.set_config(EngineConfig {
-        peer_max_in_flight: 1,
-        batch_size: 0,
-        ..EngineConfig::default()
-    });
+    let mut w = paced_world(1);
     let [p1, p2, a1, a2, b1, b2] =
         ["peer-1", "peer-2", "a-1", "a-2", "b-1", "b-2"].map(|n| w.agent(n));
     holder_of(&mut w, 0, &p1, &[&a1, &a2]);
